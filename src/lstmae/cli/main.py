@@ -1,0 +1,386 @@
+"""The `lstmae` command line. The only place that prints or exits.
+
+Heavy imports (torch, pandas) happen inside the commands, so `lstmae --help` is instant.
+Exit codes: 0 success, 2 bad usage or bad data (one line, no traceback unless --debug),
+1 anything else.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+LAYOUTS = ("series", "sequences")
+NAN_POLICIES = ("error", "ffill", "interpolate", "drop")
+
+
+class UserError(click.ClickException):
+    """Bad data or a bad model path: one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file=None):
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+class LstmaeGroup(click.Group):
+    """Turns lstmae's own exceptions into one-line errors; --debug shows the traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as err:  # noqa: BLE001 - the CLI boundary
+            if ctx.params.get("debug") or ctx.obj and ctx.obj.get("debug"):
+                raise
+            from ..exceptions import LstmaeError
+
+            if isinstance(err, LstmaeError):
+                raise UserError(str(err)) from err
+            if isinstance(err, ValueError):  # parameter checks in the estimator
+                raise UserError(str(err)) from err
+            click.echo(f"Error: unexpected {type(err).__name__}: {err} (run again with --debug for the traceback)",
+                       err=True)
+            sys.exit(1)
+
+
+@click.group(cls=LstmaeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.version_option(package_name="lstmae")
+@click.pass_context
+def cli(ctx, debug):
+    """LSTM autoencoders for time series: train, score, encode, evaluate.
+
+    \b
+    Typical use:
+      lstmae demo -o demo_output                 # the whole pipeline on built-in data
+      lstmae fit train.csv -o model --window 30 --time-column timestamp
+      lstmae score model test.csv -o scores.csv  # one row per input row
+      lstmae evaluate model test.csv --label-column label -o report
+
+    DATA is CSV or Parquet (series: rows are time steps; sequences: one row per sequence) or
+    .npy/.npz arrays. Outputs are CSV or Parquet by extension. Progress goes to stderr.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _common_data_options(func):
+    options = [
+        click.option("--time-column", help="Column with timestamps; kept as the index of the output."),
+        click.option("--label-column", help="Column with 0/1 anomaly labels (never used as a feature)."),
+        click.option("--entity-column", help="Column naming separate series (machines, patients); "
+                                             "windows never cross from one to the next."),
+        click.option("--columns", help="Comma-separated feature columns (default: all numeric columns)."),
+        click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
+                     help="What to do with missing values."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _split_columns(columns: str | None):
+    return [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+
+
+def _parse_units(text: str | None, name: str):
+    if text is None:
+        return None
+    try:
+        units = tuple(int(u) for u in text.split(",") if u.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 128,64, got {text!r}", param_hint=name)
+    if not units or min(units) < 1:
+        raise click.BadParameter(f"expected layer sizes >= 1 such as 128,64, got {text!r}", param_hint=name)
+    return units
+
+
+def _architecture_options(func):
+    options = [
+        click.option("--preset", help="Start from a preset: default, keras_tutorial, keras_minimal, "
+                                      "pytorch_tutorial, single_layer, no_bottleneck."),
+        click.option("--encoder", help="Encoder LSTM sizes, e.g. 128,64 (the last is the code size)."),
+        click.option("--decoder", help="Decoder LSTM sizes (default: the encoder mirrored)."),
+        click.option("--activation", type=click.Choice(["tanh", "relu"]), help="LSTM activation."),
+        click.option("--output-layer/--no-output-layer", default=None,
+                     help="Per-timestep dense output layer (default on)."),
+        click.option("--bidirectional/--no-bidirectional", default=None, help="Bidirectional encoder."),
+        click.option("--bottleneck/--no-bottleneck", default=None,
+                     help="--no-bottleneck builds the 'regular LSTM' comparison network."),
+        click.option("--dropout", type=float, help="Dropout between LSTM layers."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _model_params(preset, **options) -> dict:
+    from ..config import PRESETS
+
+    if preset is not None and preset not in PRESETS:
+        raise click.BadParameter(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}",
+                                 param_hint="--preset")
+    params = dict(PRESETS[preset].params) if preset else {}
+    options["encoder"] = _parse_units(options.get("encoder"), "--encoder")
+    options["decoder"] = _parse_units(options.get("decoder"), "--decoder")
+    params.update({k: v for k, v in options.items() if v is not None})
+    return params
+
+
+def _check_output(path, overwrite):
+    from ..data.io import check_output_path
+
+    check_output_path(Path(path), overwrite)
+
+
+# ---------------------------------------------------------------------------- fit
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "model_dir", required=True, type=click.Path(path_type=Path),
+              help="Model directory to write (config.json + model.safetensors).")
+@click.option("--window", type=int, help="Rows per window (series layout; required there).")
+@click.option("--stride", type=int, default=1, show_default=True, help="Rows between window starts.")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="series", show_default=True,
+              help="series: one long table, cut into windows; sequences: one row per fixed-length sequence.")
+@_common_data_options
+@_architecture_options
+@click.option("--epochs", type=int, default=100, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--learning-rate", type=float, default=1e-3, show_default=True)
+@click.option("--loss", type=click.Choice(["mse", "mae"]), help="Training loss (default mse).")
+@click.option("--validation-fraction", type=float, default=0.1, show_default=True,
+              help="The last part of the data, held out for early stopping and the threshold.")
+@click.option("--patience", type=int, default=10, show_default=True, help="Early-stopping patience in epochs.")
+@click.option("--scaler", type=click.Choice(["standard", "minmax", "none"]), default="standard", show_default=True)
+@click.option("--error-model", type=click.Choice(["mse", "mae", "mahalanobis"]), default="mse", show_default=True,
+              help="How reconstruction errors become one score per window.")
+@click.option("--threshold", default="quantile:0.99", show_default=True,
+              help="quantile:Q, contamination:C, sigma:K, pot:RISK, fpr:RATE, best-f1 (needs --label-column), value:V.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same model on CPU).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
+def fit(data, model_dir, window, stride, layout, time_column, label_column, entity_column, columns, nan_policy,
+        preset, encoder, decoder, activation, output_layer, bidirectional, bottleneck, dropout, epochs,
+        batch_size, learning_rate, loss, validation_fraction, patience, scaler, error_model, threshold, seed,
+        device, overwrite):
+    """Train an LSTM autoencoder on DATA (normal behaviour) and save it to MODEL_DIR.
+
+    With --label-column, windows/sequences that contain a labelled anomaly are left out of
+    training and the labels of the held-out part calibrate label-based thresholds (best-f1).
+
+    \b
+    Example:
+      lstmae fit sensors.csv -o model --window 30 --time-column timestamp --epochs 50
+    """
+    from .workflows import fit_model
+
+    if layout == "series" and window is None:
+        raise click.UsageError("--window is required for --layout series (the number of rows per window)")
+    _check_output(model_dir, overwrite)
+    params = _model_params(preset, encoder=encoder, decoder=decoder, activation=activation,
+                           output_layer=output_layer, bidirectional=bidirectional, bottleneck=bottleneck,
+                           dropout=dropout, loss=loss)
+    params.update(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                  validation_fraction=validation_fraction, patience=patience, scaler=scaler,
+                  error_model=error_model, threshold=threshold, random_state=seed, device=device)
+    started = time.perf_counter()
+    model = fit_model(data, params, layout=layout, window=window, stride=stride, time_column=time_column,
+                      label_column=label_column, entity_column=entity_column,
+                      columns=_split_columns(columns), nan_policy=nan_policy)
+    model.save(model_dir, overwrite=overwrite)
+    history = model.history_
+    click.echo(f"trained on {model.data_settings_['n_train']} {model.data_settings_['unit']} in "
+               f"{time.perf_counter() - started:.1f}s ({history['epochs_run']} epochs, best {history['best_epoch']}); "
+               f"threshold {model.threshold_:.4g} ({model.threshold_rule_}); saved {model_dir}", err=True)
+
+
+# -------------------------------------------------------------------------- score
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Scores file (.csv or .parquet).")
+@click.option("--how", type=click.Choice(["end", "max", "mean"]), default="end", show_default=True,
+              help="Series: a window's score goes to its last row (end), or max/mean over covering windows.")
+@click.option("--stride", type=int, default=1, show_default=True, help="Series: rows between scored windows.")
+@click.option("--threshold", help="Override the stored threshold rule, e.g. value:0.5 or quantile:0.995.")
+@click.option("--feature-errors", is_flag=True, help="Series: add error_<feature> columns (which feature is off).")
+@click.option("--events", "events_path", type=click.Path(path_type=Path),
+              help="Series: also write the table of events (flagged runs) to this file.")
+@click.option("--min-event-length", type=int, default=1, show_default=True)
+@click.option("--merge-gap", type=int, default=0, show_default=True,
+              help="Merge events separated by at most this many unflagged rows.")
+@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+def score(model_dir, data, output, how, stride, threshold, feature_errors, events_path, min_event_length,
+          merge_gap, nan_policy, overwrite):
+    """Anomaly scores for DATA: one row per input row (series) or per sequence.
+
+    Series output: the input's time column or index, `score`, `is_anomaly` (0/1) and `valid`
+    (False for the first window-1 warm-up rows, which no full window covers: their score is
+    empty, never zero-padded).
+
+    \b
+    Example:
+      lstmae score model test.csv -o scores.csv --events events.csv
+    """
+    from .workflows import load_model, score_data
+
+    _check_output(output, overwrite)
+    if events_path is not None:
+        _check_output(events_path, overwrite)
+    model = load_model(model_dir)
+    scores, events = score_data(model, data, how=how, stride=stride, threshold=threshold,
+                                feature_errors=feature_errors, with_events=events_path is not None,
+                                min_event_length=min_event_length, merge_gap=merge_gap, nan_policy=nan_policy)
+    from ..data.io import write_table
+
+    write_table(scores, output, overwrite=overwrite)
+    flagged = int(scores["is_anomaly"].sum())
+    message = f"scored {len(scores)} rows: {flagged} flagged above threshold {model.threshold_:.4g}; wrote {output}"
+    if events is not None:
+        write_table(events, events_path, overwrite=overwrite)
+        message += f"; {len(events)} events to {events_path}"
+    click.echo(message, err=True)
+
+
+# --------------------------------------------------------------- encode / reconstruct
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=".csv or .parquet")
+@click.option("--stride", type=int, default=1, show_default=True, help="Series: rows between windows.")
+@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
+@click.option("--overwrite", is_flag=True)
+def encode(model_dir, data, output, stride, nan_policy, overwrite):
+    """Bottleneck vectors z_0..z_{Z-1}, one row per window (series) or sequence: features for a classifier.
+
+    Series rows are keyed by the window's last row (`end`); sequences by their id.
+    """
+    from ..data.io import write_table
+    from .workflows import encode_data, load_model
+
+    _check_output(output, overwrite)
+    table = encode_data(load_model(model_dir), data, stride=stride, nan_policy=nan_policy)
+    write_table(table, output, overwrite=overwrite)
+    click.echo(f"wrote {len(table)} encodings of size {table.shape[1] - 1} to {output}", err=True)
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=".csv or .parquet")
+@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
+@click.option("--overwrite", is_flag=True)
+def reconstruct(model_dir, data, output, nan_policy, overwrite):
+    """Reconstructions in the original units.
+
+    Series: windows of the trained length every `window` rows (non-overlapping), stitched
+    back into one row per input row (rows after the last full window are left empty).
+    Sequences: one row per sequence, columns as the input.
+    """
+    from ..data.io import write_table
+    from .workflows import load_model, reconstruct_data
+
+    _check_output(output, overwrite)
+    table = reconstruct_data(load_model(model_dir), data, nan_policy=nan_policy)
+    write_table(table, output, overwrite=overwrite)
+    click.echo(f"wrote {len(table)} reconstructed rows to {output}", err=True)
+
+
+# ------------------------------------------------------------------------- evaluate
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--label-column", required=True, help="Column with 0/1 labels (1 = anomaly).")
+@click.option("-o", "--output", "report_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory for metrics.json, PNG plots and report.html.")
+@click.option("--how", type=click.Choice(["end", "max", "mean"]), default="end", show_default=True)
+@click.option("--threshold", help="Override the stored threshold rule for this evaluation.")
+@click.option("--early-window", type=int, default=0, show_default=True,
+              help="Rows before an event in which a flag still counts as detecting it (lead time).")
+@click.option("--point-adjust", is_flag=True,
+              help="Also report point-adjusted F1. It inflates results: a single hit marks a whole event found.")
+@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
+@click.option("--overwrite", is_flag=True)
+def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_window, point_adjust, nan_policy,
+             overwrite):
+    """Score labelled DATA and write metrics.json, plots and a self-contained report.html."""
+    from .workflows import evaluate_model, load_model
+
+    _check_output(report_dir, overwrite)
+    if point_adjust:
+        click.echo("warning: point-adjusted F1 inflates results (any hit in an event counts the whole event)",
+                   err=True)
+    metrics = evaluate_model(load_model(model_dir), data, report_dir, label_column=label_column, how=how,
+                             threshold=threshold, early_window=early_window, point_adjust=point_adjust,
+                             nan_policy=nan_policy, overwrite=overwrite)
+    click.echo(_metrics_line(metrics) + f"; report in {report_dir / 'report.html'}", err=True)
+
+
+def _metrics_line(metrics: dict) -> str:
+    def fmt(key):
+        value = metrics.get(key)
+        return "n/a" if value is None else f"{value:.3f}"
+
+    return (f"ROC-AUC {fmt('roc_auc')}, PR-AUC {fmt('pr_auc')}, precision {fmt('precision')}, "
+            f"recall {fmt('recall')}, F1 {fmt('f1')}")
+
+
+# ----------------------------------------------------------------------------- demo
+@cli.command()
+@click.option("-o", "--output", "out_dir", default="demo_output", show_default=True, type=click.Path(path_type=Path),
+              help="Directory for the model, scores, metrics.json, plots and report.html.")
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace the output directory if it exists.")
+def demo(out_dir, epochs, seed, overwrite):
+    """The whole pipeline on a built-in synthetic sensor data set with rare events.
+
+    Generates 8 sensors over 6000 minutes, trains on the first 40% (normal), scores the
+    rest, and writes the model, scores, events, metrics.json, plots and report.html.
+    """
+    from .workflows import run_demo
+
+    _check_output(out_dir, overwrite)
+    started = time.perf_counter()
+    metrics = run_demo(out_dir, epochs=epochs, seed=seed, overwrite=overwrite)
+    click.echo(f"demo done in {time.perf_counter() - started:.0f}s: {_metrics_line(metrics)}; "
+               f"{metrics.get('n_events', 0)} true events, event recall {metrics.get('event_recall', 0):.2f}")
+    click.echo(f"open {out_dir / 'report.html'} for the plots")
+
+
+# -------------------------------------------------------------------------- summary
+@cli.command()
+@click.argument("model_dir", required=False, type=click.Path(path_type=Path))
+@click.option("--features", type=int, help="F, features per timestep (without MODEL_DIR).")
+@click.option("--timesteps", type=int, help="L, timesteps per window (without MODEL_DIR).")
+@_architecture_options
+def summary(model_dir, features, timesteps, preset, encoder, decoder, activation, output_layer, bidirectional,
+            bottleneck, dropout):
+    """Layer-by-layer table: output shape per sample, return sequences, parameters.
+
+    \b
+    Examples:
+      lstmae summary model
+      lstmae summary --preset keras_tutorial --features 2 --timesteps 3
+    """
+    from .workflows import summary_table
+
+    if model_dir is None and (features is None or timesteps is None):
+        raise click.UsageError("give a MODEL_DIR, or --features and --timesteps with architecture options")
+    params = _model_params(preset, encoder=encoder, decoder=decoder, activation=activation,
+                           output_layer=output_layer, bidirectional=bidirectional, bottleneck=bottleneck,
+                           dropout=dropout)
+    click.echo(summary_table(model_dir, params, features, timesteps))
+
+
+def main():
+    cli(prog_name="lstmae")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Checks shared by reading, training and scoring; each failure is one `DataError` line.
+
+Rows are reported 1-based: row 1 is the first data row (the first row under a CSV header,
+or ``values[0]`` of an array). Sequences are numbered the same way, and so are their steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Integral
+
+import numpy as np
+
+from lstmae.exceptions import DataError
+
+SERIES_NAN_POLICIES = "ffill|interpolate|drop"
+SEQUENCE_NAN_POLICIES = "interpolate|drop"
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def quote_names(names: Sequence[str], limit: int = 5) -> str:
+    """``'a', 'b'`` for short lists; ``'a', 'b', ... and 7 more`` past `limit`."""
+    shown = ", ".join(f"'{name}'" for name in names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def _abbreviate(names: Sequence[str]) -> str:
+    """``a, b, ..., h``: enough of a feature list to recognise it in one line."""
+    if len(names) <= 4:
+        return ", ".join(names)
+    return f"{names[0]}, {names[1]}, ..., {names[-1]}"
+
+
+def check_features(expected: Sequence[str], got: Sequence[str], source: str) -> np.ndarray:
+    """Check that the data has exactly the features a model was trained on.
+
+    Returns the index array ``order`` such that ``values[..., order]`` puts the columns of
+    data with features `got` into the trained order `expected` (the same names in another
+    order are fine).
+    """
+    expected, got = list(expected), list(got)
+    missing = [name for name in expected if name not in got]
+    unexpected = [name for name in got if name not in expected]
+    if missing or unexpected:
+        problems = []
+        if missing:
+            problems.append(f"missing {quote_names(missing)}")
+        if unexpected:
+            problems.append(f"unexpected {quote_names(unexpected)}")
+        fix = (
+            "pass --columns to choose the trained columns"
+            if not missing
+            else "the data needs every column the model was trained on"
+        )
+        raise DataError(
+            f"{source}: expected {len(expected)} features (trained on {_abbreviate(expected)}), "
+            f"got {len(got)}: {'; '.join(problems)} ({fix})"
+        )
+    return np.array([got.index(name) for name in expected], dtype=np.intp)
+
+
+def _check_positive_int(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise DataError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def check_window(window: int, n_rows: int, source: str) -> None:
+    """`window` must be an integer in ``[1, n_rows]``."""
+    _check_positive_int(window, "window")
+    if window > n_rows:
+        raise DataError(
+            f"{source}: series has {n_rows} rows, shorter than the window {window}; "
+            "use a smaller --window or more data"
+        )
+
+
+def check_stride(stride: int) -> None:
+    """`stride` must be an integer >= 1."""
+    _check_positive_int(stride, "stride")
+
+
+def check_finite(
+    values: np.ndarray,
+    feature_names: Sequence[str],
+    source: str,
+    *,
+    allow_nan: bool = False,
+    nan_policies: str = SERIES_NAN_POLICIES,
+) -> None:
+    """Raise `DataError` on the first infinite value, value outside float32, or NaN.
+
+    `values` is a series ``(T, F)`` (reported as column / row) or sequences ``(N, L, F)``
+    (reported as sequence / step / feature). With ``allow_nan`` NaNs pass (a NaN policy
+    deals with them later); infinities never do. `nan_policies` is the ``--nan-policy``
+    choice the NaN message suggests.
+    """
+    values = np.asarray(values)
+    if values.ndim not in (2, 3):
+        raise DataError(
+            f"{source}: expected a 2-D (T, F) or 3-D (N, L, F) array, got shape {values.shape}"
+        )
+    if values.shape[-1] != len(feature_names):
+        raise DataError(
+            f"{source}: {values.shape[-1]} features in the data but {len(feature_names)} names"
+        )
+    with np.errstate(invalid="ignore"):
+        out_of_range = np.isinf(values) | (np.abs(values) > _FLOAT32_MAX)
+    if out_of_range.any():
+        position = np.argwhere(out_of_range)[0]
+        value = values[tuple(position)]
+        fix = (
+            "fix the cell or leave the column out with --columns"
+            if values.ndim == 2
+            else "fix the value or remove the sequence"
+        )
+        raise DataError(
+            f"{source}: {_where(position, feature_names)} has value {value:g} where a finite "
+            f"float32 number is expected; {fix}"
+        )
+    if allow_nan:
+        return
+    missing = np.isnan(values)
+    if not missing.any():
+        return
+    feature = int(np.flatnonzero(missing.reshape(-1, values.shape[-1]).any(axis=0))[0])
+    count = int(missing[..., feature].sum())
+    first = np.argwhere(missing[..., feature])[0]
+    name = feature_names[feature]
+    if values.ndim == 2:
+        where = f"column '{name}' has {count} missing values (first at row {first[0] + 1})"
+    else:
+        where = (
+            f"feature '{name}' has {count} missing values "
+            f"(first in sequence {first[0] + 1}, step {first[1] + 1})"
+        )
+    raise DataError(f"{source}: {where}; fill them or pass --nan-policy {nan_policies}")
+
+
+def _where(position: np.ndarray, feature_names: Sequence[str]) -> str:
+    """Name a cell: ``column 'x' row 3`` in a series, ``sequence 2 step 5 feature 'x'`` else."""
+    name = feature_names[position[-1]]
+    if len(position) == 2:
+        return f"column '{name}' row {position[0] + 1}"
+    return f"sequence {position[0] + 1} step {position[1] + 1} feature '{name}'"

@@ -1,0 +1,13 @@
+"""Exceptions that the CLI turns into one clear line and exit code 2."""
+
+
+class LstmaeError(Exception):
+    """Base class for errors lstmae raises on purpose."""
+
+
+class DataError(LstmaeError, ValueError):
+    """Bad input data: the message names the file/column/row/value and the fix."""
+
+
+class ModelFileError(LstmaeError, ValueError):
+    """A model directory that is missing, incomplete, corrupt or not what it claims to be."""

@@ -1,0 +1,210 @@
+"""Error models: one anomaly score per window from its reconstruction error (higher = more anomalous).
+
+Each model works in two steps so that callers can batch a long series:
+`window_vectors(X, X_hat)` turns windows (N, L, F) into small error vectors E (N, D);
+`fit_vectors(E)` / `score_vectors(E)` do the statistics. `fit(X, X_hat)` and
+`score(X, X_hat)` chain the two for arrays that fit in memory.
+
+- "mse", "mae" (`MeanError`): the mean squared / absolute error of the window. Needs no fit.
+- "mahalanobis" (`MahalanobisError`): EncDec-AD (Malhotra et al. 2016): the squared
+  Mahalanobis distance of the window's absolute-error vector from the errors of normal windows.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+from sklearn.covariance import LedoitWolf
+from sklearn.exceptions import NotFittedError
+
+from lstmae.exceptions import DataError, ModelFileError
+from lstmae.scoring.errors import check_same_shape, reconstruction_errors
+
+ERROR_MODEL_NAMES = ("mse", "mae", "mahalanobis")
+
+# Rows of E scored at once by MahalanobisError: bounds the (rows, D) temporaries.
+_SCORE_CHUNK_ELEMENTS = 1 << 20
+
+
+def _check_vectors(E, n_dims: int | None = None) -> np.ndarray:
+    """E as a finite float64 (N, D) array; D must equal n_dims when given."""
+    E = np.asarray(E, dtype=np.float64)
+    if E.ndim != 2:
+        raise DataError(f"error vectors must be 2-D (N, D); got shape {E.shape}")
+    if n_dims is not None and E.shape[1] != n_dims:
+        raise DataError(
+            f"error vectors have {E.shape[1]} dimensions but the error model was fitted on "
+            f"{n_dims}; score windows of the same length and features as in training"
+        )
+    bad_rows = np.flatnonzero(~np.isfinite(E).all(axis=1))
+    if bad_rows.size:
+        raise DataError(
+            f"reconstruction errors contain NaN/inf in {bad_rows.size} windows (first: window "
+            f"{bad_rows[0]}); check the input for NaN/inf or retrain (the model may have diverged)"
+        )
+    return E
+
+
+class ErrorModel(ABC):
+    """Turns reconstruction errors into one anomaly score per window."""
+
+    name: str
+
+    @abstractmethod
+    def window_vectors(self, X, X_hat) -> np.ndarray:
+        """Error vectors E (N, D) of windows X and reconstructions X_hat (N, L, F)."""
+
+    @abstractmethod
+    def fit_vectors(self, E) -> ErrorModel:
+        """Learn the model's statistics from error vectors E (N, D) of normal windows."""
+
+    @abstractmethod
+    def score_vectors(self, E) -> np.ndarray:
+        """Scores (N,) float64 of error vectors E (N, D)."""
+
+    @abstractmethod
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-able config, named float arrays) from which `from_state` rebuilds the model."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> ErrorModel:
+        """Rebuild a model saved with `get_state`."""
+
+    def fit(self, X, X_hat) -> ErrorModel:
+        """Fit on normal windows X and their reconstructions X_hat (N, L, F)."""
+        return self.fit_vectors(self.window_vectors(X, X_hat))
+
+    def score(self, X, X_hat) -> np.ndarray:
+        """Anomaly scores (N,) of windows X given reconstructions X_hat (N, L, F)."""
+        return self.score_vectors(self.window_vectors(X, X_hat))
+
+
+class MeanError(ErrorModel):
+    """Score = mean squared (kind="mse") or absolute (kind="mae") error of the window."""
+
+    def __init__(self, kind: str = "mse"):
+        if kind not in ("mse", "mae"):
+            raise DataError(f"unknown error kind {kind!r}; use mse or mae")
+        self.name = kind
+
+    def window_vectors(self, X, X_hat) -> np.ndarray:
+        """The window's mean error as a (N, 1) array."""
+        return reconstruction_errors(X, X_hat, per="sample", kind=self.name)[:, None]
+
+    def fit_vectors(self, E) -> MeanError:
+        """Nothing to learn; checks E."""
+        _check_vectors(E, n_dims=1)
+        return self
+
+    def score_vectors(self, E) -> np.ndarray:
+        return _check_vectors(E, n_dims=1)[:, 0]
+
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        return {"name": self.name}, {}
+
+    @classmethod
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> MeanError:
+        return cls(kind=config["name"])
+
+
+class MahalanobisError(ErrorModel):
+    """EncDec-AD score: (e - mu)^T Sigma^-1 (e - mu) of the window's absolute-error vector e.
+
+    e is |X - X_hat| flattened over (L, F) when L*F <= max_dim; otherwise the per-timestep mean
+    over features (an L vector), averaged over adjacent timesteps down to max_dim values when
+    L > max_dim. mu and Sigma come from normal windows; Sigma is the Ledoit-Wolf shrunk
+    covariance, so more dimensions than windows or constant errors never make it singular.
+    """
+
+    name = "mahalanobis"
+
+    def __init__(self, max_dim: int = 512):
+        if isinstance(max_dim, bool) or not isinstance(max_dim, (int, np.integer)) or max_dim < 1:
+            raise DataError(f"max_dim must be an integer >= 1; got {max_dim!r}")
+        self.max_dim = int(max_dim)
+
+    def window_vectors(self, X, X_hat) -> np.ndarray:
+        """Absolute-error vectors (N, D), D = min(L*F, max_dim) as described in the class doc."""
+        X, X_hat = np.asarray(X), np.asarray(X_hat)
+        check_same_shape(X, X_hat)
+        n_windows, length, n_features = X.shape
+        absolute_errors = np.abs(X - X_hat)
+        if length * n_features <= self.max_dim:
+            return absolute_errors.reshape(n_windows, -1).astype(np.float64)
+        per_timestep = absolute_errors.mean(axis=2, dtype=np.float64)
+        if length <= self.max_dim:
+            return per_timestep
+        groups = np.array_split(per_timestep, self.max_dim, axis=1)
+        return np.stack([group.mean(axis=1) for group in groups], axis=1)
+
+    def fit_vectors(self, E) -> MahalanobisError:
+        E = _check_vectors(E)
+        if E.shape[0] < 2:
+            raise DataError(
+                f"the mahalanobis error model needs at least 2 normal windows to fit; got "
+                f"{E.shape[0]}; give more validation data or use the mse error model"
+            )
+        estimator = LedoitWolf().fit(E)
+        self.mean_ = estimator.location_
+        self.precision_ = estimator.precision_
+        self.shrinkage_ = float(estimator.shrinkage_)
+        return self
+
+    def score_vectors(self, E) -> np.ndarray:
+        if not hasattr(self, "precision_"):
+            raise NotFittedError("MahalanobisError is not fitted; call fit or fit_vectors first")
+        E = _check_vectors(E, n_dims=self.mean_.shape[0])
+        scores = np.empty(E.shape[0])
+        chunk_rows = max(1, _SCORE_CHUNK_ELEMENTS // E.shape[1])
+        for start in range(0, E.shape[0], chunk_rows):
+            centred = E[start : start + chunk_rows] - self.mean_
+            scores[start : start + chunk_rows] = np.sum((centred @ self.precision_) * centred, axis=1)
+        return scores
+
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        if not hasattr(self, "precision_"):
+            raise NotFittedError("MahalanobisError is not fitted; nothing to save")
+        config = {"name": self.name, "max_dim": self.max_dim, "shrinkage": self.shrinkage_}
+        return config, {"mean": self.mean_, "precision": self.precision_}
+
+    @classmethod
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> MahalanobisError:
+        mean, precision = arrays.get("mean"), arrays.get("precision")
+        if mean is None or precision is None:
+            raise ModelFileError(
+                f"mahalanobis error model state needs arrays 'mean' and 'precision'; got "
+                f"{sorted(arrays)}; the model files are incomplete: re-save the model"
+            )
+        if mean.ndim != 1 or precision.shape != (mean.shape[0], mean.shape[0]):
+            raise ModelFileError(
+                f"mahalanobis error model state has mean {mean.shape} and precision "
+                f"{precision.shape}; expected (D,) and (D, D): the model files are corrupt"
+            )
+        model = cls(max_dim=config["max_dim"])
+        model.mean_ = np.asarray(mean, dtype=np.float64)
+        model.precision_ = np.asarray(precision, dtype=np.float64)
+        model.shrinkage_ = float(config["shrinkage"])
+        return model
+
+
+def make_error_model(name: str) -> ErrorModel:
+    """A new, unfitted error model: "mse", "mae" or "mahalanobis"."""
+    if name in ("mse", "mae"):
+        return MeanError(kind=name)
+    if name == "mahalanobis":
+        return MahalanobisError()
+    raise DataError(f"unknown error model {name!r}; use one of {', '.join(ERROR_MODEL_NAMES)}")
+
+
+def error_model_from_state(config: dict, arrays: dict[str, np.ndarray]) -> ErrorModel:
+    """Rebuild any error model from `get_state` output, dispatching on config["name"]."""
+    name = config.get("name")
+    if name not in ERROR_MODEL_NAMES:
+        raise ModelFileError(
+            f"unknown error model {name!r} in the saved state; expected one of "
+            f"{', '.join(ERROR_MODEL_NAMES)}: the model was saved by another lstmae version or is corrupt"
+        )
+    model_class = MahalanobisError if name == "mahalanobis" else MeanError
+    return model_class.from_state(config, arrays)

@@ -1,0 +1,121 @@
+"""Map per-window values back to the time points (rows) of the series the windows were cut from.
+
+A series of T rows is cut into N = (T - window) // stride + 1 windows; window i covers rows
+[i*stride, i*stride + window). The output always has exactly T rows; rows without a value
+are NaN and marked invalid (never zero-padded, never dropped).
+
+- how="end" (causal, the default): row r takes the value of the latest window that has ended
+  by r (end <= r), i.e. the latest score known at time r; with stride > 1 a window's value is
+  held until the next window ends. Invalid: the warm-up rows before the first window's end,
+  and rows that no window covers (the tail after the last window; gaps when stride > window).
+- how="max" / "mean": the maximum / mean over all windows covering row r. Invalid: rows that
+  no window covers.
+
+Rows r = q*stride + p that share a phase p are covered by the same number of windows,
+n = (window - 1 - p) // stride + 1, namely windows q-n+1 .. q (those that exist). So each
+phase is a strided slice of the output filled from a sliding window over the window values:
+O(T) time and memory, no (N, window) index matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d
+
+from lstmae.exceptions import DataError
+
+AGGREGATIONS = ("end", "max", "mean")
+
+
+def _check_positive_int(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise DataError(f"{name} must be an integer >= 1; got {value!r}")
+
+
+def n_windows_for(n_rows: int, window: int, stride: int = 1) -> int:
+    """Number of full windows of `window` rows, every `stride` rows, in a series of n_rows rows."""
+    return max(0, (n_rows - window) // stride + 1)
+
+
+def window_to_points(window_values, n_rows: int, window: int, stride: int = 1, how: str = "end"):
+    """Spread window values (N,) or (N, K) over the T = n_rows rows they were computed from.
+
+    Returns (point_values, valid): point_values (T,) or (T, K) float64 with NaN where invalid,
+    valid (T,) bool. See the module docstring for which window each row takes with `how`.
+    Window values must be finite.
+    """
+    if how not in AGGREGATIONS:
+        raise DataError(f"unknown how={how!r}; use one of {', '.join(AGGREGATIONS)}")
+    _check_positive_int(window, "window")
+    _check_positive_int(stride, "stride")
+    if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 0:
+        raise DataError(f"n_rows must be an integer >= 0; got {n_rows!r}")
+    values = np.asarray(window_values, dtype=np.float64)
+    if values.ndim not in (1, 2):
+        raise DataError(f"window_values must be (N,) or (N, K); got shape {values.shape}")
+    n_windows = n_windows_for(n_rows, window, stride)
+    if values.shape[0] != n_windows:
+        raise DataError(
+            f"expected {n_windows} window values for {n_rows} rows with window={window} and "
+            f"stride={stride}, got {values.shape[0]}; pass the rows, window and stride the "
+            "windows were cut with"
+        )
+    finite = np.isfinite(values) if values.ndim == 1 else np.isfinite(values).all(axis=1)
+    bad = np.flatnonzero(~finite)
+    if bad.size:
+        raise DataError(f"window_values contain NaN/inf in {bad.size} windows (first: window {bad[0]})")
+
+    points = np.full((n_rows,) + values.shape[1:], np.nan)
+    valid = np.zeros(n_rows, dtype=bool)
+    if n_windows == 0:
+        return points, valid
+    if how == "mean":
+        cumulative = np.concatenate([np.zeros((1,) + values.shape[1:]), np.cumsum(values, axis=0)])
+
+    for phase in range(min(stride, n_rows)):
+        n_covering = (window - 1 - phase) // stride + 1
+        if n_covering < 1:  # stride > window: these rows fall in the gaps between windows
+            continue
+        # Rows phase, phase + stride, ...: position q in this slice is row q*stride + phase.
+        phase_rows = slice(phase, n_rows, stride)
+        # Beyond last_q the rows are past the last window's end.
+        last_q = min(len(valid[phase_rows]) - 1, n_windows + n_covering - 2)
+        # how="end": row q takes window q - first_q, the latest that has ended by it;
+        # first_q = ceil((window - 1 - phase) / stride) rows of this phase are warm-up.
+        first_q = -(-(window - 1 - phase) // stride) if how == "end" else 0
+        if last_q < first_q:
+            continue
+        if how == "end":
+            phase_values = values[: last_q + 1 - first_q]
+        elif how == "max":
+            phase_values = _trailing_max(values, n_covering)[: last_q + 1]
+        else:
+            phase_values = _trailing_mean(cumulative, n_covering, last_q)
+        points[phase_rows][first_q : last_q + 1] = phase_values
+        valid[phase_rows][first_q : last_q + 1] = True
+    return points, valid
+
+
+def _trailing_max(values: np.ndarray, size: int) -> np.ndarray:
+    """(N + size - 1, ...): element q is the max of values[q-size+1 .. q] (those that exist)."""
+    padding = np.full((size - 1,) + values.shape[1:], -np.inf)
+    return maximum_filter1d(
+        np.concatenate([values, padding]),
+        size=size,
+        axis=0,
+        mode="constant",
+        cval=-np.inf,
+        origin=(size - 1) // 2,  # the window [q - size + 1, q] instead of one centred on q
+    )
+
+
+def _trailing_mean(cumulative: np.ndarray, size: int, last_q: int) -> np.ndarray:
+    """(last_q + 1, ...): element q is the mean of values[q-size+1 .. q] (those that exist).
+
+    cumulative: (N + 1, ...) running sums of the values, starting at 0.
+    """
+    q = np.arange(last_q + 1)
+    first = np.maximum(q - size + 1, 0)
+    stop = np.minimum(q, len(cumulative) - 2) + 1
+    counts = (stop - first).reshape((-1,) + (1,) * (cumulative.ndim - 1))
+    return (cumulative[stop] - cumulative[first]) / counts

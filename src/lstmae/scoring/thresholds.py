@@ -1,0 +1,190 @@
+"""Thresholds on anomaly scores, written as short specs (the CLI's `--threshold`).
+
+A window or time point is an anomaly when its score is strictly above the threshold
+(`apply_threshold`). Thresholds are fitted on validation scores, ideally of normal data.
+
+| spec           | threshold                                    | when to use                                               |
+|----------------|----------------------------------------------|-----------------------------------------------------------|
+| `quantile:Q`   | the Q quantile of the scores (default 0.99)  | no labels; validation data is (mostly) normal             |
+| `contamination:C` | same as `quantile:(1-C)`                  | you know roughly the fraction C of anomalies              |
+| `sigma:K`      | mean + K standard deviations (ddof 0)        | scores roughly bell-shaped; classic 3-sigma rule          |
+| `pot:Q`        | peaks over threshold (SPOT, Siffer 2017)     | no labels, very rare anomalies: a false-alarm risk Q below 0.02, beyond the largest validation scores |
+| `best-f1`      | maximises F1 on labelled validation scores   | labelled validation data                                   |
+| `best-f:BETA`  | maximises F-beta                             | labels; BETA > 1 favours recall, BETA < 1 precision        |
+| `fpr:R`        | the (1-R) quantile of normal scores          | a target false-positive rate R (normal = label 0, or all scores without labels) |
+| `value:V`      | V                                            | a threshold you already know                               |
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import genpareto
+from sklearn.metrics import precision_recall_curve
+
+from lstmae.exceptions import DataError
+
+DEFAULT_THRESHOLD = "quantile:0.99"
+USAGE = "quantile:Q, contamination:C, sigma:K, pot:Q, best-f1, best-f:BETA, fpr:R, value:V"
+
+# SPOT initialisation: the GPD is fitted to the excesses over this quantile of the scores.
+POT_INITIAL_QUANTILE = 0.98
+POT_MIN_EXCESSES = 10
+
+# method -> (is the parameter in range?, what the range is, an example spec)
+_PARAMETER_RULES = {
+    "quantile": (lambda p: 0 < p < 1, "Q must be in (0, 1)", "quantile:0.99"),
+    "contamination": (lambda p: 0 < p < 1, "C must be in (0, 1)", "contamination:0.01"),
+    "sigma": (lambda p: p > 0, "K must be > 0", "sigma:3"),
+    "pot": (
+        lambda p: 0 < p < 1 - POT_INITIAL_QUANTILE,
+        f"the risk Q must be in (0, {1 - POT_INITIAL_QUANTILE:g}) (larger: use quantile:1-Q)",
+        "pot:1e-3",
+    ),
+    "best-f": (lambda p: p > 0, "BETA must be > 0", "best-f:2"),
+    "fpr": (lambda p: 0 < p < 1, "R must be in (0, 1)", "fpr:0.01"),
+    "value": (lambda p: True, "", "value:0.3"),
+}
+_NEEDS_LABELS = ("best-f1", "best-f")
+
+
+def _format_number(value: float) -> str:
+    """Shortest text that reads back as the same float: 3.0 -> '3', 0.001 -> '0.001'."""
+    return repr(float(value)).removesuffix(".0")
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """How to pick a threshold: `method` as in the module table and its parameter (None for best-f1)."""
+
+    method: str
+    param: float | None = None
+
+    def __post_init__(self):
+        if self.method == "best-f1":
+            if self.param is not None:
+                raise DataError(f"threshold '{self}' takes no parameter; use best-f1 or best-f:BETA")
+            return
+        if self.method not in _PARAMETER_RULES:
+            raise DataError(f"unknown threshold '{self}'; use one of {USAGE}")
+        in_range, range_text, example = _PARAMETER_RULES[self.method]
+        if self.param is None:
+            raise DataError(f"threshold '{self.method}' needs a parameter, e.g. {example}")
+        if not math.isfinite(self.param) or not in_range(self.param):
+            reason = range_text or "the value must be finite"
+            raise DataError(f"threshold '{self}': {reason}, e.g. {example}")
+
+    def __str__(self) -> str:
+        return self.method if self.param is None else f"{self.method}:{_format_number(self.param)}"
+
+    def fit(self, scores, labels=None) -> float:
+        """The threshold for validation `scores` (N,); `labels` (N,) 0/1 for best-f and fpr.
+
+        Scores must be finite: drop invalid time points (valid == False) first.
+        """
+        scores = _check_scores(scores)
+        if labels is not None:
+            labels = _check_labels(labels, len(scores))
+        if self.method in _NEEDS_LABELS:
+            if labels is None:
+                raise DataError(
+                    f"threshold '{self}' needs labels (0 = normal, 1 = anomaly) for the validation "
+                    "scores; pass labels or use a threshold without them, e.g. quantile:0.99"
+                )
+            return _best_f_threshold(scores, labels, 1.0 if self.param is None else self.param, self)
+        if self.method == "quantile":
+            return float(np.quantile(scores, self.param))
+        if self.method == "contamination":
+            return float(np.quantile(scores, 1 - self.param))
+        if self.method == "sigma":
+            return float(scores.mean() + self.param * scores.std())
+        if self.method == "pot":
+            return _pot_threshold(scores, self.param, self)
+        if self.method == "fpr":
+            normal_scores = scores if labels is None else scores[labels == 0]
+            if normal_scores.size == 0:
+                raise DataError(f"threshold '{self}' needs normal (label 0) scores; all labels are 1")
+            return float(np.quantile(normal_scores, 1 - self.param))
+        return float(self.param)  # "value"
+
+
+def parse_threshold(spec: str) -> ThresholdRule:
+    """Parse a spec such as "quantile:0.99", "best-f1" or "pot:1e-3" (see the module table)."""
+    method, separator, param_text = spec.strip().lower().partition(":")
+    if method != "best-f1" and method not in _PARAMETER_RULES:
+        raise DataError(f"unknown threshold '{spec}'; use one of {USAGE}")
+    if not separator:
+        return ThresholdRule(method)
+    try:
+        param = float(param_text)
+    except ValueError:
+        raise DataError(f"threshold '{spec}': '{param_text}' is not a number; e.g. quantile:0.99") from None
+    return ThresholdRule(method, param)
+
+
+def apply_threshold(scores, threshold: float) -> np.ndarray:
+    """Flags (N,) int8: 1 (anomaly) where score > threshold, else 0 (also for NaN scores)."""
+    return (np.asarray(scores, dtype=np.float64) > threshold).astype(np.int8)
+
+
+def _check_scores(scores) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1 or scores.size == 0:
+        raise DataError(f"threshold scores must be a non-empty 1-D array; got shape {scores.shape}")
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size:
+        raise DataError(
+            f"threshold scores contain {bad.size} NaN/inf values (first at position {bad[0]}); "
+            "drop invalid time points (valid == False) before fitting a threshold"
+        )
+    return scores
+
+
+def _check_labels(labels, n_scores: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != (n_scores,):
+        raise DataError(f"labels must have shape ({n_scores},) like the scores; got {labels.shape}")
+    not_binary = np.flatnonzero((labels != 0) & (labels != 1))
+    if not_binary.size:
+        position = not_binary[0]
+        raise DataError(
+            f"labels must be 0 (normal) or 1 (anomaly); got {labels[position].item()!r} at position {position}"
+        )
+    return labels.astype(np.int8)
+
+
+def _best_f_threshold(scores: np.ndarray, labels: np.ndarray, beta: float, rule: ThresholdRule) -> float:
+    classes = np.unique(labels)
+    if classes.size < 2:
+        raise DataError(
+            f"threshold '{rule}' needs both normal (0) and anomalous (1) labels; got only "
+            f"{classes[0]}; use validation data with labelled anomalies or e.g. quantile:0.99"
+        )
+    precision, recall, candidates = precision_recall_curve(labels, scores)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    denominator = beta**2 * precision + recall
+    f_beta = np.divide(
+        (1 + beta**2) * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0
+    )
+    best = candidates[np.argmax(f_beta)]
+    # The curve flags score >= best; we flag score > threshold, so step just below it.
+    return float(np.nextafter(best, -np.inf))
+
+
+def _pot_threshold(scores: np.ndarray, risk: float, rule: ThresholdRule) -> float:
+    initial = np.quantile(scores, POT_INITIAL_QUANTILE)
+    excesses = scores[scores > initial] - initial
+    if excesses.size < POT_MIN_EXCESSES:
+        raise DataError(
+            f"threshold '{rule}' needs at least {POT_MIN_EXCESSES} scores above their "
+            f"{POT_INITIAL_QUANTILE:g} quantile; got {excesses.size} of {scores.size} scores; "
+            "give at least 500 distinct validation scores or use quantile:Q"
+        )
+    tail_risk = risk * scores.size / excesses.size
+    if tail_risk >= 1:  # ties at the initial quantile: fewer than risk*N scores lie above it
+        return float(np.quantile(scores, 1 - risk))
+    shape, _, scale = genpareto.fit(excesses, floc=0)
+    # isf(r) = scale/shape * (r^-shape - 1), and -scale*log(r) as shape -> 0 (Siffer et al. 2017).
+    return float(initial + genpareto.isf(tail_risk, shape, loc=0, scale=scale))

@@ -1,0 +1,39 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+# Two cores: keep torch from oversubscribing them, and make runs comparable.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data():
+    """../shared/data beside the repo; tests that need it skip cleanly when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+def sine_windows(n=64, length=12, n_features=3, seed=0):
+    """Smooth multivariate windows (N, L, F): phase-shifted sines with a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)[None, :, None]
+    phase = rng.uniform(0, 2 * np.pi, size=(n, 1, 1))
+    freq = np.array([0.3, 0.5, 0.7][:n_features])[None, None, :]
+    return (np.sin(freq * t + phase) + 0.05 * rng.normal(size=(n, length, n_features))).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def fitted_small():
+    """A small fitted model shared by the tests that only read from it."""
+    from lstmae import LSTMAutoencoder
+
+    X = sine_windows()
+    model = LSTMAutoencoder(encoder=(16, 8), epochs=15, batch_size=16, random_state=0, progress=False)
+    model.fit(X, feature_names=["a", "b", "c"])
+    return model, X

@@ -1,0 +1,179 @@
+"""The command line: the happy path once, then every bad-input path (exit 2, one line, nothing written)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from lstmae.cli.main import cli
+
+TINY = ["--encoder", "8,4", "--epochs", "2", "--batch-size", "32"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def sensor_frame(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return pd.DataFrame({
+        "timestamp": pd.date_range("2026-01-01", periods=n, freq="min").astype(str),
+        "temp": np.sin(t / 5) + 0.05 * rng.normal(size=n),
+        "flow": np.cos(t / 7) + 0.05 * rng.normal(size=n),
+        "label": (t % 97 > 90).astype(int),
+    })
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    sensor_frame().to_csv(root / "train.csv", index=False)
+    sensor_frame(seed=1).to_csv(root / "test.csv", index=False)
+    result = run("fit", root / "train.csv", "-o", root / "model", "--window", 10, "--time-column", "timestamp",
+                 "--label-column", "label", *TINY)
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_help_explains_and_does_not_import_torch():
+    code = ("import sys; from click.testing import CliRunner; from lstmae.cli.main import cli; "
+            "r = CliRunner().invoke(cli, ['--help']); print(r.output); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for command in ("demo", "fit", "score", "encode", "reconstruct", "evaluate", "summary"):
+        assert command in out.stdout
+
+
+def test_fit_writes_a_model_with_the_data_settings(workspace):
+    config = json.loads((workspace / "model" / "config.json").read_text())
+    assert config["feature_names"] == ["temp", "flow"]
+    assert config["data"]["window"] == 10 and config["data"]["time_column"] == "timestamp"
+
+
+def test_score_gives_one_row_per_input_row_with_warm_up_invalid(workspace):
+    out = workspace / "scores.csv"
+    result = run("score", workspace / "model", workspace / "test.csv", "-o", out, "--events", workspace / "ev.csv")
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out)
+    assert len(scores) == 240 and list(scores.columns[:4]) == ["timestamp", "score", "is_anomaly", "valid"]
+    assert not scores["valid"][:9].any() and scores["valid"][9:].all()
+    assert scores["score"][:9].isna().all() and scores["score"][9:].notna().all()
+    events = pd.read_csv(workspace / "ev.csv")
+    assert {"start", "end", "peak_score", "top_features"} <= set(events.columns)
+
+
+def test_encode_reconstruct_and_summary(workspace):
+    result = run("encode", workspace / "model", workspace / "test.csv", "-o", workspace / "codes.parquet")
+    assert result.exit_code == 0, result.output
+    codes = pd.read_parquet(workspace / "codes.parquet")
+    assert codes.shape == (231, 4) and list(codes.columns) == ["z_0", "z_1", "z_2", "z_3"]
+    result = run("reconstruct", workspace / "model", workspace / "test.csv", "-o", workspace / "rec.csv")
+    assert result.exit_code == 0, result.output
+    rec = pd.read_csv(workspace / "rec.csv")
+    assert len(rec) == 240 and rec[["temp", "flow"]].notna().all().all()
+    result = run("summary", workspace / "model")
+    assert result.exit_code == 0 and "(10, 8)" in result.output and "(4,)" in result.output
+
+
+def test_summary_of_the_keras_tutorial_matches_a_hand_count():
+    result = run("summary", "--preset", "keras_tutorial", "--features", 2, "--timesteps", 3)
+    assert result.exit_code == 0, result.output
+    lstm = lambda i, h: 4 * h * (i + h + 1)  # Keras: one bias per gate
+    expected = lstm(2, 128) + lstm(128, 64) + lstm(64, 64) + lstm(64, 128) + 128 * 2 + 2
+    assert f"{expected:,}" in result.output  # 248,578 as Keras prints
+    assert "(3, 128)" in result.output and "(64,)" in result.output and "(3, 64)" in result.output
+
+
+def test_evaluate_writes_metrics_plots_and_report(workspace):
+    out = workspace / "report"
+    result = run("evaluate", workspace / "model", workspace / "test.csv", "--label-column", "label", "-o", out)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"roc_auc", "pr_auc", "precision", "recall", "f1", "confusion_matrix", "event_recall", "vus_pr"} <= set(metrics)
+    assert "point_adjusted_f1" not in metrics
+    assert len(list(out.glob("*.png"))) >= 5
+    assert "data:image/png;base64" in (out / "report.html").read_text()
+
+
+def assert_user_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_missing_empty_and_non_tabular_files(tmp_path):
+    assert_user_error(run("fit", tmp_path / "nope.csv", "-o", tmp_path / "m", "--window", 3), "nope.csv")
+    (tmp_path / "empty.csv").write_text("")
+    assert_user_error(run("fit", tmp_path / "empty.csv", "-o", tmp_path / "m", "--window", 3), "empty.csv")
+    (tmp_path / "binary.csv").write_bytes(bytes(range(256)) * 4)
+    assert_user_error(run("fit", tmp_path / "binary.csv", "-o", tmp_path / "m", "--window", 3), "binary.csv")
+    assert not (tmp_path / "m").exists()
+
+
+def test_text_cell_and_nan_name_column_and_row(tmp_path):
+    frame = sensor_frame(40)
+    frame["temp"] = frame["temp"].astype(object)
+    frame.loc[16, "temp"] = "abc"
+    frame.to_csv(tmp_path / "text.csv", index=False)
+    assert_user_error(run("fit", tmp_path / "text.csv", "-o", tmp_path / "m", "--window", 3, "--time-column",
+                          "timestamp"), "'temp'", "row 17", "abc")
+    frame = sensor_frame(40)
+    frame.loc[[5, 7], "flow"] = np.nan
+    frame.to_csv(tmp_path / "nan.csv", index=False)
+    assert_user_error(run("fit", tmp_path / "nan.csv", "-o", tmp_path / "m", "--window", 3, "--time-column",
+                          "timestamp"), "'flow'", "row 6", "--nan-policy")
+    assert not (tmp_path / "m").exists()
+    result = run("fit", tmp_path / "nan.csv", "-o", tmp_path / "m", "--window", 3, "--time-column", "timestamp",
+                 "--nan-policy", "interpolate", *TINY)
+    assert result.exit_code == 0, result.output
+
+
+def test_window_problems(workspace, tmp_path):
+    sensor_frame(5).to_csv(tmp_path / "short.csv", index=False)
+    assert_user_error(run("fit", tmp_path / "short.csv", "-o", tmp_path / "m", "--window", 10, "--time-column",
+                          "timestamp"), "5 rows", "window 10")
+    assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 0), "window", "0")
+    assert_user_error(run("score", workspace / "model", tmp_path / "short.csv", "-o", tmp_path / "s.csv"),
+                      "5 rows", "window 10")
+
+
+def test_scoring_with_missing_or_extra_feature_columns(workspace, tmp_path):
+    frame = sensor_frame(60)
+    frame.drop(columns="flow").to_csv(tmp_path / "missing.csv", index=False)
+    assert_user_error(run("score", workspace / "model", tmp_path / "missing.csv", "-o", tmp_path / "s.csv"),
+                      "expected 2 features", "missing 'flow'")
+    frame.assign(pressure=1.0).to_csv(tmp_path / "extra.csv", index=False)
+    assert_user_error(run("score", workspace / "model", tmp_path / "extra.csv", "-o", tmp_path / "s.csv"),
+                      "unexpected 'pressure'")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_bad_model_paths(workspace, tmp_path):
+    assert_user_error(run("score", tmp_path, workspace / "test.csv", "-o", tmp_path / "s.csv"),
+                      "not a model directory")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text((workspace / "model" / "config.json").read_text())
+    (tmp_path / "bad" / "model.safetensors").write_bytes(b"\x80\x04garbage")
+    assert_user_error(run("score", tmp_path / "bad", workspace / "test.csv", "-o", tmp_path / "s.csv"),
+                      "not a valid safetensors file")
+
+
+def test_existing_output_needs_overwrite(workspace):
+    (workspace / "taken.csv").write_text("keep me")
+    assert_user_error(run("score", workspace / "model", workspace / "test.csv", "-o", workspace / "taken.csv"),
+                      "exists", "--overwrite")
+    assert (workspace / "taken.csv").read_text() == "keep me"
+    assert_user_error(run("fit", workspace / "train.csv", "-o", workspace / "model", "--window", 10), "--overwrite")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run("--debug", "fit", tmp_path / "nope.csv", "-o", tmp_path / "m", "--window", 3)
+    assert result.exit_code != 0 and result.exception is not None

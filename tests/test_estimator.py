@@ -1,0 +1,159 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from lstmae import LSTMAutoencoder
+from lstmae.config import PRESETS
+from lstmae.exceptions import DataError
+
+from conftest import sine_windows
+
+FAST = dict(epochs=3, batch_size=16, progress=False, random_state=0)
+
+
+def test_same_seed_same_model_and_different_seed_differs():
+    X = sine_windows(n=32)
+    first = LSTMAutoencoder(encoder=(8, 4), **FAST).fit(X)
+    second = LSTMAutoencoder(encoder=(8, 4), **FAST).fit(X)
+    other = LSTMAutoencoder(encoder=(8, 4), **{**FAST, "random_state": 1}).fit(X)
+    np.testing.assert_array_equal(first.anomaly_score(X), second.anomaly_score(X))
+    assert first.history_["loss"] == second.history_["loss"]
+    assert not np.array_equal(first.anomaly_score(X), other.anomaly_score(X))
+
+
+def test_training_reduces_the_loss_and_keeps_the_best_epoch():
+    X = sine_windows(n=64)
+    model = LSTMAutoencoder(encoder=(16, 8), epochs=12, batch_size=16, random_state=0, progress=False).fit(X)
+    history = model.history_
+    assert history["loss"][-1] < history["loss"][0]
+    assert len(history["val_loss"]) == history["epochs_run"]
+    best = int(np.argmin(history["val_loss"]))
+    assert history["best_epoch"] == best + 1
+
+
+def test_early_stopping_stops_before_epochs():
+    X = sine_windows(n=32)
+    model = LSTMAutoencoder(encoder=(4,), epochs=200, patience=2, learning_rate=0.5, **{k: v for k, v in FAST.items() if k != "epochs"})
+    model.fit(X)
+    assert model.history_["epochs_run"] < 200
+
+
+def test_threshold_is_the_validation_quantile(fitted_small):
+    model, X = fitted_small
+    n_val = int(round(len(X) * model.validation_fraction))
+    val_scores = model.anomaly_score(X[len(X) - n_val :])
+    assert model.threshold_ == pytest.approx(np.quantile(val_scores, 0.99), rel=1e-6)
+    flags = model.predict(X)
+    np.testing.assert_array_equal(flags, (model.anomaly_score(X) > model.threshold_).astype(int))
+
+
+def test_anomalous_windows_score_higher(fitted_small):
+    model, X = fitted_small
+    broken = X[:8].copy()
+    broken[:, 6:, 0] += 3.0  # a level shift in one feature
+    assert model.anomaly_score(broken).min() > model.anomaly_score(X[:8]).max()
+    assert model.predict(broken).all()
+    per_feature = model.reconstruction_error(broken, per="feature")
+    assert (per_feature.argmax(axis=1) == 0).all()
+
+
+def test_reconstruction_error_per_axes_agree(fitted_small):
+    model, X = fitted_small
+    full = model.reconstruction_error(X, per="none")
+    np.testing.assert_allclose(model.reconstruction_error(X, per="sample"), full.mean(axis=(1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(model.reconstruction_error(X, per="timestep"), full.mean(axis=2), rtol=1e-5)
+    np.testing.assert_allclose(model.reconstruction_error(X, per="feature"), full.mean(axis=1), rtol=1e-5)
+    with pytest.raises(ValueError, match="per must be one of"):
+        model.reconstruction_error(X, per="window")
+
+
+def test_reconstruct_is_in_original_units():
+    X = sine_windows(n=48) * 100 + 1000
+    model = LSTMAutoencoder(encoder=(16, 8), epochs=10, batch_size=16, random_state=0, progress=False).fit(X)
+    assert abs(model.reconstruct(X).mean() - X.mean()) < 20
+
+
+def test_sklearn_clone_and_pipeline_train():
+    X = sine_windows(n=40)
+    y = (np.arange(40) % 2).astype(int)
+    X[y == 1] *= -1  # the two classes are mirror images
+    model = LSTMAutoencoder(encoder=(8, 4), **FAST)
+    cloned = clone(model)
+    assert cloned.get_params() == model.get_params() and not hasattr(cloned, "module_")
+    pipeline = make_pipeline(LSTMAutoencoder(encoder=(8, 4), **FAST), LogisticRegression())
+    pipeline.fit(X, y)
+    assert pipeline.predict(X).shape == (40,)
+    assert pipeline.named_steps["lstmautoencoder"].transform(X).shape == (40, 4)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_builds_and_fits(name):
+    X = sine_windows(n=16, length=6)
+    model = LSTMAutoencoder.from_preset(name, epochs=1, batch_size=8, progress=False, random_state=0)
+    for key, value in PRESETS[name].params.items():
+        assert getattr(model, key) == value
+    model.fit(X)
+    assert model.reconstruct(X).shape == X.shape
+
+
+def test_single_layer_preset_has_no_dense_layer_and_decoder_emits_features():
+    model = LSTMAutoencoder.from_preset("single_layer", epochs=1, progress=False).fit(sine_windows(n=8))
+    assert model.module_.output is None
+    assert model.architecture_.decoder == (3,)
+
+
+def test_no_bottleneck_network_has_no_encodings():
+    model = LSTMAutoencoder.from_preset("no_bottleneck", encoder=(8, 4), **FAST).fit(sine_windows(n=16))
+    with pytest.raises(ValueError, match="no bottleneck"):
+        model.transform(sine_windows(n=2))
+
+
+def test_relu_bidirectional_and_dropout_variants():
+    X = sine_windows(n=16)
+    model = LSTMAutoencoder(encoder=(8, 4), activation="relu", bidirectional=True, dropout=0.2, **FAST).fit(X)
+    assert model.transform(X).shape == (16, 8)  # both directions' last states
+    np.testing.assert_array_equal(model.transform(X), model.transform(X))  # no dropout at inference
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(encoder=()), "encoder must be a non-empty tuple"),
+    (dict(encoder=(0,)), "sizes must be >= 1"),
+    (dict(activation="sigmoid"), "activation must be one of"),
+    (dict(dropout=1.5), r"dropout must be in \[0, 1\)"),
+    (dict(loss="huber"), "loss must be one of"),
+    (dict(validation_fraction=1.0), "validation_fraction"),
+    (dict(threshold="median"), "threshold"),
+    (dict(error_model="cosine"), "error model"),
+])
+def test_bad_parameters_fail_at_fit_with_the_fix(params, match):
+    with pytest.raises(ValueError, match=match):
+        LSTMAutoencoder(**{**FAST, **params}).fit(sine_windows(n=8))
+
+
+def test_bad_inputs(fitted_small):
+    model, _ = fitted_small
+    with pytest.raises(DataError, match=r"expected windows of shape \(N, L, F\)"):
+        LSTMAutoencoder(**FAST).fit(np.zeros(10))
+    with pytest.raises(DataError, match="expected 3 features per timestep, got 2"):
+        model.anomaly_score(np.zeros((4, 12, 2)))
+    bad = sine_windows(n=8)
+    bad[5, 2, 1] = np.nan
+    with pytest.raises(DataError, match="sample 5 contains NaN"):
+        model.anomaly_score(bad)
+    with pytest.raises(ValueError, match="unknown preset"):
+        LSTMAutoencoder.from_preset("transformer")
+
+
+def test_score_series_picks_trained_columns_by_name(fitted_small):
+    import pandas as pd
+
+    model, X = fitted_small
+    series = np.concatenate(list(X[:3]))
+    frame = pd.DataFrame(series, columns=["a", "b", "c"]).assign(other=1.0)[["c", "other", "a", "b"]]
+    np.testing.assert_allclose(model.score_series(frame)["score"], model.score_series(series)["score"], equal_nan=True)
+    with pytest.raises(DataError, match="missing 'b'"):
+        model.score_series(frame.drop(columns="b"))
+    scored = model.score_series(frame, feature_errors=True, how="max")
+    assert [c for c in scored.columns if c.startswith("error_")] == ["error_a", "error_b", "error_c"]

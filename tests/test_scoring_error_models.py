@@ -1,0 +1,148 @@
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import mahalanobis
+from sklearn.covariance import LedoitWolf
+from sklearn.exceptions import NotFittedError
+
+from lstmae.exceptions import DataError, ModelFileError
+from lstmae.scoring import (
+    MahalanobisError,
+    MeanError,
+    error_model_from_state,
+    make_error_model,
+    reconstruction_errors,
+)
+
+
+def _windows(n, length, n_features, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, length, n_features))
+    return X, X + rng.normal(scale=0.1, size=X.shape)
+
+
+@pytest.mark.parametrize("kind", ["mse", "mae"])
+def test_mean_error_is_the_per_sample_error(kind):
+    X, X_hat = _windows(6, 4, 2)
+    model = make_error_model(kind).fit(X, X_hat)
+    np.testing.assert_allclose(model.score(X, X_hat), reconstruction_errors(X, X_hat, "sample", kind))
+
+
+def test_window_vectors_flatten_when_small():
+    X, X_hat = _windows(3, 4, 2)
+    E = MahalanobisError(max_dim=8).window_vectors(X, X_hat)
+    np.testing.assert_allclose(E, np.abs(X - X_hat).reshape(3, 8))
+
+
+def test_window_vectors_per_timestep_when_too_many_dims():
+    X, X_hat = _windows(3, 4, 2)
+    E = MahalanobisError(max_dim=7).window_vectors(X, X_hat)
+    np.testing.assert_allclose(E, np.abs(X - X_hat).mean(axis=2))
+
+
+def test_window_vectors_average_adjacent_timesteps_down_to_max_dim():
+    X = np.zeros((1, 5, 2))
+    X_hat = np.arange(10, dtype=float).reshape(1, 5, 2)  # per-timestep means 0.5, 2.5, ..., 8.5
+    E = MahalanobisError(max_dim=2).window_vectors(X, X_hat)
+    np.testing.assert_allclose(E, [[(0.5 + 2.5 + 4.5) / 3, (6.5 + 8.5) / 2]])
+
+
+def test_score_is_squared_scipy_mahalanobis_with_ledoit_wolf_covariance():
+    X, X_hat = _windows(200, 3, 2)
+    model = MahalanobisError().fit(X[:150], X_hat[:150])
+    E_fit = np.abs(X[:150] - X_hat[:150]).reshape(150, -1)
+    reference = LedoitWolf().fit(E_fit)
+    inverse = np.linalg.inv(reference.covariance_)
+    E_test = np.abs(X[150:] - X_hat[150:]).reshape(50, -1)
+    expected = [mahalanobis(e, reference.location_, inverse) ** 2 for e in E_test]
+    np.testing.assert_allclose(model.score(X[150:], X_hat[150:]), expected, rtol=1e-8)
+
+
+def test_scores_in_chunks_match_one_block(monkeypatch):
+    from lstmae.scoring import error_models
+
+    X, X_hat = _windows(50, 3, 2)
+    model = MahalanobisError().fit(X, X_hat)
+    whole = model.score(X, X_hat)
+    monkeypatch.setattr(error_models, "_SCORE_CHUNK_ELEMENTS", 6 * 7)  # 7 rows of D=6 at a time
+    np.testing.assert_allclose(model.score(X, X_hat), whole)
+
+
+def test_singular_covariance_more_dims_than_windows_and_constant_columns():
+    rng = np.random.default_rng(1)
+    E = rng.random((5, 40))
+    E[:, 3] = 0.25  # a constant error column
+    model = MahalanobisError().fit_vectors(E)
+    scores = model.score_vectors(np.vstack([E, E.mean(axis=0) + 1.0]))
+    assert np.all(np.isfinite(scores))
+    assert scores[-1] > scores[:5].max()  # a window far from all normal ones scores highest
+
+
+def test_state_round_trip_gives_identical_scores():
+    X, X_hat = _windows(40, 6, 3)
+    model = MahalanobisError(max_dim=10).fit(X, X_hat)
+    config, arrays = model.get_state()
+    config = json.loads(json.dumps(config))
+    assert all(a.dtype in (np.float32, np.float64) for a in arrays.values())
+    restored = error_model_from_state(config, {k: v.copy() for k, v in arrays.items()})
+    assert isinstance(restored, MahalanobisError) and restored.max_dim == 10
+    np.testing.assert_array_equal(restored.score(X, X_hat), model.score(X, X_hat))
+
+    mean_model = error_model_from_state(*MeanError("mae").get_state())
+    assert isinstance(mean_model, MeanError) and mean_model.name == "mae"
+
+
+def test_unknown_model_name():
+    with pytest.raises(DataError, match="unknown error model 'l2'; use one of mse, mae, mahalanobis"):
+        make_error_model("l2")
+
+
+def test_bad_max_dim():
+    with pytest.raises(DataError, match="max_dim must be an integer >= 1; got 0"):
+        MahalanobisError(max_dim=0)
+
+
+def test_unfitted_mahalanobis():
+    X, X_hat = _windows(3, 2, 2)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        MahalanobisError().score(X, X_hat)
+    with pytest.raises(NotFittedError, match="nothing to save"):
+        MahalanobisError().get_state()
+
+
+def test_too_few_windows_to_fit():
+    X, X_hat = _windows(1, 2, 2)
+    with pytest.raises(DataError, match="needs at least 2 normal windows to fit; got 1"):
+        MahalanobisError().fit(X, X_hat)
+
+
+def test_dimension_mismatch_at_score_time():
+    X, X_hat = _windows(10, 3, 2)
+    model = MahalanobisError().fit(X, X_hat)
+    X2, X2_hat = _windows(4, 4, 2)
+    with pytest.raises(DataError, match="have 8 dimensions but the error model was fitted on 6"):
+        model.score(X2, X2_hat)
+
+
+def test_non_finite_errors():
+    E = np.ones((4, 2))
+    E[2, 1] = np.nan
+    with pytest.raises(DataError, match=r"NaN/inf in 1 windows \(first: window 2\)"):
+        MahalanobisError().fit_vectors(E)
+
+
+def test_non_2d_vectors():
+    with pytest.raises(DataError, match=r"must be 2-D \(N, D\); got shape \(4,\)"):
+        MeanError().score_vectors(np.ones(4))
+
+
+def test_bad_states():
+    with pytest.raises(ModelFileError, match=r"needs arrays 'mean' and 'precision'; got \['mean'\]"):
+        MahalanobisError.from_state({"name": "mahalanobis", "max_dim": 4, "shrinkage": 0.1},
+                                    {"mean": np.zeros(3)})
+    with pytest.raises(ModelFileError, match=r"mean \(3,\) and precision \(2, 2\)"):
+        MahalanobisError.from_state({"name": "mahalanobis", "max_dim": 4, "shrinkage": 0.1},
+                                    {"mean": np.zeros(3), "precision": np.eye(2)})
+    with pytest.raises(ModelFileError, match="unknown error model 'foo' in the saved state"):
+        error_model_from_state({"name": "foo"}, {})

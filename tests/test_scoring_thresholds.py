@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+from scipy.stats import genpareto
+from sklearn.metrics import fbeta_score
+
+from lstmae.exceptions import DataError
+from lstmae.scoring import DEFAULT_THRESHOLD, ThresholdRule, apply_threshold, parse_threshold
+
+
+@pytest.mark.parametrize(
+    "spec", ["quantile:0.99", "contamination:0.01", "sigma:3", "pot:0.001", "best-f1",
+             "best-f:0.5", "fpr:0.05", "value:-0.3", "sigma:2.5", "pot:1e-05"]
+)
+def test_str_gives_the_spec_back(spec):
+    rule = parse_threshold(spec)
+    assert str(rule) == spec
+    assert parse_threshold(str(rule)) == rule
+
+
+def test_parse_fields_and_default():
+    assert parse_threshold(" POT:1e-3 ") == ThresholdRule("pot", 0.001)
+    assert parse_threshold("best-f1") == ThresholdRule("best-f1", None)
+    assert parse_threshold(DEFAULT_THRESHOLD) == ThresholdRule("quantile", 0.99)
+
+
+def test_quantile_contamination_sigma_value_on_hand_examples():
+    scores = np.arange(101, dtype=float)  # 0..100: the q quantile is 100 q
+    assert parse_threshold("quantile:0.9").fit(scores) == pytest.approx(90)
+    assert parse_threshold("contamination:0.1").fit(scores) == pytest.approx(90)
+    assert parse_threshold("sigma:2").fit([1.0, 3.0]) == pytest.approx(2 + 2 * 1)
+    assert parse_threshold("value:0.3").fit(scores) == 0.3
+
+
+def test_fpr_uses_normal_scores_only_when_labelled():
+    scores = np.concatenate([np.arange(101.0), [1000.0, 2000.0]])
+    labels = np.r_[np.zeros(101), 1, 1]
+    assert parse_threshold("fpr:0.1").fit(scores, labels) == pytest.approx(90)
+    assert parse_threshold("fpr:0.1").fit(scores) == pytest.approx(np.quantile(scores, 0.9))
+    with pytest.raises(DataError, match="needs normal \\(label 0\\) scores; all labels are 1"):
+        parse_threshold("fpr:0.1").fit([1.0, 2.0], [1, 1])
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5, 2.0])
+def test_best_f_threshold_matches_brute_force(beta):
+    rng = np.random.default_rng(0)
+    labels = (rng.random(300) < 0.2).astype(int)
+    scores = np.round(rng.normal(size=300) + 1.5 * labels, 1)  # ties on purpose
+    rule = ThresholdRule("best-f1") if beta == 1 else ThresholdRule("best-f", beta)
+    threshold = rule.fit(scores, labels)
+    candidates = np.concatenate([np.unique(scores), [scores.min() - 1]])
+    best = max(fbeta_score(labels, scores > t, beta=beta, zero_division=0) for t in candidates)
+    assert fbeta_score(labels, apply_threshold(scores, threshold), beta=beta) == pytest.approx(best)
+
+
+def test_pot_follows_the_spot_formula():
+    rng = np.random.default_rng(1)
+    scores = rng.lognormal(size=5000)
+    q = 1e-3
+    t = np.quantile(scores, 0.98)
+    excesses = scores[scores > t] - t
+    gamma, _, sigma = genpareto.fit(excesses, floc=0)
+    expected = t + sigma / gamma * ((q * scores.size / excesses.size) ** (-gamma) - 1)
+    assert parse_threshold("pot:1e-3").fit(scores) == pytest.approx(expected, rel=1e-9)
+
+
+def test_pot_gamma_zero_limit(monkeypatch):
+    scores = np.random.default_rng(2).random(1000)
+    monkeypatch.setattr(genpareto, "fit", lambda *args, **kwargs: (0.0, 0.0, 0.5))
+    t = np.quantile(scores, 0.98)
+    n_excesses = np.sum(scores > t)
+    expected = t - 0.5 * np.log(1e-3 * 1000 / n_excesses)
+    assert parse_threshold("pot:1e-3").fit(scores) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "sample, true_quantile",
+    [
+        (lambda rng: rng.exponential(size=200_000), -np.log(1e-3)),  # light tail, gamma = 0
+        (lambda rng: rng.pareto(3.0, size=200_000) + 1, 1e-3 ** (-1 / 3)),  # heavy tail, gamma = 1/3
+    ],
+)
+def test_pot_estimates_extreme_quantiles(sample, true_quantile):
+    scores = sample(np.random.default_rng(3))
+    assert parse_threshold("pot:1e-3").fit(scores) == pytest.approx(true_quantile, rel=0.1)
+
+
+def test_apply_threshold_is_strictly_above_and_nan_is_normal():
+    flags = apply_threshold([0.1, 0.5, 0.9, np.nan], 0.5)
+    np.testing.assert_array_equal(flags, [0, 0, 1, 0])
+    assert flags.dtype == np.int8
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("foo:1", r"unknown threshold 'foo:1'; use one of quantile:Q, contamination:C, sigma:K"),
+        ("quantile", r"threshold 'quantile' needs a parameter, e.g. quantile:0.99"),
+        ("quantile:abc", r"threshold 'quantile:abc': 'abc' is not a number"),
+        ("quantile:1.5", r"threshold 'quantile:1.5': Q must be in \(0, 1\)"),
+        ("contamination:0", r"C must be in \(0, 1\)"),
+        ("sigma:-1", r"K must be > 0"),
+        ("pot:0.05", r"the risk Q must be in \(0, 0.02\) \(larger: use quantile:1-Q\)"),
+        ("best-f:0", r"BETA must be > 0"),
+        ("fpr:1", r"R must be in \(0, 1\)"),
+        ("value:nan", r"threshold 'value:nan': the value must be finite"),
+        ("best-f1:2", r"threshold 'best-f1:2' takes no parameter"),
+    ],
+)
+def test_bad_specs(spec, message):
+    with pytest.raises(DataError, match=message):
+        parse_threshold(spec)
+
+
+def test_best_f_needs_labels_of_both_classes():
+    with pytest.raises(DataError, match=r"threshold 'best-f1' needs labels \(0 = normal, 1 = anomaly\)"):
+        parse_threshold("best-f1").fit([0.1, 0.2])
+    with pytest.raises(DataError, match=r"needs both normal \(0\) and anomalous \(1\) labels; got only 0"):
+        parse_threshold("best-f:2").fit([0.1, 0.2], [0, 0])
+
+
+def test_bad_scores_and_labels():
+    rule = parse_threshold("quantile:0.9")
+    with pytest.raises(DataError, match=r"2 NaN/inf values \(first at position 1\); drop invalid"):
+        rule.fit([0.1, np.nan, np.inf])
+    with pytest.raises(DataError, match=r"non-empty 1-D array; got shape \(0,\)"):
+        rule.fit([])
+    with pytest.raises(DataError, match=r"labels must have shape \(3,\) like the scores; got \(2,\)"):
+        rule.fit([0.1, 0.2, 0.3], [0, 1])
+    with pytest.raises(DataError, match=r"0 \(normal\) or 1 \(anomaly\); got -1 at position 2"):
+        rule.fit([0.1, 0.2, 0.3], [0, 1, -1])
+
+
+def test_pot_needs_enough_tail_scores():
+    with pytest.raises(DataError, match=r"needs at least 10 scores above their 0.98 quantile; got 2 of 100"):
+        parse_threshold("pot:1e-3").fit(np.arange(100.0))
+
+
+def test_pot_with_ties_at_the_initial_quantile_falls_back_to_the_empirical_quantile():
+    scores = np.r_[np.zeros(990), np.arange(1.0, 11.0)]  # only 1% of scores above the 0.98 quantile
+    assert parse_threshold("pot:0.015").fit(scores) == pytest.approx(np.quantile(scores, 0.985))
