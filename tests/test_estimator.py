@@ -91,6 +91,8 @@ def test_sklearn_clone_and_pipeline_train():
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_every_preset_builds_and_fits(name):
     X = sine_windows(n=16, length=6)
+    if PRESETS[name].params.get("vocab_size"):
+        X = np.random.default_rng(0).integers(0, 5, size=(16, 6))  # token ids
     model = LSTMAutoencoder.from_preset(name, epochs=1, batch_size=8, progress=False, random_state=0)
     for key, value in PRESETS[name].params.items():
         assert getattr(model, key) == value

@@ -4,6 +4,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 ACTIVATIONS = ("tanh", "relu")
+DECODER_TYPES = ("repeat", "encdec_ad")
+# The estimator parameters that shape the network (all others are training settings).
+ARCHITECTURE_PARAMS = ("encoder", "decoder", "activation", "output_layer", "bidirectional", "dropout", "bottleneck",
+                       "decoder_type", "vocab_size", "embedding_dim")
 
 
 @dataclass(frozen=True)
@@ -16,6 +20,12 @@ class Architecture:
     output_layer: a per-timestep Linear (Keras' TimeDistributed(Dense(F))) after the decoder.
     bottleneck: False gives the "regular LSTM" network of the same layers with no bottleneck:
         every layer returns sequences and nothing is repeated.
+    decoder_type: "repeat" (the bottleneck repeated over L steps into the decoder LSTMs) or
+        "encdec_ad" (Malhotra et al. 2016: one LSTM of Z units starts from the encoder's final
+        (h, c) and reconstructs in reverse order, fed its previous value).
+    vocab_size: V for token models (input (N, L) integer ids through an Embedding of
+        `embedding_dim`, output (N, L, V) logits); None for real-valued input. n_features is
+        1 for token models (one id per step).
     """
 
     n_features: int
@@ -26,6 +36,9 @@ class Architecture:
     bidirectional: bool = False
     dropout: float = 0.0
     bottleneck: bool = True
+    decoder_type: str = "repeat"
+    vocab_size: int | None = None
+    embedding_dim: int = 32
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,7 +68,8 @@ def resolve_decoder(encoder, decoder, n_features: int, output_layer: bool) -> tu
     return units
 
 
-def check_architecture(encoder, decoder, activation, dropout) -> None:
+def check_architecture(encoder, decoder, activation, dropout, *, output_layer=True, bottleneck=True,
+                       decoder_type="repeat", vocab_size=None, embedding_dim=32) -> None:
     """Raise ValueError with the fix for settings no model can be built from."""
     for name, units in (("encoder", encoder), ("decoder", decoder)):
         if units is None and name == "decoder":
@@ -68,6 +82,42 @@ def check_architecture(encoder, decoder, activation, dropout) -> None:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    if decoder_type not in DECODER_TYPES:
+        raise ValueError(f"decoder_type must be one of {DECODER_TYPES}, got {decoder_type!r}")
+    if decoder_type == "encdec_ad" and (decoder is not None or not output_layer or not bottleneck):
+        raise ValueError("decoder_type='encdec_ad' builds its own decoder (one LSTM of the code size, then the "
+                         "output layer): leave decoder=None, output_layer=True and bottleneck=True")
+    if vocab_size is not None:
+        if vocab_size != "auto" and (isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2):
+            raise ValueError(f"vocab_size must be None, 'auto' or an integer >= 2, got {vocab_size!r}")
+        if isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int) or embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be an integer >= 1, got {embedding_dim!r}")
+        if not output_layer:
+            raise ValueError("token models (vocab_size set) need output_layer=True: it maps each step to V logits")
+
+
+def make_architecture(n_features: int, encoder=(128, 64), decoder=None, activation="tanh", output_layer=True,
+                      bidirectional=False, dropout=0.0, bottleneck=True, decoder_type="repeat", vocab_size=None,
+                      embedding_dim=32) -> Architecture:
+    """Check the estimator's architecture parameters and resolve them into an `Architecture`.
+
+    vocab_size must be an int here ("auto" is resolved from the training data by `fit`).
+    """
+    check_architecture(encoder, decoder, activation, dropout, output_layer=output_layer, bottleneck=bottleneck,
+                       decoder_type=decoder_type, vocab_size=vocab_size, embedding_dim=embedding_dim)
+    if vocab_size == "auto":
+        raise ValueError("vocab_size='auto' is resolved from the training data; give the vocabulary size V")
+    encoder = tuple(int(u) for u in encoder)
+    if vocab_size is not None:
+        n_features = 1
+    if decoder_type == "encdec_ad":
+        decoder_units = (encoder[-1] * (2 if bidirectional else 1),)
+    else:
+        decoder_units = resolve_decoder(encoder, decoder, n_features, output_layer)
+    return Architecture(n_features=int(n_features), encoder=encoder, decoder=decoder_units, activation=activation,
+                        output_layer=bool(output_layer), bidirectional=bool(bidirectional), dropout=float(dropout),
+                        bottleneck=bool(bottleneck), decoder_type=decoder_type, vocab_size=vocab_size,
+                        embedding_dim=int(embedding_dim))
 
 
 @dataclass(frozen=True)
@@ -101,5 +151,16 @@ PRESETS: dict[str, Preset] = {
         "The 'regular LSTM' for comparison: the default layers, every one returning sequences, "
         "no bottleneck and no RepeatVector.",
         {"bottleneck": False},
+    ),
+    "encdec_ad": Preset(
+        "EncDec-AD (Malhotra et al. 2016): LSTM(64) -> its final (h, c) starts a decoder LSTM(64) that "
+        "reconstructs in reverse order, fed the true previous value in training and its own output at "
+        "inference; scored by the Mahalanobis distance of the error vectors.",
+        {"encoder": (64,), "activation": "tanh", "decoder_type": "encdec_ad", "error_model": "mahalanobis"},
+    ),
+    "token_autoencoder": Preset(
+        "Embedding + LSTM for integer token sequences (N, L): Embedding(V, 32) -> LSTM(64) -> repeat -> "
+        "LSTM(64) -> Linear(V) logits, trained with cross-entropy; V = largest training id + 1.",
+        {"encoder": (64,), "vocab_size": "auto", "embedding_dim": 32},
     ),
 }

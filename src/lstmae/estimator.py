@@ -9,24 +9,30 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .config import PRESETS, Architecture, check_architecture, resolve_decoder
+from .config import PRESETS, check_architecture, make_architecture
 from .data.scaling import SCALERS, FeatureScaler
 from .data.windowing import temporalize
 from .exceptions import DataError
 from .nn.model import LSTMAutoencoderModule
 from .scoring import (DEFAULT_THRESHOLD, apply_threshold, make_error_model, parse_threshold, reconstruction_errors,
                       window_to_points)
+from .scoring.error_models import MeanError
 from .training.device import resolve_device, seed_everything
-from .training.loop import LOSSES, iterate_batches, train
+from .training.loop import LOSSES, iterate_batches, token_cross_entropy, train
 
 PER_CHOICES = ("sample", "timestep", "feature", "none")
 
 
 class LSTMAutoencoder(TransformerMixin, BaseEstimator):
-    """An LSTM autoencoder for windows or fixed-length sequences X (N, L, F).
+    """An LSTM autoencoder for windows or sequences X (N, L, F).
 
     Stacked encoder LSTMs -> each sample's last hidden state as the bottleneck z (N, Z) ->
     repeated over the L steps -> mirrored decoder LSTMs -> a per-timestep Linear -> (N, L, F).
+
+    X is an array (N, L, F) ((N, L) for one feature), or a list of arrays (L_i, F) (or (L_i,))
+    of different lengths: each batch is padded to its longest sample, the padding is packed
+    (nn.LSTM) or masked (relu LSTMs) and left out of the loss, so encodings and scores do not
+    depend on it. For a list, `reconstruct` and the per-timestep errors return lists too.
 
     Parameters
     ----------
@@ -39,6 +45,17 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
     bidirectional : bidirectional encoder LSTMs.
     dropout : dropout between LSTM layers.
     bottleneck : False builds the "regular LSTM" of the same layers, with no bottleneck.
+    decoder_type : "repeat" (above) or "encdec_ad" (Malhotra et al. 2016): the encoder's final
+        (h, c) starts one decoder LSTM of Z units that reconstructs the sequence in reverse
+        order, fed the true previous value in training (teacher forcing) and its own previous
+        output at inference; `decoder` must stay None.
+    vocab_size : None for real values; V (or "auto": the largest training id + 1) for token
+        sequences: X holds integer ids in [0, V), (N, L) or a list of (L_i,), embedded in
+        `embedding_dim` values. The network ends with V logits per step and always trains with
+        the cross-entropy (`loss` and `scaler` are ignored); `reconstruct` returns the argmax
+        ids, the reconstruction error of a token is its cross-entropy, and the "mse" and "mae"
+        error models both score a sequence by its mean token cross-entropy.
+    embedding_dim : size of the token embedding (token models only).
     epochs, batch_size, learning_rate : Adam training settings.
     loss : "mse" or "mae", the training loss and the raw reconstruction error.
     validation_fraction : the LAST fraction of X (as Keras' validation_split) is held out for
@@ -64,7 +81,8 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, encoder=(128, 64), decoder=None, activation="tanh", output_layer=True,
-                 bidirectional=False, dropout=0.0, bottleneck=True, epochs=100, batch_size=64,
+                 bidirectional=False, dropout=0.0, bottleneck=True, decoder_type="repeat", vocab_size=None,
+                 embedding_dim=32, epochs=100, batch_size=64,
                  learning_rate=1e-3, loss="mse", validation_fraction=0.1, patience=10,
                  max_grad_norm=1.0, scaler="standard", error_model="mse", threshold="quantile:0.99",
                  random_state=None, device="auto", progress=True):
@@ -75,6 +93,9 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         self.bidirectional = bidirectional
         self.dropout = dropout
         self.bottleneck = bottleneck
+        self.decoder_type = decoder_type
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -98,13 +119,19 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, feature_names=None, on_epoch: Callable | None = None) -> "LSTMAutoencoder":
-        """Train on X (N, L, F) of normal behaviour; `y` is ignored (pipelines pass it).
+        """Train on X of normal behaviour: (N, L, F), or a list of (L_i, F) (token ids: (N, L) or
+        a list of (L_i,)); `y` is ignored (pipelines pass it).
 
         feature_names: optional F names, checked again by `score_series`.
         """
         self._check_params()
-        X = _as_windows(X)
-        n, length, n_features = X.shape
+        tokens = self.vocab_size is not None
+        X = _as_samples(X, self.vocab_size)
+        variable = isinstance(X, list)
+        if variable and self.error_model == "mahalanobis":
+            raise DataError("error_model='mahalanobis' needs sequences of one length (its error vector has L*F "
+                            "values); use error_model='mse' for sequences of different lengths")
+        n = len(X)
         n_val = int(round(n * self.validation_fraction))
         if n - n_val < 1:
             raise DataError(f"need at least one training sample after holding out validation_fraction="
@@ -113,24 +140,32 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         rng = seed_everything(self.random_state)
         device = resolve_device(self.device)
 
-        self.n_features_in_, self.n_timesteps_ = n_features, length
+        n_features = 1 if tokens else (X[0].shape[1] if variable else X.shape[2])
+        self.n_features_in_ = n_features
+        self.n_timesteps_ = max(len(x) for x in X) if variable else X.shape[1]  # the longest, for a list
         if feature_names is not None:
             if len(feature_names) != n_features:
                 raise DataError(f"got {len(feature_names)} feature names for {n_features} features")
             self.feature_names_in_ = np.asarray(feature_names, dtype=object)
-        self.scaler_ = FeatureScaler.fit(X[: n - n_val], self.scaler)
-        self.architecture_ = Architecture(
-            n_features=n_features, encoder=tuple(int(u) for u in self.encoder),
-            decoder=resolve_decoder(self.encoder, self.decoder, n_features, self.output_layer),
-            activation=self.activation, output_layer=bool(self.output_layer),
-            bidirectional=bool(self.bidirectional), dropout=float(self.dropout),
-            bottleneck=bool(self.bottleneck))
+        if tokens:
+            self.scaler_ = FeatureScaler(np.zeros(1), np.ones(1), "none")
+        else:
+            self.scaler_ = FeatureScaler.fit(np.concatenate(X[: n - n_val])[None] if variable else X[: n - n_val],
+                                             self.scaler)
+        vocab_size = self.vocab_size
+        if vocab_size == "auto":
+            vocab_size = int(max(x.max() for x in X)) + 1
+        self.architecture_ = make_architecture(
+            n_features, encoder=self.encoder, decoder=self.decoder, activation=self.activation,
+            output_layer=self.output_layer, bidirectional=self.bidirectional, dropout=self.dropout,
+            bottleneck=self.bottleneck, decoder_type=self.decoder_type, vocab_size=vocab_size,
+            embedding_dim=self.embedding_dim)
         self.module_ = LSTMAutoencoderModule(self.architecture_).to(device)
         self.history_ = train(
-            self.module_, X, train_idx, val_idx, scaler=self.scaler_, epochs=self.epochs,
-            batch_size=self.batch_size, learning_rate=self.learning_rate, loss=self.loss,
-            patience=self.patience, max_grad_norm=self.max_grad_norm, rng=rng, device=device,
-            progress=self.progress, on_epoch=on_epoch)
+            self.module_, X, train_idx, val_idx, scaler=None if tokens else self.scaler_, epochs=self.epochs,
+            batch_size=self.batch_size, learning_rate=self.learning_rate,
+            loss="cross_entropy" if tokens else self.loss, patience=self.patience,
+            max_grad_norm=self.max_grad_norm, rng=rng, device=device, progress=self.progress, on_epoch=on_epoch)
 
         reference = X[val_idx[0]:] if n_val else X[: n - n_val]
         error_model = make_error_model(self.error_model)
@@ -152,10 +187,15 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         return self.threshold_
 
     # -------------------------------------------------------------- inference
-    def reconstruct(self, X) -> np.ndarray:
-        """Reconstructions (N, L, F) in the original units of X."""
+    def reconstruct(self, X):
+        """Reconstructions (N, L, F) in the original units of X (token models: the argmax ids
+        (N, L)); for a list X, a list of (L_i, F) (ids: (L_i,))."""
         check_is_fitted(self, "module_")
-        return np.concatenate([self.scaler_.inverse_transform(x_hat) for _, x_hat in self._reconstructions(X)])
+        if self._tokens:
+            results = self._map_samples(X, lambda cross_entropy, ids: ids)
+        else:
+            results = self._map_samples(X, lambda x, x_hat: self.scaler_.inverse_transform(x_hat))
+        return _collect(X, results, ragged=True)
 
     def transform(self, X) -> np.ndarray:
         """Bottleneck encodings z (N, Z), one vector per sample, whatever the batch it is in."""
@@ -166,18 +206,29 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         parts = []
         with torch.inference_mode():
             self.module_.eval()
-            for batch in self._batches(X):
-                parts.append(self.module_.encode(batch).float().cpu().numpy())
+            for batch, lengths in self._batches(X):
+                parts.append(self.module_.encode(batch, lengths).float().cpu().numpy())
         return np.concatenate(parts)
 
-    def reconstruction_error(self, X, per: str = "sample", kind: str | None = None) -> np.ndarray:
+    def reconstruction_error(self, X, per: str = "sample", kind: str | None = None):
         """Errors in scaled units (features comparable): per="sample" (N,), "timestep" (N, L),
-        "feature" (N, F) or "none" (N, L, F); kind "mse" or "mae" (default: the training loss)."""
+        "feature" (N, F) or "none" (N, L, F); kind "mse" or "mae" (default: the training loss).
+
+        For a list X, "timestep" and "none" give lists of (L_i,) and (L_i, F). Token models: the
+        cross-entropy of each token, per="sample" (N,) or "timestep" (N, L); `kind` is ignored.
+        """
         if per not in PER_CHOICES:
             raise ValueError(f"per must be one of {PER_CHOICES}, got {per!r}")
-        kind = kind or self.loss
-        parts = [reconstruction_errors(x, x_hat, per=per, kind=kind) for x, x_hat in self._reconstructions(X)]
-        return np.concatenate(parts)
+        check_is_fitted(self, "module_")
+        if self._tokens:
+            if per not in ("sample", "timestep"):
+                raise ValueError(f"token models have one error per token: use per='sample' or 'timestep', got {per!r}")
+            results = self._map_samples(X, lambda cross_entropy, ids: cross_entropy.mean(axis=1) if per == "sample"
+                                        else cross_entropy)
+        else:
+            kind = kind or self.loss
+            results = self._map_samples(X, lambda x, x_hat: reconstruction_errors(x, x_hat, per=per, kind=kind))
+        return _collect(X, results, ragged=per in ("timestep", "none"))
 
     def anomaly_score(self, X) -> np.ndarray:
         """(N,) scores from the error model; higher = more anomalous."""
@@ -230,8 +281,14 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         save_model(self, path, overwrite=overwrite)
 
     # ---------------------------------------------------------------- helpers
+    @property
+    def _tokens(self) -> bool:
+        return self.architecture_.vocab_size is not None
+
     def _check_params(self) -> None:
-        check_architecture(self.encoder, self.decoder, self.activation, self.dropout)
+        check_architecture(self.encoder, self.decoder, self.activation, self.dropout, output_layer=self.output_layer,
+                           bottleneck=self.bottleneck, decoder_type=self.decoder_type, vocab_size=self.vocab_size,
+                           embedding_dim=self.embedding_dim)
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.scaler not in SCALERS:
@@ -244,28 +301,63 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         make_error_model(self.error_model)
         parse_threshold(self.threshold)
 
-    def _check_input(self, X) -> np.ndarray:
-        X = _as_windows(X)
-        if X.shape[2] != self.n_features_in_:
+    def _check_input(self, X):
+        X = _as_samples(X, self.architecture_.vocab_size)
+        if self._tokens:
+            return X
+        if isinstance(X, list):
+            for i, sample in enumerate(X):
+                if sample.shape[1] != self.n_features_in_:
+                    raise DataError(f"sequence {i}: expected {self.n_features_in_} features per timestep, "
+                                    f"got {sample.shape[1]}")
+        elif X.shape[2] != self.n_features_in_:
             raise DataError(f"expected {self.n_features_in_} features per timestep, got {X.shape[2]}")
         return X
 
     def _batches(self, X, batch_size: int = 512):
         device = next(self.module_.parameters()).device
-        return iterate_batches(X, np.arange(len(X)), batch_size, self.scaler_, device)
+        scaler = None if self._tokens else self.scaler_
+        return iterate_batches(X, np.arange(len(X)), batch_size, scaler, device)
 
-    def _reconstructions(self, X):
-        """Yield (x, x_hat) numpy pairs (B, L, F) in scaled units, batch by batch."""
+    def _map_samples(self, X, fn) -> list:
+        """fn applied to the model's results, batch by batch: fn(x, x_hat) with scaled arrays
+        (B, L, F), or for token models fn(cross_entropy, predicted_ids) with (B, L) each. For a
+        list X, fn sees one sample at a time, cut to its length: (1, L_i, F) or (1, L_i)."""
         X = self._check_input(X)
+        results = []
         with torch.inference_mode():
             self.module_.eval()
-            for batch in self._batches(X):
-                yield batch.cpu().numpy(), self.module_(batch).float().cpu().numpy()
+            for batch, lengths in self._batches(X):
+                output = self.module_(batch, lengths)
+                if self._tokens:
+                    pair = (token_cross_entropy(output, batch).cpu().numpy(), output.argmax(dim=-1).cpu().numpy())
+                else:
+                    pair = (batch.cpu().numpy(), output.float().cpu().numpy())
+                if lengths is None:
+                    results.append(fn(*pair))
+                else:
+                    results.extend(fn(*(array[i : i + 1, :length] for array in pair))
+                                   for i, length in enumerate(lengths.tolist()))
+        return results
 
     def _error_vectors(self, X, error_model=None) -> np.ndarray:
-        """Per-sample error vectors (N, D) of the error model, computed batch by batch."""
+        """Per-sample error vectors (N, D) of the error model, computed batch by batch.
+
+        Token models: the mean token cross-entropy (N, 1) for "mse"/"mae"; for "mahalanobis"
+        the vector of token cross-entropies (as |X - X_hat| with X_hat = 0).
+        """
         error_model = error_model or self.error_model_
-        return np.concatenate([error_model.window_vectors(x, x_hat) for x, x_hat in self._reconstructions(X)])
+        if isinstance(X, (list, tuple)) and not isinstance(error_model, MeanError):
+            for i, sample in enumerate(X):
+                if len(sample) != self.n_timesteps_:
+                    raise DataError(f"sequence {i} has {len(sample)} steps; the {error_model.name} error model "
+                                    f"scores sequences of the trained length {self.n_timesteps_} only")
+        if not self._tokens:
+            return np.concatenate(self._map_samples(X, error_model.window_vectors))
+        if isinstance(error_model, MeanError):  # "mse" and "mae" alike
+            return np.concatenate(self._map_samples(X, lambda cross_entropy, ids: cross_entropy.mean(axis=1)[:, None]))
+        cross_entropy = np.concatenate(self._map_samples(X, lambda cross_entropy, ids: cross_entropy))[:, :, None]
+        return error_model.window_vectors(cross_entropy, np.zeros_like(cross_entropy))
 
     def _feature_names(self) -> list[str]:
         if hasattr(self, "feature_names_in_"):
@@ -285,6 +377,40 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         return values
 
 
+def _collect(X, results: list, ragged: bool):
+    """Per-batch (or, for a list X, per-sample) results as one array, or as a list of per-sample
+    arrays when X is a list and the results have a time axis (`ragged`)."""
+    if isinstance(X, (list, tuple)) and ragged:
+        return [result[0] for result in results]
+    return np.concatenate(results)
+
+
+def _as_samples(X, vocab_size=None):
+    """X as the model reads it: an array (N, L, F), or a list of arrays (L_i, F) for a list or
+    tuple X (its sequences may differ in length); (N, L) and (L_i,) are read as one feature.
+    Token models (vocab_size an int or "auto"): ids (N, L) (or (N, L, 1)) or a list of (L_i,), as int64."""
+    if isinstance(X, (list, tuple)):
+        if not len(X):
+            raise DataError("expected a list of sequences, got an empty list")
+        if vocab_size is not None:
+            return [_as_token_ids(sample, vocab_size, sample=i) for i, sample in enumerate(X)]
+        samples = [_as_sequence(sample, i) for i, sample in enumerate(X)]
+        widths = [sample.shape[1] for sample in samples]
+        if len(set(widths)) > 1:
+            i = next(i for i, width in enumerate(widths) if width != widths[0])
+            raise DataError(f"sequence {i} has {widths[i]} features per timestep, sequence 0 has {widths[0]}; "
+                            "give every sequence the same features")
+        return samples
+    if vocab_size is not None:
+        X = np.asarray(X)
+        if X.ndim == 3 and X.shape[2] == 1:  # one feature, as the CLI reads sequences
+            X = X[:, :, 0]
+        if X.ndim != 2 or 0 in X.shape:
+            raise DataError(f"expected token ids of shape (N, L) (or a list of (L_i,) sequences), got shape {X.shape}")
+        return _as_token_ids(X, vocab_size)
+    return _as_windows(X)
+
+
 def _as_windows(X) -> np.ndarray:
     """X as a float array (N, L, F); (N, L) is read as univariate (N, L, 1)."""
     X = np.asarray(X)
@@ -298,3 +424,46 @@ def _as_windows(X) -> np.ndarray:
         raise DataError(f"expected numbers, got dtype {X.dtype}")
     return X
 
+
+def _as_sequence(sample, index: int) -> np.ndarray:
+    """One sequence of a list as a numeric array (L_i, F); (L_i,) is read as one feature."""
+    sample = np.asarray(sample)
+    if sample.ndim == 1:
+        sample = sample[:, None]
+    if sample.ndim != 2 or 0 in sample.shape:
+        raise DataError(f"sequence {index}: expected a non-empty array (L_i, F) or (L_i,), got shape {sample.shape}")
+    if not np.issubdtype(sample.dtype, np.number):
+        raise DataError(f"sequence {index}: expected numbers, got dtype {sample.dtype}")
+    return sample
+
+
+def _as_token_ids(ids, vocab_size, sample: int | None = None) -> np.ndarray:
+    """Token ids as int64, each checked to be an integer in [0, vocab_size) (>= 0 for "auto").
+
+    ids is (N, L), or with `sample` the one sequence (L_i,) of that list item. The error names
+    the first bad id's sample, position and value.
+    """
+    ids = np.asarray(ids)
+    if sample is not None and (ids.ndim != 1 or not len(ids)):
+        raise DataError(f"sequence {sample}: expected a non-empty sequence of token ids (L_i,), "
+                        f"got shape {ids.shape}")
+    if ids.dtype == bool or not (np.issubdtype(ids.dtype, np.integer) or np.issubdtype(ids.dtype, np.floating)):
+        raise DataError(f"expected integer token ids, got dtype {ids.dtype}; map tokens to ids 0..V-1 first")
+    bad = ids < 0
+    if vocab_size != "auto":
+        bad |= ids >= vocab_size
+    if np.issubdtype(ids.dtype, np.floating):
+        bad |= ~np.isfinite(ids) | (ids != np.round(ids))
+    if bad.any():
+        position = tuple(int(p) for p in np.argwhere(bad)[0])
+        if sample is None:
+            place = f"sample {position[0]}, position {position[1]}"
+        else:
+            place = f"sequence {sample}, position {position[0]}"
+        if vocab_size == "auto":
+            expected, fix = "a non-negative integer id", "map tokens to ids 0..V-1"
+        else:
+            expected = f"an integer id in [0, {vocab_size})"
+            fix = f"map tokens to ids 0..{vocab_size - 1} or train with a larger vocab_size"
+        raise DataError(f"{place}: token id {ids[position]} is not {expected}; {fix}")
+    return ids.astype(np.int64)

@@ -12,13 +12,36 @@ Data flow for encoder=(128, 64), L timesteps, F features (the Keras tutorial's m
 
 Everything is batch first. The bottleneck is each sample's own last hidden state
 (`out[:, -1]`), never a reshape of `h_n` across the batch (a classic tutorial bug).
+
+Variants: token models put an Embedding in front (ids (N, L) -> (N, L, E)) and end with V
+logits; the EncDec-AD decoder replaces repeat + decoder LSTMs (see `_encdec_ad_decode`);
+variable-length batches pass `lengths` (N,): the encoder packs (nn.LSTM) or masks (KerasLSTM)
+so that each sample stops at its own last step, and the decoders, which only look back in
+time, run the batch's longest length: positions past a sample's length are meaningless.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..config import Architecture
+
+
+def valid_steps(lengths: torch.Tensor, steps: int, device: torch.device) -> torch.Tensor:
+    """(N, steps) bool mask, True where step t < lengths[i]."""
+    return torch.arange(steps, device=device)[None, :] < lengths.to(device)[:, None]
+
+
+def reverse_steps(x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """x (N, L, ...) with each sample's first lengths[i] steps in reverse order; padding stays put."""
+    if lengths is None:
+        return x.flip(1)
+    steps = torch.arange(x.shape[1], device=x.device)[None, :]
+    lengths = lengths.to(x.device)[:, None]
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)
+    index = index.reshape(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, index)
 
 
 class KerasLSTM(nn.Module):
@@ -46,48 +69,92 @@ class KerasLSTM(nn.Module):
         with torch.no_grad():
             self.input_proj.bias[hidden_size : 2 * hidden_size] = 1.0
 
-    def forward(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        """x (N, L, I) -> (N, L, H); or x (N, I), the same input at each of `steps` steps."""
+    def forward(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x (N, L, I) -> (N, L, H); or x (N, I), the same input at each of `steps` steps.
+
+        lengths (N,): sample i stops at step lengths[i]: its state is frozen there and its later
+        outputs are 0.
+        """
+        return self.forward_state(x, steps, lengths)[0]
+
+    def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
+                      state: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """As `forward`, starting from `state` (h, c) (zeros when None); returns the outputs and the
+        final (h, c), each (N, H), taken at each sample's last valid step."""
         if x.dim() == 2:
             gates_x = self.input_proj(x).unsqueeze(1).expand(-1, steps, -1)
         else:
             gates_x = self.input_proj(x)
         n, length = gates_x.shape[:2]
-        h = gates_x.new_zeros(n, self.hidden_size)
-        c = gates_x.new_zeros(n, self.hidden_size)
+        if state is None:
+            h = gates_x.new_zeros(n, self.hidden_size)
+            c = gates_x.new_zeros(n, self.hidden_size)
+        else:
+            h, c = state
+        valid = None if lengths is None else valid_steps(lengths, length, gates_x.device).unsqueeze(2)
         outputs = []
         for t in range(length):
             gates = gates_x[:, t] + self.recurrent_proj(h)
             i, f, g, o = gates.chunk(4, dim=1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * self.activation(g)
-            h = torch.sigmoid(o) * self.activation(c)
-            outputs.append(h)
-        return torch.stack(outputs, dim=1)
+            c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * self.activation(g)
+            h_next = torch.sigmoid(o) * self.activation(c_next)
+            if valid is None:
+                h, c = h_next, c_next
+                outputs.append(h)
+            else:
+                h, c = torch.where(valid[:, t], h_next, h), torch.where(valid[:, t], c_next, c)
+                outputs.append(h_next * valid[:, t])
+        return torch.stack(outputs, dim=1), (h, c)
 
 
 class TanhLSTM(nn.LSTM):
-    """nn.LSTM (fused native kernels) with the same call as KerasLSTM: returns the outputs only."""
+    """nn.LSTM (fused native kernels) with the same call as KerasLSTM: returns the outputs only.
+
+    With `lengths` the batch is packed, so each sample stops at its own last step.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
         super().__init__(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
 
-    def forward(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_state(x, steps, lengths)[0]
+
+    def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
+                      state: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """As KerasLSTM.forward_state; h and c are (N, H * directions), forward direction first."""
         if x.dim() == 2:
             x = x.unsqueeze(1).expand(-1, steps, -1)
-        return super().forward(x)[0]
+        initial = None if state is None else (state[0].unsqueeze(0), state[1].unsqueeze(0))
+        if lengths is None:
+            outputs, (h, c) = super().forward(x, initial)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            outputs, (h, c) = super().forward(packed, initial)
+            outputs = pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[1])[0]
+        # h, c: (directions, N, H) -> (N, directions * H)
+        return outputs, (h.transpose(0, 1).reshape(len(x), -1), c.transpose(0, 1).reshape(len(x), -1))
 
 
 class Bidirectional(nn.Module):
-    """Run a KerasLSTM forwards and a twin backwards in time; concatenate: (N, L, 2H)."""
+    """Run a KerasLSTM forwards and a twin backwards in time; concatenate: (N, L, 2H).
+
+    The backward twin starts at each sample's last valid step. x is (N, L, I) (encoders only).
+    """
 
     def __init__(self, input_size: int, hidden_size: int, activation: str):
         super().__init__()
         self.forward_lstm = KerasLSTM(input_size, hidden_size, activation)
         self.backward_lstm = KerasLSTM(input_size, hidden_size, activation)
 
-    def forward(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        backward = self.backward_lstm(x.flip(1), steps).flip(1)
-        return torch.cat([self.forward_lstm(x, steps), backward], dim=2)
+    def forward(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_state(x, steps, lengths)[0]
+
+    def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None):
+        forward, (h_forward, c_forward) = self.forward_lstm.forward_state(x, lengths=lengths)
+        reversed_x = reverse_steps(x, lengths)
+        backward, (h_backward, c_backward) = self.backward_lstm.forward_state(reversed_x, lengths=lengths)
+        return (torch.cat([forward, reverse_steps(backward, lengths)], dim=2),
+                (torch.cat([h_forward, h_backward], dim=1), torch.cat([c_forward, c_backward], dim=1)))
 
 
 def make_lstm(input_size: int, hidden_size: int, activation: str, bidirectional: bool = False) -> nn.Module:
@@ -99,54 +166,73 @@ def make_lstm(input_size: int, hidden_size: int, activation: str, bidirectional:
     return KerasLSTM(input_size, hidden_size, activation)
 
 
-def last_state(outputs: torch.Tensor, bidirectional: bool) -> torch.Tensor:
+def last_state(outputs: torch.Tensor, bidirectional: bool, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Each sample's final hidden state from layer outputs (N, L, H*dirs) -> (N, H*dirs).
 
-    The backward direction ends at step 0, so its final state is `outputs[:, 0, H:]`.
+    The forward direction ends at step lengths[i] - 1 (L - 1 without lengths); the backward one
+    ends at step 0, so its final state is `outputs[:, 0, H:]`.
     """
+    if lengths is None:
+        last = outputs[:, -1]
+    else:
+        last = outputs[torch.arange(len(outputs), device=outputs.device), lengths.to(outputs.device) - 1]
     if not bidirectional:
-        return outputs[:, -1]
+        return last
     half = outputs.shape[-1] // 2
-    return torch.cat([outputs[:, -1, :half], outputs[:, 0, half:]], dim=1)
+    return torch.cat([last[:, :half], outputs[:, 0, half:]], dim=1)
 
 
 class LSTMAutoencoderModule(nn.Module):
     """The network behind `lstmae.LSTMAutoencoder`; built from an `Architecture`.
 
     forward: (N, L, F) -> (N, L, F). encode: (N, L, F) -> (N, Z). decode: (N, Z), L -> (N, L, F).
+    Token models take ids (N, L) instead of (N, L, F) and return logits (N, L, V).
     With `bottleneck=False` it is the "regular LSTM" network: the same layers, each returning
     sequences, no bottleneck and no repeat; `encode` is then unavailable.
+    With `decoder_type="encdec_ad"` the decoder is one LSTM of Z units started from the
+    encoder's final (h, c); it reconstructs in reverse order (see `_encdec_ad_decode`).
     """
 
     def __init__(self, arch: Architecture):
         super().__init__()
         self.arch = arch
         directions = 2 if arch.bidirectional else 1
+        self.embedding = nn.Embedding(arch.vocab_size, arch.embedding_dim) if arch.vocab_size else None
+        step_size = arch.embedding_dim if arch.vocab_size else arch.n_features  # what one input step holds
         self.encoder = nn.ModuleList()
-        size = arch.n_features
+        size = step_size
         for units in arch.encoder:
             self.encoder.append(make_lstm(size, units, arch.activation, arch.bidirectional))
             size = units * directions
         self.decoder = nn.ModuleList()
+        if arch.decoder_type == "encdec_ad":
+            size = step_size  # it is fed the previous step
         for units in arch.decoder:
             self.decoder.append(make_lstm(size, units, arch.activation))
             size = units
-        self.output = nn.Linear(size, arch.n_features) if arch.output_layer else None
+        self.output = nn.Linear(size, arch.vocab_size or arch.n_features) if arch.output_layer else None
         self.dropout = nn.Dropout(arch.dropout)
 
-    def _run_encoder(self, x: torch.Tensor) -> torch.Tensor:
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Token ids (N, L) -> (N, L, E); real-valued input (N, L, F) is returned as it is."""
+        return x if self.embedding is None else self.embedding(x)
+
+    def _run_encoder(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         for layer in self.encoder:
-            x = self.dropout(layer(x))
+            x = self.dropout(layer(x, lengths=lengths))
         return x
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """x (N, L, F) -> z (N, Z): each sample's last hidden state of the last encoder layer."""
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x (N, L, F) (token ids (N, L)) -> z (N, Z): each sample's last hidden state of the last
+        encoder layer, at its own last step when `lengths` (N,) is given."""
         if not self.arch.bottleneck:
             raise ValueError("this network has no bottleneck (bottleneck=False), so it has no encoding")
-        return last_state(self._run_encoder(x), self.arch.bidirectional)
+        return last_state(self._run_encoder(self._embed(x), lengths), self.arch.bidirectional, lengths)
 
     def decode(self, z: torch.Tensor, steps: int) -> torch.Tensor:
-        """z (N, Z) repeated over `steps` steps -> reconstruction (N, steps, F)."""
+        """z (N, Z) repeated over `steps` steps -> reconstruction (N, steps, F) (the "repeat" decoder)."""
+        if self.arch.decoder_type != "repeat":
+            raise ValueError("decode(z) needs the repeat decoder; the EncDec-AD decoder starts from (h, c)")
         return self._run_decoder(z, steps)
 
     def _run_decoder(self, x: torch.Tensor, steps: int | None) -> torch.Tensor:
@@ -156,26 +242,85 @@ class LSTMAutoencoderModule(nn.Module):
                 x = self.dropout(x)
         return x if self.output is None else self.output(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (N, L, F) -> reconstruction (N, L, F)."""
-        if self.arch.bottleneck:
-            return self.decode(self.encode(x), x.shape[1])
-        return self._run_decoder(self._run_encoder(x), None)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
+                teacher_forcing: bool | None = None) -> torch.Tensor:
+        """x (N, L, F) -> reconstruction (N, L, F); token ids (N, L) -> logits (N, L, V).
+
+        lengths (N,) int64: sample i is x[i, :lengths[i]] (None: all L steps).
+        teacher_forcing (EncDec-AD only): feed the decoder the true previous values instead of
+        its own outputs; default: in training mode only.
+        """
+        inputs = self._embed(x)
+        if not self.arch.bottleneck:
+            return self._run_decoder(self._run_encoder(inputs, lengths), None)
+        if self.arch.decoder_type == "encdec_ad":
+            teacher_forcing = self.training if teacher_forcing is None else teacher_forcing
+            return self._encdec_ad_decode(self._encoder_final_state(inputs, lengths), inputs, lengths, teacher_forcing)
+        z = last_state(self._run_encoder(inputs, lengths), self.arch.bidirectional, lengths)
+        return self._run_decoder(z, inputs.shape[1])
+
+    def _encoder_final_state(self, inputs: torch.Tensor, lengths: torch.Tensor | None):
+        """(h, c) of the last encoder layer at each sample's last step, each (N, Z)."""
+        for layer in self.encoder[:-1]:
+            inputs = self.dropout(layer(inputs, lengths=lengths))
+        return self.encoder[-1].forward_state(inputs, lengths=lengths)[1]
+
+    def _encdec_ad_decode(self, state, inputs: torch.Tensor, lengths: torch.Tensor | None,
+                          teacher_forcing: bool) -> torch.Tensor:
+        """The EncDec-AD decoder (Malhotra et al. 2016), from the encoder's final state (h, c).
+
+        x'(L) = Linear(h); then for t = L-1 .. 1 one LSTM step whose input is x(t+1) (teacher
+        forcing) or x'(t+1) (its own previous output) gives h and x'(t) = Linear(h).
+        inputs (N, L, I) are the (embedded) true values. Returns (N, L, F) (logits (N, L, V)) in
+        time order.
+        """
+        layer, steps = self.decoder[0], inputs.shape[1]
+        if teacher_forcing:
+            # Reversed step s (output x'(L-s)) is fed reversed step s-1, the true x(L-s+1).
+            previous = reverse_steps(inputs, lengths)[:, :-1]
+            hidden = [state[0].unsqueeze(1)]
+            if steps > 1:
+                hidden.append(layer.forward_state(previous, state=state)[0])
+            reversed_output = self.output(torch.cat(hidden, dim=1))
+        else:
+            outputs = [self.output(state[0])]
+            for _ in range(steps - 1):
+                hidden, state = layer.forward_state(self._feed_back(outputs[-1]).unsqueeze(1), state=state)
+                outputs.append(self.output(hidden[:, 0]))
+            reversed_output = torch.stack(outputs, dim=1)
+        return reverse_steps(reversed_output, lengths)
+
+    def _feed_back(self, output: torch.Tensor) -> torch.Tensor:
+        """One decoder output as the next decoder input: the value itself, or the embedded argmax token."""
+        return output if self.embedding is None else self.embedding(output.argmax(dim=-1))
 
     def layer_table(self, steps: int) -> list[dict]:
         """One row per layer for `lstmae summary`: output shape per sample, return sequences, params."""
-        rows = [{"layer": "input", "output_shape": (steps, self.arch.n_features), "return_sequences": None, "params": 0}]
+        arch = self.arch
+        rows = [{"layer": "input (token ids)" if self.embedding is not None else "input",
+                 "output_shape": (steps,) if self.embedding is not None else (steps, arch.n_features),
+                 "return_sequences": None, "params": 0}]
+        if self.embedding is not None:
+            rows.append({"layer": f"embedding ({arch.vocab_size} ids -> {arch.embedding_dim})",
+                         "output_shape": (steps, arch.embedding_dim), "return_sequences": None,
+                         "params": self.embedding.weight.numel()})
         for i, layer in enumerate(self.encoder):
-            last = self.arch.bottleneck and i == len(self.encoder) - 1
-            width = self.arch.encoder[i] * (2 if self.arch.bidirectional else 1)
-            rows.append(_lstm_row(f"encoder LSTM {i + 1}", layer, width, steps, not last))
-        if self.arch.bottleneck:
-            rows.append({"layer": "repeat (RepeatVector)", "output_shape": (steps, self.arch.code_size),
-                         "return_sequences": None, "params": 0})
-        for i, layer in enumerate(self.decoder):
-            rows.append(_lstm_row(f"decoder LSTM {i + 1}", layer, self.arch.decoder[i], steps, True))
+            last = arch.bottleneck and i == len(self.encoder) - 1
+            width = arch.encoder[i] * (2 if arch.bidirectional else 1)
+            name = f"encoder LSTM {i + 1}" + (" -> (h, c)" if last and arch.decoder_type == "encdec_ad" else "")
+            rows.append(_lstm_row(name, layer, width, steps, not last))
+        if arch.decoder_type == "encdec_ad":
+            rows.append(_lstm_row("decoder LSTM, EncDec-AD",
+                                  self.decoder[0], arch.decoder[0], steps, True))
+        else:
+            if arch.bottleneck:
+                rows.append({"layer": "repeat (RepeatVector)", "output_shape": (steps, arch.code_size),
+                             "return_sequences": None, "params": 0})
+            for i, layer in enumerate(self.decoder):
+                rows.append(_lstm_row(f"decoder LSTM {i + 1}", layer, arch.decoder[i], steps, True))
         if self.output is not None:
-            rows.append({"layer": "dense per step (TimeDistributed)", "output_shape": (steps, self.arch.n_features),
+            name = "dense per step -> logits" if self.embedding is not None else "dense per step (TimeDistributed)"
+            rows.append({"layer": name, "output_shape": (steps, arch.vocab_size or arch.n_features),
                          "return_sequences": None, "params": sum(p.numel() for p in self.output.parameters())})
         return rows
 

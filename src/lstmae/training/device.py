@@ -1,6 +1,7 @@
 """Device choice and seeding."""
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -10,8 +11,8 @@ import torch
 def resolve_device(device: str = "auto") -> torch.device:
     """"auto" picks cuda, then mps, then cpu; anything else is passed to torch.device."""
     if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
+        if torch.cuda.is_available():  # under torchrun, each process takes its own GPU
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")

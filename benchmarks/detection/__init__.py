@@ -1,0 +1,1 @@
+"""Helpers of benchmarks/detection_study.py: data set readers and baselines."""

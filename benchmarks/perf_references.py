@@ -1,0 +1,190 @@
+"""The models lstmae is measured against in `perf.py`, written here so every figure is a ratio
+taken side by side on the same machine, data and layers (encoder H1 > H2, decoder H2, H1, then
+a per-step Linear to F).
+
+- `PlainAutoencoder`: the batched nn.LSTM autoencoder most people write first.
+- `TutorialAutoencoder` with `train_one_at_a_time`: the PyTorch tutorial style, one sequence
+  per optimizer step and per forward pass.
+- `HandWrittenReluAutoencoder`: a plain autograd loop of relu LSTM cells that projects the
+  input inside the loop, step by step (what one writes to get Keras' relu LSTMs in PyTorch).
+- `keras_autoencoder`: Keras 3 relu LSTMs, only when `import keras` works.
+- `fast_autoencoder`: lstmae's module with its LSTM layers switched to the prototype
+  `lstmae.nn.fast_lstm.lstm_layer` (the candidate speed-up, not a reference): `FastTanhLSTM`
+  keeps nn.LSTM's parameters, `FastKerasLSTM` KerasLSTM's;
+  `swap_layers(arch, UnbindKerasLSTM)`: the one-line fix of KerasLSTM's loop alone.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstmae.config import Architecture
+from lstmae.nn.fast_lstm import lstm_layer
+from lstmae.nn.model import KerasLSTM, LSTMAutoencoderModule, TanhLSTM
+
+
+class PlainAutoencoder(nn.Module):
+    """nn.LSTM layers, batch first: (N, L, F) -> (N, L, F); the code repeated with expand."""
+
+    def __init__(self, n_features: int, encoder: tuple[int, ...]):
+        super().__init__()
+        sizes = (n_features, *encoder)
+        self.encoder = nn.ModuleList(nn.LSTM(a, b, batch_first=True) for a, b in zip(sizes, sizes[1:]))
+        sizes = (encoder[-1], *reversed(encoder))
+        self.decoder = nn.ModuleList(nn.LSTM(a, b, batch_first=True) for a, b in zip(sizes, sizes[1:]))
+        self.output = nn.Linear(encoder[0], n_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for lstm in self.encoder:
+            x = lstm(x)[0]
+        x = x[:, -1:].expand(-1, x.shape[1], -1)
+        for lstm in self.decoder:
+            x = lstm(x)[0]
+        return self.output(x)
+
+
+class TutorialAutoencoder(nn.Module):
+    """The tutorial's RecurrentAutoencoder shape for ONE sequence (L, F) -> (L, F)."""
+
+    def __init__(self, n_features: int, encoder: tuple[int, ...]):
+        super().__init__()
+        self.model = PlainAutoencoder(n_features, encoder)
+
+    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+        return self.model(sequence.unsqueeze(0))[0]
+
+
+def train_one_at_a_time(model: TutorialAutoencoder, X: np.ndarray, optimizer) -> float:
+    """The tutorial's loop: per sequence a forward pass, an L1 loss (sum), a step, `.item()`."""
+    loss_fn = nn.L1Loss(reduction="sum")
+    total = 0.0
+    for sequence in X:
+        sequence = torch.from_numpy(np.ascontiguousarray(sequence, dtype=np.float32))
+        optimizer.zero_grad()
+        loss = loss_fn(model(sequence), sequence)
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    return total
+
+
+class HandWrittenReluLSTM(nn.Module):
+    """One relu LSTM layer as an autograd loop of cells; input projected at every step."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.cell = nn.Linear(input_size + hidden_size, 4 * hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.new_zeros(x.shape[0], self.hidden_size)
+        c = x.new_zeros(x.shape[0], self.hidden_size)
+        outputs = []
+        for t in range(x.shape[1]):
+            i, f, g, o = self.cell(torch.cat([x[:, t], h], dim=1)).chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.relu(g)
+            h = torch.sigmoid(o) * torch.relu(c)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1)
+
+
+class HandWrittenReluAutoencoder(PlainAutoencoder):
+    def __init__(self, n_features: int, encoder: tuple[int, ...]):
+        super().__init__(n_features, encoder)
+        sizes = (n_features, *encoder)
+        self.encoder = nn.ModuleList(HandWrittenReluLSTM(a, b) for a, b in zip(sizes, sizes[1:]))
+        sizes = (encoder[-1], *reversed(encoder))
+        self.decoder = nn.ModuleList(HandWrittenReluLSTM(a, b) for a, b in zip(sizes, sizes[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for lstm in self.encoder:
+            x = lstm(x)
+        x = x[:, -1:].expand(-1, x.shape[1], -1)
+        for lstm in self.decoder:
+            x = lstm(x)
+        return self.output(x)
+
+
+class FastKerasLSTM(KerasLSTM):
+    """KerasLSTM (same parameters, init and equations) running `lstm_layer` unless `lengths` is given."""
+
+    def __init__(self, input_size: int, hidden_size: int, activation: str):
+        super().__init__(input_size, hidden_size, activation)
+        self.activation_name = activation
+
+    def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
+                      state: tuple[torch.Tensor, torch.Tensor] | None = None):
+        if lengths is not None:
+            return super().forward_state(x, steps, lengths, state)
+        return lstm_layer(x, self.input_proj.weight, self.input_proj.bias, self.recurrent_proj.weight,
+                          self.activation_name, state, steps)
+
+
+class FastTanhLSTM(TanhLSTM):
+    """TanhLSTM (nn.LSTM's parameters and init) running `lstm_layer` on the CPU, one direction,
+    without `lengths`; otherwise nn.LSTM as before (cuDNN on a GPU)."""
+
+    def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
+                      state: tuple[torch.Tensor, torch.Tensor] | None = None):
+        if x.is_cuda or self.bidirectional or lengths is not None:
+            return super().forward_state(x, steps, lengths, state)
+        return lstm_layer(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0, self.weight_hh_l0, "tanh",
+                          state, steps)
+
+
+class UnbindKerasLSTM(KerasLSTM):
+    """KerasLSTM whose loop takes its steps from gates_x.unbind(1) instead of gates_x[:, t].
+
+    The one-line fix measured: the backward of each gates_x[:, t] writes a zero-filled
+    (N, L, 4H) gradient, so the autograd loop costs O(L^2) memory traffic; unbind's costs O(L).
+    """
+
+    def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
+                      state: tuple[torch.Tensor, torch.Tensor] | None = None):
+        if lengths is not None:
+            return super().forward_state(x, steps, lengths, state)
+        gates_x = self.input_proj(x)
+        if x.dim() == 2:
+            gates_x = gates_x.unsqueeze(1).expand(-1, steps, -1)
+        h, c = state if state is not None else (gates_x.new_zeros(len(x), self.hidden_size),) * 2
+        outputs = []
+        for gates_x_t in gates_x.unbind(1):
+            i, f, g, o = (gates_x_t + self.recurrent_proj(h)).chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * self.activation(g)
+            h = torch.sigmoid(o) * self.activation(c)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), (h, c)
+
+
+def swap_layers(arch: Architecture, layer_class) -> LSTMAutoencoderModule:
+    """lstmae's module for `arch` (unidirectional) with every LSTM a `layer_class` (a KerasLSTM)."""
+    module = LSTMAutoencoderModule(arch)
+    for layers in (module.encoder, module.decoder):
+        for index, layer in enumerate(layers):
+            input_size = layer.input_size if isinstance(layer, nn.LSTM) else layer.input_proj.in_features
+            layers[index] = layer_class(input_size, layer.hidden_size, arch.activation)
+    return module
+
+
+def fast_autoencoder(arch: Architecture) -> LSTMAutoencoderModule:
+    """lstmae's module for `arch` with the prototype layers: FastTanhLSTM for tanh, else FastKerasLSTM."""
+    if arch.activation == "tanh":
+        return swap_layers(arch, lambda input_size, hidden_size, _: FastTanhLSTM(input_size, hidden_size))
+    return swap_layers(arch, FastKerasLSTM)
+
+
+def keras_autoencoder(n_features: int, length: int, encoder: tuple[int, ...]):
+    """The Keras tutorial's relu model (Keras 3); raises ImportError when keras is absent."""
+    import keras
+
+    layers = [keras.Input((length, n_features))]
+    for k, units in enumerate(encoder):
+        layers.append(keras.layers.LSTM(units, activation="relu", return_sequences=k < len(encoder) - 1))
+    layers.append(keras.layers.RepeatVector(length))
+    for units in reversed(encoder):
+        layers.append(keras.layers.LSTM(units, activation="relu", return_sequences=True))
+    layers.append(keras.layers.TimeDistributed(keras.layers.Dense(n_features)))
+    model = keras.Sequential(layers)
+    model.compile(optimizer="adam", loss="mse")
+    return model

@@ -1,0 +1,150 @@
+"""Smoke tests of benchmarks/classification_study.py and benchmarks/variants_study.py."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.neighbors import KNeighborsClassifier
+
+from lstmae.exceptions import DataError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import classification_study as study  # noqa: E402
+import variants_study as variants  # noqa: E402
+
+TINY = {"epochs": 2, "batch_size": 8}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny LSTMs on 2 threads spend their time in OpenMP barriers, 100x slower when the cores
+    are shared; the studies run on one thread too (--threads 1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_ts(path, rows):
+    path.write_text("# a comment\n@problemName toy\n@univariate true\n@data\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def two_class_series(n=24, length=16, seed=0):
+    """(N, L) series: class 'up' rises, class 'down' falls, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.array(["up", "down"] * (n // 2))
+    slope = np.where(labels == "up", 1.0, -1.0)[:, None]
+    series = slope * np.linspace(-1, 1, length)[None, :] + 0.1 * rng.normal(size=(n, length))
+    return series.astype(np.float32), labels
+
+
+def test_read_ts_parses_values_and_labels(tmp_path):
+    path = write_ts(tmp_path / "toy.ts", ["1,2,3:a", "4.5,-5,6e-1:b"])
+    X, y = variants.read_ts(path)
+    np.testing.assert_array_equal(X, np.array([[1, 2, 3], [4.5, -5, 0.6]], dtype=np.float32))
+    assert list(y) == ["a", "b"]
+
+
+def test_read_ts_rejects_unequal_lengths(tmp_path):
+    path = write_ts(tmp_path / "toy.ts", ["1,2,3:a", "4,5:b"])
+    with pytest.raises(DataError, match=r"line 6: expected 3 values, got 2"):
+        variants.read_ts(path)
+
+
+def test_read_ts_rejects_a_line_without_label(tmp_path):
+    path = write_ts(tmp_path / "toy.ts", ["1,2,3"])
+    with pytest.raises(DataError, match=r"line 5: expected 'v1,...,vL:label'"):
+        variants.read_ts(path)
+
+
+def test_missing_data_dir_exits_with_a_clear_message(tmp_path):
+    with pytest.raises(SystemExit, match="data folder .* not found; pass --data-dir"):
+        variants.check_data_dir(tmp_path / "absent")
+
+
+def test_encoding_pipeline_fits_and_predicts_through_the_autoencoder():
+    X, y = two_class_series()
+    pipe = study.encoding_pipeline(TINY, seed=0, encoder=(6, 3)).fit(X, y)
+    assert pipe[:-1].transform(X).shape == (len(X), 3)  # the classifier sees (N, Z) encodings
+    assert set(pipe.predict(X)) <= {"up", "down"}
+
+
+def test_encoding_search_names_the_chosen_candidate():
+    X, y = two_class_series()
+    candidates = {"small": {"encoder": (4,)}, "bidirectional": {"encoder": (4,), "bidirectional": True}}
+    search = study.encoding_search(TINY, candidates, seed=0).fit(X, y)
+    summary = study.search_summary(search, candidates)
+    assert set(summary["validation_accuracy"]) == set(candidates)
+    best = max(summary["validation_accuracy"].values())
+    assert summary["validation_accuracy"][summary["selected"]] == best
+    chosen_bidirectional = search.best_estimator_[0].bidirectional
+    assert chosen_bidirectional == (summary["selected"] == "bidirectional")
+
+
+def test_classification_markdown_flags_the_goal_per_data_set():
+    accuracy = {"1-NN Euclidean (raw)": 0.9, "logistic regression (raw)": 0.8,
+                "LSTM-AE encodings + logistic regression": 0.95}
+    selection = {"selected": "a", "validation_accuracy": {"a": 1.0}}
+    report = {"settings": {"candidates": {"a": {}}, "seed": 0, "training": {"X": TINY}},
+              "results": [{"dataset": "won", "protocol": "p", "accuracy": accuracy, "selection": selection},
+                          {"dataset": "lost", "protocol": "p", "selection": [selection, selection],
+                           "accuracy": {**accuracy, "LSTM-AE encodings + logistic regression": 0.85}}]}
+    rows = study.classification_markdown(report).splitlines()
+    assert rows[2] == "| won | p | 0.900 | 0.800 | **0.950** | yes |"
+    assert rows[3] == "| lost | p | **0.900** | 0.800 | 0.850 | no |"
+
+
+def test_single_layer_variant_has_the_closed_form_parameter_count():
+    # LSTM(1 -> 64) and LSTM(64 -> 1), no dense: 4H(I + H) weights + 2 x 4H biases each.
+    expected = (4 * 64 * (1 + 64) + 8 * 64) + (4 * 1 * (64 + 1) + 8 * 1)
+    X, _ = two_class_series()
+    data = {"train": X, "heldout": X[:4], "anomalous": -X[:4]}
+    result = variants.run_variant("single_layer", data, TINY, seed=0)
+    assert result["params"] == expected
+    assert result["code_size"] == 64
+    assert 0.0 <= result["roc_auc"] <= 1.0
+
+
+def test_unknown_variant_parameter_is_reported_as_skipped(monkeypatch):
+    monkeypatch.setitem(variants.VARIANTS, "future", ("default", {"no_such_parameter": 1}))
+    X, _ = two_class_series()
+    result = variants.run_variant("future", {"train": X, "heldout": X, "anomalous": None},
+                                  TINY, seed=0)
+    assert "no_such_parameter" in result["skipped"]
+    block = {"n_train": 1, "n_heldout": 1, "length": 1, **TINY, "results": [result]}
+    table = variants.variants_markdown({"settings": {"seed": 0}, "datasets": {"toy": block}})
+    assert "| future | skipped: not in this lstmae |" in table
+
+
+def test_a_diverging_variant_is_reported_not_raised(monkeypatch):
+    monkeypatch.setitem(variants.VARIANTS, "blows up", ("keras_minimal", {"encoder": (8,), "learning_rate": 100.0,
+                                                                       "max_grad_norm": None}))
+    X, _ = two_class_series()
+    result = variants.run_variant("blows up", {"train": X, "heldout": X, "anomalous": -X}, TINY, seed=0)
+    assert result["diverged"].startswith("training diverged at epoch 1")
+    assert "heldout_mse" not in result
+    block = {"n_train": 1, "n_heldout": 1, "length": 1, **TINY, "results": [result]}
+    table = variants.variants_markdown({"settings": {"seed": 0}, "datasets": {"toy": block}})
+    assert f"| {result['diverged']} | - | - |" in table
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name, shape_train, shape_test, published_1nn", [
+    ("GunPoint", (50, 150), (150, 150), 0.913),         # UCR archive: 1-NN Euclidean error 0.087
+    ("ItalyPowerDemand", (67, 24), (1029, 24), 0.955),  # UCR archive: 1-NN Euclidean error 0.045
+])
+def test_ucr_loader_reproduces_the_published_1nn_accuracy(shared_data, name, shape_train, shape_test, published_1nn):
+    data = variants.load_ucr(shared_data, name)
+    assert data["X_train"].shape == shape_train and data["X_test"].shape == shape_test
+    accuracy = KNeighborsClassifier(1).fit(data["X_train"], data["y_train"]).score(data["X_test"], data["y_test"])
+    assert accuracy == pytest.approx(published_1nn, abs=1e-3)
+
+
+@pytest.mark.realdata
+def test_ecg5000_training_beats_have_five_classes(shared_data):
+    frame = variants.load_ecg5000(shared_data)
+    train = frame[frame["ucr_split"] == "train"]
+    assert variants.ecg_beats(train).shape == (500, 140)
+    assert sorted(train["ucr_class"].astype(int).unique()) == [1, 2, 3, 4, 5]

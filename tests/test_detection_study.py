@@ -1,0 +1,131 @@
+"""Smoke and unit tests of benchmarks/detection_study.py (the real-data detection study)."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import detection_study  # noqa: E402
+from detection.baselines import IsolationForestBaseline, PCABaseline, rolling_zscore  # noqa: E402
+from detection.datasets import load_ecg5000, load_keogh, load_nab, load_ucr  # noqa: E402
+
+
+# ------------------------------------------------------------------ baselines
+def test_rolling_zscore_hand_example():
+    # Window 3 over [1, 1, 1, 2]: row 3 sees mean 1 and std 0 (floored at 0.1), so z = 10.
+    series = np.array([[1.0], [1.0], [1.0], [2.0]])
+    scores = rolling_zscore(series, window=3)
+    assert np.isnan(scores[:3]).all()
+    assert scores[3] == pytest.approx(100.0)
+
+
+def test_rolling_zscore_averages_squared_z_over_features():
+    # Feature 0 as above (z = 10); feature 1 has rows 0-2 = 0, 2, 0, then 2.
+    series = np.array([[1.0, 0.0], [1.0, 2.0], [1.0, 0.0], [2.0, 2.0]])
+    past = np.array([0.0, 2.0, 0.0])
+    z1 = (2.0 - past.mean()) / past.std()
+    assert rolling_zscore(series, window=3)[3] == pytest.approx((100.0 + z1**2) / 2)
+
+
+def test_pca_baseline_scores_off_subspace_windows_higher():
+    rng = np.random.default_rng(0)
+    direction = rng.normal(size=(1, 10, 1))
+    normal = rng.normal(size=(200, 1, 1)) * direction  # every window on one line
+    outlier = normal[:1] + rng.normal(size=(1, 10, 1))
+    model = PCABaseline().fit(normal)
+    assert model.score(normal).max() < 1e-10
+    assert model.score(outlier)[0] > 0.1
+
+
+def test_isolation_forest_baseline_scores_outlier_highest():
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=(300, 5, 2))
+    test = np.concatenate([normal[:20], normal[:1] + 8.0])
+    scores = IsolationForestBaseline(random_state=0).fit(normal).score(test)
+    assert np.argmax(scores) == 20
+
+
+def test_top1_hit_uses_only_common_rows_and_the_tolerance():
+    scores = np.array([9.0, 1.0, 2.0, 1.0] + [0.0] * 300)
+    common = np.ones(len(scores), bool)
+    common[0] = False  # the highest score is not on a common row
+    assert detection_study.top1_hit(scores, common, (2, 2)) == {
+        "top1_row": 2, "top1_hit": True, "top1_hit_tolerance": True}
+    far = detection_study.top1_hit(scores, common, (200, 210))
+    assert far["top1_hit"] is False and far["top1_hit_tolerance"] is False
+    near = detection_study.top1_hit(scores, common, (90, 95))
+    assert near["top1_hit"] is False and near["top1_hit_tolerance"] is True
+
+
+# ------------------------------------------------------------------- settings
+def test_set_overrides_nested_settings_with_json_values():
+    args = detection_study.parse_args(["--set", "series.window=100", "--set", "series.lstmae.encoder=[8,4]",
+                                       "--set", "nab.how=end"])
+    settings = detection_study.build_settings(args)
+    assert settings["series"]["window"] == 100
+    assert settings["series"]["lstmae"]["encoder"] == [8, 4]
+    assert settings["series"]["lstmae"]["epochs"] == detection_study.SETTINGS["series"]["lstmae"]["epochs"]
+    assert detection_study.family_settings(settings, "nab")["how"] == "end"
+    assert detection_study.family_settings(settings, "msl")["how"] == detection_study.SETTINGS["series"]["how"]
+
+
+def test_unknown_dataset_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        detection_study.parse_args(["--datasets", "ecg5000,yahoo"])
+    assert "unknown data set(s) yahoo" in capsys.readouterr().err
+
+
+def test_missing_data_dir_exits_2_with_a_clear_message(tmp_path, capsys):
+    assert detection_study.main(["--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path)]) == 2
+    assert "data folder" in capsys.readouterr().err
+    assert not (tmp_path / "detection_results.json").exists()
+
+
+# ------------------------------------------------------------------ real data
+@pytest.mark.realdata
+def test_loaders_match_the_documented_splits_and_labels(shared_data):
+    ucr = load_ucr(shared_data)
+    assert len(ucr) == 4
+    for task in ucr:
+        path = next((shared_data / "ucr_anomaly").glob(f"{task.name.split('_')[0]}_*.txt"))
+        train_end, start, end = (int(part) for part in path.stem.split("_")[-3:])
+        assert len(task.train) == train_end
+        assert np.flatnonzero(task.labels).tolist() == list(range(start - train_end, end - train_end + 1))
+
+    info = json.loads((shared_data / "keogh_ecg" / "labels_and_splits.json").read_text())["files"]
+    for task in load_keogh(shared_data):
+        # Every labelled point of these files lies in the test slice.
+        assert task.labels.sum() == info[f"raw/{task.name}.txt"]["n_anomalous_points"]
+        assert task.train.shape[1] == task.test.shape[1] == 2
+
+    nab = {task.name: task for task in load_nab(shared_data)}
+    assert len(nab) == 18
+    assert len(nab["nyc_taxi"].train) == int(0.15 * 10320)
+    assert nab["art_flatline"].labels.sum() == 0
+
+    ecg = load_ecg5000(shared_data, seed=0)
+    assert len(ecg.train) + (ecg.labels == 0).sum() == 2919  # all normals, none twice
+    assert (ecg.labels == 1).sum() == 5000 - 2919
+
+
+@pytest.mark.realdata
+def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
+    out = tmp_path / "results"
+    code = detection_study.main([
+        "--quick", "--datasets", "ucr", "--jobs", "1", "--out", str(out), "--data-dir", str(shared_data),
+        "--set", "max_series_per_family=1", "--set", "series.lstmae.epochs=1",
+        "--set", "series.lstmae.encoder=[8,4]"])
+    assert code == 0
+    report = json.loads((out / "detection_results.json").read_text())
+    ucr = report["datasets"]["ucr"]
+    assert len(ucr["series"]) == 1
+    for name in detection_study.DETECTORS:
+        assert 0.0 <= ucr["means"][name]["roc_auc"] <= 1.0
+        assert ucr["means"][name]["n_top1"] == 1
+    assert report["settings"]["series"]["lstmae"]["encoder"] == [8, 4]
+    table = (out / "detection_results.md").read_text()
+    assert "| UCR anomaly 135-138 | 1 |" in table and "**" in table

@@ -1,0 +1,125 @@
+"""lstmae.nn.fast_lstm.lstm_layer against independent references: an autograd loop and nn.LSTM."""
+import pytest
+import torch
+
+from lstmae.nn.fast_lstm import lstm_layer
+
+
+def reference_layer(x, w_ih, b, w_hh, activation, state=None, steps=None):
+    """The LSTM equations as a plain autograd loop: outputs (N, L, H) and the final (h, c)."""
+    act = torch.relu if activation == "relu" else torch.tanh
+    if x.dim() == 2:
+        x = x.unsqueeze(1).expand(-1, steps, -1)
+    n, hidden = x.shape[0], w_hh.shape[1]
+    h, c = state if state is not None else (x.new_zeros(n, hidden), x.new_zeros(n, hidden))
+    outputs = []
+    for x_t in x.unbind(1):
+        i, f, g, o = (x_t @ w_ih.T + b + h @ w_hh.T).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * act(g)
+        h = torch.sigmoid(o) * act(c)
+        outputs.append(h)
+    return torch.stack(outputs, dim=1), (h, c)
+
+
+def random_layer(n=4, length=6, inputs=3, hidden=5, constant=False, with_state=False, dtype=torch.float64, seed=0):
+    """Leaf tensors (x, W, b, U[, h0, c0]) with requires_grad, and the call's keyword arguments."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def leaf(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen, dtype=dtype) * scale).requires_grad_()
+
+    x = leaf(n, inputs) if constant else leaf(n, length, inputs)
+    weights = [leaf(4 * hidden, inputs, scale=0.5), leaf(4 * hidden, scale=0.5), leaf(4 * hidden, hidden, scale=0.5)]
+    state = (leaf(n, hidden), leaf(n, hidden)) if with_state else None
+    return [x, *weights], state, (length if constant else None)
+
+
+def loss_of(outputs, final, seed=1):
+    """A random linear function of outputs and final (h, c), so that every gradient path counts."""
+    gen = torch.Generator().manual_seed(seed)
+    h, c = final
+    return sum((t * torch.randn(t.shape, generator=gen, dtype=t.dtype)).sum() for t in (outputs, h, c))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
+def test_forward_and_gradients_match_the_autograd_loop(activation, constant, with_state):
+    tensors, state, steps = random_layer(constant=constant, with_state=with_state)
+    leaves = tensors + (list(state) if state else [])
+    fast = lstm_layer(*tensors, activation=activation, state=state, steps=steps)
+    reference = reference_layer(*tensors, activation, state=state, steps=steps)
+    for got, expected in zip((fast[0], *fast[1]), (reference[0], *reference[1])):
+        torch.testing.assert_close(got, expected, atol=1e-10, rtol=0)
+    fast_grads = torch.autograd.grad(loss_of(*fast), leaves)
+    reference_grads = torch.autograd.grad(loss_of(*reference), leaves)
+    for got, expected in zip(fast_grads, reference_grads):
+        torch.testing.assert_close(got, expected, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_float32_matches_the_float32_autograd_loop_to_1e5(activation):
+    """Weights at nn.LSTM's init scale (1/sqrt(H)), 20 steps: values and gradients of order 1."""
+    tensors, state, _ = random_layer(n=8, length=20, inputs=4, hidden=16, with_state=True, dtype=torch.float32)
+    with torch.no_grad():
+        for weight in tensors[1:]:
+            weight.mul_(2 / 16**0.5)
+    leaves = tensors + list(state)
+    fast = lstm_layer(*tensors, activation=activation, state=state)
+    reference = reference_layer(*tensors, activation, state=state)
+    torch.testing.assert_close(fast[0], reference[0], atol=1e-5, rtol=1e-5)
+    fast_grads = torch.autograd.grad(loss_of(*fast), leaves)
+    reference_grads = torch.autograd.grad(loss_of(*reference), leaves)
+    for got, expected in zip(fast_grads, reference_grads):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_tanh_matches_nn_lstm():
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(3, 5, batch_first=True).double()
+    x = torch.randn(4, 9, 3, dtype=torch.float64, requires_grad=True)
+    expected, (h_n, c_n) = lstm(x)
+    outputs, (h, c) = lstm_layer(x, lstm.weight_ih_l0, lstm.bias_ih_l0 + lstm.bias_hh_l0, lstm.weight_hh_l0, "tanh")
+    torch.testing.assert_close(outputs, expected, atol=1e-10, rtol=0)
+    torch.testing.assert_close((h, c), (h_n[0], c_n[0]), atol=1e-10, rtol=0)
+    weights = [x, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0]
+    got = torch.autograd.grad(loss_of(outputs, (h, c)), weights)
+    want = torch.autograd.grad(loss_of(expected, (h_n[0], c_n[0])), weights)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+def test_no_grad_path_equals_the_training_path():
+    tensors, state, _ = random_layer(with_state=True)
+    with_graph = lstm_layer(*tensors, activation="relu", state=state)
+    with torch.inference_mode():
+        without = lstm_layer(*tensors, activation="relu", state=state)
+    for got, expected in zip((without[0], *without[1]), (with_graph[0], *with_graph[1])):
+        torch.testing.assert_close(got, expected.detach(), atol=0, rtol=0)
+
+
+def test_gradcheck_with_frozen_input():
+    """Finite differences; x without requires_grad (data) gets no gradient and costs none."""
+    (x, w_ih, b, w_hh), state, _ = random_layer(n=2, length=3, inputs=2, hidden=2, with_state=True)
+    x = x.detach()
+    assert torch.autograd.gradcheck(
+        lambda *t: lstm_layer(x, *t[:3], activation="tanh", state=tuple(t[3:]))[0], (w_ih, b, w_hh, *state))
+
+
+def test_bias_may_be_none():
+    (x, w_ih, _, w_hh), _, _ = random_layer()
+    outputs, _ = lstm_layer(x, w_ih, None, w_hh, "tanh")
+    torch.testing.assert_close(outputs, reference_layer(x, w_ih, torch.zeros(w_ih.shape[0], dtype=x.dtype), w_hh,
+                                                        "tanh")[0])
+
+
+def test_bad_calls_raise_with_the_fix():
+    (x, w_ih, b, w_hh), _, _ = random_layer()
+    with pytest.raises(ValueError, match="activation must be one of"):
+        lstm_layer(x, w_ih, b, w_hh, "sigmoid")
+    with pytest.raises(ValueError, match=r"expected input_weight \(4H, I\)"):
+        lstm_layer(x, w_ih[:, :2], b, w_hh, "tanh")
+    with pytest.raises(ValueError, match="steps="):
+        lstm_layer(x[:, 0], w_ih, b, w_hh, "tanh")
+    with pytest.raises(ValueError, match=r"expected x \(N, L, I\) or \(N, I\)"):
+        lstm_layer(x[None], w_ih, b, w_hh, "tanh")
