@@ -175,6 +175,8 @@ def fit(data, model_dir, window, stride, layout, time_column, label_column, enti
     \b
     Example:
       lstmae fit sensors.csv -o model --window 30 --time-column timestamp --epochs 50
+    Data-parallel on 2 processes (DDP; gloo on CPU, nccl on GPUs):
+      torchrun --nproc-per-node 2 -m lstmae.cli.main fit sensors.csv -o model --window 30
     """
     from .workflows import fit_model
 
@@ -191,6 +193,10 @@ def fit(data, model_dir, window, stride, layout, time_column, label_column, enti
     model = fit_model(data, params, layout=layout, window=window, stride=stride, time_column=time_column,
                       label_column=label_column, entity_column=entity_column,
                       columns=_split_columns(columns), nan_policy=nan_policy)
+    from ..training.distributed import is_main_process
+
+    if not is_main_process():  # torchrun: the other ranks trained the same model; rank 0 writes it
+        return
     model.save(model_dir, overwrite=overwrite)
     history = model.history_
     click.echo(f"trained on {model.data_settings_['n_train']} {model.data_settings_['unit']} in "

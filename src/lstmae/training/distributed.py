@@ -1,6 +1,6 @@
 """Data-parallel training under torchrun (DDP): gloo on the CPU, nccl on CUDA.
 
-    torchrun --nproc-per-node 2 --no-python lstmae fit train.csv -o model --window 30
+    torchrun --nproc-per-node 2 -m lstmae.cli.main fit train.csv -o model --window 30
 
 Every process shuffles with the same seed and trains on its own shard of each epoch's
 samples with batch_size // world_size samples per step, so the global batch is unchanged and
@@ -63,3 +63,8 @@ def from_environment(device: torch.device) -> Distributed:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Distributed(dist.get_rank(), dist.get_world_size())
+
+
+def is_main_process() -> bool:
+    """True unless this is a torchrun worker other than rank 0 (which must not write files)."""
+    return not dist.is_initialized() or dist.get_rank() == 0

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from ..data.scaling import FeatureScaler
 from ..exceptions import DataError
 from ..nn.model import valid_steps
+from .distributed import from_environment
 
 LOSSES = ("mse", "mae")  # the user's choice for real values; token models train with "cross_entropy"
 
@@ -110,23 +111,27 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
     Early stopping watches the validation loss (the training loss when there is no validation
     set) and the best weights seen are restored at the end.
     """
+    parallel = from_environment(device)  # several processes under torchrun, else one
+    trained = parallel.wrap(module)
     optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
     history: dict = {"loss": [], "val_loss": [], "best_epoch": 0}
     best_loss, best_state, waited = float("inf"), None, 0
     bar = tqdm(range(epochs), desc="training", unit="epoch", file=sys.stderr,
-               disable=None if progress else True, leave=False)
+               disable=None if progress and parallel.is_main else True, leave=False)
     for epoch in bar:
         module.train()
         total, count = 0.0, 0
-        for batch, lengths in iterate_batches(X, rng.permutation(train_idx), batch_size, scaler, device):
+        shard = parallel.shard(rng.permutation(train_idx))
+        for batch, lengths in iterate_batches(X, shard, parallel.batch_size(batch_size), scaler, device):
             optimizer.zero_grad(set_to_none=True)
-            batch_loss = reconstruction_loss(module(batch, lengths), batch, loss, lengths)
+            batch_loss = reconstruction_loss(trained(batch, lengths), batch, loss, lengths)
             batch_loss.backward()
             if max_grad_norm:
                 nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
             optimizer.step()
             total += batch_loss.item() * len(batch)
             count += len(batch)
+        total, count = parallel.sum(total, count)
         history["loss"].append(total / count)
         if len(val_idx):
             history["val_loss"].append(evaluate_loss(module, X, val_idx, scaler, batch_size, loss, device))
