@@ -177,3 +177,10 @@ def test_existing_output_needs_overwrite(workspace):
 def test_debug_shows_the_traceback(tmp_path):
     result = run("--debug", "fit", tmp_path / "nope.csv", "-o", tmp_path / "m", "--window", 3)
     assert result.exit_code != 0 and result.exception is not None
+
+
+def test_summary_of_presets_with_their_own_decoders():
+    result = run("summary", "--preset", "encdec_ad", "--features", 1, "--timesteps", 20)
+    assert result.exit_code == 0 and "EncDec-AD" in result.output and "(20, 64)" in result.output
+    assert_user_error(run("summary", "--preset", "token_autoencoder", "--features", 1, "--timesteps", 8),
+                      "vocabulary")

@@ -102,7 +102,8 @@ def _parse_units(text: str | None, name: str):
 def _architecture_options(func):
     options = [
         click.option("--preset", help="Start from a preset: default, keras_tutorial, keras_minimal, "
-                                      "pytorch_tutorial, single_layer, no_bottleneck."),
+                                      "pytorch_tutorial, single_layer, no_bottleneck, encdec_ad, "
+                                      "token_autoencoder."),
         click.option("--encoder", help="Encoder LSTM sizes, e.g. 128,64 (the last is the code size)."),
         click.option("--decoder", help="Decoder LSTM sizes (default: the encoder mirrored)."),
         click.option("--activation", type=click.Choice(["tanh", "relu"]), help="LSTM activation."),
@@ -272,7 +273,7 @@ def encode(model_dir, data, output, stride, nan_policy, overwrite):
     _check_output(output, overwrite)
     table = encode_data(load_model(model_dir), data, stride=stride, nan_policy=nan_policy)
     write_table(table, output, overwrite=overwrite)
-    click.echo(f"wrote {len(table)} encodings of size {table.shape[1] - 1} to {output}", err=True)
+    click.echo(f"wrote {len(table)} encodings of size {table.shape[1]} to {output}", err=True)
 
 
 @cli.command()

@@ -170,9 +170,9 @@ def encode_data(model, path, *, stride=1, nan_policy="error") -> pd.DataFrame:
 def reconstruct_data(model, path, *, nan_policy="error") -> pd.DataFrame:
     data = _read(model.data_settings_, path, nan_policy=nan_policy, for_model=model)
     if model.data_settings_.get("layout") == "sequences":
-        X_hat = model.reconstruct(data.values)
+        X_hat = model.reconstruct(data.values)  # token models: (N, L) ids
         columns = [f"t{t:03d}_{name}" for t in range(X_hat.shape[1]) for name in data.feature_names] \
-            if X_hat.shape[2] > 1 else [f"t{t:03d}" for t in range(X_hat.shape[1])]
+            if X_hat.ndim == 3 and X_hat.shape[2] > 1 else [f"t{t:03d}" for t in range(X_hat.shape[1])]
         return pd.DataFrame(X_hat.reshape(len(X_hat), -1), columns=columns, index=data.ids)
     length = model.n_timesteps_
     X, _ = temporalize(data.values, length, stride=length)
@@ -321,7 +321,7 @@ def run_demo(out_dir, *, epochs=30, seed=0, overwrite=False) -> dict:
 # -------------------------------------------------------------------------- summary
 def summary_table(model_dir, params: dict, features, timesteps) -> str:
     """The Keras-like layer table of a saved model or of architecture options."""
-    from ..config import Architecture, check_architecture, resolve_decoder
+    from ..config import ARCHITECTURE_PARAMS, Architecture, make_architecture
     from ..nn.model import LSTMAutoencoderModule
 
     if model_dir is not None:
@@ -331,15 +331,9 @@ def summary_table(model_dir, params: dict, features, timesteps) -> str:
         arch = Architecture.from_dict(config["architecture"])
         timesteps = timesteps or config["n_timesteps"]
     else:
-        encoder = params.get("encoder", (128, 64))
-        check_architecture(encoder, params.get("decoder"), params.get("activation", "tanh"), params.get("dropout", 0.0))
-        arch = Architecture(n_features=features, encoder=tuple(encoder),
-                            decoder=resolve_decoder(encoder, params.get("decoder"), features,
-                                                    params.get("output_layer", True)),
-                            activation=params.get("activation", "tanh"),
-                            output_layer=params.get("output_layer", True),
-                            bidirectional=params.get("bidirectional", False),
-                            dropout=params.get("dropout", 0.0), bottleneck=params.get("bottleneck", True))
+        if params.get("vocab_size") == "auto":
+            raise DataError("a token model's vocabulary comes from its data; summarise a saved model instead")
+        arch = make_architecture(features, **{k: params[k] for k in ARCHITECTURE_PARAMS if k in params})
     rows = LSTMAutoencoderModule(arch).layer_table(timesteps)
     lines = [f"{'layer':<44} {'output shape (per sample)':<26} {'returns':<10} {'params':>10}"]
     lines.append("-" * len(lines[0]))
