@@ -91,9 +91,13 @@ def test_classification_markdown_flags_the_goal_per_data_set():
               "results": [{"dataset": "won", "protocol": "p", "accuracy": accuracy, "selection": selection},
                           {"dataset": "lost", "protocol": "p", "selection": [selection, selection],
                            "accuracy": {**accuracy, "LSTM-AE encodings + logistic regression": 0.85}}]}
+    tied = {**accuracy, "1-NN Euclidean (raw)": sum([0.92, 0.97, 0.91, 0.94, 0.95]) / 5,
+            "LSTM-AE encodings + logistic regression": sum([0.93, 0.97, 0.92, 0.95, 0.92]) / 5}
+    report["results"].append({"dataset": "tied", "protocol": "p", "accuracy": tied, "selection": selection})
     rows = study.classification_markdown(report).splitlines()
     assert rows[2] == "| won | p | 0.900 | 0.800 | **0.950** | yes |"
     assert rows[3] == "| lost | p | **0.900** | 0.800 | 0.850 | no |"
+    assert rows[4] == "| tied | p | **0.938** | 0.800 | **0.938** | yes |"  # 469/500 both, summed in another order
 
 
 def test_single_layer_variant_has_the_closed_form_parameter_count():
@@ -125,7 +129,7 @@ def test_a_diverging_variant_is_reported_not_raised(monkeypatch):
     result = variants.run_variant("blows up", {"train": X, "heldout": X, "anomalous": -X}, TINY, seed=0)
     assert result["diverged"].startswith("training diverged at epoch 1")
     assert "heldout_mse" not in result
-    block = {"n_train": 1, "n_heldout": 1, "length": 1, **TINY, "results": [result]}
+    block = {"n_train": 1, "n_heldout": 1, "n_anomalous": 1, "length": 1, **TINY, "results": [result]}
     table = variants.variants_markdown({"settings": {"seed": 0}, "datasets": {"toy": block}})
     assert f"| {result['diverged']} | - | - |" in table
 

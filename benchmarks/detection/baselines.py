@@ -42,7 +42,8 @@ class PCABaseline:
         self.pca = PCA(n_components=variance, svd_solver="full")
 
     def fit(self, windows: np.ndarray) -> "PCABaseline":
-        self.pca.fit(_flatten(windows))
+        with np.errstate(invalid="ignore", divide="ignore"):  # constant windows: 0/0 variance ratios
+            self.pca.fit(_flatten(windows))
         return self
 
     def score(self, windows: np.ndarray) -> np.ndarray:
