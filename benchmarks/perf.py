@@ -8,7 +8,8 @@ sensor windows 18000 x 5 x 59, long windows 2000 x 256 x 8; encoder 128 -> 64, d
 throughput (sequences/s, batch 512) of:
 
     lstmae tanh / relu     the package as it is (its real training loop and `anomaly_score`)
-    lstmae relu, unbind    the same with KerasLSTM's loop reading gates_x.unbind(1) (training)
+    relu autograd loop     lstmae's relu layer before fast_lstm, and the same loop reading
+                           gates_x.unbind(1) instead of gates_x[:, t] (training only)
     fast tanh / relu       the same module, loop and scoring with `lstmae.nn.fast_lstm` layers
     plain nn.LSTM          the batched nn.LSTM autoencoder most people write first
     hand-written relu      an autograd loop of relu LSTM cells
@@ -61,9 +62,10 @@ WORKLOADS = (
 
 # key: (label, tasks). Keras runs only when it can be imported (TensorFlow is not a dependency).
 IMPLEMENTATIONS = {
-    "lstmae-tanh": ("lstmae tanh (as is: nn.LSTM layers)", ("train", "score")),
-    "lstmae-relu": ("lstmae relu (as is: KerasLSTM autograd loop)", ("train", "score")),
-    "unbind-relu": ("lstmae relu, loop fixed to gates_x.unbind(1)", ("train",)),
+    "lstmae-tanh": ("lstmae tanh (the package as it is)", ("train", "score")),
+    "lstmae-relu": ("lstmae relu (the package as it is)", ("train", "score")),
+    "loop-relu": ("lstmae relu before fast_lstm: autograd loop, gates_x[:, t]", ("train", "score")),
+    "unbind-relu": ("the same loop fixed to gates_x.unbind(1)", ("train",)),
     "fast-tanh": ("prototype: lstmae + fast_lstm, tanh", ("train", "score")),
     "fast-relu": ("prototype: lstmae + fast_lstm, relu", ("train", "score")),
     "plain": ("reference: plain nn.LSTM autoencoder", ("train", "score")),
@@ -71,7 +73,7 @@ IMPLEMENTATIONS = {
     "tutorial": ("reference: batch-1 tutorial", ("train", "score")),
     "keras-relu": ("reference: Keras 3 relu LSTMs", ("train", "score")),
 }
-LSTMAE_VARIANTS = ("lstmae", "unbind", "fast")  # impl prefixes that run lstmae's own loop and scoring
+LSTMAE_VARIANTS = ("lstmae", "loop", "unbind", "fast")  # impl prefixes that run lstmae's own loop and scoring
 
 SERIES_CASE = {"full": {"rows": 10_000_000}, "quick": {"rows": 1_000_000}}
 SERIES_SETTINGS = {"features": 8, "window": 100, "stride": 5, "encoder": (16,), "chunk_rows": 500_000}
@@ -270,7 +272,7 @@ def timed(run, count: int) -> tuple[float, float]:
 
 def lstmae_module(impl: str, n_features: int):
     import torch
-    from perf_references import UnbindKerasLSTM, fast_autoencoder, swap_layers
+    from perf_references import AutogradLoopLSTM, UnbindKerasLSTM, fast_autoencoder, swap_layers
 
     from lstmae.config import Architecture
     from lstmae.nn.model import LSTMAutoencoderModule
@@ -283,6 +285,8 @@ def lstmae_module(impl: str, n_features: int):
         return fast_autoencoder(arch)
     if impl.startswith("unbind"):
         return swap_layers(arch, UnbindKerasLSTM)
+    if impl.startswith("loop"):
+        return swap_layers(arch, AutogradLoopLSTM)
     return LSTMAutoencoderModule(arch)
 
 

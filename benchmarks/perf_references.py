@@ -11,7 +11,8 @@ a per-step Linear to F).
 - `fast_autoencoder`: lstmae's module with its LSTM layers switched to the prototype
   `lstmae.nn.fast_lstm.lstm_layer` (the candidate speed-up, not a reference): `FastTanhLSTM`
   keeps nn.LSTM's parameters, `FastKerasLSTM` KerasLSTM's;
-  `swap_layers(arch, UnbindKerasLSTM)`: the one-line fix of KerasLSTM's loop alone.
+  `swap_layers(arch, AutogradLoopLSTM)`: lstmae's relu layer before fast_lstm, and
+  `swap_layers(arch, UnbindKerasLSTM)` the same with a one-line fix of its O(L^2) backward.
 """
 from __future__ import annotations
 
@@ -133,28 +134,36 @@ class FastTanhLSTM(TanhLSTM):
                           state, steps)
 
 
-class UnbindKerasLSTM(KerasLSTM):
-    """KerasLSTM whose loop takes its steps from gates_x.unbind(1) instead of gates_x[:, t].
+class AutogradLoopLSTM(KerasLSTM):
+    """KerasLSTM's autograd loop as lstmae had it before fast_lstm (fixed-length input only).
 
-    The one-line fix measured: the backward of each gates_x[:, t] writes a zero-filled
-    (N, L, 4H) gradient, so the autograd loop costs O(L^2) memory traffic; unbind's costs O(L).
+    Step t is read as gates_x[:, t]: the backward of each such read writes a zero-filled
+    (N, L, 4H) gradient, so training costs O(L^2) memory traffic.
     """
+
+    def steps_of(self, gates_x: torch.Tensor):
+        return [gates_x[:, t] for t in range(gates_x.shape[1])]
 
     def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
                       state: tuple[torch.Tensor, torch.Tensor] | None = None):
-        if lengths is not None:
-            return super().forward_state(x, steps, lengths, state)
         gates_x = self.input_proj(x)
         if x.dim() == 2:
             gates_x = gates_x.unsqueeze(1).expand(-1, steps, -1)
         h, c = state if state is not None else (gates_x.new_zeros(len(x), self.hidden_size),) * 2
         outputs = []
-        for gates_x_t in gates_x.unbind(1):
+        for gates_x_t in self.steps_of(gates_x):
             i, f, g, o = (gates_x_t + self.recurrent_proj(h)).chunk(4, dim=1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * self.activation(g)
             h = torch.sigmoid(o) * self.activation(c)
             outputs.append(h)
         return torch.stack(outputs, dim=1), (h, c)
+
+
+class UnbindKerasLSTM(AutogradLoopLSTM):
+    """The same loop with the one-line fix: steps from gates_x.unbind(1), whose backward is O(L)."""
+
+    def steps_of(self, gates_x: torch.Tensor):
+        return gates_x.unbind(1)
 
 
 def swap_layers(arch: Architecture, layer_class) -> LSTMAutoencoderModule:
