@@ -67,6 +67,10 @@ SETTINGS = {
                    "batch_size": 32},
     },
 }
+# Scored from the same trained network (no retraining): error models x window->row mappings,
+# and for ECG5000 the threshold rules, so the study can say which default wins.
+VARIANTS = {"error_models": ["mse", "mahalanobis"], "hows": ["end", "max"],
+            "thresholds": ["quantile:0.99", "quantile:0.98", "quantile:0.995", "sigma:2", "sigma:3"]}
 QUICK = {
     "max_ecg_train": 600,
     "max_series_per_family": 2,
@@ -208,6 +212,14 @@ def run_beats(task, settings: dict, seed: int) -> dict:
                             **training_summary(model), "seconds": time.perf_counter() - started}}
 
     n_fit = len(task.train) - int(round(len(task.train) * model.validation_fraction))
+    variants = {}
+    for error_model in VARIANTS["error_models"]:
+        variant = copy.copy(model).set_params(error_model=error_model).recalibrate(task.train[n_fit:])
+        scores = variant.anomaly_score(task.test)
+        metrics = beat_metrics(task.labels, scores, variant.threshold_)
+        variants[error_model] = {"roc_auc": metrics["roc_auc"], "pr_auc": metrics["pr_auc"], "balanced_accuracy": {
+            rule: beat_metrics(task.labels, scores, variant.calibrate_threshold(task.train[n_fit:], threshold=rule))[
+                "balanced_accuracy"] for rule in VARIANTS["thresholds"]}}
     mean, std = task.train[:n_fit].mean(), task.train[:n_fit].std()
     train, test = (((beats - mean) / std)[:, :, None] for beats in (task.train, task.test))
     for baseline in make_window_baselines(seed):
@@ -217,7 +229,7 @@ def run_beats(task, settings: dict, seed: int) -> dict:
         detectors[baseline.name] = {**beat_metrics(task.labels, baseline.score(test), threshold),
                                     "seconds": time.perf_counter() - started}
     return {"family": "ecg5000", "name": "ECG5000", "n_train": len(task.train), "n_test": len(task.test),
-            "n_anomalies": int(task.labels.sum()), "detectors": detectors}
+            "n_anomalies": int(task.labels.sum()), "detectors": detectors, "lstmae_variants": variants}
 
 
 def beat_metrics(labels, scores, threshold: float) -> dict:
@@ -251,8 +263,27 @@ def run_series(task, settings: dict, seed: int) -> dict:
                               {**training_summary(model), "seconds": time.perf_counter() - started})
     n_fit = len(train_windows) - int(round(len(train_windows) * model.validation_fraction))
     detectors = {"lstmae": lstmae_scores, **baseline_scores(task, window, how, stride, n_fit, seed)}
-    return {"family": task.family, "name": task.name, "n_train_rows": len(task.train),
-            "n_test_rows": len(task.test), "train_stride": stride, **series_metrics(task, detectors)}
+    result = {"family": task.family, "name": task.name, "n_train_rows": len(task.train),
+              "n_test_rows": len(task.test), "train_stride": stride, **series_metrics(task, detectors)}
+    result["lstmae_variants"] = series_variants(model, task, train_windows[n_fit:], window, result["common"])
+    del result["common"]
+    return result
+
+
+def series_variants(model, task, held_out, window: int, common) -> dict:
+    """ROC-AUC / PR-AUC of every error model x mapping of the trained network, on the common rows."""
+    from lstmae import temporalize
+
+    test_windows = temporalize(task.test, window)[0]
+    variants = {}
+    for error_model in VARIANTS["error_models"]:
+        variant = copy.copy(model).set_params(error_model=error_model).recalibrate(held_out)
+        window_scores = variant.anomaly_score(test_windows)
+        for how in VARIANTS["hows"]:
+            scores = window_to_points(window_scores, len(task.test), window, how=how)[0]
+            metrics = detection_metrics(task.labels, scores, variant.threshold_, valid=common)
+            variants[f"{error_model}/{how}"] = {key: metrics[key] for key in ("roc_auc", "pr_auc")}
+    return variants
 
 
 def train_stride(n_rows: int, window: int, max_train_steps: int) -> int:
@@ -300,7 +331,7 @@ def series_metrics(task, detectors: dict[str, RowScores]) -> dict:
             results[name].update(top1_hit(detector.scores, common, task.anomaly))
         results[name].update(detector.info)
     return {"n_scored_rows": int(common.sum()), "n_anomalous_rows": int(task.labels[common].sum()),
-            "detectors": results}
+            "detectors": results, "common": common}
 
 
 def top1_hit(scores, common, anomaly: tuple[int, int]) -> dict:
@@ -353,6 +384,10 @@ def build_report(results: list[dict], settings: dict, command: str, runtime_s: f
 def family_means(results: list[dict]) -> dict:
     """Per detector: mean ROC-AUC / PR-AUC / VUS-PR over series with anomalies, seconds, UCR hits."""
     means = {}
+    for name in results[0]["lstmae_variants"]:
+        rows = [result["lstmae_variants"][name] for result in results if result["lstmae_variants"][name]["roc_auc"]
+                is not None]
+        means[f"lstmae {name}"] = {key: float(np.mean([row[key] for row in rows])) for key in ("roc_auc", "pr_auc")}
     for name in DETECTORS:
         rows = [result["detectors"][name] for result in results]
         scored = [row for row in rows if row["roc_auc"] is not None]
@@ -385,6 +420,16 @@ def markdown(report: dict) -> str:
                          f"{counts(row, 'anomalies')} |")
         lines += ["", f"lstmae {json.dumps(settings['ecg5000']['lstmae'])}; counts in brackets scaled to 145 beats, "
                   "as in the PyTorch tutorial (142/145 and 142/145).", ""]
+        if "lstmae_variants" in ecg:
+            rules = list(next(iter(ecg["lstmae_variants"].values()))["balanced_accuracy"])
+            lines += ["lstmae's error models and threshold rules on the same network (balanced accuracy at each "
+                      "rule's threshold, fitted on the held-out normal beats):", "",
+                      "| error model | ROC-AUC | PR-AUC | " + " | ".join(f"`{rule}`" for rule in rules) + " |",
+                      "|---|---|---|" + "---|" * len(rules)]
+            for name, row in ecg["lstmae_variants"].items():
+                lines.append(f"| {name} | {row['roc_auc']:.3f} | {row['pr_auc']:.3f} | "
+                             + " | ".join(f"{row['balanced_accuracy'][rule]:.3f}" for rule in rules) + " |")
+            lines.append("")
     families = [family for family in SERIES_FAMILIES if family in datasets]
     if families:
         header = "| data set | series | " + " | ".join(DETECTOR_TITLES[name] for name in DETECTORS) + " |"
@@ -396,6 +441,18 @@ def markdown(report: dict) -> str:
                 best = max(means[name][key] for name in DETECTORS)
                 cells = [bold_if(means[name][key], best) for name in DETECTORS]
                 lines.append(f"| {FAMILY_TITLES[family]} | {means['lstmae']['n_series']} | {' | '.join(cells)} |")
+            lines.append("")
+        variant_names = [name for name in datasets[families[0]]["means"] if name.startswith("lstmae ")]
+        if variant_names:
+            lines += ["### lstmae: error model x window-to-row mapping (same networks; mean ROC-AUC / PR-AUC)", "",
+                      "| data set | " + " | ".join(name.removeprefix("lstmae ") for name in variant_names) + " |",
+                      "|---|" + "---|" * len(variant_names)]
+            for family in families:
+                means = datasets[family]["means"]
+                best = max(means[name]["roc_auc"] for name in variant_names)
+                lines.append(f"| {FAMILY_TITLES[family]} | " + " | ".join(
+                    f"{bold_if(means[name]['roc_auc'], best)} / {means[name]['pr_auc']:.3f}" for name in variant_names)
+                    + " |")
             lines.append("")
         if "ucr" in datasets:
             means = datasets["ucr"]["means"]

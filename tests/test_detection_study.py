@@ -11,7 +11,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import detection_study  # noqa: E402
 from detection.baselines import IsolationForestBaseline, PCABaseline, rolling_zscore  # noqa: E402
-from detection.datasets import load_ecg5000, load_keogh, load_nab, load_ucr  # noqa: E402
+from detection.datasets import BeatTask, load_ecg5000, load_keogh, load_nab, load_ucr  # noqa: E402
 
 
 # ------------------------------------------------------------------ baselines
@@ -59,6 +59,25 @@ def test_top1_hit_uses_only_common_rows_and_the_tolerance():
     assert far["top1_hit"] is False and far["top1_hit_tolerance"] is False
     near = detection_study.top1_hit(scores, common, (90, 95))
     assert near["top1_hit"] is False and near["top1_hit_tolerance"] is True
+
+
+def test_run_beats_counts_every_test_beat_once_per_detector():
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 2 * np.pi, 30)
+    beats = np.sin(t + rng.normal(0, 0.1, size=(140, 1))).astype(np.float32)
+    anomalous = beats[:20] + 3.0 * np.exp(-((t - 3.0) ** 2))  # a tall bump no normal beat has
+    task = BeatTask(train=beats[:120], test=np.concatenate([beats[120:], anomalous]),
+                    labels=np.repeat(np.int8([0, 1]), 20))
+    result = detection_study.run_beats(task, {"lstmae": {"encoder": [8, 4], "epochs": 2}}, seed=0)
+    assert set(result["detectors"]) == {"lstmae", "isolation_forest", "pca"}
+    for metrics in result["detectors"].values():
+        assert (metrics["normals"], metrics["anomalies"]) == (20, 20)
+        assert 0 <= metrics["normals_correct"] <= 20 and 0 <= metrics["anomalies_correct"] <= 20
+    assert result["detectors"]["pca"]["roc_auc"] == 1.0  # the bump lies far off the normals' subspace
+    variants = result["lstmae_variants"]
+    assert set(variants) == {"mse", "mahalanobis"}
+    assert set(variants["mse"]["balanced_accuracy"]) == set(detection_study.VARIANTS["thresholds"])
+    assert variants["mse"]["roc_auc"] == pytest.approx(result["detectors"]["lstmae"]["roc_auc"])  # mse is the setting
 
 
 # ------------------------------------------------------------------- settings
@@ -118,7 +137,7 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     code = detection_study.main([
         "--quick", "--datasets", "ucr", "--jobs", "1", "--out", str(out), "--data-dir", str(shared_data),
         "--set", "max_series_per_family=1", "--set", "series.lstmae.epochs=1",
-        "--set", "series.lstmae.encoder=[8,4]"])
+        "--set", "series.lstmae.encoder=[8,4]", "--set", "series.window=20", "--set", "series.max_train_steps=4000"])
     assert code == 0
     report = json.loads((out / "detection_results.json").read_text())
     ucr = report["datasets"]["ucr"]
@@ -129,3 +148,8 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     assert report["settings"]["series"]["lstmae"]["encoder"] == [8, 4]
     table = (out / "detection_results.md").read_text()
     assert "| UCR anomaly 135-138 | 1 |" in table and "**" in table
+    assert set(ucr["series"][0]["lstmae_variants"]) == {"mse/end", "mse/max", "mahalanobis/end", "mahalanobis/max"}
+    # the configured variant (mse, how="max") is the lstmae column itself
+    assert ucr["series"][0]["lstmae_variants"]["mse/max"]["roc_auc"] == pytest.approx(
+        ucr["series"][0]["detectors"]["lstmae"]["roc_auc"], abs=1e-6)
+    assert "error model x window-to-row mapping" in table

@@ -49,6 +49,18 @@ def test_threshold_is_the_validation_quantile(fitted_small):
     np.testing.assert_array_equal(flags, (model.anomaly_score(X) > model.threshold_).astype(int))
 
 
+def test_recalibrate_swaps_the_error_model_and_threshold_without_retraining(fitted_small):
+    import copy
+
+    model, X = fitted_small
+    variant = copy.deepcopy(model).set_params(error_model="mahalanobis", threshold="sigma:3").recalibrate(X[:40])
+    np.testing.assert_array_equal(variant.reconstruct(X[:5]), model.reconstruct(X[:5]))  # same network
+    assert variant.error_model_.name == "mahalanobis" and model.error_model_.name == "mse"
+    scores = variant.anomaly_score(X[:40])
+    assert variant.threshold_ == pytest.approx(scores.mean() + 3 * scores.std(), rel=1e-5)
+    assert not np.allclose(scores, model.anomaly_score(X[:40]))
+
+
 def test_anomalous_windows_score_higher(fitted_small):
     model, X = fitted_small
     broken = X[:8].copy()

@@ -167,12 +167,20 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
             loss="cross_entropy" if tokens else self.loss, patience=self.patience,
             max_grad_norm=self.max_grad_norm, rng=rng, device=device, progress=self.progress, on_epoch=on_epoch)
 
-        reference = X[val_idx[0]:] if n_val else X[: n - n_val]
+        return self.recalibrate(X[val_idx[0]:] if n_val else X[: n - n_val])
+
+    def recalibrate(self, X) -> "LSTMAutoencoder":
+        """Refit the error model (`self.error_model`) and the threshold (`self.threshold`) on X of
+        held-out normal behaviour, (N, L, F), without retraining the network; `fit` ends with it
+        on the validation part. Change either with `set_params` first, e.g.
+        `model.set_params(error_model="mahalanobis").recalibrate(X_normal)`.
+        """
+        check_is_fitted(self, "module_")
         error_model = make_error_model(self.error_model)
-        self.error_model_ = error_model.fit_vectors(self._error_vectors(reference, error_model))
+        self.error_model_ = error_model.fit_vectors(self._error_vectors(X, error_model))
         rule = parse_threshold(self.threshold)
         # Label-based rules (best-f1) need labelled data: calibrate_threshold(X, y) sets them later.
-        self.calibrate_threshold(reference, threshold=DEFAULT_THRESHOLD if rule.method.startswith("best-f") else None)
+        self.calibrate_threshold(X, threshold=DEFAULT_THRESHOLD if rule.method.startswith("best-f") else None)
         return self
 
     def calibrate_threshold(self, X, y=None, threshold: str | None = None) -> float:
