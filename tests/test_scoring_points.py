@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from lstmae.exceptions import DataError
-from lstmae.scoring import n_windows_for, window_to_points
+from lstmae.data.windowing import n_windows
+from lstmae.scoring import window_to_points
 
 
 def _reference(values, n_rows, window, stride, how):
@@ -74,10 +75,10 @@ def test_series_shorter_than_a_window_has_no_valid_rows():
     assert points.shape == (3,) and np.isnan(points).all() and not valid.any()
 
 
-def test_n_windows_for():
-    assert n_windows_for(10, 5) == 6
-    assert n_windows_for(12, 4, 3) == 3
-    assert n_windows_for(3, 5) == 0
+def test_n_windows():
+    assert n_windows(10, 5) == 6
+    assert n_windows(12, 4, 3) == 3
+    assert n_windows(3, 5) == 0
 
 
 def test_wrong_number_of_windows():

@@ -13,7 +13,7 @@ from lstmae.scoring.error_models import (
 )
 from lstmae.scoring.errors import reconstruction_errors
 from lstmae.scoring.events import EVENT_COLUMNS, find_events
-from lstmae.scoring.points import AGGREGATIONS, n_windows_for, window_to_points
+from lstmae.scoring.points import AGGREGATIONS, window_to_points
 from lstmae.scoring.thresholds import (
     DEFAULT_THRESHOLD,
     ThresholdRule,
@@ -34,7 +34,6 @@ __all__ = [
     "error_model_from_state",
     "find_events",
     "make_error_model",
-    "n_windows_for",
     "parse_threshold",
     "reconstruction_errors",
     "window_to_points",

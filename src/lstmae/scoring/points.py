@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
+from lstmae.data.windowing import n_windows as count_windows
 from lstmae.exceptions import DataError
 
 AGGREGATIONS = ("end", "max", "mean")
@@ -30,11 +31,6 @@ AGGREGATIONS = ("end", "max", "mean")
 def _check_positive_int(value, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise DataError(f"{name} must be an integer >= 1; got {value!r}")
-
-
-def n_windows_for(n_rows: int, window: int, stride: int = 1) -> int:
-    """Number of full windows of `window` rows, every `stride` rows, in a series of n_rows rows."""
-    return max(0, (n_rows - window) // stride + 1)
 
 
 def window_to_points(window_values, n_rows: int, window: int, stride: int = 1, how: str = "end"):
@@ -53,7 +49,7 @@ def window_to_points(window_values, n_rows: int, window: int, stride: int = 1, h
     values = np.asarray(window_values, dtype=np.float64)
     if values.ndim not in (1, 2):
         raise DataError(f"window_values must be (N,) or (N, K); got shape {values.shape}")
-    n_windows = n_windows_for(n_rows, window, stride)
+    n_windows = count_windows(n_rows, window, stride)
     if values.shape[0] != n_windows:
         raise DataError(
             f"expected {n_windows} window values for {n_rows} rows with window={window} and "
