@@ -110,6 +110,23 @@ def test_reconstruction_few_and_many_features(tmp_path):
     assert_png(tmp_path / "b.png", written)
 
 
+def test_reconstruction_ranks_features_by_the_given_errors(tmp_path):
+    from lstmae.evaluation.plots import features_by_error
+
+    x = np.zeros((20, 3))
+    x[:, 0] = 1000.0  # a large-valued sensor: 1 % off is a large raw error
+    x_hat = x.copy()
+    x_hat[:, 0] *= 0.99
+    x_hat[:, 2] += 0.5
+    raw = np.mean((x - x_hat) ** 2, axis=0)
+    assert list(features_by_error(raw, 2)) == [0, 2]
+    scaled = np.array([1e-4, 0.0, 0.25])  # the same errors in standardised units
+    assert list(features_by_error(scaled, 2)) == [2, 0]
+    assert_png(tmp_path / "r.png", plot_reconstruction(x, x_hat, tmp_path / "r.png", feature_errors=scaled))
+    with pytest.raises(DataError, match=r"feature_errors must have shape \(3,\)"):
+        plot_reconstruction(x, x_hat, tmp_path / "s.png", feature_errors=[1.0, 2.0])
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

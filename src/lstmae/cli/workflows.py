@@ -257,10 +257,13 @@ def _top_event_reconstructions(model, path, table, events, out_dir, nan_policy, 
         if len(window) < model.n_timesteps_:
             continue
         x_hat = model.reconstruct(window[None])[0]
+        # Ranked in the model's scaled units: in raw units the largest-valued sensor would win.
+        scaled_errors = None if model._tokens else model.reconstruction_error(window[None], per="feature")[0]
         file = out_dir / f"event_{int(event['event'])}_reconstruction.png"
         images.append((f"Event {int(event['event'])}: input vs reconstruction of the window ending at its peak",
                        plot_reconstruction(window, x_hat, file, feature_names=data.feature_names,
-                                           title=f"event {int(event['event'])} at {event['peak_at']}")))
+                                           title=f"event {int(event['event'])} at {event['peak_at']}",
+                                           feature_errors=scaled_errors)))
     return images
 
 

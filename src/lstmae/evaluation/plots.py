@@ -256,8 +256,13 @@ def plot_pr_roc(y_true, scores, path) -> Path:
     return _save(fig, path)
 
 
+def features_by_error(feature_errors, max_features: int) -> np.ndarray:
+    """Indices of the (at most) max_features features with the largest errors, largest first."""
+    return np.argsort(-np.asarray(feature_errors), kind="stable")[:max_features]
+
+
 def plot_reconstruction(
-    x, x_hat, path, *, feature_names=None, title=None, max_features: int = 6
+    x, x_hat, path, *, feature_names=None, title=None, max_features: int = 6, feature_errors=None
 ) -> Path:
     """Input and reconstruction of one window or sequence, one small panel per feature.
 
@@ -268,7 +273,11 @@ def plot_reconstruction(
     feature_names : list of str, optional
     title : str, optional
     max_features : int
-        Draw at most this many features: those with the largest mean squared error.
+        Draw at most this many features: those with the largest error.
+    feature_errors : (F,) array, optional
+        The errors to rank and label features by, e.g. the model's per-feature error in its
+        scaled units (`reconstruction_error(X, per="feature")`), so that a sensor with large
+        raw values does not come first for its scale alone. Default: the MSE of x vs x_hat.
     """
     x = np.asarray(x, dtype=np.float64)
     x_hat = np.asarray(x_hat, dtype=np.float64)
@@ -280,8 +289,12 @@ def plot_reconstruction(
     if max_features < 1:
         raise DataError(f"max_features must be >= 1, got {max_features}")
     names = _feature_names(feature_names, x.shape[1])
-    feature_errors = np.mean((x - x_hat) ** 2, axis=0)
-    shown = np.argsort(-feature_errors, kind="stable")[:max_features]
+    if feature_errors is None:
+        feature_errors = np.mean((x - x_hat) ** 2, axis=0)
+    feature_errors = np.asarray(feature_errors, dtype=np.float64)
+    if feature_errors.shape != (x.shape[1],):
+        raise DataError(f"feature_errors must have shape ({x.shape[1]},), one per feature; got {feature_errors.shape}")
+    shown = features_by_error(feature_errors, max_features)
     n_columns = min(3, len(shown))
     n_panel_rows = -(-len(shown) // n_columns)
     fig = Figure(figsize=(WIDTH_INCHES, 1.0 + 2.6 * n_panel_rows), dpi=DPI, layout="constrained")
