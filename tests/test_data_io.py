@@ -400,7 +400,7 @@ def test_read_sequences_numpy_problems(tmp_path):
 
 def test_check_output_path(tmp_path):
     existing = write_text(tmp_path / "out.csv", "a\n1\n")
-    with pytest.raises(DataError, match="out.csv: exists; pass --overwrite to replace it"):
+    with pytest.raises(DataError, match=r"out.csv: exists; pass --overwrite \(in Python: overwrite=True\) to replace it"):
         check_output_path(existing, overwrite=False)
     check_output_path(existing, overwrite=True)
     with pytest.raises(DataError, match="folder '.*nowhere' does not exist; create it first"):
@@ -498,3 +498,27 @@ def test_check_finite_allows_nan_only_when_asked():
         check_finite(values, ["a", "b"], "x")
     with pytest.raises(DataError, match="expected a 2-D .* got shape \\(2,\\)"):
         check_finite(np.zeros(2), ["a"], "x")
+
+
+def test_staged_directory_is_all_or_nothing(tmp_path):
+    from lstmae.data.io import staged_directory
+
+    target = tmp_path / "report"
+    with staged_directory(target) as staging:
+        (staging / "a.txt").write_text("first")
+    assert (target / "a.txt").read_text() == "first"
+    with pytest.raises(DataError, match="report: exists; pass --overwrite"):
+        with staged_directory(target):
+            pass
+    with pytest.raises(RuntimeError):
+        with staged_directory(target, overwrite=True) as staging:
+            (staging / "a.txt").write_text("half")
+            raise RuntimeError("crash mid-way")
+    assert (target / "a.txt").read_text() == "first"  # the old directory is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging left behind
+    with staged_directory(target, overwrite=True) as staging:
+        (staging / "b.txt").write_text("second")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    with pytest.raises(DataError, match="does not exist; create it first"):
+        with staged_directory(tmp_path / "missing" / "out"):
+            pass

@@ -36,7 +36,7 @@ def test_mahalanobis_and_relu_model_round_trip(tmp_path):
 def test_existing_directory_needs_overwrite_and_replaces_atomically(fitted_small, tmp_path):
     model, _ = fitted_small
     model.save(tmp_path / "model")
-    with pytest.raises(DataError, match="exists; pass overwrite=True"):
+    with pytest.raises(DataError, match=r"exists; pass --overwrite \(in Python: overwrite=True\)"):
         model.save(tmp_path / "model")
     model.save(tmp_path / "model", overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp dirs left

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .config import Architecture
 from .data.scaling import FeatureScaler
-from .data.io import umask
+from .data.io import staged_directory, umask
 from .exceptions import DataError, ModelFileError
 from .nn.model import LSTMAutoencoderModule
 
@@ -37,11 +35,6 @@ def save_model(model, path, *, overwrite: bool = False, extra: dict | None = Non
     so a crash never leaves half a model. `extra` (JSON-able) is stored under "data" (the CLI
     keeps window, stride, layout and column settings there).
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise DataError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    if not path.parent.exists():
-        raise DataError(f"cannot write {path}: directory {path.parent} does not exist")
     error_config, error_arrays = model.error_model_.get_state()
     config = {
         "format_version": FORMAT_VERSION,
@@ -62,22 +55,11 @@ def save_model(model, path, *, overwrite: bool = False, extra: dict | None = Non
     for name, array in error_arrays.items():
         tensors[_ERROR_MODEL_PREFIX + name] = torch.from_numpy(np.ascontiguousarray(array))
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes an owner-only directory
+    with staged_directory(path, overwrite=overwrite) as staging:
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         save_file(tensors, str(staging / WEIGHTS_FILE))
         os.chmod(staging / WEIGHTS_FILE, 0o666 & ~umask())
-        if path.exists():
-            backup = staging.with_name(staging.name + ".old")
-            os.replace(path, backup)
-            os.replace(staging, path)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(staging, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+    return Path(path)
 
 
 def load(path, *, device: str = "cpu"):

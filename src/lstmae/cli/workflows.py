@@ -6,15 +6,12 @@ directory, so scoring a new file needs only MODEL_DIR and DATA.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..data.io import read_sequences, read_series, table_columns, umask, write_table
+from ..data.io import read_sequences, read_series, staged_directory, table_columns, write_table
 from ..data.validation import check_features, check_window
 from ..data.windowing import temporalize, window_ends
 from ..exceptions import DataError
@@ -202,9 +199,7 @@ def evaluate_model(model, path, report_dir, *, label_column, how="end", threshol
                                     early_window=early_window, point_adjust=point_adjust)
     metrics["threshold_rule"] = str(model.threshold_rule_)
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{Path(report_dir).name}.", dir=Path(report_dir).parent))
-    os.chmod(staging, 0o777 & ~umask())
-    try:
+    with staged_directory(report_dir, overwrite=overwrite) as staging:
         images = []
         history = {k: v for k, v in model.history_.items() if k in ("loss", "val_loss")}
         if history.get("loss"):
@@ -237,9 +232,6 @@ def evaluate_model(model, path, report_dir, *, label_column, how="end", threshol
         write_report(staging / "report.html", title="lstmae evaluation", summary=summary, metrics=metrics,
                      images=[(title, str(p)) for title, p in images], tables=tables,
                      notes=metrics.get("notes", []) + metrics.get("warnings", []))
-        _replace_dir(staging, Path(report_dir), overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return metrics
 
 
@@ -267,18 +259,6 @@ def _top_event_reconstructions(model, path, table, events, out_dir, nan_policy, 
     return images
 
 
-def _replace_dir(staging: Path, target: Path, overwrite: bool) -> None:
-    if target.exists():
-        if not overwrite:
-            raise DataError(f"{target}: exists; pass --overwrite to replace it")
-        old = staging.with_name(staging.name + ".old")
-        os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)
-
-
 def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
@@ -295,10 +275,7 @@ def run_demo(out_dir, *, epochs=30, seed=0, overwrite=False) -> dict:
     """
     from ..data.synthetic import make_sensor_data
 
-    out_dir = Path(out_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    os.chmod(staging, 0o777 & ~umask())
-    try:
+    with staged_directory(out_dir, overwrite=overwrite) as staging:
         frame = make_sensor_data(seed=seed)
         n_train = int(len(frame) * 0.4)
         frame.iloc[:n_train].to_csv(staging / "train.csv", index=False)
@@ -315,9 +292,6 @@ def run_demo(out_dir, *, epochs=30, seed=0, overwrite=False) -> dict:
         metrics = evaluate_model(model, staging / "test.csv", staging / "report", label_column="label",
                                  extra_summary={"what": "built-in synthetic sensors (lstmae.data.synthetic), "
                                                         "trained on the first 40%, evaluated on the rest"})
-        _replace_dir(staging, out_dir, overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return metrics
 
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 import fnmatch
 import gzip
 import os
+import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -559,7 +561,7 @@ def check_output_path(path: str | os.PathLike, overwrite: bool, *, table: bool =
             f"{path}: unknown output type; name the file .csv, .csv.gz, .parquet or .pq"
         )
     if path.exists() and not overwrite:
-        raise DataError(f"{path}: exists; pass --overwrite to replace it")
+        raise DataError(f"{path}: exists; pass --overwrite (in Python: overwrite=True) to replace it")
     parent = path.parent
     if not parent.is_dir():
         raise DataError(f"{path}: folder '{parent}' does not exist; create it first")
@@ -588,6 +590,28 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, *, overwrite: bool = 
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+@contextmanager
+def staged_directory(target: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Build the directory `target` in a temporary sibling, yielded, and rename it into place when
+    the block succeeds: a failure leaves nothing behind and an existing target untouched."""
+    target = Path(target)
+    check_output_path(target, overwrite)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes an owner-only directory
+        yield staging
+        if target.exists():
+            check_output_path(target, overwrite)  # it may have appeared meanwhile
+            backup = staging.with_name(staging.name + ".old")
+            os.replace(target, backup)
+            os.replace(staging, target)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def umask() -> int:
