@@ -265,25 +265,33 @@ def run_series(task, settings: dict, seed: int) -> dict:
     detectors = {"lstmae": lstmae_scores, **baseline_scores(task, window, how, stride, n_fit, seed)}
     result = {"family": task.family, "name": task.name, "n_train_rows": len(task.train),
               "n_test_rows": len(task.test), "train_stride": stride, **series_metrics(task, detectors)}
-    result["lstmae_variants"] = series_variants(model, task, train_windows[n_fit:], window, result["common"])
-    del result["common"]
+    result["lstmae_variants"], result["lstmae_thresholds"] = series_variants(
+        model, task, train_windows[n_fit:], window, how, result.pop("common"))
     return result
 
 
-def series_variants(model, task, held_out, window: int, common) -> dict:
-    """ROC-AUC / PR-AUC of every error model x mapping of the trained network, on the common rows."""
+def series_variants(model, task, held_out, window: int, how: str, common) -> tuple[dict, dict]:
+    """ROC-AUC / PR-AUC of every error model x mapping of the trained network on the common rows;
+    and for the network as configured (its error model, `how`), the point-wise F1 and alarm rate
+    at each threshold rule of VARIANTS, fitted on the held-out training windows."""
     from lstmae import temporalize
+    from sklearn.metrics import f1_score
 
     test_windows = temporalize(task.test, window)[0]
-    variants = {}
+    variants, thresholds = {}, {}
     for error_model in VARIANTS["error_models"]:
         variant = copy.copy(model).set_params(error_model=error_model).recalibrate(held_out)
         window_scores = variant.anomaly_score(test_windows)
-        for how in VARIANTS["hows"]:
-            scores = window_to_points(window_scores, len(task.test), window, how=how)[0]
+        for variant_how in VARIANTS["hows"]:
+            scores = window_to_points(window_scores, len(task.test), window, how=variant_how)[0]
             metrics = detection_metrics(task.labels, scores, variant.threshold_, valid=common)
-            variants[f"{error_model}/{how}"] = {key: metrics[key] for key in ("roc_auc", "pr_auc")}
-    return variants
+            variants[f"{error_model}/{variant_how}"] = {key: metrics[key] for key in ("roc_auc", "pr_auc")}
+            if error_model == model.error_model and variant_how == how:
+                for rule in VARIANTS["thresholds"]:
+                    flags = scores[common] > variant.calibrate_threshold(held_out, threshold=rule)
+                    thresholds[rule] = {"f1": float(f1_score(task.labels[common], flags, zero_division=0)),
+                                        "alarm_rate": float(flags.mean())}
+    return variants, thresholds
 
 
 def train_stride(n_rows: int, window: int, max_train_steps: int) -> int:
@@ -388,6 +396,10 @@ def family_means(results: list[dict]) -> dict:
         rows = [result["lstmae_variants"][name] for result in results if result["lstmae_variants"][name]["roc_auc"]
                 is not None]
         means[f"lstmae {name}"] = {key: float(np.mean([row[key] for row in rows])) for key in ("roc_auc", "pr_auc")}
+    for rule in results[0]["lstmae_thresholds"]:
+        rows = [result["lstmae_thresholds"][rule] for result in results]
+        means[f"lstmae threshold {rule}"] = {key: float(np.mean([row[key] for row in rows]))
+                                             for key in ("f1", "alarm_rate")}
     for name in DETECTORS:
         rows = [result["detectors"][name] for result in results]
         scored = [row for row in rows if row["roc_auc"] is not None]
@@ -442,7 +454,8 @@ def markdown(report: dict) -> str:
                 cells = [bold_if(means[name][key], best) for name in DETECTORS]
                 lines.append(f"| {FAMILY_TITLES[family]} | {means['lstmae']['n_series']} | {' | '.join(cells)} |")
             lines.append("")
-        variant_names = [name for name in datasets[families[0]]["means"] if name.startswith("lstmae ")]
+        variant_names = [name for name in datasets[families[0]]["means"]
+                         if name.startswith("lstmae ") and not name.startswith("lstmae threshold ")]
         if variant_names:
             lines += ["### lstmae: error model x window-to-row mapping (same networks; mean ROC-AUC / PR-AUC)", "",
                       "| data set | " + " | ".join(name.removeprefix("lstmae ") for name in variant_names) + " |",
@@ -453,6 +466,18 @@ def markdown(report: dict) -> str:
                 lines.append(f"| {FAMILY_TITLES[family]} | " + " | ".join(
                     f"{bold_if(means[name]['roc_auc'], best)} / {means[name]['pr_auc']:.3f}" for name in variant_names)
                     + " |")
+            lines.append("")
+        rules = [name.removeprefix("lstmae threshold ") for name in datasets[families[0]]["means"]
+                 if name.startswith("lstmae threshold ")]
+        if rules:
+            lines += ["### lstmae: threshold rules (as configured; mean point-wise F1, alarm rate in brackets)", "",
+                      "| data set | " + " | ".join(f"`{rule}`" for rule in rules) + " |", "|---|" + "---|" * len(rules)]
+            for family in families:
+                means = datasets[family]["means"]
+                cells = [means[f"lstmae threshold {rule}"] for rule in rules]
+                best = max(cell["f1"] for cell in cells)
+                lines.append(f"| {FAMILY_TITLES[family]} | " + " | ".join(
+                    f"{bold_if(cell['f1'], best)} ({cell['alarm_rate']:.1%})" for cell in cells) + " |")
             lines.append("")
         if "ucr" in datasets:
             means = datasets["ucr"]["means"]

@@ -152,4 +152,8 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     # the configured variant (mse, how="max") is the lstmae column itself
     assert ucr["series"][0]["lstmae_variants"]["mse/max"]["roc_auc"] == pytest.approx(
         ucr["series"][0]["detectors"]["lstmae"]["roc_auc"], abs=1e-6)
-    assert "error model x window-to-row mapping" in table
+    assert "error model x window-to-row mapping" in table and "threshold rules" in table
+    thresholds = ucr["series"][0]["lstmae_thresholds"]
+    assert set(thresholds) == set(detection_study.VARIANTS["thresholds"])
+    # a lower quantile of the same held-out scores never raises fewer alarms
+    assert thresholds["quantile:0.98"]["alarm_rate"] >= thresholds["quantile:0.995"]["alarm_rate"]
