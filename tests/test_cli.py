@@ -61,10 +61,17 @@ def test_score_gives_one_row_per_input_row_with_warm_up_invalid(workspace):
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(out)
     assert len(scores) == 240 and list(scores.columns[:4]) == ["timestamp", "score", "is_anomaly", "valid"]
-    assert not scores["valid"][:9].any() and scores["valid"][9:].all()
-    assert scores["score"][:9].isna().all() and scores["score"][9:].notna().all()
+    # default how="max": every row lies in some window, so every row has a score
+    assert scores["valid"].all() and scores["score"].notna().all()
     events = pd.read_csv(workspace / "ev.csv")
     assert {"start", "end", "peak_score", "top_features"} <= set(events.columns)
+    # how="end" (causal): the first window - 1 rows have no window ending there yet
+    result = run("score", workspace / "model", workspace / "test.csv", "-o", out, "--how", "end", "--overwrite")
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out)
+    assert len(scores) == 240
+    assert not scores["valid"][:9].any() and scores["valid"][9:].all()
+    assert scores["score"][:9].isna().all() and scores["score"][9:].notna().all()
 
 
 def test_encode_reconstruct_and_summary(workspace):

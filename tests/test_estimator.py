@@ -40,11 +40,14 @@ def test_early_stopping_stops_before_epochs():
     assert model.history_["epochs_run"] < 200
 
 
-def test_threshold_is_the_validation_quantile(fitted_small):
+def test_default_threshold_is_three_sigma_of_the_validation_scores(fitted_small):
     model, X = fitted_small
     n_val = int(round(len(X) * model.validation_fraction))
     val_scores = model.anomaly_score(X[len(X) - n_val :])
-    assert model.threshold_ == pytest.approx(np.quantile(val_scores, 0.99), rel=1e-6)
+    assert model.threshold_ == pytest.approx(val_scores.mean() + 3 * val_scores.std(), rel=1e-5)
+    quantile = model.calibrate_threshold(X[len(X) - n_val :], threshold="quantile:0.99")
+    assert quantile == pytest.approx(np.quantile(val_scores, 0.99), rel=1e-6)
+    model.calibrate_threshold(X[len(X) - n_val :])  # back to the default rule for the tests that share the model
     flags = model.predict(X)
     np.testing.assert_array_equal(flags, (model.anomaly_score(X) > model.threshold_).astype(int))
 

@@ -20,7 +20,7 @@ def test_str_gives_the_spec_back(spec):
 def test_parse_fields_and_default():
     assert parse_threshold(" POT:1e-3 ") == ThresholdRule("pot", 0.001)
     assert parse_threshold("best-f1") == ThresholdRule("best-f1", None)
-    assert parse_threshold(DEFAULT_THRESHOLD) == ThresholdRule("quantile", 0.99)
+    assert parse_threshold(DEFAULT_THRESHOLD) == ThresholdRule("sigma", 3.0)
 
 
 def test_quantile_contamination_sigma_value_on_hand_examples():

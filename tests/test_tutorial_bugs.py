@@ -68,11 +68,17 @@ def test_series_scores_keep_every_row_and_mark_warm_up_invalid(fitted_small):
     # The bug: scores for the first window-1 points silently dropped or zero-padded.
     model, X = fitted_small
     series = np.concatenate([X[0], X[1], X[2]])  # 36 rows, 3 features
-    scored = model.score_series(series)
+    scored = model.score_series(series, how="end")
     window = model.n_timesteps_
     assert len(scored) == len(series)
     assert not scored["valid"][: window - 1].any() and scored["valid"][window - 1 :].all()
     assert scored["score"][: window - 1].isna().all()
     assert (scored["is_anomaly"][: window - 1] == 0).all()
     windows, _ = temporalize(series, window)
-    np.testing.assert_allclose(scored["score"][window - 1 :], model.anomaly_score(windows), rtol=1e-6)
+    window_scores = model.anomaly_score(windows)
+    np.testing.assert_allclose(scored["score"][window - 1 :], window_scores, rtol=1e-6)
+    # The default, how="max": the first rows take the real score of the one window covering them.
+    scored = model.score_series(series)
+    assert len(scored) == len(series) and scored["valid"].all()
+    np.testing.assert_allclose(scored["score"][0], window_scores[0], rtol=1e-6)
+    np.testing.assert_allclose(scored["score"][window - 1], window_scores[:window].max(), rtol=1e-6)

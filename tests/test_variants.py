@@ -250,7 +250,7 @@ def test_a_list_of_equal_lengths_scores_as_the_array():
 
 def test_variable_length_training_scales_on_all_steps_and_learns():
     sequences = varied_sequences(n=40, n_features=1)
-    model = LSTMAutoencoder(encoder=(16,), epochs=12, learning_rate=1e-2, batch_size=8, progress=False,
+    model = LSTMAutoencoder(encoder=(16,), epochs=12, learning_rate=1e-2, batch_size=8, loss="mse", progress=False,
                             random_state=0).fit(sequences)
     all_steps = np.concatenate(sequences[:36])  # the training part (validation_fraction 0.1)
     np.testing.assert_allclose(model.scaler_.offset, all_steps.mean(axis=0), rtol=1e-6, atol=1e-7)

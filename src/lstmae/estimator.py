@@ -9,7 +9,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .config import PRESETS, check_architecture, make_architecture
+from .config import DEFAULTS, PRESETS, check_architecture, make_architecture
 from .data.scaling import SCALERS, FeatureScaler
 from .data.windowing import temporalize
 from .exceptions import DataError
@@ -82,9 +82,11 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
 
     def __init__(self, encoder=(128, 64), decoder=None, activation="tanh", output_layer=True,
                  bidirectional=False, dropout=0.0, bottleneck=True, decoder_type="repeat", vocab_size=None,
-                 embedding_dim=32, epochs=100, batch_size=64,
-                 learning_rate=1e-3, loss="mse", validation_fraction=0.1, patience=10,
-                 max_grad_norm=1.0, scaler="standard", error_model="mse", threshold="quantile:0.99",
+                 embedding_dim=32, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
+                 learning_rate=DEFAULTS["learning_rate"], loss=DEFAULTS["loss"],
+                 validation_fraction=DEFAULTS["validation_fraction"], patience=DEFAULTS["patience"],
+                 max_grad_norm=1.0, scaler=DEFAULTS["scaler"], error_model=DEFAULTS["error_model"],
+                 threshold=DEFAULTS["threshold"],
                  random_state=None, device="auto", progress=True):
         self.encoder = encoder
         self.decoder = decoder
@@ -248,16 +250,18 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "threshold_")
         return apply_threshold(self.anomaly_score(X), self.threshold_)
 
-    def score_series(self, data, *, stride: int = 1, how: str = "end", feature_errors: bool = False,
+    def score_series(self, data, *, stride: int = 1, how: str = DEFAULTS["how"], feature_errors: bool = False,
                      entity_column: str | None = None) -> pd.DataFrame:
         """Score a series table (T rows) with windows of the trained length; one row per input row.
 
         data: a DataFrame (the trained feature columns are picked by name when the model knows
         them; other columns are ignored) or an array (T, F).
-        how: "end" (a window's score belongs to its last row), "max" or "mean" over the windows
-        covering a row.
+        how: "max" (default: the largest score of the windows covering a row; it won the
+        detection study), "mean", or "end" (a window's score belongs to its last row only: the
+        causal choice for live monitoring, where a row's score must not wait for later rows).
         Returns a DataFrame with the input's index and columns `score`, `is_anomaly` (0/1) and
-        `valid` (False for warm-up rows that no full window covers: their score is NaN, never
+        `valid` (False for rows that no full window covers: with "end" the first window - 1
+        warm-up rows, with "max"/"mean" only rows past the last window; their score is NaN, never
         zero-padded), plus `error_<feature>` per feature when feature_errors is True. With
         `entity_column`, windows never cross from one entity to the next.
         """

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from ..config import DEFAULTS
+
 LAYOUTS = ("series", "sequences")
 NAN_POLICIES = ("error", "ffill", "interpolate", "drop")
 
@@ -149,17 +151,18 @@ def _check_output(path, overwrite):
               help="series: one long table, cut into windows; sequences: one row per fixed-length sequence.")
 @_common_data_options
 @_architecture_options
-@click.option("--epochs", type=int, default=100, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--learning-rate", type=float, default=1e-3, show_default=True)
-@click.option("--loss", type=click.Choice(["mse", "mae"]), help="Training loss (default mse).")
-@click.option("--validation-fraction", type=float, default=0.1, show_default=True,
+# Training options default to None, so a --preset's values hold unless given; help shows DEFAULTS.
+@click.option("--epochs", type=int, show_default=str(DEFAULTS["epochs"]))
+@click.option("--batch-size", type=int, show_default=str(DEFAULTS["batch_size"]))
+@click.option("--learning-rate", type=float, show_default=str(DEFAULTS["learning_rate"]))
+@click.option("--loss", type=click.Choice(["mse", "mae"]), show_default=DEFAULTS["loss"], help="Training loss.")
+@click.option("--validation-fraction", type=float, show_default=str(DEFAULTS["validation_fraction"]),
               help="The last part of the data, held out for early stopping and the threshold.")
-@click.option("--patience", type=int, default=10, show_default=True, help="Early-stopping patience in epochs.")
-@click.option("--scaler", type=click.Choice(["standard", "minmax", "none"]), default="standard", show_default=True)
-@click.option("--error-model", type=click.Choice(["mse", "mae", "mahalanobis"]), default="mse", show_default=True,
+@click.option("--patience", type=int, show_default=str(DEFAULTS["patience"]), help="Early-stopping patience in epochs.")
+@click.option("--scaler", type=click.Choice(["standard", "minmax", "none"]), show_default=DEFAULTS["scaler"])
+@click.option("--error-model", type=click.Choice(["mse", "mae", "mahalanobis"]), show_default=DEFAULTS["error_model"],
               help="How reconstruction errors become one score per window.")
-@click.option("--threshold", default="quantile:0.99", show_default=True,
+@click.option("--threshold", show_default=DEFAULTS["threshold"],
               help="quantile:Q, contamination:C, sigma:K, pot:RISK, fpr:RATE, best-f1 (needs --label-column), value:V.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same model on CPU).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
@@ -186,10 +189,10 @@ def fit(data, model_dir, window, stride, layout, time_column, label_column, enti
     _check_output(model_dir, overwrite)
     params = _model_params(preset, encoder=encoder, decoder=decoder, activation=activation,
                            output_layer=output_layer, bidirectional=bidirectional, bottleneck=bottleneck,
-                           dropout=dropout, loss=loss)
-    params.update(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                  validation_fraction=validation_fraction, patience=patience, scaler=scaler,
-                  error_model=error_model, threshold=threshold, random_state=seed, device=device)
+                           dropout=dropout, loss=loss, epochs=epochs, batch_size=batch_size,
+                           learning_rate=learning_rate, validation_fraction=validation_fraction, patience=patience,
+                           scaler=scaler, error_model=error_model, threshold=threshold)
+    params.update(random_state=seed, device=device)
     started = time.perf_counter()
     model = fit_model(data, params, layout=layout, window=window, stride=stride, time_column=time_column,
                       label_column=label_column, entity_column=entity_column,
@@ -210,8 +213,9 @@ def fit(data, model_dir, window, stride, layout, time_column, label_column, enti
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Scores file (.csv or .parquet).")
-@click.option("--how", type=click.Choice(["end", "max", "mean"]), default="end", show_default=True,
-              help="Series: a window's score goes to its last row (end), or max/mean over covering windows.")
+@click.option("--how", type=click.Choice(["max", "mean", "end"]), default=DEFAULTS["how"], show_default=True,
+              help="Series: a row's score is the max/mean over the windows covering it, or (end) the score of "
+                   "the window ending there: the causal choice for live monitoring.")
 @click.option("--stride", type=int, default=1, show_default=True, help="Series: rows between scored windows.")
 @click.option("--threshold", help="Override the stored threshold rule, e.g. value:0.5 or quantile:0.995.")
 @click.option("--feature-errors", is_flag=True, help="Series: add error_<feature> columns (which feature is off).")
@@ -305,7 +309,8 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
 @click.option("--label-column", required=True, help="Column with 0/1 labels (1 = anomaly).")
 @click.option("-o", "--output", "report_dir", required=True, type=click.Path(path_type=Path),
               help="Directory for metrics.json, PNG plots and report.html.")
-@click.option("--how", type=click.Choice(["end", "max", "mean"]), default="end", show_default=True)
+@click.option("--how", type=click.Choice(["max", "mean", "end"]), default=DEFAULTS["how"], show_default=True,
+              help="Series: max/mean over the windows covering a row, or end (the window ending there).")
 @click.option("--threshold", help="Override the stored threshold rule for this evaluation.")
 @click.option("--early-window", type=int, default=0, show_default=True,
               help="Rows before an event in which a flag still counts as detecting it (lead time).")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import DEFAULTS
 from ..data.io import read_sequences, read_series, staged_directory, table_columns, write_table
 from ..data.validation import check_features, check_window
 from ..data.windowing import temporalize, window_ends
@@ -101,7 +102,7 @@ def load_model(model_dir):
     return load(model_dir)
 
 
-def score_data(model, path, *, how="end", stride=1, threshold=None, feature_errors=False, with_events=False,
+def score_data(model, path, *, how=DEFAULTS["how"], stride=1, threshold=None, feature_errors=False, with_events=False,
                min_event_length=1, merge_gap=0, nan_policy="error", label_column=None):
     """Scores for DATA: a table with one row per input row (series) or per sequence, and events."""
     settings = model.data_settings_
@@ -179,7 +180,7 @@ def reconstruct_data(model, path, *, nan_policy="error") -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- evaluation
-def evaluate_model(model, path, report_dir, *, label_column, how="end", threshold=None, early_window=0,
+def evaluate_model(model, path, report_dir, *, label_column, how=DEFAULTS["how"], threshold=None, early_window=0,
                    point_adjust=False, nan_policy="error", overwrite=False, extra_summary=None) -> dict:
     """Score labelled DATA; write metrics.json, PNG plots and report.html into report_dir (atomically)."""
     from ..evaluation import (detection_metrics, plot_error_heatmap, plot_error_histogram, plot_pr_roc,

@@ -5,9 +5,9 @@ A window or time point is an anomaly when its score is strictly above the thresh
 
 | spec           | threshold                                    | when to use                                               |
 |----------------|----------------------------------------------|-----------------------------------------------------------|
-| `quantile:Q`   | the Q quantile of the scores (default 0.99)  | no labels; validation data is (mostly) normal             |
+| `quantile:Q`   | the Q quantile of the scores                 | no labels; validation data is (mostly) normal             |
 | `contamination:C` | same as `quantile:(1-C)`                  | you know roughly the fraction C of anomalies              |
-| `sigma:K`      | mean + K standard deviations (ddof 0)        | scores roughly bell-shaped; classic 3-sigma rule          |
+| `sigma:K`      | mean + K standard deviations (ddof 0)        | the default (sigma:3): stable on small validation sets    |
 | `pot:Q`        | peaks over threshold (SPOT, Siffer 2017)     | no labels, very rare anomalies: a false-alarm risk Q below 0.02, beyond the largest validation scores |
 | `best-f1`      | maximises F1 on labelled validation scores   | labelled validation data                                   |
 | `best-f:BETA`  | maximises F-beta                             | labels; BETA > 1 favours recall, BETA < 1 precision        |
@@ -24,9 +24,10 @@ import numpy as np
 from scipy.stats import genpareto
 from sklearn.metrics import precision_recall_curve
 
+from lstmae.config import DEFAULTS
 from lstmae.exceptions import DataError
 
-DEFAULT_THRESHOLD = "quantile:0.99"
+DEFAULT_THRESHOLD = DEFAULTS["threshold"]
 USAGE = "quantile:Q, contamination:C, sigma:K, pot:Q, best-f1, best-f:BETA, fpr:R, value:V"
 
 # SPOT initialisation: the GPD is fitted to the excesses over this quantile of the scores.
