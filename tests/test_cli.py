@@ -191,3 +191,20 @@ def test_summary_of_presets_with_their_own_decoders():
     assert result.exit_code == 0 and "EncDec-AD" in result.output and "(20, 64)" in result.output
     assert_user_error(run("summary", "--preset", "token_autoencoder", "--features", 1, "--timesteps", 8),
                       "vocabulary")
+
+
+def test_demo_writes_everything_it_promises(tmp_path):
+    out = tmp_path / "demo"
+    result = run("demo", "-o", out, "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    for name in ("model/config.json", "model/model.safetensors", "scores.csv", "events.csv", "train.csv",
+                 "test.csv", "report/metrics.json", "report/report.html", "report/scores.png"):
+        assert (out / name).is_file(), name
+    assert f"open {out / 'report' / 'report.html'}" in result.output  # the path it prints exists
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert metrics["n_events"] == 6 and 0.5 < metrics["roc_auc"] <= 1.0
+    scores = pd.read_csv(out / "scores.csv")
+    assert len(scores) == len(pd.read_csv(out / "test.csv"))  # one score per test row
+    result = run("demo", "-o", out, "--epochs", "2")  # no --overwrite: refused, nothing touched
+    assert result.exit_code == 2 and "exists" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]

@@ -362,7 +362,7 @@ def demo(out_dir, epochs, seed, overwrite):
     metrics = run_demo(out_dir, epochs=epochs, seed=seed, overwrite=overwrite)
     click.echo(f"demo done in {time.perf_counter() - started:.0f}s: {_metrics_line(metrics)}; "
                f"{metrics.get('n_events', 0)} true events, event recall {metrics.get('event_recall', 0):.2f}")
-    click.echo(f"open {out_dir / 'report.html'} for the plots")
+    click.echo(f"open {out_dir / 'report' / 'report.html'} for the plots")
 
 
 # -------------------------------------------------------------------------- summary

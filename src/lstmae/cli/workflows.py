@@ -281,8 +281,8 @@ def run_demo(out_dir, *, epochs=30, seed=0, overwrite=False) -> dict:
         n_train = int(len(frame) * 0.4)
         frame.iloc[:n_train].to_csv(staging / "train.csv", index=False)
         frame.iloc[n_train:].to_csv(staging / "test.csv", index=False)
-        params = dict(encoder=(32, 16), epochs=epochs, batch_size=64, patience=5, random_state=seed,
-                      threshold="quantile:0.995", device="cpu")
+        # lstmae's defaults, with a small network and few epochs so the demo takes about a minute
+        params = dict(encoder=(32, 16), epochs=epochs, patience=5, random_state=seed, device="cpu")
         model = fit_model(staging / "train.csv", params, layout="series", window=DEMO_WINDOW, stride=1,
                           time_column="timestamp", label_column="label", entity_column=None, columns=None,
                           nan_policy="error")
