@@ -3,7 +3,7 @@
     python benchmarks/variants_study.py [--quick] [--out benchmarks/results] [--data-dir DIR]
 
 Every variant in `VARIANTS` (a preset plus overrides) is trained with the same epochs, batch
-size, learning rate (Adam 1e-3) and seed on each data set:
+size, loss (MSE), learning rate (Adam 1e-3) and seed on each data set:
 - ECG5000 normal beats: a seeded draw of normal beats (class 1, both official splits) to train
   on; held out: other normal beats and as many anomalous beats (classes 2-5).
 - ItalyPowerDemand: the official TRAIN split (labels unused); held out: the TEST split.
@@ -55,7 +55,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "EncDec-AD decoder": ("default", {"decoder_type": "encdec_ad"}),
 }
 
-# Per data set, the same training settings for every variant.
+# Per data set, the same training settings for every variant (presets' own loss and learning
+# rate, e.g. the PyTorch tutorial's L1, give way to SAME_FOR_ALL; a variant's own overrides win).
+SAME_FOR_ALL = {"loss": "mse", "learning_rate": 1e-3}
 ECG, ITALY = "ECG5000 normal beats", "ItalyPowerDemand"
 SETTINGS = {
     "full": {ECG: {"n_train": 200, "n_heldout": 400, "epochs": 20, "batch_size": 16},
@@ -162,7 +164,8 @@ def run_variant(name: str, data: dict, training: dict, seed: int) -> dict:
     training["batch_size"], no early stopping; measure it on the held-out parts."""
     preset, overrides = VARIANTS[name]
     try:
-        model = LSTMAutoencoder.from_preset(preset, **overrides, epochs=training["epochs"],
+        # One loss and learning rate for all, so that only the architecture differs.
+        model = LSTMAutoencoder.from_preset(preset, **{**SAME_FOR_ALL, **overrides}, epochs=training["epochs"],
                                             batch_size=training["batch_size"], patience=None,
                                             random_state=seed, progress=False)
     except (TypeError, ValueError) as error:
