@@ -184,7 +184,11 @@ def fast_autoencoder(arch: Architecture) -> LSTMAutoencoderModule:
 
 
 def keras_autoencoder(n_features: int, length: int, encoder: tuple[int, ...]):
-    """The Keras tutorial's relu model (Keras 3); raises ImportError when keras is absent."""
+    """The Keras tutorial's relu model (Keras 3 on TensorFlow, as the tutorial ran it); raises
+    ImportError when keras is absent. `pip install tensorflow-cpu` brings both."""
+    import os
+
+    os.environ["KERAS_BACKEND"] = "tensorflow"  # Keras 3 could also run on torch: not the reference
     import keras
 
     layers = [keras.Input((length, n_features))]

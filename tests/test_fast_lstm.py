@@ -123,3 +123,22 @@ def test_bad_calls_raise_with_the_fix():
         lstm_layer(x[:, 0], w_ih, b, w_hh, "tanh")
     with pytest.raises(ValueError, match=r"expected x \(N, L, I\) or \(N, I\)"):
         lstm_layer(x[None], w_ih, b, w_hh, "tanh")
+
+
+@pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
+def test_tanh_layer_scores_with_fast_lstm_and_matches_nn_lstm(constant, monkeypatch):
+    """TanhLSTM runs lstm_layer without gradients on the CPU; its results are nn.LSTM's."""
+    from lstmae.nn import model
+
+    torch.manual_seed(0)
+    layer = model.TanhLSTM(3, 5)
+    x = torch.randn(4, 3) if constant else torch.randn(4, 7, 3)
+    state = (torch.randn(4, 5), torch.randn(4, 5))
+    expected, (h_n, c_n) = layer.forward_state(x, steps=7, state=state)  # grad enabled: nn.LSTM
+    calls = []
+    monkeypatch.setattr(model, "lstm_layer", lambda *a, **k: calls.append(1) or lstm_layer(*a, **k))
+    with torch.inference_mode():
+        got, (h, c) = layer.forward_state(x, steps=7, state=state)
+    assert calls, "inference on the CPU should take the fast_lstm path"
+    torch.testing.assert_close(got, expected.detach(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close((h, c), (h_n.detach(), c_n.detach()), atol=1e-6, rtol=1e-5)

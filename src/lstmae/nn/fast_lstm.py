@@ -99,10 +99,12 @@ def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool
         gates, cell, g = gates_steps[k], cell_steps[k], g_steps[k]
         if gates_x is None:
             torch.addmm(b, x_steps[t], w_ih_t, out=gates)
-        else:
+            if h is not None:
+                gates.addmm_(h, w_hh_t)
+        elif h is None:
             gates.copy_(gates_x)
-        if h is not None:
-            gates.addmm_(h, w_hh_t)
+        else:  # one product reads the projected constant input: no copy of it per step
+            torch.addmm(gates_x, h, w_hh_t, out=gates)
         if relu:
             sigmoid_steps[k].sigmoid_()
             g.relu_()
