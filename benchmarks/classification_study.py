@@ -40,6 +40,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lstmae import LSTMAutoencoder
+from lstmae.config import DEFAULTS
 from variants_study import (check_data_dir, common_arguments, ecg_beats, load_ecg5000, load_ucr, log, machine,
                             run_and_write, write_outputs)
 
@@ -156,7 +157,9 @@ def run_classification(data_dir: Path, *, quick: bool = False, seed: int = 0, jo
     candidates = dict(list(CANDIDATES.items())[: QUICK["candidates"]]) if quick else CANDIDATES
     training = {name: {**settings, **({"epochs": QUICK["epochs"]} if quick else {})}
                 for name, settings in TRAINING.items()}
+    defaults = {key: DEFAULTS[key] for key in ("loss", "learning_rate", "validation_fraction")}
     report = {"settings": {"seed": seed, "candidates": candidates, "training": training,
+                           "autoencoder_defaults": ", ".join(f"{k} {v}" for k, v in defaults.items()),
                            "outer_folds": OUTER_FOLDS, "validation_fraction": 1 / VALIDATION_FOLDS,
                            "classifier": "StandardScaler + LogisticRegression, C in logspace(-2, 2, 5) by 5-fold CV"},
               "results": []}
@@ -197,8 +200,8 @@ def classification_markdown(report: dict) -> str:
               "candidates below by accuracy on a stratified validation third of the training part "
               "(never the test part; ties go to the first). Training per data set: "
               + "; ".join(f"{name} {t['epochs']} epochs, batch {t['batch_size']}"
-                          for name, t in settings["training"].items()) + "; Adam lr 1e-3, seed "
-              + f"{settings['seed']}. Logistic regression: C chosen by 5-fold CV on the training part.", "",
+                          for name, t in settings["training"].items())
+              + f"; otherwise lstmae's defaults ({settings['autoencoder_defaults']}), seed {settings['seed']}. Logistic regression: C chosen by 5-fold CV on the training part.", "",
               "| data set | validation accuracy per candidate (ECG5000: mean over folds) | chosen |", "|---|---|---|"]
     for r in report["results"]:
         selections = r["selection"] if isinstance(r["selection"], list) else [r["selection"]]

@@ -17,7 +17,7 @@ from .nn.model import LSTMAutoencoderModule
 from .scoring import (DEFAULT_THRESHOLD, apply_threshold, make_error_model, parse_threshold, reconstruction_errors,
                       window_to_points)
 from .scoring.error_models import MeanError
-from .training.device import resolve_device, seed_everything
+from .training.device import flush_denormals, resolve_device, seed_everything
 from .training.loop import LOSSES, iterate_batches, token_cross_entropy, train
 
 PER_CHOICES = ("sample", "timestep", "feature", "none")
@@ -120,6 +120,7 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         return cls(**{**PRESETS[name].params, **overrides})
 
     # ------------------------------------------------------------------ fit
+    @flush_denormals()
     def fit(self, X, y=None, *, feature_names=None, on_epoch: Callable | None = None) -> "LSTMAutoencoder":
         """Train on X of normal behaviour: (N, L, F), or a list of (L_i, F) (token ids: (N, L) or
         a list of (L_i,)); `y` is ignored (pipelines pass it).
@@ -207,6 +208,7 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
             results = self._map_samples(X, lambda x, x_hat: self.scaler_.inverse_transform(x_hat))
         return _collect(X, results, ragged=True)
 
+    @flush_denormals()
     def transform(self, X) -> np.ndarray:
         """Bottleneck encodings z (N, Z), one vector per sample, whatever the batch it is in."""
         check_is_fitted(self, "module_")
@@ -331,6 +333,7 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         scaler = None if self._tokens else self.scaler_
         return iterate_batches(X, np.arange(len(X)), batch_size, scaler, device)
 
+    @flush_denormals()
     def _map_samples(self, X, fn) -> list:
         """fn applied to the model's results, batch by batch: fn(x, x_hat) with scaled arrays
         (B, L, F), or for token models fn(cross_entropy, predicted_ids) with (B, L) each. For a

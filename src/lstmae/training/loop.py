@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from ..data.scaling import FeatureScaler
 from ..exceptions import DataError
 from ..nn.model import valid_steps
+from .device import flush_denormals
 from .distributed import from_environment
 
 LOSSES = ("mse", "mae")  # the user's choice for real values; token models train with "cross_entropy"
@@ -99,6 +100,7 @@ def _raise_not_finite(sample: int):
                     "(the CLI offers --nan-policy ffill|interpolate|drop)")
 
 
+@flush_denormals()
 def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
           scaler: FeatureScaler, epochs: int, batch_size: int, learning_rate: float, loss: str,
           patience: int | None, max_grad_norm: float | None, rng: np.random.Generator,

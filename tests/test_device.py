@@ -1,0 +1,37 @@
+"""Denormal flushing around lstmae's CPU work (training/device.py)."""
+import numpy as np
+import pytest
+import torch
+
+from lstmae import LSTMAutoencoder
+from lstmae.training.device import _denormals_flushed, flush_denormals
+
+pytestmark = pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU cannot flush denormals")
+
+
+def test_flushes_inside_and_restores_the_callers_setting():
+    assert not _denormals_flushed()
+    with flush_denormals():
+        assert _denormals_flushed()
+        assert torch.tensor(1e-39).mul(1.0).item() == 0.0
+    assert not _denormals_flushed()
+    assert torch.tensor(1e-39).mul(1.0).item() > 0.0
+
+
+def test_a_caller_who_flushes_already_keeps_flushing():
+    torch.set_flush_denormal(True)
+    try:
+        with flush_denormals():
+            pass
+        assert _denormals_flushed()
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_fit_trains_with_denormals_flushed_and_leaves_the_setting_as_it_was():
+    seen = []
+    X = np.random.default_rng(0).normal(size=(16, 5, 2)).astype(np.float32)
+    LSTMAutoencoder(encoder=(4, 2), epochs=2, random_state=0, progress=False).fit(
+        X, on_epoch=lambda epoch, history: seen.append(_denormals_flushed()))
+    assert seen == [True, True]
+    assert not _denormals_flushed()
