@@ -118,8 +118,8 @@ class TanhLSTM(nn.LSTM):
 
     With `lengths` the batch is packed, so each sample stops at its own last step. Scoring on
     the CPU (no gradients, one direction, fixed length) runs `fast_lstm.lstm_layer` with the
-    same weights instead: about 1.3x faster than nn.LSTM there (benchmarks/perf.py), while in
-    training nn.LSTM, which uses a second core better, stays as fast or faster.
+    same weights instead: 1.2-1.3x nn.LSTM's speed in single-case runs of benchmarks/perf.py (a
+    tie in its full run), while in training nn.LSTM, which uses a second core better, is as fast.
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
