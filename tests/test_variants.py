@@ -74,6 +74,16 @@ def test_encdec_ad_training_and_inference_differ_only_by_teacher_forcing(encdec_
     torch.testing.assert_close(other, free)
 
 
+def test_encdec_ad_decodes_the_same_through_the_fast_scoring_layers(encdec_module):
+    """Without gradients the tanh layers run fast_lstm, the step-by-step decoder included."""
+    x = torch.randn(4, 6, 2)
+    encdec_module.eval()
+    expected = encdec_module(x)  # gradients enabled: nn.LSTM
+    with torch.inference_mode():
+        got = encdec_module(x)
+    torch.testing.assert_close(got, expected.detach(), rtol=1e-5, atol=1e-6)
+
+
 def test_encdec_ad_reconstructs_in_reverse_and_returns_time_order(encdec_module):
     # x'(t) is decoded from x(t+1) .. x(L): changing x(k) may change x'(t) only for t < k.
     x = torch.randn(3, 7, 2)
