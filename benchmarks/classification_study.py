@@ -157,9 +157,9 @@ def run_classification(data_dir: Path, *, quick: bool = False, seed: int = 0, jo
     candidates = dict(list(CANDIDATES.items())[: QUICK["candidates"]]) if quick else CANDIDATES
     training = {name: {**settings, **({"epochs": QUICK["epochs"]} if quick else {})}
                 for name, settings in TRAINING.items()}
-    defaults = {key: DEFAULTS[key] for key in ("loss", "learning_rate", "validation_fraction")}
     report = {"settings": {"seed": seed, "candidates": candidates, "training": training,
-                           "autoencoder_defaults": ", ".join(f"{k} {v}" for k, v in defaults.items()),
+                           "autoencoder_defaults": {key: DEFAULTS[key] for key in
+                                                    ("loss", "learning_rate", "validation_fraction")},
                            "outer_folds": OUTER_FOLDS, "validation_fraction": 1 / VALIDATION_FOLDS,
                            "classifier": "StandardScaler + LogisticRegression, C in logspace(-2, 2, 5) by 5-fold CV"},
               "results": []}
@@ -201,7 +201,9 @@ def classification_markdown(report: dict) -> str:
               "(never the test part; ties go to the first). Training per data set: "
               + "; ".join(f"{name} {t['epochs']} epochs, batch {t['batch_size']}"
                           for name, t in settings["training"].items())
-              + f"; otherwise lstmae's defaults ({settings['autoencoder_defaults']}), seed {settings['seed']}. Logistic regression: C chosen by 5-fold CV on the training part.", "",
+              + "; otherwise lstmae's defaults ("
+              + ", ".join(f"{key} {value}" for key, value in settings["autoencoder_defaults"].items())
+              + f"), seed {settings['seed']}. Logistic regression: C chosen by 5-fold CV on the training part.", "",
               "| data set | validation accuracy per candidate (ECG5000: mean over folds) | chosen |", "|---|---|---|"]
     for r in report["results"]:
         selections = r["selection"] if isinstance(r["selection"], list) else [r["selection"]]

@@ -16,6 +16,8 @@ a per-step Linear to F).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from torch import nn
@@ -186,8 +188,6 @@ def fast_autoencoder(arch: Architecture) -> LSTMAutoencoderModule:
 def keras_autoencoder(n_features: int, length: int, encoder: tuple[int, ...]):
     """The Keras tutorial's relu model (Keras 3 on TensorFlow, as the tutorial ran it); raises
     ImportError when keras is absent. `pip install tensorflow-cpu` brings both."""
-    import os
-
     os.environ["KERAS_BACKEND"] = "tensorflow"  # Keras 3 could also run on torch: not the reference
     import keras
 

@@ -87,7 +87,8 @@ def test_classification_markdown_flags_the_goal_per_data_set():
     accuracy = {"1-NN Euclidean (raw)": 0.9, "logistic regression (raw)": 0.8,
                 "LSTM-AE encodings + logistic regression": 0.95}
     selection = {"selected": "a", "validation_accuracy": {"a": 1.0}}
-    report = {"settings": {"candidates": {"a": {}}, "seed": 0, "training": {"X": TINY}, "autoencoder_defaults": "loss mae"},
+    report = {"settings": {"candidates": {"a": {}}, "seed": 0, "training": {"X": TINY},
+                           "autoencoder_defaults": {"loss": "mae"}},
               "results": [{"dataset": "won", "protocol": "p", "accuracy": accuracy, "selection": selection},
                           {"dataset": "lost", "protocol": "p", "selection": [selection, selection],
                            "accuracy": {**accuracy, "LSTM-AE encodings + logistic regression": 0.85}}]}
