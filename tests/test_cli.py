@@ -79,6 +79,11 @@ def test_encode_reconstruct_and_summary(workspace):
     assert result.exit_code == 0, result.output
     codes = pd.read_parquet(workspace / "codes.parquet")
     assert codes.shape == (231, 4) and list(codes.columns) == ["z_0", "z_1", "z_2", "z_3"]
+    result = run("encode", workspace / "model", workspace / "test.csv", "-o", workspace / "means.csv",
+                 "--encoding", "mean")
+    assert result.exit_code == 0, result.output
+    means = pd.read_csv(workspace / "means.csv", index_col=0)
+    assert means.shape == (231, 8 + 4) and means.columns[0] == "mean_0" and means.columns[-1] == "mean_11"
     result = run("reconstruct", workspace / "model", workspace / "test.csv", "-o", workspace / "rec.csv")
     assert result.exit_code == 0, result.output
     rec = pd.read_csv(workspace / "rec.csv")

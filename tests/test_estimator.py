@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -31,6 +32,21 @@ def test_training_reduces_the_loss_and_keeps_the_best_epoch():
     assert len(history["val_loss"]) == history["epochs_run"]
     best = int(np.argmin(history["val_loss"]))
     assert history["best_epoch"] == best + 1
+
+
+def test_zero_epochs_keeps_the_seeded_initial_weights():
+    X = sine_windows(n=32)
+    untrained = LSTMAutoencoder(encoder=(8, 4), **{**FAST, "epochs": 0}).fit(X)
+    trained = LSTMAutoencoder(encoder=(8, 4), **{**FAST, "epochs": 1}).fit(X)
+    assert untrained.history_["epochs_run"] == 0 and untrained.history_["loss"] == []
+    assert untrained.transform(X).shape == (32, 4)
+    assert np.isfinite(untrained.threshold_)
+    # The same seed builds the same network; one epoch of training moves every weight tensor.
+    first = untrained.module_.state_dict()
+    for name, weights in trained.module_.state_dict().items():
+        assert not np.array_equal(weights.numpy(), first[name].numpy()), name
+    again = LSTMAutoencoder(encoder=(8, 4), **{**FAST, "epochs": 0}).fit(X)
+    np.testing.assert_array_equal(again.transform(X), untrained.transform(X))
 
 
 def test_early_stopping_stops_before_epochs():
@@ -121,6 +137,27 @@ def test_single_layer_preset_has_no_dense_layer_and_decoder_emits_features():
     assert model.architecture_.decoder == (3,)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_mean_encoding_averages_each_encoder_layer_over_time(bidirectional):
+    X = sine_windows(n=16)
+    model = LSTMAutoencoder(encoder=(8, 4), bidirectional=bidirectional, **FAST).fit(X)
+    z = model.transform(X)
+    model.set_params(encoding="mean")  # read by transform only: no refit
+    pooled = model.transform(X)
+    directions = 2 if bidirectional else 1
+    assert pooled.shape == (16, (8 + 4) * directions)
+    with torch.no_grad():
+        first = model.module_.encoder[0](torch.as_tensor(model.scaler_.transform(X), dtype=torch.float32))
+        second = model.module_.encoder[1](first)
+    np.testing.assert_allclose(pooled[:, : 8 * directions], first.mean(dim=1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pooled[:, 8 * directions:], second.mean(dim=1).numpy(), rtol=1e-5, atol=1e-6)
+    # The bottleneck is the last layer's final state: the last step, not the average.
+    np.testing.assert_allclose(z[:, :4], second[:, -1, :4].numpy(), rtol=1e-5, atol=1e-6)
+    model.set_params(encoding="last")
+    with pytest.raises(ValueError, match=r"encoding must be one of \('bottleneck', 'mean'\), got 'last'"):
+        model.transform(X)
+
+
 def test_no_bottleneck_network_has_no_encodings():
     model = LSTMAutoencoder.from_preset("no_bottleneck", encoder=(8, 4), **FAST).fit(sine_windows(n=16))
     with pytest.raises(ValueError, match="no bottleneck"):
@@ -143,6 +180,9 @@ def test_relu_bidirectional_and_dropout_variants():
     (dict(validation_fraction=1.0), "validation_fraction"),
     (dict(threshold="median"), "threshold"),
     (dict(error_model="cosine"), "error model"),
+    (dict(epochs=-1), "epochs must be >= 0"),
+    (dict(batch_size=0), "batch_size must be >= 1"),
+    (dict(encoding="pooled"), "encoding must be one of"),
 ])
 def test_bad_parameters_fail_at_fit_with_the_fix(params, match):
     with pytest.raises(ValueError, match=match):

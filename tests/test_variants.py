@@ -213,6 +213,8 @@ def test_variable_length_results_do_not_depend_on_the_padding(params):
     longer = varied_sequences(n=3, seed=1, low=30, high=40)
     batch = [longer[0], short, longer[1], longer[2]]
     np.testing.assert_allclose(model.transform(batch)[1], model.transform([short])[0], rtol=1e-5, atol=1e-5)
+    model.set_params(encoding="mean")
+    np.testing.assert_allclose(model.transform(batch)[1], model.transform([short])[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(model.anomaly_score(batch)[1], model.anomaly_score([short])[0], rtol=1e-5, atol=1e-6)
     reconstructions = model.reconstruct(batch)
     assert [r.shape for r in reconstructions] == [(len(s), 2) for s in batch]

@@ -12,6 +12,8 @@ DECODER_TYPES = ("repeat", "encdec_ad")
 # run and tied on the series. The estimator's signature and the CLI's options read these.
 DEFAULTS = {"epochs": 100, "batch_size": 32, "learning_rate": 3e-3, "loss": "mae", "validation_fraction": 0.1,
             "patience": 10, "scaler": "standard", "error_model": "mse", "threshold": "sigma:3", "how": "max"}
+# What LSTMAutoencoder.transform returns (its `encoding`): the bottleneck, or time-averaged encoder states.
+ENCODINGS = ("bottleneck", "mean")
 # The estimator parameters that shape the network (all others are training settings).
 ARCHITECTURE_PARAMS = ("encoder", "decoder", "activation", "output_layer", "bidirectional", "dropout", "bottleneck",
                        "decoder_type", "vocab_size", "embedding_dim")

@@ -9,7 +9,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .config import DEFAULTS, PRESETS, check_architecture, make_architecture
+from .config import DEFAULTS, ENCODINGS, PRESETS, check_architecture, make_architecture
 from .data.scaling import SCALERS, FeatureScaler
 from .data.windowing import temporalize
 from .exceptions import DataError
@@ -56,7 +56,9 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         ids, the reconstruction error of a token is its cross-entropy, and the "mse" and "mae"
         error models both score a sequence by its mean token cross-entropy.
     embedding_dim : size of the token embedding (token models only).
-    epochs, batch_size, learning_rate : Adam training settings.
+    epochs, batch_size, learning_rate : Adam training settings. epochs=0 keeps the seeded
+        random initial weights (the scaler, error model and threshold are still fitted): a
+        baseline that shows what training adds, e.g. to the encodings.
     loss : "mse" or "mae", the training loss and the raw reconstruction error.
     validation_fraction : the LAST fraction of X (as Keras' validation_split) is held out for
         early stopping, the error model and the threshold.
@@ -67,6 +69,11 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         "mahalanobis" (EncDec-AD, Malhotra et al. 2016).
     threshold : rule for `threshold_` from validation scores, e.g. "quantile:0.99", "sigma:3",
         "pot:1e-3", "fpr:0.01", "value:0.3" (see `lstmae.scoring.thresholds`).
+    encoding : what `transform` returns: "bottleneck", the vector z (N, Z) the decoder is given,
+        or "mean", each encoder layer's hidden states averaged over the sample's steps and
+        concatenated, (N, sum(encoder)) (x2 when bidirectional). Only `transform` reads it, so
+        it can be changed with `set_params` after fitting. On GunPoint the mean beat the
+        bottleneck as classifier features (benchmarks/results/classification_study.md).
     random_state : one seed for Python, NumPy and torch; same seed, same model on CPU.
     device : "auto" (cuda, then mps, then cpu), "cpu", "cuda", ...; models always score on
         the device they are given, and load on CPU.
@@ -86,7 +93,7 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
                  learning_rate=DEFAULTS["learning_rate"], loss=DEFAULTS["loss"],
                  validation_fraction=DEFAULTS["validation_fraction"], patience=DEFAULTS["patience"],
                  max_grad_norm=1.0, scaler=DEFAULTS["scaler"], error_model=DEFAULTS["error_model"],
-                 threshold=DEFAULTS["threshold"],
+                 threshold=DEFAULTS["threshold"], encoding="bottleneck",
                  random_state=None, device="auto", progress=True):
         self.encoder = encoder
         self.decoder = decoder
@@ -108,6 +115,7 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         self.scaler = scaler
         self.error_model = error_model
         self.threshold = threshold
+        self.encoding = encoding
         self.random_state = random_state
         self.device = device
         self.progress = progress
@@ -210,16 +218,19 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
 
     @flush_denormals()
     def transform(self, X) -> np.ndarray:
-        """Bottleneck encodings z (N, Z), one vector per sample, whatever the batch it is in."""
+        """Encodings, one vector per sample whatever the batch it is in: the bottleneck z (N, Z),
+        or with encoding="mean" the encoder layers' time-averaged states (N, sum(encoder))."""
         check_is_fitted(self, "module_")
         if not self.architecture_.bottleneck:
             raise ValueError("this model has no bottleneck (bottleneck=False), so it has no encodings")
+        _check_encoding(self.encoding)
+        encode = self.module_.encode if self.encoding == "bottleneck" else self.module_.encode_mean
         X = self._check_input(X)
         parts = []
         with torch.inference_mode():
             self.module_.eval()
             for batch, lengths in self._batches(X):
-                parts.append(self.module_.encode(batch, lengths).float().cpu().numpy())
+                parts.append(encode(batch, lengths).float().cpu().numpy())
         return np.concatenate(parts)
 
     def reconstruction_error(self, X, per: str = "sample", kind: str | None = None):
@@ -309,11 +320,13 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
             raise ValueError(f"scaler must be one of {SCALERS}, got {self.scaler!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
-        for name in ("epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if int(self.epochs) < 0:
+            raise ValueError(f"epochs must be >= 0 (0: no training), got {self.epochs!r}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
         make_error_model(self.error_model)
         parse_threshold(self.threshold)
+        _check_encoding(self.encoding)
 
     def _check_input(self, X):
         X = _as_samples(X, self.architecture_.vocab_size)
@@ -390,6 +403,11 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         if values.shape[1] != self.n_features_in_:
             raise DataError(f"expected {self.n_features_in_} feature columns, got {values.shape[1]}")
         return values
+
+
+def _check_encoding(encoding) -> None:
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
 
 
 def _collect(X, results: list, ragged: bool):

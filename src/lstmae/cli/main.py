@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ..config import DEFAULTS
+from ..config import DEFAULTS, ENCODINGS
 
 LAYOUTS = ("series", "sequences")
 NAN_POLICIES = ("error", "ffill", "interpolate", "drop")
@@ -264,10 +264,13 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=".csv or .parquet")
 @click.option("--stride", type=int, default=1, show_default=True, help="Series: rows between windows.")
+@click.option("--encoding", type=click.Choice(ENCODINGS), default=None,
+              help="bottleneck: the vector z the decoder gets (columns z_j); mean: each encoder layer's states "
+                   "averaged over time (columns mean_j). Default: the model's own setting.")
 @click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
 @click.option("--overwrite", is_flag=True)
-def encode(model_dir, data, output, stride, nan_policy, overwrite):
-    """Bottleneck vectors z_0..z_{Z-1}, one row per window (series) or sequence: features for a classifier.
+def encode(model_dir, data, output, stride, encoding, nan_policy, overwrite):
+    """Encodings, one row per window (series) or sequence: features for a classifier.
 
     Series rows are keyed by the window's last row (`end`); sequences by their id.
     """
@@ -275,7 +278,7 @@ def encode(model_dir, data, output, stride, nan_policy, overwrite):
     from .workflows import encode_data, load_model
 
     _check_output(output, overwrite)
-    table = encode_data(load_model(model_dir), data, stride=stride, nan_policy=nan_policy)
+    table = encode_data(load_model(model_dir), data, stride=stride, encoding=encoding, nan_policy=nan_policy)
     write_table(table, output, overwrite=overwrite)
     click.echo(f"wrote {len(table)} encodings of size {table.shape[1]} to {output}", err=True)
 

@@ -152,7 +152,10 @@ def _override_threshold(model, spec, X, labels) -> float:
     return model.calibrate_threshold(X, labels, spec)
 
 
-def encode_data(model, path, *, stride=1, nan_policy="error") -> pd.DataFrame:
+def encode_data(model, path, *, stride=1, encoding=None, nan_policy="error") -> pd.DataFrame:
+    """Encodings of a data file: columns z_j (bottleneck) or mean_j (encoding="mean")."""
+    if encoding is not None:
+        model.set_params(encoding=encoding)
     data = _read(model.data_settings_, path, nan_policy=nan_policy, for_model=model)
     if model.data_settings_.get("layout") == "sequences":
         X, index = data.values, data.ids
@@ -160,7 +163,8 @@ def encode_data(model, path, *, stride=1, nan_policy="error") -> pd.DataFrame:
         X, _ = temporalize(data.values, model.n_timesteps_, stride)
         index = pd.Index(data.index[window_ends(len(data.values), model.n_timesteps_, stride)], name="end")
     codes = model.transform(X)
-    table = pd.DataFrame(codes, columns=[f"z_{j}" for j in range(codes.shape[1])], index=index)
+    prefix = "z" if model.encoding == "bottleneck" else model.encoding
+    table = pd.DataFrame(codes, columns=[f"{prefix}_{j}" for j in range(codes.shape[1])], index=index)
     table.index.name = table.index.name or "sequence"
     return table
 

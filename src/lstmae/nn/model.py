@@ -242,6 +242,21 @@ class LSTMAutoencoderModule(nn.Module):
             raise ValueError("this network has no bottleneck (bottleneck=False), so it has no encoding")
         return last_state(self._run_encoder(self._embed(x), lengths), self.arch.bidirectional, lengths)
 
+    def encode_mean(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x (N, L, F) (token ids (N, L)) -> (N, sum(encoder) * directions): each encoder layer's
+        hidden states averaged over each sample's valid steps, concatenated in layer order."""
+        if not self.arch.bottleneck:
+            raise ValueError("this network has no bottleneck (bottleneck=False), so it has no encoding")
+        inputs, means = self._embed(x), []
+        mask = None if lengths is None else valid_steps(lengths, inputs.shape[1], inputs.device).unsqueeze(2)
+        for layer in self.encoder:
+            inputs = self.dropout(layer(inputs, lengths=lengths))
+            if mask is None:
+                means.append(inputs.mean(dim=1))
+            else:
+                means.append((inputs * mask).sum(dim=1) / mask.sum(dim=1))
+        return torch.cat(means, dim=1)
+
     def decode(self, z: torch.Tensor, steps: int) -> torch.Tensor:
         """z (N, Z) repeated over `steps` steps -> reconstruction (N, steps, F) (the "repeat" decoder)."""
         if self.arch.decoder_type != "repeat":
