@@ -84,21 +84,44 @@ def test_encoding_search_names_the_chosen_candidate():
 
 
 def test_classification_markdown_flags_the_goal_per_data_set():
-    accuracy = {"1-NN Euclidean (raw)": 0.9, "logistic regression (raw)": 0.8,
-                "LSTM-AE encodings + logistic regression": 0.95}
+    accuracy = {study.NEAREST: 0.9, "logistic regression (raw)": 0.8, study.UNTRAINED["bottleneck"]: 0.7,
+                study.BOTTLENECK: 0.95, study.MEAN: 0.85}
     selection = {"selected": "a", "validation_accuracy": {"a": 1.0}}
     report = {"settings": {"candidates": {"a": {}}, "seed": 0, "training": {"X": TINY},
                            "autoencoder_defaults": {"loss": "mae"}},
-              "results": [{"dataset": "won", "protocol": "p", "accuracy": accuracy, "selection": selection},
+              "results": [{"dataset": "won", "protocol": "p", "accuracy": accuracy, "selection": selection,
+                           "reconstruction_mse": 0.0123},
                           {"dataset": "lost", "protocol": "p", "selection": [selection, selection],
-                           "accuracy": {**accuracy, "LSTM-AE encodings + logistic regression": 0.85}}]}
-    tied = {**accuracy, "1-NN Euclidean (raw)": sum([0.92, 0.97, 0.91, 0.94, 0.95]) / 5,
-            "LSTM-AE encodings + logistic regression": sum([0.93, 0.97, 0.92, 0.95, 0.92]) / 5}
+                           "accuracy": {**accuracy, study.BOTTLENECK: 0.85, study.MEAN: 0.91}}]}
+    tied = {**accuracy, study.NEAREST: sum([0.92, 0.97, 0.91, 0.94, 0.95]) / 5,
+            study.BOTTLENECK: sum([0.93, 0.97, 0.92, 0.95, 0.92]) / 5}
     report["results"].append({"dataset": "tied", "protocol": "p", "accuracy": tied, "selection": selection})
     rows = study.classification_markdown(report).splitlines()
-    assert rows[2] == "| won | p | 0.900 | 0.800 | **0.950** | yes |"
-    assert rows[3] == "| lost | p | **0.900** | 0.800 | 0.850 | no |"
-    assert rows[4] == "| tied | p | **0.938** | 0.800 | **0.938** | yes |"  # 469/500 both, summed in another order
+    # The goal compares each encoding with 1-NN by name, wherever their columns are.
+    assert rows[2] == "| won | p | 0.900 | 0.800 | 0.700 | **0.950** | 0.850 | yes / no | 0.012 |"
+    assert rows[3] == "| lost | p | 0.900 | 0.800 | 0.700 | 0.850 | **0.910** | no / yes | - |"
+    # 469/500 both, summed in another order
+    assert rows[4] == "| tied | p | **0.938** | 0.800 | 0.700 | **0.938** | 0.850 | yes / no | - |"
+
+
+def test_untrained_controls_keep_the_initial_weights_of_the_first_candidate():
+    X, y = two_class_series()
+    candidates = {"first": {"encoder": (5, 3)}, "second": {"encoder": (7,)}}
+    controls = study.baselines(TINY, candidates, seed=0)
+    bottleneck = controls[study.UNTRAINED["bottleneck"]].fit(X, y)
+    mean = controls[study.UNTRAINED["mean"]].fit(X, y)
+    assert bottleneck[0].history_["epochs_run"] == 0 and mean[0].history_["epochs_run"] == 0
+    assert bottleneck[:-1].transform(X).shape == (len(X), 3) and mean[:-1].transform(X).shape == (len(X), 5 + 3)
+
+
+def test_mean_states_row_reuses_the_chosen_autoencoder_without_changing_it():
+    X, y = two_class_series()
+    search = study.encoding_search(TINY, {"only": {"encoder": (4, 2)}}, seed=0).fit(X, y)
+    before = search.best_estimator_[0].transform(X)
+    accuracy = study.mean_states_accuracy(search, X, y, X, y)
+    assert 0.0 <= accuracy <= 1.0
+    assert search.best_estimator_[0].encoding == "bottleneck"
+    np.testing.assert_array_equal(search.best_estimator_[0].transform(X), before)
 
 
 def test_single_layer_variant_has_the_closed_form_parameter_count():
