@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from lstmae.nn import fast_lstm
 from lstmae.nn.fast_lstm import lstm_layer
 
 
@@ -125,6 +126,13 @@ def test_bad_calls_raise_with_the_fix():
         lstm_layer(x[None], w_ih, b, w_hh, "tanh")
 
 
+def nn_lstm_reference(layer, x, steps, state):
+    """nn.LSTM's own forward with the layer's weights: outputs (N, L, H), (h, c) (N, H)."""
+    x = x.unsqueeze(1).expand(-1, steps, -1) if x.dim() == 2 else x
+    outputs, (h_n, c_n) = torch.nn.LSTM.forward(layer, x, (state[0][None], state[1][None]))
+    return outputs, (h_n[0], c_n[0])
+
+
 @pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
 def test_tanh_layer_scores_with_fast_lstm_and_matches_nn_lstm(constant, monkeypatch):
     """TanhLSTM runs lstm_layer without gradients on the CPU; its results are nn.LSTM's."""
@@ -134,7 +142,7 @@ def test_tanh_layer_scores_with_fast_lstm_and_matches_nn_lstm(constant, monkeypa
     layer = model.TanhLSTM(3, 5)
     x = torch.randn(4, 3) if constant else torch.randn(4, 7, 3)
     state = (torch.randn(4, 5), torch.randn(4, 5))
-    expected, (h_n, c_n) = layer.forward_state(x, steps=7, state=state)  # grad enabled: nn.LSTM
+    expected, (h_n, c_n) = nn_lstm_reference(layer, x, 7, state)
     calls = []
     monkeypatch.setattr(model, "lstm_layer", lambda *a, **k: calls.append(1) or lstm_layer(*a, **k))
     with torch.inference_mode():
@@ -142,3 +150,93 @@ def test_tanh_layer_scores_with_fast_lstm_and_matches_nn_lstm(constant, monkeypa
     assert calls, "inference on the CPU should take the fast_lstm path"
     torch.testing.assert_close(got, expected.detach(), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close((h, c), (h_n.detach(), c_n.detach()), atol=1e-6, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ the fused C++ gate kernels
+@pytest.fixture
+def kernels():
+    """The compiled kernels (compiled here on first use, about 30 s); skip where no compiler is."""
+    compiled = fast_lstm.fused_kernels()
+    if compiled is None:
+        pytest.skip("the fused LSTM kernels could not be compiled here")
+    return compiled
+
+
+@pytest.fixture
+def fresh_kernel_cache():
+    """fused_kernels() caches its answer per process: clear it around a test that changes it."""
+    fast_lstm.fused_kernels.cache_clear()
+    yield
+    fast_lstm.fused_kernels.cache_clear()
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
+@pytest.mark.parametrize("inputs", [1, 3])
+def test_fused_kernels_give_the_pytorch_operations_results(kernels, monkeypatch, activation, constant, with_state,
+                                                           inputs):
+    tensors, state, steps = random_layer(n=6, length=9, inputs=inputs, hidden=8, constant=constant,
+                                         with_state=with_state, dtype=torch.float32)
+    leaves = tensors + (list(state) if state else [])
+    runs = []
+    for use_kernels in (True, False):
+        if not use_kernels:
+            monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
+        outputs, final = lstm_layer(*tensors, activation=activation, state=state, steps=steps)
+        with torch.inference_mode():
+            scored = lstm_layer(*tensors, activation=activation, state=state, steps=steps)[0]
+        runs.append((outputs, *final, scored, *torch.autograd.grad(loss_of(outputs, final), leaves)))
+    for fused, pytorch in zip(*runs):  # float32 sums in another order: gradients of ~1 differ by ~1e-5
+        torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
+
+
+def test_tanh_layer_trains_through_the_fused_kernels_with_nn_lstm_gradients(kernels, monkeypatch):
+    from lstmae.nn import model
+
+    torch.manual_seed(0)
+    layer = model.TanhLSTM(3, 5)
+    x, state = torch.randn(4, 7, 3), (torch.randn(4, 5), torch.randn(4, 5))
+    weights = [layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0]
+    expected = nn_lstm_reference(layer, x, 7, state)
+    want = torch.autograd.grad(loss_of(*expected), weights)
+    calls = []
+    monkeypatch.setattr(model, "lstm_layer", lambda *a, **k: calls.append(1) or lstm_layer(*a, **k))
+    got = layer.forward_state(x, state=state)
+    assert calls, "training on the CPU should take the fast_lstm path when the kernels compiled"
+    for a, b in zip(torch.autograd.grad(loss_of(*got), weights), want):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_without_a_compiler_the_layers_warn_and_use_pytorch(fresh_kernel_cache, monkeypatch):
+    from torch.utils import cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("Error building extension: c++: command not found\nmore detail")
+
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    with pytest.warns(UserWarning, match=r"could not compile the fused LSTM kernels \(Error building extension: "
+                                         r"c\+\+: command not found\); using PyTorch operations"):
+        assert fast_lstm.fused_kernels() is None
+    tensors, _, _ = random_layer(dtype=torch.float32)
+    outputs, _ = lstm_layer(*tensors, activation="tanh")
+    torch.testing.assert_close(outputs, reference_layer(*tensors, "tanh")[0], atol=1e-5, rtol=1e-5)
+
+
+def test_kernels_can_be_switched_off(fresh_kernel_cache, monkeypatch):
+    monkeypatch.setenv("LSTMAE_FUSED_KERNELS", "0")
+    assert fast_lstm.fused_kernels() is None
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_fused_kernels_saturate_without_nan(kernels, monkeypatch, activation):
+    """Pre-activations of +-1e4: the gates are exactly 0 or 1, as in PyTorch (a fast-math
+    reciprocal of 1 + exp(1e4) = inf once gave NaN)."""
+    tensors, state, _ = random_layer(n=6, length=9, inputs=2, hidden=8, with_state=True, dtype=torch.float32)
+    with torch.no_grad():
+        tensors = [t * 1e4 for t in tensors]
+    fused = lstm_layer(*tensors, activation=activation, state=state)[0]
+    monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
+    pytorch = lstm_layer(*tensors, activation=activation, state=state)[0]
+    assert torch.isfinite(pytorch).all()
+    torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)

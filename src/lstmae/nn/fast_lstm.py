@@ -18,7 +18,11 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
   step and keep each one's inputs. Here the forward pass keeps only the activated gates, the
   cells and act(cells) of every step, and the backward pass walks the steps in reverse with
   in-place gate derivatives.
-- tanh(x) is computed as 2 sigmoid(2x) - 1: torch.tanh is about 2.5x slower than
+- The gate math of a step (activations, cell, output; backward: the gate derivatives) runs as
+  one C++ pass over the gates (fused_gates.cpp), compiled by torch on first use and cached;
+  eager PyTorch needs about ten operations per step for it. Without a C++ compiler (or with
+  LSTMAE_FUSED_KERNELS=0) the same math runs as PyTorch operations, below.
+- There, tanh(x) is computed as 2 sigmoid(2x) - 1: torch.tanh is about 2.5x slower than
   torch.sigmoid on these CPUs, and the identity is within 2e-7 of it in float32.
 - Gates are kept in the order i, f, o, g (the weights' rows are reordered per call), so one
   sigmoid covers i, f and o (for tanh all four, g's rows doubled); views of every step are
@@ -26,10 +30,47 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
 """
 from __future__ import annotations
 
+import functools
+import os
+import sys
+import warnings
+from pathlib import Path
+
 import torch
 from torch.autograd.function import once_differentiable
 
 ACTIVATIONS = ("tanh", "relu")
+KERNELS_SOURCE = Path(__file__).with_name("fused_gates.cpp")
+
+
+@functools.cache
+def fused_kernels():
+    """The compiled module of fused_gates.cpp (step_forward, step_backward), or None where it
+    cannot be built (no C++ compiler) or LSTMAE_FUSED_KERNELS=0. torch compiles it once per
+    machine and source version (about 30 s) into its extensions cache."""
+    if os.environ.get("LSTMAE_FUSED_KERNELS", "1") == "0":
+        return None
+    from torch.utils import cpp_extension
+
+    name = "lstmae_fused_gates"
+    try:
+        built = any(Path(cpp_extension._get_build_directory(name, verbose=False)).glob("*.so"))
+    except Exception:  # a private helper: only decides whether to announce the build
+        built = False
+    if not built:
+        print("lstmae: compiling the fused LSTM kernels (once per machine, about 30 s) ...", file=sys.stderr)
+    try:
+        return cpp_extension.load(name, [str(KERNELS_SOURCE)], extra_cflags=["-O3", "-ffast-math", "-march=native", "-fopenmp-simd"],
+                                  verbose=False)
+    except Exception as error:  # no compiler, no headers: the PyTorch operations do the same math
+        warnings.warn(f"lstmae: could not compile the fused LSTM kernels ({str(error).splitlines()[0]}); "
+                      "using PyTorch operations instead, which train about 1.5x slower on CPUs", stacklevel=2)
+        return None
+
+
+def fused_kernels_for(x: torch.Tensor):
+    """The fused kernels where they serve x (float32 on the CPU), else None."""
+    return fused_kernels() if x.device.type == "cpu" and x.dtype == torch.float32 else None
 
 
 def lstm_layer(x: torch.Tensor, input_weight: torch.Tensor, input_bias: torch.Tensor | None,
@@ -82,10 +123,15 @@ def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool
     `keep`, the activated gates (L, N, 4H), the cells and act(cells) (L, N, H) of every step for
     the backward pass (else one step's buffers, reused)."""
     n, hidden = x.shape[0], w_hh.shape[1]
-    if not relu:  # g = tanh(a) = 2 sigmoid(2a) - 1: double g's rows, then one sigmoid for all gates
+    kernels = fused_kernels_for(x)
+    if c_0 is not None and kernels is not None:
+        c_0 = c_0.contiguous()
+    if not relu and kernels is None:  # g = tanh(a) = 2 sigmoid(2a) - 1: double g's rows, one sigmoid for all
         w_ih, b, w_hh = (torch.cat([w[: 3 * hidden], 2 * w[3 * hidden :]]) for w in (w_ih, b, w_hh))
     w_ih_t, w_hh_t = w_ih.t(), w_hh.t()
     gates_x = torch.addmm(b, x, w_ih_t) if x.dim() == 2 else None  # a constant input, projected once
+    # One input feature: x_t W^T is an outer product, 2-3x faster as addcmul than as a K=1 addmm.
+    w_row = w_ih_t.contiguous() if x.shape[-1] == 1 else None
     x_steps = x.unbind(1) if gates_x is None else None
     saved = length if keep else 1
     outputs = x.new_empty(n, length, hidden)
@@ -98,13 +144,21 @@ def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool
         k = t if keep else 0
         gates, cell, g = gates_steps[k], cell_steps[k], g_steps[k]
         if gates_x is None:
-            torch.addmm(b, x_steps[t], w_ih_t, out=gates)
+            if w_row is None:
+                torch.addmm(b, x_steps[t], w_ih_t, out=gates)
+            else:
+                torch.addcmul(b, x_steps[t], w_row, out=gates)
             if h is not None:
                 gates.addmm_(h, w_hh_t)
         elif h is None:
             gates.copy_(gates_x)
         else:  # one product reads the projected constant input: no copy of it per step
             torch.addmm(gates_x, h, w_hh_t, out=gates)
+        if kernels is not None:
+            h = output_steps[t]
+            kernels.step_forward(gates, c, cell, cell_out_steps[k], h, relu)
+            c = cell
+            continue
         if relu:
             sigmoid_steps[k].sigmoid_()
             g.relu_()
@@ -141,10 +195,13 @@ class _LSTMLayer(torch.autograd.Function):
         grad_gates = x.new_empty(n, four_h)  # w.r.t. the gates before activation, order i, f, o, g
         grad_gates_sum = x.new_zeros(n, four_h)  # for the bias, and for a constant input
         d_sigmoid, d_i, d_f, d_o, d_g = grad_gates[:, : 3 * hidden], *grad_gates.chunk(4, dim=1)
-        grad_h = grad_outputs[:, -1].clone()  # dLoss/dh_t: from grad_outputs and from step t+1
-        grad_c = grad_c_last.clone()  # dLoss/dc_t
+        grad_h = grad_outputs[:, -1].contiguous().clone()  # dLoss/dh_t: from grad_outputs and from step t+1
+        grad_c = grad_c_last.contiguous().clone()  # dLoss/dc_t
         scratch = x.new_empty(n, hidden)
-        _, sigmoid_steps, i_steps, f_steps, o_steps, g_steps = _gate_views(gates_all)
+        kernels = fused_kernels_for(x)
+        if c_0 is not None and kernels is not None:
+            c_0 = c_0.contiguous()
+        gates_steps, sigmoid_steps, i_steps, f_steps, o_steps, g_steps = _gate_views(gates_all)
         cell_steps, cell_out_steps = cells.unbind(0), cell_outs.unbind(0)
         output_steps, grad_output_steps = outputs.unbind(1), grad_outputs.unbind(1)
         x_steps = None if constant else x.unbind(1)
@@ -153,19 +210,22 @@ class _LSTMLayer(torch.autograd.Function):
             i, f, o, g, cell_out = i_steps[t], f_steps[t], o_steps[t], g_steps[t], cell_out_steps[t]
             c_previous = cell_steps[t - 1] if t > 0 else c_0
             h_previous = output_steps[t - 1] if t > 0 else h_0
-            # h = o * act(c)
-            torch.mul(grad_h, cell_out, out=d_o)
-            _activation_backward(torch.mul(grad_h, o, out=scratch), cell_out, relu)
-            grad_c.add_(scratch)
-            # c = f * c_previous + i * g
-            torch.mul(grad_c, g, out=d_i)
-            _activation_backward(torch.mul(grad_c, i, out=d_g), g, relu)
-            if c_previous is None:
-                d_f.zero_()
+            if kernels is not None:
+                kernels.step_backward(grad_h, grad_c, gates_steps[t], c_previous, cell_out, grad_gates, relu)
             else:
-                torch.mul(grad_c, c_previous, out=d_f)
-            _sigmoid_backward(d_sigmoid, sigmoid_steps[t])
-            grad_c.mul_(f)
+                # h = o * act(c)
+                torch.mul(grad_h, cell_out, out=d_o)
+                _activation_backward(torch.mul(grad_h, o, out=scratch), cell_out, relu)
+                grad_c.add_(scratch)
+                # c = f * c_previous + i * g
+                torch.mul(grad_c, g, out=d_i)
+                _activation_backward(torch.mul(grad_c, i, out=d_g), g, relu)
+                if c_previous is None:
+                    d_f.zero_()
+                else:
+                    torch.mul(grad_c, c_previous, out=d_f)
+                _sigmoid_backward(d_sigmoid, sigmoid_steps[t])
+                grad_c.mul_(f)
             # gates = x_t W^T + b + h_previous U^T
             grad_gates_sum.add_(grad_gates)
             if not constant:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .fast_lstm import lstm_layer
+from .fast_lstm import fused_kernels_for, lstm_layer
 from ..config import Architecture
 
 
@@ -116,11 +116,10 @@ class KerasLSTM(nn.Module):
 class TanhLSTM(nn.LSTM):
     """nn.LSTM (fused native kernels) with the same call as KerasLSTM: returns the outputs only.
 
-    With `lengths` the batch is packed, so each sample stops at its own last step. Scoring on
-    the CPU (no gradients, one direction, fixed length) runs `fast_lstm.lstm_layer` with the
-    same weights instead: lstmae scored ECG-like beats at 1769-1921 seq/s that way against
-    1402-1423 with nn.LSTM (`benchmarks/perf.py --case`, scoring, 2 threads). In training nn.LSTM,
-    which uses a second core better, is as fast.
+    With `lengths` the batch is packed, so each sample stops at its own last step. On the CPU,
+    one direction and fixed length, `fast_lstm.lstm_layer` runs the same weights instead: for
+    scoring always, for training where its fused C++ gate kernels compiled (else nn.LSTM, which
+    uses a second core better, is as fast). Measured with `benchmarks/perf.py` (see the README).
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
@@ -132,7 +131,8 @@ class TanhLSTM(nn.LSTM):
     def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
                       state: tuple[torch.Tensor, torch.Tensor] | None = None):
         """As KerasLSTM.forward_state; h and c are (N, H * directions), forward direction first."""
-        if lengths is None and not self.bidirectional and x.device.type == "cpu" and not torch.is_grad_enabled():
+        fast = x.device.type == "cpu" and (not torch.is_grad_enabled() or fused_kernels_for(x) is not None)
+        if lengths is None and not self.bidirectional and fast:
             return lstm_layer(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0, self.weight_hh_l0, "tanh",
                               state=state, steps=steps)
         if x.dim() == 2:
