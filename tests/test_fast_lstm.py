@@ -215,6 +215,7 @@ def test_without_a_compiler_the_layers_warn_and_use_pytorch(fresh_kernel_cache, 
         raise RuntimeError("Error building extension: c++: command not found\nmore detail")
 
     monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    monkeypatch.delenv("LSTMAE_FUSED_KERNELS", raising=False)
     with pytest.warns(UserWarning, match=r"could not compile the fused LSTM kernels \(Error building extension: "
                                          r"c\+\+: command not found\); using PyTorch operations"):
         assert fast_lstm.fused_kernels() is None

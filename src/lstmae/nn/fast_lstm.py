@@ -122,11 +122,11 @@ def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool
     """The time loop, gates in the order i, f, o, g. Returns the outputs (N, L, H) and, when
     `keep`, the activated gates (L, N, 4H), the cells and act(cells) (L, N, H) of every step for
     the backward pass (else one step's buffers, reused)."""
-    n, hidden = x.shape[0], w_hh.shape[1]
     kernels = fused_kernels_for(x)
-    if c_0 is not None and kernels is not None:
-        c_0 = c_0.contiguous()
-    if not relu and kernels is None:  # g = tanh(a) = 2 sigmoid(2a) - 1: double g's rows, one sigmoid for all
+    if kernels is not None:  # the same loop in C++
+        return tuple(kernels.layer_forward(x, w_ih, b, w_hh, h_0, c_0, relu, length, keep))
+    n, hidden = x.shape[0], w_hh.shape[1]
+    if not relu:  # g = tanh(a) = 2 sigmoid(2a) - 1: double g's rows, then one sigmoid for all gates
         w_ih, b, w_hh = (torch.cat([w[: 3 * hidden], 2 * w[3 * hidden :]]) for w in (w_ih, b, w_hh))
     w_ih_t, w_hh_t = w_ih.t(), w_hh.t()
     gates_x = torch.addmm(b, x, w_ih_t) if x.dim() == 2 else None  # a constant input, projected once
@@ -154,11 +154,6 @@ def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool
             gates.copy_(gates_x)
         else:  # one product reads the projected constant input: no copy of it per step
             torch.addmm(gates_x, h, w_hh_t, out=gates)
-        if kernels is not None:
-            h = output_steps[t]
-            kernels.step_forward(gates, c, cell, cell_out_steps[k], h, relu)
-            c = cell
-            continue
         if relu:
             sigmoid_steps[k].sigmoid_()
             g.relu_()
@@ -187,6 +182,10 @@ class _LSTMLayer(torch.autograd.Function):
     def backward(ctx, grad_outputs, grad_c_last):
         x, w_ih, w_hh, h_0, c_0, outputs, gates_all, cells, cell_outs = ctx.saved_tensors
         relu, need_x = ctx.relu, ctx.needs_input_grad[0]
+        kernels = fused_kernels_for(x)
+        if kernels is not None:  # the same loop in C++
+            return (*kernels.layer_backward(grad_outputs, grad_c_last, x, w_ih, w_hh, h_0, c_0, outputs, gates_all,
+                                            cells, cell_outs, relu, need_x), None, None)
         length, n, four_h = gates_all.shape
         hidden = four_h // 4
         constant = x.dim() == 2
@@ -195,13 +194,10 @@ class _LSTMLayer(torch.autograd.Function):
         grad_gates = x.new_empty(n, four_h)  # w.r.t. the gates before activation, order i, f, o, g
         grad_gates_sum = x.new_zeros(n, four_h)  # for the bias, and for a constant input
         d_sigmoid, d_i, d_f, d_o, d_g = grad_gates[:, : 3 * hidden], *grad_gates.chunk(4, dim=1)
-        grad_h = grad_outputs[:, -1].contiguous().clone()  # dLoss/dh_t: from grad_outputs and from step t+1
-        grad_c = grad_c_last.contiguous().clone()  # dLoss/dc_t
+        grad_h = grad_outputs[:, -1].clone()  # dLoss/dh_t: from grad_outputs and from step t+1
+        grad_c = grad_c_last.clone()  # dLoss/dc_t
         scratch = x.new_empty(n, hidden)
-        kernels = fused_kernels_for(x)
-        if c_0 is not None and kernels is not None:
-            c_0 = c_0.contiguous()
-        gates_steps, sigmoid_steps, i_steps, f_steps, o_steps, g_steps = _gate_views(gates_all)
+        _, sigmoid_steps, i_steps, f_steps, o_steps, g_steps = _gate_views(gates_all)
         cell_steps, cell_out_steps = cells.unbind(0), cell_outs.unbind(0)
         output_steps, grad_output_steps = outputs.unbind(1), grad_outputs.unbind(1)
         x_steps = None if constant else x.unbind(1)
@@ -210,22 +206,19 @@ class _LSTMLayer(torch.autograd.Function):
             i, f, o, g, cell_out = i_steps[t], f_steps[t], o_steps[t], g_steps[t], cell_out_steps[t]
             c_previous = cell_steps[t - 1] if t > 0 else c_0
             h_previous = output_steps[t - 1] if t > 0 else h_0
-            if kernels is not None:
-                kernels.step_backward(grad_h, grad_c, gates_steps[t], c_previous, cell_out, grad_gates, relu)
+            # h = o * act(c)
+            torch.mul(grad_h, cell_out, out=d_o)
+            _activation_backward(torch.mul(grad_h, o, out=scratch), cell_out, relu)
+            grad_c.add_(scratch)
+            # c = f * c_previous + i * g
+            torch.mul(grad_c, g, out=d_i)
+            _activation_backward(torch.mul(grad_c, i, out=d_g), g, relu)
+            if c_previous is None:
+                d_f.zero_()
             else:
-                # h = o * act(c)
-                torch.mul(grad_h, cell_out, out=d_o)
-                _activation_backward(torch.mul(grad_h, o, out=scratch), cell_out, relu)
-                grad_c.add_(scratch)
-                # c = f * c_previous + i * g
-                torch.mul(grad_c, g, out=d_i)
-                _activation_backward(torch.mul(grad_c, i, out=d_g), g, relu)
-                if c_previous is None:
-                    d_f.zero_()
-                else:
-                    torch.mul(grad_c, c_previous, out=d_f)
-                _sigmoid_backward(d_sigmoid, sigmoid_steps[t])
-                grad_c.mul_(f)
+                torch.mul(grad_c, c_previous, out=d_f)
+            _sigmoid_backward(d_sigmoid, sigmoid_steps[t])
+            grad_c.mul_(f)
             # gates = x_t W^T + b + h_previous U^T
             grad_gates_sum.add_(grad_gates)
             if not constant:

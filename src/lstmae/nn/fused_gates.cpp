@@ -1,15 +1,19 @@
-// The gate math of one LSTM step, fused into one pass over memory (see fast_lstm.py).
-//
-// Eager PyTorch runs this math as about ten separate operations per step, each a pass over
-// the (N, 4H) gates with its own dispatch; here each row is read and written once. The
-// matrix products stay in PyTorch. Gates are in the order i, f, o, g. float32 on the CPU only;
-// every tensor is (N, width) with its last dimension contiguous (rows may be strided views).
+// One LSTM layer's time loop on the CPU, forward and backward, with each step's gate math
+// fused into one pass over memory. It is fast_lstm.py's loop (see its docstring for the
+// equations and what was measured) moved to C++: the matrix products are the same ATen calls;
+// what changes is that no Python runs per step, and that the gate math, about ten eager
+// operations per step (each a pass over the (N, 4H) gates with its own dispatch), reads and
+// writes each row once. Gates are in the order i, f, o, g; float32 only.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <vector>
 
 namespace {
+
+using Tensor = torch::Tensor;
+using MaybeTensor = c10::optional<torch::Tensor>;
 
 // The arguments are clamped where the results are 0 or 1 in float32 anyway: under -ffast-math
 // 1 / (1 + inf) may come out NaN (a reciprocal estimate refined by Newton steps), not 0.
@@ -20,37 +24,43 @@ inline float activate(float x, bool relu) { return relu ? (x > 0.0f ? x : 0.0f) 
 // act'(x) written with y = act(x): tanh' = 1 - y^2, relu' = [y > 0]
 inline float activation_slope(float y, bool relu) { return relu ? (y > 0.0f ? 1.0f : 0.0f) : 1.0f - y * y; }
 
+// Row r of an (N, width) tensor whose last dimension is contiguous; a (width,) vector is the
+// same row for every r (stride 0). An undefined tensor gives null rows.
 struct Rows {
-  float* data;
-  int64_t stride;
-  float* operator[](int64_t row) const { return data + row * stride; }
+  float* data = nullptr;
+  int64_t stride = 0;
+  float* operator[](int64_t row) const { return data ? data + row * stride : nullptr; }
 };
 
-Rows rows(const torch::Tensor& t, int64_t n, int64_t width, const char* name) {
+Rows rows(const Tensor& t, int64_t n, int64_t width, const char* name) {
+  if (!t.defined()) return {};
   TORCH_CHECK(t.scalar_type() == torch::kFloat32 && t.device().is_cpu(), name, ": expected a float32 CPU tensor");
-  TORCH_CHECK(t.dim() == 2 && t.size(0) == n && t.size(1) == width && t.stride(1) == 1, name,
-              ": expected (", n, ", ", width, ") with a contiguous last dimension, got ", t.sizes());
-  return {t.data_ptr<float>(), t.stride(0)};
+  TORCH_CHECK(t.stride(-1) == 1 && t.size(-1) == width && (t.dim() == 1 || (t.dim() == 2 && t.size(0) == n)), name,
+              ": expected (", n, ", ", width, ") or (", width, ") with a contiguous last dimension, got ", t.sizes());
+  return {t.data_ptr<float>(), t.dim() == 1 ? 0 : t.stride(0)};
 }
+
+Tensor defined_or_empty(const MaybeTensor& t) { return t.has_value() ? *t : Tensor(); }
 
 constexpr int64_t kRowsPerTask = 16;
 
-}  // namespace
-
-// gates (N, 4H): the pre-activations, activated in place (i, f, o: sigmoid; g: act).
-// cell = f * c_previous + i * g (c_previous None: the zero state); cell_act = act(cell);
+// gates (N, 4H) += addend ((N, 4H) or (4H,)), then activated in place (i, f, o: sigmoid; g:
+// act); cell = f * c_previous + i * g (no c_previous: the zero state); cell_act = act(cell);
 // h = o * cell_act. cell may be c_previous itself (the scoring loop reuses one buffer).
-void step_forward(torch::Tensor gates, c10::optional<torch::Tensor> c_previous, torch::Tensor cell,
-                  torch::Tensor cell_act, torch::Tensor h, bool relu) {
+void step_forward(const Tensor& gates, const Tensor& addend, const Tensor& c_previous, const Tensor& cell,
+                  const Tensor& cell_act, const Tensor& h, bool relu) {
   const int64_t n = gates.size(0), hidden = gates.size(1) / 4;
-  const Rows g_rows = rows(gates, n, 4 * hidden, "gates"), c_rows = rows(cell, n, hidden, "cell");
+  const Rows g_rows = rows(gates, n, 4 * hidden, "gates"), add_rows = rows(addend, n, 4 * hidden, "addend");
+  const Rows p_rows = rows(c_previous, n, hidden, "c_previous"), c_rows = rows(cell, n, hidden, "cell");
   const Rows a_rows = rows(cell_act, n, hidden, "cell_act"), h_rows = rows(h, n, hidden, "h");
-  const bool has_previous = c_previous.has_value();
-  const Rows p_rows = has_previous ? rows(*c_previous, n, hidden, "c_previous") : Rows{nullptr, 0};
   at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       float *g = g_rows[r], *c = c_rows[r], *a = a_rows[r], *out = h_rows[r];
-      const float* previous = has_previous ? p_rows[r] : nullptr;
+      const float *add = add_rows[r], *previous = p_rows[r];
+      if (add) {
+#pragma omp simd
+        for (int64_t k = 0; k < 4 * hidden; ++k) g[k] += add[k];
+      }
 #pragma omp simd
       for (int64_t k = 0; k < 3 * hidden; ++k) g[k] = sigmoid(g[k]);
 #pragma omp simd
@@ -66,39 +76,146 @@ void step_forward(torch::Tensor gates, c10::optional<torch::Tensor> c_previous, 
   });
 }
 
-// One step back. grad_h: dLoss/dh_t (all of it); grad_c: dLoss/dc_t from step t+1, replaced
-// by dLoss/dc_{t-1}; gates: the activated gates of step t; cell_act: act(c_t). Writes
-// grad_gates (N, 4H), the gradient with respect to the pre-activations.
-void step_backward(torch::Tensor grad_h, torch::Tensor grad_c, torch::Tensor gates,
-                   c10::optional<torch::Tensor> c_previous, torch::Tensor cell_act, torch::Tensor grad_gates,
-                   bool relu) {
+// One step back. dLoss/dh_t = grad_h + grad_h_extra (the latter may be undefined); grad_c:
+// dLoss/dc_t from step t+1, replaced by dLoss/dc_{t-1}; gates: the activated gates of step t;
+// cell_act: act(c_t). Writes grad_gates (N, 4H), the gradient of the pre-activations, and adds
+// it to grad_gates_sum.
+void step_backward(const Tensor& grad_h, const Tensor& grad_h_extra, const Tensor& grad_c, const Tensor& gates,
+                   const Tensor& c_previous, const Tensor& cell_act, const Tensor& grad_gates,
+                   const Tensor& grad_gates_sum, bool relu) {
   const int64_t n = gates.size(0), hidden = gates.size(1) / 4;
-  const Rows dh_rows = rows(grad_h, n, hidden, "grad_h"), dc_rows = rows(grad_c, n, hidden, "grad_c");
-  const Rows g_rows = rows(gates, n, 4 * hidden, "gates"), a_rows = rows(cell_act, n, hidden, "cell_act");
+  const Rows dh_rows = rows(grad_h, n, hidden, "grad_h"), extra_rows = rows(grad_h_extra, n, hidden, "grad_h_extra");
+  const Rows dc_rows = rows(grad_c, n, hidden, "grad_c"), g_rows = rows(gates, n, 4 * hidden, "gates");
+  const Rows p_rows = rows(c_previous, n, hidden, "c_previous"), a_rows = rows(cell_act, n, hidden, "cell_act");
   const Rows d_rows = rows(grad_gates, n, 4 * hidden, "grad_gates");
-  const bool has_previous = c_previous.has_value();
-  const Rows p_rows = has_previous ? rows(*c_previous, n, hidden, "c_previous") : Rows{nullptr, 0};
+  const Rows sum_rows = rows(grad_gates_sum, n, 4 * hidden, "grad_gates_sum");
   at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const float *dh = dh_rows[r], *g = g_rows[r], *a = a_rows[r];
-      const float* previous = has_previous ? p_rows[r] : nullptr;
-      float *dc = dc_rows[r], *d = d_rows[r];
+      const float *dh = dh_rows[r], *extra = extra_rows[r], *g = g_rows[r], *a = a_rows[r], *previous = p_rows[r];
+      float *dc = dc_rows[r], *d = d_rows[r], *sum = sum_rows[r];
 #pragma omp simd
       for (int64_t k = 0; k < hidden; ++k) {
         const float i = g[k], f = g[hidden + k], o = g[2 * hidden + k], candidate = g[3 * hidden + k];
-        const float dcell = dc[k] + dh[k] * o * activation_slope(a[k], relu);  // h = o * act(c)
-        const float d_i = dcell * candidate, d_f = previous ? dcell * previous[k] : 0.0f, d_o = dh[k] * a[k];
+        const float grad_out = extra ? dh[k] + extra[k] : dh[k];
+        const float dcell = dc[k] + grad_out * o * activation_slope(a[k], relu);  // h = o * act(c)
+        const float d_i = dcell * candidate, d_f = previous ? dcell * previous[k] : 0.0f, d_o = grad_out * a[k];
         d[k] = d_i * i * (1.0f - i);
         d[hidden + k] = d_f * f * (1.0f - f);
         d[2 * hidden + k] = d_o * o * (1.0f - o);
         d[3 * hidden + k] = dcell * i * activation_slope(candidate, relu);
         dc[k] = dcell * f;  // c = f * c_previous + i * g
       }
+#pragma omp simd
+      for (int64_t k = 0; k < 4 * hidden; ++k) sum[k] += d[k];
     }
   });
 }
 
+// The forward loop over all steps. addend: the bias (4H,) or the projected constant input (N, 4H).
+void forward_rows(const Tensor& x, const Tensor& w_ih_t, const Tensor& w_row, const Tensor& addend,
+                  const Tensor& w_hh_t, Tensor h, Tensor c, const Tensor& outputs, const Tensor& gates_all,
+                  const Tensor& cells, const Tensor& cell_outs, bool relu, bool keep) {
+  const bool constant = x.dim() == 2;
+  for (int64_t t = 0; t < outputs.size(1); ++t) {
+    const int64_t k = keep ? t : 0;
+    Tensor gates = gates_all.select(0, k), cell = cells.select(0, k), output = outputs.select(1, t);
+    if (!constant) {
+      if (w_row.defined()) at::mul_out(gates, x.select(1, t), w_row);
+      else at::mm_out(gates, x.select(1, t), w_ih_t);
+      if (h.defined()) gates.addmm_(h, w_hh_t);
+    } else if (h.defined()) {
+      at::mm_out(gates, h, w_hh_t);
+    } else {
+      gates.zero_();
+    }
+    step_forward(gates, addend, c, cell, cell_outs.select(0, k), output, relu);
+    h = output;
+    c = cell;
+  }
+}
+
+// The backward loop: accumulates into grad_w_ih, grad_w_hh and grad_gates_sum; writes grad_x
+// (when defined) and leaves dLoss/dh_0 in grad_h and dLoss/dc_0 in grad_c.
+void backward_rows(const Tensor& grad_outputs, const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
+                   const Tensor& h_0, const Tensor& c_0, const Tensor& outputs, const Tensor& gates_all,
+                   const Tensor& cells, const Tensor& cell_outs, const Tensor& grad_w_ih, const Tensor& grad_w_hh,
+                   const Tensor& grad_x, const Tensor& grad_gates, const Tensor& grad_gates_sum, Tensor grad_h,
+                   const Tensor& grad_c, bool relu) {
+  const bool constant = x.dim() == 2;
+  for (int64_t t = gates_all.size(0) - 1; t >= 0; --t) {
+    const Tensor c_previous = t > 0 ? cells.select(0, t - 1) : c_0;
+    const Tensor h_previous = t > 0 ? outputs.select(1, t - 1) : h_0;
+    const Tensor grad_output = grad_outputs.select(1, t);
+    step_backward(grad_h, grad_output.stride(-1) == 1 ? grad_output : grad_output.contiguous(), grad_c,
+                  gates_all.select(0, t), c_previous, cell_outs.select(0, t), grad_gates, grad_gates_sum, relu);
+    if (!constant) {
+      grad_w_ih.addmm_(grad_gates.t(), x.select(1, t));
+      if (grad_x.defined()) {
+        Tensor grad_x_t = grad_x.select(1, t);
+        at::mm_out(grad_x_t, grad_gates, w_ih);
+      }
+    }
+    if (h_previous.defined()) {
+      grad_w_hh.addmm_(grad_gates.t(), h_previous);
+      at::mm_out(grad_h, grad_gates, w_hh);  // dLoss/dh_{t-1}, less grad_outputs[:, t-1]
+    }
+  }
+}
+
+}  // namespace
+
+// Forward over all steps. x (N, L, I), or (N, I) fed at each of `length` steps; w_ih (4H, I),
+// b (4H,), w_hh (4H, H); h_0, c_0 (N, H) or None. Returns outputs (N, L, H), the activated
+// gates (S, N, 4H), the cells and act(cells) (S, N, H): S = L when `keep` (for backward), else
+// 1 (one step's buffers, reused).
+std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Tensor& b, const Tensor& w_hh,
+                                  const MaybeTensor& h_0, const MaybeTensor& c_0, bool relu, int64_t length,
+                                  bool keep) {
+  const int64_t n = x.size(0), hidden = w_hh.size(1);
+  const bool constant = x.dim() == 2;
+  const Tensor w_ih_t = w_ih.t(), w_hh_t = w_hh.t();
+  // A constant input is projected once; the bias then rides along with it.
+  const Tensor addend = constant ? at::addmm(b, x, w_ih_t) : b.contiguous();
+  // One input feature: x_t W^T is an outer product, faster as a broadcast product than as a
+  // product of inner dimension 1.
+  const Tensor w_row = !constant && x.size(2) == 1 ? w_ih_t.contiguous() : Tensor();
+  const int64_t saved = keep ? length : 1;
+  Tensor outputs = x.new_empty({n, length, hidden});
+  Tensor gates_all = x.new_empty({saved, n, 4 * hidden});
+  Tensor cells = x.new_empty({saved, n, hidden}), cell_outs = x.new_empty({saved, n, hidden});
+  forward_rows(x, w_ih_t, w_row, addend, w_hh_t, defined_or_empty(h_0), c_0.has_value() ? c_0->contiguous() : Tensor(),
+               outputs, gates_all, cells, cell_outs, relu, keep);
+  return {outputs, gates_all, cells, cell_outs};
+}
+
+// The backward pass of layer_forward(keep=True), given dLoss/d outputs (N, L, H) and
+// dLoss/dc_L (N, H). Returns the gradients of x (undefined unless need_x), w_ih, b, w_hh, h_0
+// and c_0 (undefined where those were None).
+std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& grad_c_last, const Tensor& x,
+                                   const Tensor& w_ih, const Tensor& w_hh, const MaybeTensor& h_0,
+                                   const MaybeTensor& c_0, const Tensor& outputs, const Tensor& gates_all,
+                                   const Tensor& cells, const Tensor& cell_outs, bool relu, bool need_x) {
+  const int64_t n = gates_all.size(1), four_h = gates_all.size(2);
+  const bool constant = x.dim() == 2;
+  Tensor grad_w_ih = torch::zeros_like(w_ih), grad_w_hh = torch::zeros_like(w_hh);
+  Tensor grad_x = need_x && !constant ? x.new_empty(x.sizes()) : Tensor();
+  Tensor grad_gates = x.new_empty({n, four_h});
+  Tensor grad_gates_sum = x.new_zeros({n, four_h});  // for the bias, and for a constant input
+  // dLoss/dh_t is grad_h (from step t+1; zero at the last step) + grad_outputs[:, t].
+  Tensor grad_h = x.new_zeros({n, w_hh.size(1)});
+  Tensor grad_c = grad_c_last.clone(at::MemoryFormat::Contiguous);
+  backward_rows(grad_outputs, x, w_ih, w_hh, defined_or_empty(h_0), c_0.has_value() ? c_0->contiguous() : Tensor(),
+                outputs, gates_all, cells, cell_outs, grad_w_ih, grad_w_hh, grad_x, grad_gates, grad_gates_sum,
+                grad_h, grad_c, relu);
+  if (constant) {
+    grad_w_ih = grad_gates_sum.t().mm(x);
+    if (need_x) grad_x = grad_gates_sum.mm(w_ih);
+  }
+  return {grad_x, grad_w_ih, grad_gates_sum.sum(0), grad_w_hh, h_0.has_value() ? grad_h : Tensor(),
+          c_0.has_value() ? grad_c : Tensor()};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("step_forward", &step_forward, "LSTM step forward: gate activations, cell and output, fused");
-  m.def("step_backward", &step_backward, "LSTM step backward: gate gradients and the cell gradient, fused");
+  m.def("layer_forward", &layer_forward, "one LSTM layer's time loop, forward (see fast_lstm.py)");
+  m.def("layer_backward", &layer_backward, "one LSTM layer's time loop, backward (see fast_lstm.py)");
 }
