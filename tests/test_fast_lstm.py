@@ -174,11 +174,14 @@ def fresh_kernel_cache():
 @pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
 @pytest.mark.parametrize("inputs", [1, 3])
+@pytest.mark.parametrize("frozen_x", [False, True], ids=["x-grad", "x-frozen"])
 def test_fused_kernels_give_the_pytorch_operations_results(kernels, monkeypatch, activation, constant, with_state,
-                                                           inputs):
+                                                           inputs, frozen_x):
     tensors, state, steps = random_layer(n=6, length=9, inputs=inputs, hidden=8, constant=constant,
                                          with_state=with_state, dtype=torch.float32)
-    leaves = tensors + (list(state) if state else [])
+    if frozen_x:  # data, as the first layer sees it: no gradient wanted
+        tensors[0] = tensors[0].detach()
+    leaves = tensors[frozen_x:] + (list(state) if state else [])
     runs = []
     for use_kernels in (True, False):
         if not use_kernels:
