@@ -185,7 +185,7 @@ def fast_autoencoder(arch: Architecture) -> LSTMAutoencoderModule:
     return swap_layers(arch, FastKerasLSTM)
 
 
-def keras_autoencoder(n_features: int, length: int, encoder: tuple[int, ...]):
+def keras_autoencoder(n_features: int, length: int, encoder: tuple[int, ...], learning_rate: float):
     """The Keras tutorial's relu model (Keras 3 on TensorFlow, as the tutorial ran it); raises
     ImportError when keras is absent. `pip install tensorflow-cpu` brings both."""
     os.environ["KERAS_BACKEND"] = "tensorflow"  # Keras 3 could also run on torch: not the reference
@@ -199,5 +199,5 @@ def keras_autoencoder(n_features: int, length: int, encoder: tuple[int, ...]):
         layers.append(keras.layers.LSTM(units, activation="relu", return_sequences=True))
     layers.append(keras.layers.TimeDistributed(keras.layers.Dense(n_features)))
     model = keras.Sequential(layers)
-    model.compile(optimizer="adam", loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
     return model

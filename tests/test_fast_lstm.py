@@ -194,19 +194,22 @@ def test_fused_kernels_give_the_pytorch_operations_results(kernels, monkeypatch,
         torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
 
 
-def test_tanh_layer_trains_through_the_fused_kernels_with_nn_lstm_gradients(kernels, monkeypatch):
+@pytest.mark.parametrize("steps, fused", [(40, True), (7, False)], ids=["long: fused", "short: nn.LSTM"])
+def test_tanh_layer_trains_long_sequences_through_the_fused_kernels_with_nn_lstm_gradients(kernels, monkeypatch,
+                                                                                          steps, fused):
     from lstmae.nn import model
 
+    assert (steps >= model.FUSED_TRAINING_MIN_STEPS) == fused
     torch.manual_seed(0)
     layer = model.TanhLSTM(3, 5)
-    x, state = torch.randn(4, 7, 3), (torch.randn(4, 5), torch.randn(4, 5))
+    x, state = torch.randn(4, steps, 3), (torch.randn(4, 5), torch.randn(4, 5))
     weights = [layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0]
-    expected = nn_lstm_reference(layer, x, 7, state)
+    expected = nn_lstm_reference(layer, x, steps, state)
     want = torch.autograd.grad(loss_of(*expected), weights)
     calls = []
     monkeypatch.setattr(model, "lstm_layer", lambda *a, **k: calls.append(1) or lstm_layer(*a, **k))
     got = layer.forward_state(x, state=state)
-    assert calls, "training on the CPU should take the fast_lstm path when the kernels compiled"
+    assert bool(calls) == fused
     for a, b in zip(torch.autograd.grad(loss_of(*got), weights), want):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
@@ -244,3 +247,19 @@ def test_fused_kernels_saturate_without_nan(kernels, monkeypatch, activation):
     pytorch = lstm_layer(*tensors, activation=activation, state=state)[0]
     assert torch.isfinite(pytorch).all()
     torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
+
+
+def test_the_first_build_is_announced_and_a_cached_one_is_not(fresh_kernel_cache, monkeypatch, tmp_path, caplog):
+    from torch.utils import cpp_extension
+
+    monkeypatch.delenv("LSTMAE_FUSED_KERNELS", raising=False)
+    monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose: str(tmp_path))
+    monkeypatch.setattr(cpp_extension, "load", lambda *args, **kwargs: "compiled")
+    with caplog.at_level("WARNING", logger="lstmae.nn.fast_lstm"):
+        assert fast_lstm.fused_kernels() == "compiled"
+    assert "compiling the fused LSTM kernels" in caplog.text
+    fast_lstm.fused_kernels.cache_clear()
+    caplog.clear()
+    (tmp_path / "lstmae_fused_gates.so").touch()
+    assert fast_lstm.fused_kernels() == "compiled"
+    assert "compiling" not in caplog.text

@@ -31,8 +31,8 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
 from __future__ import annotations
 
 import functools
+import logging
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -57,8 +57,8 @@ def fused_kernels():
         built = any(Path(cpp_extension._get_build_directory(name, verbose=False)).glob("*.so"))
     except Exception:  # a private helper: only decides whether to announce the build
         built = False
-    if not built:
-        print("lstmae: compiling the fused LSTM kernels (once per machine, about 30 s) ...", file=sys.stderr)
+    if not built:  # logging, not print: the CLI is the only place that prints; this shows on stderr unless configured
+        logging.getLogger(__name__).warning("lstmae: compiling the fused LSTM kernels (once per machine, about 30 s)")
     try:
         return cpp_extension.load(name, [str(KERNELS_SOURCE)], extra_cflags=["-O3", "-ffast-math", "-march=native", "-fopenmp-simd"],
                                   verbose=False)

@@ -113,13 +113,19 @@ class KerasLSTM(nn.Module):
         return torch.stack(outputs, dim=1), (h, c)
 
 
+# Between the measured 5 steps (nn.LSTM faster) and 140 (the fused layer faster); not tuned.
+FUSED_TRAINING_MIN_STEPS = 32
+
+
 class TanhLSTM(nn.LSTM):
     """nn.LSTM (fused native kernels) with the same call as KerasLSTM: returns the outputs only.
 
     With `lengths` the batch is packed, so each sample stops at its own last step. On the CPU,
     one direction and fixed length, `fast_lstm.lstm_layer` runs the same weights instead: for
-    scoring always, for training where its fused C++ gate kernels compiled (else nn.LSTM, which
-    uses a second core better, is as fast). Measured with `benchmarks/perf.py` (see the README).
+    scoring always; for training where its fused C++ kernels compiled and the sequence has at
+    least FUSED_TRAINING_MIN_STEPS steps. nn.LSTM trains short windows faster (one input
+    product for all steps): `benchmarks/perf.py` measured 0.88x plain nn.LSTM for the fused
+    layer on 5-step windows and 1.12x (140 steps) to 8.6x (256 steps) on long ones.
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
@@ -131,7 +137,8 @@ class TanhLSTM(nn.LSTM):
     def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
                       state: tuple[torch.Tensor, torch.Tensor] | None = None):
         """As KerasLSTM.forward_state; h and c are (N, H * directions), forward direction first."""
-        fast = x.device.type == "cpu" and (not torch.is_grad_enabled() or fused_kernels_for(x) is not None)
+        fast = x.device.type == "cpu" and (not torch.is_grad_enabled() or (
+            (steps or x.shape[1]) >= FUSED_TRAINING_MIN_STEPS and fused_kernels_for(x) is not None))
         if lengths is None and not self.bidirectional and fast:
             return lstm_layer(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0, self.weight_hh_l0, "tanh",
                               state=state, steps=steps)
