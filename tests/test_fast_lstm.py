@@ -263,3 +263,14 @@ def test_the_first_build_is_announced_and_a_cached_one_is_not(fresh_kernel_cache
     (tmp_path / "lstmae_fused_gates.so").touch()
     assert fast_lstm.fused_kernels() == "compiled"
     assert "compiling" not in caplog.text
+
+
+def test_the_build_is_named_after_the_cpu(fresh_kernel_cache, monkeypatch):
+    """A -march=native build is per CPU: two CPUs must not share one cached module."""
+    from torch.utils import cpp_extension
+
+    names = []
+    monkeypatch.delenv("LSTMAE_FUSED_KERNELS", raising=False)
+    monkeypatch.setattr(cpp_extension, "load", lambda name, *args, **kwargs: names.append(name) or "compiled")
+    fast_lstm.fused_kernels()
+    assert names == [f"lstmae_fused_gates_{fast_lstm._cpu_tag()}"] and len(fast_lstm._cpu_tag()) == 8

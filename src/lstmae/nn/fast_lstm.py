@@ -18,10 +18,10 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
   step and keep each one's inputs. Here the forward pass keeps only the activated gates, the
   cells and act(cells) of every step, and the backward pass walks the steps in reverse with
   in-place gate derivatives.
-- The gate math of a step (activations, cell, output; backward: the gate derivatives) runs as
-  one C++ pass over the gates (fused_gates.cpp), compiled by torch on first use and cached;
-  eager PyTorch needs about ten operations per step for it. Without a C++ compiler (or with
-  LSTMAE_FUSED_KERNELS=0) the same math runs as PyTorch operations, below.
+- For float32 on the CPU the whole loop, forward and backward, runs in C++ (fused_gates.cpp,
+  compiled by torch on first use and cached): the same products, no Python per step, and each
+  step's gate math (about ten eager operations) in one pass over the gates. Without a C++
+  compiler (or with LSTMAE_FUSED_KERNELS=0) the PyTorch loop below runs the same math.
 - There, tanh(x) is computed as 2 sigmoid(2x) - 1: torch.tanh is about 2.5x slower than
   torch.sigmoid on these CPUs, and the identity is within 2e-7 of it in float32.
 - Gates are kept in the order i, f, o, g (the weights' rows are reordered per call), so one
@@ -31,8 +31,10 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
+import platform
 import warnings
 from pathlib import Path
 
@@ -45,14 +47,14 @@ KERNELS_SOURCE = Path(__file__).with_name("fused_gates.cpp")
 
 @functools.cache
 def fused_kernels():
-    """The compiled module of fused_gates.cpp (step_forward, step_backward), or None where it
+    """The compiled module of fused_gates.cpp (layer_forward, layer_backward), or None where it
     cannot be built (no C++ compiler) or LSTMAE_FUSED_KERNELS=0. torch compiles it once per
     machine and source version (about 30 s) into its extensions cache."""
     if os.environ.get("LSTMAE_FUSED_KERNELS", "1") == "0":
         return None
     from torch.utils import cpp_extension
 
-    name = "lstmae_fused_gates"
+    name = f"lstmae_fused_gates_{_cpu_tag()}"
     try:
         built = any(Path(cpp_extension._get_build_directory(name, verbose=False)).glob("*.so"))
     except Exception:  # a private helper: only decides whether to announce the build
@@ -60,12 +62,25 @@ def fused_kernels():
     if not built:  # logging, not print: the CLI is the only place that prints; this shows on stderr unless configured
         logging.getLogger(__name__).warning("lstmae: compiling the fused LSTM kernels (once per machine, about 30 s)")
     try:
-        return cpp_extension.load(name, [str(KERNELS_SOURCE)], extra_cflags=["-O3", "-ffast-math", "-march=native", "-fopenmp-simd"],
-                                  verbose=False)
+        # -fopenmp-simd lets the `omp simd` loops vectorise exp: without it the fused layer was no
+        # faster than the PyTorch operations (benchmarks/gate_fusion.py's layer, measured ad hoc).
+        flags = ["-O3", "-ffast-math", "-march=native", "-fopenmp-simd"]
+        return cpp_extension.load(name, [str(KERNELS_SOURCE)], extra_cflags=flags, verbose=False)
     except Exception as error:  # no compiler, no headers: the PyTorch operations do the same math
         warnings.warn(f"lstmae: could not compile the fused LSTM kernels ({str(error).splitlines()[0]}); "
-                      "using PyTorch operations instead, which train about 1.5x slower on CPUs", stacklevel=2)
+                      "using PyTorch operations instead (slower)", stacklevel=2)
         return None
+
+
+def _cpu_tag() -> str:
+    """A short hash of this CPU's instruction-set flags: a -march=native build must not be
+    loaded on another CPU (a shared home directory), where it would die of an illegal
+    instruction instead of raising."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        flags = platform.machine() + platform.processor()
+    return hashlib.sha1(flags.encode()).hexdigest()[:8]
 
 
 def fused_kernels_for(x: torch.Tensor):
