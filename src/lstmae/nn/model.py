@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .fast_lstm import fused_kernels_for, lstm_layer
+from .fast_lstm import lstm_layer
 from ..config import Architecture
 
 
@@ -113,19 +113,15 @@ class KerasLSTM(nn.Module):
         return torch.stack(outputs, dim=1), (h, c)
 
 
-# Between the measured 5 steps (nn.LSTM faster) and 140 (the fused layer faster); not tuned.
-FUSED_TRAINING_MIN_STEPS = 32
-
-
 class TanhLSTM(nn.LSTM):
     """nn.LSTM (fused native kernels) with the same call as KerasLSTM: returns the outputs only.
 
-    With `lengths` the batch is packed, so each sample stops at its own last step. On the CPU,
-    one direction and fixed length, `fast_lstm.lstm_layer` runs the same weights instead: for
-    scoring always; for training where its fused C++ kernels compiled and the sequence has at
-    least FUSED_TRAINING_MIN_STEPS steps. nn.LSTM trains short windows faster (one input
-    product for all steps): `benchmarks/perf.py` measured 0.88x plain nn.LSTM for the fused
-    layer on 5-step windows and 1.12x (140 steps) to 8.6x (256 steps) on long ones.
+    With `lengths` the batch is packed, so each sample stops at its own last step. Scoring on
+    the CPU (no gradients, one direction, fixed length) runs `fast_lstm.lstm_layer` with the
+    same weights instead. Training stays on nn.LSTM: through the fused layer ECG-like training
+    ran 1.31x faster (`benchmarks/perf.py`), but the ECG5000 detection study came out lower
+    with both seeds tried (ROC-AUC / balanced accuracy 0.984 / 0.931 against 0.989 / 0.972,
+    and 0.977 / 0.936 against 0.983 / 0.956), which is not understood yet.
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
@@ -137,9 +133,7 @@ class TanhLSTM(nn.LSTM):
     def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
                       state: tuple[torch.Tensor, torch.Tensor] | None = None):
         """As KerasLSTM.forward_state; h and c are (N, H * directions), forward direction first."""
-        fast = x.device.type == "cpu" and (not torch.is_grad_enabled() or (
-            (steps or x.shape[1]) >= FUSED_TRAINING_MIN_STEPS and fused_kernels_for(x) is not None))
-        if lengths is None and not self.bidirectional and fast:
+        if lengths is None and not self.bidirectional and x.device.type == "cpu" and not torch.is_grad_enabled():
             return lstm_layer(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0, self.weight_hh_l0, "tanh",
                               state=state, steps=steps)
         if x.dim() == 2:
