@@ -231,10 +231,15 @@ class LSTMAutoencoderModule(nn.Module):
         """Token ids (N, L) -> (N, L, E); real-valued input (N, L, F) is returned as it is."""
         return x if self.embedding is None else self.embedding(x)
 
-    def _run_encoder(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def _encoder_outputs(self, x: torch.Tensor, lengths: torch.Tensor | None):
+        """Each encoder layer's outputs (N, L, H*dirs), in order, for embedded input x."""
         for layer in self.encoder:
             x = self.dropout(layer(x, lengths=lengths))
-        return x
+            yield x
+
+    def _run_encoder(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        *_, last = self._encoder_outputs(x, lengths)
+        return last
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x (N, L, F) (token ids (N, L)) -> z (N, Z): each sample's last hidden state of the last
@@ -248,15 +253,12 @@ class LSTMAutoencoderModule(nn.Module):
         hidden states averaged over each sample's valid steps, concatenated in layer order."""
         if not self.arch.bottleneck:
             raise ValueError("this network has no bottleneck (bottleneck=False), so it has no encoding")
-        inputs, means = self._embed(x), []
-        mask = None if lengths is None else valid_steps(lengths, inputs.shape[1], inputs.device).unsqueeze(2)
-        for layer in self.encoder:
-            inputs = self.dropout(layer(inputs, lengths=lengths))
-            if mask is None:
-                means.append(inputs.mean(dim=1))
-            else:
-                means.append((inputs * mask).sum(dim=1) / mask.sum(dim=1))
-        return torch.cat(means, dim=1)
+        inputs = self._embed(x)
+        if lengths is None:
+            return torch.cat([outputs.mean(dim=1) for outputs in self._encoder_outputs(inputs, None)], dim=1)
+        mask = valid_steps(lengths, inputs.shape[1], inputs.device).unsqueeze(2)
+        return torch.cat([(outputs * mask).sum(dim=1) / mask.sum(dim=1)
+                          for outputs in self._encoder_outputs(inputs, lengths)], dim=1)
 
     def decode(self, z: torch.Tensor, steps: int) -> torch.Tensor:
         """z (N, Z) repeated over `steps` steps -> reconstruction (N, steps, F) (the "repeat" decoder)."""
