@@ -1,0 +1,43 @@
+"""Unit tests of benchmarks/tanh_training_check.py (nn.LSTM vs fused tanh training, paired seeds)."""
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import tanh_training_check as check  # noqa: E402
+from lstmae.nn import model  # noqa: E402
+
+
+def test_fused_path_trains_tanh_layers_through_lstm_layer_and_is_undone_after(monkeypatch):
+    calls = []
+    original = model.lstm_layer
+    monkeypatch.setattr(model, "lstm_layer", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    layer = model.TanhLSTM(3, 4)
+    x = torch.randn(2, 5, 3)
+    with check.training_path("fused"):
+        fused = layer(x)
+    assert calls and fused.requires_grad
+    calls.clear()
+    plain = layer(x)  # gradients on, outside the block: nn.LSTM again
+    assert not calls
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-5)
+    with check.training_path("nn.LSTM"):
+        layer(x)
+    assert not calls
+
+
+def test_paired_differences_count_the_seeds_where_fused_is_higher():
+    results = [{"seed": s, "path": p, "auc": value} for s, p, value in
+               [(0, "nn.LSTM", 0.9), (0, "fused", 0.8), (1, "nn.LSTM", 0.9), (1, "fused", 1.0),
+                (2, "nn.LSTM", 0.5), (2, "fused", 0.8)]]
+    summary = check.paired(results, "auc")
+    assert summary["mean_difference"] == pytest.approx((-0.1 + 0.1 + 0.3) / 3)
+    assert summary["fused_higher"] == 2 and summary["seeds"] == 3
+    assert summary["standard_error"] == pytest.approx(torch.tensor([-0.1, 0.1, 0.3]).std().item() / 3 ** 0.5)
+
+
+def test_missing_data_folder_is_one_line_and_exit_code_2(tmp_path, capsys):
+    assert check.main(["--data-dir", str(tmp_path)]) == 2
+    assert "not found; pass --data-dir" in capsys.readouterr().err
