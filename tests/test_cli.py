@@ -92,6 +92,16 @@ def test_encode_reconstruct_and_summary(workspace):
     assert result.exit_code == 0 and "(10, 8)" in result.output and "(4,)" in result.output
 
 
+def test_encode_data_leaves_the_callers_model_as_it_was(workspace):
+    from lstmae.cli.workflows import encode_data
+    from lstmae.persistence import load
+
+    model = load(workspace / "model")
+    means = encode_data(model, workspace / "test.csv", encoding="mean")
+    assert means.columns[0] == "mean_0" and model.encoding == "bottleneck"
+    assert list(encode_data(model, workspace / "test.csv").columns) == ["z_0", "z_1", "z_2", "z_3"]
+
+
 def test_summary_of_the_keras_tutorial_matches_a_hand_count():
     result = run("summary", "--preset", "keras_tutorial", "--features", 2, "--timesteps", 3)
     assert result.exit_code == 0, result.output

@@ -5,6 +5,7 @@ directory, so scoring a new file needs only MODEL_DIR and DATA.
 """
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -153,9 +154,11 @@ def _override_threshold(model, spec, X, labels) -> float:
 
 
 def encode_data(model, path, *, stride=1, encoding=None, nan_policy="error") -> pd.DataFrame:
-    """Encodings of a data file: columns z_j (bottleneck) or mean_j (encoding="mean")."""
+    """Encodings of a data file: columns z_j (bottleneck) or mean_j (encoding="mean").
+
+    `encoding` overrides the model's for this call only; the model passed in is left as it is."""
     if encoding is not None:
-        model.set_params(encoding=encoding)
+        model = copy.copy(model).set_params(encoding=encoding)  # shallow: shares the fitted network
     data = _read(model.data_settings_, path, nan_policy=nan_policy, for_model=model)
     if model.data_settings_.get("layout") == "sequences":
         X, index = data.values, data.ids
