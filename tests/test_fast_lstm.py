@@ -194,6 +194,33 @@ def test_fused_kernels_give_the_pytorch_operations_results(kernels, monkeypatch,
         torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("length", [1, 2])
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
+def test_fused_kernels_handle_one_and_two_steps(kernels, monkeypatch, length, with_state):
+    """The recurrent weight's gradient is one product over steps 1..L-1 plus step 0's (h_0)."""
+    tensors, state, _ = random_layer(n=3, length=length, inputs=2, hidden=4, with_state=with_state,
+                                     dtype=torch.float32)
+    leaves = tensors + (list(state) if state else [])
+    runs = []
+    for use_kernels in (True, False):
+        if not use_kernels:
+            monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
+        outputs, final = lstm_layer(*tensors, activation="tanh", state=state)
+        runs.append(torch.autograd.grad(loss_of(outputs, final), leaves))
+    for fused, pytorch in zip(*runs):
+        torch.testing.assert_close(fused, pytorch, atol=1e-5, rtol=1e-5)
+
+
+def test_a_second_backward_pass_through_the_fused_layer_is_refused(kernels):
+    """The C++ backward writes the gradients over its saved gates: a second pass would read them."""
+    tensors, _, _ = random_layer(dtype=torch.float32)
+    outputs, _ = lstm_layer(*tensors, activation="relu")
+    loss = outputs.square().sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match=r"one backward pass per forward pass .* run the forward pass again"):
+        loss.backward()
+
+
 def test_tanh_layer_trains_through_nn_lstm(monkeypatch):
     """Training stays on nn.LSTM (see TanhLSTM): lstm_layer is not called with gradients on."""
     from lstmae.nn import model

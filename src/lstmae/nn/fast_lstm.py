@@ -11,8 +11,8 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
 - The input projection is done step by step, not as one (N*L, I) x (I, 4H) product before the
   loop: that product writes an (N, L, 4H) tensor far larger than the cache (147 MB for N=512,
   L=140, H=128), and reading it back step by step cost more than the product saved. Per step,
-  x_t W^T, h U^T and the gate math stay in cache. The same holds for the weight gradients:
-  accumulated step by step, not as products over all N*L rows after the loop.
+  x_t W^T, h U^T and the gate math stay in cache. (The PyTorch loop below also accumulates
+  the weight gradients step by step; the C++ backward does not, see fused_gates.cpp.)
 - A constant input (the decoder's repeated code, x (N, I)) is projected once, not L times.
 - The backward pass is written out: autograd would record about ten small operations per
   step and keep each one's inputs. Here the forward pass keeps only the activated gates, the
@@ -20,7 +20,9 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
   in-place gate derivatives.
 - For float32 on the CPU the whole loop, forward and backward, runs in C++ (fused_gates.cpp,
   compiled by torch on first use and cached): the same products, no Python per step, and each
-  step's gate math (about ten eager operations) in one pass over the gates. Without a C++
+  step's gate math (about ten eager operations) in one pass over the gates. Its backward keeps
+  only dLoss/dh_{t-1} per step; each step's gate gradients overwrite its saved gates, and the
+  weight and input gradients are one product each over all N*L rows after the loop. Without a C++
   compiler (or with LSTMAE_FUSED_KERNELS=0) the PyTorch loop below runs the same math.
 - There, tanh(x) is computed as 2 sigmoid(2x) - 1: torch.tanh is about 2.5x slower than
   torch.sigmoid on these CPUs, and the identity is within 2e-7 of it in float32.
@@ -198,7 +200,12 @@ class _LSTMLayer(torch.autograd.Function):
         x, w_ih, w_hh, h_0, c_0, outputs, gates_all, cells, cell_outs = ctx.saved_tensors
         relu, need_x = ctx.relu, ctx.needs_input_grad[0]
         kernels = fused_kernels_for(x)
-        if kernels is not None:  # the same loop in C++
+        if kernels is not None:  # the same loop in C++; it overwrites the saved gates with their gradients
+            if getattr(ctx, "gates_overwritten", False):
+                raise RuntimeError("lstmae's fused LSTM layer allows one backward pass per forward pass (it reuses "
+                                   "its saved gates for the gradients): run the forward pass again instead of "
+                                   "backward(retain_graph=True)")
+            ctx.gates_overwritten = True
             return (*kernels.layer_backward(grad_outputs, grad_c_last, x, w_ih, w_hh, h_0, c_0, outputs, gates_all,
                                             cells, cell_outs, relu, need_x), None, None)
         length, n, four_h = gates_all.shape

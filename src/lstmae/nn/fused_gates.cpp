@@ -1,9 +1,10 @@
 // One LSTM layer's time loop on the CPU, forward and backward, with each step's gate math
 // fused into one pass over memory. It is fast_lstm.py's loop (see its docstring for the
-// equations and what was measured) moved to C++: the matrix products are the same ATen calls;
-// what changes is that no Python runs per step, and that the gate math, about ten eager
-// operations per step (each a pass over the (N, 4H) gates with its own dispatch), reads and
-// writes each row once. Gates are in the order i, f, o, g; float32 only.
+// equations and what was measured) moved to C++: the forward products are the same ATen calls;
+// what changes is that no Python runs per step, that the gate math, about ten eager operations
+// per step (each a pass over the (N, 4H) gates with its own dispatch), reads and writes each
+// row once, and that the backward pass computes the weight and input gradients as one product
+// each after its loop. Gates are in the order i, f, o, g; float32 only.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -78,21 +79,19 @@ void step_forward(const Tensor& gates, const Tensor& addend, const Tensor& c_pre
 
 // One step back. dLoss/dh_t = grad_h + grad_h_extra (the latter may be undefined); grad_c:
 // dLoss/dc_t from step t+1, replaced by dLoss/dc_{t-1}; gates: the activated gates of step t;
-// cell_act: act(c_t). Writes grad_gates (N, 4H), the gradient of the pre-activations, and adds
-// it to grad_gates_sum.
+// cell_act: act(c_t). Writes grad_gates (N, 4H), the gradient of the pre-activations; it may be
+// `gates` itself (each position is read before it is written, and by no other position).
 void step_backward(const Tensor& grad_h, const Tensor& grad_h_extra, const Tensor& grad_c, const Tensor& gates,
-                   const Tensor& c_previous, const Tensor& cell_act, const Tensor& grad_gates,
-                   const Tensor& grad_gates_sum, bool relu) {
+                   const Tensor& c_previous, const Tensor& cell_act, const Tensor& grad_gates, bool relu) {
   const int64_t n = gates.size(0), hidden = gates.size(1) / 4;
   const Rows dh_rows = rows(grad_h, n, hidden, "grad_h"), extra_rows = rows(grad_h_extra, n, hidden, "grad_h_extra");
   const Rows dc_rows = rows(grad_c, n, hidden, "grad_c"), g_rows = rows(gates, n, 4 * hidden, "gates");
   const Rows p_rows = rows(c_previous, n, hidden, "c_previous"), a_rows = rows(cell_act, n, hidden, "cell_act");
   const Rows d_rows = rows(grad_gates, n, 4 * hidden, "grad_gates");
-  const Rows sum_rows = rows(grad_gates_sum, n, 4 * hidden, "grad_gates_sum");
   at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float *dh = dh_rows[r], *extra = extra_rows[r], *g = g_rows[r], *a = a_rows[r], *previous = p_rows[r];
-      float *dc = dc_rows[r], *d = d_rows[r], *sum = sum_rows[r];
+      float *dc = dc_rows[r], *d = d_rows[r];
 #pragma omp simd
       for (int64_t k = 0; k < hidden; ++k) {
         const float i = g[k], f = g[hidden + k], o = g[2 * hidden + k], candidate = g[3 * hidden + k];
@@ -105,8 +104,6 @@ void step_backward(const Tensor& grad_h, const Tensor& grad_h_extra, const Tenso
         d[3 * hidden + k] = dcell * i * activation_slope(candidate, relu);
         dc[k] = dcell * f;  // c = f * c_previous + i * g
       }
-#pragma omp simd
-      for (int64_t k = 0; k < 4 * hidden; ++k) sum[k] += d[k];
     }
   });
 }
@@ -134,31 +131,21 @@ void forward_rows(const Tensor& x, const Tensor& w_ih_t, const Tensor& w_row, co
   }
 }
 
-// The backward loop: accumulates into grad_w_ih, grad_w_hh and grad_gates_sum; writes grad_x
-// (when defined) and leaves dLoss/dh_0 in grad_h and dLoss/dc_0 in grad_c.
-void backward_rows(const Tensor& grad_outputs, const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
-                   const Tensor& h_0, const Tensor& c_0, const Tensor& outputs, const Tensor& gates_all,
-                   const Tensor& cells, const Tensor& cell_outs, const Tensor& grad_w_ih, const Tensor& grad_w_hh,
-                   const Tensor& grad_x, const Tensor& grad_gates, const Tensor& grad_gates_sum, Tensor grad_h,
+// The backward loop. Only dLoss/dh_{t-1} = grad_gates_t U is computed step by step (each step
+// needs the one before); every step's grad_gates overwrite its activated gates in gates_all,
+// so that the weight and input gradients are then one matrix product each over all N * L rows
+// (layer_backward) instead of three small products per step. Leaves dLoss/dh_0 in grad_h and
+// dLoss/dc_0 in grad_c.
+void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor& h_0, const Tensor& c_0,
+                   const Tensor& cells, const Tensor& cell_outs, const Tensor& gates_all, Tensor grad_h,
                    const Tensor& grad_c, bool relu) {
-  const bool constant = x.dim() == 2;
   for (int64_t t = gates_all.size(0) - 1; t >= 0; --t) {
     const Tensor c_previous = t > 0 ? cells.select(0, t - 1) : c_0;
-    const Tensor h_previous = t > 0 ? outputs.select(1, t - 1) : h_0;
     const Tensor grad_output = grad_outputs.select(1, t);
-    step_backward(grad_h, grad_output.stride(-1) == 1 ? grad_output : grad_output.contiguous(), grad_c,
-                  gates_all.select(0, t), c_previous, cell_outs.select(0, t), grad_gates, grad_gates_sum, relu);
-    if (!constant) {
-      grad_w_ih.addmm_(grad_gates.t(), x.select(1, t));
-      if (grad_x.defined()) {
-        Tensor grad_x_t = grad_x.select(1, t);
-        at::mm_out(grad_x_t, grad_gates, w_ih);
-      }
-    }
-    if (h_previous.defined()) {
-      grad_w_hh.addmm_(grad_gates.t(), h_previous);
-      at::mm_out(grad_h, grad_gates, w_hh);  // dLoss/dh_{t-1}, less grad_outputs[:, t-1]
-    }
+    const Tensor gates = gates_all.select(0, t);
+    step_backward(grad_h, grad_output.stride(-1) == 1 ? grad_output : grad_output.contiguous(), grad_c, gates,
+                  c_previous, cell_outs.select(0, t), gates, relu);
+    if (t > 0 || h_0.defined()) at::mm_out(grad_h, gates, w_hh);  // dLoss/dh_{t-1}, less grad_outputs[:, t-1]
   }
 }
 
@@ -190,28 +177,36 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Ten
 
 // The backward pass of layer_forward(keep=True), given dLoss/d outputs (N, L, H) and
 // dLoss/dc_L (N, H). Returns the gradients of x (undefined unless need_x), w_ih, b, w_hh, h_0
-// and c_0 (undefined where those were None).
+// and c_0 (undefined where those were None). gates_all is overwritten with the gradients of the
+// pre-activations, so a second backward pass through the same forward is refused (Python side).
 std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& grad_c_last, const Tensor& x,
                                    const Tensor& w_ih, const Tensor& w_hh, const MaybeTensor& h_0,
                                    const MaybeTensor& c_0, const Tensor& outputs, const Tensor& gates_all,
                                    const Tensor& cells, const Tensor& cell_outs, bool relu, bool need_x) {
-  const int64_t n = gates_all.size(1), four_h = gates_all.size(2);
+  const int64_t length = gates_all.size(0), n = gates_all.size(1), four_h = gates_all.size(2);
+  const int64_t hidden = w_hh.size(1);
   const bool constant = x.dim() == 2;
-  Tensor grad_w_ih = torch::zeros_like(w_ih), grad_w_hh = torch::zeros_like(w_hh);
-  Tensor grad_x = need_x && !constant ? x.new_empty(x.sizes()) : Tensor();
-  Tensor grad_gates = x.new_empty({n, four_h});
-  Tensor grad_gates_sum = x.new_zeros({n, four_h});  // for the bias, and for a constant input
+  const Tensor h_first = defined_or_empty(h_0);
   // dLoss/dh_t is grad_h (from step t+1; zero at the last step) + grad_outputs[:, t].
-  Tensor grad_h = x.new_zeros({n, w_hh.size(1)});
+  Tensor grad_h = x.new_zeros({n, hidden});
   Tensor grad_c = grad_c_last.clone(at::MemoryFormat::Contiguous);
-  backward_rows(grad_outputs, x, w_ih, w_hh, defined_or_empty(h_0), c_0.has_value() ? c_0->contiguous() : Tensor(),
-                outputs, gates_all, cells, cell_outs, grad_w_ih, grad_w_hh, grad_x, grad_gates, grad_gates_sum,
-                grad_h, grad_c, relu);
-  if (constant) {
-    grad_w_ih = grad_gates_sum.t().mm(x);
-    if (need_x) grad_x = grad_gates_sum.mm(w_ih);
+  backward_rows(grad_outputs, w_hh, h_first, c_0.has_value() ? c_0->contiguous() : Tensor(), cells, cell_outs,
+                gates_all, grad_h, grad_c, relu);
+  const Tensor grad_gates = gates_all.view({length * n, four_h});  // step-major rows: (t, sample)
+  Tensor grad_x, grad_w_ih;
+  if (constant) {  // the same x at every step: its gradient sums over the steps
+    const Tensor summed = gates_all.sum(0);
+    grad_w_ih = summed.t().mm(x);
+    if (need_x) grad_x = summed.mm(w_ih);
+  } else {
+    grad_w_ih = grad_gates.t().mm(x.transpose(0, 1).reshape({length * n, x.size(2)}));
+    if (need_x) grad_x = grad_gates.mm(w_ih).view({length, n, x.size(2)}).transpose(0, 1);
   }
-  return {grad_x, grad_w_ih, grad_gates_sum.sum(0), grad_w_hh, h_0.has_value() ? grad_h : Tensor(),
+  // h_{t-1} for the steps t >= 1 are outputs[:, :-1]; step 0 reads h_0 (none: zeros).
+  Tensor grad_w_hh = gates_all.narrow(0, 1, length - 1).reshape({(length - 1) * n, four_h}).t().mm(
+      outputs.narrow(1, 0, length - 1).transpose(0, 1).reshape({(length - 1) * n, hidden}));
+  if (h_first.defined()) grad_w_hh.addmm_(gates_all.select(0, 0).t(), h_first);
+  return {grad_x, grad_w_ih, grad_gates.sum(0), grad_w_hh, h_0.has_value() ? grad_h : Tensor(),
           c_0.has_value() ? grad_c : Tensor()};
 }
 
