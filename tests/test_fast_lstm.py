@@ -221,15 +221,29 @@ def test_a_second_backward_pass_through_the_fused_layer_is_refused(kernels):
         loss.backward()
 
 
-def test_tanh_layer_trains_through_nn_lstm(monkeypatch):
-    """Training stays on nn.LSTM (see TanhLSTM): lstm_layer is not called with gradients on."""
+def test_tanh_layer_trains_small_batches_through_nn_lstm_and_large_ones_fused(kernels, monkeypatch):
+    """See TanhLSTM: the fused layer trains from model.FUSED_TRAINING_BATCH sequences on."""
     from lstmae.nn import model
 
     layer = model.TanhLSTM(3, 5)
     calls = []
     monkeypatch.setattr(model, "lstm_layer", lambda *a, **k: calls.append(1) or lstm_layer(*a, **k))
-    layer(torch.randn(4, 40, 3)).sum().backward()
+    small = torch.randn(model.FUSED_TRAINING_BATCH - 1, 40, 3)
+    layer(small).sum().backward()
     assert not calls and layer.weight_hh_l0.grad is not None
+    large = torch.randn(model.FUSED_TRAINING_BATCH, 40, 3)
+    outputs = layer(large)
+    assert calls
+    outputs.sum().backward()
+    monkeypatch.setattr(model, "FUSED_TRAINING_BATCH", 10**9)  # the same batch through nn.LSTM
+    reference = layer(large)
+    torch.testing.assert_close(outputs, reference, atol=1e-5, rtol=1e-5)
+    monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
+    monkeypatch.setattr(model, "fused_kernels_for", lambda x: None)
+    monkeypatch.setattr(model, "FUSED_TRAINING_BATCH", 1)
+    calls.clear()
+    layer(large)  # no compiled kernels: nn.LSTM, not the slower PyTorch loop
+    assert not calls
 
 
 def test_without_a_compiler_the_layers_warn_and_use_pytorch(fresh_kernel_cache, monkeypatch):

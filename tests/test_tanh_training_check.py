@@ -10,22 +10,23 @@ import tanh_training_check as check  # noqa: E402
 from lstmae.nn import model  # noqa: E402
 
 
-def test_fused_path_trains_tanh_layers_through_lstm_layer_and_is_undone_after(monkeypatch):
+def test_each_path_trains_tanh_layers_its_own_way_whatever_the_batch_and_is_undone_after(monkeypatch):
     calls = []
     original = model.lstm_layer
     monkeypatch.setattr(model, "lstm_layer", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
     layer = model.TanhLSTM(3, 4)
-    x = torch.randn(2, 5, 3)
+    small, large = torch.randn(2, 5, 3), torch.randn(model.FUSED_TRAINING_BATCH, 5, 3)
     with check.training_path("fused"):
-        fused = layer(x)
+        fused = layer(small)
     assert calls and fused.requires_grad
     calls.clear()
-    plain = layer(x)  # gradients on, outside the block: nn.LSTM again
+    plain = layer(small)  # gradients on, a small batch, outside the block: nn.LSTM
     assert not calls
     torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-5)
     with check.training_path("nn.LSTM"):
-        layer(x)
+        layer(large)
     assert not calls
+    assert model.FUSED_TRAINING_BATCH < 10**6  # restored
 
 
 def test_paired_differences_count_the_seeds_where_fused_is_higher():

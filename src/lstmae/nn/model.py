@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .fast_lstm import lstm_layer
+from .fast_lstm import fused_kernels_for, lstm_layer
 from ..config import Architecture
 
 
@@ -113,15 +113,20 @@ class KerasLSTM(nn.Module):
         return torch.stack(outputs, dim=1), (h, c)
 
 
+FUSED_TRAINING_BATCH = 128  # TanhLSTM trains through the fused layer from this batch size on
+
+
 class TanhLSTM(nn.LSTM):
     """nn.LSTM (fused native kernels) with the same call as KerasLSTM: returns the outputs only.
 
     With `lengths` the batch is packed, so each sample stops at its own last step. Scoring on
     the CPU (no gradients, one direction, fixed length) runs `fast_lstm.lstm_layer` with the
-    same weights instead. Training stays on nn.LSTM: through the fused layer ECG-like training
-    ran 1.31x faster (`benchmarks/perf.py`), but the ECG5000 detection study came out lower
-    with both seeds tried (ROC-AUC / balanced accuracy 0.984 / 0.931 against 0.989 / 0.972,
-    and 0.977 / 0.936 against 0.983 / 0.956), which is not understood yet.
+    same weights instead, and so does training on batches of at least FUSED_TRAINING_BATCH
+    sequences where the compiled kernels are there. Smaller batches train through nn.LSTM:
+    through the fused layer one epoch on 1024 ECG5000 beats ran 0.93-1.19x nn.LSTM's speed at
+    batch 32 (lstmae's default), 1.10-1.43x at batch 128 (ad hoc, alternated runs, encoders
+    (32, 16) and (128, 64), 1 and 2 threads). Model quality is the same within noise over
+    paired seeds (`benchmarks/tanh_training_check.py`).
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
@@ -133,7 +138,8 @@ class TanhLSTM(nn.LSTM):
     def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
                       state: tuple[torch.Tensor, torch.Tensor] | None = None):
         """As KerasLSTM.forward_state; h and c are (N, H * directions), forward direction first."""
-        if lengths is None and not self.bidirectional and x.device.type == "cpu" and not torch.is_grad_enabled():
+        if lengths is None and not self.bidirectional and x.device.type == "cpu" and (
+                not torch.is_grad_enabled() or (len(x) >= FUSED_TRAINING_BATCH and fused_kernels_for(x) is not None)):
             return lstm_layer(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0, self.weight_hh_l0, "tanh",
                               state=state, steps=steps)
         if x.dim() == 2:
