@@ -71,37 +71,60 @@ def test_encoding_pipeline_fits_and_predicts_through_the_autoencoder():
     assert set(pipe.predict(X)) <= {"up", "down"}
 
 
-def test_encoding_search_names_the_chosen_candidate():
+def test_encoder_selection_picks_the_best_validated_architecture_and_encoding():
     X, y = two_class_series()
     candidates = {"small": {"encoder": (4,)}, "bidirectional": {"encoder": (4,), "bidirectional": True}}
-    search = study.encoding_search(TINY, candidates, seed=0).fit(X, y)
-    summary = study.search_summary(search, candidates)
-    assert set(summary["validation_accuracy"]) == set(candidates)
+    selection = study.EncoderSelection(TINY, candidates, folds=2, seed=0).fit(X, y)
+    summary = selection.summary()
+    assert set(summary["validation_accuracy"]) == {f"{c} / {e}" for c in candidates for e in ("bottleneck", "mean")}
     best = max(summary["validation_accuracy"].values())
-    assert summary["validation_accuracy"][summary["selected"]] == best
-    chosen_bidirectional = search.best_estimator_[0].bidirectional
-    assert chosen_bidirectional == (summary["selected"] == "bidirectional")
+    assert summary["validation_accuracy"][" / ".join(summary["selected"])] == best
+    name, encoding = summary["selected"]
+    assert selection.autoencoder_.bidirectional == (name == "bidirectional")
+    assert selection.score(X, y) == selection.score(X, y, encoding=encoding)
+    assert set(selection.predict(X)) <= {"up", "down"}
+
+
+def test_encoder_selection_validates_on_held_out_series_only(monkeypatch):
+    X, y = two_class_series()
+    seen = []
+    original = study.validation_accuracies
+
+    def spy(model, X_all, y_all, train, validation):
+        seen.append((set(train), set(validation)))
+        return original(model, X_all, y_all, train, validation)
+
+    monkeypatch.setattr(study, "validation_accuracies", spy)
+    study.EncoderSelection(TINY, {"only": {"encoder": (3,)}}, folds=3, seed=0).fit(X, y)
+    assert len(seen) == 3 and all(not train & validation for train, validation in seen)
+    assert set().union(*(validation for _, validation in seen)) == set(range(len(X)))  # k-fold: each series once
+    seen.clear()
+    study.EncoderSelection(TINY, {"only": {"encoder": (3,)}}, folds=1, seed=0).fit(X, y)
+    assert len(seen) == 1 and len(seen[0][1]) == len(X) // 3  # one validation third
 
 
 def test_classification_markdown_flags_the_goal_per_data_set():
     accuracy = {study.NEAREST: 0.9, "logistic regression (raw)": 0.8, study.UNTRAINED["bottleneck"]: 0.7,
-                study.BOTTLENECK: 0.95, study.MEAN: 0.85}
-    selection = {"selected": "a", "validation_accuracy": {"a": 1.0}}
-    report = {"settings": {"candidates": {"a": {}}, "seed": 0, "training": {"X": TINY},
+                study.BOTTLENECK: 0.95, study.MEAN: 0.85, study.CHOSEN: 0.95}
+    selection = {"selected": ["a", "bottleneck"], "validation_accuracy": {"a / bottleneck": 1.0, "a / mean": 0.5}}
+    report = {"settings": {"seed": 0, "training": {"X": TINY}, "selection_folds": {"won": 5, "lost": 1},
                            "autoencoder_defaults": {"loss": "mae"}},
               "results": [{"dataset": "won", "protocol": "p", "accuracy": accuracy, "selection": selection,
                            "reconstruction_mse": 0.0123},
                           {"dataset": "lost", "protocol": "p", "selection": [selection, selection],
-                           "accuracy": {**accuracy, study.BOTTLENECK: 0.85, study.MEAN: 0.91}}]}
-    tied = {**accuracy, study.NEAREST: sum([0.92, 0.97, 0.91, 0.94, 0.95]) / 5,
-            study.BOTTLENECK: sum([0.93, 0.97, 0.92, 0.95, 0.92]) / 5}
+                           "accuracy": {**accuracy, study.BOTTLENECK: 0.85, study.MEAN: 0.91, study.CHOSEN: 0.85}}]}
+    tied = {**accuracy, study.NEAREST: sum([0.92, 0.97, 0.91, 0.94, 0.95]) / 5, study.BOTTLENECK: 0.9,
+            study.CHOSEN: sum([0.93, 0.97, 0.92, 0.95, 0.92]) / 5}
     report["results"].append({"dataset": "tied", "protocol": "p", "accuracy": tied, "selection": selection})
-    rows = study.classification_markdown(report).splitlines()
-    # The goal compares each encoding with 1-NN by name, wherever their columns are.
-    assert rows[2] == "| won | p | 0.900 | 0.800 | 0.700 | **0.950** | 0.850 | yes / no | 0.012 |"
-    assert rows[3] == "| lost | p | 0.900 | 0.800 | 0.700 | 0.850 | **0.910** | no / yes | - |"
+    markdown = study.classification_markdown(report)
+    rows = markdown.splitlines()
+    # The goal compares the chosen encoding with 1-NN by name, wherever their columns are.
+    assert rows[2] == "| won | p | 0.900 | 0.800 | 0.700 | **0.950** | 0.850 | **0.950** | yes | 0.012 |"
+    assert rows[3] == "| lost | p | 0.900 | 0.800 | 0.700 | 0.850 | **0.910** | 0.850 | no | - |"
     # 469/500 both, summed in another order
-    assert rows[4] == "| tied | p | **0.938** | 0.800 | 0.700 | **0.938** | 0.850 | yes / no | - |"
+    assert rows[4] == "| tied | p | **0.938** | 0.800 | 0.700 | 0.900 | 0.850 | **0.938** | yes | - |"
+    assert "won 5-fold CV; lost one stratified validation third" in markdown
+    assert "| lost | a / bottleneck 1.000; a / mean 0.500 | a / bottleneck (2/2 folds) |" in markdown
 
 
 def test_untrained_controls_keep_the_initial_weights_of_the_first_candidate():
@@ -114,14 +137,16 @@ def test_untrained_controls_keep_the_initial_weights_of_the_first_candidate():
     assert bottleneck[:-1].transform(X).shape == (len(X), 3) and mean[:-1].transform(X).shape == (len(X), 5 + 3)
 
 
-def test_mean_states_row_reuses_the_chosen_autoencoder_without_changing_it():
+def test_fixed_encoding_rows_reuse_the_chosen_autoencoder_without_changing_it():
     X, y = two_class_series()
-    search = study.encoding_search(TINY, {"only": {"encoder": (4, 2)}}, seed=0).fit(X, y)
-    before = search.best_estimator_[0].transform(X)
-    accuracy = study.mean_states_accuracy(search, X, y, X, y)
-    assert 0.0 <= accuracy <= 1.0
-    assert search.best_estimator_[0].encoding == "bottleneck"
-    np.testing.assert_array_equal(search.best_estimator_[0].transform(X), before)
+    selection = study.EncoderSelection(TINY, {"only": {"encoder": (4, 2)}}, seed=0).fit(X, y)
+    encoding = selection.autoencoder_.encoding
+    before = selection.autoencoder_.transform(X)
+    for other in ("bottleneck", "mean"):
+        assert 0.0 <= selection.score(X, y, encoding=other) <= 1.0
+    assert selection.autoencoder_.encoding == encoding
+    np.testing.assert_array_equal(selection.autoencoder_.transform(X), before)
+    assert study.encode(selection.autoencoder_, "mean", X).shape == (len(X), 4 + 2)
 
 
 def test_single_layer_variant_has_the_closed_form_parameter_count():
