@@ -1,6 +1,6 @@
 """Does training tanh layers through the fused C++ layer change model quality? Paired seeds.
 
-    python benchmarks/tanh_training_check.py [--seeds 10] [--no-early-stopping] [--jobs 2]
+    python benchmarks/tanh_training_check.py [--seeds 10] [--no-early-stopping | --speed] [--jobs 2]
                                              [--out benchmarks/results] [--data-dir DIR]
 
 TanhLSTM scores through `fast_lstm.lstm_layer` (the fused kernels) and trains through it on
@@ -12,6 +12,11 @@ everything else (scoring, threshold) is the same code. It reports, per seed and 
 balanced accuracy at the model's threshold, and the best validation loss (the quantity training
 minimises, on the held-out normal beats). --no-early-stopping trains every run for all its
 epochs (patience None), which takes early stopping's luck out of the comparison.
+
+--speed instead times one training epoch on 1024 of the task's beats through each path
+(alternated, best of 3, in this process) for encoders (32, 16) and (128, 64) at batches 32
+and 128, on 1 and 2 torch threads: what FUSED_TRAINING_BATCH is chosen from. Writes
+tanh_training_speed.{json,md}.
 
 Writes tanh_training_check.{json,md} (tanh_training_check_no_early_stopping.* with the flag) to --out. Progress goes to stderr.
 """
@@ -27,11 +32,14 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from detection.datasets import load_ecg5000
 from detection_study import REPO, SETTINGS, beat_metrics, set_threads
 
 PATHS = ("nn.LSTM", "fused")
+SPEED_CASES = (((32, 16), 32), ((32, 16), 128), ((128, 64), 32), ((128, 64), 128))  # (encoder, batch)
+SPEED_BEATS, SPEED_ROUNDS = 1024, 3
 
 
 @contextlib.contextmanager
@@ -72,6 +80,41 @@ def run_one(job: tuple) -> dict:
             "train_seconds": round(seconds, 1)}
 
 
+def training_speed(data_dir: Path, threads: int) -> list[dict]:
+    """Seconds of one training epoch per SPEED_CASES case and path (best of SPEED_ROUNDS, alternated)."""
+    from lstmae import LSTMAutoencoder
+
+    torch.set_num_threads(threads)
+    beats = load_ecg5000(data_dir, 0, SETTINGS["ecg5000"]["test_fraction"]).train[:SPEED_BEATS]
+    rows = []
+    for encoder, batch in SPEED_CASES:
+        best = {path: float("inf") for path in PATHS}
+        for _ in range(SPEED_ROUNDS):
+            for path in PATHS:
+                model = LSTMAutoencoder(encoder=encoder, epochs=1, batch_size=batch, validation_fraction=0,
+                                        patience=None, random_state=0, progress=False)
+                with training_path(path):
+                    started = time.perf_counter()
+                    model.fit(beats)
+                    best[path] = min(best[path], time.perf_counter() - started)
+        rows.append({"threads": threads, "encoder": list(encoder), "batch": batch, "seconds": best,
+                     "fused_speedup": best["nn.LSTM"] / best["fused"]})
+        print(f"{threads} thread(s), encoder {encoder}, batch {batch}: fused {rows[-1]['fused_speedup']:.2f}x",
+              file=sys.stderr)
+    return rows
+
+
+def speed_markdown(report: dict) -> str:
+    lines = ["| threads | encoder | batch | epoch s nn.LSTM | epoch s fused | fused speed-up |", "|---|---|---|---|---|---|"]
+    for r in report["results"]:
+        lines.append(f"| {r['threads']} | {tuple(r['encoder'])} | {r['batch']} | {r['seconds']['nn.LSTM']:.2f} | "
+                     f"{r['seconds']['fused']:.2f} | {r['fused_speedup']:.2f}x |")
+    lines += ["", f"`{report['command']}`: one epoch on {SPEED_BEATS} ECG5000 normal beats, best of "
+              f"{SPEED_ROUNDS} alternated rounds per path; lstmae trains tanh layers fused from batch "
+              f"{report['fused_training_batch']} on."]
+    return "\n".join(lines) + "\n"
+
+
 def paired(results: list[dict], key: str) -> dict:
     """Mean of fused - nn.LSTM over seeds, its standard error, and how many seeds fused is higher."""
     by = {(r["seed"], r["path"]): r[key] for r in results}
@@ -108,7 +151,9 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1, each trained on both paths")
-    parser.add_argument("--no-early-stopping", action="store_true", help="train all epochs (patience None)")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--no-early-stopping", action="store_true", help="train all epochs (patience None)")
+    modes.add_argument("--speed", action="store_true", help="time one epoch per path instead (see above)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (1 torch thread each)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
@@ -117,6 +162,17 @@ def main(argv=None) -> int:
         print(f"error: {args.data_dir / 'ecg5000'} not found; pass --data-dir (see ../shared/data/README.md)",
               file=sys.stderr)
         return 2
+    command = "python benchmarks/tanh_training_check.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.speed:
+        from lstmae.nn import model
+
+        report = {"command": command.strip(), "fused_training_batch": model.FUSED_TRAINING_BATCH,
+                  "results": [row for threads in (1, 2) for row in training_speed(args.data_dir, threads)]}
+        (args.out / "tanh_training_speed.json").write_text(json.dumps(report, indent=1) + "\n")
+        (args.out / "tanh_training_speed.md").write_text(speed_markdown(report))
+        print(speed_markdown(report), file=sys.stderr)
+        return 0
     settings = {**SETTINGS["ecg5000"]["lstmae"], **({"patience": None} if args.no_early_stopping else {})}
     jobs = [(args.data_dir, seed, path, settings) for seed in range(args.seeds) for path in PATHS]
     results = []
@@ -126,10 +182,8 @@ def main(argv=None) -> int:
             results.append(result)
             print(f"seed {result['seed']} {result['path']}: ROC-AUC {result['roc_auc']:.4f}, balanced accuracy "
                   f"{result['balanced_accuracy']:.4f}, val loss {result['best_val_loss']:.4f}", file=sys.stderr)
-    command = "python benchmarks/tanh_training_check.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report = {"command": command.strip(), "settings": settings, "results": results,
               "paired": {key: paired(results, key) for key in ("roc_auc", "balanced_accuracy", "best_val_loss")}}
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = "tanh_training_check" + ("_no_early_stopping" if args.no_early_stopping else "")
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / f"{stem}.md").write_text(markdown(report))

@@ -42,3 +42,17 @@ def test_paired_differences_count_the_seeds_where_fused_is_higher():
 def test_missing_data_folder_is_one_line_and_exit_code_2(tmp_path, capsys):
     assert check.main(["--data-dir", str(tmp_path)]) == 2
     assert "not found; pass --data-dir" in capsys.readouterr().err
+
+
+def test_speed_table_gives_the_fused_speed_up_per_case():
+    report = {"command": "c", "fused_training_batch": 128, "results": [
+        {"threads": 2, "encoder": [32, 16], "batch": 32, "seconds": {"nn.LSTM": 1.0, "fused": 0.8},
+         "fused_speedup": 1.25}]}
+    table = check.speed_markdown(report)
+    assert "| 2 | (32, 16) | 32 | 1.00 | 0.80 | 1.25x |" in table
+    assert "fused from batch 128 on" in table
+
+
+def test_speed_and_no_early_stopping_exclude_each_other(tmp_path):
+    with pytest.raises(SystemExit):
+        check.main(["--speed", "--no-early-stopping", "--data-dir", str(tmp_path)])

@@ -123,10 +123,9 @@ class TanhLSTM(nn.LSTM):
     the CPU (no gradients, one direction, fixed length) runs `fast_lstm.lstm_layer` with the
     same weights instead, and so does training on batches of at least FUSED_TRAINING_BATCH
     sequences where the compiled kernels are there. Smaller batches train through nn.LSTM:
-    through the fused layer one epoch on 1024 ECG5000 beats ran 0.93-1.19x nn.LSTM's speed at
-    batch 32 (lstmae's default), 1.10-1.43x at batch 128 (ad hoc, alternated runs, encoders
-    (32, 16) and (128, 64), 1 and 2 threads). Model quality is the same within noise over
-    paired seeds (`benchmarks/tanh_training_check.py`).
+    through the fused layer one epoch on 1024 ECG5000 beats ran 0.92-1.10x nn.LSTM's speed at
+    batch 32 (lstmae's default), 1.00-1.36x at batch 128 (`benchmarks/tanh_training_check.py
+    --speed`). Model quality is the same within noise over paired seeds (the same script).
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
