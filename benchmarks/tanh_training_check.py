@@ -44,25 +44,16 @@ SPEED_BEATS, SPEED_ROUNDS = 1024, 3
 
 @contextlib.contextmanager
 def training_path(path: str):
-    """Within the block, TanhLSTM trains through the fused layer (path "fused") or through
-    nn.LSTM (path "nn.LSTM"), whatever the batch size."""
+    """Within the block, TanhLSTM trains through the fused layer (path "fused"; the compiled
+    kernels, else nn.LSTM) or through nn.LSTM (path "nn.LSTM"), whatever the batch size."""
     from lstmae.nn import model
 
-    original, smallest_fused_batch = model.TanhLSTM.forward_state, model.FUSED_TRAINING_BATCH
-    if path == "fused":
-        def forward_state(self, x, steps=None, lengths=None, state=None):
-            if lengths is None and not self.bidirectional and x.device.type == "cpu":
-                return model.lstm_layer(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0, self.weight_hh_l0,
-                                        "tanh", state=state, steps=steps)
-            return original(self, x, steps, lengths, state)
-
-        model.TanhLSTM.forward_state = forward_state
-    else:
-        model.FUSED_TRAINING_BATCH = sys.maxsize
+    smallest_fused_batch = model.FUSED_TRAINING_BATCH
+    model.FUSED_TRAINING_BATCH = 1 if path == "fused" else sys.maxsize
     try:
         yield
     finally:
-        model.TanhLSTM.forward_state, model.FUSED_TRAINING_BATCH = original, smallest_fused_batch
+        model.FUSED_TRAINING_BATCH = smallest_fused_batch
 
 
 def run_one(job: tuple) -> dict:
@@ -160,6 +151,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not (args.data_dir / "ecg5000").is_dir():
         print(f"error: {args.data_dir / 'ecg5000'} not found; pass --data-dir (see ../shared/data/README.md)",
+              file=sys.stderr)
+        return 2
+    from lstmae.nn import fast_lstm
+
+    if fast_lstm.fused_kernels() is None:
+        print("error: the fused LSTM kernels could not be compiled here, so there is nothing to compare",
               file=sys.stderr)
         return 2
     command = "python benchmarks/tanh_training_check.py " + " ".join(sys.argv[1:] if argv is None else argv)

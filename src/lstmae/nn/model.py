@@ -134,11 +134,18 @@ class TanhLSTM(nn.LSTM):
     def forward(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_state(x, steps, lengths)[0]
 
+    def _runs_fused(self, x: torch.Tensor, lengths: torch.Tensor | None) -> bool:
+        """Whether this call goes through fast_lstm.lstm_layer (see the class docstring)."""
+        if lengths is not None or self.bidirectional or x.device.type != "cpu":
+            return False
+        if not torch.is_grad_enabled():
+            return True
+        return len(x) >= FUSED_TRAINING_BATCH and fused_kernels_for(x) is not None
+
     def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
                       state: tuple[torch.Tensor, torch.Tensor] | None = None):
         """As KerasLSTM.forward_state; h and c are (N, H * directions), forward direction first."""
-        if lengths is None and not self.bidirectional and x.device.type == "cpu" and (
-                not torch.is_grad_enabled() or (len(x) >= FUSED_TRAINING_BATCH and fused_kernels_for(x) is not None)):
+        if self._runs_fused(x, lengths):
             return lstm_layer(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0, self.weight_hh_l0, "tanh",
                               state=state, steps=steps)
         if x.dim() == 2:
