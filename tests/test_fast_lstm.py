@@ -194,6 +194,30 @@ def test_fused_kernels_give_the_pytorch_operations_results(kernels, monkeypatch,
         torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
+def test_fused_kernels_split_the_batch_between_threads_without_changing_results(kernels, monkeypatch, constant):
+    """37 rows on 3 threads: blocks of 13, 12 and 12 rows, each running all steps on its own
+    thread, in the caller's grad mode (training) and inference mode (scoring)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        tensors, state, steps = random_layer(n=37, length=11, inputs=3, hidden=8, constant=constant,
+                                             with_state=True, dtype=torch.float32)
+        leaves = tensors + list(state)
+        runs = []
+        for use_kernels in (True, False):
+            if not use_kernels:
+                monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
+            outputs, final = lstm_layer(*tensors, activation="tanh", state=state, steps=steps)
+            with torch.inference_mode():
+                scored = lstm_layer(*tensors, activation="tanh", state=state, steps=steps)[0]
+            runs.append((outputs, *final, scored, *torch.autograd.grad(loss_of(outputs, final), leaves)))
+    finally:
+        torch.set_num_threads(threads)
+    for fused, pytorch in zip(*runs):
+        torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("length", [1, 2])
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
 def test_fused_kernels_handle_one_and_two_steps(kernels, monkeypatch, length, with_state):

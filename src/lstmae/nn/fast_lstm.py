@@ -22,7 +22,8 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
   compiled by torch on first use and cached): the same products, no Python per step, and each
   step's gate math (about ten eager operations) in one pass over the gates. Its backward keeps
   only dLoss/dh_{t-1} per step; each step's gate gradients overwrite its saved gates, and the
-  weight and input gradients are one product each over all N*L rows after the loop. Without a C++
+  weight and input gradients are one product each over all N*L rows after the loop. Each thread
+  runs both loops for its own block of rows, so threads do not meet at every step. Without a C++
   compiler (or with LSTMAE_FUSED_KERNELS=0) the PyTorch loop below runs the same math.
 - There, tanh(x) is computed as 2 sigmoid(2x) - 1: torch.tanh is about 2.5x slower than
   torch.sigmoid on these CPUs, and the identity is within 2e-7 of it in float32.
@@ -37,6 +38,7 @@ import hashlib
 import logging
 import os
 import platform
+import sys
 import warnings
 from pathlib import Path
 
@@ -66,8 +68,12 @@ def fused_kernels():
     try:
         # -fopenmp-simd lets the `omp simd` loops vectorise exp: without it the fused layer was no
         # faster than the PyTorch operations (benchmarks/gate_fusion.py's layer, measured ad hoc).
+        # -fopenmp makes at::parallel_for run on torch's threads (it links the libgomp torch has
+        # loaded); without it the row blocks run one after another. Apple's clang has no OpenMP.
         flags = ["-O3", "-ffast-math", "-march=native", "-fopenmp-simd"]
-        return cpp_extension.load(name, [str(KERNELS_SOURCE)], extra_cflags=flags, verbose=False)
+        threads = [] if sys.platform == "darwin" else ["-fopenmp"]
+        return cpp_extension.load(name, [str(KERNELS_SOURCE)], extra_cflags=flags + threads, extra_ldflags=threads,
+                                  verbose=False)
     except Exception as error:  # no compiler, no headers: the PyTorch operations do the same math
         warnings.warn(f"lstmae: could not compile the fused LSTM kernels ({str(error).splitlines()[0]}); "
                       "using PyTorch operations instead (slower)", stacklevel=2)
