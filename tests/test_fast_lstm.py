@@ -218,6 +218,17 @@ def test_fused_kernels_split_the_batch_between_threads_without_changing_results(
         torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
 
 
+def test_fused_gate_functions_are_accurate_to_float32(kernels):
+    """One step with every pre-activation equal to a: c = sigmoid(a) tanh(a) and
+    h = sigmoid(a) tanh(c), against float64 (the kernels compute exp themselves)."""
+    a = torch.linspace(-30, 30, 6001, dtype=torch.float64)
+    x = a.float().reshape(-1, 1, 1)
+    outputs, (h, c) = lstm_layer(x, torch.ones(4, 1), None, torch.zeros(4, 1), activation="tanh")
+    expected_c = torch.sigmoid(a) * torch.tanh(a)
+    torch.testing.assert_close(c.double().flatten(), expected_c, atol=3e-7, rtol=0)
+    torch.testing.assert_close(h.double().flatten(), torch.sigmoid(a) * torch.tanh(expected_c), atol=3e-7, rtol=0)
+
+
 @pytest.mark.parametrize("length", [1, 2])
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
 def test_fused_kernels_handle_one_and_two_steps(kernels, monkeypatch, length, with_state):

@@ -11,6 +11,8 @@
 #include <ATen/ThreadLocalState.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace {
@@ -21,8 +23,29 @@ using MaybeTensor = c10::optional<torch::Tensor>;
 // The arguments are clamped where the results are 0 or 1 in float32 anyway: under -ffast-math
 // 1 / (1 + inf) may come out NaN (a reciprocal estimate refined by Newton steps), not 0.
 inline float clamp(float x, float bound) { return x < -bound ? -bound : (x > bound ? bound : x); }
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-clamp(x, 80.0f))); }
-inline float tanh_fast(float x) { return 2.0f / (1.0f + std::exp(-2.0f * clamp(x, 40.0f))) - 1.0f; }
+// exp(x) for |x| <= 80, inline so that the `omp simd` loops run it in registers instead of
+// calling the vector math library for every 16 values (the gate math alone ran 1.1-1.8x faster,
+// measured ad hoc). x = n ln2 + r with |r| <= ln2 / 2; exp(r) by its Taylor series to r^7; times
+// 2^n written into the exponent bits. Relative error at most 1.1e-7 over [-80, 80] (float64 check).
+inline float exp_inline(float x) {
+  const float n = std::floor(x * 1.44269504f + 0.5f);
+  // ln 2 in two parts; the first has zero low bits, so n times it is exact
+  const float r = (x - n * 0.693145752f) - n * 1.42860677e-6f;
+  float p = 1.0f / 5040;
+  p = p * r + 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp_inline(-clamp(x, 80.0f))); }
+inline float tanh_fast(float x) { return 2.0f / (1.0f + exp_inline(-2.0f * clamp(x, 40.0f))) - 1.0f; }
 inline float activate(float x, bool relu) { return relu ? (x > 0.0f ? x : 0.0f) : tanh_fast(x); }
 // act'(x) written with y = act(x): tanh' = 1 - y^2, relu' = [y > 0]
 inline float activation_slope(float y, bool relu) { return relu ? (y > 0.0f ? 1.0f : 0.0f) : 1.0f - y * y; }
@@ -65,15 +88,17 @@ Tensor rows_of(const Tensor& t, int64_t begin, int64_t count) { return t.defined
 // gates (N, 4H) += addend ((N, 4H) or (4H,)), then activated in place (i, f, o: sigmoid; g:
 // act); cell = f * c_previous + i * g (no c_previous: the zero state); cell_act = act(cell);
 // h = o * cell_act. cell may be c_previous itself (the scoring loop reuses one buffer).
+template <bool relu>  // a constant, so that the loops below have no branch and vectorise
 void step_forward(const Tensor& gates, const Tensor& addend, const Tensor& c_previous, const Tensor& cell,
-                  const Tensor& cell_act, const Tensor& h, bool relu) {
+                  const Tensor& cell_act, const Tensor& h) {
   const int64_t n = gates.size(0), hidden = gates.size(1) / 4;
   const Rows g_rows = rows(gates, n, 4 * hidden, "gates"), add_rows = rows(addend, n, 4 * hidden, "addend");
   const Rows p_rows = rows(c_previous, n, hidden, "c_previous"), c_rows = rows(cell, n, hidden, "cell");
   const Rows a_rows = rows(cell_act, n, hidden, "cell_act"), h_rows = rows(h, n, hidden, "h");
+  const std::vector<float> zeros(c_previous.defined() ? 0 : hidden, 0.0f);  // the zero state
   for (int64_t r = 0; r < n; ++r) {
     float *g = g_rows[r], *c = c_rows[r], *a = a_rows[r], *out = h_rows[r];
-    const float *add = add_rows[r], *previous = p_rows[r];
+    const float *add = add_rows[r], *previous = c_previous.defined() ? p_rows[r] : zeros.data();
     if (add) {
 #pragma omp simd
       for (int64_t k = 0; k < 4 * hidden; ++k) g[k] += add[k];
@@ -84,7 +109,7 @@ void step_forward(const Tensor& gates, const Tensor& addend, const Tensor& c_pre
     for (int64_t k = 3 * hidden; k < 4 * hidden; ++k) g[k] = activate(g[k], relu);
 #pragma omp simd
     for (int64_t k = 0; k < hidden; ++k) {
-      const float value = g[k] * g[3 * hidden + k] + (previous ? g[hidden + k] * previous[k] : 0.0f);
+      const float value = g[k] * g[3 * hidden + k] + g[hidden + k] * previous[k];
       c[k] = value;
       a[k] = activate(value, relu);
       out[k] = g[2 * hidden + k] * a[k];
@@ -96,22 +121,25 @@ void step_forward(const Tensor& gates, const Tensor& addend, const Tensor& c_pre
 // dLoss/dc_t from step t+1, replaced by dLoss/dc_{t-1}; gates: the activated gates of step t;
 // cell_act: act(c_t). Writes grad_gates (N, 4H), the gradient of the pre-activations; it may be
 // `gates` itself (each position is read before it is written, and by no other position).
+template <bool relu>
 void step_backward(const Tensor& grad_h, const Tensor& grad_h_extra, const Tensor& grad_c, const Tensor& gates,
-                   const Tensor& c_previous, const Tensor& cell_act, const Tensor& grad_gates, bool relu) {
+                   const Tensor& c_previous, const Tensor& cell_act, const Tensor& grad_gates) {
   const int64_t n = gates.size(0), hidden = gates.size(1) / 4;
   const Rows dh_rows = rows(grad_h, n, hidden, "grad_h"), extra_rows = rows(grad_h_extra, n, hidden, "grad_h_extra");
   const Rows dc_rows = rows(grad_c, n, hidden, "grad_c"), g_rows = rows(gates, n, 4 * hidden, "gates");
   const Rows p_rows = rows(c_previous, n, hidden, "c_previous"), a_rows = rows(cell_act, n, hidden, "cell_act");
   const Rows d_rows = rows(grad_gates, n, 4 * hidden, "grad_gates");
+  const std::vector<float> zeros(c_previous.defined() ? 0 : hidden, 0.0f);  // the zero state
   for (int64_t r = 0; r < n; ++r) {
-    const float *dh = dh_rows[r], *extra = extra_rows[r], *g = g_rows[r], *a = a_rows[r], *previous = p_rows[r];
+    const float *dh = dh_rows[r], *extra = extra_rows[r], *g = g_rows[r], *a = a_rows[r];
+    const float *previous = c_previous.defined() ? p_rows[r] : zeros.data();
     float *dc = dc_rows[r], *d = d_rows[r];
 #pragma omp simd
     for (int64_t k = 0; k < hidden; ++k) {
       const float i = g[k], f = g[hidden + k], o = g[2 * hidden + k], candidate = g[3 * hidden + k];
-      const float grad_out = extra ? dh[k] + extra[k] : dh[k];
+      const float grad_out = dh[k] + extra[k];
       const float dcell = dc[k] + grad_out * o * activation_slope(a[k], relu);  // h = o * act(c)
-      const float d_i = dcell * candidate, d_f = previous ? dcell * previous[k] : 0.0f, d_o = grad_out * a[k];
+      const float d_i = dcell * candidate, d_f = dcell * previous[k], d_o = grad_out * a[k];
       d[k] = d_i * i * (1.0f - i);
       d[hidden + k] = d_f * f * (1.0f - f);
       d[2 * hidden + k] = d_o * o * (1.0f - o);
@@ -138,7 +166,9 @@ void forward_rows(const Tensor& x, const Tensor& w_ih_t, const Tensor& w_row, co
     } else {
       gates.zero_();
     }
-    step_forward(gates, addend, c, cell, cell_outs.select(0, k), output, relu);
+    const Tensor cell_out = cell_outs.select(0, k);
+    if (relu) step_forward<true>(gates, addend, c, cell, cell_out, output);
+    else step_forward<false>(gates, addend, c, cell, cell_out, output);
     h = output;
     c = cell;
   }
@@ -156,8 +186,9 @@ void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor&
     const Tensor c_previous = t > 0 ? cells.select(0, t - 1) : c_0;
     const Tensor grad_output = grad_outputs.select(1, t);
     const Tensor gates = gates_all.select(0, t);
-    step_backward(grad_h, grad_output.stride(-1) == 1 ? grad_output : grad_output.contiguous(), grad_c, gates,
-                  c_previous, cell_outs.select(0, t), gates, relu);
+    const Tensor grad_extra = grad_output.stride(-1) == 1 ? grad_output : grad_output.contiguous();
+    if (relu) step_backward<true>(grad_h, grad_extra, grad_c, gates, c_previous, cell_outs.select(0, t), gates);
+    else step_backward<false>(grad_h, grad_extra, grad_c, gates, c_previous, cell_outs.select(0, t), gates);
     if (t > 0 || h_0.defined()) at::mm_out(grad_h, gates, w_hh);  // dLoss/dh_{t-1}, less grad_outputs[:, t-1]
   }
 }
