@@ -10,7 +10,6 @@ throughput (sequences/s, batch 512) of:
     lstmae tanh / relu     the package as it is (its real training loop and `anomaly_score`)
     relu autograd loop     lstmae's relu layer before fast_lstm, and the same loop reading
                            gates_x.unbind(1) instead of gates_x[:, t] (training only)
-    fast tanh / relu       the same module, loop and scoring with `lstmae.nn.fast_lstm` layers
     plain nn.LSTM          the batched nn.LSTM autoencoder most people write first
     hand-written relu      an autograd loop of relu LSTM cells
     batch-1 tutorial       one sequence per forward pass and per optimizer step
@@ -68,14 +67,12 @@ IMPLEMENTATIONS = {
     "lstmae-relu": ("lstmae relu (the package as it is)", ("train", "score")),
     "loop-relu": ("lstmae relu before fast_lstm: autograd loop, gates_x[:, t]", ("train", "score")),
     "unbind-relu": ("the same loop fixed to gates_x.unbind(1)", ("train",)),
-    "fast-tanh": ("prototype: lstmae + fast_lstm, tanh", ("train", "score")),
-    "fast-relu": ("prototype: lstmae + fast_lstm, relu", ("train", "score")),
     "plain": ("reference: plain nn.LSTM autoencoder", ("train", "score")),
     "handrelu": ("reference: hand-written relu LSTM loop", ("train", "score")),
     "tutorial": ("reference: batch-1 tutorial", ("train", "score")),
     "keras-relu": ("reference: Keras 3 relu LSTMs", ("train", "score")),
 }
-LSTMAE_VARIANTS = ("lstmae", "loop", "unbind", "fast")  # impl prefixes that run lstmae's own loop and scoring
+LSTMAE_VARIANTS = ("lstmae", "loop", "unbind")  # impl prefixes that run lstmae's own loop and scoring
 
 SERIES_CASE = {"full": {"rows": 10_000_000}, "quick": {"rows": 1_000_000}}
 SERIES_SETTINGS = {"features": 8, "window": 100, "stride": 5, "encoder": (16,), "chunk_rows": 500_000}
@@ -274,7 +271,7 @@ def timed(run, count: int) -> tuple[float, float]:
 
 def lstmae_module(impl: str, n_features: int):
     import torch
-    from perf_references import AutogradLoopLSTM, UnbindKerasLSTM, fast_autoencoder, swap_layers
+    from perf_references import AutogradLoopLSTM, UnbindKerasLSTM, swap_layers
 
     from lstmae.config import Architecture
     from lstmae.nn.model import LSTMAutoencoderModule
@@ -283,8 +280,6 @@ def lstmae_module(impl: str, n_features: int):
     activation = impl.split("-")[1]
     arch = Architecture(n_features=n_features, encoder=ENCODER, decoder=tuple(reversed(ENCODER)),
                         activation=activation)
-    if impl.startswith("fast"):
-        return fast_autoencoder(arch)
     if impl.startswith("unbind"):
         return swap_layers(arch, UnbindKerasLSTM)
     if impl.startswith("loop"):
@@ -536,7 +531,7 @@ def add_ratios(results: dict) -> None:
 
 
 def goals(results: dict) -> list[tuple[str, str, bool | None]]:
-    """Issue 5 goals on the ECG-like workload, for lstmae as is and with the fast layers."""
+    """Issue 5 goals on the ECG-like workload."""
     def rate(impl, task):
         return next((c.get("throughput") for c in results["cases"]
                      if c["workload"] == "ecg" and c["impl"] == impl and c["task"] == task), None)
@@ -549,20 +544,20 @@ def goals(results: dict) -> list[tuple[str, str, bool | None]]:
         return a / b if a and b else None
 
     rows = []
-    for prefix in ("lstmae", "fast"):
-        best_train = max(filter(None, [rate(f"{prefix}-tanh", "train"), rate(f"{prefix}-relu", "train")]), default=None)
-        checks = [
-            ("training >= 1.5x plain nn.LSTM", ratio(best_train, rate("plain", "train")), 1.5),
-            ("relu training >= 3x Keras relu", ratio(rate(f"{prefix}-relu", "train"), rate("keras-relu", "train")), 3.0),
-            ("scoring >= 60% of matmul peak", max(filter(None, [percent(f"{prefix}-tanh"), percent(f"{prefix}-relu")]),
-                                                  default=None), 60.0),
-            ("relu training >= 0.9x tanh", ratio(rate(f"{prefix}-relu", "train"), rate(f"{prefix}-tanh", "train")), 0.9),
-            ("relu scoring >= 0.9x tanh", ratio(rate(f"{prefix}-relu", "score"), rate(f"{prefix}-tanh", "score")), 0.9),
-        ]
-        for name, value, target in checks:
-            unit = "%" if name.startswith("scoring") else "x"
-            shown = "n/a" if value is None else f"{value:.1f}{unit}" if unit == "%" else f"{value:.2f}x"
-            rows.append((f"{prefix}: {name}", shown, None if value is None else value >= target))
+    prefix = "lstmae"
+    best_train = max(filter(None, [rate(f"{prefix}-tanh", "train"), rate(f"{prefix}-relu", "train")]), default=None)
+    checks = [
+        ("training >= 1.5x plain nn.LSTM", ratio(best_train, rate("plain", "train")), 1.5),
+        ("relu training >= 3x Keras relu", ratio(rate(f"{prefix}-relu", "train"), rate("keras-relu", "train")), 3.0),
+        ("scoring >= 60% of matmul peak", max(filter(None, [percent(f"{prefix}-tanh"), percent(f"{prefix}-relu")]),
+                                              default=None), 60.0),
+        ("relu training >= 0.9x tanh", ratio(rate(f"{prefix}-relu", "train"), rate(f"{prefix}-tanh", "train")), 0.9),
+        ("relu scoring >= 0.9x tanh", ratio(rate(f"{prefix}-relu", "score"), rate(f"{prefix}-tanh", "score")), 0.9),
+    ]
+    for name, value, target in checks:
+        unit = "%" if name.startswith("scoring") else "x"
+        shown = "n/a" if value is None else f"{value:.1f}{unit}" if unit == "%" else f"{value:.2f}x"
+        rows.append((f"{prefix}: {name}", shown, None if value is None else value >= target))
     return rows
 
 

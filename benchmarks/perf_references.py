@@ -8,10 +8,7 @@ a per-step Linear to F).
 - `HandWrittenReluAutoencoder`: a plain autograd loop of relu LSTM cells that projects the
   input inside the loop, step by step (what one writes to get Keras' relu LSTMs in PyTorch).
 - `keras_autoencoder`: Keras 3 relu LSTMs, only when `import keras` works.
-- `fast_autoencoder`: lstmae's module with its LSTM layers switched to the prototype
-  `lstmae.nn.fast_lstm.lstm_layer` (the candidate speed-up, not a reference): `FastTanhLSTM`
-  keeps nn.LSTM's parameters, `FastKerasLSTM` KerasLSTM's;
-  `swap_layers(arch, AutogradLoopLSTM)`: lstmae's relu layer before fast_lstm, and
+- `swap_layers(arch, AutogradLoopLSTM)`: lstmae's relu layer before fast_lstm, and
   `swap_layers(arch, UnbindKerasLSTM)` the same with a one-line fix of its O(L^2) backward.
 """
 from __future__ import annotations
@@ -23,8 +20,7 @@ import torch
 from torch import nn
 
 from lstmae.config import Architecture
-from lstmae.nn.fast_lstm import lstm_layer
-from lstmae.nn.model import KerasLSTM, LSTMAutoencoderModule, TanhLSTM
+from lstmae.nn.model import KerasLSTM, LSTMAutoencoderModule
 
 
 class PlainAutoencoder(nn.Module):
@@ -109,33 +105,6 @@ class HandWrittenReluAutoencoder(PlainAutoencoder):
         return self.output(x)
 
 
-class FastKerasLSTM(KerasLSTM):
-    """KerasLSTM (same parameters, init and equations) running `lstm_layer` unless `lengths` is given."""
-
-    def __init__(self, input_size: int, hidden_size: int, activation: str):
-        super().__init__(input_size, hidden_size, activation)
-        self.activation_name = activation
-
-    def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
-                      state: tuple[torch.Tensor, torch.Tensor] | None = None):
-        if lengths is not None:
-            return super().forward_state(x, steps, lengths, state)
-        return lstm_layer(x, self.input_proj.weight, self.input_proj.bias, self.recurrent_proj.weight,
-                          self.activation_name, state, steps)
-
-
-class FastTanhLSTM(TanhLSTM):
-    """TanhLSTM (nn.LSTM's parameters and init) running `lstm_layer` on the CPU, one direction,
-    without `lengths`; otherwise nn.LSTM as before (cuDNN on a GPU)."""
-
-    def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
-                      state: tuple[torch.Tensor, torch.Tensor] | None = None):
-        if x.is_cuda or self.bidirectional or lengths is not None:
-            return super().forward_state(x, steps, lengths, state)
-        return lstm_layer(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0, self.weight_hh_l0, "tanh",
-                          state, steps)
-
-
 class AutogradLoopLSTM(KerasLSTM):
     """KerasLSTM's autograd loop as lstmae had it before fast_lstm (fixed-length input only).
 
@@ -176,13 +145,6 @@ def swap_layers(arch: Architecture, layer_class) -> LSTMAutoencoderModule:
             input_size = layer.input_size if isinstance(layer, nn.LSTM) else layer.input_proj.in_features
             layers[index] = layer_class(input_size, layer.hidden_size, arch.activation)
     return module
-
-
-def fast_autoencoder(arch: Architecture) -> LSTMAutoencoderModule:
-    """lstmae's module for `arch` with the prototype layers: FastTanhLSTM for tanh, else FastKerasLSTM."""
-    if arch.activation == "tanh":
-        return swap_layers(arch, lambda input_size, hidden_size, _: FastTanhLSTM(input_size, hidden_size))
-    return swap_layers(arch, FastKerasLSTM)
 
 
 def keras_autoencoder(n_features: int, length: int, encoder: tuple[int, ...], learning_rate: float):
