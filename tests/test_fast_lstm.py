@@ -218,6 +218,31 @@ def test_fused_kernels_split_the_batch_between_threads_without_changing_results(
         torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
 
 
+def test_fused_kernels_flush_denormals_on_every_thread_when_asked(kernels):
+    """Forget gate 1, input gate 0: a denormal c_0 carries over. With the caller's flush setting
+    every block of rows reads it as 0 (denormal arithmetic is ~100x slower); without, it stays."""
+    n, hidden = 37, 4
+    bias = torch.zeros(4 * hidden)
+    bias[:hidden], bias[hidden : 2 * hidden], bias[3 * hidden :] = -100.0, 100.0, 100.0  # i, f, o
+    state = (torch.zeros(n, hidden), torch.full((n, hidden), 1e-39))
+    tensors = (torch.zeros(n, 3, 2), torch.zeros(4 * hidden, 2), bias, torch.zeros(4 * hidden, hidden))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        kept_before = lstm_layer(*tensors, activation="relu", state=state)[0]  # starts the worker threads
+        if not torch.set_flush_denormal(True):
+            pytest.skip("this CPU cannot flush denormals")
+        flushed = lstm_layer(*tensors, activation="relu", state=state)[0]
+        torch.set_flush_denormal(False)
+        kept = lstm_layer(*tensors, activation="relu", state=state)[0]
+    finally:
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
+    assert torch.equal(flushed, torch.zeros_like(flushed))
+    for outputs in (kept_before, kept):
+        torch.testing.assert_close(outputs, torch.full_like(outputs, 1e-39), atol=1e-45, rtol=1e-6)
+
+
 def test_fused_gate_functions_are_accurate_to_float32(kernels):
     """One step with every pre-activation equal to a: c = sigmoid(a) tanh(a) and
     h = sigmoid(a) tanh(c), against float64 (the kernels compute exp themselves)."""

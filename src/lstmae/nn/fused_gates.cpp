@@ -10,6 +10,10 @@
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#endif
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -70,6 +74,28 @@ Tensor defined_or_empty(const MaybeTensor& t) { return t.has_value() ? *t : Tens
 
 constexpr int64_t kRowsPerThread = 16;
 
+#if defined(__x86_64__) || defined(_M_X64)
+// The caller's flush-to-zero and denormals-are-zero bits, set on a worker thread for as long as
+// it runs a block: torch.set_flush_denormal (lstmae's flush_denormals) sets them on the calling
+// thread only, and without them a worker's rows ran at the speed of denormal arithmetic.
+class SameDenormalMode {
+ public:
+  static unsigned int of_this_thread() { return _mm_getcsr() & kBits; }
+  explicit SameDenormalMode(unsigned int mode) : saved_(_mm_getcsr()) { _mm_setcsr((saved_ & ~kBits) | mode); }
+  ~SameDenormalMode() { _mm_setcsr(saved_); }
+
+ private:
+  static constexpr unsigned int kBits = 0x8040;  // MXCSR's FTZ and DAZ
+  unsigned int saved_;
+};
+#else
+class SameDenormalMode {
+ public:
+  static unsigned int of_this_thread() { return 0; }
+  explicit SameDenormalMode(unsigned int) {}
+};
+#endif
+
 // body(begin, count) for blocks of rows [begin, begin + count), one block per thread. Rows are
 // independent in both loops, so each thread runs all steps for its own rows and no thread waits
 // for another at each step (its products then run on that one thread). Measured ad hoc against
@@ -77,8 +103,10 @@ constexpr int64_t kRowsPerThread = 16;
 template <typename Body>
 void for_row_blocks(int64_t n, const Body& body) {
   const at::ThreadLocalState caller_state;  // grad and inference mode are per thread: carry the caller's
+  const unsigned int caller_denormals = SameDenormalMode::of_this_thread();
   at::parallel_for(0, n, kRowsPerThread, [&](int64_t begin, int64_t end) {
     const at::ThreadLocalStateGuard same_state(caller_state);
+    const SameDenormalMode same_denormals(caller_denormals);
     body(begin, end - begin);
   });
 }
