@@ -123,9 +123,10 @@ class TanhLSTM(nn.LSTM):
     the CPU (no gradients, one direction, fixed length) runs `fast_lstm.lstm_layer` with the
     same weights instead, and so does training on batches of at least FUSED_TRAINING_BATCH
     sequences where the compiled kernels are there. Smaller batches train through nn.LSTM:
-    through the fused layer one epoch on 1024 ECG5000 beats ran 0.92-1.10x nn.LSTM's speed at
-    batch 32 (lstmae's default), 1.00-1.36x at batch 128 (`benchmarks/tanh_training_check.py
-    --speed`). Model quality is the same within noise over paired seeds (the same script).
+    through the fused layer one epoch on 1024 ECG5000 beats ran 1.05-1.20x nn.LSTM's speed at
+    batch 32 (lstmae's default), 1.30-1.41x at batch 128 (`benchmarks/tanh_training_check.py
+    --speed`; 0.92-1.10x and 1.00-1.36x before the kernel fixes that set this rule). Model
+    quality is the same within noise over paired seeds (the same script).
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
