@@ -544,20 +544,19 @@ def goals(results: dict) -> list[tuple[str, str, bool | None]]:
         return a / b if a and b else None
 
     rows = []
-    prefix = "lstmae"
-    best_train = max(filter(None, [rate(f"{prefix}-tanh", "train"), rate(f"{prefix}-relu", "train")]), default=None)
+    best_train = max(filter(None, [rate("lstmae-tanh", "train"), rate("lstmae-relu", "train")]), default=None)
     checks = [
         ("training >= 1.5x plain nn.LSTM", ratio(best_train, rate("plain", "train")), 1.5),
-        ("relu training >= 3x Keras relu", ratio(rate(f"{prefix}-relu", "train"), rate("keras-relu", "train")), 3.0),
-        ("scoring >= 60% of matmul peak", max(filter(None, [percent(f"{prefix}-tanh"), percent(f"{prefix}-relu")]),
+        ("relu training >= 3x Keras relu", ratio(rate("lstmae-relu", "train"), rate("keras-relu", "train")), 3.0),
+        ("scoring >= 60% of matmul peak", max(filter(None, [percent("lstmae-tanh"), percent("lstmae-relu")]),
                                               default=None), 60.0),
-        ("relu training >= 0.9x tanh", ratio(rate(f"{prefix}-relu", "train"), rate(f"{prefix}-tanh", "train")), 0.9),
-        ("relu scoring >= 0.9x tanh", ratio(rate(f"{prefix}-relu", "score"), rate(f"{prefix}-tanh", "score")), 0.9),
+        ("relu training >= 0.9x tanh", ratio(rate("lstmae-relu", "train"), rate("lstmae-tanh", "train")), 0.9),
+        ("relu scoring >= 0.9x tanh", ratio(rate("lstmae-relu", "score"), rate("lstmae-tanh", "score")), 0.9),
     ]
     for name, value, target in checks:
         unit = "%" if name.startswith("scoring") else "x"
         shown = "n/a" if value is None else f"{value:.1f}{unit}" if unit == "%" else f"{value:.2f}x"
-        rows.append((f"{prefix}: {name}", shown, None if value is None else value >= target))
+        rows.append((f"lstmae: {name}", shown, None if value is None else value >= target))
     return rows
 
 

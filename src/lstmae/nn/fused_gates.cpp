@@ -71,8 +71,10 @@ Rows rows(const Tensor& t, int64_t n, int64_t width, const char* name) {
 }
 
 Tensor defined_or_empty(const MaybeTensor& t) { return t.has_value() ? *t : Tensor(); }
+Tensor contiguous_or_empty(const MaybeTensor& t) { return t.has_value() ? t->contiguous() : Tensor(); }
 
-constexpr int64_t kRowsPerThread = 16;
+// at::parallel_for splits a batch into at most ceil(N / 16) blocks; up to 16 rows run on the calling thread
+constexpr int64_t kGrainRows = 16;
 
 #if defined(__x86_64__) || defined(_M_X64)
 // The caller's flush-to-zero and denormals-are-zero bits, set on a worker thread for as long as
@@ -104,7 +106,7 @@ template <typename Body>
 void for_row_blocks(int64_t n, const Body& body) {
   const at::ThreadLocalState caller_state;  // grad and inference mode are per thread: carry the caller's
   const unsigned int caller_denormals = SameDenormalMode::of_this_thread();
-  at::parallel_for(0, n, kRowsPerThread, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, n, kGrainRows, [&](int64_t begin, int64_t end) {
     const at::ThreadLocalStateGuard same_state(caller_state);
     const SameDenormalMode same_denormals(caller_denormals);
     body(begin, end - begin);
@@ -145,7 +147,7 @@ void step_forward(const Tensor& gates, const Tensor& addend, const Tensor& c_pre
   }
 }
 
-// One step back. dLoss/dh_t = grad_h + grad_h_extra (the latter may be undefined); grad_c:
+// One step back. dLoss/dh_t = grad_h + grad_h_extra (grad_outputs[:, t]); grad_c:
 // dLoss/dc_t from step t+1, replaced by dLoss/dc_{t-1}; gates: the activated gates of step t;
 // cell_act: act(c_t). Writes grad_gates (N, 4H), the gradient of the pre-activations; it may be
 // `gates` itself (each position is read before it is written, and by no other position).
@@ -242,7 +244,7 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Ten
   Tensor outputs = x.new_empty({n, length, hidden});
   Tensor gates_all = x.new_empty({saved, n, 4 * hidden});
   Tensor cells = x.new_empty({saved, n, hidden}), cell_outs = x.new_empty({saved, n, hidden});
-  const Tensor h_first = defined_or_empty(h_0), c_first = c_0.has_value() ? c_0->contiguous() : Tensor();
+  const Tensor h_first = defined_or_empty(h_0), c_first = contiguous_or_empty(c_0);
   for_row_blocks(n, [&](int64_t begin, int64_t count) {
     forward_rows(x.narrow(0, begin, count), w_ih_t, w_row, constant ? addend.narrow(0, begin, count) : addend, w_hh_t,
                  rows_of(h_first, begin, count), rows_of(c_first, begin, count), outputs.narrow(0, begin, count),
@@ -267,7 +269,7 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
   // dLoss/dh_t is grad_h (from step t+1; zero at the last step) + grad_outputs[:, t].
   Tensor grad_h = x.new_zeros({n, hidden});
   Tensor grad_c = grad_c_last.clone(at::MemoryFormat::Contiguous);
-  const Tensor c_first = c_0.has_value() ? c_0->contiguous() : Tensor();
+  const Tensor c_first = contiguous_or_empty(c_0);
   for_row_blocks(n, [&](int64_t begin, int64_t count) {
     backward_rows(grad_outputs.narrow(0, begin, count), w_hh, rows_of(h_first, begin, count),
                   rows_of(c_first, begin, count), cells.narrow(1, begin, count), cell_outs.narrow(1, begin, count),

@@ -125,7 +125,7 @@ class TanhLSTM(nn.LSTM):
     sequences where the compiled kernels are there. Smaller batches train through nn.LSTM:
     through the fused layer one epoch on 1024 ECG5000 beats ran 1.05-1.20x nn.LSTM's speed at
     batch 32 (lstmae's default), 1.30-1.41x at batch 128 (`benchmarks/tanh_training_check.py
-    --speed`; 0.92-1.10x and 1.00-1.36x before the kernel fixes that set this rule). Model
+    --speed`; 0.92-1.10x and 1.00-1.36x at commit 82a2891, when this rule was set). Model
     quality is the same within noise over paired seeds (the same script).
     """
 
