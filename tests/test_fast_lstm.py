@@ -196,7 +196,7 @@ def test_fused_kernels_give_the_pytorch_operations_results(kernels, monkeypatch,
 
 @pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
 def test_fused_kernels_split_the_batch_between_threads_without_changing_results(kernels, monkeypatch, constant):
-    """37 rows on 3 threads: blocks of 13, 12 and 12 rows, each running all steps on its own
+    """37 rows on 3 threads: blocks of 13, 13 and 11 rows, each running all steps on its own
     thread, in the caller's grad mode (training) and inference mode (scoring)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(3)

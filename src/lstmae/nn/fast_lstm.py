@@ -23,7 +23,8 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
   step's gate math (about ten eager operations) in one pass over the gates. Its backward keeps
   only dLoss/dh_{t-1} per step; each step's gate gradients overwrite its saved gates, and the
   weight and input gradients are one product each over all N*L rows after the loop. Each thread
-  runs both loops for its own block of rows, so threads do not meet at every step. Without a C++
+  runs both loops for its own block of rows, so threads do not meet at every step (measured on a
+  2-core Intel Xeon, AVX-512; README, Speed and memory). Without a C++
   compiler (or with LSTMAE_FUSED_KERNELS=0) the PyTorch loop below runs the same math.
 - There, tanh(x) is computed as 2 sigmoid(2x) - 1: torch.tanh is about 2.5x slower than
   torch.sigmoid on these CPUs, and the identity is within 2e-7 of it in float32.
