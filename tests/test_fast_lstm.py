@@ -366,3 +366,98 @@ def test_the_build_is_named_after_the_cpu(fresh_kernel_cache, monkeypatch):
     monkeypatch.setattr(cpp_extension, "load", lambda name, *args, **kwargs: names.append(name) or "compiled")
     fast_lstm.fused_kernels()
     assert names == [f"lstmae_fused_gates_{fast_lstm._cpu_tag()}"] and len(fast_lstm._cpu_tag()) == 8
+
+
+# ------------------------------------------------------------------ scoring products: oneDNN or BLAS
+@pytest.fixture
+def matmul_choice(monkeypatch):
+    """Set LSTMAE_MATMUL for one test; onednn_products() caches its answer, so clear it around."""
+    fast_lstm.onednn_products.cache_clear()
+
+    def choose(value):
+        monkeypatch.setenv("LSTMAE_MATMUL", value)
+        fast_lstm.onednn_products.cache_clear()
+
+    yield choose
+    fast_lstm.onednn_products.cache_clear()
+
+
+@pytest.mark.parametrize("choice", ["onednn", "blas"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
+@pytest.mark.parametrize("inputs", [1, 3])
+def test_fused_scoring_gives_the_pytorch_operations_results_with_either_matmul(kernels, monkeypatch, matmul_choice,
+                                                                               choice, activation, constant, inputs):
+    """37 rows on 3 threads, with a given state: oneDNN's products (new tensors, read by the gate
+    pass) and the BLAS's (written into the gates) give the same scores."""
+    matmul_choice(choice)
+    if choice == "onednn" and not fast_lstm.onednn_products():
+        pytest.skip("torch has no oneDNN here")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        tensors, state, steps = random_layer(n=37, length=11, inputs=inputs, hidden=8, constant=constant,
+                                             with_state=True, dtype=torch.float32)
+        with torch.inference_mode():
+            fused = lstm_layer(*tensors, activation=activation, state=state, steps=steps)
+            monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
+            pytorch = lstm_layer(*tensors, activation=activation, state=state, steps=steps)
+    finally:
+        torch.set_num_threads(threads)
+    for got, expected in zip((fused[0], *fused[1]), (pytorch[0], *pytorch[1])):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_scoring_products_go_through_the_chosen_library(kernels, matmul_choice):
+    """LSTMAE_MATMUL=onednn scores through mkldnn::_linear_pointwise, =blas through aten::mm;
+    training always runs the BLAS (see onednn_products)."""
+    tensors, _, _ = random_layer(n=8, length=5, inputs=3, hidden=4, dtype=torch.float32)
+
+    def ops_called(training):
+        with torch.profiler.profile() as profile:
+            if training:
+                lstm_layer(*tensors, activation="tanh")[0].sum().backward()
+            else:
+                with torch.inference_mode():
+                    lstm_layer(*tensors, activation="tanh")
+        return {event.key for event in profile.key_averages()}
+
+    matmul_choice("blas")
+    assert "aten::mm" in ops_called(False) and "mkldnn::_linear_pointwise" not in ops_called(False)
+    matmul_choice("onednn")
+    if not fast_lstm.onednn_products():
+        pytest.skip("torch has no oneDNN here")
+    assert "mkldnn::_linear_pointwise" in ops_called(False)
+    assert "mkldnn::_linear_pointwise" not in ops_called(True)
+
+
+@pytest.mark.parametrize("vendor, machine, expected", [
+    ("AuthenticAMD", "x86_64", True),  # MKL runs its AVX2 kernels there
+    ("GenuineIntel", "x86_64", False),
+    ("", "arm64", False),
+])
+def test_the_default_matmul_follows_the_cpu_maker(matmul_choice, monkeypatch, vendor, machine, expected):
+    monkeypatch.delenv("LSTMAE_MATMUL", raising=False)
+    monkeypatch.setattr(fast_lstm, "_cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(fast_lstm.platform, "machine", lambda: machine)
+    monkeypatch.setattr(fast_lstm, "_onednn_available", lambda: True)
+    assert fast_lstm.onednn_products() is expected
+    monkeypatch.setattr(fast_lstm, "_onednn_available", lambda: False)  # a torch without oneDNN
+    fast_lstm.onednn_products.cache_clear()
+    assert fast_lstm.onednn_products() is False
+
+
+def test_a_bad_matmul_choice_names_the_choices(matmul_choice):
+    matmul_choice("cublas")
+    with pytest.raises(ValueError, match=r"LSTMAE_MATMUL must be one of \('onednn', 'blas'\) or unset, got 'cublas'"):
+        fast_lstm.onednn_products()
+
+
+def test_the_cpu_vendor_is_read_from_proc_cpuinfo(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n")
+    real_path = fast_lstm.Path
+    monkeypatch.setattr(fast_lstm, "Path", lambda p: real_path(cpuinfo) if p == "/proc/cpuinfo" else real_path(p))
+    assert fast_lstm._cpu_vendor() == "AuthenticAMD"
+    cpuinfo.unlink()
+    assert fast_lstm._cpu_vendor() == ""

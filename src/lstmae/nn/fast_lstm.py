@@ -92,6 +92,44 @@ def _cpu_tag() -> str:
     return hashlib.sha1(flags.encode()).hexdigest()[:8]
 
 
+MATMUL_CHOICES = ("onednn", "blas")
+
+
+@functools.cache
+def onednn_products() -> bool:
+    """Whether the fused kernels score (forward without gradients) with oneDNN's matmul for the
+    per-step products instead of torch's BLAS (at::mm). LSTMAE_MATMUL=onednn or =blas decides; by
+    default oneDNN on x86-64 CPUs not made by Intel: torch's BLAS there is MKL, which runs its
+    AVX-512 kernels on Intel CPUs only. On a 2-core AMD EPYC (Zen 5) MKL ran an LSTM's products at
+    about 95 GFLOP/s per core, oneDNN at about 200 (the AVX-512 FMA peak is about 230), and
+    ECG-like scoring 1.4-1.8x faster (benchmarks/perf.py, README). Training keeps the BLAS: through
+    oneDNN it was no faster there, since each oneDNN call allocates its output and the page
+    faults ate the gain (measured ad hoc: 2.3 million minor faults against 0.7 million)."""
+    choice = os.environ.get("LSTMAE_MATMUL", "").strip().lower()
+    if choice and choice not in MATMUL_CHOICES:
+        raise ValueError(f"LSTMAE_MATMUL must be one of {MATMUL_CHOICES} or unset, got {choice!r}: unset it to let "
+                         "lstmae choose")
+    if choice == "blas" or not _onednn_available():
+        return False
+    return choice == "onednn" or (platform.machine().lower() in ("x86_64", "amd64") and _cpu_vendor() != "GenuineIntel")
+
+
+def _onednn_available() -> bool:
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    except (AttributeError, RuntimeError):  # torch built without oneDNN, or without the op
+        return False
+
+
+def _cpu_vendor() -> str:
+    """vendor_id from /proc/cpuinfo ('GenuineIntel', 'AuthenticAMD'), or '' where there is none."""
+    try:
+        line = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("vendor_id"))
+    except (OSError, StopIteration):
+        return ""
+    return line.split(":", 1)[1].strip()
+
+
 def fused_kernels_for(x: torch.Tensor):
     """The fused kernels where they serve x (float32 on the CPU), else None."""
     return fused_kernels() if x.device.type == "cpu" and x.dtype == torch.float32 else None
@@ -148,7 +186,8 @@ def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool
     the backward pass (else one step's buffers, reused)."""
     kernels = fused_kernels_for(x)
     if kernels is not None:  # the same loop in C++
-        return tuple(kernels.layer_forward(x, w_ih, b, w_hh, h_0, c_0, relu, length, keep))
+        onednn = not keep and onednn_products()  # scoring only: see onednn_products
+        return tuple(kernels.layer_forward(x, w_ih, b, w_hh, h_0, c_0, relu, length, keep, onednn))
     n, hidden = x.shape[0], w_hh.shape[1]
     if not relu:  # g = tanh(a) = 2 sigmoid(2a) - 1: double g's rows, then one sigmoid for all gates
         w_ih, b, w_hh = (torch.cat([w[: 3 * hidden], 2 * w[3 * hidden :]]) for w in (w_ih, b, w_hh))

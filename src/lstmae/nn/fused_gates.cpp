@@ -5,10 +5,13 @@
 // per step (each a pass over the (N, 4H) gates with its own dispatch), reads and writes each
 // row once, that the backward pass computes the weight and input gradients as one product
 // each after its loop, and that each thread runs both loops for its own block of rows
-// (for_row_blocks). Gates are in the order i, f, o, g; float32 only.
+// (for_row_blocks). Gates are in the order i, f, o, g; float32 only. The forward products run
+// through the BLAS torch uses (at::mm) or, where the caller asks (`onednn`), through oneDNN's
+// matmul (see onednn_product).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <xmmintrin.h>
@@ -76,6 +79,18 @@ Tensor contiguous_or_empty(const MaybeTensor& t) { return t.has_value() ? t->con
 // at::parallel_for splits a batch into at most ceil(N / 16) blocks; up to 16 rows run on the calling thread
 constexpr int64_t kGrainRows = 16;
 
+// x (n, K) times w (M, K) transposed, plus bias (M,) if given: (n, M), a new tensor, through
+// oneDNN's matmul (torch's mkldnn::_linear_pointwise). On a 2-core AMD EPYC (Zen 5, AVX-512) it
+// ran these products at about twice the speed of MKL, which takes its AVX2 kernels on CPUs not
+// made by Intel (fast_lstm.onednn_products says where it is used).
+Tensor onednn_product(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bias = c10::nullopt) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+                             .typed<Tensor(const Tensor&, const Tensor&, const c10::optional<Tensor>&, c10::string_view,
+                                           c10::List<c10::optional<c10::Scalar>>, c10::optional<c10::string_view>)>();
+  return op.call(x, w, bias, "none", c10::List<c10::optional<c10::Scalar>>(), c10::nullopt);
+}
+
 #if defined(__x86_64__) || defined(_M_X64)
 // The caller's flush-to-zero and denormals-are-zero bits, set on a worker thread for as long as
 // it runs a block: torch.set_flush_denormal (lstmae's flush_denormals) sets them on the calling
@@ -115,28 +130,32 @@ void for_row_blocks(int64_t n, const Body& body) {
 
 Tensor rows_of(const Tensor& t, int64_t begin, int64_t count) { return t.defined() ? t.narrow(0, begin, count) : t; }
 
-// gates (N, 4H) += addend ((N, 4H) or (4H,)), then activated in place (i, f, o: sigmoid; g:
-// act); cell = f * c_previous + i * g (no c_previous: the zero state); cell_act = act(cell);
+// gates (N, 4H) = act(products + addend + x_col * w_row): products (N, 4H) (undefined: zero),
+// addend (N, 4H) or (4H,), and for one input feature its column x_col (N, 1) times w_row (4H,)
+// (undefined: none); i, f, o: sigmoid, g: act. gates may be products itself. Then
+// cell = f * c_previous + i * g (no c_previous: the zero state); cell_act = act(cell);
 // h = o * cell_act. cell may be c_previous itself (the scoring loop reuses one buffer).
 template <bool relu>  // a constant, so that the loops below have no branch and vectorise
-void step_forward(const Tensor& gates, const Tensor& addend, const Tensor& c_previous, const Tensor& cell,
-                  const Tensor& cell_act, const Tensor& h) {
+void step_forward(const Tensor& products, const Tensor& addend, const Tensor& x_col, const Tensor& w_row,
+                  const Tensor& c_previous, const Tensor& gates, const Tensor& cell, const Tensor& cell_act,
+                  const Tensor& h) {
   const int64_t n = gates.size(0), hidden = gates.size(1) / 4;
   const Rows g_rows = rows(gates, n, 4 * hidden, "gates"), add_rows = rows(addend, n, 4 * hidden, "addend");
+  const Rows pre_rows = rows(products, n, 4 * hidden, "products"), x_rows = rows(x_col, n, 1, "x_col");
+  const Rows w_rows = rows(w_row, n, 4 * hidden, "w_row");
   const Rows p_rows = rows(c_previous, n, hidden, "c_previous"), c_rows = rows(cell, n, hidden, "cell");
   const Rows a_rows = rows(cell_act, n, hidden, "cell_act"), h_rows = rows(h, n, hidden, "h");
-  const std::vector<float> zeros(c_previous.defined() ? 0 : hidden, 0.0f);  // the zero state
+  const std::vector<float> zeros(4 * hidden, 0.0f);  // stands for an absent term: the loops stay branch-free
+  const float* input_weights = w_row.defined() ? w_rows[0] : zeros.data();
   for (int64_t r = 0; r < n; ++r) {
     float *g = g_rows[r], *c = c_rows[r], *a = a_rows[r], *out = h_rows[r];
-    const float *add = add_rows[r], *previous = c_previous.defined() ? p_rows[r] : zeros.data();
-    if (add) {
+    const float *add = add_rows[r], *pre = products.defined() ? pre_rows[r] : zeros.data();
+    const float *previous = c_previous.defined() ? p_rows[r] : zeros.data();
+    const float input = x_col.defined() ? x_rows[r][0] : 0.0f;
 #pragma omp simd
-      for (int64_t k = 0; k < 4 * hidden; ++k) g[k] += add[k];
-    }
+    for (int64_t k = 0; k < 3 * hidden; ++k) g[k] = sigmoid(pre[k] + add[k] + input * input_weights[k]);
 #pragma omp simd
-    for (int64_t k = 0; k < 3 * hidden; ++k) g[k] = sigmoid(g[k]);
-#pragma omp simd
-    for (int64_t k = 3 * hidden; k < 4 * hidden; ++k) g[k] = activate(g[k], relu);
+    for (int64_t k = 3 * hidden; k < 4 * hidden; ++k) g[k] = activate(pre[k] + add[k] + input * input_weights[k], relu);
 #pragma omp simd
     for (int64_t k = 0; k < hidden; ++k) {
       const float value = g[k] * g[3 * hidden + k] + g[hidden + k] * previous[k];
@@ -180,25 +199,31 @@ void step_backward(const Tensor& grad_h, const Tensor& grad_h_extra, const Tenso
 }
 
 // The forward loop over all steps. addend: the bias (4H,) or the projected constant input (N, 4H).
-void forward_rows(const Tensor& x, const Tensor& w_ih_t, const Tensor& w_row, const Tensor& addend,
-                  const Tensor& w_hh_t, Tensor h, Tensor c, const Tensor& outputs, const Tensor& gates_all,
-                  const Tensor& cells, const Tensor& cell_outs, bool relu, bool keep) {
-  const bool constant = x.dim() == 2;
+// w_row: W^T's one row (4H,) for one input feature (an outer product, added in the gate pass).
+void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_ih_t, const Tensor& w_row,
+                  const Tensor& addend, const Tensor& w_hh, const Tensor& w_hh_t, Tensor h, Tensor c,
+                  const Tensor& outputs, const Tensor& gates_all, const Tensor& cells, const Tensor& cell_outs,
+                  bool relu, bool keep, bool onednn) {
+  const bool projected = x.dim() == 3 && !w_row.defined();  // x_t W^T is a product of its own
   for (int64_t t = 0; t < outputs.size(1); ++t) {
     const int64_t k = keep ? t : 0;
-    Tensor gates = gates_all.select(0, k), cell = cells.select(0, k), output = outputs.select(1, t);
-    if (!constant) {
-      if (w_row.defined()) at::mul_out(gates, x.select(1, t), w_row);
-      else at::mm_out(gates, x.select(1, t), w_ih_t);
+    Tensor gates = gates_all.select(0, k);  // at::mm_out writes into it
+    const Tensor cell = cells.select(0, k), output = outputs.select(1, t);
+    const Tensor x_col = w_row.defined() ? x.select(1, t) : Tensor();
+    Tensor products, step_addend = addend;
+    if (onednn) {  // new tensors: the gate pass reads them and writes the gates
+      if (projected) step_addend = onednn_product(x.select(1, t), w_ih, addend);  // the bias rides along
+      if (h.defined()) products = onednn_product(h, w_hh);
+    } else if (projected) {
+      at::mm_out(gates, x.select(1, t), w_ih_t);
       if (h.defined()) gates.addmm_(h, w_hh_t);
+      products = gates;
     } else if (h.defined()) {
-      at::mm_out(gates, h, w_hh_t);
-    } else {
-      gates.zero_();
+      products = at::mm_out(gates, h, w_hh_t);
     }
     const Tensor cell_out = cell_outs.select(0, k);
-    if (relu) step_forward<true>(gates, addend, c, cell, cell_out, output);
-    else step_forward<false>(gates, addend, c, cell, cell_out, output);
+    if (relu) step_forward<true>(products, step_addend, x_col, w_row, c, gates, cell, cell_out, output);
+    else step_forward<false>(products, step_addend, x_col, w_row, c, gates, cell, cell_out, output);
     h = output;
     c = cell;
   }
@@ -231,25 +256,26 @@ void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor&
 // 1 (one step's buffers, reused).
 std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Tensor& b, const Tensor& w_hh,
                                   const MaybeTensor& h_0, const MaybeTensor& c_0, bool relu, int64_t length,
-                                  bool keep) {
+                                  bool keep, bool onednn) {
   const int64_t n = x.size(0), hidden = w_hh.size(1);
   const bool constant = x.dim() == 2;
   const Tensor w_ih_t = w_ih.t(), w_hh_t = w_hh.t();
   // A constant input is projected once; the bias then rides along with it.
   const Tensor addend = constant ? at::addmm(b, x, w_ih_t) : b.contiguous();
-  // One input feature: x_t W^T is an outer product, faster as a broadcast product than as a
-  // product of inner dimension 1.
-  const Tensor w_row = !constant && x.size(2) == 1 ? w_ih_t.contiguous() : Tensor();
+  // One input feature: x_t W^T is an outer product, added in the gate pass (faster than a
+  // product of inner dimension 1).
+  const Tensor w_row = !constant && x.size(2) == 1 ? w_ih_t.reshape({4 * hidden}).contiguous() : Tensor();
+  const Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
   const int64_t saved = keep ? length : 1;
   Tensor outputs = x.new_empty({n, length, hidden});
   Tensor gates_all = x.new_empty({saved, n, 4 * hidden});
   Tensor cells = x.new_empty({saved, n, hidden}), cell_outs = x.new_empty({saved, n, hidden});
   const Tensor h_first = defined_or_empty(h_0), c_first = contiguous_or_empty(c_0);
   for_row_blocks(n, [&](int64_t begin, int64_t count) {
-    forward_rows(x.narrow(0, begin, count), w_ih_t, w_row, constant ? addend.narrow(0, begin, count) : addend, w_hh_t,
-                 rows_of(h_first, begin, count), rows_of(c_first, begin, count), outputs.narrow(0, begin, count),
-                 gates_all.narrow(1, begin, count), cells.narrow(1, begin, count), cell_outs.narrow(1, begin, count),
-                 relu, keep);
+    forward_rows(x.narrow(0, begin, count), w_ih_c, w_ih_t, w_row, constant ? addend.narrow(0, begin, count) : addend,
+                 w_hh_c, w_hh_t, rows_of(h_first, begin, count), rows_of(c_first, begin, count),
+                 outputs.narrow(0, begin, count), gates_all.narrow(1, begin, count), cells.narrow(1, begin, count),
+                 cell_outs.narrow(1, begin, count), relu, keep, onednn);
   });
   return {outputs, gates_all, cells, cell_outs};
 }
