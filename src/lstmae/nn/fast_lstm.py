@@ -19,13 +19,16 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
   cells and act(cells) of every step, and the backward pass walks the steps in reverse with
   in-place gate derivatives.
 - For float32 on the CPU the whole loop, forward and backward, runs in C++ (fused_gates.cpp,
-  compiled by torch on first use and cached): the same products, no Python per step, and each
+  compiled by torch on first use and cached): the same products (through oneDNN instead of the
+  BLAS on CPUs where MKL lacks its AVX-512 kernels: `onednn_products`), no Python per step, and each
   step's gate math (about ten eager operations) in one pass over the gates. Its backward keeps
   only dLoss/dh_{t-1} per step; each step's gate gradients overwrite its saved gates, and the
   weight and input gradients are one product each over all N*L rows after the loop. Each thread
   runs both loops for its own block of rows, so threads do not meet at every step (measured on a
-  2-core Intel Xeon, AVX-512; README, Speed and memory). Without a C++
-  compiler (or with LSTMAE_FUSED_KERNELS=0) the PyTorch loop below runs the same math.
+  2-core Intel Xeon, AVX-512; README, Speed and memory). The large buffers the forward pass
+  saves for the backward pass are reused from step to step (first touching fresh ones page by
+  page took much of a training step). Without a C++ compiler (or with LSTMAE_FUSED_KERNELS=0)
+  the PyTorch loop below runs the same math.
 - There, tanh(x) is computed as 2 sigmoid(2x) - 1: torch.tanh is about 2.5x slower than
   torch.sigmoid on these CPUs, and the identity is within 2e-7 of it in float32.
 - Gates are kept in the order i, f, o, g (the weights' rows are reordered per call), so one
@@ -97,14 +100,12 @@ MATMUL_CHOICES = ("onednn", "blas")
 
 @functools.cache
 def onednn_products() -> bool:
-    """Whether the fused kernels score (forward without gradients) with oneDNN's matmul for the
-    per-step products instead of torch's BLAS (at::mm). LSTMAE_MATMUL=onednn or =blas decides; by
-    default oneDNN on x86-64 CPUs not made by Intel: torch's BLAS there is MKL, which runs its
-    AVX-512 kernels on Intel CPUs only. On a 2-core AMD EPYC (Zen 5) MKL ran an LSTM's products at
-    about 95 GFLOP/s per core, oneDNN at about 200 (the AVX-512 FMA peak is about 230), and
-    ECG-like scoring 1.4-1.8x faster (benchmarks/perf.py, README). Training keeps the BLAS: through
-    oneDNN it was no faster there, since each oneDNN call allocates its output and the page
-    faults ate the gain (measured ad hoc: 2.3 million minor faults against 0.7 million)."""
+    """Whether the fused kernels run their matrix products through oneDNN's matmul instead of
+    torch's BLAS (at::mm). LSTMAE_MATMUL=onednn or =blas decides; by default oneDNN on x86-64 CPUs
+    not made by Intel: torch's BLAS there is MKL, which runs its AVX-512 kernels on Intel CPUs
+    only. On a 2-core AMD EPYC (Zen 5) MKL ran an LSTM's products at about 95 GFLOP/s per core
+    and oneDNN at about 200 (the AVX-512 FMA peak is about 230); ECG-like scoring ran 1.6x and
+    training 1.2-1.3x faster (benchmarks/perf.py cases, alternated; README)."""
     choice = os.environ.get("LSTMAE_MATMUL", "").strip().lower()
     if choice and choice not in MATMUL_CHOICES:
         raise ValueError(f"LSTMAE_MATMUL must be one of {MATMUL_CHOICES} or unset, got {choice!r}: unset it to let "
@@ -186,8 +187,7 @@ def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool
     the backward pass (else one step's buffers, reused)."""
     kernels = fused_kernels_for(x)
     if kernels is not None:  # the same loop in C++
-        onednn = not keep and onednn_products()  # scoring only: see onednn_products
-        return tuple(kernels.layer_forward(x, w_ih, b, w_hh, h_0, c_0, relu, length, keep, onednn))
+        return tuple(kernels.layer_forward(x, w_ih, b, w_hh, h_0, c_0, relu, length, keep, onednn_products()))
     n, hidden = x.shape[0], w_hh.shape[1]
     if not relu:  # g = tanh(a) = 2 sigmoid(2a) - 1: double g's rows, then one sigmoid for all gates
         w_ih, b, w_hh = (torch.cat([w[: 3 * hidden], 2 * w[3 * hidden :]]) for w in (w_ih, b, w_hh))
@@ -253,7 +253,7 @@ class _LSTMLayer(torch.autograd.Function):
                                    "backward(retain_graph=True)")
             ctx.gates_overwritten = True
             return (*kernels.layer_backward(grad_outputs, grad_c_last, x, w_ih, w_hh, h_0, c_0, outputs, gates_all,
-                                            cells, cell_outs, relu, need_x), None, None)
+                                            cells, cell_outs, relu, need_x, onednn_products()), None, None)
         length, n, four_h = gates_all.shape
         hidden = four_h // 4
         constant = x.dim() == 2

@@ -5,9 +5,9 @@
 // per step (each a pass over the (N, 4H) gates with its own dispatch), reads and writes each
 // row once, that the backward pass computes the weight and input gradients as one product
 // each after its loop, and that each thread runs both loops for its own block of rows
-// (for_row_blocks). Gates are in the order i, f, o, g; float32 only. The forward products run
+// (for_row_blocks). Gates are in the order i, f, o, g; float32 only. The per-step products run
 // through the BLAS torch uses (at::mm) or, where the caller asks (`onednn`), through oneDNN's
-// matmul (see onednn_product).
+// matmul (torch's mkldnn::_linear_pointwise): MKL runs its AVX-512 kernels on Intel CPUs only.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
@@ -20,6 +20,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <algorithm>
+#include <mutex>
 #include <vector>
 
 namespace {
@@ -79,10 +81,9 @@ Tensor contiguous_or_empty(const MaybeTensor& t) { return t.has_value() ? t->con
 // at::parallel_for splits a batch into at most ceil(N / 16) blocks; up to 16 rows run on the calling thread
 constexpr int64_t kGrainRows = 16;
 
-// x (n, K) times w (M, K) transposed, plus bias (M,) if given: (n, M), a new tensor, through
-// oneDNN's matmul (torch's mkldnn::_linear_pointwise). On a 2-core AMD EPYC (Zen 5, AVX-512) it
-// ran these products at about twice the speed of MKL, which takes its AVX2 kernels on CPUs not
-// made by Intel (fast_lstm.onednn_products says where it is used).
+// x (n, K) times w (M, K) transposed, plus bias (M,) if given: (n, M), through oneDNN's matmul,
+// a new tensor. Strided rows of x are read in place. On a 2-core AMD EPYC (Zen 5, AVX-512) it ran the LSTM products at about
+// twice MKL's speed (MKL takes its AVX2 kernels there): benchmarks/perf.py.
 Tensor onednn_product(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bias = c10::nullopt) {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
@@ -126,6 +127,46 @@ void for_row_blocks(int64_t n, const Body& body) {
     const SameDenormalMode same_denormals(caller_denormals);
     body(begin, end - begin);
   });
+}
+
+// An uninitialised buffer for what the forward pass saves for the backward pass and for the
+// backward pass's copies (tens of MB per layer in training), never handed to the user. A buffer
+// that nothing else refers to any more (its backward pass is done) is handed out again for the
+// same shape instead of new memory: glibc serves blocks that large fresh from the system each
+// time, and first touching them page by page took much of a training step (measured ad hoc).
+// At most kPoolBytes are kept beyond the buffers in use.
+constexpr int64_t kPoolBytes = int64_t{512} << 20;  // free buffers beyond this are released, least recently used first
+
+Tensor reused_buffer(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  struct Pooled {
+    Tensor buffer;  // the callers get other tensors on the same memory: see is_free
+    uint64_t last_use;
+  };
+  static std::mutex mutex;
+  static std::vector<Pooled> pool;
+  static uint64_t clock = 0;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto is_free = [](const Pooled& p) { return p.buffer.storage().use_count() == 1; };
+  const auto same_memory = [](Pooled& p) {
+    p.last_use = ++clock;
+    return at::empty({0}, p.buffer.options()).set_(p.buffer);
+  };
+  for (Pooled& pooled : pool) {
+    if (pooled.buffer.sizes() == sizes && is_free(pooled)) return same_memory(pooled);
+  }
+  int64_t bytes = at::empty({0}, options).element_size() * c10::multiply_integers(sizes);
+  for (const Pooled& pooled : pool) bytes += pooled.buffer.nbytes();
+  std::sort(pool.begin(), pool.end(), [](const Pooled& a, const Pooled& b) { return a.last_use < b.last_use; });
+  for (auto it = pool.begin(); it != pool.end() && bytes > kPoolBytes;) {
+    if (is_free(*it)) {
+      bytes -= it->buffer.nbytes();
+      it = pool.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  pool.push_back({at::empty(sizes, options), 0});
+  return same_memory(pool.back());
 }
 
 Tensor rows_of(const Tensor& t, int64_t begin, int64_t count) { return t.defined() ? t.narrow(0, begin, count) : t; }
@@ -211,7 +252,7 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_ih_t, con
     const Tensor cell = cells.select(0, k), output = outputs.select(1, t);
     const Tensor x_col = w_row.defined() ? x.select(1, t) : Tensor();
     Tensor products, step_addend = addend;
-    if (onednn) {  // new tensors: the gate pass reads them and writes the gates
+    if (onednn) {  // new tensors; the gate pass reads them and writes the gates
       if (projected) step_addend = onednn_product(x.select(1, t), w_ih, addend);  // the bias rides along
       if (h.defined()) products = onednn_product(h, w_hh);
     } else if (projected) {
@@ -229,14 +270,31 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_ih_t, con
   }
 }
 
+// grad (K, M)^T times rows (K, I): a weight's gradient (M, I) summed over K rows. oneDNN reads a
+// transposed weight in place but copies a transposed input, so it computes the product's
+// transpose from a transposed copy of `rows` (the narrower operand).
+// x (N, L, I) as rows (L * N, I) in the order (step, sample) of the saved gates: a copy.
+Tensor step_major_rows(const Tensor& x) {
+  const int64_t n = x.size(0), length = x.size(1), width = x.size(2);
+  return reused_buffer({length, n, width}, x.options()).copy_(x.transpose(0, 1)).view({length * n, width});
+}
+
+Tensor weight_gradient(const Tensor& grad, const Tensor& rows, bool onednn) {
+  if (!onednn) return grad.t().mm(rows);
+  if (rows.size(0) == 0) return at::zeros({grad.size(1), rows.size(1)}, grad.options());  // oneDNN takes no empty products
+  const Tensor rows_t = reused_buffer({rows.size(1), rows.size(0)}, rows.options()).copy_(rows.t());
+  return onednn_product(rows_t, grad.t()).t().contiguous();
+}
+
 // The backward loop. Only dLoss/dh_{t-1} = grad_gates_t U is computed step by step (each step
 // needs the one before); every step's grad_gates overwrite its activated gates in gates_all,
 // so that the weight and input gradients are then one matrix product each over all N * L rows
 // (layer_backward) instead of three small products per step. Leaves dLoss/dh_0 in grad_h and
 // dLoss/dc_0 in grad_c.
-void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor& h_0, const Tensor& c_0,
-                   const Tensor& cells, const Tensor& cell_outs, const Tensor& gates_all, Tensor grad_h,
-                   const Tensor& grad_c, bool relu) {
+void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor& w_hh_t, const Tensor& h_0,
+                   const Tensor& c_0, const Tensor& cells, const Tensor& cell_outs, const Tensor& gates_all,
+                   const Tensor& grad_h_out, const Tensor& grad_c, bool relu, bool onednn) {
+  Tensor grad_h = grad_h_out;  // through oneDNN each step's dLoss/dh is a new tensor
   for (int64_t t = gates_all.size(0) - 1; t >= 0; --t) {
     const Tensor c_previous = t > 0 ? cells.select(0, t - 1) : c_0;
     const Tensor grad_output = grad_outputs.select(1, t);
@@ -244,8 +302,12 @@ void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor&
     const Tensor grad_extra = grad_output.stride(-1) == 1 ? grad_output : grad_output.contiguous();
     if (relu) step_backward<true>(grad_h, grad_extra, grad_c, gates, c_previous, cell_outs.select(0, t), gates);
     else step_backward<false>(grad_h, grad_extra, grad_c, gates, c_previous, cell_outs.select(0, t), gates);
-    if (t > 0 || h_0.defined()) at::mm_out(grad_h, gates, w_hh);  // dLoss/dh_{t-1}, less grad_outputs[:, t-1]
+    if (t > 0 || h_0.defined()) {  // dLoss/dh_{t-1}, less grad_outputs[:, t-1]
+      if (onednn) grad_h = onednn_product(gates, w_hh_t);
+      else at::mm_out(grad_h, gates, w_hh);
+    }
   }
+  if (!grad_h.is_same(grad_h_out)) grad_h_out.copy_(grad_h);
 }
 
 }  // namespace
@@ -268,8 +330,8 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Ten
   const Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
   const int64_t saved = keep ? length : 1;
   Tensor outputs = x.new_empty({n, length, hidden});
-  Tensor gates_all = x.new_empty({saved, n, 4 * hidden});
-  Tensor cells = x.new_empty({saved, n, hidden}), cell_outs = x.new_empty({saved, n, hidden});
+  Tensor gates_all = reused_buffer({saved, n, 4 * hidden}, x.options());
+  Tensor cells = reused_buffer({saved, n, hidden}, x.options()), cell_outs = reused_buffer({saved, n, hidden}, x.options());
   const Tensor h_first = defined_or_empty(h_0), c_first = contiguous_or_empty(c_0);
   for_row_blocks(n, [&](int64_t begin, int64_t count) {
     forward_rows(x.narrow(0, begin, count), w_ih_c, w_ih_t, w_row, constant ? addend.narrow(0, begin, count) : addend,
@@ -287,7 +349,8 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Ten
 std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& grad_c_last, const Tensor& x,
                                    const Tensor& w_ih, const Tensor& w_hh, const MaybeTensor& h_0,
                                    const MaybeTensor& c_0, const Tensor& outputs, const Tensor& gates_all,
-                                   const Tensor& cells, const Tensor& cell_outs, bool relu, bool need_x) {
+                                   const Tensor& cells, const Tensor& cell_outs, bool relu, bool need_x,
+                                   bool onednn) {
   const int64_t length = gates_all.size(0), n = gates_all.size(1), four_h = gates_all.size(2);
   const int64_t hidden = w_hh.size(1);
   const bool constant = x.dim() == 2;
@@ -296,10 +359,12 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
   Tensor grad_h = x.new_zeros({n, hidden});
   Tensor grad_c = grad_c_last.clone(at::MemoryFormat::Contiguous);
   const Tensor c_first = contiguous_or_empty(c_0);
+  const Tensor w_hh_t = onednn ? w_hh.t().contiguous() : Tensor();  // oneDNN's weight layout: (H, 4H)
   for_row_blocks(n, [&](int64_t begin, int64_t count) {
-    backward_rows(grad_outputs.narrow(0, begin, count), w_hh, rows_of(h_first, begin, count),
+    backward_rows(grad_outputs.narrow(0, begin, count), w_hh, w_hh_t, rows_of(h_first, begin, count),
                   rows_of(c_first, begin, count), cells.narrow(1, begin, count), cell_outs.narrow(1, begin, count),
-                  gates_all.narrow(1, begin, count), grad_h.narrow(0, begin, count), grad_c.narrow(0, begin, count), relu);
+                  gates_all.narrow(1, begin, count), grad_h.narrow(0, begin, count), grad_c.narrow(0, begin, count), relu,
+                  onednn);
   });
   const Tensor grad_gates = gates_all.view({length * n, four_h});  // step-major rows: (t, sample)
   Tensor grad_x, grad_w_ih;
@@ -308,12 +373,15 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
     grad_w_ih = summed.t().mm(x);
     if (need_x) grad_x = summed.mm(w_ih);
   } else {
-    grad_w_ih = grad_gates.t().mm(x.transpose(0, 1).reshape({length * n, x.size(2)}));
-    if (need_x) grad_x = grad_gates.mm(w_ih).view({length, n, x.size(2)}).transpose(0, 1);
+    grad_w_ih = weight_gradient(grad_gates, step_major_rows(x), onednn);
+    if (need_x) {
+      grad_x = onednn ? onednn_product(grad_gates, w_ih.t().contiguous()) : grad_gates.mm(w_ih);
+      grad_x = grad_x.view({length, n, x.size(2)}).transpose(0, 1);
+    }
   }
   // h_{t-1} for the steps t >= 1 are outputs[:, :-1]; step 0 reads h_0 (none: zeros).
-  Tensor grad_w_hh = gates_all.narrow(0, 1, length - 1).reshape({(length - 1) * n, four_h}).t().mm(
-      outputs.narrow(1, 0, length - 1).transpose(0, 1).reshape({(length - 1) * n, hidden}));
+  Tensor grad_w_hh = weight_gradient(gates_all.narrow(0, 1, length - 1).reshape({(length - 1) * n, four_h}),
+                                     step_major_rows(outputs.narrow(1, 0, length - 1)), onednn);
   if (h_first.defined()) grad_w_hh.addmm_(gates_all.select(0, 0).t(), h_first);
   return {grad_x, grad_w_ih, grad_gates.sum(0), grad_w_hh, h_0.has_value() ? grad_h : Tensor(),
           c_0.has_value() ? grad_c : Tensor()};
