@@ -511,7 +511,7 @@ def machine_info(threads: int) -> dict:
 
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads, "python": platform.python_version(),
             "torch": torch.__version__, "load_avg_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M"),
-            "lstmae_scoring_matmul": "oneDNN" if onednn_products() else "torch's BLAS"}
+            "lstmae_matmul": "oneDNN" if onednn_products() else "torch's BLAS"}
 
 
 # --------------------------------------------------------------------------- report
@@ -591,8 +591,8 @@ def markdown(results: dict) -> str:
         "",
         f"Matmul peak (fp32 GEMM, best of 512..3072 squares, at the start and at the end of the run): "
         f"**{peak:.1f} GFLOP/s**{matmul_libraries(results['matmul'])}. "
-        + (f"lstmae scored with {machine['lstmae_scoring_matmul']}'s products here and trained with torch's BLAS. "
-           if "lstmae_scoring_matmul" in machine else "")
+        + (f"lstmae's fused layers ran their products through {machine['lstmae_matmul']} here. "
+           if "lstmae_matmul" in machine else "")
         + f"Layers {ENCODER[0]}/{ENCODER[1]}/{ENCODER[1]}/{ENCODER[0]}; training batch {TRAIN_BATCH}, "
         f"scoring batch {SCORE_BATCH}. % peak = LSTM GEMM FLOPs per sequence x sequences/s / peak. "
         + ("Throughput is per CPU-second of the case's process (one thread: robust to the other load "

@@ -170,6 +170,20 @@ def fresh_kernel_cache():
     fast_lstm.fused_kernels.cache_clear()
 
 
+def fused_and_pytorch_runs(monkeypatch, tensors, state, steps, activation, leaves):
+    """Outputs, final (h, c), scores (inference mode) and gradients, from the fused kernels and
+    from the PyTorch operations (kernels switched off for the second run)."""
+    runs = []
+    for use_kernels in (True, False):
+        if not use_kernels:
+            monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
+        outputs, final = lstm_layer(*tensors, activation=activation, state=state, steps=steps)
+        with torch.inference_mode():
+            scored = lstm_layer(*tensors, activation=activation, state=state, steps=steps)
+        runs.append((outputs, *final, scored[0], *scored[1], *torch.autograd.grad(loss_of(outputs, final), leaves)))
+    return runs
+
+
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
@@ -182,39 +196,8 @@ def test_fused_kernels_give_the_pytorch_operations_results(kernels, monkeypatch,
     if frozen_x:  # data, as the first layer sees it: no gradient wanted
         tensors[0] = tensors[0].detach()
     leaves = tensors[frozen_x:] + (list(state) if state else [])
-    runs = []
-    for use_kernels in (True, False):
-        if not use_kernels:
-            monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
-        outputs, final = lstm_layer(*tensors, activation=activation, state=state, steps=steps)
-        with torch.inference_mode():
-            scored = lstm_layer(*tensors, activation=activation, state=state, steps=steps)[0]
-        runs.append((outputs, *final, scored, *torch.autograd.grad(loss_of(outputs, final), leaves)))
+    runs = fused_and_pytorch_runs(monkeypatch, tensors, state, steps, activation, leaves)
     for fused, pytorch in zip(*runs):  # float32 sums in another order: gradients of ~1 differ by ~1e-5
-        torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
-
-
-@pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
-def test_fused_kernels_split_the_batch_between_threads_without_changing_results(kernels, monkeypatch, constant):
-    """37 rows on 3 threads: blocks of 13, 13 and 11 rows, each running all steps on its own
-    thread, in the caller's grad mode (training) and inference mode (scoring)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(3)
-    try:
-        tensors, state, steps = random_layer(n=37, length=11, inputs=3, hidden=8, constant=constant,
-                                             with_state=True, dtype=torch.float32)
-        leaves = tensors + list(state)
-        runs = []
-        for use_kernels in (True, False):
-            if not use_kernels:
-                monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
-            outputs, final = lstm_layer(*tensors, activation="tanh", state=state, steps=steps)
-            with torch.inference_mode():
-                scored = lstm_layer(*tensors, activation="tanh", state=state, steps=steps)[0]
-            runs.append((outputs, *final, scored, *torch.autograd.grad(loss_of(outputs, final), leaves)))
-    finally:
-        torch.set_num_threads(threads)
-    for fused, pytorch in zip(*runs):
         torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
 
 
@@ -389,12 +372,13 @@ def matmul_choice(monkeypatch):
 @pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
 @pytest.mark.parametrize("inputs", [1, 3])
 @pytest.mark.parametrize("length", [1, 11])
-def test_fused_kernels_give_the_pytorch_operations_results_with_either_matmul(kernels, monkeypatch, matmul_choice,
-                                                                              choice, activation, constant, inputs,
-                                                                              length):
-    """37 rows on 3 threads, with a given state, trained and scored: oneDNN's products (new
-    tensors, read by the gate pass) and the BLAS's (written into the gates) give the PyTorch
-    loop's results. One step: the recurrent weight's gradient is a product over no rows."""
+def test_fused_kernels_split_rows_between_threads_and_match_pytorch_with_either_matmul(
+        kernels, monkeypatch, matmul_choice, choice, activation, constant, inputs, length):
+    """37 rows on 3 threads (blocks of 13, 13 and 11 rows, each running all steps on its own
+    thread, in the caller's grad mode for training and inference mode for scoring), with a given
+    state: oneDNN's products (new tensors, read by the gate pass) and the BLAS's (written into the
+    gates) give the PyTorch loop's results. One step: the recurrent weight's gradient is a
+    product over no rows."""
     matmul_choice(choice)
     threads = torch.get_num_threads()
     torch.set_num_threads(3)
@@ -404,15 +388,7 @@ def test_fused_kernels_give_the_pytorch_operations_results_with_either_matmul(ke
         with torch.no_grad():  # weights of 0.25: relu over 11 steps stays of order 1 (at 0.5 it grew to ~1e5)
             for weight in tensors[1:]:
                 weight.mul_(0.5)
-        leaves = tensors + list(state)
-        runs = []
-        for use_kernels in (True, False):
-            if not use_kernels:
-                monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
-            outputs, final = lstm_layer(*tensors, activation=activation, state=state, steps=steps)
-            with torch.inference_mode():
-                scored = lstm_layer(*tensors, activation=activation, state=state, steps=steps)
-            runs.append((outputs, *final, scored[0], *scored[1], *torch.autograd.grad(loss_of(outputs, final), leaves)))
+        runs = fused_and_pytorch_runs(monkeypatch, tensors, state, steps, activation, tensors + list(state))
     finally:
         torch.set_num_threads(threads)
     for fused, pytorch in zip(*runs):
