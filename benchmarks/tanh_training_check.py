@@ -45,15 +45,15 @@ SPEED_BEATS, SPEED_ROUNDS = 1024, 3
 @contextlib.contextmanager
 def training_path(path: str):
     """Within the block, TanhLSTM trains through the fused layer (path "fused"; the compiled
-    kernels, else nn.LSTM) or through nn.LSTM (path "nn.LSTM"), whatever the batch size."""
+    kernels, else nn.LSTM) or through nn.LSTM (path "nn.LSTM"), whatever the batch size and length."""
     from lstmae.nn import model
 
-    smallest_fused_batch = model.FUSED_TRAINING_BATCH
-    model.FUSED_TRAINING_BATCH = 1 if path == "fused" else sys.maxsize
+    smallest = model.FUSED_TRAINING_BATCH, model.FUSED_TRAINING_STEPS
+    model.FUSED_TRAINING_BATCH = model.FUSED_TRAINING_STEPS = 1 if path == "fused" else sys.maxsize
     try:
         yield
     finally:
-        model.FUSED_TRAINING_BATCH = smallest_fused_batch
+        model.FUSED_TRAINING_BATCH, model.FUSED_TRAINING_STEPS = smallest
 
 
 def run_one(job: tuple) -> dict:

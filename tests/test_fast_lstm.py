@@ -265,16 +265,25 @@ def test_a_second_backward_pass_through_the_fused_layer_is_refused(kernels):
 
 
 def test_tanh_layer_trains_small_batches_through_nn_lstm_and_large_ones_fused(kernels, monkeypatch):
-    """See TanhLSTM: the fused layer trains from model.FUSED_TRAINING_BATCH sequences on."""
+    """See TanhLSTM: the fused layer trains from model.FUSED_TRAINING_BATCH sequences of
+    model.FUSED_TRAINING_STEPS steps on (for the repeated code, `steps` is the length)."""
     from lstmae.nn import model
 
     layer = model.TanhLSTM(3, 5)
     calls = []
     monkeypatch.setattr(model, "lstm_layer", lambda *a, **k: calls.append(1) or lstm_layer(*a, **k))
-    small = torch.randn(model.FUSED_TRAINING_BATCH - 1, 40, 3)
+    length = model.FUSED_TRAINING_STEPS
+    small = torch.randn(model.FUSED_TRAINING_BATCH - 1, length, 3)
     layer(small).sum().backward()
     assert not calls and layer.weight_hh_l0.grad is not None
-    large = torch.randn(model.FUSED_TRAINING_BATCH, 40, 3)
+    short = torch.randn(model.FUSED_TRAINING_BATCH, length - 1, 3)
+    layer(short).sum().backward()
+    layer(short[:, 0], steps=length - 1).sum().backward()
+    assert not calls
+    layer(short[:, 0], steps=length)
+    assert calls
+    calls.clear()
+    large = torch.randn(model.FUSED_TRAINING_BATCH, length, 3)
     outputs = layer(large)
     assert calls
     outputs.sum().backward()

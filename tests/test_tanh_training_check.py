@@ -28,7 +28,7 @@ def test_each_path_trains_tanh_layers_its_own_way_whatever_the_batch_and_is_undo
     with check.training_path("nn.LSTM"):
         layer(large)
     assert not calls
-    assert model.FUSED_TRAINING_BATCH < 10**6  # restored
+    assert model.FUSED_TRAINING_BATCH < 10**6 and model.FUSED_TRAINING_STEPS < 10**6  # restored
 
 
 def test_paired_differences_count_the_seeds_where_fused_is_higher():

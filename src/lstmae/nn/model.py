@@ -114,6 +114,7 @@ class KerasLSTM(nn.Module):
 
 
 FUSED_TRAINING_BATCH = 128  # TanhLSTM trains through the fused layer from this batch size on
+FUSED_TRAINING_STEPS = 32  # and from this sequence length on
 
 
 class TanhLSTM(nn.LSTM):
@@ -122,11 +123,14 @@ class TanhLSTM(nn.LSTM):
     With `lengths` the batch is packed, so each sample stops at its own last step. Scoring on
     the CPU (no gradients, one direction, fixed length) runs `fast_lstm.lstm_layer` with the
     same weights instead, and so does training on batches of at least FUSED_TRAINING_BATCH
-    sequences where the compiled kernels are there. Smaller batches train through nn.LSTM:
-    through the fused layer one epoch on 1024 ECG5000 beats ran 1.05-1.20x nn.LSTM's speed at
-    batch 32 (lstmae's default), 1.30-1.41x at batch 128 (`benchmarks/tanh_training_check.py
-    --speed`; 0.92-1.10x and 1.00-1.36x at commit 82a2891, when this rule was set). Model
-    quality is the same within noise over paired seeds (the same script).
+    sequences of at least FUSED_TRAINING_STEPS steps where the compiled kernels are there.
+    Smaller batches train through nn.LSTM: through the fused layer one epoch on 1024 ECG5000
+    beats ran 1.05-1.20x nn.LSTM's speed at batch 32 (lstmae's default), 1.30-1.41x at batch 128
+    (`benchmarks/tanh_training_check.py --speed`, Intel Xeon; 0.92-1.10x and 1.00-1.36x at commit
+    82a2891, when this rule was set). So do short sequences: on 5-step sensor windows the fused
+    layer trained at 0.87x and 0.92x the plain nn.LSTM model in two full perf.py runs on an AMD
+    EPYC, while 140 and 256 steps ran 1.58x and 2.27x. Model quality is the same within noise
+    over paired seeds (the same script).
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
@@ -135,18 +139,20 @@ class TanhLSTM(nn.LSTM):
     def forward(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_state(x, steps, lengths)[0]
 
-    def _runs_fused(self, x: torch.Tensor, lengths: torch.Tensor | None) -> bool:
+    def _runs_fused(self, x: torch.Tensor, steps: int | None, lengths: torch.Tensor | None) -> bool:
         """Whether this call goes through fast_lstm.lstm_layer (see the class docstring)."""
         if lengths is not None or self.bidirectional or x.device.type != "cpu":
             return False
         if not torch.is_grad_enabled():
             return True
-        return len(x) >= FUSED_TRAINING_BATCH and fused_kernels_for(x) is not None
+        length = steps if x.dim() == 2 else x.shape[1]
+        return (len(x) >= FUSED_TRAINING_BATCH and length >= FUSED_TRAINING_STEPS
+                and fused_kernels_for(x) is not None)
 
     def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
                       state: tuple[torch.Tensor, torch.Tensor] | None = None):
         """As KerasLSTM.forward_state; h and c are (N, H * directions), forward direction first."""
-        if self._runs_fused(x, lengths):
+        if self._runs_fused(x, steps, lengths):
             return lstm_layer(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0, self.weight_hh_l0, "tanh",
                               state=state, steps=steps)
         if x.dim() == 2:
