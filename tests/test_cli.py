@@ -178,6 +178,19 @@ def test_scoring_with_missing_or_extra_feature_columns(workspace, tmp_path):
     assert not (tmp_path / "s.csv").exists()
 
 
+def test_a_bad_matmul_setting_names_the_choices(workspace, tmp_path, monkeypatch):
+    from lstmae.nn import fast_lstm
+
+    monkeypatch.setenv("LSTMAE_MATMUL", "cublas")
+    fast_lstm.onednn_products.cache_clear()
+    try:
+        assert_user_error(run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "s.csv"),
+                          "LSTMAE_MATMUL must be one of ('onednn', 'blas') or unset, got 'cublas'")
+    finally:
+        fast_lstm.onednn_products.cache_clear()
+    assert not (tmp_path / "s.csv").exists()
+
+
 def test_bad_model_paths(workspace, tmp_path):
     assert_user_error(run("score", tmp_path, workspace / "test.csv", "-o", tmp_path / "s.csv"),
                       "not a model directory")

@@ -5,9 +5,9 @@
 // per step (each a pass over the (N, 4H) gates with its own dispatch), reads and writes each
 // row once, that the backward pass computes the weight and input gradients as one product
 // each after its loop, and that each thread runs both loops for its own block of rows
-// (for_row_blocks). Gates are in the order i, f, o, g; float32 only. The per-step products run
-// through the BLAS torch uses (at::mm) or, where the caller asks (`onednn`), through oneDNN's
-// matmul (torch's mkldnn::_linear_pointwise): MKL runs its AVX-512 kernels on Intel CPUs only.
+// (for_row_blocks). Gates are in the order i, f, o, g; float32 only. The products run through
+// the BLAS torch uses (at::mm) or, where the caller asks (`onednn`), through oneDNN's matmul
+// (onednn_product). The large buffers are reused from call to call (reused_buffer).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
@@ -81,9 +81,11 @@ Tensor contiguous_or_empty(const MaybeTensor& t) { return t.has_value() ? t->con
 // at::parallel_for splits a batch into at most ceil(N / 16) blocks; up to 16 rows run on the calling thread
 constexpr int64_t kGrainRows = 16;
 
-// x (n, K) times w (M, K) transposed, plus bias (M,) if given: (n, M), through oneDNN's matmul,
-// a new tensor. Strided rows of x are read in place. On a 2-core AMD EPYC (Zen 5, AVX-512) it ran the LSTM products at about
-// twice MKL's speed (MKL takes its AVX2 kernels there): benchmarks/perf.py.
+// x (n, K) times w (M, K) transposed, plus bias (M,) if given: (n, M), a new tensor, through
+// oneDNN's matmul (torch's mkldnn::_linear_pointwise). It copies an x with strided rows first;
+// it reads a transposed w in place. On a 2-core AMD EPYC (Zen 5, AVX-512) it ran the LSTM's
+// products at about twice the speed of MKL, which takes its AVX2 kernels on CPUs not made by
+// Intel (fast_lstm.onednn_products decides where it is used).
 Tensor onednn_product(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bias = c10::nullopt) {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
@@ -282,15 +284,15 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_ih_t, con
   }
 }
 
-// grad (K, M)^T times rows (K, I): a weight's gradient (M, I) summed over K rows. oneDNN reads a
-// transposed weight in place but copies a transposed input, so it computes the product's
-// transpose from a transposed copy of `rows` (the narrower operand).
 // x (N, L, I) as rows (L * N, I) in the order (step, sample) of the saved gates: a copy.
 Tensor step_major_rows(const Tensor& x) {
   const int64_t n = x.size(0), length = x.size(1), width = x.size(2);
   return reused_buffer({length, n, width}, x.options()).copy_(x.transpose(0, 1)).view({length * n, width});
 }
 
+// grad (K, M)^T times rows (K, I): a weight's gradient (M, I) summed over K rows. oneDNN reads a
+// transposed weight in place but copies a transposed input, so it computes the product's
+// transpose from a transposed copy of `rows` (the narrower operand).
 Tensor weight_gradient(const Tensor& grad, const Tensor& rows, bool onednn) {
   if (!onednn) return grad.t().mm(rows);
   if (rows.size(0) == 0) return at::zeros({grad.size(1), rows.size(1)}, grad.options());  // oneDNN takes no empty products
