@@ -475,3 +475,21 @@ def test_the_cpu_vendor_is_read_from_proc_cpuinfo(monkeypatch, tmp_path):
     assert fast_lstm._cpu_vendor() == "AuthenticAMD"
     cpuinfo.unlink()
     assert fast_lstm._cpu_vendor() == ""
+
+
+@pytest.mark.parametrize("shape, hidden, threads, expected", [
+    ((512, 140, 1), 128, 2, True),    # ECG-like scoring, first layer: 256 rows a thread, 33.5 MFLOP a step
+    ((128, 140, 64), 128, 2, True),   # training batch 128, decoder's last layer: 12.6 MFLOP
+    ((32, 140, 128), 64, 2, False),   # batch 32 on two threads: 16 rows, 1.6 MFLOP
+    ((512, 140, 32), 16, 2, False),   # a small model: 1.6 MFLOP
+    ((512, 64), 64, 1, True),         # a repeated code, one thread: 512 rows x (64 x 256) x 2
+])
+def test_by_default_only_large_products_go_through_onednn(monkeypatch, shape, hidden, threads, expected):
+    monkeypatch.delenv("LSTMAE_MATMUL", raising=False)
+    monkeypatch.setattr(fast_lstm, "onednn_products", lambda: True)
+    monkeypatch.setattr(fast_lstm.torch, "get_num_threads", lambda: threads)
+    assert fast_lstm._onednn_for(torch.empty(shape), hidden) is expected
+    monkeypatch.setenv("LSTMAE_MATMUL", "onednn")  # forced: every product
+    assert fast_lstm._onednn_for(torch.empty(shape), hidden) is True
+    monkeypatch.setattr(fast_lstm, "onednn_products", lambda: False)  # blas, or no oneDNN
+    assert fast_lstm._onednn_for(torch.empty(shape), hidden) is False

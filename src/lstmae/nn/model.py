@@ -125,9 +125,10 @@ class TanhLSTM(nn.LSTM):
     same weights instead, and so does training on batches of at least FUSED_TRAINING_BATCH
     sequences of at least FUSED_TRAINING_STEPS steps where the compiled kernels are there.
     Smaller batches train through nn.LSTM: through the fused layer one epoch on 1024 ECG5000
-    beats ran 1.05-1.20x nn.LSTM's speed at batch 32 (lstmae's default), 1.30-1.41x at batch 128
-    (`benchmarks/tanh_training_check.py --speed`, Intel Xeon; 0.92-1.10x and 1.00-1.36x at commit
-    82a2891, when this rule was set). So do short sequences: on 5-step sensor windows the fused
+    beats ran 0.80-1.35x nn.LSTM's speed at batch 32 (lstmae's default), 1.32-1.68x at batch 128
+    (`benchmarks/tanh_training_check.py --speed`, AMD EPYC; on an Intel Xeon 1.05-1.20x and
+    1.30-1.41x, and 0.92-1.10x and 1.00-1.36x at commit 82a2891, when this rule was set). So do
+    short sequences: on 5-step sensor windows the fused
     layer trained at 0.87x and 0.92x the plain nn.LSTM model in two full perf.py runs on an AMD
     EPYC, while 140 and 256 steps ran 1.58x and 2.27x. Model quality is the same within noise
     over paired seeds (the same script).
