@@ -507,11 +507,14 @@ def machine_info(threads: int) -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    from lstmae.nn.fast_lstm import onednn_products
+    from lstmae.nn.fast_lstm import matmul_policy
+
+    libraries = {"onednn": "oneDNN", "blas": "torch's BLAS",
+                 "large": "oneDNN (those of at least 4 MFLOP a step and thread) and torch's BLAS"}
 
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads, "python": platform.python_version(),
             "torch": torch.__version__, "load_avg_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M"),
-            "lstmae_matmul": "oneDNN" if onednn_products() else "torch's BLAS"}
+            "lstmae_matmul": libraries[matmul_policy()]}
 
 
 # --------------------------------------------------------------------------- report

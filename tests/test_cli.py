@@ -182,12 +182,12 @@ def test_a_bad_matmul_setting_names_the_choices(workspace, tmp_path, monkeypatch
     from lstmae.nn import fast_lstm
 
     monkeypatch.setenv("LSTMAE_MATMUL", "cublas")
-    fast_lstm.onednn_products.cache_clear()
+    fast_lstm.matmul_policy.cache_clear()
     try:
         assert_user_error(run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "s.csv"),
                           "LSTMAE_MATMUL must be one of ('onednn', 'blas') or unset, got 'cublas'")
     finally:
-        fast_lstm.onednn_products.cache_clear()
+        fast_lstm.matmul_policy.cache_clear()
     assert not (tmp_path / "s.csv").exists()
 
 

@@ -363,17 +363,17 @@ def test_the_build_is_named_after_the_cpu(fresh_kernel_cache, monkeypatch):
 # ------------------------------------------------------------------ products: oneDNN or the BLAS
 @pytest.fixture
 def matmul_choice(monkeypatch):
-    """Set LSTMAE_MATMUL for one test; onednn_products() caches its answer, so clear it around."""
-    fast_lstm.onednn_products.cache_clear()
+    """Set LSTMAE_MATMUL for one test; matmul_policy() caches its answer, so clear it around."""
+    fast_lstm.matmul_policy.cache_clear()
 
     def choose(value):
         monkeypatch.setenv("LSTMAE_MATMUL", value)
-        fast_lstm.onednn_products.cache_clear()
-        if value == "onednn" and not fast_lstm.onednn_products():
+        fast_lstm.matmul_policy.cache_clear()
+        if value == "onednn" and fast_lstm.matmul_policy() != "onednn":
             pytest.skip("torch has no oneDNN here")
 
     yield choose
-    fast_lstm.onednn_products.cache_clear()
+    fast_lstm.matmul_policy.cache_clear()
 
 
 @pytest.mark.parametrize("choice", ["onednn", "blas"])
@@ -437,34 +437,39 @@ def test_training_reuses_the_saved_buffers_once_their_backward_pass_is_done(kern
     first_pointers = saved_pointers(first)
     alive = lstm_layer(*tensors, activation="relu")[0]
     assert not first_pointers & saved_pointers(alive)  # both graphs alive: separate memory
+    first_shapes = [t.shape for t in first.grad_fn.saved_tensors[-3:]]
     first.sum().backward()
     del first
+    # Fresh allocations of the same sizes would take blocks malloc just got back; they cannot
+    # take the pool's, which it never gives back.
+    blockers = [torch.empty(shape) for shape in first_shapes]
     again = lstm_layer(*tensors, activation="relu")[0]
     assert saved_pointers(again) == first_pointers
+    assert not first_pointers & {t.data_ptr() for t in blockers}
     reference = reference_layer(*[t.detach() for t in tensors], "relu")[0]
     torch.testing.assert_close(again.detach(), reference, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("vendor, machine, expected", [
-    ("AuthenticAMD", "x86_64", True),  # MKL runs its AVX2 kernels there
-    ("GenuineIntel", "x86_64", False),
-    ("", "arm64", False),
+    ("AuthenticAMD", "x86_64", "large"),  # MKL runs its AVX2 kernels there
+    ("GenuineIntel", "x86_64", "blas"),
+    ("", "arm64", "blas"),
 ])
 def test_the_default_matmul_follows_the_cpu_maker(matmul_choice, monkeypatch, vendor, machine, expected):
     monkeypatch.delenv("LSTMAE_MATMUL", raising=False)
     monkeypatch.setattr(fast_lstm, "_cpu_vendor", lambda: vendor)
     monkeypatch.setattr(fast_lstm.platform, "machine", lambda: machine)
     monkeypatch.setattr(fast_lstm, "_onednn_available", lambda: True)
-    assert fast_lstm.onednn_products() is expected
+    assert fast_lstm.matmul_policy() == expected
     monkeypatch.setattr(fast_lstm, "_onednn_available", lambda: False)  # a torch without oneDNN
-    fast_lstm.onednn_products.cache_clear()
-    assert fast_lstm.onednn_products() is False
+    fast_lstm.matmul_policy.cache_clear()
+    assert fast_lstm.matmul_policy() == "blas"
 
 
 def test_a_bad_matmul_choice_names_the_choices(matmul_choice):
     matmul_choice("cublas")
     with pytest.raises(ValueError, match=r"LSTMAE_MATMUL must be one of \('onednn', 'blas'\) or unset, got 'cublas'"):
-        fast_lstm.onednn_products()
+        fast_lstm.matmul_policy()
 
 
 def test_the_cpu_vendor_is_read_from_proc_cpuinfo(monkeypatch, tmp_path):
@@ -477,19 +482,26 @@ def test_the_cpu_vendor_is_read_from_proc_cpuinfo(monkeypatch, tmp_path):
     assert fast_lstm._cpu_vendor() == ""
 
 
-@pytest.mark.parametrize("shape, hidden, threads, expected", [
-    ((512, 140, 1), 128, 2, True),    # ECG-like scoring, first layer: 256 rows a thread, 33.5 MFLOP a step
-    ((128, 140, 64), 128, 2, True),   # training batch 128, decoder's last layer: 12.6 MFLOP
-    ((32, 140, 128), 64, 2, False),   # batch 32 on two threads: 16 rows, 1.6 MFLOP
-    ((512, 140, 32), 16, 2, False),   # a small model: 1.6 MFLOP
-    ((512, 64), 64, 1, True),         # a repeated code, one thread: 512 rows x (64 x 256) x 2
+@pytest.mark.parametrize("shape, hidden, expected", [
+    ((128, 5, 64), 64, True),   # 64 rows a thread on two threads: 2 x 64 x (64 + 64) x 256 = 4.2 MFLOP a step
+    ((128, 5, 1), 64, False),   # one input feature is no product: 2.1 MFLOP
+    ((32, 5, 64), 64, False),   # 16 rows a thread: 1.0 MFLOP
+    ((128, 64), 64, False),     # a repeated code: only h U^T, 2.1 MFLOP
 ])
-def test_by_default_only_large_products_go_through_onednn(monkeypatch, shape, hidden, threads, expected):
-    monkeypatch.delenv("LSTMAE_MATMUL", raising=False)
-    monkeypatch.setattr(fast_lstm, "onednn_products", lambda: True)
-    monkeypatch.setattr(fast_lstm.torch, "get_num_threads", lambda: threads)
-    assert fast_lstm._onednn_for(torch.empty(shape), hidden) is expected
-    monkeypatch.setenv("LSTMAE_MATMUL", "onednn")  # forced: every product
-    assert fast_lstm._onednn_for(torch.empty(shape), hidden) is True
-    monkeypatch.setattr(fast_lstm, "onednn_products", lambda: False)  # blas, or no oneDNN
-    assert fast_lstm._onednn_for(torch.empty(shape), hidden) is False
+def test_by_default_only_large_products_go_through_onednn(kernels, monkeypatch, shape, hidden, expected):
+    """With the default policy on CPUs where MKL lacks AVX-512 ("large"), a layer's products go
+    through oneDNN when one step's products on one thread's rows reach ONEDNN_MIN_FLOPS."""
+    if not fast_lstm._onednn_available():
+        pytest.skip("torch has no oneDNN here")
+    monkeypatch.setattr(fast_lstm, "matmul_policy", lambda: "large")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = torch.randn(shape)
+        weights = (torch.randn(4 * hidden, shape[-1], requires_grad=True), None,
+                   torch.randn(4 * hidden, hidden, requires_grad=True))
+        with torch.profiler.profile() as profile:
+            lstm_layer(x, *weights, activation="relu", steps=5)[0].sum().backward()
+    finally:
+        torch.set_num_threads(threads)
+    assert ("mkldnn::_linear_pointwise" in {event.key for event in profile.key_averages()}) is expected

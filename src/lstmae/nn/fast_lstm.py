@@ -20,7 +20,7 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
   in-place gate derivatives.
 - For float32 on the CPU the whole loop, forward and backward, runs in C++ (fused_gates.cpp,
   compiled by torch on first use and cached): the same products (through oneDNN instead of the
-  BLAS on CPUs where MKL lacks its AVX-512 kernels: `onednn_products`), no Python per step, and each
+  BLAS on CPUs where MKL lacks its AVX-512 kernels: `matmul_policy`), no Python per step, and each
   step's gate math (about ten eager operations) in one pass over the gates. Its backward keeps
   only dLoss/dh_{t-1} per step; each step's gate gradients overwrite its saved gates, and the
   weight and input gradients are one product each over all N*L rows after the loop. Each thread
@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
 import os
 import platform
 import sys
@@ -96,44 +97,38 @@ def _cpu_tag() -> str:
 
 
 MATMUL_CHOICES = ("onednn", "blas")
+# oneDNN pays from about this many FLOPs of products per step and thread (h U^T, and x_t W^T for
+# more than one input feature); below it its cost per call outweighs its speed. On the AMD EPYC
+# (ad hoc, one layer, 2 threads): 8.4 MFLOP ran in 0.62-0.75x the BLAS's time, 3.1 MFLOP in 1.09x,
+# 0.5-1.6 MFLOP in 1.4-4x (small models, or batches of 32 split over two threads). The kernels
+# apply it per layer call (onednn_pays in fused_gates.cpp, where the rows are split).
+ONEDNN_MIN_FLOPS = 4e6
 
 
 @functools.cache
-def onednn_products() -> bool:
-    """Whether the fused kernels run their matrix products through oneDNN's matmul instead of
-    torch's BLAS (at::mm). LSTMAE_MATMUL=onednn or =blas decides; by default oneDNN on x86-64 CPUs
-    not made by Intel: torch's BLAS there is MKL, which runs its AVX-512 kernels on Intel CPUs
-    only. On a 2-core AMD EPYC (Zen 5) MKL ran an LSTM's products at about 95 GFLOP/s per core
-    and oneDNN at about 200 (the AVX-512 FMA peak is about 230); ECG-like scoring ran 1.6x and
-    training 1.2-1.3x faster (benchmarks/perf.py cases, alternated; README). By default only
-    products of at least ONEDNN_MIN_FLOPS go there (_onednn_for); =onednn sends all."""
+def matmul_policy() -> str:
+    """Where the fused kernels run their matrix products: "onednn" (all through oneDNN's matmul),
+    "large" (through oneDNN those of at least ONEDNN_MIN_FLOPS per step and thread, the rest
+    through torch's BLAS, at::mm) or "blas". LSTMAE_MATMUL=onednn or =blas decides; by default
+    "large" on x86-64 CPUs not made by Intel, "blas" elsewhere: torch's BLAS on x86 is MKL, which
+    runs its AVX-512 kernels on Intel CPUs only. On a 2-core AMD EPYC (Zen 5) MKL's fp32 matmul
+    peaked at about 190-200 GFLOP/s and oneDNN's at about 420-450 (benchmarks/perf.py's matmul
+    peak); ECG-like scoring ran 1.4-1.8x and training 1.2-1.3x faster through oneDNN (single
+    perf.py cases with LSTMAE_MATMUL=blas and without, alternated: ad hoc; README)."""
     choice = os.environ.get("LSTMAE_MATMUL", "").strip().lower()
     if choice and choice not in MATMUL_CHOICES:
         raise ValueError(f"LSTMAE_MATMUL must be one of {MATMUL_CHOICES} or unset, got {choice!r}: unset it to let "
                          "lstmae choose")
     if choice == "blas" or not _onednn_available():
-        return False
-    return choice == "onednn" or (platform.machine().lower() in ("x86_64", "amd64") and _cpu_vendor() != "GenuineIntel")
+        return "blas"
+    if choice == "onednn":
+        return "onednn"
+    return "large" if platform.machine().lower() in ("x86_64", "amd64") and _cpu_vendor() != "GenuineIntel" else "blas"
 
 
-# oneDNN pays from about this many FLOPs of products per step and thread (h U^T, and x_t W^T for
-# more than one input feature); below it its cost per call outweighs its speed. On the AMD EPYC
-# (ad hoc, one layer, 2 threads): 8.4 MFLOP ran in 0.62-0.75x the BLAS's time, 3.1 MFLOP in 1.09x,
-# 0.5-1.6 MFLOP in 1.4-4x (small models, or batches of 32 split over two threads).
-ONEDNN_MIN_FLOPS = 4e6
-
-
-def _onednn_for(x: torch.Tensor, hidden: int) -> bool:
-    """Whether this layer call's products go through oneDNN: where onednn_products() says so and
-    they are large enough (ONEDNN_MIN_FLOPS), or always with LSTMAE_MATMUL=onednn."""
-    if not onednn_products():
-        return False
-    if os.environ.get("LSTMAE_MATMUL", "").strip().lower() == "onednn":
-        return True
-    n = x.shape[0]
-    blocks = max(1, min(torch.get_num_threads(), -(-n // 16)))  # as for_row_blocks splits the rows
-    inputs = x.shape[-1] if x.dim() == 3 and x.shape[-1] > 1 else 0  # one feature: no product
-    return 2 * -(-n // blocks) * (inputs + hidden) * 4 * hidden >= ONEDNN_MIN_FLOPS
+def _onednn_min_flops() -> float:
+    """The kernels' threshold for matmul_policy(): 0 sends every product to oneDNN, inf none."""
+    return {"onednn": 0.0, "large": ONEDNN_MIN_FLOPS, "blas": math.inf}[matmul_policy()]
 
 
 def _onednn_available() -> bool:
@@ -209,7 +204,7 @@ def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool
     kernels = fused_kernels_for(x)
     if kernels is not None:  # the same loop in C++
         return tuple(kernels.layer_forward(x, w_ih, b, w_hh, h_0, c_0, relu, length, keep,
-                                           _onednn_for(x, w_hh.shape[1])))
+                                           _onednn_min_flops()))
     n, hidden = x.shape[0], w_hh.shape[1]
     if not relu:  # g = tanh(a) = 2 sigmoid(2a) - 1: double g's rows, then one sigmoid for all gates
         w_ih, b, w_hh = (torch.cat([w[: 3 * hidden], 2 * w[3 * hidden :]]) for w in (w_ih, b, w_hh))
@@ -275,8 +270,7 @@ class _LSTMLayer(torch.autograd.Function):
                                    "backward(retain_graph=True)")
             ctx.gates_overwritten = True
             return (*kernels.layer_backward(grad_outputs, grad_c_last, x, w_ih, w_hh, h_0, c_0, outputs, gates_all,
-                                            cells, cell_outs, relu, need_x, _onednn_for(x, w_hh.shape[1])),
-                    None, None)
+                                            cells, cell_outs, relu, need_x, _onednn_min_flops()), None, None)
         length, n, four_h = gates_all.shape
         hidden = four_h // 4
         constant = x.dim() == 2

@@ -81,11 +81,20 @@ Tensor contiguous_or_empty(const MaybeTensor& t) { return t.has_value() ? t->con
 // at::parallel_for splits a batch into at most ceil(N / 16) blocks; up to 16 rows run on the calling thread
 constexpr int64_t kGrainRows = 16;
 
+// Whether a layer's products go through oneDNN: whether one step's products on one thread's block
+// of rows (h U^T, and x_t W^T for more than one input feature) reach min_flops (0: always,
+// infinity: never). Below about 4 MFLOP oneDNN's cost per call outweighed its speed (fast_lstm.py).
+bool onednn_pays(int64_t n, int64_t inputs, int64_t hidden, double min_flops) {
+  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (n + kGrainRows - 1) / kGrainRows));
+  const int64_t rows = (n + blocks - 1) / blocks;  // as at::parallel_for splits them in for_row_blocks
+  return 2.0 * rows * (inputs + hidden) * 4 * hidden >= min_flops;
+}
+
 // x (n, K) times w (M, K) transposed, plus bias (M,) if given: (n, M), a new tensor, through
 // oneDNN's matmul (torch's mkldnn::_linear_pointwise). It copies an x with strided rows first;
 // it reads a transposed w in place. On a 2-core AMD EPYC (Zen 5, AVX-512) it ran the LSTM's
 // products at about twice the speed of MKL, which takes its AVX2 kernels on CPUs not made by
-// Intel (fast_lstm.onednn_products decides where it is used).
+// Intel (fast_lstm.matmul_policy and onednn_pays decide where it is used).
 Tensor onednn_product(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bias = c10::nullopt) {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
@@ -156,7 +165,7 @@ Tensor reused_buffer(at::IntArrayRef sizes, const at::TensorOptions& options) {
   for (Pooled& pooled : pool) {
     if (pooled.buffer.sizes() == sizes && is_free(pooled)) return same_memory(pooled);
   }
-  int64_t bytes = at::empty({0}, options).element_size() * c10::multiply_integers(sizes);
+  int64_t bytes = static_cast<int64_t>(options.dtype().itemsize()) * c10::multiply_integers(sizes);
   for (const Pooled& pooled : pool) bytes += pooled.buffer.nbytes();
   std::sort(pool.begin(), pool.end(), [](const Pooled& a, const Pooled& b) { return a.last_use < b.last_use; });
   for (auto it = pool.begin(); it != pool.end() && bytes > kPoolBytes;) {
@@ -248,17 +257,18 @@ void step_backward(const Tensor& grad_h, const Tensor& grad_h_extra, const Tenso
 
 // The forward loop over all steps. addend: the bias (4H,) or the projected constant input (N, 4H).
 // w_row: W^T's one row (4H,) for one input feature (an outer product, added in the gate pass).
-void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_ih_t, const Tensor& w_row,
-                  const Tensor& addend, const Tensor& w_hh, const Tensor& w_hh_t, Tensor h, Tensor c,
-                  const Tensor& outputs, const Tensor& gates_all, const Tensor& cells, const Tensor& cell_outs,
-                  bool relu, bool keep, bool onednn) {
+void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, const Tensor& addend, const Tensor& w_hh,
+                  Tensor h, Tensor c, const Tensor& outputs, const Tensor& gates_all, const Tensor& cells,
+                  const Tensor& cell_outs, bool relu, bool keep, bool onednn) {
   const bool projected = x.dim() == 3 && !w_row.defined();  // x_t W^T is a product of its own
+  const Tensor w_ih_t = w_ih.t(), w_hh_t = w_hh.t();
   // oneDNN copies strided rows before each product: for it, the input's steps are laid out
   // contiguous once, and the gate pass also writes h into a contiguous buffer (about 8% of
   // scoring time went into those copies, measured ad hoc).
   const Tensor x_steps = onednn && projected
       ? reused_buffer({x.size(1), x.size(0), x.size(2)}, x.options()).copy_(x.transpose(0, 1)) : Tensor();
   const Tensor h_rows = onednn ? at::empty({x.size(0), w_hh.size(1)}, x.options()) : Tensor();
+  if (h_rows.defined() && h.defined()) h_rows.copy_(h);
   for (int64_t t = 0; t < outputs.size(1); ++t) {
     const int64_t k = keep ? t : 0;
     Tensor gates = gates_all.select(0, k);  // at::mm_out writes into it
@@ -267,8 +277,7 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_ih_t, con
     Tensor products, step_addend = addend;
     if (onednn) {  // new tensors: the gate pass reads them and writes the gates
       if (projected) step_addend = onednn_product(x_steps.select(0, t), w_ih, addend);  // the bias rides along
-      if (t > 0) products = onednn_product(h_rows, w_hh);
-      else if (h.defined()) products = onednn_product(h, w_hh);
+      if (h.defined()) products = onednn_product(h_rows, w_hh);
     } else if (projected) {
       at::mm_out(gates, x.select(1, t), w_ih_t);
       if (h.defined()) gates.addmm_(h, w_hh_t);
@@ -332,7 +341,7 @@ void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor&
 // 1 (one step's buffers, reused).
 std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Tensor& b, const Tensor& w_hh,
                                   const MaybeTensor& h_0, const MaybeTensor& c_0, bool relu, int64_t length,
-                                  bool keep, bool onednn) {
+                                  bool keep, double onednn_min_flops) {
   const int64_t n = x.size(0), hidden = w_hh.size(1);
   const bool constant = x.dim() == 2;
   const Tensor w_ih_t = w_ih.t(), w_hh_t = w_hh.t();
@@ -341,17 +350,17 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Ten
   // One input feature: x_t W^T is an outer product, added in the gate pass (faster than a
   // product of inner dimension 1).
   const Tensor w_row = !constant && x.size(2) == 1 ? w_ih_t.reshape({4 * hidden}).contiguous() : Tensor();
-  const Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
+  const bool onednn = onednn_pays(n, constant || w_row.defined() ? 0 : x.size(2), hidden, onednn_min_flops);
   const int64_t saved = keep ? length : 1;
   Tensor outputs = x.new_empty({n, length, hidden});
   Tensor gates_all = reused_buffer({saved, n, 4 * hidden}, x.options());
   Tensor cells = reused_buffer({saved, n, hidden}, x.options()), cell_outs = reused_buffer({saved, n, hidden}, x.options());
   const Tensor h_first = defined_or_empty(h_0), c_first = contiguous_or_empty(c_0);
   for_row_blocks(n, [&](int64_t begin, int64_t count) {
-    forward_rows(x.narrow(0, begin, count), w_ih_c, w_ih_t, w_row, constant ? addend.narrow(0, begin, count) : addend,
-                 w_hh_c, w_hh_t, rows_of(h_first, begin, count), rows_of(c_first, begin, count),
-                 outputs.narrow(0, begin, count), gates_all.narrow(1, begin, count), cells.narrow(1, begin, count),
-                 cell_outs.narrow(1, begin, count), relu, keep, onednn);
+    forward_rows(x.narrow(0, begin, count), w_ih, w_row, constant ? addend.narrow(0, begin, count) : addend, w_hh,
+                 rows_of(h_first, begin, count), rows_of(c_first, begin, count), outputs.narrow(0, begin, count),
+                 gates_all.narrow(1, begin, count), cells.narrow(1, begin, count), cell_outs.narrow(1, begin, count),
+                 relu, keep, onednn);
   });
   return {outputs, gates_all, cells, cell_outs};
 }
@@ -364,10 +373,11 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
                                    const Tensor& w_ih, const Tensor& w_hh, const MaybeTensor& h_0,
                                    const MaybeTensor& c_0, const Tensor& outputs, const Tensor& gates_all,
                                    const Tensor& cells, const Tensor& cell_outs, bool relu, bool need_x,
-                                   bool onednn) {
+                                   double onednn_min_flops) {
   const int64_t length = gates_all.size(0), n = gates_all.size(1), four_h = gates_all.size(2);
   const int64_t hidden = w_hh.size(1);
   const bool constant = x.dim() == 2;
+  const bool onednn = onednn_pays(n, constant || x.size(2) == 1 ? 0 : x.size(2), hidden, onednn_min_flops);
   const Tensor h_first = defined_or_empty(h_0);
   // dLoss/dh_t is grad_h (from step t+1; zero at the last step) + grad_outputs[:, t].
   Tensor grad_h = x.new_zeros({n, hidden});

@@ -128,10 +128,9 @@ class TanhLSTM(nn.LSTM):
     beats ran 0.80-1.35x nn.LSTM's speed at batch 32 (lstmae's default), 1.32-1.68x at batch 128
     (`benchmarks/tanh_training_check.py --speed`, AMD EPYC; on an Intel Xeon 1.05-1.20x and
     1.30-1.41x, and 0.92-1.10x and 1.00-1.36x at commit 82a2891, when this rule was set). So do
-    short sequences: on 5-step sensor windows the fused
-    layer trained at 0.87x and 0.92x the plain nn.LSTM model in two full perf.py runs on an AMD
-    EPYC, while 140 and 256 steps ran 1.58x and 2.27x. Model quality is the same within noise
-    over paired seeds (the same script).
+    short sequences: in the full perf.py run at 535eb6c (AMD EPYC) the fused layer trained 5-step
+    sensor windows at 0.87x the plain nn.LSTM model, 140 and 256 steps at 1.58x and 2.27x. Model
+    quality is the same within noise over paired seeds (the same script).
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
