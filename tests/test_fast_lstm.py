@@ -450,6 +450,30 @@ def test_training_reuses_the_saved_buffers_once_their_backward_pass_is_done(kern
     torch.testing.assert_close(again.detach(), reference, atol=1e-5, rtol=1e-5)
 
 
+def test_outputs_are_handed_out_again_only_once_nobody_holds_them(kernels):
+    """The layer's outputs come from the same pool: while the caller holds them (or a view, such
+    as h_L) a second call writes elsewhere; once they are dropped, the next call of that shape
+    gets their memory and computes the right outputs in it."""
+    tensors, _, _ = random_layer(n=8, length=5, inputs=3, hidden=4, dtype=torch.float32)
+    doubled = [tensors[0] * 2, *tensors[1:]]
+    with torch.inference_mode():
+        first, (h_last, _) = lstm_layer(*tensors, activation="tanh")
+        expected = first.clone()
+        second = lstm_layer(*doubled, activation="tanh")[0]
+        assert second.data_ptr() != first.data_ptr()
+        torch.testing.assert_close(first, expected, atol=0, rtol=0)
+        first_pointer = first.data_ptr()
+        del first
+        third = lstm_layer(*doubled, activation="tanh")[0]  # h_last still holds the first outputs
+        assert third.data_ptr() not in (second.data_ptr(), first_pointer)
+        freed = second.data_ptr()
+        del second
+        blocker = torch.empty(third.shape)  # a fresh allocation would take what malloc just got back
+        again = lstm_layer(*tensors, activation="tanh")[0]
+    assert again.data_ptr() == freed and blocker.data_ptr() != freed
+    torch.testing.assert_close(again, expected, atol=0, rtol=0)
+
+
 @pytest.mark.parametrize("vendor, machine, expected", [
     ("AuthenticAMD", "x86_64", "large"),  # MKL runs its AVX2 kernels there
     ("GenuineIntel", "x86_64", "blas"),

@@ -7,7 +7,8 @@
 // each after its loop, and that each thread runs both loops for its own block of rows
 // (for_row_blocks). Gates are in the order i, f, o, g; float32 only. The products run through
 // the BLAS torch uses (at::mm) or, where the caller asks (`onednn`), through oneDNN's matmul
-// (onednn_product). The large buffers are reused from call to call (reused_buffer).
+// (onednn_product). The outputs and the other large buffers are reused from call to call
+// (reused_buffer).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
@@ -140,12 +141,14 @@ void for_row_blocks(int64_t n, const Body& body) {
   });
 }
 
-// An uninitialised buffer for what the forward pass saves for the backward pass and for the
-// backward pass's copies (tens of MB per layer in training), never handed to the user. A buffer
-// that nothing else refers to any more (its backward pass is done) is handed out again for the
-// same shape instead of new memory: glibc serves blocks that large fresh from the system each
-// time, and first touching them page by page took much of a training step (measured ad hoc).
-// At most kPoolBytes are kept beyond the buffers in use.
+// An uninitialised buffer for the layer's outputs, for what the forward pass saves for the
+// backward pass and for the backward pass's copies (tens of MB per layer). A buffer that nothing
+// else refers to any more (the caller dropped the outputs, or their backward pass is done) is
+// handed out again for the same shape instead of new memory: glibc serves blocks that large
+// fresh from the system each time, and first touching them page by page took much of the time
+// (ECG-like, measured ad hoc: a 512 x 140 x 128 layer's outputs alone cost a quarter of its
+// scoring time; training took about 9,500 page faults per batch of 128 without the pool, none
+// with it). At most kPoolBytes are kept beyond the buffers in use.
 constexpr int64_t kPoolBytes = int64_t{512} << 20;  // free buffers beyond this are released, least recently used first
 
 Tensor reused_buffer(at::IntArrayRef sizes, const at::TensorOptions& options) {
@@ -182,8 +185,8 @@ Tensor reused_buffer(at::IntArrayRef sizes, const at::TensorOptions& options) {
 
 Tensor rows_of(const Tensor& t, int64_t begin, int64_t count) { return t.defined() ? t.narrow(0, begin, count) : t; }
 
-// gates (N, 4H) = act(products + addend + x_col * w_row): products (N, 4H) (undefined: zero),
-// addend (N, 4H) or (4H,), and for one input feature its column x_col (N, 1) times w_row (4H,)
+// gates (N, 4H) = act(products + addend + x_col * w_row): products (N, 4H) and addend (N, 4H) or
+// (4H,) (either undefined: zero), and for one input feature its column x_col (N, 1) times w_row (4H,)
 // (undefined: none); i, f, o: sigmoid, g: act. gates may be products itself. Then
 // cell = f * c_previous + i * g (no c_previous: the zero state); cell_act = act(cell);
 // h = o * cell_act, also written to h_copy (N, H) if given. cell may be c_previous itself (the
@@ -205,7 +208,8 @@ void step_forward(const Tensor& products, const Tensor& addend, const Tensor& x_
   for (int64_t r = 0; r < n; ++r) {
     float *g = g_rows[r], *c = c_rows[r], *a = a_rows[r], *out = h_rows[r];
     float* copy = h_copy.defined() ? copy_rows[r] : unused.data();
-    const float *add = add_rows[r], *pre = products.defined() ? pre_rows[r] : zeros.data();
+    const float *add = addend.defined() ? add_rows[r] : zeros.data();
+    const float *pre = products.defined() ? pre_rows[r] : zeros.data();
     const float *previous = c_previous.defined() ? p_rows[r] : zeros.data();
     const float input = x_col.defined() ? x_rows[r][0] : 0.0f;
 #pragma omp simd
@@ -261,23 +265,39 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
                   Tensor h, Tensor c, const Tensor& outputs, const Tensor& gates_all, const Tensor& cells,
                   const Tensor& cell_outs, bool relu, bool keep, bool onednn) {
   const bool projected = x.dim() == 3 && !w_row.defined();  // x_t W^T is a product of its own
+  const int64_t length = outputs.size(1), inputs = x.size(-1), hidden = w_hh.size(1);
   const Tensor w_ih_t = w_ih.t(), w_hh_t = w_hh.t();
-  // oneDNN copies strided rows before each product: for it, the input's steps are laid out
-  // contiguous once, and the gate pass also writes h into a contiguous buffer (about 8% of
-  // scoring time went into those copies, measured ad hoc).
-  const Tensor x_steps = onednn && projected
-      ? reused_buffer({x.size(1), x.size(0), x.size(2)}, x.options()).copy_(x.transpose(0, 1)) : Tensor();
-  const Tensor h_rows = onednn ? at::empty({x.size(0), w_hh.size(1)}, x.options()) : Tensor();
-  if (h_rows.defined() && h.defined()) h_rows.copy_(h);
-  for (int64_t t = 0; t < outputs.size(1); ++t) {
+  // Through oneDNN, which copies strided rows before each product: with an input to project,
+  // each step's [x_t, h_{t-1}] lies side by side in one contiguous (n, I + H) block (x laid out
+  // once, h written there by the gate pass of the step before), so that one product with [W, U]
+  // makes a step's gates; otherwise the gate pass also writes h into a contiguous buffer.
+  Tensor joined, w_joined, h_rows;
+  if (onednn && projected) {
+    joined = reused_buffer({length, x.size(0), inputs + hidden}, x.options());
+    joined.narrow(2, 0, inputs).copy_(x.transpose(0, 1));
+    const Tensor h_first = joined.select(0, 0).narrow(1, inputs, hidden);
+    if (h.defined()) h_first.copy_(h);
+    else h_first.zero_();
+    w_joined = at::cat({w_ih, w_hh}, 1);
+  } else if (onednn) {
+    h_rows = at::empty({x.size(0), hidden}, x.options());
+    if (h.defined()) h_rows.copy_(h);
+  }
+  for (int64_t t = 0; t < length; ++t) {
     const int64_t k = keep ? t : 0;
     Tensor gates = gates_all.select(0, k);  // at::mm_out writes into it
     const Tensor cell = cells.select(0, k), output = outputs.select(1, t);
     const Tensor x_col = w_row.defined() ? x.select(1, t) : Tensor();
-    Tensor products, step_addend = addend;
-    if (onednn) {  // new tensors: the gate pass reads them and writes the gates
-      if (projected) step_addend = onednn_product(x_steps.select(0, t), w_ih, addend);  // the bias rides along
-      if (h.defined()) products = onednn_product(h_rows, w_hh);
+    Tensor products, step_addend = addend, h_copy = h_rows;
+    if (onednn) {  // new tensors: the gate pass reads them (scoring: overwrites them with the gates)
+      if (projected) {
+        products = onednn_product(joined.select(0, t), w_joined, addend);  // the bias rides along
+        step_addend = Tensor();
+        h_copy = t + 1 < length ? joined.select(0, t + 1).narrow(1, inputs, hidden) : Tensor();
+      } else if (h.defined()) {
+        products = onednn_product(h_rows, w_hh);
+      }
+      if (!keep && products.defined()) gates = products;
     } else if (projected) {
       at::mm_out(gates, x.select(1, t), w_ih_t);
       if (h.defined()) gates.addmm_(h, w_hh_t);
@@ -286,8 +306,8 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
       products = at::mm_out(gates, h, w_hh_t);
     }
     const Tensor cell_out = cell_outs.select(0, k);
-    if (relu) step_forward<true>(products, step_addend, x_col, w_row, c, gates, cell, cell_out, output, h_rows);
-    else step_forward<false>(products, step_addend, x_col, w_row, c, gates, cell, cell_out, output, h_rows);
+    if (relu) step_forward<true>(products, step_addend, x_col, w_row, c, gates, cell, cell_out, output, h_copy);
+    else step_forward<false>(products, step_addend, x_col, w_row, c, gates, cell, cell_out, output, h_copy);
     h = output;
     c = cell;
   }
@@ -352,7 +372,7 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Ten
   const Tensor w_row = !constant && x.size(2) == 1 ? w_ih_t.reshape({4 * hidden}).contiguous() : Tensor();
   const bool onednn = onednn_pays(n, constant || w_row.defined() ? 0 : x.size(2), hidden, onednn_min_flops);
   const int64_t saved = keep ? length : 1;
-  Tensor outputs = x.new_empty({n, length, hidden});
+  Tensor outputs = reused_buffer({n, length, hidden}, x.options());
   Tensor gates_all = reused_buffer({saved, n, 4 * hidden}, x.options());
   Tensor cells = reused_buffer({saved, n, hidden}, x.options()), cell_outs = reused_buffer({saved, n, hidden}, x.options());
   const Tensor h_first = defined_or_empty(h_0), c_first = contiguous_or_empty(c_0);
