@@ -184,7 +184,7 @@ def lstm_layer(x: torch.Tensor, input_weight: torch.Tensor, input_bias: torch.Te
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         outputs, c_last = _LSTMLayer.apply(*tensors, relu, length)
     else:
-        outputs, _, cells, _ = _run_forward(*tensors, relu=relu, length=length, keep=False)
+        outputs, _, cells, _, _ = _run_forward(*tensors, relu=relu, length=length, keep=False)
         c_last = cells[0]
     return outputs, (outputs[:, -1], c_last)
 
@@ -200,7 +200,8 @@ def _gate_views(gates: torch.Tensor):
 def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool):
     """The time loop, gates in the order i, f, o, g. Returns the outputs (N, L, H) and, when
     `keep`, the activated gates (L, N, 4H), the cells and act(cells) (L, N, H) of every step for
-    the backward pass (else one step's buffers, reused)."""
+    the backward pass (else one step's buffers, reused); and from the fused kernels, where their
+    products went through oneDNN, each step's [x_t, h_{t-1}] (L, N, I + H) (else None)."""
     kernels = fused_kernels_for(x)
     if kernels is not None:  # the same loop in C++
         return tuple(kernels.layer_forward(x, w_ih, b, w_hh, h_0, c_0, relu, length, keep,
@@ -246,21 +247,22 @@ def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool
             torch.mul(f_steps[k], c, out=cell).addcmul_(i_steps[k], g)
         h = torch.mul(o_steps[k], _activate(cell, relu, out=cell_out_steps[k]), out=output_steps[t])
         c = cell
-    return outputs, gates_all, cells, cell_outs
+    return outputs, gates_all, cells, cell_outs, None
 
 
 class _LSTMLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_ih, b, w_hh, h_0, c_0, relu, length):
-        outputs, gates_all, cells, cell_outs = _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu, length, keep=True)
+        outputs, gates_all, cells, cell_outs, joined = _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu, length,
+                                                                    keep=True)
         ctx.relu = relu
-        ctx.save_for_backward(x, w_ih, w_hh, h_0, c_0, outputs, gates_all, cells, cell_outs)
+        ctx.save_for_backward(x, w_ih, w_hh, h_0, c_0, outputs, joined, gates_all, cells, cell_outs)
         return outputs, cells[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_outputs, grad_c_last):
-        x, w_ih, w_hh, h_0, c_0, outputs, gates_all, cells, cell_outs = ctx.saved_tensors
+        x, w_ih, w_hh, h_0, c_0, outputs, joined, gates_all, cells, cell_outs = ctx.saved_tensors
         relu, need_x = ctx.relu, ctx.needs_input_grad[0]
         kernels = fused_kernels_for(x)
         if kernels is not None:  # the same loop in C++; it overwrites the saved gates with their gradients
@@ -269,8 +271,8 @@ class _LSTMLayer(torch.autograd.Function):
                                    "its saved gates for the gradients): run the forward pass again instead of "
                                    "backward(retain_graph=True)")
             ctx.gates_overwritten = True
-            return (*kernels.layer_backward(grad_outputs, grad_c_last, x, w_ih, w_hh, h_0, c_0, outputs, gates_all,
-                                            cells, cell_outs, relu, need_x, _onednn_min_flops()), None, None)
+            return (*kernels.layer_backward(grad_outputs, grad_c_last, x, w_ih, w_hh, h_0, c_0, outputs, joined,
+                                            gates_all, cells, cell_outs, relu, need_x, _onednn_min_flops()), None, None)
         length, n, four_h = gates_all.shape
         hidden = four_h // 4
         constant = x.dim() == 2

@@ -263,17 +263,17 @@ void step_backward(const Tensor& grad_h, const Tensor& grad_h_extra, const Tenso
 // w_row: W^T's one row (4H,) for one input feature (an outer product, added in the gate pass).
 void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, const Tensor& addend, const Tensor& w_hh,
                   Tensor h, Tensor c, const Tensor& outputs, const Tensor& gates_all, const Tensor& cells,
-                  const Tensor& cell_outs, bool relu, bool keep, bool onednn) {
+                  const Tensor& cell_outs, const Tensor& joined, bool relu, bool keep, bool onednn) {
   const bool projected = x.dim() == 3 && !w_row.defined();  // x_t W^T is a product of its own
   const int64_t length = outputs.size(1), inputs = x.size(-1), hidden = w_hh.size(1);
   const Tensor w_ih_t = w_ih.t(), w_hh_t = w_hh.t();
   // Through oneDNN, which copies strided rows before each product: with an input to project,
-  // each step's [x_t, h_{t-1}] lies side by side in one contiguous (n, I + H) block (x laid out
-  // once, h written there by the gate pass of the step before), so that one product with [W, U]
-  // makes a step's gates; otherwise the gate pass also writes h into a contiguous buffer.
-  Tensor joined, w_joined, h_rows;
-  if (onednn && projected) {
-    joined = reused_buffer({length, x.size(0), inputs + hidden}, x.options());
+  // each step's [x_t, h_{t-1}] lies side by side in `joined`, one contiguous (n, I + H) block per
+  // step (x laid out once, h written there by the gate pass of the step before), so that one
+  // product with [W, U] makes a step's gates; otherwise the gate pass also writes h into a
+  // contiguous buffer.
+  Tensor w_joined, h_rows;
+  if (joined.defined()) {
     joined.narrow(2, 0, inputs).copy_(x.transpose(0, 1));
     const Tensor h_first = joined.select(0, 0).narrow(1, inputs, hidden);
     if (h.defined()) h_first.copy_(h);
@@ -290,7 +290,7 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
     const Tensor x_col = w_row.defined() ? x.select(1, t) : Tensor();
     Tensor products, step_addend = addend, h_copy = h_rows;
     if (onednn) {  // new tensors: the gate pass reads them (scoring: overwrites them with the gates)
-      if (projected) {
+      if (joined.defined()) {
         products = onednn_product(joined.select(0, t), w_joined, addend);  // the bias rides along
         step_addend = Tensor();
         h_copy = t + 1 < length ? joined.select(0, t + 1).narrow(1, inputs, hidden) : Tensor();
@@ -358,7 +358,9 @@ void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor&
 // Forward over all steps. x (N, L, I), or (N, I) fed at each of `length` steps; w_ih (4H, I),
 // b (4H,), w_hh (4H, H); h_0, c_0 (N, H) or None. Returns outputs (N, L, H), the activated
 // gates (S, N, 4H), the cells and act(cells) (S, N, H): S = L when `keep` (for backward), else
-// 1 (one step's buffers, reused).
+// 1 (one step's buffers, reused); and, where the products went through oneDNN with an input to
+// project, [x_t, h_{t-1}] of every step (L, N, I + H) (else undefined), from which the backward
+// pass takes both weight gradients in one product.
 std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Tensor& b, const Tensor& w_hh,
                                   const MaybeTensor& h_0, const MaybeTensor& c_0, bool relu, int64_t length,
                                   bool keep, double onednn_min_flops) {
@@ -375,25 +377,27 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Ten
   Tensor outputs = reused_buffer({n, length, hidden}, x.options());
   Tensor gates_all = reused_buffer({saved, n, 4 * hidden}, x.options());
   Tensor cells = reused_buffer({saved, n, hidden}, x.options()), cell_outs = reused_buffer({saved, n, hidden}, x.options());
+  const Tensor joined = onednn && !constant && !w_row.defined()
+      ? reused_buffer({length, n, x.size(2) + hidden}, x.options()) : Tensor();
   const Tensor h_first = defined_or_empty(h_0), c_first = contiguous_or_empty(c_0);
   for_row_blocks(n, [&](int64_t begin, int64_t count) {
     forward_rows(x.narrow(0, begin, count), w_ih, w_row, constant ? addend.narrow(0, begin, count) : addend, w_hh,
                  rows_of(h_first, begin, count), rows_of(c_first, begin, count), outputs.narrow(0, begin, count),
                  gates_all.narrow(1, begin, count), cells.narrow(1, begin, count), cell_outs.narrow(1, begin, count),
-                 relu, keep, onednn);
+                 joined.defined() ? joined.narrow(1, begin, count) : joined, relu, keep, onednn);
   });
-  return {outputs, gates_all, cells, cell_outs};
+  return {outputs, gates_all, cells, cell_outs, joined};
 }
 
 // The backward pass of layer_forward(keep=True), given dLoss/d outputs (N, L, H) and
-// dLoss/dc_L (N, H). Returns the gradients of x (undefined unless need_x), w_ih, b, w_hh, h_0
+// dLoss/dc_L (N, H), and what that forward pass returned (joined: None where it returned none). Returns the gradients of x (undefined unless need_x), w_ih, b, w_hh, h_0
 // and c_0 (undefined where those were None). gates_all is overwritten with the gradients of the
 // pre-activations, so a second backward pass through the same forward is refused (Python side).
 std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& grad_c_last, const Tensor& x,
                                    const Tensor& w_ih, const Tensor& w_hh, const MaybeTensor& h_0,
-                                   const MaybeTensor& c_0, const Tensor& outputs, const Tensor& gates_all,
-                                   const Tensor& cells, const Tensor& cell_outs, bool relu, bool need_x,
-                                   double onednn_min_flops) {
+                                   const MaybeTensor& c_0, const Tensor& outputs, const MaybeTensor& joined,
+                                   const Tensor& gates_all, const Tensor& cells, const Tensor& cell_outs, bool relu,
+                                   bool need_x, double onednn_min_flops) {
   const int64_t length = gates_all.size(0), n = gates_all.size(1), four_h = gates_all.size(2);
   const int64_t hidden = w_hh.size(1);
   const bool constant = x.dim() == 2;
@@ -411,22 +415,30 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
                   onednn);
   });
   const Tensor grad_gates = gates_all.view({length * n, four_h});  // step-major rows: (t, sample)
-  Tensor grad_x, grad_w_ih;
+  Tensor grad_x, grad_w_ih, grad_w_hh;
   if (constant) {  // the same x at every step: its gradient sums over the steps
     const Tensor summed = gates_all.sum(0);
     grad_w_ih = summed.t().mm(x);
     if (need_x) grad_x = summed.mm(w_ih);
   } else {
-    grad_w_ih = weight_gradient(grad_gates, step_major_rows(x), onednn);
     if (need_x) {
       grad_x = onednn ? onednn_product(grad_gates, w_ih.t().contiguous()) : grad_gates.mm(w_ih);
       grad_x = grad_x.view({length, n, x.size(2)}).transpose(0, 1);
     }
+    if (joined.has_value()) {  // [x_t, h_{t-1}] of every step (h_{-1}: h_0 or zeros): one product for [W, U]
+      const int64_t inputs = x.size(2);
+      const Tensor grad_w = weight_gradient(grad_gates, joined->view({length * n, inputs + hidden}), onednn);
+      grad_w_ih = grad_w.narrow(1, 0, inputs).contiguous();
+      grad_w_hh = grad_w.narrow(1, inputs, hidden).contiguous();
+    } else {
+      grad_w_ih = weight_gradient(grad_gates, step_major_rows(x), onednn);
+    }
   }
-  // h_{t-1} for the steps t >= 1 are outputs[:, :-1]; step 0 reads h_0 (none: zeros).
-  Tensor grad_w_hh = weight_gradient(gates_all.narrow(0, 1, length - 1).reshape({(length - 1) * n, four_h}),
-                                     step_major_rows(outputs.narrow(1, 0, length - 1)), onednn);
-  if (h_first.defined()) grad_w_hh.addmm_(gates_all.select(0, 0).t(), h_first);
+  if (!grad_w_hh.defined()) {  // h_{t-1} for the steps t >= 1 are outputs[:, :-1]; step 0 reads h_0 (none: zeros)
+    grad_w_hh = weight_gradient(gates_all.narrow(0, 1, length - 1).reshape({(length - 1) * n, four_h}),
+                                step_major_rows(outputs.narrow(1, 0, length - 1)), onednn);
+    if (h_first.defined()) grad_w_hh.addmm_(gates_all.select(0, 0).t(), h_first);
+  }
   return {grad_x, grad_w_ih, grad_gates.sum(0), grad_w_hh, h_0.has_value() ? grad_h : Tensor(),
           c_0.has_value() ? grad_c : Tensor()};
 }
