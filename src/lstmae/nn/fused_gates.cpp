@@ -230,30 +230,47 @@ void step_forward(const Tensor& products, const Tensor& addend, const Tensor& x_
 // One step back. dLoss/dh_t = grad_h + grad_h_extra (grad_outputs[:, t]); grad_c:
 // dLoss/dc_t from step t+1, replaced by dLoss/dc_{t-1}; gates: the activated gates of step t;
 // cell_act: act(c_t). Writes grad_gates (N, 4H), the gradient of the pre-activations; it may be
-// `gates` itself (each position is read before it is written, and by no other position).
-template <bool relu>
+// `gates` itself (each position is read before it is written, and by no other position). Adds
+// grad_gates to sums (N, 4H) and, for one input feature, x_col (N, 1) times grad_gates to
+// x_sums (N, 4H): the bias's and that input weight's gradients, summed while the rows are in
+// cache instead of in passes over all steps' gradients after the loop.
+template <bool relu, bool one_input>
 void step_backward(const Tensor& grad_h, const Tensor& grad_h_extra, const Tensor& grad_c, const Tensor& gates,
-                   const Tensor& c_previous, const Tensor& cell_act, const Tensor& grad_gates) {
+                   const Tensor& c_previous, const Tensor& cell_act, const Tensor& grad_gates, const Tensor& sums,
+                   const Tensor& x_col, const Tensor& x_sums) {
   const int64_t n = gates.size(0), hidden = gates.size(1) / 4;
   const Rows dh_rows = rows(grad_h, n, hidden, "grad_h"), extra_rows = rows(grad_h_extra, n, hidden, "grad_h_extra");
   const Rows dc_rows = rows(grad_c, n, hidden, "grad_c"), g_rows = rows(gates, n, 4 * hidden, "gates");
   const Rows p_rows = rows(c_previous, n, hidden, "c_previous"), a_rows = rows(cell_act, n, hidden, "cell_act");
-  const Rows d_rows = rows(grad_gates, n, 4 * hidden, "grad_gates");
+  const Rows d_rows = rows(grad_gates, n, 4 * hidden, "grad_gates"), s_rows = rows(sums, n, 4 * hidden, "sums");
+  const Rows x_rows = rows(x_col, n, 1, "x_col"), xs_rows = rows(x_sums, n, 4 * hidden, "x_sums");
   const std::vector<float> zeros(c_previous.defined() ? 0 : hidden, 0.0f);  // the zero state
   for (int64_t r = 0; r < n; ++r) {
     const float *dh = dh_rows[r], *extra = extra_rows[r], *g = g_rows[r], *a = a_rows[r];
     const float *previous = c_previous.defined() ? p_rows[r] : zeros.data();
-    float *dc = dc_rows[r], *d = d_rows[r];
+    float *dc = dc_rows[r], *d = d_rows[r], *sum = s_rows[r], *x_sum = xs_rows[r];
+    const float input = one_input ? x_rows[r][0] : 0.0f;
 #pragma omp simd
     for (int64_t k = 0; k < hidden; ++k) {
       const float i = g[k], f = g[hidden + k], o = g[2 * hidden + k], candidate = g[3 * hidden + k];
       const float grad_out = dh[k] + extra[k];
       const float dcell = dc[k] + grad_out * o * activation_slope(a[k], relu);  // h = o * act(c)
-      const float d_i = dcell * candidate, d_f = dcell * previous[k], d_o = grad_out * a[k];
-      d[k] = d_i * i * (1.0f - i);
-      d[hidden + k] = d_f * f * (1.0f - f);
-      d[2 * hidden + k] = d_o * o * (1.0f - o);
-      d[3 * hidden + k] = dcell * i * activation_slope(candidate, relu);
+      const float d_i = dcell * candidate * i * (1.0f - i), d_f = dcell * previous[k] * f * (1.0f - f);
+      const float d_o = grad_out * a[k] * o * (1.0f - o), d_g = dcell * i * activation_slope(candidate, relu);
+      d[k] = d_i;
+      d[hidden + k] = d_f;
+      d[2 * hidden + k] = d_o;
+      d[3 * hidden + k] = d_g;
+      sum[k] += d_i;
+      sum[hidden + k] += d_f;
+      sum[2 * hidden + k] += d_o;
+      sum[3 * hidden + k] += d_g;
+      if (one_input) {
+        x_sum[k] += input * d_i;
+        x_sum[hidden + k] += input * d_f;
+        x_sum[2 * hidden + k] += input * d_o;
+        x_sum[3 * hidden + k] += input * d_g;
+      }
       dc[k] = dcell * f;  // c = f * c_previous + i * g
     }
   }
@@ -332,19 +349,23 @@ Tensor weight_gradient(const Tensor& grad, const Tensor& rows, bool onednn) {
 // The backward loop. Only dLoss/dh_{t-1} = grad_gates_t U is computed step by step (each step
 // needs the one before); every step's grad_gates overwrite its activated gates in gates_all,
 // so that the weight and input gradients are then one matrix product each over all N * L rows
-// (layer_backward) instead of three small products per step. Leaves dLoss/dh_0 in grad_h and
-// dLoss/dc_0 in grad_c.
+// (layer_backward) instead of three small products per step; each row's grad_gates are also
+// summed over the steps into sums (N, 4H) (and, for one input feature, times x into x_sums).
+// Leaves dLoss/dh_0 in grad_h and dLoss/dc_0 in grad_c.
 void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor& w_hh_t, const Tensor& h_0,
                    const Tensor& c_0, const Tensor& cells, const Tensor& cell_outs, const Tensor& gates_all,
-                   const Tensor& grad_h_out, const Tensor& grad_c, bool relu, bool onednn) {
+                   const Tensor& grad_h_out, const Tensor& grad_c, const Tensor& sums, const Tensor& x,
+                   const Tensor& x_sums, bool relu, bool onednn) {
   Tensor grad_h = grad_h_out;  // through oneDNN each step's dLoss/dh is a new tensor
   for (int64_t t = gates_all.size(0) - 1; t >= 0; --t) {
     const Tensor c_previous = t > 0 ? cells.select(0, t - 1) : c_0;
     const Tensor grad_output = grad_outputs.select(1, t);
     const Tensor gates = gates_all.select(0, t);
     const Tensor grad_extra = grad_output.stride(-1) == 1 ? grad_output : grad_output.contiguous();
-    if (relu) step_backward<true>(grad_h, grad_extra, grad_c, gates, c_previous, cell_outs.select(0, t), gates);
-    else step_backward<false>(grad_h, grad_extra, grad_c, gates, c_previous, cell_outs.select(0, t), gates);
+    const Tensor cell_act = cell_outs.select(0, t), x_col = x_sums.defined() ? x.select(1, t) : Tensor();
+    const auto step = x_sums.defined() ? (relu ? step_backward<true, true> : step_backward<false, true>)
+                                       : (relu ? step_backward<true, false> : step_backward<false, false>);
+    step(grad_h, grad_extra, grad_c, gates, c_previous, cell_act, gates, sums, x_col, x_sums);
     if (t > 0 || h_0.defined()) {  // dLoss/dh_{t-1}, less grad_outputs[:, t-1]
       if (onednn) grad_h = onednn_product(gates, w_hh_t);
       else at::mm_out(grad_h, gates, w_hh);
@@ -408,18 +429,20 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
   Tensor grad_c = grad_c_last.clone(at::MemoryFormat::Contiguous);
   const Tensor c_first = contiguous_or_empty(c_0);
   const Tensor w_hh_t = onednn ? w_hh.t().contiguous() : Tensor();  // oneDNN's weight layout: (H, 4H)
+  const Tensor sums = x.new_zeros({n, four_h});  // per row, over the steps: the bias's gradient, summed over rows
+  const bool one_input = !constant && x.size(2) == 1;  // its weight's gradient is summed in the loop too
+  const Tensor x_sums = one_input ? x.new_zeros({n, four_h}) : Tensor();
   for_row_blocks(n, [&](int64_t begin, int64_t count) {
     backward_rows(grad_outputs.narrow(0, begin, count), w_hh, w_hh_t, rows_of(h_first, begin, count),
                   rows_of(c_first, begin, count), cells.narrow(1, begin, count), cell_outs.narrow(1, begin, count),
-                  gates_all.narrow(1, begin, count), grad_h.narrow(0, begin, count), grad_c.narrow(0, begin, count), relu,
-                  onednn);
+                  gates_all.narrow(1, begin, count), grad_h.narrow(0, begin, count), grad_c.narrow(0, begin, count),
+                  sums.narrow(0, begin, count), x.narrow(0, begin, count), rows_of(x_sums, begin, count), relu, onednn);
   });
   const Tensor grad_gates = gates_all.view({length * n, four_h});  // step-major rows: (t, sample)
   Tensor grad_x, grad_w_ih, grad_w_hh;
   if (constant) {  // the same x at every step: its gradient sums over the steps
-    const Tensor summed = gates_all.sum(0);
-    grad_w_ih = summed.t().mm(x);
-    if (need_x) grad_x = summed.mm(w_ih);
+    grad_w_ih = sums.t().mm(x);
+    if (need_x) grad_x = sums.mm(w_ih);
   } else {
     if (need_x) {
       grad_x = onednn ? onednn_product(grad_gates, w_ih.t().contiguous()) : grad_gates.mm(w_ih);
@@ -430,6 +453,8 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
       const Tensor grad_w = weight_gradient(grad_gates, joined->view({length * n, inputs + hidden}), onednn);
       grad_w_ih = grad_w.narrow(1, 0, inputs).contiguous();
       grad_w_hh = grad_w.narrow(1, inputs, hidden).contiguous();
+    } else if (one_input) {
+      grad_w_ih = x_sums.sum(0).view({four_h, 1});
     } else {
       grad_w_ih = weight_gradient(grad_gates, step_major_rows(x), onednn);
     }
@@ -439,7 +464,7 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
                                 step_major_rows(outputs.narrow(1, 0, length - 1)), onednn);
     if (h_first.defined()) grad_w_hh.addmm_(gates_all.select(0, 0).t(), h_first);
   }
-  return {grad_x, grad_w_ih, grad_gates.sum(0), grad_w_hh, h_0.has_value() ? grad_h : Tensor(),
+  return {grad_x, grad_w_ih, sums.sum(0), grad_w_hh, h_0.has_value() ? grad_h : Tensor(),
           c_0.has_value() ? grad_c : Tensor()};
 }
 
