@@ -76,6 +76,21 @@ Rows rows(const Tensor& t, int64_t n, int64_t width, const char* name) {
   return {t.data_ptr<float>(), t.dim() == 1 ? 0 : t.stride(0)};
 }
 
+// Every step's rows of a buffer with a step dimension (step_dim) and a row dimension, last
+// dimension contiguous: step t's rows without making a tensor per step (about ten per step
+// had cost ~4% of a training step's CPU time, profiled).
+struct StepRows {
+  float* data = nullptr;
+  int64_t step_stride = 0, row_stride = 0;
+  Rows operator[](int64_t t) const { return {data ? data + t * step_stride : nullptr, row_stride}; }
+};
+
+StepRows step_rows(const Tensor& t, int64_t step_dim, int64_t n, int64_t width, const char* name) {
+  if (!t.defined()) return {};
+  const Rows first = rows(t.select(step_dim, 0), n, width, name);
+  return {first.data, t.stride(step_dim), first.stride};
+}
+
 Tensor defined_or_empty(const MaybeTensor& t) { return t.has_value() ? *t : Tensor(); }
 Tensor contiguous_or_empty(const MaybeTensor& t) { return t.has_value() ? t->contiguous() : Tensor(); }
 
@@ -185,33 +200,24 @@ Tensor reused_buffer(at::IntArrayRef sizes, const at::TensorOptions& options) {
 
 Tensor rows_of(const Tensor& t, int64_t begin, int64_t count) { return t.defined() ? t.narrow(0, begin, count) : t; }
 
-// gates (N, 4H) = act(products + addend + x_col * w_row): products (N, 4H) and addend (N, 4H) or
-// (4H,) (either undefined: zero), and for one input feature its column x_col (N, 1) times w_row (4H,)
-// (undefined: none); i, f, o: sigmoid, g: act. gates may be products itself. Then
-// cell = f * c_previous + i * g (no c_previous: the zero state); cell_act = act(cell);
-// h = o * cell_act, also written to h_copy (N, H) if given. cell may be c_previous itself (the
-// scoring loop reuses one buffer).
+// gates (n, 4H) = act(products + addend + x_col * w_row): products (n, 4H) and addend (n, 4H) or
+// (4H,) (stride 0) (either absent: zero), and for one input feature its column x_col (n, 1)
+// times w_row (4H,) (absent: none); i, f, o: sigmoid, g: act. gates may be products itself.
+// Then cell = f * c_previous + i * g (absent c_previous: the zero state); cell_act = act(cell);
+// h = o * cell_act, also written to h_copy (n, H) if given. cell may be c_previous itself (the
+// scoring loop reuses one buffer). Absent rows have a null data pointer; `zeros` (4H) stands in
+// for them and `unused` (H) takes an unwanted copy of h, so that the loops stay branch-free.
 template <bool relu>  // a constant, so that the loops below have no branch and vectorise
-void step_forward(const Tensor& products, const Tensor& addend, const Tensor& x_col, const Tensor& w_row,
-                  const Tensor& c_previous, const Tensor& gates, const Tensor& cell, const Tensor& cell_act,
-                  const Tensor& h, const Tensor& h_copy) {
-  const int64_t n = gates.size(0), hidden = gates.size(1) / 4;
-  const Rows g_rows = rows(gates, n, 4 * hidden, "gates"), add_rows = rows(addend, n, 4 * hidden, "addend");
-  const Rows pre_rows = rows(products, n, 4 * hidden, "products"), x_rows = rows(x_col, n, 1, "x_col");
-  const Rows w_rows = rows(w_row, n, 4 * hidden, "w_row");
-  const Rows p_rows = rows(c_previous, n, hidden, "c_previous"), c_rows = rows(cell, n, hidden, "cell");
-  const Rows a_rows = rows(cell_act, n, hidden, "cell_act"), h_rows = rows(h, n, hidden, "h");
-  const Rows copy_rows = rows(h_copy, n, hidden, "h_copy");
-  std::vector<float> zeros(4 * hidden, 0.0f);  // stands for an absent term: the loops stay branch-free
-  std::vector<float> unused(hidden);  // where no copy of h is wanted
-  const float* input_weights = w_row.defined() ? w_rows[0] : zeros.data();
+void step_forward(int64_t n, int64_t hidden, Rows products, Rows addend, Rows x_col, const float* w_row,
+                  Rows c_previous, Rows gates, Rows cell, Rows cell_act, Rows h, Rows h_copy, const float* zeros,
+                  float* unused) {
+  const float* input_weights = w_row ? w_row : zeros;
   for (int64_t r = 0; r < n; ++r) {
-    float *g = g_rows[r], *c = c_rows[r], *a = a_rows[r], *out = h_rows[r];
-    float* copy = h_copy.defined() ? copy_rows[r] : unused.data();
-    const float *add = addend.defined() ? add_rows[r] : zeros.data();
-    const float *pre = products.defined() ? pre_rows[r] : zeros.data();
-    const float *previous = c_previous.defined() ? p_rows[r] : zeros.data();
-    const float input = x_col.defined() ? x_rows[r][0] : 0.0f;
+    float *g = gates[r], *c = cell[r], *a = cell_act[r], *out = h[r];
+    float* copy = h_copy.data ? h_copy[r] : unused;
+    const float *add = addend.data ? addend[r] : zeros, *pre = products.data ? products[r] : zeros;
+    const float *previous = c_previous.data ? c_previous[r] : zeros;
+    const float input = x_col.data ? x_col[r][0] : 0.0f;
 #pragma omp simd
     for (int64_t k = 0; k < 3 * hidden; ++k) g[k] = sigmoid(pre[k] + add[k] + input * input_weights[k]);
 #pragma omp simd
@@ -229,27 +235,21 @@ void step_forward(const Tensor& products, const Tensor& addend, const Tensor& x_
 
 // One step back. dLoss/dh_t = grad_h + grad_h_extra (grad_outputs[:, t]); grad_c:
 // dLoss/dc_t from step t+1, replaced by dLoss/dc_{t-1}; gates: the activated gates of step t;
-// cell_act: act(c_t). Writes grad_gates (N, 4H), the gradient of the pre-activations; it may be
-// `gates` itself (each position is read before it is written, and by no other position). Adds
-// grad_gates to sums (N, 4H) and, for one input feature, x_col (N, 1) times grad_gates to
-// x_sums (N, 4H): the bias's and that input weight's gradients, summed while the rows are in
-// cache instead of in passes over all steps' gradients after the loop.
+// cell_act: act(c_t); c_previous absent (null): the zero state, read from `zeros` (H). Writes
+// grad_gates (n, 4H), the gradient of the pre-activations; it may be `gates` itself (each
+// position is read before it is written, and by no other position). Adds grad_gates to sums
+// (n, 4H) and, for one input feature, x_col (n, 1) times grad_gates to x_sums (n, 4H): the
+// bias's and that input weight's gradients, summed while the rows are in cache instead of in
+// passes over all steps' gradients after the loop.
 template <bool relu, bool one_input>
-void step_backward(const Tensor& grad_h, const Tensor& grad_h_extra, const Tensor& grad_c, const Tensor& gates,
-                   const Tensor& c_previous, const Tensor& cell_act, const Tensor& grad_gates, const Tensor& sums,
-                   const Tensor& x_col, const Tensor& x_sums) {
-  const int64_t n = gates.size(0), hidden = gates.size(1) / 4;
-  const Rows dh_rows = rows(grad_h, n, hidden, "grad_h"), extra_rows = rows(grad_h_extra, n, hidden, "grad_h_extra");
-  const Rows dc_rows = rows(grad_c, n, hidden, "grad_c"), g_rows = rows(gates, n, 4 * hidden, "gates");
-  const Rows p_rows = rows(c_previous, n, hidden, "c_previous"), a_rows = rows(cell_act, n, hidden, "cell_act");
-  const Rows d_rows = rows(grad_gates, n, 4 * hidden, "grad_gates"), s_rows = rows(sums, n, 4 * hidden, "sums");
-  const Rows x_rows = rows(x_col, n, 1, "x_col"), xs_rows = rows(x_sums, n, 4 * hidden, "x_sums");
-  const std::vector<float> zeros(c_previous.defined() ? 0 : hidden, 0.0f);  // the zero state
+void step_backward(int64_t n, int64_t hidden, Rows grad_h, Rows grad_h_extra, Rows grad_c, Rows gates,
+                   Rows c_previous, Rows cell_act, Rows grad_gates, Rows sums, Rows x_col, Rows x_sums,
+                   const float* zeros) {
   for (int64_t r = 0; r < n; ++r) {
-    const float *dh = dh_rows[r], *extra = extra_rows[r], *g = g_rows[r], *a = a_rows[r];
-    const float *previous = c_previous.defined() ? p_rows[r] : zeros.data();
-    float *dc = dc_rows[r], *d = d_rows[r], *sum = s_rows[r], *x_sum = xs_rows[r];
-    const float input = one_input ? x_rows[r][0] : 0.0f;
+    const float *dh = grad_h[r], *extra = grad_h_extra[r], *g = gates[r], *a = cell_act[r];
+    const float* previous = c_previous.data ? c_previous[r] : zeros;
+    float *dc = grad_c[r], *d = grad_gates[r], *sum = sums[r], *x_sum = one_input ? x_sums[r] : nullptr;
+    const float input = one_input ? x_col[r][0] : 0.0f;
 #pragma omp simd
     for (int64_t k = 0; k < hidden; ++k) {
       const float i = g[k], f = g[hidden + k], o = g[2 * hidden + k], candidate = g[3 * hidden + k];
@@ -282,7 +282,7 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
                   Tensor h, Tensor c, const Tensor& outputs, const Tensor& gates_all, const Tensor& cells,
                   const Tensor& cell_outs, const Tensor& joined, bool relu, bool keep, bool onednn) {
   const bool projected = x.dim() == 3 && !w_row.defined();  // x_t W^T is a product of its own
-  const int64_t length = outputs.size(1), inputs = x.size(-1), hidden = w_hh.size(1);
+  const int64_t n = x.size(0), length = outputs.size(1), inputs = x.size(-1), hidden = w_hh.size(1);
   const Tensor w_ih_t = w_ih.t(), w_hh_t = w_hh.t();
   // Through oneDNN, which copies strided rows before each product: with an input to project,
   // each step's [x_t, h_{t-1}] lies side by side in `joined`, one contiguous (n, I + H) block per
@@ -297,36 +297,46 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
     else h_first.zero_();
     w_joined = at::cat({w_ih, w_hh}, 1);
   } else if (onednn) {
-    h_rows = at::empty({x.size(0), hidden}, x.options());
+    h_rows = at::empty({n, hidden}, x.options());
     if (h.defined()) h_rows.copy_(h);
   }
+  const std::vector<float> zeros(4 * hidden, 0.0f);
+  std::vector<float> unused(hidden);
+  const StepRows gate_steps = step_rows(gates_all, 0, n, 4 * hidden, "gates"), cell_steps = step_rows(cells, 0, n, hidden, "cells");
+  const StepRows act_steps = step_rows(cell_outs, 0, n, hidden, "cell_outs"), out_steps = step_rows(outputs, 1, n, hidden, "outputs");
+  const StepRows x_steps = w_row.defined() ? step_rows(x, 1, n, 1, "x") : StepRows();
+  const StepRows joined_h = joined.defined() ? step_rows(joined.narrow(2, inputs, hidden), 0, n, hidden, "joined") : StepRows();
+  const Rows bias_rows = rows(addend, n, 4 * hidden, "addend"), h_copy_rows = rows(h_rows, n, hidden, "h_rows");
+  const float* w_row_data = w_row.defined() ? w_row.data_ptr<float>() : nullptr;
+  Rows previous = rows(c, n, hidden, "c_0");
+  bool has_h = h.defined();
   for (int64_t t = 0; t < length; ++t) {
     const int64_t k = keep ? t : 0;
-    Tensor gates = gates_all.select(0, k);  // at::mm_out writes into it
-    const Tensor cell = cells.select(0, k), output = outputs.select(1, t);
-    const Tensor x_col = w_row.defined() ? x.select(1, t) : Tensor();
-    Tensor products, step_addend = addend, h_copy = h_rows;
-    if (onednn) {  // new tensors: the gate pass reads them (scoring: overwrites them with the gates)
+    Rows gates = gate_steps[k], pre, add = bias_rows, h_copy = h_copy_rows;
+    Tensor products;  // through oneDNN a new tensor, read by the gate pass (scoring: overwritten with the gates)
+    if (onednn) {
       if (joined.defined()) {
         products = onednn_product(joined.select(0, t), w_joined, addend);  // the bias rides along
-        step_addend = Tensor();
-        h_copy = t + 1 < length ? joined.select(0, t + 1).narrow(1, inputs, hidden) : Tensor();
-      } else if (h.defined()) {
+        add = Rows();
+        h_copy = t + 1 < length ? joined_h[t + 1] : Rows();
+      } else if (has_h) {
         products = onednn_product(h_rows, w_hh);
       }
-      if (!keep && products.defined()) gates = products;
-    } else if (projected) {
-      at::mm_out(gates, x.select(1, t), w_ih_t);
-      if (h.defined()) gates.addmm_(h, w_hh_t);
-      products = gates;
-    } else if (h.defined()) {
-      products = at::mm_out(gates, h, w_hh_t);
+      pre = rows(products, n, 4 * hidden, "products");
+      if (!keep && products.defined()) gates = pre;
+    } else if (projected || has_h) {  // at::mm_out writes into the gates
+      Tensor gates_t = gates_all.select(0, k);
+      if (projected) at::mm_out(gates_t, x.select(1, t), w_ih_t);
+      if (projected && has_h) gates_t.addmm_(h, w_hh_t);
+      else if (has_h) at::mm_out(gates_t, h, w_hh_t);
+      pre = gates;
     }
-    const Tensor cell_out = cell_outs.select(0, k);
-    if (relu) step_forward<true>(products, step_addend, x_col, w_row, c, gates, cell, cell_out, output, h_copy);
-    else step_forward<false>(products, step_addend, x_col, w_row, c, gates, cell, cell_out, output, h_copy);
-    h = output;
-    c = cell;
+    const auto step = relu ? step_forward<true> : step_forward<false>;
+    step(n, hidden, pre, add, x_steps[t], w_row_data, previous, gates, cell_steps[k], act_steps[k], out_steps[t], h_copy,
+         zeros.data(), unused.data());
+    if (!onednn) h = outputs.select(1, t);  // the BLAS's next product reads it
+    has_h = true;
+    previous = cell_steps[k];
   }
 }
 
@@ -356,19 +366,24 @@ void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor&
                    const Tensor& c_0, const Tensor& cells, const Tensor& cell_outs, const Tensor& gates_all,
                    const Tensor& grad_h_out, const Tensor& grad_c, const Tensor& sums, const Tensor& x,
                    const Tensor& x_sums, bool relu, bool onednn) {
+  const int64_t n = gates_all.size(1), hidden = w_hh.size(1);
+  const std::vector<float> zeros(hidden, 0.0f);
+  const StepRows extra_steps = step_rows(grad_outputs, 1, n, hidden, "grad_outputs");
+  const StepRows cell_steps = step_rows(cells, 0, n, hidden, "cells"), act_steps = step_rows(cell_outs, 0, n, hidden, "cell_outs");
+  const StepRows gate_steps = step_rows(gates_all, 0, n, 4 * hidden, "gates");
+  const StepRows x_steps = x_sums.defined() ? step_rows(x, 1, n, 1, "x") : StepRows();
+  const Rows c_first = rows(c_0, n, hidden, "c_0"), dc = rows(grad_c, n, hidden, "grad_c");
+  const Rows sum_rows = rows(sums, n, 4 * hidden, "sums"), x_sum_rows = rows(x_sums, n, 4 * hidden, "x_sums");
+  const auto step = x_sums.defined() ? (relu ? step_backward<true, true> : step_backward<false, true>)
+                                     : (relu ? step_backward<true, false> : step_backward<false, false>);
   Tensor grad_h = grad_h_out;  // through oneDNN each step's dLoss/dh is a new tensor
   for (int64_t t = gates_all.size(0) - 1; t >= 0; --t) {
-    const Tensor c_previous = t > 0 ? cells.select(0, t - 1) : c_0;
-    const Tensor grad_output = grad_outputs.select(1, t);
-    const Tensor gates = gates_all.select(0, t);
-    const Tensor grad_extra = grad_output.stride(-1) == 1 ? grad_output : grad_output.contiguous();
-    const Tensor cell_act = cell_outs.select(0, t), x_col = x_sums.defined() ? x.select(1, t) : Tensor();
-    const auto step = x_sums.defined() ? (relu ? step_backward<true, true> : step_backward<false, true>)
-                                       : (relu ? step_backward<true, false> : step_backward<false, false>);
-    step(grad_h, grad_extra, grad_c, gates, c_previous, cell_act, gates, sums, x_col, x_sums);
+    const Rows gates = gate_steps[t];
+    step(n, hidden, rows(grad_h, n, hidden, "grad_h"), extra_steps[t], dc, gates, t > 0 ? cell_steps[t - 1] : c_first,
+         act_steps[t], gates, sum_rows, x_steps[t], x_sum_rows, zeros.data());
     if (t > 0 || h_0.defined()) {  // dLoss/dh_{t-1}, less grad_outputs[:, t-1]
-      if (onednn) grad_h = onednn_product(gates, w_hh_t);
-      else at::mm_out(grad_h, gates, w_hh);
+      if (onednn) grad_h = onednn_product(gates_all.select(0, t), w_hh_t);
+      else at::mm_out(grad_h, gates_all.select(0, t), w_hh);
     }
   }
   if (!grad_h.is_same(grad_h_out)) grad_h_out.copy_(grad_h);
@@ -429,11 +444,12 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
   Tensor grad_c = grad_c_last.clone(at::MemoryFormat::Contiguous);
   const Tensor c_first = contiguous_or_empty(c_0);
   const Tensor w_hh_t = onednn ? w_hh.t().contiguous() : Tensor();  // oneDNN's weight layout: (H, 4H)
+  const Tensor grad_rows = grad_outputs.stride(-1) == 1 ? grad_outputs : grad_outputs.contiguous();  // read by rows
   const Tensor sums = x.new_zeros({n, four_h});  // per row, over the steps: the bias's gradient, summed over rows
   const bool one_input = !constant && x.size(2) == 1;  // its weight's gradient is summed in the loop too
   const Tensor x_sums = one_input ? x.new_zeros({n, four_h}) : Tensor();
   for_row_blocks(n, [&](int64_t begin, int64_t count) {
-    backward_rows(grad_outputs.narrow(0, begin, count), w_hh, w_hh_t, rows_of(h_first, begin, count),
+    backward_rows(grad_rows.narrow(0, begin, count), w_hh, w_hh_t, rows_of(h_first, begin, count),
                   rows_of(c_first, begin, count), cells.narrow(1, begin, count), cell_outs.narrow(1, begin, count),
                   gates_all.narrow(1, begin, count), grad_h.narrow(0, begin, count), grad_c.narrow(0, begin, count),
                   sums.narrow(0, begin, count), x.narrow(0, begin, count), rows_of(x_sums, begin, count), relu, onednn);
