@@ -507,10 +507,13 @@ def machine_info(threads: int) -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    from lstmae.nn.fast_lstm import matmul_policy
+    from lstmae.nn.fast_lstm import fused_kernels, matmul_policy
 
+    tiles_built = getattr(fused_kernels(), "tiles_pay", False)
     libraries = {"onednn": "oneDNN", "blas": "torch's BLAS",
-                 "large": "oneDNN (those of at least 4 MFLOP a step and thread) and torch's BLAS"}
+                 "tiles": ("lstmae's register tiles (each step's products)" if tiles_built else
+                           "not lstmae's register tiles (built without AVX-512)")
+                 + ", oneDNN (the other products of at least 4 MFLOP a step and thread) and torch's BLAS"}
 
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads, "python": platform.python_version(),
             "torch": torch.__version__, "load_avg_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M"),

@@ -185,7 +185,7 @@ def test_a_bad_matmul_setting_names_the_choices(workspace, tmp_path, monkeypatch
     fast_lstm.matmul_policy.cache_clear()
     try:
         assert_user_error(run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "s.csv"),
-                          "LSTMAE_MATMUL must be one of ('onednn', 'blas') or unset, got 'cublas'")
+                          "LSTMAE_MATMUL must be one of ('tiles', 'onednn', 'blas') or unset, got 'cublas'")
     finally:
         fast_lstm.matmul_policy.cache_clear()
     assert not (tmp_path / "s.csv").exists()

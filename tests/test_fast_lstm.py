@@ -1,4 +1,6 @@
 """lstmae.nn.fast_lstm.lstm_layer against independent references: an autograd loop and nn.LSTM."""
+import math
+
 import pytest
 import torch
 
@@ -376,27 +378,28 @@ def matmul_choice(monkeypatch):
     fast_lstm.matmul_policy.cache_clear()
 
 
-@pytest.mark.parametrize("choice", ["onednn", "blas"])
+@pytest.mark.parametrize("choice, hidden", [("onednn", 8), ("blas", 8), ("tiles", 8), ("tiles", 32)])
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
 @pytest.mark.parametrize("inputs", [1, 3])
 @pytest.mark.parametrize("length", [1, 11])
-def test_fused_kernels_split_rows_between_threads_and_match_pytorch_with_either_matmul(
-        kernels, monkeypatch, matmul_choice, choice, activation, constant, inputs, length):
+def test_fused_kernels_split_rows_between_threads_and_match_pytorch_with_each_matmul(
+        kernels, monkeypatch, matmul_choice, choice, hidden, activation, constant, inputs, length):
     """37 rows on 3 threads (blocks of 13, 13 and 11 rows, each running all steps on its own
     thread, in the caller's grad mode for training and inference mode for scoring), with a given
-    state: oneDNN's products (new tensors, read by the gate pass) and the BLAS's (written into the
-    gates) give the PyTorch loop's results. One step: the recurrent weight's gradient is a
-    product over no rows."""
+    state: oneDNN's products (new tensors, read by the gate pass), the BLAS's (written into the
+    gates) and the tiles' (hidden 8: forward only, 4H = 32; hidden 32: backward too; 13 and 11
+    rows: a tile of 8 rows and one of 5 or 3) give the PyTorch loop's results. One step: the
+    recurrent weight's gradient is a product over no rows."""
     matmul_choice(choice)
     threads = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
-        tensors, state, steps = random_layer(n=37, length=length, inputs=inputs, hidden=8, constant=constant,
+        tensors, state, steps = random_layer(n=37, length=length, inputs=inputs, hidden=hidden, constant=constant,
                                              with_state=True, dtype=torch.float32)
-        with torch.no_grad():  # weights of 0.25: relu over 11 steps stays of order 1 (at 0.5 it grew to ~1e5)
+        with torch.no_grad():  # weights of 0.25 (hidden 8): relu over 11 steps stays of order 1 (at 0.5 it grew to ~1e5)
             for weight in tensors[1:]:
-                weight.mul_(0.5)
+                weight.mul_(0.5 * (8 / hidden) ** 0.5)
         runs = fused_and_pytorch_runs(monkeypatch, tensors, state, steps, activation, tensors + list(state))
     finally:
         torch.set_num_threads(threads)
@@ -475,7 +478,7 @@ def test_outputs_are_handed_out_again_only_once_nobody_holds_them(kernels):
 
 
 @pytest.mark.parametrize("vendor, machine, expected", [
-    ("AuthenticAMD", "x86_64", "large"),  # MKL runs its AVX2 kernels there
+    ("AuthenticAMD", "x86_64", "tiles"),  # MKL runs its AVX2 kernels there
     ("GenuineIntel", "x86_64", "blas"),
     ("", "arm64", "blas"),
 ])
@@ -485,15 +488,31 @@ def test_the_default_matmul_follows_the_cpu_maker(matmul_choice, monkeypatch, ve
     monkeypatch.setattr(fast_lstm.platform, "machine", lambda: machine)
     monkeypatch.setattr(fast_lstm, "_onednn_available", lambda: True)
     assert fast_lstm.matmul_policy() == expected
-    monkeypatch.setattr(fast_lstm, "_onednn_available", lambda: False)  # a torch without oneDNN
+    monkeypatch.setattr(fast_lstm, "_onednn_available", lambda: False)  # a torch without oneDNN: the tiles need none
     fast_lstm.matmul_policy.cache_clear()
-    assert fast_lstm.matmul_policy() == "blas"
+    assert fast_lstm.matmul_policy() == expected and fast_lstm._onednn_min_flops() == math.inf
 
 
 def test_a_bad_matmul_choice_names_the_choices(matmul_choice):
     matmul_choice("cublas")
-    with pytest.raises(ValueError, match=r"LSTMAE_MATMUL must be one of \('onednn', 'blas'\) or unset, got 'cublas'"):
+    with pytest.raises(ValueError, match=r"LSTMAE_MATMUL must be one of \('tiles', 'onednn', 'blas'\) or unset, "
+                                         r"got 'cublas'"):
         fast_lstm.matmul_policy()
+
+
+@pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
+def test_the_tiles_run_each_steps_products_without_a_library_call(kernels, matmul_choice, constant):
+    """Scoring a 32-unit layer with the tiles: no per-step product goes through oneDNN or the
+    BLAS (a repeated input is projected once, by one addmm)."""
+    if not getattr(kernels, "tiles_pay", False):
+        pytest.skip("the kernels were built without AVX-512: no tiles")
+    matmul_choice("tiles")
+    tensors, _, steps = random_layer(n=16, length=7, inputs=3, hidden=32, constant=constant, dtype=torch.float32)
+    with torch.profiler.profile() as profile, torch.inference_mode():
+        lstm_layer(*tensors, activation="tanh", steps=steps)
+    products = [(event.key, event.count) for event in profile.key_averages()
+                if event.key in ("aten::mm", "aten::addmm", "mkldnn::_linear_pointwise")]
+    assert products == ([("aten::addmm", 1)] if constant else [])
 
 
 def test_the_cpu_vendor_is_read_from_proc_cpuinfo(monkeypatch, tmp_path):
@@ -513,11 +532,12 @@ def test_the_cpu_vendor_is_read_from_proc_cpuinfo(monkeypatch, tmp_path):
     ((128, 64), 64, False),     # a repeated code: only h U^T, 2.1 MFLOP
 ])
 def test_by_default_only_large_products_go_through_onednn(kernels, monkeypatch, shape, hidden, expected):
-    """With the default policy on CPUs where MKL lacks AVX-512 ("large"), a layer's products go
-    through oneDNN when one step's products on one thread's rows reach ONEDNN_MIN_FLOPS."""
+    """With the default policy on CPUs where MKL lacks AVX-512 ("tiles"), a layer's products other
+    than the tiles' go through oneDNN when one step's products on one thread's rows reach
+    ONEDNN_MIN_FLOPS."""
     if not fast_lstm._onednn_available():
         pytest.skip("torch has no oneDNN here")
-    monkeypatch.setattr(fast_lstm, "matmul_policy", lambda: "large")
+    monkeypatch.setattr(fast_lstm, "matmul_policy", lambda: "tiles")
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -19,8 +19,9 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
   cells and act(cells) of every step, and the backward pass walks the steps in reverse with
   in-place gate derivatives.
 - For float32 on the CPU the whole loop, forward and backward, runs in C++ (fused_gates.cpp,
-  compiled by torch on first use and cached): the same products (through oneDNN instead of the
-  BLAS on CPUs where MKL lacks its AVX-512 kernels: `matmul_policy`), no Python per step, and each
+  compiled by torch on first use and cached): the same products (on CPUs where MKL lacks its
+  AVX-512 kernels, each step's in the kernels' own register tiles and the larger others through
+  oneDNN instead of the BLAS: `matmul_policy`), no Python per step, and each
   step's gate math (about ten eager operations) in one pass over the gates. Its backward keeps
   only dLoss/dh_{t-1} per step; each step's gate gradients overwrite its saved gates, and the
   weight and input gradients are one product each over all N*L rows after the loop. Each thread
@@ -96,7 +97,7 @@ def _cpu_tag() -> str:
     return hashlib.sha1(flags.encode()).hexdigest()[:8]
 
 
-MATMUL_CHOICES = ("onednn", "blas")
+MATMUL_CHOICES = ("tiles", "onednn", "blas")
 # oneDNN pays from about this many FLOPs of products per step and thread (h U^T, and x_t W^T for
 # more than one input feature); below it its cost per call outweighs its speed. On the AMD EPYC
 # (ad hoc, one layer, 2 threads): 8.4 MFLOP ran in 0.62-0.75x the BLAS's time, 3.1 MFLOP in 1.09x,
@@ -107,28 +108,42 @@ ONEDNN_MIN_FLOPS = 4e6
 
 @functools.cache
 def matmul_policy() -> str:
-    """Where the fused kernels run their matrix products: "onednn" (all through oneDNN's matmul),
-    "large" (through oneDNN those of at least ONEDNN_MIN_FLOPS per step and thread, the rest
-    through torch's BLAS, at::mm) or "blas". LSTMAE_MATMUL=onednn or =blas decides; by default
-    "large" on x86-64 CPUs not made by Intel, "blas" elsewhere: torch's BLAS on x86 is MKL, which
-    runs its AVX-512 kernels on Intel CPUs only. On a 2-core AMD EPYC (Zen 5) MKL's fp32 matmul
-    peaked at about 190-200 GFLOP/s and oneDNN's at about 420-450 (benchmarks/perf.py's matmul
-    peak); ECG-like scoring ran 1.4-1.8x and training 1.2-1.3x faster through oneDNN (single
-    perf.py cases with LSTMAE_MATMUL=blas and without, alternated: ad hoc; README)."""
+    """Where the fused kernels run their matrix products:
+
+    - "tiles": each step's products (h U^T, or [x_t, h] [W, U]^T, and dLoss/dh's grad_gates U)
+      in lstmae's own register-tiled loop (fused_gates.cpp's tiled_product), where the kernels
+      were built for AVX-512 and the widths (4H forward, H backward) are multiples of 32; the
+      other products through oneDNN from ONEDNN_MIN_FLOPS per step and thread, the rest through
+      torch's BLAS (at::mm).
+    - "onednn": all through oneDNN's matmul; "blas": all through torch's BLAS.
+
+    LSTMAE_MATMUL decides; by default "tiles" on x86-64 CPUs not made by Intel, "blas" elsewhere:
+    torch's BLAS on x86 is MKL, which runs its AVX-512 kernels on Intel CPUs only (on a 2-core AMD
+    EPYC, Zen 5, its fp32 matmul peaked at about 190-210 GFLOP/s, oneDNN's at 420-460:
+    benchmarks/perf.py's matmul peak), and neither library is made for products as small as one
+    step's (64 rows per thread at batch 128): the tiles ran them 1.3-2x faster than oneDNN
+    (ad hoc). Intel machines keep MKL: the tiles have not been measured on one."""
     choice = os.environ.get("LSTMAE_MATMUL", "").strip().lower()
     if choice and choice not in MATMUL_CHOICES:
         raise ValueError(f"LSTMAE_MATMUL must be one of {MATMUL_CHOICES} or unset, got {choice!r}: unset it to let "
                          "lstmae choose")
-    if choice == "blas" or not _onednn_available():
-        return "blas"
+    if choice in ("blas", "tiles"):
+        return choice
     if choice == "onednn":
-        return "onednn"
-    return "large" if platform.machine().lower() in ("x86_64", "amd64") and _cpu_vendor() != "GenuineIntel" else "blas"
+        return "onednn" if _onednn_available() else "blas"
+    return "tiles" if platform.machine().lower() in ("x86_64", "amd64") and _cpu_vendor() != "GenuineIntel" else "blas"
 
 
 def _onednn_min_flops() -> float:
     """The kernels' threshold for matmul_policy(): 0 sends every product to oneDNN, inf none."""
-    return {"onednn": 0.0, "large": ONEDNN_MIN_FLOPS, "blas": math.inf}[matmul_policy()]
+    if not _onednn_available():
+        return math.inf
+    return {"onednn": 0.0, "tiles": ONEDNN_MIN_FLOPS, "blas": math.inf}[matmul_policy()]
+
+
+def _step_tiles() -> bool:
+    """Whether the kernels run each step's products in their own tiles (matmul_policy)."""
+    return matmul_policy() == "tiles"
 
 
 def _onednn_available() -> bool:
@@ -205,7 +220,7 @@ def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool
     kernels = fused_kernels_for(x)
     if kernels is not None:  # the same loop in C++
         return tuple(kernels.layer_forward(x, w_ih, b, w_hh, h_0, c_0, relu, length, keep,
-                                           _onednn_min_flops()))
+                                           _onednn_min_flops(), _step_tiles()))
     n, hidden = x.shape[0], w_hh.shape[1]
     if not relu:  # g = tanh(a) = 2 sigmoid(2a) - 1: double g's rows, then one sigmoid for all gates
         w_ih, b, w_hh = (torch.cat([w[: 3 * hidden], 2 * w[3 * hidden :]]) for w in (w_ih, b, w_hh))
@@ -272,7 +287,8 @@ class _LSTMLayer(torch.autograd.Function):
                                    "backward(retain_graph=True)")
             ctx.gates_overwritten = True
             return (*kernels.layer_backward(grad_outputs, grad_c_last, x, w_ih, w_hh, h_0, c_0, outputs, joined,
-                                            gates_all, cells, cell_outs, relu, need_x, _onednn_min_flops()), None, None)
+                                            gates_all, cells, cell_outs, relu, need_x, _onednn_min_flops(),
+                                            _step_tiles()), None, None)
         length, n, four_h = gates_all.shape
         hidden = four_h // 4
         constant = x.dim() == 2
