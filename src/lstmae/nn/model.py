@@ -113,7 +113,7 @@ class KerasLSTM(nn.Module):
         return torch.stack(outputs, dim=1), (h, c)
 
 
-FUSED_TRAINING_BATCH = 128  # TanhLSTM trains through the fused layer from this batch size on
+FUSED_TRAINING_BATCH = 32  # TanhLSTM trains through the fused layer from this batch size on
 FUSED_TRAINING_STEPS = 32  # and from this sequence length on
 
 
@@ -124,13 +124,15 @@ class TanhLSTM(nn.LSTM):
     the CPU (no gradients, one direction, fixed length) runs `fast_lstm.lstm_layer` with the
     same weights instead, and so does training on batches of at least FUSED_TRAINING_BATCH
     sequences of at least FUSED_TRAINING_STEPS steps where the compiled kernels are there.
-    Smaller batches train through nn.LSTM: through the fused layer one epoch on 1024 ECG5000
-    beats ran 0.80-1.35x nn.LSTM's speed at batch 32 (lstmae's default), 1.32-1.68x at batch 128
-    (`benchmarks/tanh_training_check.py --speed`, AMD EPYC; on an Intel Xeon 1.05-1.20x and
-    1.30-1.41x, and 0.92-1.10x and 1.00-1.36x at commit 82a2891, when this rule was set). So do
-    short sequences: in the full perf.py run at 535eb6c (AMD EPYC) the fused layer trained 5-step
-    sensor windows at 0.87x the plain nn.LSTM model, 140 and 256 steps at 1.58x and 2.27x. Model
-    quality is the same within noise over paired seeds (the same script).
+    Smaller batches train through nn.LSTM (not measured). Through the fused layer one epoch on
+    1024 ECG5000 beats ran 1.23-2.27x nn.LSTM's speed at batch 32 (lstmae's default) and 1.75-2.14x
+    at batch 128 (`benchmarks/tanh_training_check.py --speed`, AMD EPYC, with the register tiles;
+    before them 0.80-1.35x at batch 32, when the rule was batch 128; on an Intel Xeon at commit
+    b77086c 1.05-1.20x and 1.30-1.41x). Short sequences train through nn.LSTM too: the fused layer
+    trained 5-step sensor windows at 0.99x nn.LSTM's speed at batch 128 and 0.77x at batch 32
+    (ad hoc, alternated, with the tiles), 140 and 256 steps at 1.58x and 2.27x the plain nn.LSTM
+    model in the full perf.py run at 535eb6c. Model quality is the same within noise over paired
+    seeds (the same script).
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
