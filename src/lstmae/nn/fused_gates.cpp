@@ -412,14 +412,37 @@ Tensor step_major_rows(const Tensor& x) {
   return reused_buffer({length, n, width}, x.options()).copy_(x.transpose(0, 1)).view({length * n, width});
 }
 
+// rows (K, I), last dimension contiguous, transposed into a contiguous (I, K) buffer, in blocks
+// of 16 x 16 on all threads: Tensor::copy_ of the transposed view ran at about 3.4 GB/s, about
+// 4 ms for each 192 x 17920 weight-gradient input of an ECG-like training step (profiled).
+Tensor transposed_copy(const Tensor& rows) {
+  const int64_t k_rows = rows.size(0), width = rows.size(1), ld = rows.stride(0);
+  TORCH_CHECK(rows.stride(1) == 1, "transposed_copy: expected a contiguous last dimension");
+  Tensor out = reused_buffer({width, k_rows}, rows.options());
+  const float* src = rows.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  constexpr int64_t kBlock = 16;
+  at::parallel_for(0, (k_rows + kBlock - 1) / kBlock, 64, [&](int64_t first, int64_t last) {
+    for (int64_t block = first; block < last; ++block) {
+      const int64_t r0 = block * kBlock, r1 = std::min(k_rows, r0 + kBlock);
+      for (int64_t c0 = 0; c0 < width; c0 += kBlock) {
+        const int64_t c1 = std::min(width, c0 + kBlock);
+        for (int64_t c = c0; c < c1; ++c) {
+          for (int64_t r = r0; r < r1; ++r) dst[c * k_rows + r] = src[r * ld + c];
+        }
+      }
+    }
+  });
+  return out;
+}
+
 // grad (K, M)^T times rows (K, I): a weight's gradient (M, I) summed over K rows. oneDNN reads a
 // transposed weight in place but copies a transposed input, so it computes the product's
 // transpose from a transposed copy of `rows` (the narrower operand).
 Tensor weight_gradient(const Tensor& grad, const Tensor& rows, bool onednn) {
   if (!onednn) return grad.t().mm(rows);
   if (rows.size(0) == 0) return at::zeros({grad.size(1), rows.size(1)}, grad.options());  // oneDNN takes no empty products
-  const Tensor rows_t = reused_buffer({rows.size(1), rows.size(0)}, rows.options()).copy_(rows.t());
-  return onednn_product(rows_t, grad.t()).t().contiguous();
+  return onednn_product(transposed_copy(rows), grad.t()).t().contiguous();
 }
 
 // The backward loop. Only dLoss/dh_{t-1} = grad_gates_t U is computed step by step (each step
