@@ -525,27 +525,49 @@ def test_the_cpu_vendor_is_read_from_proc_cpuinfo(monkeypatch, tmp_path):
     assert fast_lstm._cpu_vendor() == ""
 
 
+def onednn_calls(x, hidden, training):
+    """How many products one relu layer call (5 steps, two threads) sends through oneDNN."""
+    weights = (torch.randn(4 * hidden, x.shape[-1], requires_grad=True), None,
+               torch.randn(4 * hidden, hidden, requires_grad=True))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.profiler.profile() as profile:
+            if training:
+                lstm_layer(x, *weights, activation="relu", steps=5)[0].sum().backward()
+            else:
+                with torch.inference_mode():
+                    lstm_layer(x, *weights, activation="relu", steps=5)
+    finally:
+        torch.set_num_threads(threads)
+    return sum(event.count for event in profile.key_averages() if event.key == "mkldnn::_linear_pointwise")
+
+
 @pytest.mark.parametrize("shape, hidden, expected", [
     ((128, 5, 64), 64, True),   # 64 rows a thread on two threads: 2 x 64 x (64 + 64) x 256 = 4.2 MFLOP a step
     ((128, 5, 1), 64, False),   # one input feature is no product: 2.1 MFLOP
     ((32, 5, 64), 64, False),   # 16 rows a thread: 1.0 MFLOP
     ((128, 64), 64, False),     # a repeated code: only h U^T, 2.1 MFLOP
 ])
-def test_by_default_only_large_products_go_through_onednn(kernels, monkeypatch, shape, hidden, expected):
-    """With the default policy on CPUs where MKL lacks AVX-512 ("tiles"), a layer's products other
-    than the tiles' go through oneDNN when one step's products on one thread's rows reach
-    ONEDNN_MIN_FLOPS."""
+def test_by_default_only_large_step_products_go_through_onednn(kernels, monkeypatch, shape, hidden, expected):
+    """With the default policy on CPUs where MKL lacks AVX-512 ("tiles") but no tiles (built
+    without AVX-512), a layer's steps go through oneDNN when one step's products on one thread's
+    rows reach ONEDNN_MIN_FLOPS."""
     if not fast_lstm._onednn_available():
         pytest.skip("torch has no oneDNN here")
     monkeypatch.setattr(fast_lstm, "matmul_policy", lambda: "tiles")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        x = torch.randn(shape)
-        weights = (torch.randn(4 * hidden, shape[-1], requires_grad=True), None,
-                   torch.randn(4 * hidden, hidden, requires_grad=True))
-        with torch.profiler.profile() as profile:
-            lstm_layer(x, *weights, activation="relu", steps=5)[0].sum().backward()
-    finally:
-        torch.set_num_threads(threads)
-    assert ("mkldnn::_linear_pointwise" in {event.key for event in profile.key_averages()}) is expected
+    monkeypatch.setattr(fast_lstm, "_step_tiles", lambda: False)
+    assert (onednn_calls(torch.randn(shape), hidden, training=False) > 0) is expected
+
+
+@pytest.mark.parametrize("n, hidden, expected", [(128, 64, True), (4, 4, False)])
+def test_products_after_the_loop_go_through_onednn_by_their_own_size(kernels, monkeypatch, n, hidden, expected):
+    """A repeated code of 128 rows: its steps are too small for oneDNN (2.1 MFLOP a step and
+    thread), its recurrent weight's gradient over all 5 x 128 rows is not (21 MFLOP); 4 rows of
+    4 units: neither."""
+    if not fast_lstm._onednn_available():
+        pytest.skip("torch has no oneDNN here")
+    monkeypatch.setattr(fast_lstm, "matmul_policy", lambda: "tiles")
+    monkeypatch.setattr(fast_lstm, "_step_tiles", lambda: False)
+    assert onednn_calls(torch.randn(n, 64), hidden, training=False) == 0
+    assert (onednn_calls(torch.randn(n, 64), hidden, training=True) > 0) is expected

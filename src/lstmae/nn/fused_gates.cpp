@@ -554,29 +554,33 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
                   tiled);
   });
   const Tensor grad_gates = gates_all.view({length * n, four_h});  // step-major rows: (t, sample)
+  // The products after the loop span all L * N rows: each goes through oneDNN by its own size
+  // (a layer's steps may be too small for it while these are not).
+  const auto onednn_for = [&](int64_t width) { return 2.0 * length * n * four_h * width >= onednn_min_flops; };
   Tensor grad_x, grad_w_ih, grad_w_hh;
   if (constant) {  // the same x at every step: its gradient sums over the steps
     grad_w_ih = sums.t().mm(x);
     if (need_x) grad_x = sums.mm(w_ih);
   } else {
     if (need_x) {
-      grad_x = onednn ? onednn_product(grad_gates, w_ih.t().contiguous()) : grad_gates.mm(w_ih);
+      grad_x = onednn_for(x.size(2)) ? onednn_product(grad_gates, w_ih.t().contiguous()) : grad_gates.mm(w_ih);
       grad_x = grad_x.view({length, n, x.size(2)}).transpose(0, 1);
     }
     if (joined.has_value()) {  // [x_t, h_{t-1}] of every step (h_{-1}: h_0 or zeros): one product for [W, U]
       const int64_t inputs = x.size(2);
-      const Tensor grad_w = weight_gradient(grad_gates, joined->view({length * n, inputs + hidden}), onednn);
+      const Tensor grad_w = weight_gradient(grad_gates, joined->view({length * n, inputs + hidden}),
+                                            onednn_for(inputs + hidden));
       grad_w_ih = grad_w.narrow(1, 0, inputs).contiguous();
       grad_w_hh = grad_w.narrow(1, inputs, hidden).contiguous();
     } else if (one_input) {
       grad_w_ih = x_sums.sum(0).view({four_h, 1});
     } else {
-      grad_w_ih = weight_gradient(grad_gates, step_major_rows(x), onednn);
+      grad_w_ih = weight_gradient(grad_gates, step_major_rows(x), onednn_for(x.size(2)));
     }
   }
   if (!grad_w_hh.defined()) {  // h_{t-1} for the steps t >= 1 are outputs[:, :-1]; step 0 reads h_0 (none: zeros)
     grad_w_hh = weight_gradient(gates_all.narrow(0, 1, length - 1).reshape({(length - 1) * n, four_h}),
-                                step_major_rows(outputs.narrow(1, 0, length - 1)), onednn);
+                                step_major_rows(outputs.narrow(1, 0, length - 1)), onednn_for(hidden));
     if (h_first.defined()) grad_w_hh.addmm_(gates_all.select(0, 0).t(), h_first);
   }
   return {grad_x, grad_w_ih, sums.sum(0), grad_w_hh, h_0.has_value() ? grad_h : Tensor(),
