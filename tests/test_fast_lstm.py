@@ -378,7 +378,7 @@ def matmul_choice(monkeypatch):
     fast_lstm.matmul_policy.cache_clear()
 
 
-@pytest.mark.parametrize("choice, hidden", [("onednn", 8), ("blas", 8), ("tiles", 8), ("tiles", 32)])
+@pytest.mark.parametrize("choice, hidden", [("onednn", 8), ("blas", 8), ("tiles", 5), ("tiles", 8), ("tiles", 32)])
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
 @pytest.mark.parametrize("inputs", [1, 3])
@@ -388,8 +388,9 @@ def test_fused_kernels_split_rows_between_threads_and_match_pytorch_with_each_ma
     """37 rows on 3 threads (blocks of 13, 13 and 11 rows, each running all steps on its own
     thread, in the caller's grad mode for training and inference mode for scoring), with a given
     state: oneDNN's products (new tensors, read by the gate pass), the BLAS's (written into the
-    gates) and the tiles' (hidden 8: forward only, 4H = 32; hidden 32: backward too; 13 and 11
-    rows: a tile of 8 rows and one of 5 or 3) give the PyTorch loop's results. One step: the
+    gates) and the tiles' (hidden 5: 4H and H padded to 32; hidden 8: 4H = 32 forward, H padded
+    backward; hidden 32: no padding; 13 and 11 rows: a tile of 8 rows and one of 5 or 3) give
+    the PyTorch loop's results. One step: the
     recurrent weight's gradient is a product over no rows."""
     matmul_choice(choice)
     threads = torch.get_num_threads()

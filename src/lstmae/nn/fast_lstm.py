@@ -111,9 +111,8 @@ def matmul_policy() -> str:
     """Where the fused kernels run their matrix products:
 
     - "tiles": each step's products (h U^T, or [x_t, h] [W, U]^T, and dLoss/dh's grad_gates U)
-      in lstmae's own register-tiled loop (fused_gates.cpp's tiled_product), where the kernels
-      were built for AVX-512 and the widths (4H forward, H backward) are multiples of 32; the
-      other products through oneDNN from ONEDNN_MIN_FLOPS per step and thread, the rest through
+      in lstmae's own register-tiled loop (fused_gates.cpp's tiled_product; widths padded to a
+      multiple of 32), where the kernels were built for AVX-512; the other products through oneDNN from ONEDNN_MIN_FLOPS per step and thread, the rest through
       torch's BLAS (at::mm).
     - "onednn": all through oneDNN's matmul; "blas": all through torch's BLAS.
 

@@ -121,7 +121,7 @@ Tensor onednn_product(const Tensor& x, const Tensor& w, const c10::optional<Tens
 }
 
 // out (rows, M) = a (rows, K) times b (K, M), row-major, rows lda, ldb and ldo floats apart; M a
-// multiple of kTileCols. Each tile of kTileRows x kTileCols outputs is accumulated over all of K
+// multiple of kTileCols (tile_columns pads b, the caller's out has room). Each tile of kTileRows x kTileCols outputs is accumulated over all of K
 // in registers (16 AVX-512 registers; the compiler vectorises the `omp simd` loops), written
 // once. Per thread, for the step-sized products of an LSTM (64 rows, K and M 64..512), it ran at
 // 200-240 GFLOP/s on the AMD EPYC, against 130-170 through oneDNN and 80-95 through MKL
@@ -163,6 +163,15 @@ void tail_tile(int64_t left, const float* a, int64_t lda, const float* b, int64_
     if (left < tile_rows) return tail_tile<tile_rows - 1>(left, a, lda, b, ldb, out, ldo, depth);
   }
   product_tile<tile_rows>(a, lda, b, ldb, out, ldo, depth);
+}
+
+// w (K, M) with its columns padded with zeros to a multiple of kTileCols: the tiles' b.
+Tensor tile_columns(const Tensor& w) {
+  const int64_t width = w.size(1), padded = (width + kTileCols - 1) / kTileCols * kTileCols;
+  if (padded == width) return w.contiguous();
+  Tensor out = at::zeros({w.size(0), padded}, w.options());
+  out.narrow(1, 0, width).copy_(w);
+  return out;
 }
 
 void tiled_product(const float* a, int64_t lda, const float* b, int64_t ldb, float* out, int64_t ldo, int64_t rows,
@@ -344,19 +353,21 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
   // (n, I + H) block per step (x laid out once, h written there by the gate pass of the step
   // before), so that one product with [W, U] makes a step's gates; otherwise the gate pass also
   // writes h into a contiguous buffer.
-  Tensor w_joined, h_rows, tile_weights;  // tile_weights: [W, U]^T (I + H, 4H), or U^T (H, 4H)
+  Tensor w_joined, h_rows, tile_weights;  // tile_weights: [W, U]^T (I + H, 4H), or U^T (H, 4H), padded
+  Tensor tile_out;  // where 4H is no multiple of the tiles' width, their (n, padded) products
   if (joined.defined()) {
     joined.narrow(2, 0, inputs).copy_(x.transpose(0, 1));
     const Tensor h_first = joined.select(0, 0).narrow(1, inputs, hidden);
     if (h.defined()) h_first.copy_(h);
     else h_first.zero_();
     w_joined = at::cat({w_ih, w_hh}, 1);
-    if (tiled) tile_weights = w_joined.t().contiguous();
+    if (tiled) tile_weights = tile_columns(w_joined.t());
   } else if (onednn || tiled) {
     h_rows = at::empty({n, hidden}, x.options());
     if (h.defined()) h_rows.copy_(h);
-    if (tiled) tile_weights = w_hh.t().contiguous();
+    if (tiled) tile_weights = tile_columns(w_hh.t());
   }
+  if (tiled && tile_weights.size(1) != 4 * hidden) tile_out = at::empty({n, tile_weights.size(1)}, x.options());
   const std::vector<float> zeros(4 * hidden, 0.0f);
   std::vector<float> unused(hidden);
   const StepRows gate_steps = step_rows(gates_all, 0, n, 4 * hidden, "gates"), cell_steps = step_rows(cells, 0, n, hidden, "cells");
@@ -372,13 +383,14 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
     const int64_t k = keep ? t : 0;
     Rows gates = gate_steps[k], pre, add = bias_rows, h_copy = h_copy_rows;
     Tensor products;  // through oneDNN a new tensor, read by the gate pass (scoring: overwritten with the gates)
-    if (tiled) {  // written into the gates; the gate pass adds the bias
+    if (tiled) {  // written into the gates (or tile_out); the gate pass adds the bias
       const Rows a = joined.defined() ? joined_steps[t] : h_copy_rows;
       if (joined.defined()) h_copy = t + 1 < length ? joined_h[t + 1] : Rows();
       if (joined.defined() || has_h) {
-        tiled_product(a.data, a.stride, tile_weights.data_ptr<float>(), 4 * hidden, gates.data, gates.stride, n,
-                      tile_weights.size(0), 4 * hidden);
-        pre = gates;
+        pre = tile_out.defined() ? Rows{tile_out.data_ptr<float>(), tile_out.size(1)} : gates;
+        const int64_t width = tile_weights.size(1);
+        tiled_product(a.data, a.stride, tile_weights.data_ptr<float>(), width, pre.data, pre.stride, n,
+                      tile_weights.size(0), width);
       }
     } else if (onednn) {
       if (joined.defined()) {
@@ -465,15 +477,19 @@ void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor&
   const Rows sum_rows = rows(sums, n, 4 * hidden, "sums"), x_sum_rows = rows(x_sums, n, 4 * hidden, "x_sums");
   const auto step = x_sums.defined() ? (relu ? step_backward<true, true> : step_backward<false, true>)
                                      : (relu ? step_backward<true, false> : step_backward<false, false>);
-  Tensor grad_h = grad_h_out;  // through oneDNN each step's dLoss/dh is a new tensor
+  // dLoss/dh_t (n, H): through oneDNN a new tensor each step; through the tiles, where H is no
+  // multiple of their width, an (n, padded) buffer of which the first H columns count.
+  const Tensor tile_weights = tiled ? tile_columns(w_hh) : Tensor();
+  Tensor grad_h = tiled && tile_weights.size(1) != hidden ? grad_h_out.new_zeros({n, tile_weights.size(1)}) : grad_h_out;
   for (int64_t t = gates_all.size(0) - 1; t >= 0; --t) {
-    const Rows gates = gate_steps[t];
-    step(n, hidden, rows(grad_h, n, hidden, "grad_h"), extra_steps[t], dc, gates, t > 0 ? cell_steps[t - 1] : c_first,
-         act_steps[t], gates, sum_rows, x_steps[t], x_sum_rows, zeros.data());
+    const Rows gates = gate_steps[t], dh{grad_h.data_ptr<float>(), grad_h.stride(0)};
+    step(n, hidden, dh, extra_steps[t], dc, gates, t > 0 ? cell_steps[t - 1] : c_first, act_steps[t], gates, sum_rows,
+         x_steps[t], x_sum_rows, zeros.data());
     if (t > 0 || h_0.defined()) {  // dLoss/dh_{t-1}, less grad_outputs[:, t-1]
-      if (tiled) {  // w_hh (4H, H) is contiguous (layer_backward)
-        const Rows out = rows(grad_h, n, hidden, "grad_h");
-        tiled_product(gates.data, gates.stride, w_hh.data_ptr<float>(), hidden, out.data, out.stride, n, 4 * hidden, hidden);
+      if (tiled) {
+        const int64_t width = tile_weights.size(1);
+        tiled_product(gates.data, gates.stride, tile_weights.data_ptr<float>(), width, dh.data, dh.stride, n, 4 * hidden,
+                      width);
       } else if (onednn) {
         grad_h = onednn_product(gates_all.select(0, t), w_hh_t);
       } else {
@@ -481,7 +497,7 @@ void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor&
       }
     }
   }
-  if (!grad_h.is_same(grad_h_out)) grad_h_out.copy_(grad_h);
+  if (!grad_h.is_same(grad_h_out)) grad_h_out.copy_(grad_h.narrow(1, 0, hidden));
 }
 
 }  // namespace
@@ -504,7 +520,7 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Ten
   // product of inner dimension 1).
   const Tensor w_row = !constant && x.size(2) == 1 ? w_ih_t.reshape({4 * hidden}).contiguous() : Tensor();
   const bool onednn = onednn_pays(n, constant || w_row.defined() ? 0 : x.size(2), hidden, onednn_min_flops);
-  const bool tiled = tiles && kTilesPay && (4 * hidden) % kTileCols == 0;
+  const bool tiled = tiles && kTilesPay;
   const int64_t saved = keep ? length : 1;
   Tensor outputs = reused_buffer({n, length, hidden}, x.options());
   Tensor gates_all = reused_buffer({saved, n, 4 * hidden}, x.options());
@@ -534,20 +550,19 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
   const int64_t hidden = w_hh.size(1);
   const bool constant = x.dim() == 2;
   const bool onednn = onednn_pays(n, constant || x.size(2) == 1 ? 0 : x.size(2), hidden, onednn_min_flops);
-  const bool tiled = tiles && kTilesPay && hidden % kTileCols == 0;
+  const bool tiled = tiles && kTilesPay;
   const Tensor h_first = defined_or_empty(h_0);
   // dLoss/dh_t is grad_h (from step t+1; zero at the last step) + grad_outputs[:, t].
   Tensor grad_h = x.new_zeros({n, hidden});
   Tensor grad_c = grad_c_last.clone(at::MemoryFormat::Contiguous);
   const Tensor c_first = contiguous_or_empty(c_0);
   const Tensor w_hh_t = onednn ? w_hh.t().contiguous() : Tensor();  // oneDNN's weight layout: (H, 4H)
-  const Tensor w_hh_rows = w_hh.contiguous();  // the tiles' (4H, H)
   const Tensor grad_rows = grad_outputs.stride(-1) == 1 ? grad_outputs : grad_outputs.contiguous();  // read by rows
   const Tensor sums = x.new_zeros({n, four_h});  // per row, over the steps: the bias's gradient, summed over rows
   const bool one_input = !constant && x.size(2) == 1;  // its weight's gradient is summed in the loop too
   const Tensor x_sums = one_input ? x.new_zeros({n, four_h}) : Tensor();
   for_row_blocks(n, [&](int64_t begin, int64_t count) {
-    backward_rows(grad_rows.narrow(0, begin, count), w_hh_rows, w_hh_t, rows_of(h_first, begin, count),
+    backward_rows(grad_rows.narrow(0, begin, count), w_hh, w_hh_t, rows_of(h_first, begin, count),
                   rows_of(c_first, begin, count), cells.narrow(1, begin, count), cell_outs.narrow(1, begin, count),
                   gates_all.narrow(1, begin, count), grad_h.narrow(0, begin, count), grad_c.narrow(0, begin, count),
                   sums.narrow(0, begin, count), x.narrow(0, begin, count), rows_of(x_sums, begin, count), relu, onednn,
