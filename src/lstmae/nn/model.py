@@ -125,7 +125,7 @@ class TanhLSTM(nn.LSTM):
     same weights instead, and so does training on batches of at least FUSED_TRAINING_BATCH
     sequences of at least FUSED_TRAINING_STEPS steps where the compiled kernels are there.
     Smaller batches train through nn.LSTM (not measured). Through the fused layer one epoch on
-    1024 ECG5000 beats ran 1.23-2.27x nn.LSTM's speed at batch 32 (lstmae's default) and 1.75-2.14x
+    1024 ECG5000 beats ran 1.31-1.72x nn.LSTM's speed at batch 32 (lstmae's default) and 1.78-2.22x
     at batch 128 (`benchmarks/tanh_training_check.py --speed`, AMD EPYC, with the register tiles;
     before them 0.80-1.35x at batch 32, when the rule was batch 128; on an Intel Xeon at commit
     b77086c 1.05-1.20x and 1.30-1.41x). Short sequences train through nn.LSTM too: the fused layer
