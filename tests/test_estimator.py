@@ -5,6 +5,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
+import lstmae.estimator
 from lstmae import LSTMAutoencoder
 from lstmae.config import PRESETS
 from lstmae.exceptions import DataError
@@ -135,6 +136,23 @@ def test_single_layer_preset_has_no_dense_layer_and_decoder_emits_features():
     model = LSTMAutoencoder.from_preset("single_layer", epochs=1, progress=False).fit(sine_windows(n=8))
     assert model.module_.output is None
     assert model.architecture_.decoder == (3,)
+
+
+@pytest.mark.parametrize("encoding", ["bottleneck", "mean"])
+def test_transform_keeps_only_the_encodings_of_each_batch(monkeypatch, encoding):
+    """Each batch's encodings own their memory: the bottleneck is a view of the last encoder
+    layer's (N, L, Z) outputs, and holding it until all batches are done held L times as much."""
+    X = sine_windows(n=40, length=12)
+    model = LSTMAutoencoder(encoder=(8, 4), encoding=encoding, **FAST).fit(X)
+    many = np.concatenate([X] * 14)  # 560 windows: batches of 512 and 48
+    kept = []
+    concatenate = np.concatenate
+    monkeypatch.setattr(lstmae.estimator.np, "concatenate", lambda parts, *a, **k: kept.extend(parts) or
+                        concatenate(parts, *a, **k))
+    z = model.transform(many)
+    assert [len(part) for part in kept] == [512, 48]
+    assert all(part.base is None for part in kept)  # no view of anything larger
+    assert z.shape == (560, 4 if encoding == "bottleneck" else 12)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -230,7 +230,9 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         with torch.inference_mode():
             self.module_.eval()
             for batch, lengths in self._batches(X):
-                parts.append(encode(batch, lengths).float().cpu().numpy())
+                # A copy: z is a view of the last encoder layer's (N, L, Z) outputs, which it would
+                # keep alive until the end (L times the memory of the encodings).
+                parts.append(encode(batch, lengths).float().cpu().numpy().copy())
         return np.concatenate(parts)
 
     def reconstruction_error(self, X, per: str = "sample", kind: str | None = None):
