@@ -26,9 +26,9 @@ What pays, measured with benchmarks/perf.py on a 2-core AMD EPYC (AVX2), torch 2
   only dLoss/dh_{t-1} per step; each step's gate gradients overwrite its saved gates, and the
   weight and input gradients are one product each over all N*L rows after the loop. Each thread
   runs both loops for its own block of rows, so threads do not meet at every step (measured on a
-  2-core Intel Xeon, AVX-512; README, Speed and memory). The large buffers the forward pass
-  saves for the backward pass are reused from step to step (first touching fresh ones page by
-  page took much of a training step). Without a C++ compiler (or with LSTMAE_FUSED_KERNELS=0)
+  2-core Intel Xeon, AVX-512; README, Speed and memory). The outputs and the large buffers the
+  forward pass saves for the backward pass are reused from call to call (first touching fresh
+  ones page by page took much of the time). Without a C++ compiler (or with LSTMAE_FUSED_KERNELS=0)
   the PyTorch loop below runs the same math.
 - There, tanh(x) is computed as 2 sigmoid(2x) - 1: torch.tanh is about 2.5x slower than
   torch.sigmoid on these CPUs, and the identity is within 2e-7 of it in float32.
@@ -102,7 +102,8 @@ MATMUL_CHOICES = ("tiles", "onednn", "blas")
 # more than one input feature); below it its cost per call outweighs its speed. On the AMD EPYC
 # (ad hoc, one layer, 2 threads): 8.4 MFLOP ran in 0.62-0.75x the BLAS's time, 3.1 MFLOP in 1.09x,
 # 0.5-1.6 MFLOP in 1.4-4x (small models, or batches of 32 split over two threads). The kernels
-# apply it per layer call (onednn_pays in fused_gates.cpp, where the rows are split).
+# apply it to a layer's steps (onednn_pays in fused_gates.cpp, where the rows are split) and to
+# each product after the backward loop by its own size.
 ONEDNN_MIN_FLOPS = 4e6
 
 
@@ -112,8 +113,9 @@ def matmul_policy() -> str:
 
     - "tiles": each step's products (h U^T, or [x_t, h] [W, U]^T, and dLoss/dh's grad_gates U)
       in lstmae's own register-tiled loop (fused_gates.cpp's tiled_product; widths padded to a
-      multiple of 32), where the kernels were built for AVX-512; the other products through oneDNN from ONEDNN_MIN_FLOPS per step and thread, the rest through
-      torch's BLAS (at::mm).
+      multiple of 32) where the kernels were built for AVX-512, else through oneDNN from
+      ONEDNN_MIN_FLOPS per step and thread; the products after the backward loop through oneDNN
+      from ONEDNN_MIN_FLOPS each; the rest through torch's BLAS (at::mm).
     - "onednn": all through oneDNN's matmul; "blas": all through torch's BLAS.
 
     LSTMAE_MATMUL decides; by default "tiles" on x86-64 CPUs not made by Intel, "blas" elsewhere:
@@ -214,8 +216,9 @@ def _gate_views(gates: torch.Tensor):
 def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool):
     """The time loop, gates in the order i, f, o, g. Returns the outputs (N, L, H) and, when
     `keep`, the activated gates (L, N, 4H), the cells and act(cells) (L, N, H) of every step for
-    the backward pass (else one step's buffers, reused); and from the fused kernels, where their
-    products went through oneDNN, each step's [x_t, h_{t-1}] (L, N, I + H) (else None)."""
+    the backward pass (else one step's buffers, reused); and from the fused kernels, where each
+    step with an input to project was one product of [x_t, h_{t-1}] (tiles or oneDNN), those rows
+    of every step (L, N, I + H) (else None)."""
     kernels = fused_kernels_for(x)
     if kernels is not None:  # the same loop in C++
         return tuple(kernels.layer_forward(x, w_ih, b, w_hh, h_0, c_0, relu, length, keep,

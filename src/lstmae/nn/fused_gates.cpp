@@ -5,11 +5,12 @@
 // per step (each a pass over the (N, 4H) gates with its own dispatch), reads and writes each
 // row once, that the backward pass computes the weight and input gradients as one product
 // each after its loop, and that each thread runs both loops for its own block of rows
-// (for_row_blocks). Gates are in the order i, f, o, g; float32 only. The products run through
-// the BLAS torch uses (at::mm) or, where the caller asks (`onednn`), through oneDNN's matmul
-// (onednn_product); where it asks for `tiles`, each step's products run in this file's own
-// register-tiled loop (tiled_product). The outputs and the other large buffers are reused from call to call
-// (reused_buffer).
+// (for_row_blocks). Gates are in the order i, f, o, g; float32 only. Each step's products run
+// in this file's own register-tiled loop (tiled_product) where the caller asks for `tiles`,
+// else through oneDNN's matmul (onednn_product) where they are large enough for it, else
+// through the BLAS torch uses (at::mm); the products after the backward loop choose between
+// the last two by their own size. The outputs and the other large buffers are reused from call
+// to call (reused_buffer).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
@@ -120,10 +121,10 @@ Tensor onednn_product(const Tensor& x, const Tensor& w, const c10::optional<Tens
   return op.call(x, w, bias, "none", c10::List<c10::optional<c10::Scalar>>(), c10::nullopt);
 }
 
-// out (rows, M) = a (rows, K) times b (K, M), row-major, rows lda, ldb and ldo floats apart; M a
-// multiple of kTileCols (tile_columns pads b, the caller's out has room). Each tile of kTileRows x kTileCols outputs is accumulated over all of K
-// in registers (16 AVX-512 registers; the compiler vectorises the `omp simd` loops), written
-// once. Per thread, for the step-sized products of an LSTM (64 rows, K and M 64..512), it ran at
+// out (rows, M) = a (rows, K) times b (K, M): a's and out's rows lda and ldo floats apart, b
+// contiguous with M a multiple of kTileCols (tile_columns pads it; out has room for M). Each
+// tile of kTileRows x kTileCols outputs is accumulated over all of K in registers (16 AVX-512
+// registers; the compiler vectorises the `omp simd` loops), written once. Per thread, for the step-sized products of an LSTM (64 rows, K and M 64..512), it ran at
 // 200-240 GFLOP/s on the AMD EPYC, against 130-170 through oneDNN and 80-95 through MKL
 // (ad hoc, one thread, hot cache): neither library's kernels are made for products that small.
 constexpr int64_t kTileRows = 8, kTileCols = 32;
@@ -174,12 +175,15 @@ Tensor tile_columns(const Tensor& w) {
   return out;
 }
 
-void tiled_product(const float* a, int64_t lda, const float* b, int64_t ldb, float* out, int64_t ldo, int64_t rows,
-                   int64_t depth, int64_t width) {
+void tiled_product(Rows a, const Tensor& b_tensor, Rows out, int64_t rows) {
+  const float* b = b_tensor.data_ptr<float>();
+  const int64_t depth = b_tensor.size(0), width = b_tensor.size(1), ldb = width, lda = a.stride, ldo = out.stride;
   for (int64_t c = 0; c < width; c += kTileCols) {  // b's columns c.. (depth x 32) stay in cache for all rows
     int64_t r = 0;
-    for (; r + kTileRows <= rows; r += kTileRows) product_tile<kTileRows>(a + r * lda, lda, b + c, ldb, out + r * ldo + c, ldo, depth);
-    if (r < rows) tail_tile(rows - r, a + r * lda, lda, b + c, ldb, out + r * ldo + c, ldo, depth);
+    for (; r + kTileRows <= rows; r += kTileRows) {
+      product_tile<kTileRows>(a[r], lda, b + c, ldb, out[r] + c, ldo, depth);
+    }
+    if (r < rows) tail_tile(rows - r, a[r], lda, b + c, ldb, out[r] + c, ldo, depth);
   }
 }
 
@@ -342,32 +346,32 @@ void step_backward(int64_t n, int64_t hidden, Rows grad_h, Rows grad_h_extra, Ro
 
 // The forward loop over all steps. addend: the bias (4H,) or the projected constant input (N, 4H).
 // w_row: W^T's one row (4H,) for one input feature (an outer product, added in the gate pass).
+// step_weights (layer_forward): what each step's product takes from the weights through the
+// tiles or oneDNN; the BLAS reads w_ih and w_hh.
 void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, const Tensor& addend, const Tensor& w_hh,
-                  Tensor h, Tensor c, const Tensor& outputs, const Tensor& gates_all, const Tensor& cells,
-                  const Tensor& cell_outs, const Tensor& joined, bool relu, bool keep, bool onednn, bool tiled) {
+                  const Tensor& step_weights, Tensor h, Tensor c, const Tensor& outputs, const Tensor& gates_all,
+                  const Tensor& cells, const Tensor& cell_outs, const Tensor& joined, bool relu, bool keep, bool onednn,
+                  bool tiled) {
   const bool projected = x.dim() == 3 && !w_row.defined();  // x_t W^T is a product of its own
   const int64_t n = x.size(0), length = outputs.size(1), inputs = x.size(-1), hidden = w_hh.size(1);
-  const Tensor w_ih_t = w_ih.t(), w_hh_t = w_hh.t();
   // Through the tiles or oneDNN (which copies strided rows before each product): with an input
   // to project, each step's [x_t, h_{t-1}] lies side by side in `joined`, one contiguous
   // (n, I + H) block per step (x laid out once, h written there by the gate pass of the step
   // before), so that one product with [W, U] makes a step's gates; otherwise the gate pass also
   // writes h into a contiguous buffer.
-  Tensor w_joined, h_rows, tile_weights;  // tile_weights: [W, U]^T (I + H, 4H), or U^T (H, 4H), padded
-  Tensor tile_out;  // where 4H is no multiple of the tiles' width, their (n, padded) products
+  Tensor h_rows;
   if (joined.defined()) {
     joined.narrow(2, 0, inputs).copy_(x.transpose(0, 1));
     const Tensor h_first = joined.select(0, 0).narrow(1, inputs, hidden);
     if (h.defined()) h_first.copy_(h);
     else h_first.zero_();
-    w_joined = at::cat({w_ih, w_hh}, 1);
-    if (tiled) tile_weights = tile_columns(w_joined.t());
   } else if (onednn || tiled) {
     h_rows = at::empty({n, hidden}, x.options());
     if (h.defined()) h_rows.copy_(h);
-    if (tiled) tile_weights = tile_columns(w_hh.t());
   }
-  if (tiled && tile_weights.size(1) != 4 * hidden) tile_out = at::empty({n, tile_weights.size(1)}, x.options());
+  // Where 4H is no multiple of the tiles' width, they write (n, padded) products here.
+  const Tensor tile_out = tiled && step_weights.size(1) != 4 * hidden
+      ? at::empty({n, step_weights.size(1)}, x.options()) : Tensor();
   const std::vector<float> zeros(4 * hidden, 0.0f);
   std::vector<float> unused(hidden);
   const StepRows gate_steps = step_rows(gates_all, 0, n, 4 * hidden, "gates"), cell_steps = step_rows(cells, 0, n, hidden, "cells");
@@ -388,31 +392,29 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
       if (joined.defined()) h_copy = t + 1 < length ? joined_h[t + 1] : Rows();
       if (joined.defined() || has_h) {
         pre = tile_out.defined() ? Rows{tile_out.data_ptr<float>(), tile_out.size(1)} : gates;
-        const int64_t width = tile_weights.size(1);
-        tiled_product(a.data, a.stride, tile_weights.data_ptr<float>(), width, pre.data, pre.stride, n,
-                      tile_weights.size(0), width);
+        tiled_product(a, step_weights, pre, n);
       }
     } else if (onednn) {
       if (joined.defined()) {
-        products = onednn_product(joined.select(0, t), w_joined, addend);  // the bias rides along
+        products = onednn_product(joined.select(0, t), step_weights, addend);  // the bias rides along
         add = Rows();
         h_copy = t + 1 < length ? joined_h[t + 1] : Rows();
       } else if (has_h) {
-        products = onednn_product(h_rows, w_hh);
+        products = onednn_product(h_rows, step_weights);
       }
       pre = rows(products, n, 4 * hidden, "products");
       if (!keep && products.defined()) gates = pre;
-    } else if (projected || has_h) {  // at::mm_out writes into the gates
+    } else if (projected || has_h) {  // the BLAS: at::mm_out writes into the gates
       Tensor gates_t = gates_all.select(0, k);
-      if (projected) at::mm_out(gates_t, x.select(1, t), w_ih_t);
-      if (projected && has_h) gates_t.addmm_(h, w_hh_t);
-      else if (has_h) at::mm_out(gates_t, h, w_hh_t);
+      if (projected) at::mm_out(gates_t, x.select(1, t), w_ih.t());
+      if (projected && has_h) gates_t.addmm_(h, w_hh.t());
+      else if (has_h) at::mm_out(gates_t, h, w_hh.t());
       pre = gates;
     }
     const auto step = relu ? step_forward<true> : step_forward<false>;
     step(n, hidden, pre, add, x_steps[t], w_row_data, previous, gates, cell_steps[k], act_steps[k], out_steps[t], h_copy,
          zeros.data(), unused.data());
-    if (!onednn) h = outputs.select(1, t);  // the BLAS's next product reads it
+    if (!onednn && !tiled) h = outputs.select(1, t);  // the BLAS's next product reads it
     has_h = true;
     previous = cell_steps[k];
   }
@@ -463,11 +465,12 @@ Tensor weight_gradient(const Tensor& grad, const Tensor& rows, bool onednn) {
 // (layer_backward) instead of three small products per step; each row's grad_gates are also
 // summed over the steps into sums (N, 4H) (and, for one input feature, times x into x_sums).
 // Leaves dLoss/dh_0 in grad_h and dLoss/dc_0 in grad_c.
-void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor& w_hh_t, const Tensor& h_0,
-                   const Tensor& c_0, const Tensor& cells, const Tensor& cell_outs, const Tensor& gates_all,
-                   const Tensor& grad_h_out, const Tensor& grad_c, const Tensor& sums, const Tensor& x,
-                   const Tensor& x_sums, bool relu, bool onednn, bool tiled) {
-  const int64_t n = gates_all.size(1), hidden = w_hh.size(1);
+// step_weights (layer_backward): U for the BLAS, U^T for oneDNN, U with its columns padded for the tiles.
+void backward_rows(const Tensor& grad_outputs, const Tensor& step_weights, const Tensor& h_0, const Tensor& c_0,
+                   const Tensor& cells, const Tensor& cell_outs, const Tensor& gates_all, const Tensor& grad_h_out,
+                   const Tensor& grad_c, const Tensor& sums, const Tensor& x, const Tensor& x_sums, bool relu,
+                   bool onednn, bool tiled) {
+  const int64_t n = gates_all.size(1), hidden = cells.size(2);
   const std::vector<float> zeros(hidden, 0.0f);
   const StepRows extra_steps = step_rows(grad_outputs, 1, n, hidden, "grad_outputs");
   const StepRows cell_steps = step_rows(cells, 0, n, hidden, "cells"), act_steps = step_rows(cell_outs, 0, n, hidden, "cell_outs");
@@ -479,22 +482,15 @@ void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor&
                                      : (relu ? step_backward<true, false> : step_backward<false, false>);
   // dLoss/dh_t (n, H): through oneDNN a new tensor each step; through the tiles, where H is no
   // multiple of their width, an (n, padded) buffer of which the first H columns count.
-  const Tensor tile_weights = tiled ? tile_columns(w_hh) : Tensor();
-  Tensor grad_h = tiled && tile_weights.size(1) != hidden ? grad_h_out.new_zeros({n, tile_weights.size(1)}) : grad_h_out;
+  Tensor grad_h = tiled && step_weights.size(1) != hidden ? grad_h_out.new_zeros({n, step_weights.size(1)}) : grad_h_out;
   for (int64_t t = gates_all.size(0) - 1; t >= 0; --t) {
     const Rows gates = gate_steps[t], dh{grad_h.data_ptr<float>(), grad_h.stride(0)};
     step(n, hidden, dh, extra_steps[t], dc, gates, t > 0 ? cell_steps[t - 1] : c_first, act_steps[t], gates, sum_rows,
          x_steps[t], x_sum_rows, zeros.data());
     if (t > 0 || h_0.defined()) {  // dLoss/dh_{t-1}, less grad_outputs[:, t-1]
-      if (tiled) {
-        const int64_t width = tile_weights.size(1);
-        tiled_product(gates.data, gates.stride, tile_weights.data_ptr<float>(), width, dh.data, dh.stride, n, 4 * hidden,
-                      width);
-      } else if (onednn) {
-        grad_h = onednn_product(gates_all.select(0, t), w_hh_t);
-      } else {
-        at::mm_out(grad_h, gates_all.select(0, t), w_hh);
-      }
+      if (tiled) tiled_product(gates, step_weights, dh, n);
+      else if (onednn) grad_h = onednn_product(gates_all.select(0, t), step_weights);
+      else at::mm_out(grad_h, gates_all.select(0, t), step_weights);
     }
   }
   if (!grad_h.is_same(grad_h_out)) grad_h_out.copy_(grad_h.narrow(1, 0, hidden));
@@ -505,32 +501,37 @@ void backward_rows(const Tensor& grad_outputs, const Tensor& w_hh, const Tensor&
 // Forward over all steps. x (N, L, I), or (N, I) fed at each of `length` steps; w_ih (4H, I),
 // b (4H,), w_hh (4H, H); h_0, c_0 (N, H) or None. Returns outputs (N, L, H), the activated
 // gates (S, N, 4H), the cells and act(cells) (S, N, H): S = L when `keep` (for backward), else
-// 1 (one step's buffers, reused); and, where the products went through oneDNN with an input to
-// project, [x_t, h_{t-1}] of every step (L, N, I + H) (else undefined), from which the backward
-// pass takes both weight gradients in one product.
+// 1 (one step's buffers, reused); and, where each step with an input to project was one product
+// of [x_t, h_{t-1}] (through the tiles or oneDNN), those rows of every step (L, N, I + H) (else
+// undefined), from which the backward pass takes both weight gradients in one product.
 std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Tensor& b, const Tensor& w_hh,
                                   const MaybeTensor& h_0, const MaybeTensor& c_0, bool relu, int64_t length,
                                   bool keep, double onednn_min_flops, bool tiles) {
   const int64_t n = x.size(0), hidden = w_hh.size(1);
   const bool constant = x.dim() == 2;
-  const Tensor w_ih_t = w_ih.t(), w_hh_t = w_hh.t();
+  const Tensor w_ih_t = w_ih.t();
   // A constant input is projected once; the bias then rides along with it.
   const Tensor addend = constant ? at::addmm(b, x, w_ih_t) : b.contiguous();
   // One input feature: x_t W^T is an outer product, added in the gate pass (faster than a
   // product of inner dimension 1).
   const Tensor w_row = !constant && x.size(2) == 1 ? w_ih_t.reshape({4 * hidden}).contiguous() : Tensor();
-  const bool onednn = onednn_pays(n, constant || w_row.defined() ? 0 : x.size(2), hidden, onednn_min_flops);
   const bool tiled = tiles && kTilesPay;
+  const bool onednn = !tiled && onednn_pays(n, constant || w_row.defined() ? 0 : x.size(2), hidden, onednn_min_flops);
+  const bool joins = (tiled || onednn) && !constant && !w_row.defined();  // [x_t, h_{t-1}] times [W, U] (forward_rows)
+  Tensor step_weights;  // made once for all threads: [W, U] or U, for the tiles transposed and padded
+  if (tiled || onednn) {
+    const Tensor w = joins ? at::cat({w_ih, w_hh}, 1) : w_hh;
+    step_weights = tiled ? tile_columns(w.t()) : w;
+  }
   const int64_t saved = keep ? length : 1;
   Tensor outputs = reused_buffer({n, length, hidden}, x.options());
   Tensor gates_all = reused_buffer({saved, n, 4 * hidden}, x.options());
   Tensor cells = reused_buffer({saved, n, hidden}, x.options()), cell_outs = reused_buffer({saved, n, hidden}, x.options());
-  const Tensor joined = (onednn || tiled) && !constant && !w_row.defined()
-      ? reused_buffer({length, n, x.size(2) + hidden}, x.options()) : Tensor();
+  const Tensor joined = joins ? reused_buffer({length, n, x.size(2) + hidden}, x.options()) : Tensor();
   const Tensor h_first = defined_or_empty(h_0), c_first = contiguous_or_empty(c_0);
   for_row_blocks(n, [&](int64_t begin, int64_t count) {
     forward_rows(x.narrow(0, begin, count), w_ih, w_row, constant ? addend.narrow(0, begin, count) : addend, w_hh,
-                 rows_of(h_first, begin, count), rows_of(c_first, begin, count), outputs.narrow(0, begin, count),
+                 step_weights, rows_of(h_first, begin, count), rows_of(c_first, begin, count), outputs.narrow(0, begin, count),
                  gates_all.narrow(1, begin, count), cells.narrow(1, begin, count), cell_outs.narrow(1, begin, count),
                  joined.defined() ? joined.narrow(1, begin, count) : joined, relu, keep, onednn, tiled);
   });
@@ -538,8 +539,9 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Ten
 }
 
 // The backward pass of layer_forward(keep=True), given dLoss/d outputs (N, L, H) and
-// dLoss/dc_L (N, H), and what that forward pass returned (joined: None where it returned none). Returns the gradients of x (undefined unless need_x), w_ih, b, w_hh, h_0
-// and c_0 (undefined where those were None). gates_all is overwritten with the gradients of the
+// dLoss/dc_L (N, H), and what that forward pass returned (joined: None where it returned none).
+// Returns the gradients of x (undefined unless need_x), w_ih, b, w_hh, h_0 and c_0 (undefined
+// where those were None). gates_all is overwritten with the gradients of the
 // pre-activations, so a second backward pass through the same forward is refused (Python side).
 std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& grad_c_last, const Tensor& x,
                                    const Tensor& w_ih, const Tensor& w_hh, const MaybeTensor& h_0,
@@ -549,20 +551,20 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
   const int64_t length = gates_all.size(0), n = gates_all.size(1), four_h = gates_all.size(2);
   const int64_t hidden = w_hh.size(1);
   const bool constant = x.dim() == 2;
-  const bool onednn = onednn_pays(n, constant || x.size(2) == 1 ? 0 : x.size(2), hidden, onednn_min_flops);
   const bool tiled = tiles && kTilesPay;
+  const bool onednn = !tiled && onednn_pays(n, constant || x.size(2) == 1 ? 0 : x.size(2), hidden, onednn_min_flops);
+  const Tensor step_weights = tiled ? tile_columns(w_hh) : onednn ? w_hh.t().contiguous() : w_hh;  // for dLoss/dh
   const Tensor h_first = defined_or_empty(h_0);
   // dLoss/dh_t is grad_h (from step t+1; zero at the last step) + grad_outputs[:, t].
   Tensor grad_h = x.new_zeros({n, hidden});
   Tensor grad_c = grad_c_last.clone(at::MemoryFormat::Contiguous);
   const Tensor c_first = contiguous_or_empty(c_0);
-  const Tensor w_hh_t = onednn ? w_hh.t().contiguous() : Tensor();  // oneDNN's weight layout: (H, 4H)
   const Tensor grad_rows = grad_outputs.stride(-1) == 1 ? grad_outputs : grad_outputs.contiguous();  // read by rows
   const Tensor sums = x.new_zeros({n, four_h});  // per row, over the steps: the bias's gradient, summed over rows
   const bool one_input = !constant && x.size(2) == 1;  // its weight's gradient is summed in the loop too
   const Tensor x_sums = one_input ? x.new_zeros({n, four_h}) : Tensor();
   for_row_blocks(n, [&](int64_t begin, int64_t count) {
-    backward_rows(grad_rows.narrow(0, begin, count), w_hh, w_hh_t, rows_of(h_first, begin, count),
+    backward_rows(grad_rows.narrow(0, begin, count), step_weights, rows_of(h_first, begin, count),
                   rows_of(c_first, begin, count), cells.narrow(1, begin, count), cell_outs.narrow(1, begin, count),
                   gates_all.narrow(1, begin, count), grad_h.narrow(0, begin, count), grad_c.narrow(0, begin, count),
                   sums.narrow(0, begin, count), x.narrow(0, begin, count), rows_of(x_sums, begin, count), relu, onednn,
