@@ -390,15 +390,17 @@ def test_fused_kernels_split_rows_between_threads_and_match_pytorch_with_each_ma
     state: oneDNN's products (new tensors, read by the gate pass), the BLAS's (written into the
     gates) and the tiles' (hidden 5: 4H and H padded to 32; hidden 8: 4H = 32 forward, H padded
     backward; hidden 32: no padding; 13 and 11 rows: a tile of 8 rows and one of 5 or 3) give
-    the PyTorch loop's results. One step: the
-    recurrent weight's gradient is a product over no rows."""
+    the PyTorch loop's results. One step: the recurrent weight's gradient is a product over no
+    rows."""
     matmul_choice(choice)
     threads = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
         tensors, state, steps = random_layer(n=37, length=length, inputs=inputs, hidden=hidden, constant=constant,
                                              with_state=True, dtype=torch.float32)
-        with torch.no_grad():  # weights of 0.25 (hidden 8): relu over 11 steps stays of order 1 (at 0.5 it grew to ~1e5)
+        # weights of 0.25 at hidden 8, smaller for more units: relu over 11 steps stays of order 1
+        # (at 0.5 it grew to ~1e5)
+        with torch.no_grad():
             for weight in tensors[1:]:
                 weight.mul_(0.5 * (8 / hidden) ** 0.5)
         runs = fused_and_pytorch_runs(monkeypatch, tensors, state, steps, activation, tensors + list(state))
