@@ -122,8 +122,9 @@ def matmul_policy() -> str:
     torch's BLAS on x86 is MKL, which runs its AVX-512 kernels on Intel CPUs only (on a 2-core AMD
     EPYC, Zen 5, its fp32 matmul peaked at about 190-210 GFLOP/s, oneDNN's at 420-460:
     benchmarks/perf.py's matmul peak), and neither library is made for products as small as one
-    step's (64 rows per thread at batch 128): the tiles ran them 1.3-2x faster than oneDNN
-    (ad hoc). Intel machines keep MKL: the tiles have not been measured on one."""
+    step's (64 rows per thread at batch 128): with the tiles perf.py's ECG-like relu model trained
+    1.17x and scored 1.08x as fast as with LSTMAE_MATMUL=onednn, 1.84x and 2.03x as with =blas
+    (README). Intel machines keep MKL: the tiles have not been measured on one."""
     choice = os.environ.get("LSTMAE_MATMUL", "").strip().lower()
     if choice and choice not in MATMUL_CHOICES:
         raise ValueError(f"LSTMAE_MATMUL must be one of {MATMUL_CHOICES} or unset, got {choice!r}: unset it to let "

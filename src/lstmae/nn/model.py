@@ -128,11 +128,11 @@ class TanhLSTM(nn.LSTM):
     1024 ECG5000 beats ran 1.31-1.72x nn.LSTM's speed at batch 32 (lstmae's default) and 1.78-2.22x
     at batch 128 (`benchmarks/tanh_training_check.py --speed`, AMD EPYC, with the register tiles;
     before them 0.80-1.35x at batch 32, when the rule was batch 128; on an Intel Xeon at commit
-    b77086c 1.05-1.20x and 1.30-1.41x). Short sequences train through nn.LSTM too: the fused layer
-    trained 5-step sensor windows at 0.99x nn.LSTM's speed at batch 128 and 0.77x at batch 32
-    (ad hoc, alternated, with the tiles), 140 and 256 steps at 1.58x and 2.27x the plain nn.LSTM
-    model in the full perf.py run at 535eb6c. Model quality is the same within noise over paired
-    seeds (the same script).
+    b77086c 1.05-1.20x and 1.30-1.41x). Short sequences train through nn.LSTM too: relu models,
+    which always run the fused layer, trained 5-step sensor windows at 0.90x and 1.14x the plain
+    nn.LSTM model in the full perf.py runs at 17f5327 and d63ca21, 140 and 256 steps at 2.8-3.0x
+    (README, Speed and memory). Model quality is the same within noise over paired seeds (the
+    same script).
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
