@@ -1,4 +1,8 @@
-"""Metrics, plots and the HTML report for anomaly scores (numpy, scikit-learn, matplotlib)."""
+"""Metrics, figures and the HTML report for anomaly scores (numpy, scikit-learn, matplotlib).
+
+Nothing here reads or writes files: plots return ``matplotlib.figure.Figure`` objects,
+:func:`figure_png` turns one into PNG bytes, :func:`render_report` returns the HTML text.
+"""
 
 from lstmae.evaluation.metrics import (
     default_vus_max_buffer,
@@ -7,6 +11,8 @@ from lstmae.evaluation.metrics import (
     vus_pr,
 )
 from lstmae.evaluation.plots import (
+    figure_png,
+    plot_alarms,
     plot_error_heatmap,
     plot_error_histogram,
     plot_pr_roc,
@@ -14,18 +20,21 @@ from lstmae.evaluation.plots import (
     plot_scores,
     plot_training_history,
 )
-from lstmae.evaluation.report import write_report
+from lstmae.evaluation.report import METRIC_HELP, render_report
 
 __all__ = [
+    "METRIC_HELP",
     "default_vus_max_buffer",
     "detection_metrics",
+    "figure_png",
+    "plot_alarms",
     "plot_error_heatmap",
     "plot_error_histogram",
     "plot_pr_roc",
     "plot_reconstruction",
     "plot_scores",
     "plot_training_history",
+    "render_report",
     "sequence_metrics",
     "vus_pr",
-    "write_report",
 ]

@@ -1,8 +1,13 @@
 """One self-contained HTML report: inline CSS, PNG images embedded as base64 data URIs.
 
-The file needs nothing else to display (no network, no sibling files), so it can be mailed
-or archived alone. All text is HTML-escaped. The file is written atomically: a temporary
-file in the same directory is renamed over the target, so a crash never leaves half a report.
+:func:`render_report` returns the page as a string; it reads and writes no file (the caller
+saves it through ``lstmae.data.io``). The page needs nothing else to display (no network, no
+sibling files), so it can be mailed or archived alone. All text is HTML-escaped.
+
+The report is meant for a person who did not train the model: each metric can carry a
+one-line explanation and a unit (:data:`METRIC_HELP` has them for the keys of
+``detection_metrics`` and ``sequence_metrics``), the threshold gets its own section (the
+rule, its value, what it was fitted on, what other rules would do), and each plot a caption.
 """
 
 from __future__ import annotations
@@ -10,72 +15,124 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
-import uuid
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 
+from lstmae.evaluation.plots import figure_png
 from lstmae.exceptions import DataError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_TABLE_ROWS = 100
+
+# key -> explanation, or (explanation, unit). Nested keys are written "parent / child".
+METRIC_HELP: dict[str, str | tuple[str, str]] = {
+    "n": ("rows evaluated: rows with a score, warm-up rows left out", "rows"),
+    "n_excluded": ("rows left out: no full window covers them, or their score is NaN", "rows"),
+    "n_anomalies": ("rows labelled anomalous among the rows evaluated", "rows"),
+    "threshold": "score above which a row is flagged as an anomaly",
+    "threshold_rule": "how the threshold was chosen",
+    "roc_auc": "chance that an anomalous row scores higher than a normal one "
+               "(0.5 = guessing, 1 = perfect); ignores the threshold",
+    "pr_auc": "average precision over all thresholds (guessing gives the share of "
+              "anomalous rows, 1 = perfect); ignores the threshold",
+    "precision": "share of flagged rows that are labelled anomalous (the rest are false alarms)",
+    "recall": "share of anomalous rows that are flagged",
+    "f1": "harmonic mean of precision and recall at this threshold (1 = perfect)",
+    "balanced_accuracy": "mean of the recall on anomalous rows and on normal rows "
+                         "(0.5 = guessing, 1 = perfect)",
+    "confusion_matrix": "rows counted by label (normal / anomalous) and flag",
+    "confusion_matrix / tn": ("normal and not flagged", "rows"),
+    "confusion_matrix / fp": ("normal but flagged: false alarms", "rows"),
+    "confusion_matrix / fn": ("anomalous but not flagged: missed", "rows"),
+    "confusion_matrix / tp": ("anomalous and flagged: found", "rows"),
+    "n_events": ("labelled events: runs of consecutive anomalous rows", "events"),
+    "n_detected_events": ("labelled events with at least one flagged row (or one within "
+                          "early_window rows before the event)", "events"),
+    "event_recall": "share of labelled events detected",
+    "mean_lead_time": ("rows between the first flag and the event's start, averaged over "
+                       "detected events; positive = flagged before the event began", "rows"),
+    "vus_pr": "PR-AUC averaged over labels widened by 0 .. vus_max_buffer rows, so a flag "
+              "just beside an event earns part credit (the TSB-AD leaderboard's metric)",
+    "vus_max_buffer": ("widest label buffer vus_pr averages over", "rows"),
+    "point_adjusted_f1": "F1 after counting a whole event as found when any of its rows is "
+                         "flagged; inflates results, shown only to compare with papers",
+    "counts": "sequences counted",
+    "counts / n": ("sequences evaluated", "sequences"),
+    "counts / n_anomalies": ("sequences labelled anomalous", "sequences"),
+    "counts / n_flagged": ("sequences flagged by the threshold", "sequences"),
+    "notes": "facts about the data that explain a missing (n/a) metric",
+    "warnings": "read before quoting the numbers above",
+}
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
        max-width: 1250px; padding: 0 1em; color: #222; line-height: 1.4; }
 h1 { border-bottom: 2px solid #ddd; padding-bottom: .3em; }
 h2 { margin-top: 1.8em; }
+h3 { margin: 1em 0 .3em; font-size: 1em; }
 table { border-collapse: collapse; margin: .5em 0 1em; font-size: .92em; }
 th, td { border: 1px solid #ddd; padding: .3em .7em; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.help { color: #555; }
+tr.group th { background: #e9eef5; }
 figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .92em; margin-top: .3em; }
+figcaption strong { color: #222; }
 ul.notes li { margin: .2em 0; }
 .missing { color: #999; }
 """
 
 
-def write_report(
-    path,
+def render_report(
     *,
     title: str,
-    summary: dict,
-    metrics: dict,
-    images: list[tuple[str, str]],
+    summary: Mapping,
+    metrics: Mapping,
+    images: Iterable[tuple] = (),
     tables: Iterable[tuple[str, pd.DataFrame]] = (),
     notes: Iterable[str] = (),
-) -> Path:
-    """Write one self-contained ``report.html``.
+    metric_help: Mapping | None = None,
+    threshold_info: Mapping | None = None,
+) -> str:
+    """The report as one self-contained HTML page (a string; nothing is written).
 
     Parameters
     ----------
-    path : str or Path
-        The HTML file to write; its directory must exist.
     title : str
         Page title and heading.
     summary : dict
-        Run facts (data file, model, threshold rule ...), shown as a key/value table.
+        Run facts (data file, model, rows ...), shown as a key/value table.
     metrics : dict
         As returned by ``detection_metrics`` / ``sequence_metrics``; nested dicts become
-        ``parent / child`` rows, lists become bullet lists.
-    images : list of (caption, png_path)
-        PNG files embedded as data URIs, in this order.
+        ``parent / child`` rows, lists become bullet lists. Every key is shown.
+    images : list of (caption, image) or (caption, image, explanation)
+        ``image`` is a matplotlib ``Figure`` (rendered here) or PNG bytes; embedded as data
+        URIs, in this order. ``explanation`` (optional) says how to read the plot.
     tables : list of (caption, DataFrame)
         Shown after the images; the first 100 rows of each.
     notes : list of str
         Shown as a bullet list at the end.
+    metric_help : dict, optional
+        Metric key -> one-line explanation, or (explanation, unit); the unit is printed
+        after the value. A nested metric is looked up as ``"parent / child"``, then as
+        ``"child"``. Default :data:`METRIC_HELP`; ``{}`` shows no explanations. Keys without
+        help are shown all the same.
+    threshold_info : dict, optional
+        Shown as a "Threshold" table, e.g. ``{"rule": "sigma:3", "value": 0.8, "fitted on":
+        "validation rows, how=max", "alternatives": {"quantile:0.99": "flags 1.2% of rows"}}``;
+        a nested dict (the alternatives) becomes its own two-column table.
 
-    Returns
-    -------
-    Path
-        ``path``.
+    Raises
+    ------
+    DataError
+        An image that is neither a Figure nor PNG bytes, or a malformed ``metric_help``.
     """
-    path = Path(path)
-    embedded_images = [(caption, _png_data_uri(image_path)) for caption, image_path in images]
+    help_texts = _check_help(METRIC_HELP if metric_help is None else metric_help)
+    embedded_images = [_embedded_image(entry) for entry in images]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -84,14 +141,20 @@ def write_report(
         "<h2>Summary</h2>",
         _key_value_table(summary),
         "<h2>Metrics</h2>",
-        _key_value_table(metrics),
+        _metrics_table(metrics, help_texts),
     ]
+    if threshold_info:
+        parts.append("<h2>Threshold</h2>")
+        parts.append(_threshold_tables(threshold_info))
     if embedded_images:
         parts.append("<h2>Plots</h2>")
-    for caption, data_uri in embedded_images:
+    for caption, data_uri, explanation in embedded_images:
+        text = f"<strong>{_text(caption)}</strong>"
+        if explanation:
+            text += f" {_text(explanation)}"
         parts.append(
             f'<figure><img src="{data_uri}" alt="{_text(caption)}">'
-            f"<figcaption>{_text(caption)}</figcaption></figure>"
+            f"<figcaption>{text}</figcaption></figure>"
         )
     for caption, table in tables:
         parts.append(f"<h2>{_text(caption)}</h2>")
@@ -101,41 +164,87 @@ def write_report(
         parts.append("<h2>Notes</h2>")
         parts.append(_bullet_list(notes))
     parts.append("</body></html>")
-    _write_atomically(path, "\n".join(parts))
-    return path
+    return "\n".join(parts)
+
+
+def _check_help(metric_help: Mapping) -> dict[str, tuple[str, str | None]]:
+    """{key: (explanation, unit or None)} from str or (str, str) values."""
+    if not isinstance(metric_help, Mapping):
+        raise DataError(f"metric_help must be a dict of key -> text, got {type(metric_help).__name__}")
+    checked = {}
+    for key, value in metric_help.items():
+        if isinstance(value, str):
+            checked[str(key)] = (value, None)
+        elif (isinstance(value, tuple) and len(value) == 2
+              and all(isinstance(part, str) for part in value)):
+            checked[str(key)] = value
+        else:
+            raise DataError(
+                f"metric_help[{key!r}] must be a text or a (text, unit) pair, got {value!r}"
+            )
+    return checked
+
+
+def _metrics_table(metrics: Mapping, help_texts: dict) -> str:
+    with_help = bool(help_texts)
+    rows = []
+    for name, leaf, value, is_group in _walk(metrics):
+        explanation, unit = help_texts.get(name) or help_texts.get(leaf) or ("", None)
+        if is_group:
+            if explanation:  # a heading row for a nested dict that has its own help
+                rows.append(f'<tr class="group"><th colspan="{3 if with_help else 2}">'
+                            f"{_text(name)}: {_text(explanation)}</th></tr>")
+            continue
+        help_cell = f'<td class="help">{_text(explanation)}</td>' if with_help else ""
+        rows.append(f"<tr><th>{_text(name)}</th>{_value_cell(value, unit)}{help_cell}</tr>")
+    head = "<thead><tr><th>metric</th><th>value</th><th>meaning</th></tr></thead>" if with_help else ""
+    return f"<table>{head}<tbody>{''.join(rows)}</tbody></table>"
+
+
+def _walk(values: Mapping, prefix: str = ""):
+    """(flattened name, own key, value, is_group) with nested dicts unfolded after their group."""
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield name, str(key), value, True
+            yield from _walk(value, prefix=f"{name} / ")
+        else:
+            yield name, str(key), value, False
+
+
+def _threshold_tables(threshold_info: Mapping) -> str:
+    plain = {key: value for key, value in threshold_info.items() if not isinstance(value, Mapping)}
+    parts = [_key_value_table(plain)] if plain else []
+    for key, value in threshold_info.items():
+        if isinstance(value, Mapping):
+            parts.append(f"<h3>{_text(key)}</h3>")
+            parts.append(_key_value_table(value))
+    return "\n".join(parts)
 
 
 def _key_value_table(values: Mapping) -> str:
     rows = "".join(
-        f"<tr><th>{_text(key)}</th>{_value_cell(value)}</tr>"
-        for key, value in _flatten(values)
+        f"<tr><th>{_text(name)}</th>{_value_cell(value)}</tr>"
+        for name, _, value, is_group in _walk(values)
+        if not is_group
     )
     return f"<table><tbody>{rows}</tbody></table>"
 
 
-def _flatten(values: Mapping, prefix: str = ""):
-    """(key, value) pairs with nested dicts unfolded as ``parent / child`` keys."""
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            yield from _flatten(value, prefix=f"{name} / ")
-        else:
-            yield name, value
-
-
-def _value_cell(value) -> str:
+def _value_cell(value, unit: str | None = None) -> str:
+    suffix = f" {_text(unit)}" if unit else ""
     if value is None:
         return '<td class="missing">n/a</td>'
     if isinstance(value, bool):
         return f"<td>{_text(value)}</td>"
     if isinstance(value, int):
-        return f'<td class="number">{value}</td>'
+        return f'<td class="number">{value}{suffix}</td>'
     if isinstance(value, float):
         shown = f"{value:.4g}" if math.isfinite(value) else str(value)
-        return f'<td class="number">{shown}</td>'
+        return f'<td class="number">{shown}{suffix}</td>'
     if isinstance(value, (list, tuple)):
         return f"<td>{_bullet_list(value) if value else ''}</td>"
-    return f"<td>{_text(value)}</td>"
+    return f"<td>{_text(value)}{suffix}</td>"
 
 
 def _bullet_list(items) -> str:
@@ -155,27 +264,27 @@ def _data_frame_html(table: pd.DataFrame) -> str:
     return html_table
 
 
-def _png_data_uri(image_path) -> str:
-    image_bytes = Path(image_path).read_bytes()
-    if not image_bytes.startswith(PNG_SIGNATURE):
-        raise DataError(f"{image_path}: not a PNG file; the report embeds PNG images only")
-    return "data:image/png;base64," + base64.b64encode(image_bytes).decode("ascii")
+def _embedded_image(entry) -> tuple[str, str, str | None]:
+    """(caption, data URI, explanation) from (caption, Figure or PNG bytes[, explanation])."""
+    if not isinstance(entry, tuple) or len(entry) not in (2, 3):
+        raise DataError(
+            f"each image must be (caption, image) or (caption, image, explanation), got {entry!r}"
+        )
+    caption, image, *rest = entry
+    if isinstance(image, Figure):
+        image = figure_png(image)
+    elif isinstance(image, (bytes, bytearray, memoryview)):
+        image = bytes(image)
+        if not image.startswith(PNG_SIGNATURE):
+            raise DataError(f"image {caption!r}: not PNG data; the report embeds PNG images only")
+    else:
+        raise DataError(
+            f"image {caption!r}: expected a matplotlib Figure or PNG bytes, got "
+            f"{type(image).__name__}; the report reads no files, pass the figure itself"
+        )
+    data_uri = "data:image/png;base64," + base64.b64encode(image).decode("ascii")
+    return str(caption), data_uri, (rest[0] if rest else None)
 
 
 def _text(value) -> str:
     return html.escape(str(value))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A unique name in the same directory (so os.replace is a rename on one file system),
-    # opened with "x" so it gets the usual umask permissions, unlike tempfile.mkstemp's 0600.
-    temp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temp_path, "x", encoding="utf-8") as temp_file:
-            temp_file.write(text)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
