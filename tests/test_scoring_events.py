@@ -92,3 +92,28 @@ def test_bad_input(kwargs, message):
     flags, scores = arguments.pop("flags"), arguments.pop("scores")
     with pytest.raises(DataError, match=message):
         find_events(flags, scores, **arguments)
+
+
+def test_flag_runs_hand_examples_and_inputs():
+    from lstmae.scoring import flag_runs
+
+    starts, ends = flag_runs([0, 1, 1, 0, 1])
+    assert starts.tolist() == [1, 4] and ends.tolist() == [2, 4]
+    assert starts.dtype == np.int64 and ends.dtype == np.int64
+    assert [a.tolist() for a in flag_runs([0, 1, 1, 0, 1], merge_gap=1)] == [[1], [4]]
+    assert [a.tolist() for a in flag_runs(np.array([True, False, True]))] == [[0, 2], [0, 2]]
+    assert [a.tolist() for a in flag_runs([np.nan, 1.0, np.nan])] == [[1], [1]]  # NaN counts as False
+    assert [a.tolist() for a in flag_runs(np.zeros(4))] == [[], []]
+    assert [a.tolist() for a in flag_runs([])] == [[], []]
+    with pytest.raises(DataError, match=r"flag_runs needs a 1-D mask \(T,\); got shape \(2, 2\)"):
+        flag_runs(np.ones((2, 2)))
+    with pytest.raises(DataError, match=r"merge_gap must be an integer >= 0; got -1"):
+        flag_runs([1, 0], merge_gap=-1)
+
+
+@pytest.mark.parametrize("merge_gap", [0, 1, 3])
+def test_flag_runs_match_brute_force(merge_gap):
+    from lstmae.scoring import flag_runs
+
+    flags = (np.random.default_rng(merge_gap).random(400) < 0.4).astype(int)
+    assert list(zip(*(a.tolist() for a in flag_runs(flags, merge_gap)))) == _reference_runs(flags, merge_gap, 1)

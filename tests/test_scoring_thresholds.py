@@ -138,3 +138,65 @@ def test_pot_needs_enough_tail_scores():
 def test_pot_with_ties_at_the_initial_quantile_falls_back_to_the_empirical_quantile():
     scores = np.r_[np.zeros(990), np.arange(1.0, 11.0)]  # only 1% of scores above the 0.98 quantile
     assert parse_threshold("pot:0.015").fit(scores) == pytest.approx(np.quantile(scores, 0.985))
+
+
+@pytest.mark.parametrize(
+    "spec, canonical",
+    [
+        ("dspot:1e-3", "dspot:0.001"),
+        (" DSPOT:0.001, depth=200 ", "dspot:0.001,depth=200"),
+        ("dspot:1e-3,depth=100", "dspot:0.001"),  # the default option is dropped
+        ("telemanom:2.5", "telemanom:2.5"),
+        ("telemanom:3,every=10,window=500,span=4", "telemanom:3,every=10,span=4,window=500"),
+    ],
+)
+def test_adaptive_specs_parse_and_round_trip(spec, canonical):
+    rule = parse_threshold(spec)
+    assert str(rule) == canonical
+    assert parse_threshold(str(rule)) == rule
+    assert rule.adaptive
+    detector = rule.make_adaptive()
+    assert detector.spec == canonical
+    assert not parse_threshold("sigma:3").adaptive and not parse_threshold("best-f1").adaptive
+
+
+def test_adaptive_rule_fit_gives_the_starting_threshold():
+    scores = np.random.default_rng(8).gamma(2.0, 1.0, 2000)
+    for spec in ("dspot:1e-3", "telemanom:2.5"):
+        rule = parse_threshold(spec)
+        assert rule.fit(scores) == rule.make_adaptive().fit(scores).threshold
+    assert ThresholdRule("dspot", 1e-3, {"depth": 50}) == parse_threshold("dspot:1e-3,depth=50")
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("dspot:0.05", r"threshold 'dspot:0.05': the risk RISK must be in \(0, 0.02\), e.g. dspot:1e-3"),
+        ("dspot", r"threshold 'dspot' needs a parameter, e.g. dspot:1e-3"),
+        ("telemanom:0", r"threshold 'telemanom:0': Z must be in \(0, 12\), e.g. telemanom:2.5"),
+        ("dspot:1e-3,depth=-1", r"threshold 'dspot:0.001,depth=-1': dspot depth must be an integer >= 0"),
+        ("dspot:1e-3,depth=1.5", r"dspot depth must be an integer >= 0; got 1.5"),
+        ("telemanom:2.5,window=3", r"telemanom window must be an integer >= 10"),
+        ("telemanom:2.5,every=0", r"telemanom every must be an integer >= 1"),
+        ("dspot:1e-3,size=3", r"threshold 'dspot' has no option 'size'; its options are depth \(default 100\)"),
+        ("dspot:1e-3,depth", r"option 'depth' must be name=value, e.g. dspot:1e-3,depth=200"),
+        ("dspot:1e-3,depth=x", r"option depth='x' is not a number"),
+        ("dspot:1e-3,depth=5,depth=6", r"option 'depth' is given twice"),
+        ("sigma:3,depth=5", r"threshold 'sigma' takes no options \(got depth\); only dspot, telemanom do"),
+        ("foo:1,depth=5", r"unknown threshold 'foo:1,depth=5'"),
+    ],
+)
+def test_bad_adaptive_specs(spec, message):
+    with pytest.raises(DataError, match=message):
+        parse_threshold(spec)
+
+
+def test_bad_rules_built_directly():
+    with pytest.raises(DataError, match=r"threshold 'sigma:3' is static"):
+        parse_threshold("sigma:3").make_adaptive()
+    with pytest.raises(DataError, match=r"threshold options must be \(name, value\) pairs"):
+        ThresholdRule("dspot", 1e-3, (1, 2, 3))
+    with pytest.raises(DataError, match=r"threshold option depth='a' is not a number"):
+        ThresholdRule("dspot", 1e-3, {"depth": "a"})
+    with pytest.raises(DataError, match=r"a threshold spec must be text"):
+        parse_threshold(3)

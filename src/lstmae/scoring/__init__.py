@@ -1,8 +1,11 @@
-"""Reconstruction errors -> anomaly scores, thresholds, per-time-point scores and events.
+"""Reconstruction errors -> anomaly scores, thresholds (static and adaptive), per-time-point
+scores, alarms and events.
 
 numpy / scipy / scikit-learn only (no torch). Higher score = more anomalous; flag 1 = anomaly.
 """
 
+from lstmae.scoring.adaptive import DSPOT, AdaptiveThreshold, Telemanom, adaptive_from_state
+from lstmae.scoring.alarms import DEFAULT_ALARM, AlarmFilter, alarms_from_flags
 from lstmae.scoring.error_models import (
     ERROR_MODEL_NAMES,
     ErrorModel,
@@ -12,7 +15,7 @@ from lstmae.scoring.error_models import (
     make_error_model,
 )
 from lstmae.scoring.errors import reconstruction_errors
-from lstmae.scoring.events import EVENT_COLUMNS, find_events
+from lstmae.scoring.events import EVENT_COLUMNS, find_events, flag_runs
 from lstmae.scoring.points import AGGREGATIONS, window_to_points
 from lstmae.scoring.thresholds import (
     DEFAULT_THRESHOLD,
@@ -23,16 +26,24 @@ from lstmae.scoring.thresholds import (
 
 __all__ = [
     "AGGREGATIONS",
+    "AdaptiveThreshold",
+    "AlarmFilter",
+    "DEFAULT_ALARM",
     "DEFAULT_THRESHOLD",
+    "DSPOT",
     "ERROR_MODEL_NAMES",
     "EVENT_COLUMNS",
     "ErrorModel",
     "MahalanobisError",
     "MeanError",
+    "Telemanom",
     "ThresholdRule",
+    "adaptive_from_state",
+    "alarms_from_flags",
     "apply_threshold",
     "error_model_from_state",
     "find_events",
+    "flag_runs",
     "make_error_model",
     "parse_threshold",
     "reconstruction_errors",

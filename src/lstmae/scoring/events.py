@@ -1,4 +1,11 @@
-"""Anomalous events: contiguous runs of flagged time points, with their peak and main features."""
+"""Anomalous events and alarms: runs of flagged time points, their peak and main features.
+
+- :func:`flag_runs`: the first and last rows of each run of True in a (T,) mask; the one
+  run finder that scoring and evaluation share.
+- :func:`find_events`: one table row per event, with its peak and top features.
+- :func:`alarms_from_flags` / :class:`AlarmFilter`: raw per-row flags -> alarms a person can
+  act on (on-delay, off-delay, cool-down), causal, so a stream and a batch give the same alarms.
+"""
 
 from __future__ import annotations
 
@@ -57,7 +64,7 @@ def find_events(
     if len(index) != n_rows:
         raise DataError(f"index must have {n_rows} entries like flags; got {len(index)}")
 
-    start_rows, end_rows = _runs(flagged, merge_gap)
+    start_rows, end_rows = flag_runs(flagged, merge_gap)
     long_enough = end_rows - start_rows + 1 >= min_length
     start_rows, end_rows = start_rows[long_enough], end_rows[long_enough]
 
@@ -105,12 +112,24 @@ def _check_flags(flags) -> np.ndarray:
     return flags == 1
 
 
-def _runs(flagged: np.ndarray, merge_gap: int) -> tuple[np.ndarray, np.ndarray]:
-    """First and last rows (inclusive) of the runs of True, merged across <= merge_gap False rows."""
-    edges = np.diff(np.concatenate([[0], flagged.astype(np.int8), [0]]))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1) - 1
-    if starts.size == 0:
+def flag_runs(mask, merge_gap: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """First and last rows (inclusive) of the runs of True in `mask` (T,), as int64 arrays.
+
+    mask: bool or 0/1 (T,); NaN counts as False. Runs separated by at most `merge_gap` False rows are merged into
+    one (the gap rows then belong to the run). Empty arrays when nothing is True.
+    Example: flag_runs([0, 1, 1, 0, 1]) -> ([1, 4], [2, 4]); with merge_gap=1 -> ([1], [4]).
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 1:
+        raise DataError(f"flag_runs needs a 1-D mask (T,); got shape {mask.shape}")
+    if mask.dtype.kind == "f":
+        mask = np.nan_to_num(mask, nan=0.0)
+    if isinstance(merge_gap, bool) or not isinstance(merge_gap, (int, np.integer)) or merge_gap < 0:
+        raise DataError(f"merge_gap must be an integer >= 0; got {merge_gap!r}")
+    edges = np.diff(np.concatenate([[0], (mask != 0).astype(np.int8), [0]]))
+    starts = np.flatnonzero(edges == 1).astype(np.int64)
+    ends = np.flatnonzero(edges == -1).astype(np.int64) - 1
+    if starts.size == 0 or merge_gap == 0:
         return starts, ends
     separate = starts[1:] - ends[:-1] - 1 > merge_gap  # is the gap before run i+1 kept?
     return starts[np.concatenate([[True], separate])], ends[np.concatenate([separate, [True]])]

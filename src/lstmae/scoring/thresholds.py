@@ -13,6 +13,16 @@ A window or time point is an anomaly when its score is strictly above the thresh
 | `best-f:BETA`  | maximises F-beta                             | labels; BETA > 1 favours recall, BETA < 1 precision        |
 | `fpr:R`        | the (1-R) quantile of normal scores          | a target false-positive rate R (normal = label 0, or all scores without labels) |
 | `value:V`      | V                                            | a threshold you already know                               |
+| `dspot:RISK`   | adaptive: DSPOT, peaks over threshold with drift (Siffer 2017) | long series whose normal scores drift; RISK below 0.02 |
+| `telemanom:Z`  | adaptive: Telemanom's dynamic threshold (Hundman 2018), causal | long series; Z = 2.5 is the published range, larger flags less |
+
+The last two are *adaptive* (`rule.adaptive`): `rule.make_adaptive()` returns a stateful
+detector (lstmae.scoring.adaptive) that starts from calibration scores and moves with the
+stream, each score compared with a threshold computed from the scores before it. They take
+options after the parameter, e.g. `dspot:1e-3,depth=200` or `telemanom:3,window=1000,every=10`
+(see lstmae.scoring.adaptive for their meaning and defaults). `rule.fit(scores)` of an
+adaptive rule returns the threshold the detector starts with (one number, for code that
+needs a static value).
 """
 
 from __future__ import annotations
@@ -26,9 +36,23 @@ from sklearn.metrics import precision_recall_curve
 
 from lstmae.config import DEFAULTS
 from lstmae.exceptions import DataError
+from lstmae.scoring.adaptive import (
+    ADAPTIVE_CLASSES,
+    DSPOT_DEFAULTS,
+    DSPOT_INITIAL_QUANTILE,
+    TELEMANOM_DEFAULTS,
+    TELEMANOM_Z_MAX,
+    AdaptiveThreshold,
+)
 
 DEFAULT_THRESHOLD = DEFAULTS["threshold"]
-USAGE = "quantile:Q, contamination:C, sigma:K, pot:Q, best-f1, best-f:BETA, fpr:R, value:V"
+USAGE = (
+    "quantile:Q, contamination:C, sigma:K, pot:Q, best-f1, best-f:BETA, fpr:R, value:V, "
+    "dspot:RISK, telemanom:Z"
+)
+ADAPTIVE_METHODS = tuple(ADAPTIVE_CLASSES)
+# adaptive method -> {option: default}; integer options must be whole numbers
+_OPTION_DEFAULTS = {"dspot": DSPOT_DEFAULTS, "telemanom": TELEMANOM_DEFAULTS}
 
 # SPOT initialisation: the GPD is fitted to the excesses over this quantile of the scores.
 POT_INITIAL_QUANTILE = 0.98
@@ -47,6 +71,12 @@ _PARAMETER_RULES = {
     "best-f": (lambda p: p > 0, "BETA must be > 0", "best-f:2"),
     "fpr": (lambda p: 0 < p < 1, "R must be in (0, 1)", "fpr:0.01"),
     "value": (lambda p: True, "", "value:0.3"),
+    "dspot": (
+        lambda p: 0 < p < 1 - DSPOT_INITIAL_QUANTILE,
+        f"the risk RISK must be in (0, {1 - DSPOT_INITIAL_QUANTILE:g})",
+        "dspot:1e-3",
+    ),
+    "telemanom": (lambda p: 0 < p < TELEMANOM_Z_MAX, f"Z must be in (0, {TELEMANOM_Z_MAX:g})", "telemanom:2.5"),
 }
 _NEEDS_LABELS = ("best-f1", "best-f")
 
@@ -58,27 +88,82 @@ def _format_number(value: float) -> str:
 
 @dataclass(frozen=True)
 class ThresholdRule:
-    """How to pick a threshold: `method` as in the module table and its parameter (None for best-f1)."""
+    """How to pick a threshold: `method` as in the module table and its parameter (None for best-f1).
+
+    options: for adaptive methods only, ((name, value), ...) or a dict, e.g. {"depth": 200};
+    stored sorted, without the ones equal to their default (so equal rules compare equal).
+    """
 
     method: str
     param: float | None = None
+    options: tuple = ()
 
     def __post_init__(self):
+        if self.method != "best-f1" and self.method not in _PARAMETER_RULES:
+            raise DataError(f"unknown threshold '{self.method}'; use one of {USAGE}")
+        object.__setattr__(self, "options", self._check_options())
         if self.method == "best-f1":
             if self.param is not None:
                 raise DataError(f"threshold '{self}' takes no parameter; use best-f1 or best-f:BETA")
             return
-        if self.method not in _PARAMETER_RULES:
-            raise DataError(f"unknown threshold '{self}'; use one of {USAGE}")
         in_range, range_text, example = _PARAMETER_RULES[self.method]
         if self.param is None:
             raise DataError(f"threshold '{self.method}' needs a parameter, e.g. {example}")
         if not math.isfinite(self.param) or not in_range(self.param):
             reason = range_text or "the value must be finite"
             raise DataError(f"threshold '{self}': {reason}, e.g. {example}")
+        if self.adaptive:
+            try:
+                self.make_adaptive()  # checks the options' values
+            except DataError as error:
+                raise DataError(f"threshold '{self}': {error}") from None
 
     def __str__(self) -> str:
-        return self.method if self.param is None else f"{self.method}:{_format_number(self.param)}"
+        text = self.method if self.param is None else f"{self.method}:{_format_number(self.param)}"
+        return text + "".join(f",{key}={_format_number(value)}" for key, value in self.options)
+
+    @property
+    def adaptive(self) -> bool:
+        """True for rules whose threshold moves with the stream (dspot, telemanom)."""
+        return self.method in ADAPTIVE_METHODS
+
+    def make_adaptive(self) -> AdaptiveThreshold:
+        """A new, unfitted adaptive detector for this rule; call `.fit(calibration_scores)` next."""
+        if not self.adaptive:
+            raise DataError(
+                f"threshold '{self}' is static (one value from fit); adaptive ones are {', '.join(ADAPTIVE_METHODS)}"
+            )
+        return ADAPTIVE_CLASSES[self.method](self.param, **dict(self.options))
+
+    def _check_options(self) -> tuple:
+        options = self.options
+        if isinstance(options, dict):
+            options = tuple(options.items())
+        try:
+            options = {str(key): value for key, value in options}
+        except (TypeError, ValueError):
+            raise DataError(f"threshold options must be (name, value) pairs; got {self.options!r}") from None
+        if not options:
+            return ()
+        defaults = _OPTION_DEFAULTS.get(self.method)
+        if defaults is None:
+            raise DataError(
+                f"threshold '{self.method}' takes no options (got {', '.join(options)}); only "
+                f"{', '.join(ADAPTIVE_METHODS)} do, e.g. dspot:1e-3,depth=200"
+            )
+        kept = []
+        for key, value in sorted(options.items()):
+            if key not in defaults:
+                raise DataError(
+                    f"threshold '{self.method}' has no option '{key}'; its options are "
+                    f"{', '.join(f'{name} (default {default:g})' for name, default in defaults.items())}"
+                )
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise DataError(f"threshold option {key}={value!r} is not a number")
+            value = float(value)
+            if value != defaults[key]:
+                kept.append((key, value))
+        return tuple(kept)
 
     def fit(self, scores, labels=None) -> float:
         """The threshold for validation `scores` (N,); `labels` (N,) 0/1 for best-f and fpr.
@@ -103,6 +188,8 @@ class ThresholdRule:
             return float(scores.mean() + self.param * scores.std())
         if self.method == "pot":
             return _pot_threshold(scores, self.param, self)
+        if self.adaptive:
+            return float(self.make_adaptive().fit(scores).threshold)
         if self.method == "fpr":
             normal_scores = scores if labels is None else scores[labels == 0]
             if normal_scores.size == 0:
@@ -112,17 +199,35 @@ class ThresholdRule:
 
 
 def parse_threshold(spec: str) -> ThresholdRule:
-    """Parse a spec such as "quantile:0.99", "best-f1" or "pot:1e-3" (see the module table)."""
-    method, separator, param_text = spec.strip().lower().partition(":")
+    """Parse a spec such as "quantile:0.99", "best-f1", "pot:1e-3" or "dspot:1e-3,depth=200".
+
+    See the module table; `str(rule)` gives the spec back in a canonical form.
+    """
+    if not isinstance(spec, str):
+        raise DataError(f"a threshold spec must be text such as quantile:0.99; got {spec!r}")
+    method, separator, rest = spec.strip().lower().partition(":")
+    method = method.strip()
     if method != "best-f1" and method not in _PARAMETER_RULES:
         raise DataError(f"unknown threshold '{spec}'; use one of {USAGE}")
     if not separator:
         return ThresholdRule(method)
+    param_text, *option_texts = (part.strip() for part in rest.split(","))
     try:
         param = float(param_text)
     except ValueError:
         raise DataError(f"threshold '{spec}': '{param_text}' is not a number; e.g. quantile:0.99") from None
-    return ThresholdRule(method, param)
+    options = {}
+    for text in option_texts:
+        key, equals, value_text = (part.strip() for part in text.partition("="))
+        if not equals or not key:
+            raise DataError(f"threshold '{spec}': option '{text}' must be name=value, e.g. dspot:1e-3,depth=200")
+        if key in options:
+            raise DataError(f"threshold '{spec}': option '{key}' is given twice")
+        try:
+            options[key] = float(value_text)
+        except ValueError:
+            raise DataError(f"threshold '{spec}': option {key}='{value_text}' is not a number") from None
+    return ThresholdRule(method, param, tuple(options.items()))
 
 
 def apply_threshold(scores, threshold: float) -> np.ndarray:
