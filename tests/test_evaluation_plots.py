@@ -47,8 +47,11 @@ def series_case(n_rows=500, warm_up=20):
     return scores, labels
 
 
-def legend_texts(ax) -> list[str]:
-    legend = ax.get_legend()
+def legend_texts(ax_or_fig) -> list[str]:
+    if isinstance(ax_or_fig, Figure):
+        (legend,) = ax_or_fig.legends
+    else:
+        legend = ax_or_fig.get_legend()
     return [] if legend is None else [text.get_text() for text in legend.get_texts()]
 
 
@@ -152,7 +155,7 @@ def test_alarms_draw_one_panel_per_feature_and_a_lane_strip():
     *panels, strip = fig.axes
     assert [ax.get_ylabel() for ax in panels] == ["temp", "flow", "rpm"]
     assert [t.get_text() for t in strip.get_yticklabels()] == ["labelled", "alarms"]
-    assert legend_texts(panels[0]) == ["alarms (2 runs)", "labelled (1 range)"]
+    assert legend_texts(fig) == ["alarms (2 runs)", "labelled (1 range)"]
     assert isinstance(strip.xaxis.get_major_formatter(), ConciseDateFormatter)
     # The alarm lane fills rows 100..109 up to the next row's time, and the one-row alarm.
     label_lane, alarm_lane = strip.collections
@@ -171,7 +174,7 @@ def test_alarms_one_feature_no_labels_no_alarms():
     panel, strip = fig.axes
     assert panel.get_ylabel() == "value"
     assert [t.get_text() for t in strip.get_yticklabels()] == ["alarms"]
-    assert legend_texts(panel) == ["alarms (0 runs)"]
+    assert legend_texts(fig) == ["alarms (0 runs)"]
     assert len(strip.collections) == 0 and len(panel.collections) == 0
     assert strip.get_xlabel() == "row"
 

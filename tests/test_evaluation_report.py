@@ -5,7 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lstmae.evaluation import METRIC_HELP, figure_png, plot_training_history, render_report
+import lstmae.evaluation
+from lstmae.evaluation import (
+    METRIC_HELP,
+    PLOT_HELP,
+    figure_png,
+    plot_training_history,
+    render_report,
+)
 from lstmae.exceptions import DataError
 
 METRICS = {
@@ -160,3 +167,17 @@ def test_bad_images_raise_data_error(figure, images, message):
 def test_bad_metric_help_raises_data_error(figure, metric_help, message):
     with pytest.raises(DataError, match=message):
         render(figure, metric_help=metric_help)
+
+
+def test_plot_help_explains_each_kind_of_plot(figure):
+    assert set(PLOT_HELP) == {"training_history", "alarms", "scores", "histogram", "pr_roc",
+                              "heatmap", "reconstruction"}
+    text = render(figure, images=[("Training curves", figure, PLOT_HELP["training_history"])])
+    assert f"<strong>Training curves</strong> {PLOT_HELP['training_history']}</figcaption>" in text
+
+
+def test_package_exports_the_in_memory_api_only():
+    names = set(lstmae.evaluation.__all__)
+    assert {"render_report", "figure_png", "plot_alarms", "METRIC_HELP", "PLOT_HELP"} <= names
+    assert "write_report" not in names and not hasattr(lstmae.evaluation, "write_report")
+    assert all(hasattr(lstmae.evaluation, name) for name in names)

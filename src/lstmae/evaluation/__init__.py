@@ -20,10 +20,11 @@ from lstmae.evaluation.plots import (
     plot_scores,
     plot_training_history,
 )
-from lstmae.evaluation.report import METRIC_HELP, render_report
+from lstmae.evaluation.report import METRIC_HELP, PLOT_HELP, render_report
 
 __all__ = [
     "METRIC_HELP",
+    "PLOT_HELP",
     "default_vus_max_buffer",
     "detection_metrics",
     "figure_png",

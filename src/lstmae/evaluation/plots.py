@@ -189,7 +189,9 @@ def plot_alarms(
         if feature_names is None:
             feature_names = ["value"]
     if values.ndim != 2 or values.shape[0] == 0 or values.shape[1] == 0:
-        raise DataError(f"values must be a non-empty (T, F) or (T,) array, got shape {values.shape}")
+        raise DataError(
+            f"values must be a non-empty (T, F) or (T,) array, got shape {values.shape}"
+        )
     n_rows, n_features = values.shape
     x = _as_index(index, n_rows)
     alarms = _as_flags(alarms, n_rows, "alarms")
@@ -231,7 +233,7 @@ def plot_alarms(
         ax.grid(alpha=0.3)
     handles = [Patch(color=color, alpha=0.35, label=f"{name} ({count})")
                for name, _, color, count in lanes]
-    axes[0].legend(handles=handles, loc="upper left", fontsize=9)
+    fig.legend(handles=handles, loc="outside upper right", ncols=len(handles), fontsize=9)
     strip = axes[-1]
     for lane, (_, mask, color, _) in enumerate(reversed(lanes)):
         if mask.any():
@@ -520,7 +522,9 @@ def _as_threshold(threshold, n_rows: int) -> np.ndarray:
         except (TypeError, ValueError):
             value = np.nan
         if not np.isfinite(value):
-            raise DataError(f"threshold must be a finite number or a ({n_rows},) array, got {threshold!r}")
+            raise DataError(
+                f"threshold must be a finite number or a ({n_rows},) array, got {threshold!r}"
+            )
         return np.full(n_rows, value)
     thresholds = np.asarray(threshold, dtype=np.float64)
     if thresholds.shape != (n_rows,):

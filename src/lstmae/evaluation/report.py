@@ -7,7 +7,8 @@ sibling files), so it can be mailed or archived alone. All text is HTML-escaped.
 The report is meant for a person who did not train the model: each metric can carry a
 one-line explanation and a unit (:data:`METRIC_HELP` has them for the keys of
 ``detection_metrics`` and ``sequence_metrics``), the threshold gets its own section (the
-rule, its value, what it was fitted on, what other rules would do), and each plot a caption.
+rule, its value, what it was fitted on, what other rules would do), and each plot a caption
+saying how to read it (:data:`PLOT_HELP` has one per kind of plot).
 """
 
 from __future__ import annotations
@@ -64,6 +65,28 @@ METRIC_HELP: dict[str, str | tuple[str, str]] = {
     "counts / n_flagged": ("sequences flagged by the threshold", "sequences"),
     "notes": "facts about the data that explain a missing (n/a) metric",
     "warnings": "read before quoting the numbers above",
+}
+
+# How to read each plot: the optional third item of an image, e.g.
+# ("Alarms on the data", plot_alarms(...), PLOT_HELP["alarms"]).
+PLOT_HELP: dict[str, str] = {
+    "training_history": "Loss per epoch. A validation loss far above the training loss means "
+                        "the model learned its training rows rather than normal behaviour.",
+    "alarms": "The data with the alarms raised on it (red) and the labelled anomalies (green, in "
+              "the strip below). A red band without green is a false alarm; green without red "
+              "is a missed event.",
+    "scores": "Anomaly score per row (higher = more unusual). Rows above the dashed threshold "
+              "are flagged (red dots); green bands are the labelled anomalies.",
+    "histogram": "How often each score occurs, for normal and anomalous rows separately. The "
+                 "less the two overlap, the easier they are to tell apart; the dashed line is "
+                 "the threshold.",
+    "pr_roc": "Every possible threshold at once. Left: precision against recall (the higher, "
+              "the fewer false alarms per event found). Right: found anomalies against false "
+              "alarms; the dashed diagonal is guessing.",
+    "heatmap": "Reconstruction error per feature over time (bright = large): which sensors "
+               "the model could not reproduce, and when.",
+    "reconstruction": "One window as the model saw it (solid) and as it rebuilt it (dashed), "
+                      "the features it rebuilt worst first.",
 }
 
 CSS = """
@@ -170,7 +193,9 @@ def render_report(
 def _check_help(metric_help: Mapping) -> dict[str, tuple[str, str | None]]:
     """{key: (explanation, unit or None)} from str or (str, str) values."""
     if not isinstance(metric_help, Mapping):
-        raise DataError(f"metric_help must be a dict of key -> text, got {type(metric_help).__name__}")
+        raise DataError(
+            f"metric_help must be a dict of key -> text, got {type(metric_help).__name__}"
+        )
     checked = {}
     for key, value in metric_help.items():
         if isinstance(value, str):
@@ -197,8 +222,8 @@ def _metrics_table(metrics: Mapping, help_texts: dict) -> str:
             continue
         help_cell = f'<td class="help">{_text(explanation)}</td>' if with_help else ""
         rows.append(f"<tr><th>{_text(name)}</th>{_value_cell(value, unit)}{help_cell}</tr>")
-    head = "<thead><tr><th>metric</th><th>value</th><th>meaning</th></tr></thead>" if with_help else ""
-    return f"<table>{head}<tbody>{''.join(rows)}</tbody></table>"
+    head = "<thead><tr><th>metric</th><th>value</th><th>meaning</th></tr></thead>"
+    return f"<table>{head if with_help else ''}<tbody>{''.join(rows)}</tbody></table>"
 
 
 def _walk(values: Mapping, prefix: str = ""):
