@@ -144,7 +144,8 @@ def plot_scores(scores, threshold, *, index=None, labels=None, valid=None, title
     ax.set_xlabel(_axis_name(x))
     ax.set_ylabel("anomaly score")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
+    handles, texts = ax.get_legend_handles_labels()  # above the axes, so it hides no score
+    fig.legend(handles, texts, loc="outside upper right", ncols=len(handles), fontsize=9)
     _format_dates(ax, x)
     return fig
 
