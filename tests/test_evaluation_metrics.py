@@ -1,16 +1,14 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from lstmae.evaluation import (
-    default_vus_max_buffer,
-    detection_metrics,
-    sequence_metrics,
-    vus_pr,
-)
+from lstmae.evaluation import detection_metrics, sequence_metrics, vus_pr
+from lstmae.evaluation.metrics import METRIC_HELP, default_vus_window, vus_window_from_period
 from lstmae.exceptions import DataError
+from lstmae.scoring import flag_runs
 
 
 def assert_plain_json(value):
@@ -156,57 +154,106 @@ def test_point_adjusted_f1_only_on_request_and_with_a_warning():
     assert_plain_json(adjusted)
 
 
-def brute_force_vus_pr(labels, scores, max_buffer):
-    """Soft labels by explicit distance loops, AP from sklearn with weighted duplicates."""
-    anomalous_rows = np.flatnonzero(labels)
-    distance = np.array([np.min(np.abs(anomalous_rows - row)) for row in range(len(labels))])
-    doubled_labels = np.r_[np.ones(len(labels)), np.zeros(len(labels))]
-    values = []
-    for buffer in range(max_buffer + 1):
-        soft = np.array([max(0.0, 1 - d / (buffer + 1)) for d in distance])
-        values.append(
-            average_precision_score(
-                doubled_labels, np.r_[scores, scores], sample_weight=np.r_[soft, 1 - soft]
-            )
-        )
-    return np.mean(values)
+FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "vus_pr_tsbad.json").read_text())
 
 
-def test_vus_pr_with_zero_buffer_is_average_precision():
-    rng = np.random.default_rng(3)
-    labels = np.zeros(100, int)
-    labels[20:30] = labels[70:73] = 1
-    scores = rng.random(100) + labels * 0.3
-    assert vus_pr(labels, scores, max_buffer=0) == pytest.approx(
-        average_precision_score(labels, scores)
-    )
+@pytest.mark.parametrize("case", FIXTURE["cases"], ids=[case["name"] for case in FIXTURE["cases"]])
+def test_vus_pr_equals_tsb_ad(case):
+    """TSB-AD 1.5's get_metrics on the same labels, scores and sliding window (make_vus_fixture.py)."""
+    labels, scores = np.array(case["labels"]), np.array(case["scores"])
+    assert vus_pr(labels, scores, sliding_window=case["sliding_window"]) == pytest.approx(case["vus_pr"], abs=1e-9)
+    result = detection_metrics(labels, scores, 0.5, vus_sliding_window=case["sliding_window"])
+    assert result["vus_pr"] == pytest.approx(case["vus_pr"], abs=1e-9)
+    assert result["roc_auc"] == pytest.approx(case["auc_roc"], abs=1e-12)
+    assert result["pr_auc"] == pytest.approx(case["auc_pr"], abs=1e-12)
+    if "data" in case:  # TSB-AD's benchmark took the window from the series' period
+        assert vus_window_from_period(np.array(case["data"])) == case["sliding_window"]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_vus_pr_matches_brute_force_reference_with_ties(seed):
-    rng = np.random.default_rng(seed)
-    labels = np.zeros(120, int)
-    labels[10:18] = labels[60:62] = labels[100] = 1
-    scores = np.round(rng.random(120) + labels * 0.4, 1)  # rounding makes many ties
-    assert vus_pr(labels, scores, max_buffer=6) == pytest.approx(
-        brute_force_vus_pr(labels, scores, 6)
-    )
+def test_vus_window_from_period_falls_back_like_tsb_ad():
+    noise = np.random.default_rng(0).standard_normal(50)
+    assert vus_window_from_period(np.arange(100.0)) == 125  # no local maximum in the ACF
+    assert vus_window_from_period(np.ones((100, 3))) == 0  # several features: no buffer
+    assert vus_window_from_period(np.sin(2 * np.pi * np.arange(3000) / 20) + 0 * noise[0]) == 20
+    assert vus_window_from_period([1.0, np.nan, 2.0, 3.0, 4.0, 5.0]) == 125
 
 
-def test_detection_metrics_reports_vus_pr_with_default_buffer():
+def test_vus_pr_of_excluded_rows_is_computed_on_the_scored_rows():
+    case = FIXTURE["cases"][0]
+    labels, scores = np.array(case["labels"]), np.array(case["scores"])
+    padded_labels, padded_scores = np.r_[np.zeros(7, int), labels], np.r_[np.full(7, np.nan), scores]
+    result = detection_metrics(padded_labels, padded_scores, 0.5, vus_sliding_window=case["sliding_window"])
+    assert result["vus_pr"] == pytest.approx(case["vus_pr"], abs=1e-9)
+
+
+def test_detection_metrics_reports_vus_pr_with_default_window():
     rng = np.random.default_rng(4)
     labels = np.zeros(200, int)
     labels[20:23] = labels[80:85] = labels[150:160] = 1  # lengths 3, 5, 10: median 5
     scores = rng.random(200) + labels * 0.5
     result = detection_metrics(labels, scores, 0.9)
-    assert result["vus_max_buffer"] == 5
-    assert result["vus_pr"] == pytest.approx(brute_force_vus_pr(labels, scores, 5))
+    assert result["vus_sliding_window"] == 5
+    assert result["vus_pr"] == vus_pr(labels, scores, sliding_window=5)
 
 
-def test_default_vus_max_buffer_is_capped_at_100():
+def test_default_vus_window_is_capped_at_100():
     labels = np.zeros(1000, int)
     labels[100:400] = 1
-    assert default_vus_max_buffer(labels) == 100
+    assert default_vus_window(labels) == 100
+    assert default_vus_window(np.zeros(10, int)) == 0
+
+
+def test_alarm_rate_and_event_precision_on_hand_example():
+    labels, scores = events_example()  # events 5-8, 15-17, 25-26; flags at 3 and 16
+    scores[[11, 12]] = 1.0  # one false run
+    result = detection_metrics(labels, scores, 0.5)
+    assert result["n_flagged"] == 4 and result["alarm_rate"] == pytest.approx(4 / 30)
+    assert (result["n_flagged_runs"], result["n_correct_runs"]) == (3, 1)  # 3 is early, 11-12 false
+    assert result["event_precision"] == pytest.approx(1 / 3)
+    assert result["event_f1"] == pytest.approx(1 / 3)  # recall 1/3 too
+    early = detection_metrics(labels, scores, 0.5, early_window=2)  # row 3 now counts for 5-8
+    assert (early["n_correct_runs"], early["event_recall"]) == (2, pytest.approx(2 / 3))
+    assert early["event_f1"] == pytest.approx(2 * (2 / 3) * (2 / 3) / (4 / 3))
+    nothing = detection_metrics(labels, np.zeros(30), 0.5)
+    assert nothing["event_precision"] is None and nothing["event_f1"] is None and nothing["alarm_rate"] == 0
+
+
+def test_event_precision_counts_runs_touching_events_and_matches_brute_force():
+    rng = np.random.default_rng(9)
+    labels = (np.repeat(rng.random(60), 10) < 0.2).astype(int)
+    flags = (rng.random(600) < 0.1).astype(int)
+    result = detection_metrics(labels, rng.random(600), flags=flags, early_window=3)
+    runs = list(zip(*flag_runs(flags)))
+    widened = labels.copy()
+    for start, end in zip(*flag_runs(labels)):
+        widened[max(start - 3, 0) : end + 1] = 1
+    correct = [bool(widened[start : end + 1].any()) for start, end in runs]
+    assert result["n_flagged_runs"] == len(runs) and result["n_correct_runs"] == sum(correct)
+    assert result["threshold"] is None
+
+
+def test_flags_replace_the_threshold_and_invalid_rows_are_never_flagged():
+    labels, scores = events_example()
+    flags = np.zeros(30)
+    flags[[0, 6, 16]] = 1
+    flags[1] = np.nan  # NaN counts as 0
+    valid = np.ones(30, bool)
+    valid[0] = False
+    result = detection_metrics(labels, scores, 0.7, flags=flags, valid=valid)
+    assert result["threshold"] == 0.7
+    assert result["confusion_matrix"]["tp"] == 2 and result["n_flagged"] == 2
+    assert result["n_detected_events"] == 2
+
+
+def test_metric_help_covers_every_key_with_a_unit():
+    labels, scores = events_example()
+    keys = set(detection_metrics(labels, scores, 0.5, point_adjust=True))
+    keys |= {f"confusion_matrix / {k}" for k in ("tn", "fp", "fn", "tp")}
+    sequence = sequence_metrics([0, 1, 0], [0.1, 0.9, 0.2], 0.5)
+    keys |= set(sequence) | {f"counts / {k}" for k in sequence["counts"]}
+    assert keys <= set(METRIC_HELP), keys - set(METRIC_HELP)
+    for key, (text, unit) in METRIC_HELP.items():
+        assert text and unit and "\n" not in text, key
 
 
 def test_sequence_metrics_agree_with_sklearn():
@@ -245,8 +292,15 @@ def test_sequence_metrics_single_class():
         (lambda: detection_metrics([0, 1], [0.1, 0.2], 0.5, valid=[1, 1]), r"valid must be a bool"),
         (lambda: detection_metrics([], [], 0.5), r"non-empty 1-D"),
         (lambda: sequence_metrics([0, 1], [0.1, np.nan], 0.5), r"NaN value.*sequence 1"),
-        (lambda: vus_pr([0, 1], [0.1, 0.2], max_buffer=-1), r"max_buffer must be"),
-        (lambda: vus_pr([0, 0], [0.1, 0.2], max_buffer=1), r"at least one anomalous"),
+        (lambda: vus_pr([0, 1], [0.1, 0.2], sliding_window=-1), r"sliding_window must be an integer >= 0"),
+        (lambda: vus_pr([0, 1], [0.1, 0.2], sliding_window=2, n_thresholds=0), r"n_thresholds must be"),
+        (lambda: vus_pr([0, 0], [0.1, 0.2], sliding_window=1), r"at least one anomalous"),
+        (lambda: vus_pr([0, 1], [np.nan, 0.2], sliding_window=1), r"needs a score for every row"),
+        (lambda: detection_metrics([0, 1], [0.1, 0.2]), r"threshold must be a finite number, got None"),
+        (lambda: detection_metrics([0, 1], [0.1, 0.2], flags=[0]), r"flags must have shape \(2,\)"),
+        (lambda: detection_metrics([0, 1], [0.1, 0.2], flags=[0, 2]), r"flags must be 0 .* got 2.0 at row 1"),
+        (lambda: detection_metrics([0, 1], [0.1, 0.2], flags=["a", "b"]), r"non-numeric"),
+        (lambda: detection_metrics([0, 1], [0.1, 0.2], np.nan, flags=[0, 1]), r"finite number, got nan"),
     ],
 )
 def test_bad_input_raises_data_error(call, message):

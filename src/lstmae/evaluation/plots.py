@@ -29,6 +29,7 @@ from sklearn.metrics import (
 )
 
 from lstmae.exceptions import DataError
+from lstmae.scoring.events import flag_runs
 
 DPI = 100
 WIDTH_INCHES = 12  # 1200 px
@@ -204,8 +205,8 @@ def plot_alarms(
         shown = np.arange(min(max_features, n_features))
     else:
         shown = features_by_error(_feature_errors(feature_errors, n_features), max_features)
-    n_alarm_runs = len(_runs(alarms))
-    n_label_runs = 0 if labels is None else len(_runs(labels))
+    n_alarm_runs = len(flag_runs(alarms)[0])
+    n_label_runs = 0 if labels is None else len(flag_runs(labels)[0])
 
     bin_starts = _bin_starts(n_rows)
     subtitle = ""
@@ -583,9 +584,3 @@ def _feature_names(feature_names, n_features: int) -> list[str]:
 
 def _label(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, pd.Timestamp) else str(value)
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) positions, end inclusive, of the contiguous True runs in a (T,) mask."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1))
