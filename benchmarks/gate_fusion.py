@@ -8,8 +8,9 @@ Two measurements, on the ECG-like workload's decoder layer (64 -> 128 units, bat
 1. One step's gate math alone (activations, cell, output: what follows the matrix products),
    as eager PyTorch operations and as the same function under torch.compile (its compile time
    reported beside it).
-2. The whole layer, forward and forward + backward, through `lstmae.nn.fast_lstm.lstm_layer`
-   with its fused C++ kernels and without them (LSTMAE_FUSED_KERNELS=0 does the same).
+2. The whole layer, forward and forward + backward, through lstmae's fused C++ layer
+   (`lstmae.kernels.fused_lstm_layer`) and through its PyTorch loop (`lstmae.nn.fast_lstm.lstm_layer`,
+   what runs with LSTMAE_FUSED_KERNELS=0).
 
 Writes gate_fusion.{json,md} to --out.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from lstmae import kernels
 from lstmae.nn import fast_lstm
 
 N, L, INPUTS, HIDDEN = 128, 140, 64, 128
@@ -67,23 +69,18 @@ def layer_costs() -> dict:
     bias = torch.zeros(4 * HIDDEN, requires_grad=True)
     grad = torch.randn(N, L, HIDDEN, generator=gen)
 
-    def forward():
-        with torch.no_grad():
-            fast_lstm.lstm_layer(x, w_ih, bias, w_hh, "tanh")
-
-    def training():
-        fast_lstm.lstm_layer(x, w_ih, bias, w_hh, "tanh")[0].backward(grad)
-
-    result = {}
-    kernels_for = fast_lstm.fused_kernels_for
-    if fast_lstm.fused_kernels() is None:
+    if kernels.compiled() is None:
         sys.exit("the fused kernels could not be compiled here; nothing to compare")
-    for name, choose in (("fused_kernels", kernels_for), ("pytorch_operations", lambda x: None)):
-        fast_lstm.fused_kernels_for = choose
-        try:
-            result[name] = {"forward_ms": best_seconds(forward) * 1e3, "forward_backward_ms": best_seconds(training) * 1e3}
-        finally:
-            fast_lstm.fused_kernels_for = kernels_for
+    result = {}
+    for name, layer in (("fused_kernels", kernels.fused_lstm_layer), ("pytorch_operations", fast_lstm.lstm_layer)):
+        def forward():
+            with torch.no_grad():
+                layer(x, w_ih, bias, w_hh, "tanh")
+
+        def training():
+            layer(x, w_ih, bias, w_hh, "tanh")[0].backward(grad)
+
+        result[name] = {"forward_ms": best_seconds(forward) * 1e3, "forward_backward_ms": best_seconds(training) * 1e3}
     return result
 
 

@@ -526,9 +526,9 @@ def machine_info(threads: int) -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    from lstmae.nn.fast_lstm import ONEDNN_MIN_FLOPS, fused_kernels, matmul_policy
+    from lstmae.kernels import ONEDNN_MIN_FLOPS, compiled, matmul_policy
 
-    tiles_built = getattr(fused_kernels(), "tiles_pay", False)
+    tiles_built = getattr(compiled(), "tiles_pay", False)
     libraries = {"onednn": "oneDNN", "blas": "torch's BLAS",
                  "tiles": ("lstmae's register tiles (each step's products)" if tiles_built else
                            "not lstmae's register tiles (built without AVX-512)")

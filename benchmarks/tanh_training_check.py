@@ -3,7 +3,7 @@
     python benchmarks/tanh_training_check.py [--seeds 10] [--no-early-stopping | --speed] [--jobs 2]
                                              [--out benchmarks/results] [--data-dir DIR]
 
-TanhLSTM scores through `fast_lstm.lstm_layer` (the fused kernels) and trains through it on
+TanhLSTM scores through `model.lstm_layer` (the fused kernels) and trains through it on
 batches of at least model.FUSED_TRAINING_BATCH sequences, through nn.LSTM below. Two seeds of
 the ECG5000 detection study once came out lower with fused training. This script repeats that
 comparison on more seeds: for each seed, the detection study's ECG5000 task (its seeded split,
@@ -153,9 +153,9 @@ def main(argv=None) -> int:
         print(f"error: {args.data_dir / 'ecg5000'} not found; pass --data-dir (see ../shared/data/README.md)",
               file=sys.stderr)
         return 2
-    from lstmae.nn import fast_lstm
+    from lstmae import kernels
 
-    if fast_lstm.fused_kernels() is None:
+    if kernels.compiled() is None:
         print("error: the fused LSTM kernels could not be compiled here, so there is nothing to compare",
               file=sys.stderr)
         return 2

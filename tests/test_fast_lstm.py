@@ -1,10 +1,15 @@
-"""lstmae.nn.fast_lstm.lstm_layer against independent references: an autograd loop and nn.LSTM."""
+"""The LSTM layers against independent references (an autograd loop and nn.LSTM): the PyTorch loop
+lstmae.nn.fast_lstm.lstm_layer, and the fused C++ layer of lstmae.kernels against that loop."""
+import json
 import math
+import types
 
 import pytest
 import torch
 
-from lstmae.nn import fast_lstm
+from lstmae import kernels
+from lstmae.kernels import build, cpu, policy
+from lstmae.kernels.layer import fused_lstm_layer
 from lstmae.nn.fast_lstm import lstm_layer
 
 
@@ -60,15 +65,19 @@ def test_forward_and_gradients_match_the_autograd_loop(activation, constant, wit
         torch.testing.assert_close(got, expected, atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("layer", ["pytorch", "fused"])
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_float32_matches_the_float32_autograd_loop_to_1e5(activation):
+def test_float32_matches_the_float32_autograd_loop_to_1e5(activation, layer):
     """Weights at nn.LSTM's init scale (1/sqrt(H)), 20 steps: values and gradients of order 1."""
+    if layer == "fused" and kernels.compiled() is None:
+        pytest.skip("the fused LSTM kernels could not be compiled here")
+    run = fused_lstm_layer if layer == "fused" else lstm_layer
     tensors, state, _ = random_layer(n=8, length=20, inputs=4, hidden=16, with_state=True, dtype=torch.float32)
     with torch.no_grad():
         for weight in tensors[1:]:
             weight.mul_(2 / 16**0.5)
     leaves = tensors + list(state)
-    fast = lstm_layer(*tensors, activation=activation, state=state)
+    fast = run(*tensors, activation=activation, state=state)
     reference = reference_layer(*tensors, activation, state=state)
     torch.testing.assert_close(fast[0], reference[0], atol=1e-5, rtol=1e-5)
     fast_grads = torch.autograd.grad(loss_of(*fast), leaves)
@@ -136,8 +145,8 @@ def nn_lstm_reference(layer, x, steps, state):
 
 
 @pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
-def test_tanh_layer_scores_with_fast_lstm_and_matches_nn_lstm(constant, monkeypatch):
-    """TanhLSTM runs lstm_layer without gradients on the CPU; its results are nn.LSTM's."""
+def test_tanh_layer_scores_with_lstm_layer_and_matches_nn_lstm(constant, monkeypatch):
+    """TanhLSTM runs model.lstm_layer without gradients on the CPU; its results are nn.LSTM's."""
     from lstmae.nn import model
 
     torch.manual_seed(0)
@@ -145,43 +154,41 @@ def test_tanh_layer_scores_with_fast_lstm_and_matches_nn_lstm(constant, monkeypa
     x = torch.randn(4, 3) if constant else torch.randn(4, 7, 3)
     state = (torch.randn(4, 5), torch.randn(4, 5))
     expected, (h_n, c_n) = nn_lstm_reference(layer, x, 7, state)
-    calls = []
-    monkeypatch.setattr(model, "lstm_layer", lambda *a, **k: calls.append(1) or lstm_layer(*a, **k))
+    calls, original = [], model.lstm_layer
+    monkeypatch.setattr(model, "lstm_layer", lambda *a, **k: calls.append(1) or original(*a, **k))
     with torch.inference_mode():
         got, (h, c) = layer.forward_state(x, steps=7, state=state)
-    assert calls, "inference on the CPU should take the fast_lstm path"
+    assert calls, "inference on the CPU should take the lstm_layer path"
     torch.testing.assert_close(got, expected.detach(), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close((h, c), (h_n.detach(), c_n.detach()), atol=1e-6, rtol=1e-5)
 
 
 # ------------------------------------------------------------------ the fused C++ gate kernels
 @pytest.fixture
-def kernels():
-    """The compiled kernels (compiled here on first use, about 30 s); skip where no compiler is."""
-    compiled = fast_lstm.fused_kernels()
-    if compiled is None:
+def compiled():
+    """The compiled kernels (compiled here on first use, about a minute); skip where no compiler is."""
+    module = kernels.compiled()
+    if module is None:
         pytest.skip("the fused LSTM kernels could not be compiled here")
-    return compiled
+    return module
 
 
 @pytest.fixture
 def fresh_kernel_cache():
-    """fused_kernels() caches its answer per process: clear it around a test that changes it."""
-    fast_lstm.fused_kernels.cache_clear()
+    """compiled() caches its answer per process: clear it around a test that changes it."""
+    build.compiled.cache_clear()
     yield
-    fast_lstm.fused_kernels.cache_clear()
+    build.compiled.cache_clear()
 
 
-def fused_and_pytorch_runs(monkeypatch, tensors, state, steps, activation, leaves):
-    """Outputs, final (h, c), scores (inference mode) and gradients, from the fused kernels and
-    from the PyTorch operations (kernels switched off for the second run)."""
+def fused_and_pytorch_runs(tensors, state, steps, activation, leaves):
+    """Outputs, final (h, c), scores (inference mode) and gradients, from the fused layer and
+    from the PyTorch loop."""
     runs = []
-    for use_kernels in (True, False):
-        if not use_kernels:
-            monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
-        outputs, final = lstm_layer(*tensors, activation=activation, state=state, steps=steps)
+    for layer in (fused_lstm_layer, lstm_layer):
+        outputs, final = layer(*tensors, activation=activation, state=state, steps=steps)
         with torch.inference_mode():
-            scored = lstm_layer(*tensors, activation=activation, state=state, steps=steps)
+            scored = layer(*tensors, activation=activation, state=state, steps=steps)
         runs.append((outputs, *final, scored[0], *scored[1], *torch.autograd.grad(loss_of(outputs, final), leaves)))
     return runs
 
@@ -191,19 +198,19 @@ def fused_and_pytorch_runs(monkeypatch, tensors, state, steps, activation, leave
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
 @pytest.mark.parametrize("inputs", [1, 3])
 @pytest.mark.parametrize("frozen_x", [False, True], ids=["x-grad", "x-frozen"])
-def test_fused_kernels_give_the_pytorch_operations_results(kernels, monkeypatch, activation, constant, with_state,
+def test_fused_kernels_give_the_pytorch_operations_results(compiled, activation, constant, with_state,
                                                            inputs, frozen_x):
     tensors, state, steps = random_layer(n=6, length=9, inputs=inputs, hidden=8, constant=constant,
                                          with_state=with_state, dtype=torch.float32)
     if frozen_x:  # data, as the first layer sees it: no gradient wanted
         tensors[0] = tensors[0].detach()
     leaves = tensors[frozen_x:] + (list(state) if state else [])
-    runs = fused_and_pytorch_runs(monkeypatch, tensors, state, steps, activation, leaves)
+    runs = fused_and_pytorch_runs(tensors, state, steps, activation, leaves)
     for fused, pytorch in zip(*runs):  # float32 sums in another order: gradients of ~1 differ by ~1e-5
         torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
 
 
-def test_fused_kernels_flush_denormals_on_every_thread_when_asked(kernels):
+def test_fused_kernels_flush_denormals_on_every_thread_when_asked(compiled):
     """Forget gate 1, input gate 0: a denormal c_0 carries over. With the caller's flush setting
     every block of rows reads it as 0 (denormal arithmetic is ~100x slower); without, it stays."""
     n, hidden = 37, 4
@@ -214,12 +221,12 @@ def test_fused_kernels_flush_denormals_on_every_thread_when_asked(kernels):
     threads = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
-        kept_before = lstm_layer(*tensors, activation="relu", state=state)[0]  # starts the worker threads
+        kept_before = fused_lstm_layer(*tensors, activation="relu", state=state)[0]  # starts the worker threads
         if not torch.set_flush_denormal(True):
             pytest.skip("this CPU cannot flush denormals")
-        flushed = lstm_layer(*tensors, activation="relu", state=state)[0]
+        flushed = fused_lstm_layer(*tensors, activation="relu", state=state)[0]
         torch.set_flush_denormal(False)
-        kept = lstm_layer(*tensors, activation="relu", state=state)[0]
+        kept = fused_lstm_layer(*tensors, activation="relu", state=state)[0]
     finally:
         torch.set_flush_denormal(False)
         torch.set_num_threads(threads)
@@ -228,12 +235,12 @@ def test_fused_kernels_flush_denormals_on_every_thread_when_asked(kernels):
         torch.testing.assert_close(outputs, torch.full_like(outputs, 1e-39), atol=1e-45, rtol=1e-6)
 
 
-def test_fused_gate_functions_are_accurate_to_float32(kernels):
+def test_fused_gate_functions_are_accurate_to_float32(compiled):
     """One step with every pre-activation equal to a: c = sigmoid(a) tanh(a) and
     h = sigmoid(a) tanh(c), against float64 (the kernels compute exp themselves)."""
     a = torch.linspace(-30, 30, 6001, dtype=torch.float64)
     x = a.float().reshape(-1, 1, 1)
-    outputs, (h, c) = lstm_layer(x, torch.ones(4, 1), None, torch.zeros(4, 1), activation="tanh")
+    outputs, (h, c) = fused_lstm_layer(x, torch.ones(4, 1), None, torch.zeros(4, 1), activation="tanh")
     expected_c = torch.sigmoid(a) * torch.tanh(a)
     torch.testing.assert_close(c.double().flatten(), expected_c, atol=3e-7, rtol=0)
     torch.testing.assert_close(h.double().flatten(), torch.sigmoid(a) * torch.tanh(expected_c), atol=3e-7, rtol=0)
@@ -241,39 +248,37 @@ def test_fused_gate_functions_are_accurate_to_float32(kernels):
 
 @pytest.mark.parametrize("length", [1, 2])
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
-def test_fused_kernels_handle_one_and_two_steps(kernels, monkeypatch, length, with_state):
+def test_fused_kernels_handle_one_and_two_steps(compiled, length, with_state):
     """The recurrent weight's gradient is one product over steps 1..L-1 plus step 0's (h_0)."""
     tensors, state, _ = random_layer(n=3, length=length, inputs=2, hidden=4, with_state=with_state,
                                      dtype=torch.float32)
     leaves = tensors + (list(state) if state else [])
     runs = []
-    for use_kernels in (True, False):
-        if not use_kernels:
-            monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
-        outputs, final = lstm_layer(*tensors, activation="tanh", state=state)
+    for layer in (fused_lstm_layer, lstm_layer):
+        outputs, final = layer(*tensors, activation="tanh", state=state)
         runs.append(torch.autograd.grad(loss_of(outputs, final), leaves))
     for fused, pytorch in zip(*runs):
         torch.testing.assert_close(fused, pytorch, atol=1e-5, rtol=1e-5)
 
 
-def test_a_second_backward_pass_through_the_fused_layer_is_refused(kernels):
+def test_a_second_backward_pass_through_the_fused_layer_is_refused(compiled):
     """The C++ backward writes the gradients over its saved gates: a second pass would read them."""
     tensors, _, _ = random_layer(dtype=torch.float32)
-    outputs, _ = lstm_layer(*tensors, activation="relu")
+    outputs, _ = fused_lstm_layer(*tensors, activation="relu")
     loss = outputs.square().sum()
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match=r"one backward pass per forward pass .* run the forward pass again"):
         loss.backward()
 
 
-def test_tanh_layer_trains_small_batches_through_nn_lstm_and_large_ones_fused(kernels, monkeypatch):
+def test_tanh_layer_trains_small_batches_through_nn_lstm_and_large_ones_fused(compiled, monkeypatch):
     """See TanhLSTM: the fused layer trains from model.FUSED_TRAINING_BATCH sequences of
     model.FUSED_TRAINING_STEPS steps on (for the repeated code, `steps` is the length)."""
     from lstmae.nn import model
 
     layer = model.TanhLSTM(3, 5)
-    calls = []
-    monkeypatch.setattr(model, "lstm_layer", lambda *a, **k: calls.append(1) or lstm_layer(*a, **k))
+    calls, original = [], model.lstm_layer
+    monkeypatch.setattr(model, "lstm_layer", lambda *a, **k: calls.append(1) or original(*a, **k))
     length = model.FUSED_TRAINING_STEPS
     small = torch.randn(model.FUSED_TRAINING_BATCH - 1, length, 3)
     layer(small).sum().backward()
@@ -292,90 +297,243 @@ def test_tanh_layer_trains_small_batches_through_nn_lstm_and_large_ones_fused(ke
     monkeypatch.setattr(model, "FUSED_TRAINING_BATCH", 10**9)  # the same batch through nn.LSTM
     reference = layer(large)
     torch.testing.assert_close(outputs, reference, atol=1e-5, rtol=1e-5)
-    monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
-    monkeypatch.setattr(model, "fused_kernels_for", lambda x: None)
+    monkeypatch.setattr(kernels, "fused_layer_for", lambda x: None)
     monkeypatch.setattr(model, "FUSED_TRAINING_BATCH", 1)
     calls.clear()
     layer(large)  # no compiled kernels: nn.LSTM, not the slower PyTorch loop
     assert not calls
 
 
-def test_without_a_compiler_the_layers_warn_and_use_pytorch(fresh_kernel_cache, monkeypatch):
+def test_without_a_compiler_the_layers_warn_and_use_pytorch(fresh_kernel_cache, monkeypatch, tmp_path):
     from torch.utils import cpp_extension
+
+    from lstmae.nn import model
 
     def no_compiler(*args, **kwargs):
         raise RuntimeError("Error building extension: c++: command not found\nmore detail")
 
     monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # no earlier build to load
     monkeypatch.delenv("LSTMAE_FUSED_KERNELS", raising=False)
     with pytest.warns(UserWarning, match=r"could not compile the fused LSTM kernels \(Error building extension: "
                                          r"c\+\+: command not found\); using PyTorch operations"):
-        assert fast_lstm.fused_kernels() is None
+        assert kernels.compiled() is None
     tensors, _, _ = random_layer(dtype=torch.float32)
-    outputs, _ = lstm_layer(*tensors, activation="tanh")
+    assert kernels.fused_layer_for(tensors[0]) is None
+    outputs, _ = model.lstm_layer(*tensors, activation="tanh")
     torch.testing.assert_close(outputs, reference_layer(*tensors, "tanh")[0], atol=1e-5, rtol=1e-5)
 
 
 def test_kernels_can_be_switched_off(fresh_kernel_cache, monkeypatch):
     monkeypatch.setenv("LSTMAE_FUSED_KERNELS", "0")
-    assert fast_lstm.fused_kernels() is None
+    assert kernels.compiled() is None
+    assert kernels.fused_layer_for(torch.zeros(2, 3, 1)) is None
+
+
+def test_the_fused_layer_serves_float32_on_the_cpu_only(compiled):
+    assert kernels.fused_layer_for(torch.zeros(2, 3, 1)) is fused_lstm_layer
+    assert kernels.fused_layer_for(torch.zeros(2, 3, 1, dtype=torch.float64)) is None
+    assert kernels.fused_layer_for(torch.zeros(2, 3, 1, device="meta")) is None
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_fused_kernels_saturate_without_nan(kernels, monkeypatch, activation):
-    """Pre-activations of +-1e4: the gates are exactly 0 or 1, as in PyTorch (a fast-math
-    reciprocal of 1 + exp(1e4) = inf once gave NaN)."""
+def test_fused_kernels_saturate_without_nan(compiled, activation):
+    """Pre-activations of +-1e4: the gates are exactly 0 or 1, as in PyTorch."""
     tensors, state, _ = random_layer(n=6, length=9, inputs=2, hidden=8, with_state=True, dtype=torch.float32)
     with torch.no_grad():
         tensors = [t * 1e4 for t in tensors]
-    fused = lstm_layer(*tensors, activation=activation, state=state)[0]
-    monkeypatch.setattr(fast_lstm, "fused_kernels_for", lambda x: None)
+    fused = fused_lstm_layer(*tensors, activation=activation, state=state)[0]
     pytorch = lstm_layer(*tensors, activation=activation, state=state)[0]
     assert torch.isfinite(pytorch).all()
     torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
 
 
-def test_the_first_build_is_announced_and_a_cached_one_is_not(fresh_kernel_cache, monkeypatch, tmp_path, caplog):
-    from torch.utils import cpp_extension
+def non_finite_layer(inputs, constant, with_state, seed=0):
+    """A layer of 37 rows, 6 steps, whose inputs hold NaN, +-inf and values that overflow float32
+    in the products (1e38 times input weights of 4 and more), each in some rows and (for a
+    sequence) at step 2 only, beside ordinary rows; the weights are finite."""
+    gen = torch.Generator().manual_seed(seed)
+    n, length, hidden = 37, 6, 8
+    x = torch.randn(n, inputs, generator=gen) if constant else torch.randn(n, length, inputs, generator=gen)
+    steps = () if constant else (2,)  # a sequence: at step 2 only (the later ones see it through h and c)
+    x[(slice(0, 4), *steps)] = float("nan")
+    x[(slice(4, 8), *steps)] = float("inf")
+    x[(slice(8, 12), *steps)] = float("-inf")
+    x[(slice(12, 16), *steps)] = 1e38
+    x[(slice(16, 18), *steps, 0)] = float("nan")  # one input feature only
+    x[(slice(18, 20), *steps, 0)] = float("inf")
+    weights = [torch.randn(4 * hidden, inputs, generator=gen) * 0.5, torch.randn(4 * hidden, generator=gen) * 0.5,
+               torch.randn(4 * hidden, hidden, generator=gen) * 0.5]
+    # |w| >= 4: each product of 1e38 overflows to +-inf itself, so the sums do not depend on their
+    # order (a sum of finite values that overflows in one order may not in another)
+    weights[0] = weights[0].sign() * (weights[0].abs() + 4)
+    state = (torch.randn(n, hidden, generator=gen), torch.randn(n, hidden, generator=gen)) if with_state else None
+    return [x, *weights], state, (length if constant else None)
 
+
+@pytest.mark.parametrize("choice", ["tiles", "onednn", "blas"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
+@pytest.mark.parametrize("inputs", [1, 3])
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
+@pytest.mark.parametrize("grad", [False, True], ids=["scoring", "training"])
+def test_nan_inf_and_overflow_propagate_as_in_the_pytorch_loop(compiled, matmul_choice, choice, activation, constant,
+                                                               inputs, with_state, grad):
+    """NaN and inf inputs and overflowing products come out of the fused layer where and as they
+    come out of the PyTorch loop (the kernels are built without -ffast-math, which lets the
+    compiler assume finite values): the same NaN positions, the same infinities, the finite
+    values close; and ordinary rows stay finite."""
+    matmul_choice(choice)
+    tensors, state, steps = non_finite_layer(inputs, constant, with_state)
+    if grad:
+        tensors = [t.requires_grad_() for t in tensors]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with torch.set_grad_enabled(grad):
+            fused = fused_lstm_layer(*tensors, activation=activation, state=state, steps=steps)
+            pytorch = lstm_layer(*tensors, activation=activation, state=state, steps=steps)
+    finally:
+        torch.set_num_threads(threads)
+    for got, expected in zip((fused[0], *fused[1]), (pytorch[0], *pytorch[1])):
+        got, expected = got.detach(), expected.detach()
+        assert torch.equal(got.isnan(), expected.isnan())
+        assert torch.equal(got.isposinf(), expected.isposinf()) and torch.equal(got.isneginf(), expected.isneginf())
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4, equal_nan=True)
+    outputs = fused[0].detach()
+    assert outputs[:16].isnan().any()  # the test has teeth: NaN comes out ...
+    assert torch.isfinite(outputs[20:]).all()  # ... of the rows that hold it only
+    if activation == "relu" and not constant:
+        assert outputs.isinf().any()  # relu passes the overflow on
+
+
+def test_the_kernels_are_built_without_finite_math():
+    assert not {"-ffast-math", "-ffinite-math-only", "-Ofast"} & set(build.COMPILE_FLAGS)
+
+
+# ------------------------------------------------------------------ the build: keyed, announced
+def test_the_build_key_changes_with_everything_that_makes_a_binary_incompatible(monkeypatch):
+    """Source, torch version, Python ABI, compiler flags and CPU each give another build name;
+    the same inputs give the same name."""
+    source = build.SOURCE.read_bytes()
+    base = build.build_name(build.build_key(source))
+    assert base == build.build_name(build.build_key(source)) and base.startswith("lstmae_fused_gates_")
+    names = {"source": build.build_name(build.build_key(source + b"\n// changed"))}
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "__version__", "9.9.9+cpu")
+        names["torch"] = build.build_name(build.build_key(source))
+    with monkeypatch.context() as patch:
+        patch.setattr(build, "python_abi", lambda: "cpython-312-x86_64-linux-gnu")
+        names["python"] = build.build_name(build.build_key(source))
+    with monkeypatch.context() as patch:
+        patch.setattr(build, "COMPILE_FLAGS", (*build.COMPILE_FLAGS, "-DEXTRA"))
+        names["flags"] = build.build_name(build.build_key(source))
+    with monkeypatch.context() as patch:
+        patch.setattr(cpu, "instruction_set_tag", lambda: "0123abcd")
+        names["cpu"] = build.build_name(build.build_key(source))
+    assert base not in names.values() and len(set(names.values())) == len(names)
+    assert build.python_abi() and len(cpu.instruction_set_tag()) == 8
+
+
+@pytest.fixture
+def fake_compiler(fresh_kernel_cache, monkeypatch, tmp_path):
+    """Builds go to tmp_path; compiling writes an empty library and returns a stand-in module;
+    importing a recorded build returns ("imported", its library). Returns the compiled names."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.delenv("LSTMAE_FUSED_KERNELS", raising=False)
-    monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose: str(tmp_path))
-    monkeypatch.setattr(cpp_extension, "load", lambda *args, **kwargs: "compiled")
-    with caplog.at_level("WARNING", logger="lstmae.nn.fast_lstm"):
-        assert fast_lstm.fused_kernels() == "compiled"
-    assert "compiling the fused LSTM kernels" in caplog.text
-    fast_lstm.fused_kernels.cache_clear()
+    compiled_names = []
+
+    def compile_(name, directory):
+        compiled_names.append(name)
+        (directory / f"{name}.so").touch()
+        return types.SimpleNamespace(__file__=str(directory / f"{name}.so"))
+
+    monkeypatch.setattr(build, "_compile", compile_)
+    monkeypatch.setattr(build, "_import_built", lambda name, library: ("imported", library))
+    return compiled_names
+
+
+def announcements(caplog):
+    return [r.getMessage() for r in caplog.records if "compiling the fused LSTM kernels" in r.getMessage()]
+
+
+def test_every_build_is_announced_with_its_reason_and_a_recorded_one_is_loaded(fake_compiler, monkeypatch, tmp_path,
+                                                                               caplog):
+    caplog.set_level("WARNING", logger="lstmae.kernels.build")
+    real_key, real_version = build.build_key, torch.__version__
+    module = kernels.compiled()
+    [first] = fake_compiler
+    assert module.__file__ == str(tmp_path / "lstmae" / first / f"{first}.so")
+    assert announcements(caplog) == [f"lstmae: compiling the fused LSTM kernels into {tmp_path / 'lstmae' / first} "
+                                     "(no earlier build here); this takes a minute or so, once per key"]
+    record = json.loads((tmp_path / "lstmae" / first / build.BUILD_RECORD).read_text())
+    assert record == {"key": build.build_key(), "library": f"{first}.so"}
+
+    build.compiled.cache_clear()  # another process, the same key: loaded, not compiled, not announced
     caplog.clear()
-    (tmp_path / "lstmae_fused_gates.so").touch()
-    assert fast_lstm.fused_kernels() == "compiled"
-    assert "compiling" not in caplog.text
+    assert kernels.compiled() == ("imported", tmp_path / "lstmae" / first / f"{first}.so")
+    assert fake_compiler == [first] and not announcements(caplog)
+
+    build.compiled.cache_clear()  # another environment: another torch
+    monkeypatch.setattr(torch, "__version__", "9.9.9+cpu")
+    kernels.compiled()
+    assert len(fake_compiler) == 2 and fake_compiler[1] != first
+    [message] = announcements(caplog)
+    assert f"(no build for this key: torch 9.9.9+cpu (the nearest build has {record['key']['torch']}))" in message
+
+    build.compiled.cache_clear()  # and the source changed too: told against the nearest build
+    caplog.clear()
+    monkeypatch.setattr(build, "build_key", lambda real=build.build_key: {**real(), "source": "0" * 16})
+    kernels.compiled()
+    [message] = announcements(caplog)
+    assert "(no build for this key: the source changed)" in message and len(fake_compiler) == 3
+
+    build.compiled.cache_clear()  # back to the first key: its build is still there
+    monkeypatch.setattr(build, "build_key", real_key)
+    monkeypatch.setattr(torch, "__version__", real_version)
+    assert kernels.compiled() == ("imported", tmp_path / "lstmae" / first / f"{first}.so")
+    assert len(fake_compiler) == 3
 
 
-def test_the_build_is_named_after_the_cpu(fresh_kernel_cache, monkeypatch):
-    """A -march=native build is per CPU: two CPUs must not share one cached module."""
-    from torch.utils import cpp_extension
+def test_a_build_that_cannot_be_loaded_is_rebuilt_and_says_why(fake_compiler, monkeypatch, tmp_path, caplog):
+    caplog.set_level("WARNING", logger="lstmae.kernels.build")
+    kernels.compiled()
+    build.compiled.cache_clear()
+    caplog.clear()
 
-    names = []
-    monkeypatch.delenv("LSTMAE_FUSED_KERNELS", raising=False)
-    monkeypatch.setattr(cpp_extension, "load", lambda name, *args, **kwargs: names.append(name) or "compiled")
-    fast_lstm.fused_kernels()
-    assert names == [f"lstmae_fused_gates_{fast_lstm._cpu_tag()}"] and len(fast_lstm._cpu_tag()) == 8
+    def broken(name, library):
+        raise ImportError(f"{library}: invalid ELF header\nmore")
+
+    monkeypatch.setattr(build, "_import_built", broken)
+    kernels.compiled()
+    [message] = announcements(caplog)
+    assert "(the build there could not be loaded: " in message and "invalid ELF header)" in message
+    assert len(fake_compiler) == 2 and fake_compiler[0] == fake_compiler[1]
+
+
+def test_a_recorded_build_is_imported_from_its_library(compiled):
+    """The real import path of a recorded build (what every process after the first one takes)."""
+    name = build.build_name(build.build_key())
+    directory = build.builds_root() / name
+    record = json.loads((directory / build.BUILD_RECORD).read_text())
+    module = build._import_built(name, directory / record["library"])
+    assert callable(module.layer_forward) and callable(module.layer_backward) and hasattr(module, "tiles_pay")
 
 
 # ------------------------------------------------------------------ products: oneDNN or the BLAS
 @pytest.fixture
 def matmul_choice(monkeypatch):
     """Set LSTMAE_MATMUL for one test; matmul_policy() caches its answer, so clear it around."""
-    fast_lstm.matmul_policy.cache_clear()
+    policy.matmul_policy.cache_clear()
 
     def choose(value):
         monkeypatch.setenv("LSTMAE_MATMUL", value)
-        fast_lstm.matmul_policy.cache_clear()
-        if value == "onednn" and fast_lstm.matmul_policy() != "onednn":
+        policy.matmul_policy.cache_clear()
+        if value == "onednn" and policy.matmul_policy() != "onednn":
             pytest.skip("torch has no oneDNN here")
 
     yield choose
-    fast_lstm.matmul_policy.cache_clear()
+    policy.matmul_policy.cache_clear()
 
 
 @pytest.mark.parametrize("choice, hidden", [("onednn", 8), ("blas", 8), ("tiles", 5), ("tiles", 8), ("tiles", 32)])
@@ -384,7 +542,7 @@ def matmul_choice(monkeypatch):
 @pytest.mark.parametrize("inputs", [1, 3])
 @pytest.mark.parametrize("length", [1, 11])
 def test_fused_kernels_split_rows_between_threads_and_match_pytorch_with_each_matmul(
-        kernels, monkeypatch, matmul_choice, choice, hidden, activation, constant, inputs, length):
+        compiled, matmul_choice, choice, hidden, activation, constant, inputs, length):
     """37 rows on 3 threads (blocks of 13, 13 and 11 rows, each running all steps on its own
     thread, in the caller's grad mode for training and inference mode for scoring), with a given
     state: oneDNN's products (new tensors, read by the gate pass), the BLAS's (written into the
@@ -403,24 +561,24 @@ def test_fused_kernels_split_rows_between_threads_and_match_pytorch_with_each_ma
         with torch.no_grad():
             for weight in tensors[1:]:
                 weight.mul_(0.5 * (8 / hidden) ** 0.5)
-        runs = fused_and_pytorch_runs(monkeypatch, tensors, state, steps, activation, tensors + list(state))
+        runs = fused_and_pytorch_runs(tensors, state, steps, activation, tensors + list(state))
     finally:
         torch.set_num_threads(threads)
     for fused, pytorch in zip(*runs):
         torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
 
 
-def test_the_products_go_through_the_chosen_library(kernels, matmul_choice):
+def test_the_products_go_through_the_chosen_library(compiled, matmul_choice):
     """LSTMAE_MATMUL=onednn trains and scores through mkldnn::_linear_pointwise, =blas through aten::mm."""
     tensors, _, _ = random_layer(n=8, length=5, inputs=3, hidden=4, dtype=torch.float32)
 
     def ops_called(training):
         with torch.profiler.profile() as profile:
             if training:
-                lstm_layer(*tensors, activation="tanh")[0].sum().backward()
+                fused_lstm_layer(*tensors, activation="tanh")[0].sum().backward()
             else:
                 with torch.inference_mode():
-                    lstm_layer(*tensors, activation="tanh")
+                    fused_lstm_layer(*tensors, activation="tanh")
         return {event.key for event in profile.key_averages()}
 
     for training in (False, True):
@@ -430,7 +588,7 @@ def test_the_products_go_through_the_chosen_library(kernels, matmul_choice):
         assert "mkldnn::_linear_pointwise" in ops_called(training)
 
 
-def test_training_reuses_the_saved_buffers_once_their_backward_pass_is_done(kernels):
+def test_training_reuses_the_saved_buffers_once_their_backward_pass_is_done(compiled):
     """While a step's graph is alive its saved gates and cells are not handed out again (a second
     forward pass must not write over them); once its backward pass is done, the next step gets
     the same memory (no new pages to fault in) and computes the right outputs in it."""
@@ -439,9 +597,9 @@ def test_training_reuses_the_saved_buffers_once_their_backward_pass_is_done(kern
     def saved_pointers(outputs):  # the gates, cells and act(cells) of every step
         return {t.data_ptr() for t in outputs.grad_fn.saved_tensors[-3:]}
 
-    first = lstm_layer(*tensors, activation="relu")[0]
+    first = fused_lstm_layer(*tensors, activation="relu")[0]
     first_pointers = saved_pointers(first)
-    alive = lstm_layer(*tensors, activation="relu")[0]
+    alive = fused_lstm_layer(*tensors, activation="relu")[0]
     assert not first_pointers & saved_pointers(alive)  # both graphs alive: separate memory
     first_shapes = [t.shape for t in first.grad_fn.saved_tensors[-3:]]
     first.sum().backward()
@@ -449,33 +607,33 @@ def test_training_reuses_the_saved_buffers_once_their_backward_pass_is_done(kern
     # Fresh allocations of the same sizes would take blocks malloc just got back; they cannot
     # take the pool's, which it never gives back.
     blockers = [torch.empty(shape) for shape in first_shapes]
-    again = lstm_layer(*tensors, activation="relu")[0]
+    again = fused_lstm_layer(*tensors, activation="relu")[0]
     assert saved_pointers(again) == first_pointers
     assert not first_pointers & {t.data_ptr() for t in blockers}
     reference = reference_layer(*[t.detach() for t in tensors], "relu")[0]
     torch.testing.assert_close(again.detach(), reference, atol=1e-5, rtol=1e-5)
 
 
-def test_outputs_are_handed_out_again_only_once_nobody_holds_them(kernels):
+def test_outputs_are_handed_out_again_only_once_nobody_holds_them(compiled):
     """The layer's outputs come from the same pool: while the caller holds them (or a view, such
     as h_L) a second call writes elsewhere; once they are dropped, the next call of that shape
     gets their memory and computes the right outputs in it."""
     tensors, _, _ = random_layer(n=8, length=5, inputs=3, hidden=4, dtype=torch.float32)
     doubled = [tensors[0] * 2, *tensors[1:]]
     with torch.inference_mode():
-        first, (h_last, _) = lstm_layer(*tensors, activation="tanh")
+        first, (h_last, _) = fused_lstm_layer(*tensors, activation="tanh")
         expected = first.clone()
-        second = lstm_layer(*doubled, activation="tanh")[0]
+        second = fused_lstm_layer(*doubled, activation="tanh")[0]
         assert second.data_ptr() != first.data_ptr()
         torch.testing.assert_close(first, expected, atol=0, rtol=0)
         first_pointer = first.data_ptr()
         del first
-        third = lstm_layer(*doubled, activation="tanh")[0]  # h_last still holds the first outputs
+        third = fused_lstm_layer(*doubled, activation="tanh")[0]  # h_last still holds the first outputs
         assert third.data_ptr() not in (second.data_ptr(), first_pointer)
         freed = second.data_ptr()
         del second
         blocker = torch.empty(third.shape)  # a fresh allocation would take what malloc just got back
-        again = lstm_layer(*tensors, activation="tanh")[0]
+        again = fused_lstm_layer(*tensors, activation="tanh")[0]
     assert again.data_ptr() == freed and blocker.data_ptr() != freed
     torch.testing.assert_close(again, expected, atol=0, rtol=0)
 
@@ -487,32 +645,32 @@ def test_outputs_are_handed_out_again_only_once_nobody_holds_them(kernels):
 ])
 def test_the_default_matmul_follows_the_cpu_maker(matmul_choice, monkeypatch, vendor, machine, expected):
     monkeypatch.delenv("LSTMAE_MATMUL", raising=False)
-    monkeypatch.setattr(fast_lstm, "_cpu_vendor", lambda: vendor)
-    monkeypatch.setattr(fast_lstm.platform, "machine", lambda: machine)
-    monkeypatch.setattr(fast_lstm, "_onednn_available", lambda: True)
-    assert fast_lstm.matmul_policy() == expected
-    monkeypatch.setattr(fast_lstm, "_onednn_available", lambda: False)  # a torch without oneDNN: the tiles need none
-    fast_lstm.matmul_policy.cache_clear()
-    assert fast_lstm.matmul_policy() == expected and fast_lstm._onednn_min_flops() == math.inf
+    monkeypatch.setattr(cpu, "vendor", lambda: vendor)
+    monkeypatch.setattr(cpu.platform, "machine", lambda: machine)
+    monkeypatch.setattr(policy, "onednn_available", lambda: True)
+    assert policy.matmul_policy() == expected
+    monkeypatch.setattr(policy, "onednn_available", lambda: False)  # a torch without oneDNN: the tiles need none
+    policy.matmul_policy.cache_clear()
+    assert policy.matmul_policy() == expected and policy.onednn_min_flops() == math.inf
 
 
 def test_a_bad_matmul_choice_names_the_choices(matmul_choice):
     matmul_choice("cublas")
     with pytest.raises(ValueError, match=r"LSTMAE_MATMUL must be one of \('tiles', 'onednn', 'blas'\) or unset, "
                                          r"got 'cublas'"):
-        fast_lstm.matmul_policy()
+        policy.matmul_policy()
 
 
 @pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
-def test_the_tiles_run_each_steps_products_without_a_library_call(kernels, matmul_choice, constant):
+def test_the_tiles_run_each_steps_products_without_a_library_call(compiled, matmul_choice, constant):
     """Scoring a 32-unit layer with the tiles: no per-step product goes through oneDNN or the
     BLAS (a repeated input is projected once, by one addmm)."""
-    if not getattr(kernels, "tiles_pay", False):
+    if not getattr(compiled, "tiles_pay", False):
         pytest.skip("the kernels were built without AVX-512: no tiles")
     matmul_choice("tiles")
     tensors, _, steps = random_layer(n=16, length=7, inputs=3, hidden=32, constant=constant, dtype=torch.float32)
     with torch.profiler.profile() as profile, torch.inference_mode():
-        lstm_layer(*tensors, activation="tanh", steps=steps)
+        fused_lstm_layer(*tensors, activation="tanh", steps=steps)
     products = [(event.key, event.count) for event in profile.key_averages()
                 if event.key in ("aten::mm", "aten::addmm", "mkldnn::_linear_pointwise")]
     assert products == ([("aten::addmm", 1)] if constant else [])
@@ -521,11 +679,9 @@ def test_the_tiles_run_each_steps_products_without_a_library_call(kernels, matmu
 def test_the_cpu_vendor_is_read_from_proc_cpuinfo(monkeypatch, tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n")
-    real_path = fast_lstm.Path
-    monkeypatch.setattr(fast_lstm, "Path", lambda p: real_path(cpuinfo) if p == "/proc/cpuinfo" else real_path(p))
-    assert fast_lstm._cpu_vendor() == "AuthenticAMD"
+    assert cpu.vendor(cpuinfo) == "AuthenticAMD"
     cpuinfo.unlink()
-    assert fast_lstm._cpu_vendor() == ""
+    assert cpu.vendor(cpuinfo) == ""
 
 
 def onednn_calls(x, hidden, training):
@@ -537,10 +693,10 @@ def onednn_calls(x, hidden, training):
     try:
         with torch.profiler.profile() as profile:
             if training:
-                lstm_layer(x, *weights, activation="relu", steps=5)[0].sum().backward()
+                fused_lstm_layer(x, *weights, activation="relu", steps=5)[0].sum().backward()
             else:
                 with torch.inference_mode():
-                    lstm_layer(x, *weights, activation="relu", steps=5)
+                    fused_lstm_layer(x, *weights, activation="relu", steps=5)
     finally:
         torch.set_num_threads(threads)
     return sum(event.count for event in profile.key_averages() if event.key == "mkldnn::_linear_pointwise")
@@ -552,25 +708,25 @@ def onednn_calls(x, hidden, training):
     ((32, 5, 64), 64, False),   # 16 rows a thread: 1.0 MFLOP
     ((128, 64), 64, False),     # a repeated code: only h U^T, 2.1 MFLOP
 ])
-def test_by_default_only_large_step_products_go_through_onednn(kernels, monkeypatch, shape, hidden, expected):
+def test_by_default_only_large_step_products_go_through_onednn(compiled, monkeypatch, shape, hidden, expected):
     """With the default policy on CPUs where MKL lacks AVX-512 ("tiles") but no tiles (built
     without AVX-512), a layer's steps go through oneDNN when one step's products on one thread's
     rows reach ONEDNN_MIN_FLOPS."""
-    if not fast_lstm._onednn_available():
+    if not policy.onednn_available():
         pytest.skip("torch has no oneDNN here")
-    monkeypatch.setattr(fast_lstm, "matmul_policy", lambda: "tiles")
-    monkeypatch.setattr(fast_lstm, "_step_tiles", lambda: False)
+    monkeypatch.setattr(policy, "matmul_policy", lambda: "tiles")
+    monkeypatch.setattr(policy, "step_tiles", lambda: False)
     assert (onednn_calls(torch.randn(shape), hidden, training=False) > 0) is expected
 
 
 @pytest.mark.parametrize("n, hidden, expected", [(128, 64, True), (4, 4, False)])
-def test_products_after_the_loop_go_through_onednn_by_their_own_size(kernels, monkeypatch, n, hidden, expected):
+def test_products_after_the_loop_go_through_onednn_by_their_own_size(compiled, monkeypatch, n, hidden, expected):
     """A repeated code of 128 rows: its steps are too small for oneDNN (2.1 MFLOP a step and
     thread), its recurrent weight's gradient over all 5 x 128 rows is not (21 MFLOP); 4 rows of
     4 units: neither."""
-    if not fast_lstm._onednn_available():
+    if not policy.onednn_available():
         pytest.skip("torch has no oneDNN here")
-    monkeypatch.setattr(fast_lstm, "matmul_policy", lambda: "tiles")
-    monkeypatch.setattr(fast_lstm, "_step_tiles", lambda: False)
+    monkeypatch.setattr(policy, "matmul_policy", lambda: "tiles")
+    monkeypatch.setattr(policy, "step_tiles", lambda: False)
     assert onednn_calls(torch.randn(n, 64), hidden, training=False) == 0
     assert (onednn_calls(torch.randn(n, 64), hidden, training=True) > 0) is expected

@@ -7,7 +7,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import gate_fusion  # noqa: E402
-from lstmae.nn import fast_lstm  # noqa: E402
+from lstmae import kernels  # noqa: E402
 
 
 def test_gate_math_is_one_lstm_step_with_gates_in_the_order_i_f_o_g():
@@ -20,14 +20,12 @@ def test_gate_math_is_one_lstm_step_with_gates_in_the_order_i_f_o_g():
     torch.testing.assert_close(h, torch.sigmoid(o) * torch.tanh(c_new))
 
 
-def test_layer_costs_time_both_paths_and_restore_the_kernel_choice(monkeypatch):
-    if fast_lstm.fused_kernels() is None:
+def test_layer_costs_time_both_paths(monkeypatch):
+    if kernels.compiled() is None:
         pytest.skip("the fused LSTM kernels could not be compiled here")
     for name, value in {"N": 4, "L": 3, "INPUTS": 2, "HIDDEN": 3, "ROUNDS": 1}.items():
         monkeypatch.setattr(gate_fusion, name, value)
-    chosen = fast_lstm.fused_kernels_for
     layer = gate_fusion.layer_costs()
-    assert fast_lstm.fused_kernels_for is chosen
     assert set(layer) == {"fused_kernels", "pytorch_operations"}
     assert all(t["forward_ms"] > 0 and t["forward_backward_ms"] > 0 for t in layer.values())
 

@@ -7,11 +7,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import tanh_training_check as check  # noqa: E402
-from lstmae.nn import fast_lstm, model  # noqa: E402
+from lstmae import kernels  # noqa: E402
+from lstmae.nn import model  # noqa: E402
 
 
 def test_each_path_trains_tanh_layers_its_own_way_whatever_the_batch_and_is_undone_after(monkeypatch):
-    if fast_lstm.fused_kernels() is None:
+    if kernels.compiled() is None:
         pytest.skip("the fused LSTM kernels could not be compiled here")
     calls = []
     original = model.lstm_layer
@@ -62,6 +63,6 @@ def test_speed_and_no_early_stopping_exclude_each_other(tmp_path):
 
 def test_without_compiled_kernels_there_is_nothing_to_compare(tmp_path, monkeypatch, capsys):
     (tmp_path / "ecg5000").mkdir()
-    monkeypatch.setattr(fast_lstm, "fused_kernels", lambda: None)
+    monkeypatch.setattr(kernels, "compiled", lambda: None)
     assert check.main(["--data-dir", str(tmp_path)]) == 2
     assert "fused LSTM kernels could not be compiled" in capsys.readouterr().err

@@ -25,8 +25,20 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .fast_lstm import fused_kernels_for, lstm_layer
+from .. import kernels
 from ..config import Architecture
+from . import fast_lstm
+
+
+def lstm_layer(x: torch.Tensor, input_weight: torch.Tensor, input_bias: torch.Tensor | None,
+               recurrent_weight: torch.Tensor, activation: str = "tanh",
+               state: tuple[torch.Tensor, torch.Tensor] | None = None, steps: int | None = None):
+    """One fixed-length LSTM layer over all steps (arguments and results: `fast_lstm.lstm_layer`):
+    through the fused C++ layer where `lstmae.kernels` has one for x, else the PyTorch loop."""
+    layer = kernels.fused_layer_for(x)
+    if layer is None:
+        layer = fast_lstm.lstm_layer
+    return layer(x, input_weight, input_bias, recurrent_weight, activation, state=state, steps=steps)
 
 
 def valid_steps(lengths: torch.Tensor, steps: int, device: torch.device) -> torch.Tensor:
@@ -54,9 +66,10 @@ class KerasLSTM(nn.Module):
         h       = o * act(c)
 
     Initialised as Keras does (Glorot-uniform input weights, orthogonal recurrent weights, forget
-    bias 1). Fixed-length input runs through `fast_lstm.lstm_layer` (the same equations with a
-    hand-written backward pass, about 25x faster to train on CPU than this loop under autograd);
-    the loop below serves variable lengths, where each sample's state freezes at its end.
+    bias 1). Fixed-length input runs through `lstm_layer` (the same equations with a hand-written
+    backward pass, in fused C++ kernels where they serve, and far faster to train than this loop
+    under autograd); the loop below serves variable lengths, where each sample's state freezes
+    at its end.
     """
 
     def __init__(self, input_size: int, hidden_size: int, activation: str = "relu"):
@@ -121,7 +134,7 @@ class TanhLSTM(nn.LSTM):
     """nn.LSTM (fused native kernels) with the same call as KerasLSTM: returns the outputs only.
 
     With `lengths` the batch is packed, so each sample stops at its own last step. Scoring on
-    the CPU (no gradients, one direction, fixed length) runs `fast_lstm.lstm_layer` with the
+    the CPU (no gradients, one direction, fixed length) runs `lstm_layer` with the
     same weights instead, and so does training on batches of at least FUSED_TRAINING_BATCH
     sequences of at least FUSED_TRAINING_STEPS steps where the compiled kernels are there.
     Smaller batches train through nn.LSTM (not measured). Through the fused layer one epoch on
@@ -142,14 +155,14 @@ class TanhLSTM(nn.LSTM):
         return self.forward_state(x, steps, lengths)[0]
 
     def _runs_fused(self, x: torch.Tensor, steps: int | None, lengths: torch.Tensor | None) -> bool:
-        """Whether this call goes through fast_lstm.lstm_layer (see the class docstring)."""
+        """Whether this call goes through lstm_layer (see the class docstring)."""
         if lengths is not None or self.bidirectional or x.device.type != "cpu":
             return False
         if not torch.is_grad_enabled():
             return True
         length = steps if x.dim() == 2 else x.shape[1]
         return (len(x) >= FUSED_TRAINING_BATCH and length >= FUSED_TRAINING_STEPS
-                and fused_kernels_for(x) is not None)
+                and kernels.fused_layer_for(x) is not None)
 
     def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
                       state: tuple[torch.Tensor, torch.Tensor] | None = None):

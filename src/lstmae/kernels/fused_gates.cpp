@@ -1,6 +1,6 @@
 // One LSTM layer's time loop on the CPU, forward and backward, with each step's gate math
-// fused into one pass over memory. It is fast_lstm.py's loop (see its docstring for the
-// equations and what was measured) moved to C++: the forward products are the same ATen calls;
+// fused into one pass over memory. It is the loop of lstmae/nn/fast_lstm.py (see its docstring
+// for the equations) moved to C++: the forward products are the same ATen calls;
 // what changes is that no Python runs per step, that the gate math, about ten eager operations
 // per step (each a pass over the (N, 4H) gates with its own dispatch), reads and writes each
 // row once, that the backward pass computes the weight and input gradients as one product
@@ -32,13 +32,15 @@ namespace {
 using Tensor = torch::Tensor;
 using MaybeTensor = c10::optional<torch::Tensor>;
 
-// The arguments are clamped where the results are 0 or 1 in float32 anyway: under -ffast-math
-// 1 / (1 + inf) may come out NaN (a reciprocal estimate refined by Newton steps), not 0.
-inline float clamp(float x, float bound) { return x < -bound ? -bound : (x > bound ? bound : x); }
-// exp(x) for |x| <= 80, inline so that the `omp simd` loops run it in registers instead of
-// calling the vector math library for every 16 values (the gate math alone ran 1.1-1.8x faster,
-// measured ad hoc). x = n ln2 + r with |r| <= ln2 / 2; exp(r) by its Taylor series to r^7; times
-// 2^n written into the exponent bits. Relative error at most 1.1e-7 over [-80, 80] (float64 check).
+// clamp(x, low, high); a NaN passes through (both comparisons are false), and so through every
+// function below, as it does through PyTorch's: the build must not assume finite values (no
+// -ffast-math).
+inline float clamp(float x, float low, float high) { return x < low ? low : (x > high ? high : x); }
+// exp(x) for x in [-87, 88.5] (NaN for NaN), inline so that the `omp simd` loops run it in
+// registers instead of calling the vector math library for every 16 values. x = n ln2 + r with
+// |r| <= ln2 / 2; exp(r) by its Taylor series to r^7; times 2^n written into the exponent bits.
+// Relative error at most 1.1e-7 up to x = 88.37 (float64 check); from there n = 128 makes 2^n
+// the bits of +inf, and the result inf (exp(x) overflows float32 from 88.73 on).
 inline float exp_inline(float x) {
   const float n = std::floor(x * 1.44269504f + 0.5f);
   // ln 2 in two parts; the first has zero low bits, so n times it is exact
@@ -51,16 +53,20 @@ inline float exp_inline(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
 }
-inline float sigmoid(float x) { return 1.0f / (1.0f + exp_inline(-clamp(x, 80.0f))); }
-inline float tanh_fast(float x) { return 2.0f / (1.0f + exp_inline(-2.0f * clamp(x, 40.0f))) - 1.0f; }
-inline float activate(float x, bool relu) { return relu ? (x > 0.0f ? x : 0.0f) : tanh_fast(x); }
-// act'(x) written with y = act(x): tanh' = 1 - y^2, relu' = [y > 0]
-inline float activation_slope(float y, bool relu) { return relu ? (y > 0.0f ? 1.0f : 0.0f) : 1.0f - y * y; }
+// sigmoid(-inf) = 1 / (1 + inf) = 0 and sigmoid(inf) = 1, exactly, as PyTorch's (an input gate
+// of exactly 0 times an infinite candidate is NaN in both).
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp_inline(clamp(-x, -87.0f, 88.5f))); }
+inline float tanh_fast(float x) { return 2.0f / (1.0f + exp_inline(-2.0f * clamp(x, -40.0f, 40.0f))) - 1.0f; }
+// relu(NaN) is NaN, as torch.relu's
+inline float activate(float x, bool relu) { return relu ? (x < 0.0f ? 0.0f : x) : tanh_fast(x); }
+// act'(x) written with y = act(x): tanh' = 1 - y^2, relu' = [y > 0] (1 for a NaN y, as torch's
+// threshold_backward passes the gradient of a NaN on)
+inline float activation_slope(float y, bool relu) { return relu ? (y <= 0.0f ? 0.0f : 1.0f) : 1.0f - y * y; }
 
 // Row r of an (N, width) tensor whose last dimension is contiguous; a (width,) vector is the
 // same row for every r (stride 0). An undefined tensor gives null rows.
@@ -79,8 +85,8 @@ Rows rows(const Tensor& t, int64_t n, int64_t width, const char* name) {
 }
 
 // Every step's rows of a buffer with a step dimension (step_dim) and a row dimension, last
-// dimension contiguous: step t's rows without making a tensor per step (about ten per step
-// had cost ~4% of a training step's CPU time, profiled).
+// dimension contiguous: step t's rows without making a tensor per step (about ten per step,
+// each with its own allocation and dispatch).
 struct StepRows {
   float* data = nullptr;
   int64_t step_stride = 0, row_stride = 0;
@@ -101,7 +107,7 @@ constexpr int64_t kGrainRows = 16;
 
 // Whether a layer's products go through oneDNN: whether one step's products on one thread's block
 // of rows (h U^T, and x_t W^T for more than one input feature) reach min_flops (0: always,
-// infinity: never). Below about 4 MFLOP oneDNN's cost per call outweighed its speed (fast_lstm.py).
+// infinity: never). Below lstmae.kernels.policy.ONEDNN_MIN_FLOPS oneDNN's cost per call outweighs its speed.
 bool onednn_pays(int64_t n, int64_t inputs, int64_t hidden, double min_flops) {
   const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (n + kGrainRows - 1) / kGrainRows));
   const int64_t rows = (n + blocks - 1) / blocks;  // as at::parallel_for splits them in for_row_blocks
@@ -110,9 +116,9 @@ bool onednn_pays(int64_t n, int64_t inputs, int64_t hidden, double min_flops) {
 
 // x (n, K) times w (M, K) transposed, plus bias (M,) if given: (n, M), a new tensor, through
 // oneDNN's matmul (torch's mkldnn::_linear_pointwise). It copies an x with strided rows first;
-// it reads a transposed w in place. On a 2-core AMD EPYC (Zen 5, AVX-512) it ran the LSTM's
-// products at about twice the speed of MKL, which takes its AVX2 kernels on CPUs not made by
-// Intel (fast_lstm.matmul_policy and onednn_pays decide where it is used).
+// it reads a transposed w in place. It runs AVX-512 kernels on CPUs where MKL, torch's BLAS on
+// x86, takes its AVX2 ones (those not made by Intel); policy.matmul_policy and onednn_pays
+// decide where it is used.
 Tensor onednn_product(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bias = c10::nullopt) {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
@@ -124,12 +130,12 @@ Tensor onednn_product(const Tensor& x, const Tensor& w, const c10::optional<Tens
 // out (rows, M) = a (rows, K) times b (K, M): a's and out's rows lda and ldo floats apart, b
 // contiguous with M a multiple of kTileCols (tile_columns pads it; out has room for M). Each
 // tile of kTileRows x kTileCols outputs is accumulated over all of K in registers (16 AVX-512
-// registers; the compiler vectorises the `omp simd` loops), written once. Per thread, for the step-sized products of an LSTM (64 rows, K and M 64..512), it ran at
-// 200-240 GFLOP/s on the AMD EPYC, against 130-170 through oneDNN and 80-95 through MKL
-// (ad hoc, one thread, hot cache): neither library's kernels are made for products that small.
+// registers; the compiler vectorises the `omp simd` loops), written once. It is made for the
+// step-sized products of an LSTM (tens of rows per thread, K and M in the hundreds), for which
+// neither oneDNN's nor MKL's kernels are made (benchmarks/perf.py compares them).
 constexpr int64_t kTileRows = 8, kTileCols = 32;
-// Built for AVX-512: with AVX2's 16 registers the same tiles spill, and smaller ones ran no
-// faster than MKL (75-115 GFLOP/s, ad hoc); there the products stay with the libraries.
+// Built for AVX-512 only: with AVX2's 16 registers the same tiles spill, and smaller ones were
+// no faster than MKL; there the products stay with the libraries.
 #if defined(__AVX512F__)
 constexpr bool kTilesPay = true;
 #else
@@ -211,8 +217,8 @@ class SameDenormalMode {
 
 // body(begin, count) for blocks of rows [begin, begin + count), one block per thread. Rows are
 // independent in both loops, so each thread runs all steps for its own rows and no thread waits
-// for another at each step (its products then run on that one thread). Measured ad hoc against
-// one loop whose products used both threads: 1.1-1.6x per layer, forward and backward.
+// for another at each step (its products then run on that one thread), which is faster than one
+// loop whose products use all threads, forward and backward.
 template <typename Body>
 void for_row_blocks(int64_t n, const Body& body) {
   const at::ThreadLocalState caller_state;  // grad and inference mode are per thread: carry the caller's
@@ -228,10 +234,9 @@ void for_row_blocks(int64_t n, const Body& body) {
 // backward pass and for the backward pass's copies (tens of MB per layer). A buffer that nothing
 // else refers to any more (the caller dropped the outputs, or their backward pass is done) is
 // handed out again for the same shape instead of new memory: glibc serves blocks that large
-// fresh from the system each time, and first touching them page by page took much of the time
-// (ECG-like, measured ad hoc: a 512 x 140 x 128 layer's outputs alone cost a quarter of its
-// scoring time; training took about 9,500 page faults per batch of 128 without the pool, none
-// with it). At most kPoolBytes are kept beyond the buffers in use.
+// fresh from the system each time, and first touching them page by page (a page fault each)
+// would take a large share of the layer's time. At most kPoolBytes are kept beyond the buffers
+// in use.
 constexpr int64_t kPoolBytes = int64_t{512} << 20;  // free buffers beyond this are released, least recently used first
 
 Tensor reused_buffer(at::IntArrayRef sizes, const at::TensorOptions& options) {
@@ -271,11 +276,12 @@ Tensor rows_of(const Tensor& t, int64_t begin, int64_t count) { return t.defined
 // gates (n, 4H) = act(products + addend + x_col * w_row): products (n, 4H) and addend (n, 4H) or
 // (4H,) (stride 0) (either absent: zero), and for one input feature its column x_col (n, 1)
 // times w_row (4H,) (absent: none); i, f, o: sigmoid, g: act. gates may be products itself.
-// Then cell = f * c_previous + i * g (absent c_previous: the zero state); cell_act = act(cell);
+// Then cell = f * c_previous + i * g (absent c_previous, the zero state: i * g, so that a NaN f
+// stays out of it as in the PyTorch loop; `carry` says which); cell_act = act(cell);
 // h = o * cell_act, also written to h_copy (n, H) if given. cell may be c_previous itself (the
 // scoring loop reuses one buffer). Absent rows have a null data pointer; `zeros` (4H) stands in
 // for them and `unused` (H) takes an unwanted copy of h, so that the loops stay branch-free.
-template <bool relu>  // a constant, so that the loops below have no branch and vectorise
+template <bool relu, bool carry>  // constants, so that the loops below have no branch and vectorise
 void step_forward(int64_t n, int64_t hidden, Rows products, Rows addend, Rows x_col, const float* w_row,
                   Rows c_previous, Rows gates, Rows cell, Rows cell_act, Rows h, Rows h_copy, const float* zeros,
                   float* unused) {
@@ -284,7 +290,7 @@ void step_forward(int64_t n, int64_t hidden, Rows products, Rows addend, Rows x_
     float *g = gates[r], *c = cell[r], *a = cell_act[r], *out = h[r];
     float* copy = h_copy.data ? h_copy[r] : unused;
     const float *add = addend.data ? addend[r] : zeros, *pre = products.data ? products[r] : zeros;
-    const float *previous = c_previous.data ? c_previous[r] : zeros;
+    const float* previous = carry ? c_previous[r] : zeros;
     const float input = x_col.data ? x_col[r][0] : 0.0f;
 #pragma omp simd
     for (int64_t k = 0; k < 3 * hidden; ++k) g[k] = sigmoid(pre[k] + add[k] + input * input_weights[k]);
@@ -292,7 +298,7 @@ void step_forward(int64_t n, int64_t hidden, Rows products, Rows addend, Rows x_
     for (int64_t k = 3 * hidden; k < 4 * hidden; ++k) g[k] = activate(pre[k] + add[k] + input * input_weights[k], relu);
 #pragma omp simd
     for (int64_t k = 0; k < hidden; ++k) {
-      const float value = g[k] * g[3 * hidden + k] + g[hidden + k] * previous[k];
+      const float value = carry ? g[k] * g[3 * hidden + k] + g[hidden + k] * previous[k] : g[k] * g[3 * hidden + k];
       c[k] = value;
       a[k] = activate(value, relu);
       out[k] = g[2 * hidden + k] * a[k];
@@ -411,7 +417,9 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
       else if (has_h) at::mm_out(gates_t, h, w_hh.t());
       pre = gates;
     }
-    const auto step = relu ? step_forward<true> : step_forward<false>;
+    const bool carry = previous.data != nullptr;
+    const auto step = relu ? (carry ? step_forward<true, true> : step_forward<true, false>)
+                           : (carry ? step_forward<false, true> : step_forward<false, false>);
     step(n, hidden, pre, add, x_steps[t], w_row_data, previous, gates, cell_steps[k], act_steps[k], out_steps[t], h_copy,
          zeros.data(), unused.data());
     if (!onednn && !tiled) h = outputs.select(1, t);  // the BLAS's next product reads it
@@ -427,8 +435,7 @@ Tensor step_major_rows(const Tensor& x) {
 }
 
 // rows (K, I), last dimension contiguous, transposed into a contiguous (I, K) buffer, in blocks
-// of 16 x 16 on all threads: Tensor::copy_ of the transposed view ran at about 3.4 GB/s, about
-// 4 ms for each 192 x 17920 weight-gradient input of an ECG-like training step (profiled).
+// of 16 x 16 on all threads: Tensor::copy_ of the transposed view is several times slower.
 Tensor transposed_copy(const Tensor& rows) {
   const int64_t k_rows = rows.size(0), width = rows.size(1), ld = rows.stride(0);
   TORCH_CHECK(rows.stride(1) == 1, "transposed_copy: expected a contiguous last dimension");
@@ -606,6 +613,6 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("tiles_pay") = kTilesPay;
-  m.def("layer_forward", &layer_forward, "one LSTM layer's time loop, forward (see fast_lstm.py)");
-  m.def("layer_backward", &layer_backward, "one LSTM layer's time loop, backward (see fast_lstm.py)");
+  m.def("layer_forward", &layer_forward, "one LSTM layer's time loop, forward (see lstmae/kernels/layer.py)");
+  m.def("layer_backward", &layer_backward, "one LSTM layer's time loop, backward (see lstmae/kernels/layer.py)");
 }
