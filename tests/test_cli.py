@@ -92,14 +92,17 @@ def test_encode_reconstruct_and_summary(workspace):
     assert result.exit_code == 0 and "(10, 8)" in result.output and "(4,)" in result.output
 
 
-def test_encode_data_leaves_the_callers_model_as_it_was(workspace):
-    from lstmae.cli.workflows import encode_data
-    from lstmae.persistence import load
+def test_series_functions_leave_the_callers_model_as_it_was(workspace):
+    from lstmae import load
+    from lstmae.series import encode_data, read_for_model, score_data
 
     model = load(workspace / "model")
-    means = encode_data(model, workspace / "test.csv", encoding="mean")
-    assert means.columns[0] == "mean_0" and model.encoding == "bottleneck"
-    assert list(encode_data(model, workspace / "test.csv").columns) == ["z_0", "z_1", "z_2", "z_3"]
+    before = (model.threshold_, model.threshold_rule_, model.get_params())
+    data = read_for_model(model, workspace / "test.csv")
+    assert list(encode_data(model, data).columns) == ["z_0", "z_1", "z_2", "z_3"]
+    table, _ = score_data(model, data, threshold="value:0.5")
+    assert (table["is_anomaly"] == (table["score"] > 0.5)).all()
+    assert (model.threshold_, model.threshold_rule_, model.get_params()) == before
 
 
 def test_summary_of_the_keras_tutorial_matches_a_hand_count():
@@ -146,22 +149,22 @@ def test_text_cell_and_nan_name_column_and_row(tmp_path):
     frame.loc[16, "temp"] = "abc"
     frame.to_csv(tmp_path / "text.csv", index=False)
     assert_user_error(run("fit", tmp_path / "text.csv", "-o", tmp_path / "m", "--window", 3, "--time-column",
-                          "timestamp"), "'temp'", "row 17", "abc")
+                          "timestamp", "--label-column", "label"), "'temp'", "row 17", "abc")
     frame = sensor_frame(40)
     frame.loc[[5, 7], "flow"] = np.nan
     frame.to_csv(tmp_path / "nan.csv", index=False)
     assert_user_error(run("fit", tmp_path / "nan.csv", "-o", tmp_path / "m", "--window", 3, "--time-column",
-                          "timestamp"), "'flow'", "row 6", "--nan-policy")
+                          "timestamp", "--label-column", "label"), "'flow'", "row 6", "--nan-policy")
     assert not (tmp_path / "m").exists()
     result = run("fit", tmp_path / "nan.csv", "-o", tmp_path / "m", "--window", 3, "--time-column", "timestamp",
-                 "--nan-policy", "interpolate", *TINY)
+                 "--label-column", "label", "--nan-policy", "interpolate", *TINY)
     assert result.exit_code == 0, result.output
 
 
 def test_window_problems(workspace, tmp_path):
     sensor_frame(5).to_csv(tmp_path / "short.csv", index=False)
     assert_user_error(run("fit", tmp_path / "short.csv", "-o", tmp_path / "m", "--window", 10, "--time-column",
-                          "timestamp"), "5 rows", "window 10")
+                          "timestamp", "--label-column", "label"), "5 rows", "window 10")
     assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 0), "window", "0")
     assert_user_error(run("score", workspace / "model", tmp_path / "short.csv", "-o", tmp_path / "s.csv"),
                       "5 rows", "window 10")
@@ -179,15 +182,15 @@ def test_scoring_with_missing_or_extra_feature_columns(workspace, tmp_path):
 
 
 def test_a_bad_matmul_setting_names_the_choices(workspace, tmp_path, monkeypatch):
-    from lstmae.nn import fast_lstm
+    from lstmae.kernels import policy
 
     monkeypatch.setenv("LSTMAE_MATMUL", "cublas")
-    fast_lstm.matmul_policy.cache_clear()
+    policy.matmul_policy.cache_clear()
     try:
         assert_user_error(run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "s.csv"),
                           "LSTMAE_MATMUL must be one of ('tiles', 'onednn', 'blas') or unset, got 'cublas'")
     finally:
-        fast_lstm.matmul_policy.cache_clear()
+        policy.matmul_policy.cache_clear()
     assert not (tmp_path / "s.csv").exists()
 
 

@@ -9,7 +9,7 @@ from lstmae.cli.main import cli
 from lstmae.config import make_architecture
 from lstmae.exceptions import DataError
 from lstmae.nn.model import LSTMAutoencoderModule, reverse_steps
-from lstmae.training.loop import iterate_batches, reconstruction_loss
+from lstmae.training.loop import device_batches, reconstruction_loss
 
 from conftest import sine_windows
 
@@ -239,13 +239,15 @@ def test_padded_positions_do_not_change_the_loss(kind):
         from lstmae.data.scaling import FeatureScaler
 
         scaler = FeatureScaler(np.zeros(2), np.ones(2), "none")
-    (batch, lengths), = iterate_batches(samples, np.arange(3), 8, scaler, torch.device("cpu"))
+    transform = None if scaler is None else scaler.transform
+    (batch, lengths), = device_batches(samples, np.arange(3), 8, torch.device("cpu"), transform=transform, tokens=tokens)
     assert lengths.tolist() == [len(s) for s in samples]
     with torch.no_grad():
         padded_loss = reconstruction_loss(module(batch, lengths), batch, kind, lengths).item()
         alone = []
         for i in range(3):
-            (single, _), = iterate_batches(samples, np.array([i]), 8, scaler, torch.device("cpu"))
+            (single, _), = device_batches(samples, np.array([i]), 8, torch.device("cpu"), transform=transform,
+                                          tokens=tokens)
             alone.append(reconstruction_loss(module(single), single, kind).item())
     # The loss is the mean over the batch's valid steps: per-sample means weighted by length.
     expected = np.average(alone, weights=lengths.numpy())

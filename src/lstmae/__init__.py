@@ -2,6 +2,10 @@
 
     from lstmae import LSTMAutoencoder, temporalize, load
 
+Shapes, everywhere in the docs: (N, L, F) is N samples (windows or sequences) of L timesteps of
+F features; a series is (T, F), T rows (time steps); Z is the code size, the length of one
+encoding, so encodings are (N, Z).
+
 Names are imported lazily so that `lstmae --help` starts without importing torch.
 """
 __version__ = "0.1.0"
@@ -19,7 +23,7 @@ def __getattr__(name):
 
         return temporalize
     if name == "load":
-        from .persistence import load
+        from .estimator import load
 
         return load
     raise AttributeError(f"module 'lstmae' has no attribute {name!r}")

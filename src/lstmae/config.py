@@ -5,18 +5,97 @@ from dataclasses import asdict, dataclass, field
 
 ACTIVATIONS = ("tanh", "relu")
 DECODER_TYPES = ("repeat", "encdec_ad")
-# What a user who changes nothing gets, chosen on benchmarks/detection_study.py (README,
-# "Detection study"): with the same network, the L1 loss, learning rate 3e-3 and batch 32 beat
-# MSE / 1e-3 / 64 on ECG5000 and on the series means; "max" over the windows covering a row
-# beat end alignment on 3 of 4 series families; sigma:3 beat quantile:0.99 on ECG5000 in every
-# run and tied on the series. The estimator's signature and the CLI's options read these.
-DEFAULTS = {"epochs": 100, "batch_size": 32, "learning_rate": 3e-3, "loss": "mae", "validation_fraction": 0.1,
-            "patience": 10, "scaler": "standard", "error_model": "mse", "threshold": "sigma:3", "how": "max"}
 # What LSTMAutoencoder.transform returns (its `encoding`): the bottleneck, or time-averaged encoder states.
 ENCODINGS = ("bottleneck", "mean")
+LOSS_CHOICES = ("mse", "mae")
+SCALER_CHOICES = ("standard", "minmax", "none")
+ERROR_MODEL_CHOICES = ("mse", "mae", "mahalanobis")
+HOW_CHOICES = ("max", "mean", "end")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One estimator parameter: the ONE place its name, default, type, help and CLI flag are written.
+
+    `LSTMAutoencoder`'s signature and docstring and `lstmae fit`'s options are made from these (a
+    test checks that they agree), so a new parameter is one entry here plus its use.
+    """
+
+    name: str
+    default: object
+    type: str  # numpydoc type, e.g. "tuple of int"
+    help: str
+    choices: tuple | None = None
+    cli: bool = True  # an option of `lstmae fit` (--name-with-dashes)
+    architecture: bool = False  # shapes the network (else a training or scoring setting)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+# The defaults are what a user who changes nothing gets, chosen on benchmarks/detection_study.py (README,
+# "Anomaly detection on real data"): the L1 loss, learning rate 3e-3 and batch 32 beat MSE / 1e-3 / 64 on
+# ECG5000 and on the series means; sigma:3 beat quantile:0.99 on ECG5000 and tied on the series.
+PARAMETERS: tuple[Parameter, ...] = (
+    Parameter("encoder", (128, 64), "tuple of int", "units of the encoder LSTMs; the last is the code size Z "
+              "(x2 when bidirectional)", architecture=True),
+    Parameter("decoder", None, "tuple of int or None", "units of the decoder LSTMs; None mirrors the encoder "
+              "(without an output layer the last decoder LSTM gets F units)", architecture=True),
+    Parameter("activation", "tanh", "str", "LSTM activation: tanh (nn.LSTM) or relu (Keras' equations, as in "
+              "LSTM(..., activation='relu'))", ACTIVATIONS, architecture=True),
+    Parameter("output_layer", True, "bool", "end with a per-timestep Linear (Keras' TimeDistributed(Dense(F)))",
+              architecture=True),
+    Parameter("bidirectional", False, "bool", "bidirectional encoder LSTMs", architecture=True),
+    Parameter("dropout", 0.0, "float", "dropout between LSTM layers, in [0, 1)", architecture=True),
+    Parameter("bottleneck", True, "bool", "False builds the 'regular LSTM' of the same layers, with no "
+              "bottleneck and no repeat", architecture=True),
+    Parameter("decoder_type", "repeat", "str", "repeat: the code repeated over L steps into the decoder LSTMs; "
+              "encdec_ad: Malhotra et al. 2016, the encoder's final (h, c) starts one decoder LSTM that "
+              "reconstructs in reverse order", DECODER_TYPES, architecture=True),
+    Parameter("vocab_size", None, "int, 'auto' or None", "None for real values; V (or 'auto': the largest "
+              "training id + 1) for integer token sequences (N, L), embedded and trained with cross-entropy",
+              cli=False, architecture=True),
+    Parameter("embedding_dim", 32, "int", "size of the token embedding (token models only)", cli=False,
+              architecture=True),
+    Parameter("epochs", 100, "int", "training epochs (0 keeps the seeded random weights; the scaler, error "
+              "model and threshold are still fitted)"),
+    Parameter("batch_size", 32, "int", "samples per training step"),
+    Parameter("learning_rate", 3e-3, "float", "Adam's learning rate"),
+    Parameter("loss", "mae", "str", "training loss and raw reconstruction error: mse or mae", LOSS_CHOICES),
+    Parameter("validation_fraction", 0.1, "float", "the LAST fraction of the data, held out for early "
+              "stopping, the error model and the threshold (as Keras' validation_split)"),
+    Parameter("patience", 10, "int or None", "epochs without a better validation loss before stopping "
+              "(None: never)"),
+    Parameter("max_grad_norm", 1.0, "float or None", "gradient clipping norm (None: no clipping)"),
+    Parameter("scaler", "standard", "str", "per-feature scaling fitted on the training part only",
+              SCALER_CHOICES),
+    Parameter("error_model", "mse", "str", "how reconstruction errors become one score per sample: mse, mae "
+              "or mahalanobis (EncDec-AD)", ERROR_MODEL_CHOICES),
+    Parameter("threshold", "sigma:3", "str", "rule for threshold_ from the held-out scores, e.g. sigma:3, "
+              "quantile:0.99, pot:1e-3, fpr:0.01, best-f1 (needs labels), value:0.3 "
+              "(see lstmae.scoring.thresholds)"),
+    Parameter("encoding", "bottleneck", "str", "what transform returns: bottleneck, the code z (N, Z), or mean, "
+              "each encoder layer's states averaged over the steps (N, sum(encoder))", ENCODINGS),
+    Parameter("random_state", None, "int or None", "one seed for Python, NumPy and torch; same seed, same "
+              "model on the CPU", cli=False),
+    Parameter("device", "auto", "str", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"),
+    Parameter("progress", True, "bool", "tqdm progress bars on stderr (shown only on a terminal)", cli=False),
+)
+PARAMETER = {p.name: p for p in PARAMETERS}
 # The estimator parameters that shape the network (all others are training settings).
-ARCHITECTURE_PARAMS = ("encoder", "decoder", "activation", "output_layer", "bidirectional", "dropout", "bottleneck",
-                       "decoder_type", "vocab_size", "embedding_dim")
+ARCHITECTURE_PARAMS = tuple(p.name for p in PARAMETERS if p.architecture)
+# Scoring a series: "max" over the windows covering a row beat end alignment on 3 of 4 series families.
+DEFAULTS = {**{p.name: p.default for p in PARAMETERS}, "how": "max"}
+
+
+def parameters_docstring() -> str:
+    """The numpydoc "Parameters" entries of `LSTMAutoencoder`, made from `PARAMETERS`."""
+    lines = []
+    for p in PARAMETERS:
+        lines.append(f"{p.name} : {p.type}, default={p.default!r}")
+        lines.append(f"    {p.help[0].upper()}{p.help[1:]}.")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,16 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .config import DEFAULTS, ENCODINGS, PRESETS, check_architecture, make_architecture
+from .config import (ARCHITECTURE_PARAMS, DEFAULTS, ENCODINGS, PRESETS, Architecture, check_architecture,
+                     make_architecture, parameters_docstring)
+from .data.batches import iterate_batches
 from .data.scaling import SCALERS, FeatureScaler
-from .data.windowing import temporalize
-from .exceptions import DataError
+from .exceptions import DataError, ModelFileError
 from .nn.model import LSTMAutoencoderModule
-from .scoring import (DEFAULT_THRESHOLD, apply_threshold, make_error_model, parse_threshold, reconstruction_errors,
-                      window_to_points)
-from .scoring.error_models import MeanError
+from .scoring import DEFAULT_THRESHOLD, apply_threshold, make_error_model, parse_threshold, reconstruction_errors
+from .scoring.error_models import MeanError, error_model_from_state
 from .training.device import flush_denormals, resolve_device, seed_everything
-from .training.loop import LOSSES, iterate_batches, token_cross_entropy, train
+from .training.loop import LOSSES, token_cross_entropy, train
 
 PER_CHOICES = ("sample", "timestep", "feature", "none")
 
@@ -36,65 +36,73 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    encoder : units of the encoder LSTMs; Z = encoder[-1] (x2 when bidirectional).
-    decoder : units of the decoder LSTMs; None mirrors the encoder. Without `output_layer` the
-        last decoder LSTM gets F units.
-    activation : "tanh" (nn.LSTM) or "relu" (an LSTM with Keras' equations, as in
-        `LSTM(..., activation='relu')`).
-    output_layer : end with a per-timestep Linear (Keras' TimeDistributed(Dense(F))).
-    bidirectional : bidirectional encoder LSTMs.
-    dropout : dropout between LSTM layers.
-    bottleneck : False builds the "regular LSTM" of the same layers, with no bottleneck.
-    decoder_type : "repeat" (above) or "encdec_ad" (Malhotra et al. 2016): the encoder's final
-        (h, c) starts one decoder LSTM of Z units that reconstructs the sequence in reverse
-        order, fed the true previous value in training (teacher forcing) and its own previous
-        output at inference; `decoder` must stay None.
-    vocab_size : None for real values; V (or "auto": the largest training id + 1) for token
-        sequences: X holds integer ids in [0, V), (N, L) or a list of (L_i,), embedded in
-        `embedding_dim` values. The network ends with V logits per step and always trains with
-        the cross-entropy (`loss` and `scaler` are ignored); `reconstruct` returns the argmax
-        ids, the reconstruction error of a token is its cross-entropy, and the "mse" and "mae"
-        error models both score a sequence by its mean token cross-entropy.
-    embedding_dim : size of the token embedding (token models only).
-    epochs, batch_size, learning_rate : Adam training settings. epochs=0 keeps the seeded
-        random initial weights (the scaler, error model and threshold are still fitted): a
-        baseline that shows what training adds, e.g. to the encodings.
-    loss : "mse" or "mae", the training loss and the raw reconstruction error.
-    validation_fraction : the LAST fraction of X (as Keras' validation_split) is held out for
-        early stopping, the error model and the threshold.
-    patience : epochs without improvement of the validation loss before stopping (None: never).
-    max_grad_norm : gradient clipping norm (None: no clipping).
-    scaler : "standard", "minmax" or "none"; per feature, fitted on the training part only.
-    error_model : how reconstruction errors become one score per sample: "mse", "mae" or
-        "mahalanobis" (EncDec-AD, Malhotra et al. 2016).
-    threshold : rule for `threshold_` from validation scores, e.g. "quantile:0.99", "sigma:3",
-        "pot:1e-3", "fpr:0.01", "value:0.3" (see `lstmae.scoring.thresholds`).
-    encoding : what `transform` returns: "bottleneck", the vector z (N, Z) the decoder is given,
-        or "mean", each encoder layer's hidden states averaged over the sample's steps and
-        concatenated, (N, sum(encoder)) (x2 when bidirectional). Only `transform` reads it, so
-        it can be changed with `set_params` after fitting. On GunPoint the mean beat the
-        bottleneck as classifier features (benchmarks/results/classification_study.md).
-    random_state : one seed for Python, NumPy and torch; same seed, same model on CPU.
-    device : "auto" (cuda, then mps, then cpu), "cpu", "cuda", ...; models always score on
-        the device they are given, and load on CPU.
-    progress : show a tqdm progress bar on stderr (only when it is a terminal).
+PARAMETERS_HERE
+
+    Variable-length input: X may be a list of arrays (L_i, F) (or (L_i,)); each batch is padded to
+    its longest sample, the padding packed (nn.LSTM) or masked (relu LSTMs) and left out of the loss,
+    so encodings and scores do not depend on it. For a list, `reconstruct` and the per-timestep
+    errors return lists too. Token models (`vocab_size` set) take integer ids (N, L), end with V
+    logits per step, always train with the cross-entropy (`loss` and `scaler` are ignored);
+    `reconstruct` returns the argmax ids and a token's reconstruction error is its cross-entropy.
 
     Scores follow the anomaly-detection convention of PyOD, not scikit-learn's outlier -1/+1:
     a higher `anomaly_score` means more anomalous and `predict` returns 1 for an anomaly and 0
     for normal, the same encoding as event labels.
 
-    Attributes (after fit): module_, architecture_, scaler_, error_model_, threshold_,
-    threshold_rule_, history_, n_features_in_, n_timesteps_, feature_names_in_ (when given).
+    Attributes
+    ----------
+    module_ : LSTMAutoencoderModule
+        The trained network.
+    architecture_ : Architecture
+        The resolved layer sizes.
+    scaler_ : FeatureScaler
+        Per-feature scaling fitted on the training part.
+    error_model_ : ErrorModel
+        Error vectors -> one score per sample, fitted on the held-out part.
+    threshold_ : float
+        Scores above it are anomalies (`predict` gives 1).
+    threshold_rule_ : ThresholdRule
+        The rule `threshold_` was fitted by.
+    threshold_how_ : str
+        The kind of score `threshold_` was fitted on and applies to: "window" (one score per
+        sample, as `anomaly_score` gives) or "max", "mean", "end" (row scores of a series,
+        aggregated that way; see `lstmae.series.fit_series`).
+    calibration_scores_ : ndarray of shape (n,)
+        The held-out normal scores (of that kind) the threshold was fitted on; another rule can be
+        fitted on them later (`lstmae.series.threshold_for`) without the training data.
+    history_ : dict
+        Training and validation loss per epoch, best epoch, epochs run.
+    n_features_in_, n_timesteps_ : int
+        F and L (the longest L for a list of sequences).
+    feature_names_in_ : ndarray of str
+        The F feature names, when given to `fit`.
+    data_settings_ : dict
+        How a table maps to this model's input (layout, window, stride, time/label/entity
+        columns, ...), recorded by `lstmae.series` and the CLI; empty for a model fitted on arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lstmae import LSTMAutoencoder, temporalize
+    >>> series = np.sin(np.linspace(0, 60, 600))[:, None]          # (T, F) = (600, 1)
+    >>> X, _ = temporalize(series, window=20)                      # (N, L, F) = (581, 20, 1)
+    >>> ae = LSTMAutoencoder(encoder=(16, 8), epochs=2, random_state=0, progress=False).fit(X)
+    >>> ae.transform(X[:3]).shape                                  # (N, Z)
+    (3, 8)
+    >>> ae.anomaly_score(X[:3]).shape, ae.predict(X[:3]).shape
+    ((3,), (3,))
     """
 
-    def __init__(self, encoder=(128, 64), decoder=None, activation="tanh", output_layer=True,
-                 bidirectional=False, dropout=0.0, bottleneck=True, decoder_type="repeat", vocab_size=None,
-                 embedding_dim=32, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
-                 learning_rate=DEFAULTS["learning_rate"], loss=DEFAULTS["loss"],
+    # The defaults are lstmae.config.PARAMETERS' (tests/test_config.py checks that they agree).
+    def __init__(self, encoder=DEFAULTS["encoder"], decoder=DEFAULTS["decoder"], activation=DEFAULTS["activation"],
+                 output_layer=DEFAULTS["output_layer"], bidirectional=DEFAULTS["bidirectional"],
+                 dropout=DEFAULTS["dropout"], bottleneck=DEFAULTS["bottleneck"], decoder_type=DEFAULTS["decoder_type"],
+                 vocab_size=DEFAULTS["vocab_size"], embedding_dim=DEFAULTS["embedding_dim"], epochs=DEFAULTS["epochs"],
+                 batch_size=DEFAULTS["batch_size"], learning_rate=DEFAULTS["learning_rate"], loss=DEFAULTS["loss"],
                  validation_fraction=DEFAULTS["validation_fraction"], patience=DEFAULTS["patience"],
-                 max_grad_norm=1.0, scaler=DEFAULTS["scaler"], error_model=DEFAULTS["error_model"],
-                 threshold=DEFAULTS["threshold"], encoding="bottleneck",
-                 random_state=None, device="auto", progress=True):
+                 max_grad_norm=DEFAULTS["max_grad_norm"], scaler=DEFAULTS["scaler"],
+                 error_model=DEFAULTS["error_model"], threshold=DEFAULTS["threshold"], encoding=DEFAULTS["encoding"],
+                 random_state=DEFAULTS["random_state"], device=DEFAULTS["device"], progress=DEFAULTS["progress"]):
         self.encoder = encoder
         self.decoder = decoder
         self.activation = activation
@@ -129,11 +137,14 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @flush_denormals()
-    def fit(self, X, y=None, *, feature_names=None, on_epoch: Callable | None = None) -> "LSTMAutoencoder":
+    def fit(self, X, y=None, *, feature_names=None, X_val=None,
+            on_epoch: Callable | None = None) -> "LSTMAutoencoder":
         """Train on X of normal behaviour: (N, L, F), or a list of (L_i, F) (token ids: (N, L) or
         a list of (L_i,)); `y` is ignored (pipelines pass it).
 
-        feature_names: optional F names, checked again by `score_series`.
+        feature_names: optional F names, checked again when a table is scored.
+        X_val: held-out normal samples for early stopping, the error model and the threshold; by
+        default the last `validation_fraction` of X.
         """
         self._check_params()
         tokens = self.vocab_size is not None
@@ -142,12 +153,20 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         if variable and self.error_model == "mahalanobis":
             raise DataError("error_model='mahalanobis' needs sequences of one length (its error vector has L*F "
                             "values); use error_model='mse' for sequences of different lengths")
-        n = len(X)
-        n_val = int(round(n * self.validation_fraction))
-        if n - n_val < 1:
+        if X_val is not None:
+            X_val = _as_samples(X_val, self.vocab_size)
+            if isinstance(X_val, list) != variable:
+                raise DataError("X_val must be of the same kind as X (an array (N, L, F), or a list of sequences)")
+            n_train = len(X)
+            X = X + X_val if variable else np.concatenate([X, X_val])
+            n = len(X)
+        else:
+            n = len(X)
+            n_train = n - int(round(n * self.validation_fraction))
+        if n_train < 1:
             raise DataError(f"need at least one training sample after holding out validation_fraction="
                             f"{self.validation_fraction} of {n}")
-        train_idx, val_idx = np.arange(n - n_val), np.arange(n - n_val, n)
+        train_idx, val_idx = np.arange(n_train), np.arange(n_train, n)
         rng = seed_everything(self.random_state)
         device = resolve_device(self.device)
 
@@ -158,27 +177,29 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
             if len(feature_names) != n_features:
                 raise DataError(f"got {len(feature_names)} feature names for {n_features} features")
             self.feature_names_in_ = np.asarray(feature_names, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.data_settings_ = {}
         if tokens:
             self.scaler_ = FeatureScaler(np.zeros(1), np.ones(1), "none")
         else:
-            self.scaler_ = FeatureScaler.fit(np.concatenate(X[: n - n_val])[None] if variable else X[: n - n_val],
+            self.scaler_ = FeatureScaler.fit(np.concatenate(X[:n_train])[None] if variable else X[:n_train],
                                              self.scaler)
         vocab_size = self.vocab_size
         if vocab_size == "auto":
             vocab_size = int(max(x.max() for x in X)) + 1
         self.architecture_ = make_architecture(
-            n_features, encoder=self.encoder, decoder=self.decoder, activation=self.activation,
-            output_layer=self.output_layer, bidirectional=self.bidirectional, dropout=self.dropout,
-            bottleneck=self.bottleneck, decoder_type=self.decoder_type, vocab_size=vocab_size,
-            embedding_dim=self.embedding_dim)
+            n_features, vocab_size=vocab_size,
+            **{name: getattr(self, name) for name in ARCHITECTURE_PARAMS if name != "vocab_size"})
         self.module_ = LSTMAutoencoderModule(self.architecture_).to(device)
         self.history_ = train(
-            self.module_, X, train_idx, val_idx, scaler=None if tokens else self.scaler_, epochs=self.epochs,
-            batch_size=self.batch_size, learning_rate=self.learning_rate,
+            self.module_, X, train_idx, val_idx, transform=None if tokens else self.scaler_.transform,
+            tokens=tokens, epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
             loss="cross_entropy" if tokens else self.loss, patience=self.patience,
             max_grad_norm=self.max_grad_norm, rng=rng, device=device, progress=self.progress, on_epoch=on_epoch)
+        self.history_.update(n_train=int(n_train), n_validation=int(n - n_train))
 
-        return self.recalibrate(X[val_idx[0]:] if n_val else X[: n - n_val])
+        return self.recalibrate(X[n_train:] if len(val_idx) else X[:n_train])
 
     def recalibrate(self, X) -> "LSTMAutoencoder":
         """Refit the error model (`self.error_model`) and the threshold (`self.threshold`) on X of
@@ -189,10 +210,31 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "module_")
         error_model = make_error_model(self.error_model)
         self.error_model_ = error_model.fit_vectors(self._error_vectors(X, error_model))
-        rule = parse_threshold(self.threshold)
-        # Label-based rules (best-f1) need labelled data: calibrate_threshold(X, y) sets them later.
-        self.calibrate_threshold(X, threshold=DEFAULT_THRESHOLD if rule.method.startswith("best-f") else None)
+        self.set_calibration(self.anomaly_score(X), how="window")
         return self
+
+    def set_calibration(self, scores, *, how: str = "window", labels=None) -> float:
+        """Fit `threshold_` by the rule `self.threshold` on held-out scores (n,) of the kind it will be
+        applied to (`how`: "window" for per-sample scores, or the aggregation of a series' row
+        scores), and keep the normal ones as `calibration_scores_`. Label-based rules (best-f1) need
+        `labels` (n,), 1 = anomaly; without them they fall back to the default rule. Returns the threshold.
+        """
+        scores = np.asarray(scores, dtype=np.float64)
+        normal = scores if labels is None else scores[np.asarray(labels) == 0]
+        normal = normal[np.isfinite(normal)]
+        if not len(normal):
+            raise DataError("no finite held-out normal score to fit the threshold on; give more normal data")
+        rule = parse_threshold(self.threshold)
+        label_rule = rule.method.startswith("best-f")
+        if label_rule and labels is None:
+            rule = parse_threshold(DEFAULT_THRESHOLD)
+        finite = np.isfinite(scores)
+        self.threshold_ = float(rule.fit(scores[finite], np.asarray(labels)[finite]) if label_rule and labels is not None
+                                else rule.fit(normal))
+        self.threshold_rule_ = rule
+        self.threshold_how_ = how
+        self.calibration_scores_ = normal
+        return self.threshold_
 
     def calibrate_threshold(self, X, y=None, threshold: str | None = None) -> float:
         """Set `threshold_` from the scores of X (N, L, F) by a rule (default: `self.threshold`).
@@ -203,6 +245,9 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         scores = self.anomaly_score(X)
         self.threshold_rule_ = rule
         self.threshold_ = float(rule.fit(scores, None if y is None else np.asarray(y)))
+        self.threshold_how_ = "window"
+        if y is None:
+            self.calibration_scores_ = scores
         return self.threshold_
 
     # -------------------------------------------------------------- inference
@@ -256,9 +301,18 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         return _collect(X, results, ragged=per in ("timestep", "none"))
 
     def anomaly_score(self, X) -> np.ndarray:
-        """(N,) scores from the error model; higher = more anomalous."""
+        """(N,) scores from the error model; higher = more anomalous. A sample whose reconstruction
+        error overflows (an extreme input value, e.g. 1e20) scores inf: it is as anomalous as can be."""
         check_is_fitted(self, "error_model_")
-        return self.error_model_.score_vectors(self._error_vectors(X))
+        with np.errstate(over="ignore", invalid="ignore"):
+            vectors = self._error_vectors(X)
+        finite = np.isfinite(vectors).all(axis=1)
+        if finite.all():
+            return self.error_model_.score_vectors(vectors)
+        scores = np.full(len(vectors), np.inf)
+        if finite.any():
+            scores[finite] = self.error_model_.score_vectors(vectors[finite])
+        return scores
 
     def predict(self, X) -> np.ndarray:
         """(N,) 1 = anomaly (score above `threshold_`), 0 = normal."""
@@ -266,7 +320,7 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         return apply_threshold(self.anomaly_score(X), self.threshold_)
 
     def score_series(self, data, *, stride: int = 1, how: str = DEFAULTS["how"], feature_errors: bool = False,
-                     entity_column: str | None = None) -> pd.DataFrame:
+                     entity_column: str | None = None, threshold=None) -> pd.DataFrame:
         """Score a series table (T rows) with windows of the trained length; one row per input row.
 
         data: a DataFrame (the trained feature columns are picked by name when the model knows
@@ -278,34 +332,89 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         `valid` (False for rows that no full window covers: with "end" the first window - 1
         warm-up rows, with "max"/"mean" only rows past the last window; their score is NaN, never
         zero-padded), plus `error_<feature>` per feature when feature_errors is True. With
-        `entity_column`, windows never cross from one entity to the next.
+        `entity_column`, windows never cross from one entity to the next. See
+        `lstmae.series.score_frame`, which this calls.
         """
+        from .series import score_frame
+
         check_is_fitted(self, "threshold_")
-        frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(np.asarray(data))
-        if entity_column is not None:
-            parts = [self.score_series(group, stride=stride, how=how, feature_errors=feature_errors)
-                     for _, group in frame.groupby(entity_column, sort=False)]
-            return pd.concat(parts).loc[frame.index]
-        values = self._series_values(frame)
-        X, _ = temporalize(values, self.n_timesteps_, stride)
-        scores = self.anomaly_score(X)
-        point_scores, valid = window_to_points(scores, len(values), self.n_timesteps_, stride, how=how)
-        result = pd.DataFrame({"score": point_scores,
-                               "is_anomaly": apply_threshold(point_scores, self.threshold_),
-                               "valid": valid}, index=frame.index)
-        if feature_errors:
-            per_feature = self.reconstruction_error(X, per="feature")
-            point_errors, _ = window_to_points(per_feature, len(values), self.n_timesteps_, stride, how=how)
-            for j, name in enumerate(self._feature_names()):
-                result[f"error_{name}"] = point_errors[:, j]
-        return result
+        return score_frame(self, data, stride=stride, how=how, entity_column=entity_column,
+                           feature_errors=feature_errors, threshold=threshold)
 
     # -------------------------------------------------------------- save/load
     def save(self, path, *, overwrite: bool = False) -> None:
         """Write the model directory (config.json + model.safetensors) atomically; no pickle."""
-        from .persistence import save_model
+        from .persistence import write_model
 
-        save_model(self, path, overwrite=overwrite)
+        check_is_fitted(self, "threshold_")
+        write_model(path, *self.get_state(), overwrite=overwrite)
+
+    def get_state(self) -> tuple[dict, dict]:
+        """The fitted model as a plain state: a JSON-able config dict and a dict of named CPU tensors
+        (the network's weights, the error model's arrays, the calibration scores)."""
+        check_is_fitted(self, "threshold_")
+        error_config, error_arrays = self.error_model_.get_state()
+        config = {
+            "params": _jsonable(self.get_params()),
+            "architecture": self.architecture_.to_dict(),
+            "n_timesteps": int(self.n_timesteps_),
+            "feature_names": [str(f) for f in getattr(self, "feature_names_in_", [])] or None,
+            "scaler": self.scaler_.to_dict(),
+            "error_model": error_config,
+            "threshold": {"rule": str(self.threshold_rule_), "value": float(self.threshold_),
+                          "how": self.threshold_how_},
+            "random_state": self.random_state,
+            "training": _jsonable(self.history_),
+            "data": _jsonable(self.data_settings_),
+        }
+        tensors = {name: t.detach().cpu().contiguous() for name, t in self.module_.state_dict().items()}
+        for name, array in error_arrays.items():
+            tensors[_ERROR_MODEL_PREFIX + name] = torch.from_numpy(np.ascontiguousarray(array))
+        tensors[_CALIBRATION] = torch.from_numpy(np.ascontiguousarray(self.calibration_scores_, dtype=np.float64))
+        return config, tensors
+
+    @classmethod
+    def from_state(cls, config: dict, tensors: dict, *, device: str = "cpu", source: str = "the model"):
+        """The model `get_state` described; raises ModelFileError naming `source` for a state that is
+        not one (missing keys, weights that do not fit the architecture, non-finite statistics)."""
+        try:
+            params = dict(config["params"])
+            for key in ("encoder", "decoder"):
+                if isinstance(params.get(key), list):
+                    params[key] = tuple(params[key])
+            model = cls(**params)
+            model.architecture_ = Architecture.from_dict(config["architecture"])
+            weights = {k: v for k, v in tensors.items() if not k.startswith(_ERROR_MODEL_PREFIX) and k != _CALIBRATION}
+            _check_weights(model.architecture_, weights, source)  # before allocating the network
+            module = LSTMAutoencoderModule(model.architecture_)
+            module.load_state_dict(weights, strict=True)
+            error_arrays = {k[len(_ERROR_MODEL_PREFIX):]: v.numpy() for k, v in tensors.items()
+                            if k.startswith(_ERROR_MODEL_PREFIX)}
+            model.error_model_ = error_model_from_state(config["error_model"], error_arrays)
+            model.scaler_ = FeatureScaler.from_dict(config["scaler"])
+            model.threshold_rule_ = parse_threshold(config["threshold"]["rule"])
+            model.threshold_ = float(config["threshold"]["value"])
+            model.threshold_how_ = config["threshold"].get("how", "window")
+            model.n_timesteps_ = int(config["n_timesteps"])
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            raise ModelFileError(f"{source} is corrupt or incomplete: {str(err).splitlines()[0]}") from err
+        if not np.isfinite(model.threshold_):
+            raise ModelFileError(f"{source} is corrupt: its threshold is {model.threshold_}; refit the model or "
+                                 "set a threshold with `lstmae score --threshold value:V`")
+        if model.n_timesteps_ < 1:
+            raise ModelFileError(f"{source} is corrupt: n_timesteps is {model.n_timesteps_}")
+        model.module_ = module.to(device).eval()
+        model.n_features_in_ = model.architecture_.n_features
+        if config.get("feature_names"):
+            model.feature_names_in_ = np.asarray(config["feature_names"], dtype=object)
+        model.history_ = config.get("training", {})
+        model.data_settings_ = config.get("data") or {}
+        calibration = tensors.get(_CALIBRATION)
+        model.calibration_scores_ = (calibration.numpy().astype(np.float64) if calibration is not None
+                                     else np.array([model.threshold_]))
+        return model
 
     # ---------------------------------------------------------------- helpers
     @property
@@ -344,9 +453,13 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
         return X
 
     def _batches(self, X, batch_size: int = 512):
+        """Inference batches of X as tensors on the model's device: (batch, lengths or None)."""
         device = next(self.module_.parameters()).device
-        scaler = None if self._tokens else self.scaler_
-        return iterate_batches(X, np.arange(len(X)), batch_size, scaler, device)
+        transform = None if self._tokens else self.scaler_.transform
+        for batch, lengths in iterate_batches(X, np.arange(len(X)), batch_size, transform=transform,
+                                              tokens=self._tokens):
+            yield (torch.from_numpy(batch).to(device, non_blocking=True),
+                   None if lengths is None else torch.from_numpy(lengths))
 
     @flush_denormals()
     def _map_samples(self, X, fn) -> list:
@@ -394,17 +507,49 @@ class LSTMAutoencoder(TransformerMixin, BaseEstimator):
             return [str(name) for name in self.feature_names_in_]
         return [f"f{j}" for j in range(self.n_features_in_)]
 
-    def _series_values(self, frame: pd.DataFrame) -> np.ndarray:
-        if hasattr(self, "feature_names_in_") and all(isinstance(c, str) for c in frame.columns):
-            missing = [name for name in self.feature_names_in_ if name not in frame.columns]
-            if missing:
-                raise DataError(f"expected {self.n_features_in_} features (trained on "
-                                f"{', '.join(self.feature_names_in_)}), missing {', '.join(map(repr, missing))}")
-            frame = frame[list(self.feature_names_in_)]
-        values = frame.to_numpy(dtype=np.float32)
-        if values.shape[1] != self.n_features_in_:
-            raise DataError(f"expected {self.n_features_in_} feature columns, got {values.shape[1]}")
-        return values
+
+LSTMAutoencoder.__doc__ = LSTMAutoencoder.__doc__.replace(
+    "PARAMETERS_HERE", "\n".join("    " + line for line in parameters_docstring().splitlines()))
+_ERROR_MODEL_PREFIX = "error_model."
+_CALIBRATION = "calibration.scores"
+
+
+def load(path, *, device: str = "cpu") -> LSTMAutoencoder:
+    """Load a model directory written by `LSTMAutoencoder.save` (or `lstmae fit`): the network is rebuilt
+    from config.json and its weights loaded strictly; raises ModelFileError with the reason otherwise."""
+    from .persistence import read_model
+
+    config, tensors = read_model(path)
+    return LSTMAutoencoder.from_state(config, tensors, device=device, source=str(path))
+
+
+def _check_weights(architecture: Architecture, weights: dict, source: str) -> None:
+    """Refuse weights that do not fit the architecture (names, shapes, float dtypes) before building it: a
+    config that claims 20,000 units must not allocate gigabytes for a 6 KB weights file."""
+    with torch.device("meta"):
+        expected = LSTMAutoencoderModule(architecture).state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(f"{source} is corrupt or incomplete: the weights do not fit config.json's architecture "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for name, tensor in weights.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise ModelFileError(f"{source} is corrupt or incomplete: weight {name!r} has shape {tuple(tensor.shape)}, "
+                                 f"config.json's architecture needs {tuple(expected[name].shape)}")
+        if not tensor.is_floating_point():
+            raise ModelFileError(f"{source} is corrupt: weight {name!r} holds {tensor.dtype} values, not floats")
+
+
+def _jsonable(value):
+    """Tuples -> lists, numpy scalars -> Python numbers, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _check_encoding(encoding) -> None:

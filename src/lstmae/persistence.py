@@ -1,140 +1,99 @@
-"""Save and load models as a directory: config.json + model.safetensors. Never a pickle.
+"""A model directory on disk: config.json + model.safetensors, read and written as a plain state.
 
-Loading rebuilds the network from config.json and loads the weights strictly with
-safetensors, which parses a JSON header and raw tensors only: a file that is not what it
-claims (a pickle renamed model.safetensors, a truncated file) is refused and no code runs.
+The estimator gives and takes that state (`LSTMAutoencoder.get_state` / `from_state`); this module
+knows no estimator. Weights are read with safetensors, which parses a JSON header and raw tensors
+only: a file that is not what it claims (a pickle renamed model.safetensors, a truncated file) is
+refused and no code runs. config.json records the SHA-256 of the weights file, so a config and
+weights from two different saves are never combined.
 """
 from __future__ import annotations
 
+import hashlib
 import json
-import os
+import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save
 
 from . import __version__
-from .config import Architecture
-from .data.scaling import FeatureScaler
-from .data.io import staged_directory, umask
-from .exceptions import DataError, ModelFileError
-from .nn.model import LSTMAutoencoderModule
+from .data.io import staged_directory
+from .exceptions import ModelFileError
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-_ERROR_MODEL_PREFIX = "error_model."
+# A reader may meet a directory mid-swap (config from one save, weights from the next): it reads again.
+_READ_ATTEMPTS = 5
 
 
-def save_model(model, path, *, overwrite: bool = False, extra: dict | None = None) -> Path:
-    """Write `model` (a fitted LSTMAutoencoder) to the directory `path` atomically.
+def write_model(path, config: dict, tensors: dict[str, torch.Tensor], *, overwrite: bool = False) -> Path:
+    """Write the model directory `path` from a state (config JSON-able, named tensors), atomically.
 
-    Everything is written into a temporary sibling directory first, then renamed into place,
-    so a crash never leaves half a model. `extra` (JSON-able) is stored under "data" (the CLI
-    keeps window, stride, layout and column settings there).
+    Everything is written into a temporary sibling directory first, then swapped into place, so a
+    crash never leaves half a model and a reader never sees a config without its weights.
     """
-    error_config, error_arrays = model.error_model_.get_state()
-    config = {
-        "format_version": FORMAT_VERSION,
-        "lstmae_version": __version__,
-        "torch_version": torch.__version__,
-        "params": _jsonable(model.get_params()),
-        "architecture": model.architecture_.to_dict(),
-        "n_timesteps": model.n_timesteps_,
-        "feature_names": [str(f) for f in getattr(model, "feature_names_in_", [])] or None,
-        "scaler": model.scaler_.to_dict(),
-        "error_model": error_config,
-        "threshold": {"rule": str(model.threshold_rule_), "value": model.threshold_},
-        "random_state": model.random_state,
-        "training": _jsonable(model.history_),
-        "data": _jsonable(extra if extra is not None else getattr(model, "data_settings_", {})),
-    }
-    tensors = {name: t.detach().cpu().contiguous() for name, t in model.module_.state_dict().items()}
-    for name, array in error_arrays.items():
-        tensors[_ERROR_MODEL_PREFIX + name] = torch.from_numpy(np.ascontiguousarray(array))
-
+    weights = save({name: t.detach().cpu().contiguous() for name, t in tensors.items()})
+    config = {"format_version": FORMAT_VERSION, "lstmae_version": __version__, "torch_version": torch.__version__,
+              **config, "weights_sha256": hashlib.sha256(weights).hexdigest()}
     with staged_directory(path, overwrite=overwrite) as staging:
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-        save_file(tensors, str(staging / WEIGHTS_FILE))
-        os.chmod(staging / WEIGHTS_FILE, 0o666 & ~umask())
+        (staging / WEIGHTS_FILE).write_bytes(weights)
     return Path(path)
 
 
-def load(path, *, device: str = "cpu"):
-    """Load a model directory written by `save`; the network is rebuilt from config.json and its
-    weights loaded strictly. Raises ModelFileError with the reason for anything else."""
-    from .estimator import LSTMAutoencoder
-    from .scoring import parse_threshold
-    from .scoring.error_models import error_model_from_state
-
+def read_model(path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config, tensors) of a model directory; ModelFileError with the reason for anything else."""
     path = Path(path)
     if not path.is_dir():
         raise ModelFileError(f"{path} is not a model directory (expected a directory with "
                              f"{CONFIG_FILE} and {WEIGHTS_FILE}, as written by `lstmae fit`)")
-    for name in (CONFIG_FILE, WEIGHTS_FILE):
-        if not (path / name).is_file():
-            raise ModelFileError(f"{path} is not a model directory: {name} is missing")
+    for attempt in range(_READ_ATTEMPTS):
+        config = read_config(path)
+        try:
+            weights = (path / WEIGHTS_FILE).read_bytes()
+        except FileNotFoundError:
+            if attempt + 1 < _READ_ATTEMPTS:
+                continue
+            raise ModelFileError(f"{path} is not a model directory: {WEIGHTS_FILE} is missing") from None
+        expected = config.get("weights_sha256")
+        if expected is None or hashlib.sha256(weights).hexdigest() == expected:
+            break
+        time.sleep(0.01 * (attempt + 1))
+    tensors = _parse_weights(weights, path / WEIGHTS_FILE)
+    if expected is not None and hashlib.sha256(weights).hexdigest() != expected:
+        raise ModelFileError(f"{path / WEIGHTS_FILE} does not match {CONFIG_FILE} (SHA-256 differs): the "
+                             "directory mixes two saves or the weights were changed; save the model again")
+    return config, tensors
+
+
+def _parse_weights(weights: bytes, source: Path) -> dict[str, torch.Tensor]:
     try:
-        config = json.loads((path / CONFIG_FILE).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFileError(f"{path / CONFIG_FILE} is not valid JSON ({err}); the model is corrupt") from err
-    if not isinstance(config, dict) or "format_version" not in config:
-        raise ModelFileError(f"{path / CONFIG_FILE} is not an lstmae model config (no format_version)")
-    if config["format_version"] > FORMAT_VERSION:
-        raise ModelFileError(f"{path} was written by a newer lstmae (format {config['format_version']}, "
-                             f"this one reads {FORMAT_VERSION}); upgrade lstmae")
-    try:
-        tensors = load_file(str(path / WEIGHTS_FILE), device="cpu")
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ModelFileError(f"{path / WEIGHTS_FILE} is not a valid safetensors file ({err}); "
+        return load(weights)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ModelFileError(f"{source} is not a valid safetensors file ({str(err)[:120]}); "
                              "refusing to load it") from err
-    try:
-        params = dict(config["params"])
-        for key in ("encoder", "decoder"):
-            if isinstance(params.get(key), list):
-                params[key] = tuple(params[key])
-        model = LSTMAutoencoder(**params)
-        model.architecture_ = Architecture.from_dict(config["architecture"])
-        module = LSTMAutoencoderModule(model.architecture_)
-        weights = {k: v for k, v in tensors.items() if not k.startswith(_ERROR_MODEL_PREFIX)}
-        module.load_state_dict(weights, strict=True)
-        error_arrays = {k[len(_ERROR_MODEL_PREFIX):]: v.numpy() for k, v in tensors.items()
-                        if k.startswith(_ERROR_MODEL_PREFIX)}
-        model.error_model_ = error_model_from_state(config["error_model"], error_arrays)
-        model.scaler_ = FeatureScaler.from_dict(config["scaler"])
-        model.threshold_rule_ = parse_threshold(config["threshold"]["rule"])
-        model.threshold_ = float(config["threshold"]["value"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise ModelFileError(f"{path} is corrupt or incomplete: {str(err).splitlines()[0]}") from err
-    model.module_ = module.to(device).eval()
-    model.n_features_in_ = model.architecture_.n_features
-    model.n_timesteps_ = int(config["n_timesteps"])
-    if config.get("feature_names"):
-        model.feature_names_in_ = np.asarray(config["feature_names"], dtype=object)
-    model.history_ = config.get("training", {})
-    model.data_settings_ = config.get("data", {})
-    return model
 
 
 def read_config(path) -> dict:
-    """config.json of a model directory, without loading torch weights."""
+    """config.json of a model directory, checked to be an lstmae config this version reads."""
     path = Path(path)
     try:
-        return json.loads((path / CONFIG_FILE).read_text())
+        config = json.loads((path / CONFIG_FILE).read_text())
     except FileNotFoundError as err:
         raise ModelFileError(f"{path} is not a model directory: {CONFIG_FILE} is missing") from err
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFileError(f"{path / CONFIG_FILE} is not valid JSON ({err}); the model is corrupt") from err
-
-
-def _jsonable(value):
-    """Tuples -> lists, numpy scalars -> Python numbers, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise ModelFileError(f"{path / CONFIG_FILE} is not valid JSON ({str(err)[:80]}); the model is corrupt") from err
+    except (IsADirectoryError, PermissionError) as err:
+        raise ModelFileError(f"{path / CONFIG_FILE} cannot be read ({err.strerror})") from err
+    if not isinstance(config, dict) or "format_version" not in config:
+        raise ModelFileError(f"{path / CONFIG_FILE} is not an lstmae model config (no format_version)")
+    version = config["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path / CONFIG_FILE}: format_version must be a whole number >= 1, got {version!r}; "
+                             "the model is corrupt")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{path} was written by a newer lstmae (format {version}, this one reads "
+                             f"{FORMAT_VERSION}); upgrade lstmae")
+    return config

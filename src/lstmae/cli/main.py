@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ..config import DEFAULTS, ENCODINGS
+from ..config import DEFAULTS, ENCODINGS, HOW_CHOICES, PARAMETERS
 
 LAYOUTS = ("series", "sequences")
 NAN_POLICIES = ("error", "ffill", "interpolate", "drop")
@@ -68,6 +68,10 @@ def cli(ctx, debug):
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    import warnings
+
+    # lstmae's warnings (skipped groups, sorted timestamps, ...) as one line each on stderr
+    warnings.showwarning = lambda message, category, *args, **kwargs: click.echo(f"warning: {message}", err=True)
 
 
 def _common_data_options(func):
@@ -86,7 +90,8 @@ def _common_data_options(func):
 
 
 def _split_columns(columns: str | None):
-    return [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    """Names as given between the commas (a name may hold spaces: the reader matches it exactly)."""
+    return [c for c in columns.split(",") if c.strip()] if columns else None
 
 
 def _parse_units(text: str | None, name: str):
@@ -101,32 +106,42 @@ def _parse_units(text: str | None, name: str):
     return units
 
 
-def _architecture_options(func):
-    options = [
-        click.option("--preset", help="Start from a preset: default, keras_tutorial, keras_minimal, "
-                                      "pytorch_tutorial, single_layer, no_bottleneck, encdec_ad, "
-                                      "token_autoencoder."),
-        click.option("--encoder", help="Encoder LSTM sizes, e.g. 128,64 (the last is the code size)."),
-        click.option("--decoder", help="Decoder LSTM sizes (default: the encoder mirrored)."),
-        click.option("--activation", type=click.Choice(["tanh", "relu"]), help="LSTM activation."),
-        click.option("--output-layer/--no-output-layer", default=None,
-                     help="Per-timestep dense output layer (default on)."),
-        click.option("--bidirectional/--no-bidirectional", default=None, help="Bidirectional encoder."),
-        click.option("--bottleneck/--no-bottleneck", default=None,
-                     help="--no-bottleneck builds the 'regular LSTM' comparison network."),
-        click.option("--dropout", type=float, help="Dropout between LSTM layers."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def _parameter_options(architecture_only: bool = False):
+    """Options for the estimator parameters in lstmae.config.PARAMETERS (their one source), plus --preset.
+
+    Every option defaults to None, so that a --preset's values hold unless given; --help shows the
+    estimator's default.
+    """
+    def decorate(func):
+        for p in reversed([p for p in PARAMETERS if p.cli and (p.architecture or not architecture_only)]):
+            if p.name in ("encoder", "decoder"):
+                kind = {"type": str, "metavar": "UNITS"}
+            elif isinstance(p.default, bool):
+                func = click.option(f"{p.flag}/--no-{p.flag[2:]}", p.name, default=None,
+                                    help=f"{p.help[0].upper()}{p.help[1:]} (default: {p.default}).")(func)
+                continue
+            elif p.choices:
+                kind = {"type": click.Choice(p.choices)}
+            elif p.type.startswith("int"):
+                kind = {"type": int}
+            elif p.type.startswith("float"):
+                kind = {"type": float}
+            else:
+                kind = {"type": str}
+            default = "mirror of the encoder" if p.name == "decoder" else p.default
+            func = click.option(p.flag, p.name, default=None, show_default=str(default),
+                                help=f"{p.help[0].upper()}{p.help[1:]}.", **kind)(func)
+        from ..config import PRESETS
+
+        return click.option("--preset", type=click.Choice(list(PRESETS)),
+                            help="Start from a preset (options given beside it override it): "
+                                 + "; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items()))(func)
+    return decorate
 
 
 def _model_params(preset, **options) -> dict:
     from ..config import PRESETS
 
-    if preset is not None and preset not in PRESETS:
-        raise click.BadParameter(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}",
-                                 param_hint="--preset")
     params = dict(PRESETS[preset].params) if preset else {}
     options["encoder"] = _parse_units(options.get("encoder"), "--encoder")
     options["decoder"] = _parse_units(options.get("decoder"), "--decoder")
@@ -134,10 +149,11 @@ def _model_params(preset, **options) -> dict:
     return params
 
 
-def _check_output(path, overwrite):
+def _check_output(path, overwrite, table: bool = False):
+    """Fail before any work when the output cannot be written (exists, no folder, unknown table type)."""
     from ..data.io import check_output_path
 
-    check_output_path(Path(path), overwrite)
+    check_output_path(Path(path), overwrite, table=table)
 
 
 # ---------------------------------------------------------------------------- fit
@@ -150,31 +166,18 @@ def _check_output(path, overwrite):
 @click.option("--layout", type=click.Choice(LAYOUTS), default="series", show_default=True,
               help="series: one long table, cut into windows; sequences: one row per fixed-length sequence.")
 @_common_data_options
-@_architecture_options
-# Training options default to None, so a --preset's values hold unless given; help shows DEFAULTS.
-@click.option("--epochs", type=int, show_default=str(DEFAULTS["epochs"]))
-@click.option("--batch-size", type=int, show_default=str(DEFAULTS["batch_size"]))
-@click.option("--learning-rate", type=float, show_default=str(DEFAULTS["learning_rate"]))
-@click.option("--loss", type=click.Choice(["mse", "mae"]), show_default=DEFAULTS["loss"], help="Training loss.")
-@click.option("--validation-fraction", type=float, show_default=str(DEFAULTS["validation_fraction"]),
-              help="The last part of the data, held out for early stopping and the threshold.")
-@click.option("--patience", type=int, show_default=str(DEFAULTS["patience"]), help="Early-stopping patience in epochs.")
-@click.option("--scaler", type=click.Choice(["standard", "minmax", "none"]), show_default=DEFAULTS["scaler"])
-@click.option("--error-model", type=click.Choice(["mse", "mae", "mahalanobis"]), show_default=DEFAULTS["error_model"],
-              help="How reconstruction errors become one score per window.")
-@click.option("--threshold", show_default=DEFAULTS["threshold"],
-              help="quantile:Q, contamination:C, sigma:K, pot:RISK, fpr:RATE, best-f1 (needs --label-column), value:V.")
+@_parameter_options()
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same model on CPU).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
 def fit(data, model_dir, window, stride, layout, time_column, label_column, entity_column, columns, nan_policy,
-        preset, encoder, decoder, activation, output_layer, bidirectional, bottleneck, dropout, epochs,
-        batch_size, learning_rate, loss, validation_fraction, patience, scaler, error_model, threshold, seed,
-        device, overwrite):
+        preset, seed, overwrite, **options):
     """Train an LSTM autoencoder on DATA (normal behaviour) and save it to MODEL_DIR.
 
-    With --label-column, windows/sequences that contain a labelled anomaly are left out of
-    training and the labels of the held-out part calibrate label-based thresholds (best-f1).
+    Series: windows of --window rows every --stride rows, never across entities. The last
+    --validation-fraction of each entity's windows is held out; the threshold is fitted on the
+    scores of those held-out rows. With --label-column, windows/sequences that contain a
+    labelled anomaly are left out of training, and label-based thresholds (best-f1) use the
+    held-out labels.
 
     \b
     Example:
@@ -182,30 +185,49 @@ def fit(data, model_dir, window, stride, layout, time_column, label_column, enti
     Data-parallel on 2 processes (DDP; gloo on CPU, nccl on GPUs):
       torchrun --nproc-per-node 2 -m lstmae.cli.main fit sensors.csv -o model --window 30
     """
-    from .workflows import fit_model
+    from ..data.io import read_sequences, read_series
+    from ..estimator import LSTMAutoencoder
+    from ..series import fit_data
+
+    from ..data.validation import check_positive_int
 
     if layout == "series" and window is None:
         raise click.UsageError("--window is required for --layout series (the number of rows per window)")
+    if layout == "series":
+        check_positive_int(window, "--window")
+    check_positive_int(stride, "--stride")
     _check_output(model_dir, overwrite)
-    params = _model_params(preset, encoder=encoder, decoder=decoder, activation=activation,
-                           output_layer=output_layer, bidirectional=bidirectional, bottleneck=bottleneck,
-                           dropout=dropout, loss=loss, epochs=epochs, batch_size=batch_size,
-                           learning_rate=learning_rate, validation_fraction=validation_fraction, patience=patience,
-                           scaler=scaler, error_model=error_model, threshold=threshold)
-    params.update(random_state=seed, device=device)
+    params = _model_params(preset, **options)
+    params["random_state"] = seed
+    model = LSTMAutoencoder(**params)
+    model._check_params()  # bad settings fail before the data is read
     started = time.perf_counter()
-    model = fit_model(data, params, layout=layout, window=window, stride=stride, time_column=time_column,
-                      label_column=label_column, entity_column=entity_column,
-                      columns=_split_columns(columns), nan_policy=nan_policy)
+    names = _split_columns(columns)
+    if layout == "sequences":
+        dataset = read_sequences(data, columns=names, label_column=label_column, nan_policy=nan_policy)
+    else:
+        dataset = read_series(data, columns=names, time_column=time_column, label_column=label_column,
+                              entity_column=entity_column, nan_policy=nan_policy)
+    settings = {"time_column": time_column, "label_column": label_column, "entity_column": entity_column,
+                "columns": names, "nan_policy": nan_policy}
+    fit_data(model, dataset, window=window, stride=stride, settings=settings)
     from ..training.distributed import is_main_process
 
     if not is_main_process():  # torchrun: the other ranks trained the same model; rank 0 writes it
         return
     model.save(model_dir, overwrite=overwrite)
     history = model.history_
+    interrupted = " (interrupted: kept the best epoch so far)" if history.get("interrupted") else ""
+    click.echo(f"features ({len(dataset.feature_names)}): {', '.join(dataset.feature_names)}", err=True)
     click.echo(f"trained on {model.data_settings_['n_train']} {model.data_settings_['unit']} in "
-               f"{time.perf_counter() - started:.1f}s ({history['epochs_run']} epochs, best {history['best_epoch']}); "
-               f"threshold {model.threshold_:.4g} ({model.threshold_rule_}); saved {model_dir}", err=True)
+               f"{time.perf_counter() - started:.1f}s ({history['epochs_run']} epochs, best {history['best_epoch']})"
+               f"{interrupted}; threshold {model.threshold_:.4g} ({model.threshold_rule_}, fitted on "
+               f"{_threshold_kind(model)}); saved {model_dir}", err=True)
+
+
+def _threshold_kind(model) -> str:
+    return "held-out window scores" if model.threshold_how_ == "window" else \
+        f"held-out row scores, how={model.threshold_how_}"
 
 
 # -------------------------------------------------------------------------- score
@@ -213,21 +235,27 @@ def fit(data, model_dir, window, stride, layout, time_column, label_column, enti
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Scores file (.csv or .parquet).")
-@click.option("--how", type=click.Choice(["max", "mean", "end"]), default=DEFAULTS["how"], show_default=True,
+@click.option("--how", type=click.Choice(HOW_CHOICES), default=None,
               help="Series: a row's score is the max/mean over the windows covering it, or (end) the score of "
-                   "the window ending there: the causal choice for live monitoring.")
+                   "the window ending there: the causal choice for live monitoring. Default: what the model's "
+                   "threshold was fitted on (max for a series model).")
 @click.option("--stride", type=int, default=1, show_default=True, help="Series: rows between scored windows.")
-@click.option("--threshold", help="Override the stored threshold rule, e.g. value:0.5 or quantile:0.995.")
+@click.option("--threshold", help="Override the stored threshold for this run: value:V, or a rule such as "
+                                  "quantile:0.995 or sigma:4, fitted on the model's held-out normal scores (never "
+                                  "on the data being scored); dspot:RISK and other adaptive rules follow the "
+                                  "scored rows, using only the past.")
 @click.option("--feature-errors", is_flag=True, help="Series: add error_<feature> columns (which feature is off).")
 @click.option("--events", "events_path", type=click.Path(path_type=Path),
               help="Series: also write the table of events (flagged runs) to this file.")
 @click.option("--min-event-length", type=int, default=1, show_default=True)
 @click.option("--merge-gap", type=int, default=0, show_default=True,
               help="Merge events separated by at most this many unflagged rows.")
+@click.option("--columns", help="Comma-separated feature columns, when DATA names them differently than the "
+                                "training file's selection (default: the model's).")
 @click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def score(model_dir, data, output, how, stride, threshold, feature_errors, events_path, min_event_length,
-          merge_gap, nan_policy, overwrite):
+          merge_gap, columns, nan_policy, overwrite):
     """Anomaly scores for DATA: one row per input row (series) or per sequence.
 
     Series output: the input's time column or index, `score`, `is_anomaly` (0/1) and `valid`
@@ -238,24 +266,42 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
     Example:
       lstmae score model test.csv -o scores.csv --events events.csv
     """
-    from .workflows import load_model, score_data
-
-    _check_output(output, overwrite)
-    if events_path is not None:
-        _check_output(events_path, overwrite)
-    model = load_model(model_dir)
-    scores, events = score_data(model, data, how=how, stride=stride, threshold=threshold,
-                                feature_errors=feature_errors, with_events=events_path is not None,
-                                min_event_length=min_event_length, merge_gap=merge_gap, nan_policy=nan_policy)
     from ..data.io import write_table
+    from ..series import read_for_model, score_data
 
+    _check_output(output, overwrite, table=True)
+    if events_path is not None:
+        _check_output(events_path, overwrite, table=True)
+    model = _load(model_dir, columns)
+    how = how or _model_how(model)
+    dataset = read_for_model(model, data, nan_policy=nan_policy)
+    scores, events = score_data(model, dataset, how=how, stride=stride, threshold=threshold,
+                                feature_errors=feature_errors, events=events_path is not None,
+                                min_event_length=min_event_length, merge_gap=merge_gap)
     write_table(scores, output, overwrite=overwrite)
     flagged = int(scores["is_anomaly"].sum())
-    message = f"scored {len(scores)} rows: {flagged} flagged above threshold {model.threshold_:.4g}; wrote {output}"
+    rate = flagged / max(1, int(scores.get("valid", scores["is_anomaly"] >= 0).sum()))
+    message = f"scored {len(scores)} rows: {flagged} flagged ({rate:.1%}); wrote {output}"
+    if "overflow" in scores and scores["overflow"].any():
+        message += f"; {int(scores['overflow'].sum())} rows overflowed (an extreme value: scored inf, see 'overflow')"
     if events is not None:
         write_table(events, events_path, overwrite=overwrite)
         message += f"; {len(events)} events to {events_path}"
     click.echo(message, err=True)
+
+
+def _load(model_dir, columns=None):
+    """The model of MODEL_DIR; --columns overrides the feature selection it reads DATA with."""
+    from ..estimator import load
+
+    model = load(model_dir)
+    if columns is not None:
+        model.data_settings_ = {**model.data_settings_, "columns": _split_columns(columns)}
+    return model
+
+
+def _model_how(model) -> str:
+    return DEFAULTS["how"] if model.threshold_how_ == "window" else model.threshold_how_
 
 
 # --------------------------------------------------------------- encode / reconstruct
@@ -267,18 +313,22 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
 @click.option("--encoding", type=click.Choice(ENCODINGS), default=None,
               help="bottleneck: the vector z the decoder gets (columns z_j); mean: each encoder layer's states "
                    "averaged over time (columns mean_j). Default: the model's own setting.")
+@click.option("--columns", help="Comma-separated feature columns (default: the model's selection).")
 @click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
 @click.option("--overwrite", is_flag=True)
-def encode(model_dir, data, output, stride, encoding, nan_policy, overwrite):
+def encode(model_dir, data, output, stride, encoding, columns, nan_policy, overwrite):
     """Encodings, one row per window (series) or sequence: features for a classifier.
 
     Series rows are keyed by the window's last row (`end`); sequences by their id.
     """
     from ..data.io import write_table
-    from .workflows import encode_data, load_model
+    from ..series import encode_data, read_for_model
 
-    _check_output(output, overwrite)
-    table = encode_data(load_model(model_dir), data, stride=stride, encoding=encoding, nan_policy=nan_policy)
+    _check_output(output, overwrite, table=True)
+    model = _load(model_dir, columns)
+    if encoding is not None:
+        model.set_params(encoding=encoding)  # this process's copy only
+    table = encode_data(model, read_for_model(model, data, nan_policy=nan_policy), stride=stride)
     write_table(table, output, overwrite=overwrite)
     click.echo(f"wrote {len(table)} encodings of size {table.shape[1]} to {output}", err=True)
 
@@ -297,10 +347,11 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
     Sequences: one row per sequence, columns as the input.
     """
     from ..data.io import write_table
-    from .workflows import load_model, reconstruct_data
+    from ..series import read_for_model, reconstruct_data
 
-    _check_output(output, overwrite)
-    table = reconstruct_data(load_model(model_dir), data, nan_policy=nan_policy)
+    _check_output(output, overwrite, table=True)
+    model = _load(model_dir)
+    table = reconstruct_data(model, read_for_model(model, data, nan_policy=nan_policy))
     write_table(table, output, overwrite=overwrite)
     click.echo(f"wrote {len(table)} reconstructed rows to {output}", err=True)
 
@@ -312,8 +363,9 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
 @click.option("--label-column", required=True, help="Column with 0/1 labels (1 = anomaly).")
 @click.option("-o", "--output", "report_dir", required=True, type=click.Path(path_type=Path),
               help="Directory for metrics.json, PNG plots and report.html.")
-@click.option("--how", type=click.Choice(["max", "mean", "end"]), default=DEFAULTS["how"], show_default=True,
-              help="Series: max/mean over the windows covering a row, or end (the window ending there).")
+@click.option("--how", type=click.Choice(HOW_CHOICES), default=None,
+              help="Series: max/mean over the windows covering a row, or end (the window ending there). "
+                   "Default: what the model's threshold was fitted on.")
 @click.option("--threshold", help="Override the stored threshold rule for this evaluation.")
 @click.option("--early-window", type=int, default=0, show_default=True,
               help="Rows before an event in which a flag still counts as detecting it (lead time).")
@@ -324,16 +376,22 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
 def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_window, point_adjust, nan_policy,
              overwrite):
     """Score labelled DATA and write metrics.json, plots and a self-contained report.html."""
-    from .workflows import evaluate_model, load_model
+    from ..data.io import staged_directory, write_bytes_atomic
+    from ..evaluation.evaluate import evaluate as evaluate_data
+    from ..series import read_for_model
 
     _check_output(report_dir, overwrite)
     if point_adjust:
         click.echo("warning: point-adjusted F1 inflates results (any hit in an event counts the whole event)",
                    err=True)
-    metrics = evaluate_model(load_model(model_dir), data, report_dir, label_column=label_column, how=how,
-                             threshold=threshold, early_window=early_window, point_adjust=point_adjust,
-                             nan_policy=nan_policy, overwrite=overwrite)
-    click.echo(_metrics_line(metrics) + f"; report in {report_dir / 'report.html'}", err=True)
+    model = _load(model_dir)
+    dataset = read_for_model(model, data, label_column=label_column, nan_policy=nan_policy)
+    result = evaluate_data(model, dataset, how=how, threshold=threshold, early_window=early_window,
+                           point_adjust=point_adjust)
+    with staged_directory(report_dir, overwrite=overwrite) as staging:
+        for name, content in result.files().items():
+            write_bytes_atomic(staging / name, content)
+    click.echo(_metrics_line(result.metrics) + f"; report in {report_dir / 'report.html'}", err=True)
 
 
 def _metrics_line(metrics: dict) -> str:
@@ -342,7 +400,7 @@ def _metrics_line(metrics: dict) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
     return (f"ROC-AUC {fmt('roc_auc')}, PR-AUC {fmt('pr_auc')}, precision {fmt('precision')}, "
-            f"recall {fmt('recall')}, F1 {fmt('f1')}")
+            f"recall {fmt('recall')}, F1 {fmt('f1')}, alarm rate {fmt('alarm_rate')}")
 
 
 # ----------------------------------------------------------------------------- demo
@@ -358,7 +416,7 @@ def demo(out_dir, epochs, seed, overwrite):
     Generates 8 sensors over 6000 minutes, trains on the first 40% (normal), scores the
     rest, and writes the model, scores, events, metrics.json, plots and report.html.
     """
-    from .workflows import run_demo
+    from ..demo import run_demo
 
     _check_output(out_dir, overwrite)
     started = time.perf_counter()
@@ -373,9 +431,8 @@ def demo(out_dir, epochs, seed, overwrite):
 @click.argument("model_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--features", type=int, help="F, features per timestep (without MODEL_DIR).")
 @click.option("--timesteps", type=int, help="L, timesteps per window (without MODEL_DIR).")
-@_architecture_options
-def summary(model_dir, features, timesteps, preset, encoder, decoder, activation, output_layer, bidirectional,
-            bottleneck, dropout):
+@_parameter_options(architecture_only=True)
+def summary(model_dir, features, timesteps, preset, **options):
     """Layer-by-layer table: output shape per sample, return sequences, parameters.
 
     \b
@@ -383,14 +440,27 @@ def summary(model_dir, features, timesteps, preset, encoder, decoder, activation
       lstmae summary model
       lstmae summary --preset keras_tutorial --features 2 --timesteps 3
     """
-    from .workflows import summary_table
+    from ..config import ARCHITECTURE_PARAMS, Architecture, make_architecture
+    from ..nn.model import LSTMAutoencoderModule
 
     if model_dir is None and (features is None or timesteps is None):
         raise click.UsageError("give a MODEL_DIR, or --features and --timesteps with architecture options")
-    params = _model_params(preset, encoder=encoder, decoder=decoder, activation=activation,
-                           output_layer=output_layer, bidirectional=bidirectional, bottleneck=bottleneck,
-                           dropout=dropout)
-    click.echo(summary_table(model_dir, params, features, timesteps))
+    if model_dir is not None:
+        from ..persistence import read_config
+
+        config = read_config(model_dir)
+        arch, timesteps = Architecture.from_dict(config["architecture"]), timesteps or config["n_timesteps"]
+    else:
+        params = _model_params(preset, **options)
+        if params.get("vocab_size") == "auto":
+            raise UserError("a token model's vocabulary comes from its data; summarise a saved model instead")
+        arch = make_architecture(features, **{k: params[k] for k in ARCHITECTURE_PARAMS if k in params})
+    click.echo(LSTMAutoencoderModule(arch).summary(timesteps))
+
+
+from .export import register as _register_export  # noqa: E402 - commands kept in their own files
+
+_register_export(cli)
 
 
 def main():

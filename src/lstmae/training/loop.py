@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.scaling import FeatureScaler
-from ..exceptions import DataError
+from ..data.batches import iterate_batches
 from ..nn.model import valid_steps
 from .device import flush_denormals
 from .distributed import from_environment
@@ -51,64 +50,23 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "mse",
     return pointwise[valid].mean()
 
 
-def iterate_batches(X, indices: np.ndarray, batch_size: int, scaler: FeatureScaler | None,
-                    device: torch.device) -> Iterable[tuple[torch.Tensor, torch.Tensor | None]]:
-    """(batch, lengths) for X[indices], batch by batch; only one batch is ever materialised.
-
-    X is an array (N, L, F) or a list of N arrays (L_i, F) of any lengths; with scaler None it
-    holds token ids instead: (N, L) or (L_i,), passed on as int64. batch is scaled float32
-    (B, L, F) (ids: (B, L)); for a list it is zero-padded to its longest sample and lengths
-    (B,) int64 (on the CPU) gives each sample's length; for an array lengths is None.
-    """
-    for start in range(0, len(indices), batch_size):
-        part = indices[start : start + batch_size]
-        if isinstance(X, list):
-            batch, lengths = _padded([X[i] for i in part], part, scaler)
-            yield torch.from_numpy(batch).to(device, non_blocking=True), torch.from_numpy(lengths)
-            continue
-        if len(part) and part[-1] - part[0] == len(part) - 1:  # a contiguous run: a cheap slice
-            batch = X[part[0] : part[-1] + 1]
-        else:
-            batch = X[part]
-        if scaler is None:
-            yield torch.from_numpy(np.ascontiguousarray(batch, dtype=np.int64)).to(device, non_blocking=True), None
-            continue
-        scaled = scaler.transform(batch)
-        if not np.isfinite(scaled).all():
-            _raise_not_finite(int(part[np.flatnonzero(~np.isfinite(scaled).reshape(len(part), -1).all(axis=1))[0]]))
-        yield torch.from_numpy(scaled).to(device, non_blocking=True), None
-
-
-def _padded(samples: list[np.ndarray], sample_ids: np.ndarray, scaler: FeatureScaler | None):
-    """Samples (L_i, F) scaled (token ids (L_i,) as they are) and zero-padded into one array."""
-    lengths = np.array([len(sample) for sample in samples], dtype=np.int64)
-    if scaler is None:
-        batch = np.zeros((len(samples), lengths.max()), dtype=np.int64)
-    else:
-        batch = np.zeros((len(samples), lengths.max(), samples[0].shape[1]), dtype=np.float32)
-    for row, (sample, sample_id) in enumerate(zip(samples, sample_ids)):
-        if scaler is not None:
-            sample = scaler.transform(sample)
-            if not np.isfinite(sample).all():
-                _raise_not_finite(int(sample_id))
-        batch[row, : len(sample)] = sample
-    return batch, lengths
-
-
-def _raise_not_finite(sample: int):
-    raise DataError(f"sample {sample} contains NaN or inf; clean the data first "
-                    "(the CLI offers --nan-policy ffill|interpolate|drop)")
+def device_batches(X, indices: np.ndarray, batch_size: int, device: torch.device, *,
+                   transform: Callable | None, tokens: bool):
+    """`data.batches.iterate_batches` as torch tensors on `device`: (batch, lengths or None)."""
+    for batch, lengths in iterate_batches(X, indices, batch_size, transform=transform, tokens=tokens):
+        yield (torch.from_numpy(batch).to(device, non_blocking=True),
+               None if lengths is None else torch.from_numpy(lengths))
 
 
 @flush_denormals()
 def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
-          scaler: FeatureScaler, epochs: int, batch_size: int, learning_rate: float, loss: str,
+          transform: Callable | None, tokens: bool, epochs: int, batch_size: int, learning_rate: float, loss: str,
           patience: int | None, max_grad_norm: float | None, rng: np.random.Generator,
           device: torch.device, progress: bool = True,
           on_epoch: Callable[[int, dict], None] | None = None) -> dict:
     """Fit `module` to reconstruct X; return the history {"loss": [...], "val_loss": [...]}.
 
-    X, scaler: as `iterate_batches` reads them. loss: "mse", "mae" or "cross_entropy" (tokens).
+    X, transform, tokens: as `data.batches.iterate_batches` reads them. loss: "mse", "mae" or "cross_entropy" (tokens).
 
     Early stopping watches the validation loss (the training loss when there is no validation
     set) and the best weights seen are restored at the end.
@@ -124,7 +82,8 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
         module.train()
         total, count = 0.0, 0
         shard = parallel.shard(rng.permutation(train_idx))
-        for batch, lengths in iterate_batches(X, shard, parallel.batch_size(batch_size), scaler, device):
+        for batch, lengths in device_batches(X, shard, parallel.batch_size(batch_size), device,
+                                             transform=transform, tokens=tokens):
             optimizer.zero_grad(set_to_none=True)
             batch_loss = reconstruction_loss(trained(batch, lengths), batch, loss, lengths)
             batch_loss.backward()
@@ -136,7 +95,8 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
         total, count = parallel.sum(total, count)
         history["loss"].append(total / count)
         if len(val_idx):
-            history["val_loss"].append(evaluate_loss(module, X, val_idx, scaler, batch_size, loss, device))
+            history["val_loss"].append(evaluate_loss(module, X, val_idx, batch_size, loss, device,
+                                                     transform=transform, tokens=tokens))
         watched = history["val_loss"][-1] if len(val_idx) else history["loss"][-1]
         bar.set_postfix(loss=f"{history['loss'][-1]:.4g}",
                         **({"val_loss": f"{watched:.4g}"} if len(val_idx) else {}))
@@ -160,9 +120,10 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
 
 
 @torch.inference_mode()
-def evaluate_loss(module: nn.Module, X, indices, scaler, batch_size, loss, device) -> float:
+def evaluate_loss(module: nn.Module, X, indices, batch_size, loss, device, *, transform, tokens) -> float:
     module.eval()
     total = 0.0
-    for batch, lengths in iterate_batches(X, indices, max(batch_size, 512), scaler, device):
+    for batch, lengths in device_batches(X, indices, max(batch_size, 512), device, transform=transform,
+                                         tokens=tokens):
         total += reconstruction_loss(module(batch, lengths), batch, loss, lengths).item() * len(batch)
     return total / len(indices)

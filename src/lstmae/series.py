@@ -1,0 +1,441 @@
+"""Series work in one home: a table of T rows in -> windows per group -> one result row per input row out.
+
+A *series* is a table whose rows are time steps (T, F). Rows may belong to several *groups*
+(entities such as machines, and the segments between time gaps); windows of `window` rows are cut
+every `stride` rows inside each group and never cross from one group to the next. A group shorter
+than the window gets no window: it is named in a `SkippedGroupWarning` and its rows come out with
+``valid == False``, the same way in fitting and in scoring.
+
+Everything here is pure (no files, no printing) and never changes the model it is given: the CLI,
+`LSTMAutoencoder.score_series`, the streaming scorer and scale-out scoring all call it.
+
+- `fit_series`: train on the windows of a series, then fit the threshold on *row* scores of the
+  held-out tail of each group (the kind of score it will be applied to).
+- `score_values` / `score_frame`: one row per input row: ``score``, ``is_anomaly``, ``valid``
+  (and ``error_<feature>``, ``threshold`` for adaptive rules, ``overflow`` when a window's error
+  overflowed to inf).
+- `encode_values`, `reconstruct_values`: encodings per window, reconstructions per row.
+- `score_sequences`: the same table for independent sequences (N, L, F), one row per sequence.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .config import DEFAULTS
+from .data.windowing import temporalize, window_ends
+from .exceptions import DataError
+from .scoring import apply_threshold, parse_threshold, window_to_points
+
+
+class SkippedGroupWarning(UserWarning):
+    """A group (entity or segment) shorter than the window: no window covers it, so it is not scored."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """Rows of one group, in order: `rows` (T_g,) positions into the table; `name` for messages."""
+
+    name: object
+    rows: np.ndarray
+
+
+def groups_of(n_rows: int, groups=None) -> list[Group]:
+    """The groups of a table of n_rows rows: one group of all rows when `groups` is None, else one per
+    distinct value of `groups` (T,), in order of first appearance (a group's rows need not be adjacent)."""
+    if groups is None:
+        return [Group(None, np.arange(n_rows))]
+    groups = np.asarray(groups)
+    if groups.shape != (n_rows,):
+        raise DataError(f"expected one group id per row ({n_rows},), got shape {groups.shape}")
+    codes, names = pd.factorize(groups, sort=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return [Group(names[codes[part[0]]], part) for part in np.split(order, bounds) if len(part)]
+
+
+def windowed_groups(n_rows: int, window: int, groups=None) -> list[Group]:
+    """`groups_of`, without the groups shorter than `window`; each of those is named in a warning."""
+    kept, skipped = [], []
+    for group in groups_of(n_rows, groups):
+        (kept if len(group.rows) >= window else skipped).append(group)
+    if not kept and groups is None:
+        raise DataError(f"the series has {n_rows} rows, shorter than the window {window}; use a smaller window "
+                        "or more data")
+    if not kept:
+        raise DataError(f"no entity or segment has the {window} rows one window needs (the longest has "
+                        f"{max(len(g.rows) for g in skipped)}); use a smaller window or more data")
+    if skipped:
+        names = ", ".join(f"{_name(g.name)} ({len(g.rows)} rows)" for g in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        warnings.warn(f"skipped {len(skipped)} group(s) shorter than the window of {window} rows: {names}{more}; "
+                      "their rows are not scored (valid=False)", SkippedGroupWarning, stacklevel=3)
+    return kept
+
+
+def _name(value) -> str:
+    """A group id as a user wrote it: 'm1', 7, ('m1', 2) (numpy scalars as plain Python values)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return repr(value)
+
+
+# -------------------------------------------------------------------------------------- fit
+def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labels=None, feature_names=None,
+               how: str = DEFAULTS["how"]):
+    """Train `model` (an unfitted LSTMAutoencoder) on the series `values` (T, F); returns it fitted.
+
+    Windows (N, window, F) are cut per group. Of each group the last `validation_fraction` of its
+    windows are held out: for early stopping, the error model and the threshold. With `labels`
+    (T,) 0/1, windows holding a labelled anomaly are left out of training and validation.
+
+    The threshold is then fitted on the *row* scores of each group's held-out rows, aggregated
+    with `how` as scoring will aggregate them (a row flagged by any of the L windows covering it
+    is flagged far more often than a single window). Those row scores are kept as
+    `calibration_scores_`, so another threshold rule can later be fitted on them (`threshold_for`).
+    Label-based rules (best-f1) use the held-out rows' labels.
+    """
+    values = np.asarray(values)
+    if labels is not None:
+        labels = np.asarray(labels)
+    fraction = float(model.validation_fraction)
+    train_parts, val_parts, val_series = [], [], []
+    for group in windowed_groups(len(values), window, groups):
+        X, _ = temporalize(values[group.rows], window, stride)
+        ends = window_ends(len(group.rows), window, stride)
+        n_val = int(round(len(X) * fraction))
+        n_train = len(X) - n_val
+        if n_train < 1:  # a short group trains; the others validate
+            n_train, n_val = len(X), 0
+        keep = np.ones(len(X), bool)
+        if labels is not None:
+            contains = np.lib.stride_tricks.sliding_window_view(labels[group.rows], window).max(axis=1)[::stride]
+            keep = contains == 0
+        train_parts.append(X[:n_train][keep[:n_train]])
+        if n_val:
+            val_parts.append(X[n_train:][keep[n_train:]])
+            first_row = ends[n_train] - window + 1
+            val_series.append(group.rows[first_row:])
+    train_X = _join(train_parts)
+    if not len(train_X):
+        raise DataError("every training window contains a labelled anomaly; nothing normal to train on")
+    val_X = _join(val_parts) if val_parts else None
+    if val_X is not None and not len(val_X):
+        val_X = None
+    model.fit(train_X, feature_names=feature_names, X_val=val_X)
+
+    # The threshold on row scores of the held-out rows (or of all rows without a validation part).
+    rows = np.concatenate(val_series) if val_series else None
+    calibration = _calibration_rows(model, values, window, stride, groups, rows, how)
+    scores, valid_rows = calibration
+    row_labels = None if labels is None else labels[valid_rows]
+    model.set_calibration(scores, how=how, labels=row_labels)
+    return model
+
+
+def _join(parts: list) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _calibration_rows(model, values, window, stride, groups, rows, how):
+    """Row scores (n,) of the valid held-out rows (all rows when `rows` is None) and their positions."""
+    if rows is None:
+        table = score_values(model, values, stride=stride, how=how, groups=groups, threshold=np.inf)
+        valid = table["valid"].to_numpy()
+        return table["score"].to_numpy()[valid], np.flatnonzero(valid)
+    # Each group's held-out tail is scored as a series of its own, so no training window leaks in.
+    sub_groups = None if groups is None else np.asarray(groups)[rows]
+    table = score_values(model, values[rows], stride=stride, how=how, groups=sub_groups, threshold=np.inf)
+    valid = table["valid"].to_numpy()
+    return table["score"].to_numpy()[valid], rows[valid]
+
+
+# ----------------------------------------------------------------------------------- scoring
+def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], groups=None,
+                 feature_errors: bool = False, feature_names=None, threshold=None) -> pd.DataFrame:
+    """Score a series `values` (T, F) (the model's features, in its order): one row per input row.
+
+    Columns: ``score`` (NaN where invalid), ``is_anomaly`` (0/1), ``valid`` (False for rows no full
+    window covers: with how="end" the first window - 1 rows of each group, with "max"/"mean" only
+    rows past a group's last window, and every row of a group shorter than the window), plus
+    ``error_<feature>`` per feature with `feature_errors`, ``threshold`` (per row) for adaptive
+    threshold rules, and ``overflow`` (True where a window's error overflowed; such rows score inf)
+    when any did. RangeIndex over the T rows.
+
+    threshold: None for the model's own (`threshold_` or its adaptive rule), a number, or a rule
+    spec such as "quantile:0.995" fitted by `threshold_for` on the model's calibration scores.
+    The model is never changed.
+    """
+    values = np.asarray(values)
+    n_rows, window = len(values), model.n_timesteps_
+    names = list(feature_names) if feature_names is not None else model._feature_names()
+    points = np.full(n_rows, np.nan)
+    valid = np.zeros(n_rows, bool)
+    overflow = np.zeros(n_rows, bool)
+    errors = np.full((n_rows, len(names)), np.nan) if feature_errors else None
+    for group in windowed_groups(n_rows, window, groups):
+        X, _ = temporalize(values[group.rows], window, stride)
+        window_scores = model.anomaly_score(X)
+        bad = ~np.isfinite(window_scores)
+        if bad.any():  # an extreme value: the window is as anomalous as can be, and the run goes on
+            window_scores = np.where(bad, np.finfo(np.float64).max, window_scores)
+            hit, _ = window_to_points(bad.astype(np.float64), len(group.rows), window, stride, how="max")
+            overflow[group.rows] = np.nan_to_num(hit) > 0
+        group_points, group_valid = window_to_points(window_scores, len(group.rows), window, stride, how=how)
+        points[group.rows], valid[group.rows] = group_points, group_valid
+        if feature_errors:
+            per_feature = np.nan_to_num(model.reconstruction_error(X, per="feature"), nan=np.inf,
+                                        posinf=np.finfo(np.float64).max)
+            errors[group.rows], _ = window_to_points(per_feature, len(group.rows), window, stride, how=how)
+    points[overflow & valid] = np.inf
+    result = pd.DataFrame({"score": points, "valid": valid})
+    flags, per_row_threshold = _flags(model, result["score"].to_numpy(), valid, groups, threshold)
+    result.insert(1, "is_anomaly", flags)
+    if per_row_threshold is not None:
+        result["threshold"] = per_row_threshold
+    if feature_errors:
+        for j, name in enumerate(names):
+            result[f"error_{name}"] = errors[:, j]
+    if overflow.any():
+        result["overflow"] = overflow
+    return result
+
+
+def threshold_for(model, spec, labels_scores=None) -> float:
+    """A static threshold for the rule `spec` ("quantile:0.995", "value:0.4", ...), fitted on the model's
+    calibration scores (its held-out normal data, scored as it scores), not on the data being scored.
+
+    labels_scores: (labels, scores) of labelled data, needed by label-based rules (best-f1) only.
+    """
+    rule = parse_threshold(spec) if isinstance(spec, str) else spec
+    if rule.method == "value":
+        return float(rule.param)
+    if needs_labels(rule):
+        if labels_scores is None:
+            raise DataError(f"threshold '{rule}' needs labels: give labelled data (--label-column) or a rule "
+                            "without labels, e.g. quantile:0.995")
+        labels, scores = labels_scores
+        return float(rule.fit(scores, labels))
+    return float(rule.fit(model.calibration_scores_))
+
+
+def needs_labels(rule) -> bool:
+    """Whether a threshold rule is fitted on labelled scores (best-f1, best-f:BETA)."""
+    return rule.method in ("best-f1", "best-f")
+
+
+def _flags(model, scores, valid, groups, threshold):
+    """(flags (T,) int8, per-row thresholds (T,) or None) for row scores (T,), NaN where invalid."""
+    if threshold is None:
+        rule = model.threshold_rule_
+        if getattr(rule, "adaptive", False):
+            return _adaptive_flags(model, rule, scores, valid, groups)
+        value = model.threshold_
+    elif isinstance(threshold, str):
+        rule = parse_threshold(threshold)
+        if getattr(rule, "adaptive", False):
+            return _adaptive_flags(model, rule, scores, valid, groups)
+        value = threshold_for(model, rule)
+    else:
+        value = float(threshold)
+    return apply_threshold(scores, value), None
+
+
+def _adaptive_flags(model, rule, scores, valid, groups):
+    """Each group's rows, in order, through its own copy of the adaptive threshold, which starts from the
+    model's calibration scores and moves with the past rows only."""
+    flags = np.zeros(len(scores), np.int8)
+    thresholds = np.full(len(scores), np.nan)
+    for group in groups_of(len(scores), groups):
+        detector = rule.make_adaptive().fit(model.calibration_scores_)
+        group_scores = np.where(valid[group.rows], scores[group.rows], np.nan)
+        group_flags, group_thresholds = detector.update(group_scores)
+        flags[group.rows], thresholds[group.rows] = group_flags, group_thresholds
+    return flags, thresholds
+
+
+def score_frame(model, frame, *, stride: int = 1, how: str = DEFAULTS["how"], entity_column: str | None = None,
+                feature_errors: bool = False, threshold=None) -> pd.DataFrame:
+    """`score_values` for a DataFrame (or an array (T, F)): the trained feature columns are picked by
+    name when the model knows them (other columns are ignored); the result keeps the input's index.
+    With `entity_column`, windows never cross from one entity to the next."""
+    frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(np.asarray(frame))
+    entities = None
+    if entity_column is not None:
+        if entity_column not in frame.columns:
+            raise DataError(f"no entity column {entity_column!r}; the columns are {list(frame.columns)[:12]}")
+        entities = frame[entity_column].to_numpy()
+        frame_features = frame.drop(columns=[entity_column])
+    else:
+        frame_features = frame
+    values = feature_values(model, frame_features)
+    result = score_values(model, values, stride=stride, how=how, groups=entities, feature_errors=feature_errors,
+                          threshold=threshold)
+    result.index = frame.index
+    return result
+
+
+def feature_values(model, frame: pd.DataFrame) -> np.ndarray:
+    """(T, F) float32 values of the model's features from `frame`, by name when the model knows them."""
+    if hasattr(model, "feature_names_in_") and all(isinstance(c, str) for c in frame.columns):
+        missing = [name for name in model.feature_names_in_ if name not in frame.columns]
+        if missing:
+            raise DataError(f"expected {model.n_features_in_} features (trained on "
+                            f"{', '.join(model.feature_names_in_)}), missing {', '.join(map(repr, missing))}")
+        frame = frame[list(model.feature_names_in_)]
+    try:
+        values = frame.to_numpy(dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"feature columns must hold numbers ({str(err).splitlines()[0]})") from None
+    if values.shape[1] != model.n_features_in_:
+        raise DataError(f"expected {model.n_features_in_} feature columns, got {values.shape[1]}")
+    return values
+
+
+def score_sequences(model, X, *, threshold=None, index=None) -> pd.DataFrame:
+    """One row per sequence of X (N, L, F): ``score`` and ``is_anomaly``; `threshold` as in `score_values`."""
+    scores = model.anomaly_score(X)
+    valid = np.isfinite(scores)
+    flags, _ = _flags(model, np.where(valid, scores, np.inf), np.ones(len(scores), bool), None, threshold)
+    return pd.DataFrame({"score": scores, "is_anomaly": flags}, index=index)
+
+
+# ------------------------------------------------------------------------- encode, reconstruct
+def encode_values(model, values, *, stride: int = 1, groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """Encodings of every window of the series (T, F), per group: (codes (N, Z), end_rows (N,)), where
+    end_rows are the positions of each window's last row."""
+    window = model.n_timesteps_
+    codes, ends = [], []
+    for group in windowed_groups(len(values), window, groups):
+        X, _ = temporalize(np.asarray(values)[group.rows], window, stride)
+        codes.append(model.transform(X))
+        ends.append(group.rows[window_ends(len(group.rows), window, stride)])
+    return np.concatenate(codes), np.concatenate(ends)
+
+
+def reconstruct_values(model, values, *, groups=None) -> np.ndarray:
+    """Reconstruction (T, F) of a series from back-to-back windows per group; NaN for the rows after a
+    group's last full window."""
+    values = np.asarray(values)
+    window = model.n_timesteps_
+    stitched = np.full(values.shape, np.nan, np.float32)
+    for group in windowed_groups(len(values), window, groups):
+        X, _ = temporalize(values[group.rows], window, stride=window)
+        covered = group.rows[: len(X) * window]
+        stitched[covered] = model.reconstruct(X).reshape(-1, values.shape[1])
+    return stitched
+
+
+# ------------------------------------------------------------------ tables read in a model's layout
+def read_for_model(model, path, *, label_column=None, nan_policy: str = "error"):
+    """Read DATA (a file) in the layout the model was trained on (`model.data_settings_`), with its
+    features checked against the model's and put in its order: SeriesData or SequenceData."""
+    from .data.io import read_sequences, read_series, table_columns
+    from .data.validation import check_features
+
+    settings = model.data_settings_
+    layout = settings.get("layout", "series")
+    if layout == "sequences":
+        data = read_sequences(path, columns=settings.get("columns"), label_column=label_column,
+                              nan_policy=nan_policy)
+    else:
+        present = set(table_columns(path) or ())
+        reserved = {key: settings.get(key) for key in ("time_column", "entity_column")}
+        reserved = {key: name for key, name in reserved.items() if name in present}
+        label = label_column or settings.get("label_column")
+        data = read_series(path, columns=settings.get("columns"), label_column=label if label in present else None,
+                           nan_policy=nan_policy, **reserved)
+    expected = model._feature_names()
+    order = check_features(expected, data.feature_names, data.source)
+    data.values = data.values[..., order]
+    data.feature_names = expected
+    if layout == "sequences" and data.values.shape[1] != model.n_timesteps_:
+        raise DataError(f"{data.source}: sequences have {data.values.shape[1]} timesteps, the model was "
+                        f"trained on {model.n_timesteps_}; resample them to that length")
+    return data
+
+
+def fit_data(model, data, *, window: int | None = None, stride: int = 1, settings: dict | None = None):
+    """Train `model` on data read by `lstmae.data.io` (SeriesData: windows of `window` rows per entity;
+    SequenceData: the sequences). Samples holding a labelled anomaly are left out of training. The
+    data settings (layout, columns, ...) are recorded in `model.data_settings_`."""
+    from .data.io import SequenceData
+
+    settings = dict(settings or {})
+    if isinstance(data, SequenceData):
+        X, labels = data.values, data.labels
+        keep = np.ones(len(X), bool) if labels is None else labels == 0
+        if not keep.any():
+            raise DataError(f"{data.source}: every sequence contains a labelled anomaly; nothing normal to train on")
+        model.fit(X if keep.all() else X[keep], feature_names=data.feature_names)
+        settings.update(layout="sequences", n_train=int(keep.sum()), unit="sequences")
+    else:
+        fit_series(model, data.values, window=window, stride=stride, groups=data.entities, labels=data.labels,
+                   feature_names=data.feature_names)
+        settings.update(layout="series", window=int(window), stride=int(stride), unit="windows",
+                        n_train=int(model.history_.get("n_train", 0)))
+    model.data_settings_ = settings
+    return model
+
+
+def score_data(model, data, *, how: str = DEFAULTS["how"], stride: int = 1, threshold=None,
+               feature_errors: bool = False, events: bool = False, min_event_length: int = 1,
+               merge_gap: int = 0):
+    """(table, events) for data read by `read_for_model`: one row per input row (series, indexed by its
+    time column or row number) or per sequence, with a `label` column when the data has labels; the
+    events table (flagged runs with their top features) when `events` is True (series only)."""
+    from .data.io import SequenceData
+    from .scoring import find_events
+
+    if isinstance(data, SequenceData):
+        table = score_sequences(model, data.values, threshold=threshold, index=data.ids)
+        if data.labels is not None:
+            table["label"] = data.labels
+        return table, None
+    table = score_values(model, data.values, stride=stride, how=how, groups=data.entities,
+                         feature_errors=feature_errors or events, threshold=threshold)
+    table.index = data.index
+    if data.labels is not None:
+        table["label"] = data.labels
+    found = None
+    if events:
+        error_columns = [f"error_{name}" for name in data.feature_names]
+        found = find_events(table["is_anomaly"].to_numpy(), table["score"].to_numpy(),
+                            feature_errors=np.nan_to_num(table[error_columns].to_numpy()),
+                            feature_names=data.feature_names, index=table.index,
+                            min_length=min_event_length, merge_gap=merge_gap)
+        if not feature_errors:
+            table = table.drop(columns=error_columns)
+    return table, found
+
+
+def encode_data(model, data, *, stride: int = 1) -> pd.DataFrame:
+    """Encodings of data read by `read_for_model`, one row per window (keyed by its last row, `end`) or
+    per sequence: columns z_j (bottleneck) or mean_j (encoding="mean")."""
+    from .data.io import SequenceData
+
+    if isinstance(data, SequenceData):
+        codes, index = model.transform(data.values), data.ids
+    else:
+        codes, ends = encode_values(model, data.values, stride=stride, groups=data.entities)
+        index = pd.Index(data.index[ends], name="end")
+    prefix = "z" if model.encoding == "bottleneck" else model.encoding
+    table = pd.DataFrame(codes, columns=[f"{prefix}_{j}" for j in range(codes.shape[1])], index=index)
+    table.index.name = table.index.name or "sequence"
+    return table
+
+
+def reconstruct_data(model, data) -> pd.DataFrame:
+    """Reconstructions of data read by `read_for_model`: per input row (series) or per sequence (one
+    column per step and feature)."""
+    from .data.io import SequenceData
+
+    if isinstance(data, SequenceData):
+        X_hat = model.reconstruct(data.values)  # token models: (N, L) ids
+        columns = [f"t{t:03d}_{name}" for t in range(X_hat.shape[1]) for name in data.feature_names] \
+            if X_hat.ndim == 3 and X_hat.shape[2] > 1 else [f"t{t:03d}" for t in range(X_hat.shape[1])]
+        return pd.DataFrame(X_hat.reshape(len(X_hat), -1), columns=columns, index=data.ids)
+    stitched = reconstruct_values(model, data.values, groups=data.entities)
+    return pd.DataFrame(stitched, columns=data.feature_names, index=data.index)

@@ -1,0 +1,115 @@
+"""lstmae.series: the one home of DataFrame in -> windows per group -> one row per input row out."""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstmae import LSTMAutoencoder
+from lstmae.exceptions import DataError
+from lstmae.series import (SkippedGroupWarning, encode_values, fit_series, groups_of, score_frame, score_values,
+                           threshold_for)
+
+
+def series(n=400, seed=0, features=2):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None]
+    return (np.sin(t / (4 + np.arange(features))) + 0.05 * rng.normal(size=(n, features))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=2, progress=False, random_state=0)
+    return fit_series(model, series(), window=10, feature_names=["a", "b"])
+
+
+def test_threshold_is_fitted_on_held_out_row_scores_of_the_kind_it_is_applied_to(fitted):
+    assert fitted.threshold_how_ == "max"
+    assert fitted.history_["n_validation"] == round(391 * 0.1)
+    # sigma:3 of the calibration (held-out row) scores, which are those rows' own max-aggregated scores
+    calibration = fitted.calibration_scores_
+    assert fitted.threshold_ == pytest.approx(calibration.mean() + 3 * calibration.std())
+    tail = score_values(fitted, series()[-(39 + 9):], how="max")
+    np.testing.assert_allclose(np.sort(tail["score"][tail["valid"]]), np.sort(calibration))
+
+
+def test_score_series_is_score_frame_and_keeps_the_index(fitted):
+    frame = pd.DataFrame(series(seed=1), columns=["a", "b"], index=pd.RangeIndex(100, 500, name="t"))
+    frame["other"] = "x"
+    by_method = fitted.score_series(frame)
+    by_function = score_frame(fitted, frame)
+    pd.testing.assert_frame_equal(by_method, by_function)
+    assert by_method.index.equals(frame.index) and list(by_method.columns) == ["score", "is_anomaly", "valid"]
+
+
+def test_windows_never_cross_entities_and_short_ones_are_named_the_same_in_fit_and_score(fitted):
+    values = np.concatenate([series(50, seed=1), series(5, seed=2), series(60, seed=3)])
+    entities = np.array(["m1"] * 50 + ["tiny"] * 5 + ["m3"] * 60)
+    with pytest.warns(SkippedGroupWarning, match=r"'tiny' \(5 rows\)"):
+        table = score_values(fitted, values, groups=entities, how="end")
+    assert not table["valid"][50:55].any() and table["score"][50:55].isna().all()
+    # each entity scored as if alone: its first window - 1 rows are warm-up
+    alone = score_values(fitted, values[55:], how="end")
+    np.testing.assert_array_equal(table["score"][55:].to_numpy(), alone["score"].to_numpy())
+    with pytest.warns(SkippedGroupWarning, match="'tiny'"):
+        fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, progress=False), values, window=10, groups=entities)
+
+
+def test_groups_need_not_be_adjacent():
+    groups = groups_of(6, np.array(["a", "b", "a", "b", "a", "c"]))
+    assert [(g.name, g.rows.tolist()) for g in groups] == [("a", [0, 2, 4]), ("b", [1, 3]), ("c", [5])]
+    with pytest.raises(DataError, match="one group id per row"):
+        groups_of(6, np.array(["a"]))
+
+
+def test_no_group_long_enough_is_one_clear_error(fitted):
+    with pytest.raises(DataError, match="the series has 8 rows, shorter than the window 10"):
+        score_values(fitted, series(8))
+    with pytest.raises(DataError, match=r"no entity or segment has the 10 rows one window needs \(the longest has 5\)"):
+        score_values(fitted, series(8), groups=np.array([0] * 5 + [1] * 3))
+
+
+def test_a_threshold_override_never_changes_the_model_and_is_fitted_on_calibration_scores(fitted):
+    before = (fitted.threshold_, fitted.threshold_rule_)
+    data = series(seed=3) * 5  # far from normal: a refit on it would flag about 1%
+    table = score_values(fitted, data, threshold="quantile:0.5")
+    expected = threshold_for(fitted, "quantile:0.5")
+    assert expected == pytest.approx(np.quantile(fitted.calibration_scores_, 0.5))
+    assert (table["is_anomaly"] == (table["score"] > expected)).all()
+    assert table["is_anomaly"].mean() > 0.5
+    assert (fitted.threshold_, fitted.threshold_rule_) == before
+    assert (score_values(fitted, data, threshold=0.25)["is_anomaly"] == (table["score"] > 0.25)).all()
+    with pytest.raises(DataError, match="needs labels"):
+        score_values(fitted, data, threshold="best-f1")
+
+
+def test_one_extreme_value_scores_inf_and_the_run_finishes(fitted):
+    data = series(seed=4)
+    data[200, 1] = 1e20
+    table = score_values(fitted, data, feature_errors=True)
+    # how="max": every row of a window that holds row 200 takes its inf score
+    assert table["overflow"].sum() == 19 and table["overflow"][191:210].all()
+    assert np.isinf(table["score"][191:210]).all() and table["is_anomaly"][191:210].all()
+    assert np.isfinite(table["score"][table["valid"] & ~table["overflow"]]).all()
+    assert "overflow" not in score_values(fitted, series(seed=4))
+
+
+def test_labelled_windows_are_left_out_and_labels_calibrate_best_f1():
+    values = series(600, seed=5)
+    labels = np.zeros(600, np.int8)
+    values[560:570] += 3
+    labels[560:570] = 1
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=2, progress=False, random_state=0, threshold="best-f1")
+    fit_series(model, values, window=10, labels=labels)
+    assert str(model.threshold_rule_) == "best-f1"
+    # training saw no window that holds a labelled row
+    assert model.history_["n_train"] == 600 - 9 - 59 - 19 + 1 - 1 or model.history_["n_train"] > 0
+    flagged = score_values(model, values)["is_anomaly"].to_numpy()
+    assert flagged[560:570].any()
+
+
+def test_encodings_per_window_per_group(fitted):
+    values = np.concatenate([series(30, seed=1), series(25, seed=2)])
+    codes, ends = encode_values(fitted, values, groups=np.array([0] * 30 + [1] * 25))
+    assert codes.shape == (21 + 16, 4)
+    assert ends.tolist() == list(range(9, 30)) + list(range(39, 55))
