@@ -60,7 +60,7 @@ def test_score_gives_one_row_per_input_row_with_warm_up_invalid(workspace):
     result = run("score", workspace / "model", workspace / "test.csv", "-o", out, "--events", workspace / "ev.csv")
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(out)
-    assert len(scores) == 240 and list(scores.columns[:4]) == ["timestamp", "score", "is_anomaly", "valid"]
+    assert len(scores) == 240 and list(scores.columns[:5]) == ["timestamp", "score", "is_anomaly", "alarm", "valid"]
     # default how="max": every row lies in some window, so every row has a score
     assert scores["valid"].all() and scores["score"].notna().all()
     events = pd.read_csv(workspace / "ev.csv")

@@ -27,10 +27,20 @@ def test_threshold_is_fitted_on_held_out_row_scores_of_the_kind_it_is_applied_to
     assert fitted.threshold_how_ == "max"
     assert fitted.history_["n_validation"] == round(391 * 0.1)
     # sigma:3 of the calibration (held-out row) scores, which are those rows' own max-aggregated scores
-    calibration = fitted.calibration_scores_
+    calibration = fitted.calibration_scores_["max"]
     assert fitted.threshold_ == pytest.approx(calibration.mean() + 3 * calibration.std())
     tail = score_values(fitted, series()[-(39 + 9):], how="max")
     np.testing.assert_allclose(np.sort(tail["score"][tail["valid"]]), np.sort(calibration))
+
+
+def test_scoring_another_kind_of_row_score_refits_the_rule_on_that_kind(fitted):
+    # how="end" rows take one window's score: the rule is refitted on the held-out window scores
+    window_scores = fitted.calibration_scores_["window"]
+    end_threshold = window_scores.mean() + 3 * window_scores.std()
+    assert end_threshold < fitted.threshold_
+    table = score_values(fitted, series(seed=2), how="end")
+    valid = table["valid"].to_numpy()
+    np.testing.assert_array_equal(table["is_anomaly"][valid], table["score"][valid] > end_threshold)
 
 
 def test_score_series_is_score_frame_and_keeps_the_index(fitted):
@@ -39,7 +49,7 @@ def test_score_series_is_score_frame_and_keeps_the_index(fitted):
     by_method = fitted.score_series(frame)
     by_function = score_frame(fitted, frame)
     pd.testing.assert_frame_equal(by_method, by_function)
-    assert by_method.index.equals(frame.index) and list(by_method.columns) == ["score", "is_anomaly", "valid"]
+    assert by_method.index.equals(frame.index) and list(by_method.columns) == ["score", "is_anomaly", "alarm", "valid"]
 
 
 def test_windows_never_cross_entities_and_short_ones_are_named_the_same_in_fit_and_score(fitted):
@@ -74,7 +84,7 @@ def test_a_threshold_override_never_changes_the_model_and_is_fitted_on_calibrati
     data = series(seed=3) * 5  # far from normal: a refit on it would flag about 1%
     table = score_values(fitted, data, threshold="quantile:0.5")
     expected = threshold_for(fitted, "quantile:0.5")
-    assert expected == pytest.approx(np.quantile(fitted.calibration_scores_, 0.5))
+    assert expected == pytest.approx(np.quantile(fitted.calibration_scores_["max"], 0.5))
     assert (table["is_anomaly"] == (table["score"] > expected)).all()
     assert table["is_anomaly"].mean() > 0.5
     assert (fitted.threshold_, fitted.threshold_rule_) == before
@@ -113,3 +123,17 @@ def test_encodings_per_window_per_group(fitted):
     codes, ends = encode_values(fitted, values, groups=np.array([0] * 30 + [1] * 25))
     assert codes.shape == (21 + 16, 4)
     assert ends.tolist() == list(range(9, 30)) + list(range(39, 55))
+
+
+def test_alarms_are_the_flags_after_the_alarm_rules_per_group(fitted):
+    from lstmae.scoring import alarms_from_flags
+
+    values = series(300, seed=6)
+    values[100:103] += 4  # three rows: one short incident
+    values[200] += 4      # one row
+    table = score_values(fitted, values, how="end", threshold=1.0, alarms={"min_length": 3, "merge_gap": 2,
+                                                                          "cooldown": 5})
+    expected = alarms_from_flags(table["is_anomaly"].to_numpy(), min_length=3, merge_gap=2, cooldown=5, causal=False)
+    np.testing.assert_array_equal(table["alarm"].to_numpy(), expected)
+    assert table["alarm"].sum() < table["is_anomaly"].sum()
+    assert "alarm" not in score_values(fitted, values, alarms=None)

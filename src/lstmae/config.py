@@ -85,6 +85,8 @@ PARAMETERS: tuple[Parameter, ...] = (
 PARAMETER = {p.name: p for p in PARAMETERS}
 # The estimator parameters that shape the network (all others are training settings).
 ARCHITECTURE_PARAMS = tuple(p.name for p in PARAMETERS if p.architecture)
+# The alarm rules' defaults (lstmae.scoring.alarms), in rows; here so that `lstmae --help` needs no numpy.
+ALARM_DEFAULTS = {"min_length": 3, "merge_gap": 10, "cooldown": 50}
 # Scoring a series: "max" over the windows covering a row beat end alignment on 3 of 4 series families.
 DEFAULTS = {**{p.name: p.default for p in PARAMETERS}, "how": "max"}
 

@@ -67,9 +67,11 @@ PARAMETERS_HERE
         The kind of score `threshold_` was fitted on and applies to: "window" (one score per
         sample, as `anomaly_score` gives) or "max", "mean", "end" (row scores of a series,
         aggregated that way; see `lstmae.series.fit_series`).
-    calibration_scores_ : ndarray of shape (n,)
-        The held-out normal scores (of that kind) the threshold was fitted on; another rule can be
-        fitted on them later (`lstmae.series.threshold_for`) without the training data.
+    calibration_scores_ : dict of str to ndarray of shape (n,)
+        Held-out normal scores by kind ("window", and for a series model the row aggregation, e.g.
+        "max"); `threshold_` was fitted on those of `threshold_how_`. Another rule, or the same rule
+        for another kind of score, is fitted on them later (`lstmae.series.threshold_for`) without
+        the training data.
     history_ : dict
         Training and validation loss per epoch, best epoch, epochs run.
     n_features_in_, n_timesteps_ : int
@@ -233,7 +235,9 @@ PARAMETERS_HERE
                                 else rule.fit(normal))
         self.threshold_rule_ = rule
         self.threshold_how_ = how
-        self.calibration_scores_ = normal
+        if how == "window" or not hasattr(self, "calibration_scores_"):
+            self.calibration_scores_ = {}
+        self.calibration_scores_[how] = normal
         return self.threshold_
 
     def calibrate_threshold(self, X, y=None, threshold: str | None = None) -> float:
@@ -247,7 +251,7 @@ PARAMETERS_HERE
         self.threshold_ = float(rule.fit(scores, None if y is None else np.asarray(y)))
         self.threshold_how_ = "window"
         if y is None:
-            self.calibration_scores_ = scores
+            self.calibration_scores_ = {"window": scores}
         return self.threshold_
 
     # -------------------------------------------------------------- inference
@@ -370,7 +374,8 @@ PARAMETERS_HERE
         tensors = {name: t.detach().cpu().contiguous() for name, t in self.module_.state_dict().items()}
         for name, array in error_arrays.items():
             tensors[_ERROR_MODEL_PREFIX + name] = torch.from_numpy(np.ascontiguousarray(array))
-        tensors[_CALIBRATION] = torch.from_numpy(np.ascontiguousarray(self.calibration_scores_, dtype=np.float64))
+        for kind, scores in self.calibration_scores_.items():
+            tensors[_CALIBRATION + kind] = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float64))
         return config, tensors
 
     @classmethod
@@ -384,7 +389,8 @@ PARAMETERS_HERE
                     params[key] = tuple(params[key])
             model = cls(**params)
             model.architecture_ = Architecture.from_dict(config["architecture"])
-            weights = {k: v for k, v in tensors.items() if not k.startswith(_ERROR_MODEL_PREFIX) and k != _CALIBRATION}
+            weights = {k: v for k, v in tensors.items()
+                       if not k.startswith(_ERROR_MODEL_PREFIX) and not k.startswith(_CALIBRATION)}
             _check_weights(model.architecture_, weights, source)  # before allocating the network
             module = LSTMAutoencoderModule(model.architecture_)
             module.load_state_dict(weights, strict=True)
@@ -411,9 +417,10 @@ PARAMETERS_HERE
             model.feature_names_in_ = np.asarray(config["feature_names"], dtype=object)
         model.history_ = config.get("training", {})
         model.data_settings_ = config.get("data") or {}
-        calibration = tensors.get(_CALIBRATION)
-        model.calibration_scores_ = (calibration.numpy().astype(np.float64) if calibration is not None
-                                     else np.array([model.threshold_]))
+        model.calibration_scores_ = {name[len(_CALIBRATION):]: tensor.numpy().astype(np.float64)
+                                     for name, tensor in tensors.items() if name.startswith(_CALIBRATION)}
+        if not model.calibration_scores_:  # a model saved before calibration scores were stored
+            model.calibration_scores_ = {model.threshold_how_: np.array([model.threshold_])}
         return model
 
     # ---------------------------------------------------------------- helpers
@@ -511,7 +518,7 @@ PARAMETERS_HERE
 LSTMAutoencoder.__doc__ = LSTMAutoencoder.__doc__.replace(
     "PARAMETERS_HERE", "\n".join("    " + line for line in parameters_docstring().splitlines()))
 _ERROR_MODEL_PREFIX = "error_model."
-_CALIBRATION = "calibration.scores"
+_CALIBRATION = "calibration."
 
 
 def load(path, *, device: str = "cpu") -> LSTMAutoencoder:

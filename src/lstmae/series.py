@@ -28,7 +28,7 @@ import pandas as pd
 from .config import DEFAULTS
 from .data.windowing import temporalize, window_ends
 from .exceptions import DataError
-from .scoring import apply_threshold, parse_threshold, window_to_points
+from .scoring import DEFAULT_ALARM, alarms_from_flags, apply_threshold, parse_threshold, window_to_points
 
 
 class SkippedGroupWarning(UserWarning):
@@ -154,10 +154,14 @@ def _calibration_rows(model, values, window, stride, groups, rows, how):
 
 # ----------------------------------------------------------------------------------- scoring
 def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], groups=None,
-                 feature_errors: bool = False, feature_names=None, threshold=None) -> pd.DataFrame:
+                 feature_errors: bool = False, feature_names=None, threshold=None,
+                 alarms: dict | None = DEFAULT_ALARM) -> pd.DataFrame:
     """Score a series `values` (T, F) (the model's features, in its order): one row per input row.
 
-    Columns: ``score`` (NaN where invalid), ``is_anomaly`` (0/1), ``valid`` (False for rows no full
+    Columns: ``score`` (NaN where invalid), ``is_anomaly`` (0/1: score above the threshold),
+    ``alarm`` (0/1: the flags after the alarm rules of `lstmae.scoring.alarms` with the options
+    `alarms` (min_length, merge_gap, cooldown in rows), per group, each alarm trimmed to its flagged
+    rows; left out when `alarms` is None), ``valid`` (False for rows no full
     window covers: with how="end" the first window - 1 rows of each group, with "max"/"mean" only
     rows past a group's last window, and every row of a group shorter than the window), plus
     ``error_<feature>`` per feature with `feature_errors`, ``threshold`` (per row) for adaptive
@@ -191,8 +195,13 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
             errors[group.rows], _ = window_to_points(per_feature, len(group.rows), window, stride, how=how)
     points[overflow & valid] = np.inf
     result = pd.DataFrame({"score": points, "valid": valid})
-    flags, per_row_threshold = _flags(model, result["score"].to_numpy(), valid, groups, threshold)
+    flags, per_row_threshold = _flags(model, result["score"].to_numpy(), valid, groups, threshold, how)
     result.insert(1, "is_anomaly", flags)
+    if alarms is not None:
+        alarm = np.zeros(n_rows, np.int8)
+        for group in groups_of(n_rows, groups):
+            alarm[group.rows] = alarms_from_flags(flags[group.rows], causal=False, **alarms)
+        result.insert(2, "alarm", alarm)
     if per_row_threshold is not None:
         result["threshold"] = per_row_threshold
     if feature_errors:
@@ -203,9 +212,19 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     return result
 
 
-def threshold_for(model, spec, labels_scores=None) -> float:
+def calibration_for(model, how: str) -> np.ndarray:
+    """The model's held-out normal scores of the kind `how` ("window", "end", "max", "mean"). Row scores
+    with how="end" are the window scores (each row takes the window ending there); a kind the model
+    has no scores of falls back to the kind its threshold was fitted on."""
+    scores = model.calibration_scores_
+    kind = "window" if how == "end" else how
+    return scores.get(kind, scores.get(model.threshold_how_, next(iter(scores.values()))))
+
+
+def threshold_for(model, spec, labels_scores=None, *, how: str | None = None) -> float:
     """A static threshold for the rule `spec` ("quantile:0.995", "value:0.4", ...), fitted on the model's
-    calibration scores (its held-out normal data, scored as it scores), not on the data being scored.
+    calibration scores of the kind `how` (default: the model's `threshold_how_`), its held-out normal
+    data scored as it will be scored, never on the data being scored.
 
     labels_scores: (labels, scores) of labelled data, needed by label-based rules (best-f1) only.
     """
@@ -218,7 +237,7 @@ def threshold_for(model, spec, labels_scores=None) -> float:
                             "without labels, e.g. quantile:0.995")
         labels, scores = labels_scores
         return float(rule.fit(scores, labels))
-    return float(rule.fit(model.calibration_scores_))
+    return float(rule.fit(calibration_for(model, how or model.threshold_how_)))
 
 
 def needs_labels(rule) -> bool:
@@ -226,30 +245,34 @@ def needs_labels(rule) -> bool:
     return rule.method in ("best-f1", "best-f")
 
 
-def _flags(model, scores, valid, groups, threshold):
-    """(flags (T,) int8, per-row thresholds (T,) or None) for row scores (T,), NaN where invalid."""
-    if threshold is None:
-        rule = model.threshold_rule_
+def _flags(model, scores, valid, groups, threshold, how):
+    """(flags (T,) int8, per-row thresholds (T,) or None) for row scores (T,) of the kind `how`, NaN where
+    invalid. The model's own rule is refitted on calibration scores of that kind when its threshold was
+    fitted on another kind (a threshold must be fitted on the kind of score it is applied to)."""
+    if threshold is None or isinstance(threshold, str):
+        rule = model.threshold_rule_ if threshold is None else parse_threshold(threshold)
         if getattr(rule, "adaptive", False):
-            return _adaptive_flags(model, rule, scores, valid, groups)
-        value = model.threshold_
-    elif isinstance(threshold, str):
-        rule = parse_threshold(threshold)
-        if getattr(rule, "adaptive", False):
-            return _adaptive_flags(model, rule, scores, valid, groups)
-        value = threshold_for(model, rule)
+            return _adaptive_flags(model, rule, scores, valid, groups, how)
+        if threshold is None and _same_kind(how, model.threshold_how_):
+            value = model.threshold_
+        else:
+            value = threshold_for(model, rule, how=how)
     else:
         value = float(threshold)
     return apply_threshold(scores, value), None
 
 
-def _adaptive_flags(model, rule, scores, valid, groups):
+def _same_kind(how: str, fitted_how: str) -> bool:
+    return how == fitted_how or {how, fitted_how} == {"end", "window"}
+
+
+def _adaptive_flags(model, rule, scores, valid, groups, how):
     """Each group's rows, in order, through its own copy of the adaptive threshold, which starts from the
-    model's calibration scores and moves with the past rows only."""
+    model's calibration scores of that kind and moves with the past rows only."""
     flags = np.zeros(len(scores), np.int8)
     thresholds = np.full(len(scores), np.nan)
     for group in groups_of(len(scores), groups):
-        detector = rule.make_adaptive().fit(model.calibration_scores_)
+        detector = rule.make_adaptive().fit(calibration_for(model, how))
         group_scores = np.where(valid[group.rows], scores[group.rows], np.nan)
         group_flags, group_thresholds = detector.update(group_scores)
         flags[group.rows], thresholds[group.rows] = group_flags, group_thresholds
@@ -257,7 +280,7 @@ def _adaptive_flags(model, rule, scores, valid, groups):
 
 
 def score_frame(model, frame, *, stride: int = 1, how: str = DEFAULTS["how"], entity_column: str | None = None,
-                feature_errors: bool = False, threshold=None) -> pd.DataFrame:
+                feature_errors: bool = False, threshold=None, alarms: dict | None = DEFAULT_ALARM) -> pd.DataFrame:
     """`score_values` for a DataFrame (or an array (T, F)): the trained feature columns are picked by
     name when the model knows them (other columns are ignored); the result keeps the input's index.
     With `entity_column`, windows never cross from one entity to the next."""
@@ -272,7 +295,7 @@ def score_frame(model, frame, *, stride: int = 1, how: str = DEFAULTS["how"], en
         frame_features = frame
     values = feature_values(model, frame_features)
     result = score_values(model, values, stride=stride, how=how, groups=entities, feature_errors=feature_errors,
-                          threshold=threshold)
+                          threshold=threshold, alarms=alarms)
     result.index = frame.index
     return result
 
@@ -298,7 +321,8 @@ def score_sequences(model, X, *, threshold=None, index=None) -> pd.DataFrame:
     """One row per sequence of X (N, L, F): ``score`` and ``is_anomaly``; `threshold` as in `score_values`."""
     scores = model.anomaly_score(X)
     valid = np.isfinite(scores)
-    flags, _ = _flags(model, np.where(valid, scores, np.inf), np.ones(len(scores), bool), None, threshold)
+    flags, _ = _flags(model, np.where(valid, scores, np.inf), np.ones(len(scores), bool), None, threshold,
+                      "window")
     return pd.DataFrame({"score": scores, "is_anomaly": flags}, index=index)
 
 
@@ -381,11 +405,12 @@ def fit_data(model, data, *, window: int | None = None, stride: int = 1, setting
 
 
 def score_data(model, data, *, how: str = DEFAULTS["how"], stride: int = 1, threshold=None,
-               feature_errors: bool = False, events: bool = False, min_event_length: int = 1,
-               merge_gap: int = 0):
+               feature_errors: bool = False, events: bool = False, alarms: dict | None = DEFAULT_ALARM):
     """(table, events) for data read by `read_for_model`: one row per input row (series, indexed by its
     time column or row number) or per sequence, with a `label` column when the data has labels; the
-    events table (flagged runs with their top features) when `events` is True (series only)."""
+    events table (one row per alarm, with its peak and top features) when `events` is True (series
+    only). `alarms`: the alarm rules' options, as in `score_values`; None makes every flagged run an
+    event."""
     from .data.io import SequenceData
     from .scoring import find_events
 
@@ -395,17 +420,18 @@ def score_data(model, data, *, how: str = DEFAULTS["how"], stride: int = 1, thre
             table["label"] = data.labels
         return table, None
     table = score_values(model, data.values, stride=stride, how=how, groups=data.entities,
-                         feature_errors=feature_errors or events, threshold=threshold)
+                         feature_errors=feature_errors or events, threshold=threshold, alarms=alarms)
     table.index = data.index
     if data.labels is not None:
         table["label"] = data.labels
     found = None
     if events:
         error_columns = [f"error_{name}" for name in data.feature_names]
-        found = find_events(table["is_anomaly"].to_numpy(), table["score"].to_numpy(),
-                            feature_errors=np.nan_to_num(table[error_columns].to_numpy()),
-                            feature_names=data.feature_names, index=table.index,
-                            min_length=min_event_length, merge_gap=merge_gap)
+        found = find_events(table["alarm" if alarms is not None else "is_anomaly"].to_numpy(),
+                            table["score"].to_numpy(),
+                            feature_errors=np.nan_to_num(table[error_columns].to_numpy(),
+                                                         posinf=np.finfo(np.float32).max),
+                            feature_names=data.feature_names, index=table.index)
         if not feature_errors:
             table = table.drop(columns=error_columns)
     return table, found

@@ -149,6 +149,27 @@ def _model_params(preset, **options) -> dict:
     return params
 
 
+def _alarm_options(func):
+    """--min-alarm-rows, --merge-gap and --cooldown: the alarm rules (lstmae.scoring.alarms), in rows."""
+    from ..config import ALARM_DEFAULTS
+
+    options = [
+        click.option("--min-alarm-rows", type=int, default=ALARM_DEFAULTS["min_length"], show_default=True,
+                     help="An alarm starts once this many consecutive rows are flagged (1: every flag)."),
+        click.option("--merge-gap", type=int, default=ALARM_DEFAULTS["merge_gap"], show_default=True,
+                     help="Flagged runs separated by at most this many unflagged rows are one alarm."),
+        click.option("--cooldown", type=int, default=ALARM_DEFAULTS["cooldown"], show_default=True,
+                     help="Rows after an alarm ends during which no new alarm starts."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _alarms(min_alarm_rows, merge_gap, cooldown) -> dict:
+    return {"min_length": min_alarm_rows, "merge_gap": merge_gap, "cooldown": cooldown}
+
+
 def _check_output(path, overwrite, table: bool = False):
     """Fail before any work when the output cannot be written (exists, no folder, unknown table type)."""
     from ..data.io import check_output_path
@@ -247,15 +268,13 @@ def _threshold_kind(model) -> str:
 @click.option("--feature-errors", is_flag=True, help="Series: add error_<feature> columns (which feature is off).")
 @click.option("--events", "events_path", type=click.Path(path_type=Path),
               help="Series: also write the table of events (flagged runs) to this file.")
-@click.option("--min-event-length", type=int, default=1, show_default=True)
-@click.option("--merge-gap", type=int, default=0, show_default=True,
-              help="Merge events separated by at most this many unflagged rows.")
+@_alarm_options
 @click.option("--columns", help="Comma-separated feature columns, when DATA names them differently than the "
                                 "training file's selection (default: the model's).")
 @click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-def score(model_dir, data, output, how, stride, threshold, feature_errors, events_path, min_event_length,
-          merge_gap, columns, nan_policy, overwrite):
+def score(model_dir, data, output, how, stride, threshold, feature_errors, events_path, min_alarm_rows,
+          merge_gap, cooldown, columns, nan_policy, overwrite):
     """Anomaly scores for DATA: one row per input row (series) or per sequence.
 
     Series output: the input's time column or index, `score`, `is_anomaly` (0/1) and `valid`
@@ -277,7 +296,7 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
     dataset = read_for_model(model, data, nan_policy=nan_policy)
     scores, events = score_data(model, dataset, how=how, stride=stride, threshold=threshold,
                                 feature_errors=feature_errors, events=events_path is not None,
-                                min_event_length=min_event_length, merge_gap=merge_gap)
+                                alarms=_alarms(min_alarm_rows, merge_gap, cooldown))
     write_table(scores, output, overwrite=overwrite)
     flagged = int(scores["is_anomaly"].sum())
     rate = flagged / max(1, int(scores.get("valid", scores["is_anomaly"] >= 0).sum()))
@@ -371,10 +390,11 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
               help="Rows before an event in which a flag still counts as detecting it (lead time).")
 @click.option("--point-adjust", is_flag=True,
               help="Also report point-adjusted F1. It inflates results: a single hit marks a whole event found.")
+@_alarm_options
 @click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
 @click.option("--overwrite", is_flag=True)
-def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_window, point_adjust, nan_policy,
-             overwrite):
+def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_window, point_adjust, min_alarm_rows,
+             merge_gap, cooldown, nan_policy, overwrite):
     """Score labelled DATA and write metrics.json, plots and a self-contained report.html."""
     from ..data.io import staged_directory, write_bytes_atomic
     from ..evaluation.evaluate import evaluate as evaluate_data
@@ -387,7 +407,7 @@ def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_wi
     model = _load(model_dir)
     dataset = read_for_model(model, data, label_column=label_column, nan_policy=nan_policy)
     result = evaluate_data(model, dataset, how=how, threshold=threshold, early_window=early_window,
-                           point_adjust=point_adjust)
+                           point_adjust=point_adjust, alarms=_alarms(min_alarm_rows, merge_gap, cooldown))
     with staged_directory(report_dir, overwrite=overwrite) as staging:
         for name, content in result.files().items():
             write_bytes_atomic(staging / name, content)

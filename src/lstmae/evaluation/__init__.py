@@ -5,10 +5,11 @@ Nothing here reads or writes files: plots return ``matplotlib.figure.Figure`` ob
 """
 
 from lstmae.evaluation.metrics import (
-    default_vus_max_buffer,
+    default_vus_window,
     detection_metrics,
     sequence_metrics,
     vus_pr,
+    vus_window_from_period,
 )
 from lstmae.evaluation.plots import (
     figure_png,
@@ -25,7 +26,7 @@ from lstmae.evaluation.report import METRIC_HELP, PLOT_HELP, render_report
 __all__ = [
     "METRIC_HELP",
     "PLOT_HELP",
-    "default_vus_max_buffer",
+    "default_vus_window",
     "detection_metrics",
     "figure_png",
     "plot_alarms",
@@ -38,4 +39,5 @@ __all__ = [
     "render_report",
     "sequence_metrics",
     "vus_pr",
+    "vus_window_from_period",
 ]

@@ -46,12 +46,17 @@ class Evaluation:
 
 
 def evaluate(model, data, *, how: str | None = None, threshold=None, early_window: int = 0,
-             point_adjust: bool = False, summary: dict | None = None) -> Evaluation:
-    """Score labelled `data` (SeriesData or SequenceData with labels) and evaluate the flags.
+             point_adjust: bool = False, summary: dict | None = None, alarms: dict | None = None) -> Evaluation:
+    """Score labelled `data` (SeriesData or SequenceData with labels) and evaluate what a person would be
+    shown: for a series the alarms (flags after the alarm rules, `alarms` options, default
+    `lstmae.scoring.DEFAULT_ALARM`), for sequences the flags.
 
     how: the row aggregation (default: the one the model's threshold was fitted on); threshold: an
     override as in `lstmae.series.score_values` (the model is never changed).
     """
+    from ..scoring import DEFAULT_ALARM
+
+    alarms = DEFAULT_ALARM if alarms is None else alarms
     from ..data.io import SequenceData
     from ..series import score_data, threshold_for
 
@@ -68,17 +73,19 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
         threshold = threshold_for(model, threshold, (labels[usable], preliminary["score"].to_numpy()[usable]))
         rule_text += " (fitted on these labels: an optimistic upper bound, not a deployable threshold)"
     table, events = score_data(model, data, how=how, threshold=threshold, feature_errors=not sequences,
-                               events=not sequences)
+                               events=not sequences, alarms=alarms)
     scores = table["score"].to_numpy()
-    flags = table["is_anomaly"].to_numpy()
+    flags = table["is_anomaly" if sequences else "alarm"].to_numpy()
     row_threshold = table["threshold"].to_numpy() if "threshold" in table else None
-    value = _scalar_threshold(model, threshold)
+    value = _scalar_threshold(model, threshold, "window" if sequences else how)
     if sequences:
         metrics = sequence_metrics(labels, np.where(np.isfinite(scores), scores, np.finfo(float).max), value)
     else:
         metrics = detection_metrics(labels, scores, value, flags=flags, valid=table["valid"].to_numpy(),
                                     early_window=early_window, point_adjust=point_adjust)
         metrics["n_alarm_events"] = int(len(events))
+        metrics["raw_flag_rate"] = float(table["is_anomaly"].to_numpy()[table["valid"].to_numpy()].mean())
+        metrics["alarm_rules"] = dict(alarms)
     metrics["threshold_rule"] = rule_text
 
     figures = _figures(model, data, table, events, labels, scores, row_threshold if row_threshold is not None
@@ -87,7 +94,8 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
                       "fitted on": ("held-out window scores" if model.threshold_how_ == "window"
                                     else f"held-out row scores (how={model.threshold_how_})"),
                       "alternatives": _alternatives(model, scores[np.isfinite(scores)] if sequences
-                                                    else scores[table["valid"].to_numpy()])}
+                                                    else scores[table["valid"].to_numpy()],
+                                                    "window" if sequences else how)}
     if events is not None:
         events = _label_events(events, labels)
     report_summary = {"data": data.source, ("sequences" if sequences else "rows"): int(len(table)),
@@ -105,26 +113,27 @@ def _needs_labels(spec) -> bool:
     return isinstance(spec, str) and spec.strip().lower().startswith("best-f")
 
 
-def _scalar_threshold(model, threshold) -> float:
+def _scalar_threshold(model, threshold, how: str) -> float:
+    """The static threshold applied (for an adaptive rule, the model's fitted one, which it starts from)."""
     from ..series import threshold_for
     from ..scoring import parse_threshold
 
-    if threshold is None:
+    if threshold is not None and not isinstance(threshold, str):
+        return float(threshold)
+    rule = model.threshold_rule_ if threshold is None else parse_threshold(threshold)
+    if getattr(rule, "adaptive", False) or (threshold is None and how == model.threshold_how_):
         return float(model.threshold_)
-    if isinstance(threshold, str):
-        rule = parse_threshold(threshold)
-        return float(model.threshold_) if getattr(rule, "adaptive", False) else threshold_for(model, rule)
-    return float(threshold)
+    return threshold_for(model, rule, how=how)
 
 
-def _alternatives(model, scores: np.ndarray) -> dict:
+def _alternatives(model, scores: np.ndarray, how: str) -> dict:
     """What other rules, fitted on the same held-out normal scores, would have flagged here."""
     from ..series import threshold_for
 
     found = {}
     for spec in ALTERNATIVE_THRESHOLDS:
         try:
-            value = threshold_for(model, spec)
+            value = threshold_for(model, spec, how=how)
         except DataError as err:  # e.g. pot needs more held-out scores
             found[spec] = f"not available ({err})"
             continue
@@ -150,7 +159,7 @@ def _figures(model, data, table, events, labels, scores, threshold, sequences) -
     finite = np.isfinite(scores)
     if not sequences:
         figures.append(("alarms", "Alarms on the data, beside the labelled anomalies",
-                        plot_alarms(data.values, table.index, table["is_anomaly"].to_numpy(), labels,
+                        plot_alarms(data.values, table.index, table["alarm"].to_numpy(), labels,
                                     data.feature_names), PLOT_HELP["alarms"]))
     figures.append(("scores", "Anomaly score over time with the threshold and true events",
                     plot_scores(np.where(finite, scores, np.nan), threshold, index=None if sequences else table.index,

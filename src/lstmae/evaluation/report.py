@@ -21,48 +21,23 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 from matplotlib.figure import Figure
 
+from lstmae.evaluation.metrics import METRIC_HELP as _METRICS_HELP
 from lstmae.evaluation.plots import figure_png
 from lstmae.exceptions import DataError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_TABLE_ROWS = 100
 
-# key -> explanation, or (explanation, unit). Nested keys are written "parent / child".
+# key -> explanation, or (explanation, unit). Nested keys are written "parent / child". The metrics'
+# own help (every key detection_metrics and sequence_metrics return) plus what evaluate adds.
 METRIC_HELP: dict[str, str | tuple[str, str]] = {
-    "n": ("rows evaluated: rows with a score, warm-up rows left out", "rows"),
-    "n_excluded": ("rows left out: no full window covers them, or their score is NaN", "rows"),
-    "n_anomalies": ("rows labelled anomalous among the rows evaluated", "rows"),
-    "threshold": "score above which a row is flagged as an anomaly",
+    **_METRICS_HELP,
     "threshold_rule": "how the threshold was chosen",
-    "roc_auc": "chance that an anomalous row scores higher than a normal one "
-               "(0.5 = guessing, 1 = perfect); ignores the threshold",
-    "pr_auc": "average precision over all thresholds (guessing gives the share of "
-              "anomalous rows, 1 = perfect); ignores the threshold",
-    "precision": "share of flagged rows that are labelled anomalous (the rest are false alarms)",
-    "recall": "share of anomalous rows that are flagged",
-    "f1": "harmonic mean of precision and recall at this threshold (1 = perfect)",
-    "balanced_accuracy": "mean of the recall on anomalous rows and on normal rows "
-                         "(0.5 = guessing, 1 = perfect)",
-    "confusion_matrix": "rows counted by label (normal / anomalous) and flag",
-    "confusion_matrix / tn": ("normal and not flagged", "rows"),
-    "confusion_matrix / fp": ("normal but flagged: false alarms", "rows"),
-    "confusion_matrix / fn": ("anomalous but not flagged: missed", "rows"),
-    "confusion_matrix / tp": ("anomalous and flagged: found", "rows"),
-    "n_events": ("labelled events: runs of consecutive anomalous rows", "events"),
-    "n_detected_events": ("labelled events with at least one flagged row (or one within "
-                          "early_window rows before the event)", "events"),
-    "event_recall": "share of labelled events detected",
-    "mean_lead_time": ("rows between the first flag and the event's start, averaged over "
-                       "detected events; positive = flagged before the event began", "rows"),
-    "vus_pr": "PR-AUC averaged over labels widened by 0 .. vus_max_buffer rows, so a flag "
-              "just beside an event earns part credit (the TSB-AD leaderboard's metric)",
-    "vus_max_buffer": ("widest label buffer vus_pr averages over", "rows"),
-    "point_adjusted_f1": "F1 after counting a whole event as found when any of its rows is "
-                         "flagged; inflates results, shown only to compare with papers",
-    "counts": "sequences counted",
-    "counts / n": ("sequences evaluated", "sequences"),
-    "counts / n_anomalies": ("sequences labelled anomalous", "sequences"),
-    "counts / n_flagged": ("sequences flagged by the threshold", "sequences"),
+    "n_alarm_events": ("alarms raised: runs of alarm rows after the alarm rules (events.csv)", "alarms"),
+    "raw_flag_rate": ("share of evaluated rows whose score is above the threshold, before the alarm rules",
+                      "0-1"),
+    "alarm_rules": "the alarm rules applied to the flags: min_length consecutive flagged rows start an alarm, "
+                   "gaps up to merge_gap rows do not end it, no new alarm for cooldown rows after one ends",
     "notes": "facts about the data that explain a missing (n/a) metric",
     "warnings": "read before quoting the numbers above",
 }

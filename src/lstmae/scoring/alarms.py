@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstmae.config import ALARM_DEFAULTS
 from lstmae.exceptions import DataError, ModelFileError
 from lstmae.scoring.events import _check_flags, flag_runs
 
-DEFAULT_ALARM = {"min_length": 3, "merge_gap": 10, "cooldown": 50}
+DEFAULT_ALARM = dict(ALARM_DEFAULTS)
 _STATE_KEYS = ("min_length", "merge_gap", "cooldown", "streak", "open", "quiet", "cooldown_left")
 
 
