@@ -60,14 +60,19 @@ def check_features(expected: Sequence[str], got: Sequence[str], source: str) -> 
     return np.array([got.index(name) for name in expected], dtype=np.intp)
 
 
-def _check_positive_int(value: object, name: str) -> None:
+def check_positive_int(value: object, name: str) -> int:
+    """`value` as an int when it is an integer >= 1 (numpy integers too, not bools or floats).
+
+    Raises `DataError`: ``{name} must be an integer >= 1, got {value!r}``.
+    """
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise DataError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def check_window(window: int, n_rows: int, source: str) -> None:
     """`window` must be an integer in ``[1, n_rows]``."""
-    _check_positive_int(window, "window")
+    check_positive_int(window, "window")
     if window > n_rows:
         raise DataError(
             f"{source}: series has {n_rows} rows, shorter than the window {window}; "
@@ -77,7 +82,7 @@ def check_window(window: int, n_rows: int, source: str) -> None:
 
 def check_stride(stride: int) -> None:
     """`stride` must be an integer >= 1."""
-    _check_positive_int(stride, "stride")
+    check_positive_int(stride, "stride")
 
 
 def check_finite(

@@ -1,9 +1,12 @@
-"""Cut a series (T, F) into windows (N, L, F) as a read-only numpy view, with aligned labels."""
+"""Cut a series (T, F) into windows (N, L, F) as a read-only numpy view, with aligned labels;
+split a series into segments at time gaps (windows never span one)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from ..exceptions import DataError
+from .validation import check_positive_int
 
 
 def n_windows(n_rows: int, window: int, stride: int = 1) -> int:
@@ -40,10 +43,7 @@ def temporalize(series, window: int, stride: int = 1, labels=None, label_shift: 
         values = values[:, None]
     if values.ndim != 2:
         raise DataError(f"series must be 2-D (T rows, F features), got shape {values.shape}")
-    if not isinstance(window, (int, np.integer)) or window < 1:
-        raise DataError(f"window must be an integer >= 1, got {window!r}")
-    if not isinstance(stride, (int, np.integer)) or stride < 1:
-        raise DataError(f"stride must be an integer >= 1, got {stride!r}")
+    window, stride = check_positive_int(window, "window"), check_positive_int(stride, "stride")
     if len(values) < window:
         raise DataError(f"series has {len(values)} rows, shorter than the window {window}; "
                         "use a smaller window or more data")
@@ -63,3 +63,106 @@ def temporalize(series, window: int, stride: int = 1, labels=None, label_shift: 
     ahead = np.lib.stride_tricks.sliding_window_view(
         np.concatenate([labels, np.zeros(-label_shift, labels.dtype)]), 1 - label_shift)
     return X, ahead.max(axis=1)[ends].astype(np.int8)
+
+
+#: With max_gap=None, a step longer than GAP_FACTOR times the median step is a gap.
+GAP_FACTOR = 10
+
+
+def segment_ids(index, max_gap=None, *, entities=None) -> tuple[np.ndarray, int]:
+    """Split a series where its time column jumps: (T,) segment id per row and the number of gaps.
+
+    Windows must not span a gap (nor two entities): window each segment on its own, as each
+    entity (`segment_rows` gives the rows of each).
+
+    Parameters
+    ----------
+    index : (T,) the times, in order within each entity (as `read_series` returns them): a
+        DatetimeIndex or datetime64 values, or numbers. A RangeIndex has no gaps, nor has
+        text (which has no distances), unless max_gap is given for it (then DataError).
+    max_gap : the longest step that is not a gap. For dates a duration (``"5min"``, a
+        pandas Timedelta or numpy timedelta64), for numbers a number > 0. None infers it:
+        the sampling period is the median step between consecutive rows (of one entity) and
+        a step longer than ``GAP_FACTOR`` (10) periods is a gap; irregular sampling jitter
+        and a few missed samples are not.
+    entities : (T,) entity ids or None. Steps are measured between consecutive rows of the
+        same entity (entities may be interleaved), and a segment never spans two entities.
+
+    Returns
+    -------
+    ids : (T,) int64, 0, 1, ... numbered in the order of each segment's first row.
+    n_gaps : the number of gaps found (entity boundaries are not counted).
+    """
+    index = index if isinstance(index, pd.Index) else pd.Index(np.asarray(index))
+    n = len(index)
+    codes = np.zeros(n, np.intp) if entities is None else pd.factorize(np.asarray(entities))[0]
+    if len(codes) != n:
+        raise DataError(f"entities must have one value per row: expected {n}, got {len(codes)}")
+    keys, limit = _gap_keys(index, max_gap)
+    grouped = np.argsort(codes, kind="stable")  # rows of each entity together, in row order
+    starts = np.ones(n, bool)  # in grouped order: does this row start a segment?
+    gaps = np.zeros(n, bool)
+    if n > 1:
+        same_entity = codes[grouped][1:] == codes[grouped][:-1]
+        starts[1:] = ~same_entity
+        if keys is not None:
+            steps = np.diff(keys[grouped])
+            if (same_entity & ~(steps > 0)).any():
+                i = int(np.flatnonzero(same_entity & ~(steps > 0))[0])
+                raise DataError(
+                    f"time column '{index.name}' is not strictly increasing at row "
+                    f"{grouped[i + 1] + 1} (after row {grouped[i] + 1}); sort the rows by time "
+                    "and remove duplicate times (read_series does both)"
+                )
+            if limit is None and same_entity.any():
+                limit = GAP_FACTOR * float(np.median(steps[same_entity]))
+            if limit is not None:
+                gaps[1:] = same_entity & (steps > limit)
+                starts |= gaps
+    ids = np.empty(n, np.int64)
+    ids[grouped] = np.cumsum(starts) - 1
+    ids = pd.factorize(ids)[0].astype(np.int64)  # renumber by first row
+    return ids, int(gaps.sum())
+
+
+def _gap_keys(index: pd.Index, max_gap) -> tuple[np.ndarray | None, float | None]:
+    """(T,) float positions in time (seconds for dates) or None for text, and max_gap in them."""
+    if isinstance(index, pd.DatetimeIndex):
+        if max_gap is not None:
+            if isinstance(max_gap, (int, float, np.number)) and not isinstance(max_gap, np.timedelta64):
+                raise DataError(
+                    f"max_gap for a time column of dates must be a duration such as '5min', got {max_gap!r}"
+                )
+            try:
+                max_gap = pd.Timedelta(max_gap).total_seconds()
+            except (ValueError, TypeError) as error:
+                raise DataError(f"max_gap {max_gap!r} is not a duration such as '5min' or '2h'") from error
+        seconds = (index - index.min()) / pd.Timedelta(seconds=1) if len(index) else []
+        keys = np.asarray(seconds, dtype=np.float64)
+    elif pd.api.types.is_numeric_dtype(index.dtype) and not pd.api.types.is_bool_dtype(index.dtype):
+        if max_gap is not None:
+            number = isinstance(max_gap, (int, float, np.integer, np.floating))
+            if isinstance(max_gap, (bool, np.timedelta64)) or not number:
+                raise DataError(f"max_gap for a numeric time column must be a number, got {max_gap!r}")
+        keys = index.to_numpy(dtype=np.float64)
+        if np.isnan(keys).any():
+            raise DataError(f"time column '{index.name}' has missing values; every row needs a time")
+    else:
+        if max_gap is not None:
+            raise DataError(
+                f"time column '{index.name}' holds text, not dates or numbers, so it has no "
+                "gaps to measure; leave out max_gap or give a time column of dates or numbers"
+            )
+        return None, None
+    if max_gap is not None and not (np.isfinite(max_gap) and max_gap > 0):
+        raise DataError(f"max_gap must be a positive duration or number, got {max_gap!r}")
+    return keys, None if max_gap is None else float(max_gap)
+
+
+def segment_rows(ids: np.ndarray) -> list[np.ndarray]:
+    """Row positions of segment 0, 1, ... (each in row order) from `segment_ids`' ids (T,)."""
+    ids = np.asarray(ids)
+    if len(ids) == 0:
+        return []
+    order = np.argsort(ids, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(ids[order])) + 1)
