@@ -128,9 +128,11 @@ def test_read_series_default_columns_time_labels_entities(tmp_path):
     assert series.source == str(path)
 
 
-def test_read_series_without_roles_has_range_index_and_label_as_feature(tmp_path):
+def test_read_series_without_roles_has_range_index_and_refuses_the_label_column(tmp_path):
     path = write_text(tmp_path / "s.csv", SENSORS_CSV)
-    series = read_series(path)
+    with pytest.raises(DataError, match="column 'label' looks like labels"):
+        read_series(path)
+    series = read_series(path, columns=["temp", "flow", "label"])  # named: taken as asked
     assert series.feature_names == ["temp", "flow", "label"]
     assert series.index.equals(pd.RangeIndex(3))
     assert series.labels is None and series.entities is None

@@ -12,6 +12,10 @@ File types, by extension:
 - ``.parquet`` / ``.pq``: needs pyarrow.
 - ``.npy``; ``.npz`` with the values in array ``X`` and optional 0/1 labels in ``y``.
   Array features are named f0, f1, ...
+
+Column names must be unique and are matched exactly (case and spaces count). Results are
+written atomically (`atomic_output`, `write_table`, `write_text_atomic`, `write_bytes_atomic`,
+`staged_directory`): a crash never leaves half a file.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ import gzip
 import os
 import shutil
 import tempfile
+import tokenize
+import uuid
 import warnings
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,11 +55,18 @@ _GLOB_CHARACTERS = "*?["
 
 @dataclass
 class SeriesData:
-    """One long multivariate series, rows = time steps.
+    """One long multivariate series, rows = time steps (in time order, per entity).
 
-    values: (T, F) float32. feature_names: F names. index: the time column (a
-    DatetimeIndex when it parses as dates, else its values) or a RangeIndex.
-    labels: (T,) int8 0/1 or None. entities: (T,) entity ids or None. source: the file.
+    values: (T, F) float32, the kept rows. feature_names: F names. index: (T,) the time
+    column of the kept rows (a DatetimeIndex when it parses as dates, else its values) or
+    their 0-based row positions. labels: (T,) int8 0/1 or None. entities: (T,) entity ids
+    or None. source: the file.
+
+    The input rows: every data row of the file, T_in >= T, in the order the series is
+    read (sorted by time when the file was not). nan_policy="drop" is the only thing that
+    keeps fewer rows than that. dropped: (T_in,) bool, True for a row that was dropped.
+    input_index: (T_in,) the index of every input row. Window over the kept rows (`values`)
+    and report on the input rows with `to_input_rows`.
     """
 
     values: np.ndarray
@@ -60,6 +75,34 @@ class SeriesData:
     labels: np.ndarray | None
     entities: np.ndarray | None
     source: str
+    dropped: np.ndarray | None = None
+    input_index: pd.Index | None = None
+
+    def __post_init__(self) -> None:
+        if self.dropped is None:
+            self.dropped = np.zeros(len(self.values), dtype=bool)
+        if self.input_index is None:
+            self.input_index = self.index
+
+    def kept_rows(self) -> np.ndarray:
+        """(T,) position of each kept row among the input rows."""
+        return np.flatnonzero(~self.dropped)
+
+    def to_input_rows(self, per_row: np.ndarray, fill=np.nan) -> np.ndarray:
+        """(T, ...) values of the kept rows -> (T_in, ...), `fill` on the dropped rows.
+
+        The dtype is that of ``per_row`` and ``fill`` together (int8 flags filled with 0 stay
+        int8; filled with NaN they become float).
+        """
+        per_row = np.asarray(per_row)
+        if per_row.shape[:1] != (len(self.values),):
+            raise ValueError(
+                f"expected one value per kept row ({len(self.values)}), got shape {per_row.shape}"
+            )
+        dtype = np.result_type(per_row.dtype, fill)
+        out = np.full((len(self.dropped),) + per_row.shape[1:], fill, dtype=dtype)
+        out[~self.dropped] = per_row
+        return out
 
 
 @dataclass
@@ -112,6 +155,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     if len(table) == 0:
         raise DataError(f"{source}: has no data rows; the file needs a header and at least one row")
     table.columns = [str(name) for name in table.columns]
+    _check_unique_names(list(table.columns), source)
     if table.shape[1] == 1 and pd.to_numeric(table.iloc[:, 0], errors="coerce").isna().all():
         raise DataError(
             f"{source}: one column of text and no numbers, not a data table; "
@@ -137,15 +181,33 @@ def table_columns(path: str | os.PathLike) -> list[str] | None:
 def _read_parquet(path: Path, source: str) -> pd.DataFrame:
     try:
         table = pd.read_parquet(path)
+        for position in range(table.shape[1]):  # Arrow-backed text is decoded lazily: now,
+            if pd.api.types.is_string_dtype(table.dtypes.iloc[position]):  # here, not later
+                table.iloc[:, position].to_numpy()
     except ImportError as error:
         raise DataError(
             f"{source}: reading Parquet needs pyarrow ({error}); pip install pyarrow, or use CSV"
         ) from error
-    except (OSError, ValueError) as error:
+    except Exception as error:  # noqa: BLE001 - pyarrow's errors on a damaged file are of many
+        # kinds (ArrowException itself, ValueError, OSError, NotImplementedError, ...): all say
+        # the same thing to the user
+        _check_parquet_names(path, source)
         raise DataError(f"{source}: not a readable Parquet file ({_first_line(error)})") from error
     if table.index.name is not None or isinstance(table.index, pd.MultiIndex):
         table = table.reset_index()
     return table
+
+
+def _check_parquet_names(path: Path, source: str) -> None:
+    """Name a repeated column of a Parquet file that pandas could not read (pyarrow refuses it
+    with "Multiple matches for FieldRef")."""
+    try:
+        import pyarrow.parquet as parquet
+
+        names = parquet.read_schema(path).names
+    except Exception:  # noqa: BLE001 - not even a schema: the caller reports the first error
+        return
+    _check_unique_names([str(name) for name in names], source)
 
 
 def _read_csv(
@@ -187,7 +249,38 @@ def _read_csv(
         ) from error
     if header is None:
         table.columns = [f"f{i}" for i in range(table.shape[1])]
+    elif _maybe_renamed_duplicates(table.columns):
+        # pandas renames a repeated name 'a' to 'a.1': read the header row as it is written.
+        raw = pd.read_csv(
+            path, sep=separator, header=None, nrows=1, dtype=str, keep_default_na=False,
+            encoding_errors="replace",
+        )
+        _check_unique_names([str(name) for name in raw.iloc[0]], source, skip_empty=True)
     return table
+
+
+def _maybe_renamed_duplicates(columns: pd.Index) -> bool:
+    """True when a column name looks like pandas' rename of a repeated one ('a' -> 'a.1')."""
+    names = {str(name) for name in columns}
+    for name in names:
+        stem, dot, number = name.rpartition(".")
+        if dot and number.isdigit() and stem in names:
+            return True
+    return False
+
+
+def _check_unique_names(names: Sequence[str], source: str, *, skip_empty: bool = False) -> None:
+    """Refuse a name that appears twice (empty names skipped if asked: pandas numbers them)."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names):
+        if skip_empty and name == "":
+            continue
+        if name in seen:
+            raise DataError(
+                f"{source}: column name '{name}' appears twice (columns {seen[name] + 1} and "
+                f"{position + 1}); rename one of them"
+            )
+        seen[name] = position
 
 
 def _first_line(error: BaseException) -> str:
@@ -212,7 +305,13 @@ def _load_arrays(path: Path, source: str) -> tuple[np.ndarray, np.ndarray | None
                 labels = loaded["y"] if "y" in loaded.files else None
     except DataError:
         raise
-    except (OSError, ValueError, EOFError) as error:
+    except (
+        OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError, MemoryError,
+        zipfile.BadZipFile, zlib.error, NotImplementedError,
+    ) as error:
+        # a damaged .npy header fails numpy's parsing of it (SyntaxError, TokenError); a damaged
+        # .npz is a damaged zip archive (BadZipFile, zlib.error, or an unsupported compression
+        # method: NotImplementedError)
         raise DataError(
             f"{source}: not a readable NumPy file ({_first_line(error)}); "
             "save a numeric array with numpy.save or numpy.savez"
@@ -239,13 +338,20 @@ def _column_cell(column: pd.Series, position: int) -> str:
 
 
 def _select_columns(
-    table: pd.DataFrame, requested: Sequence[str] | None, reserved: dict[str, str], source: str
+    table: pd.DataFrame,
+    requested: Sequence[str] | None,
+    reserved: dict[str, str],
+    source: str,
+    *,
+    guard: bool = True,
 ) -> list[str]:
     """Feature columns, in table order for globs and in the given order for names.
 
-    `requested` holds names or glob patterns (``t*``); None picks every numeric column, and
-    every text column of mostly numbers (so that its bad cells are reported, not skipped).
-    `reserved` maps role ("label", "time", "entity") to a column that is never a feature.
+    `requested` holds names or glob patterns (``t*``), matched exactly (case and spaces
+    count); None picks every numeric column, and every text column of mostly numbers (so
+    that its bad cells are reported, not skipped). `reserved` maps role ("label", "time",
+    "entity") to a column that is never a feature. With `guard`, a default pick that looks
+    like labels or a time index raises (`_looks_like_labels_or_time`).
     """
     available = list(table.columns)
     missing = [name for name in reserved.values() if name not in available]
@@ -254,20 +360,26 @@ def _select_columns(
         missing += [name for name in plain if name not in available]
     if missing:
         raise DataError(
-            f"{source}: no column {quote_names(missing)}; "
+            f"{source}: no column {quote_names(missing)}{_spacing_hint(missing, available)}; "
             f"the columns are {quote_names(available, limit=12)}"
         )
     if requested is None:
-        return [
+        selected = [
             name
             for name in available
             if name not in reserved.values() and _is_numeric_column(table[name])
         ]
+        if guard:
+            for name in selected:
+                _refuse_labels_or_time(table[name], source)
+        return selected
 
-    selected: list[str] = []
+    selected = []
     for name in requested:
         if any(c in name for c in _GLOB_CHARACTERS):
-            matches = [m for m in fnmatch.filter(available, name) if m not in reserved.values()]
+            matches = [
+                m for m in available if fnmatch.fnmatchcase(m, name) and m not in reserved.values()
+            ]
             if not matches:
                 raise DataError(
                     f"{source}: no column matches '{name}'; "
@@ -282,6 +394,67 @@ def _select_columns(
             matches = [name]
         selected += [m for m in matches if m not in selected]
     return selected
+
+
+def _spacing_hint(missing: Sequence[str], available: Sequence[str]) -> str:
+    """`` (the file has ' temp', with spaces)`` when a missing name differs only in spaces."""
+    for name in missing:
+        close = [column for column in available if column.strip() == name.strip()]
+        if close:
+            return f" (the file has {quote_names(close)}: names must match exactly, spaces included)"
+    return ""
+
+
+_LABEL_NAMES = {"label", "labels", "y", "anomaly", "is_anomaly", "target", "class"}
+_MIN_INDEX_ROWS = 10  # fewer rows rising by a constant step may be a toy feature
+_TIME_NAMES = {"time", "timestamp", "date", "datetime", "index", "idx", "step", "t", ""}
+
+
+def _refuse_labels_or_time(column: pd.Series, source: str) -> None:
+    """Raise when an undeclared column picked by default looks like labels or a time index.
+
+    Labels: named label, labels, y, anomaly, is_anomaly, target or class (any case) with
+    only 0/1 values. A time index: at least 10 rows of strictly increasing integers with a
+    constant step (named anything), or strictly increasing integers under a name such as
+    time, timestamp, index or pandas' "Unnamed: 0" (an index written by ``to_csv``).
+    Columns of dates are never numeric, so never picked as features in the first place.
+    """
+    name = str(column.name)
+    if pd.api.types.is_bool_dtype(column):
+        numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif pd.api.types.is_numeric_dtype(column):
+        numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    present = numbers[~np.isnan(numbers)]
+    if len(present) == 0:
+        return
+    key = name.strip().lower()
+    if key in _LABEL_NAMES and np.isin(present, (0.0, 1.0)).all():
+        raise DataError(
+            f"{source}: column '{name}' looks like labels (only 0 and 1), not a feature; "
+            f"declare it with --label-column {_quoted_option(name)}, or name the features with --columns"
+        )
+    if len(present) < len(numbers) or len(numbers) < 2:
+        return
+    with np.errstate(invalid="ignore", over="ignore"):
+        integers = np.isfinite(numbers).all() and bool((numbers == np.round(numbers)).all())
+        steps = np.diff(numbers)
+    if not integers or not (steps > 0).all():
+        return
+    regular = len(numbers) >= _MIN_INDEX_ROWS and bool((steps == steps[0]).all())
+    if regular or key in _TIME_NAMES or key.startswith("unnamed:"):
+        how = f"integers rising by {steps[0]:g} every row" if regular else "rising integers"
+        raise DataError(
+            f"{source}: column '{name}' looks like a time index ({how}), not a feature; "
+            f"declare it with --time-column {_quoted_option(name)}, or name the features with --columns"
+        )
+
+
+def _quoted_option(name: str) -> str:
+    """A column name as it would be typed after a command-line option."""
+    plain = name and all(c.isalnum() or c in "_-.:" for c in name)
+    return name if plain else "'" + name.replace("'", "'\\''") + "'"
 
 
 def _is_numeric_column(column: pd.Series) -> bool:
@@ -378,15 +551,26 @@ def read_series(
     columns: feature column names or glob patterns (``sensor_*``); default: every numeric
     column other than the time, label and entity columns. An .npy file holds (T, F) or
     (T,); an .npz file ``X`` (T, F) and optional labels ``y`` (used unless label_column).
+    Column names match exactly (case and surrounding spaces count). Left to the default, a
+    numeric column that looks like labels (named label, y, anomaly, ... with only 0/1) or a
+    time index (rising integers with a constant step) raises unless declared: no column
+    becomes a feature by accident (array files are exempt: their columns have no names).
+
+    time_column: rows are put in time order (within each entity) with a warning when they
+    are not; a time that appears twice (within one entity) raises. Dates and numbers are
+    ordered; other text is kept as it is.
     nan_policy: "error", "ffill" (forward then backward fill), "interpolate" (linear, edges
-    filled from the nearest value) or "drop" (drop the row). Infinite values always raise.
+    filled from the nearest value), both within each entity, or "drop" (drop the row: the
+    result keeps the kept rows and marks the dropped ones in `SeriesData.dropped`).
+    Infinite values always raise.
     """
     _check_nan_policy(nan_policy, ("error", "ffill", "interpolate", "drop"))
     path = Path(path)
     source = str(path)
     _check_input_file(path, source)
     array_labels = None
-    if _suffix(path) in _ARRAY_SUFFIXES:
+    is_array = _suffix(path) in _ARRAY_SUFFIXES
+    if is_array:
         array, array_labels = _load_arrays(path, source)
         if array.ndim > 2:
             raise DataError(
@@ -400,7 +584,7 @@ def read_series(
 
     roles = {"time": time_column, "label": label_column, "entity": entity_column}
     reserved = {role: name for role, name in roles.items() if name is not None}
-    names = _select_columns(table, columns, reserved, source)
+    names = _select_columns(table, columns, reserved, source, guard=not is_array)
     if not names:
         raise DataError(
             f"{source}: no numeric feature column among "
@@ -425,22 +609,115 @@ def read_series(
 
     _check_no_empty_columns(values, names, source)
     check_finite(values, names, source, allow_nan=nan_policy != "error")
+    if time_column is not None:
+        order = _time_order(index, entities, source)
+        if order is not None:
+            values, index = values[order], index[order]
+            labels = labels[order] if labels is not None else None
+            entities = entities[order] if entities is not None else None
+
+    input_index = index
+    dropped = np.zeros(len(values), dtype=bool)
     if nan_policy == "drop":
-        keep = ~np.isnan(values).any(axis=1)
-        if not keep.any():
+        dropped = np.isnan(values).any(axis=1)
+        if dropped.all():
             raise DataError(
                 f"{source}: every row has a missing value, so --nan-policy drop leaves nothing; "
                 "use --nan-policy ffill or interpolate"
             )
+        keep = ~dropped
         values, index = values[keep], index[keep]
         labels = labels[keep] if labels is not None else None
         entities = entities[keep] if entities is not None else None
-    elif nan_policy == "ffill":
-        values = pd.DataFrame(values).ffill().bfill().to_numpy()
-    elif nan_policy == "interpolate":
-        frame = pd.DataFrame(values)
-        values = frame.interpolate(method="linear", limit_direction="both").to_numpy()
-    return SeriesData(values.astype(np.float32), names, index, labels, entities, source)
+    elif nan_policy in ("ffill", "interpolate") and np.isnan(values).any():
+        values = _fill_missing(values, entities, names, nan_policy, source)
+    return SeriesData(
+        values.astype(np.float32), names, index, labels, entities, source, dropped, input_index
+    )
+
+
+def _fill_missing(
+    values: np.ndarray, entities: np.ndarray | None, names: list[str], how: str, source: str
+) -> np.ndarray:
+    """Fill NaNs of (T, F) values per entity: "ffill" (then backward fill at the start) or
+    "interpolate" (linear, edges from the nearest value). Never from another entity."""
+    frame = pd.DataFrame(values)
+    if entities is None:
+        groups = [frame]
+    else:
+        codes = pd.factorize(entities)[0]
+        groups = [frame.iloc[rows] for rows in _group_positions(codes)]
+    filled = []
+    for part in groups:
+        if how == "ffill":
+            filled.append(part.ffill().bfill())
+        else:
+            filled.append(part.interpolate(method="linear", limit_direction="both"))
+    result = pd.concat(filled).sort_index().to_numpy()
+    empty = np.isnan(result)
+    if empty.any():
+        row, column = np.argwhere(empty)[0]
+        raise DataError(
+            f"{source}: entity '{entities[row]}' has no values at all in column '{names[column]}', "
+            "so there is nothing to fill from; leave the column out with --columns or fill it"
+        )
+    return result
+
+
+def _group_positions(codes: np.ndarray) -> list[np.ndarray]:
+    """Row positions of each group code 0, 1, ... (each in row order)."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return np.split(order, bounds)
+
+
+def _time_order(index: pd.Index, entities: np.ndarray | None, source: str) -> np.ndarray | None:
+    """The row order that sorts `index` by time within each entity, or None when it is sorted.
+
+    Refuses a time that appears twice (within one entity); warns when rows had to be sorted.
+    Each entity's rows keep the positions they had (interleaved entities stay interleaved).
+    Only dates and numbers are ordered: a text time column is kept as it is.
+    """
+    if isinstance(index, pd.DatetimeIndex):
+        keys = index.asi8
+    elif pd.api.types.is_numeric_dtype(index.dtype) and not pd.api.types.is_bool_dtype(index.dtype):
+        keys = index.to_numpy(dtype=np.float64)
+    else:
+        return None
+    codes = np.zeros(len(keys), np.intp) if entities is None else pd.factorize(entities)[0]
+    by_entity = np.argsort(codes, kind="stable")  # rows grouped by entity, in file order
+    by_time = np.lexsort((keys, codes))  # rows grouped by entity, in time order (stable)
+    name = index.name
+    entity = "" if entities is None else " for entity '{}'"
+
+    sorted_keys, sorted_codes = keys[by_time], codes[by_time]
+    same = (sorted_keys[1:] == sorted_keys[:-1]) & (sorted_codes[1:] == sorted_codes[:-1])
+    if same.any():
+        earlier, later = by_time[:-1][same], by_time[1:][same]
+        i = int(np.argmin(later))
+        first, second = int(earlier[i]), int(later[i])
+        where = entity.format(entities[first]) if entities is not None else ""
+        raise DataError(
+            f"{source}: time column '{name}' has {index[first]} twice{where} (rows {first + 1} "
+            f"and {second + 1}); every row needs its own time: remove or merge the duplicate rows"
+        )
+    if np.array_equal(by_entity, by_time):
+        return None
+
+    file_keys, file_codes = keys[by_entity], codes[by_entity]
+    back = (file_keys[1:] < file_keys[:-1]) & (file_codes[1:] == file_codes[:-1])
+    i = int(np.argmin(np.where(back, by_entity[1:], len(keys))))
+    row, before = int(by_entity[1:][i]), int(by_entity[:-1][i])
+    where = entity.format(entities[row]) if entities is not None else ""
+    warnings.warn(
+        f"{source}: time column '{name}' is not in time order{where} (row {row + 1} is earlier "
+        f"than row {before + 1}); the rows were sorted by time",
+        UserWarning,
+        stacklevel=3,
+    )
+    order = np.empty(len(keys), np.intp)
+    order[by_entity] = by_time
+    return order
 
 
 def _check_no_empty_columns(values: np.ndarray, names: list[str], source: str) -> None:
@@ -495,7 +772,7 @@ def read_sequences(
     else:
         table = read_table(path)
         reserved = {"label": label_column} if label_column is not None else {}
-        names = _select_columns(table, columns, reserved, source)
+        names = _select_columns(table, columns, reserved, source, guard=True)
         if not names:
             raise DataError(
                 f"{source}: no numeric timestep column among "
@@ -553,18 +830,29 @@ def check_output_path(path: str | os.PathLike, overwrite: bool, *, table: bool =
     """Fail before any work if `path` cannot be written.
 
     It must not exist (unless `overwrite`) and its folder must exist. With `table`, it must
-    also end in an extension `write_table` knows (.csv, .csv.gz, .parquet, .pq).
+    also end in an extension `write_table` knows (.csv, .csv.gz, .parquet, .pq), and for
+    Parquet pyarrow must be installed.
     """
     path = Path(path)
     if table and _table_format(path) is None:
         raise DataError(
             f"{path}: unknown output type; name the file .csv, .csv.gz, .parquet or .pq"
         )
+    if table and _table_format(path) == "parquet" and not _pyarrow_available():
+        raise DataError(f"{path}: writing Parquet needs pyarrow; pip install pyarrow, or name the file .csv")
     if path.exists() and not overwrite:
         raise DataError(f"{path}: exists; pass --overwrite (in Python: overwrite=True) to replace it")
     parent = path.parent
     if not parent.is_dir():
         raise DataError(f"{path}: folder '{parent}' does not exist; create it first")
+
+
+def _pyarrow_available() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike, *, overwrite: bool = False) -> None:
@@ -575,21 +863,44 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, *, overwrite: bool = 
     path = Path(path)
     check_output_path(path, overwrite, table=True)
     write_index = df.index.name is not None or isinstance(df.index, pd.MultiIndex)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    os.close(descriptor)
-    try:
+    with atomic_output(path) as temporary:
         if _table_format(path) == "csv":
             compression = "gzip" if path.name.lower().endswith(".gz") else None
             df.to_csv(temporary, index=write_index, compression=compression)
         else:
             df.to_parquet(temporary, index=write_index)
-        os.chmod(temporary, 0o666 & ~umask())  # mkstemp makes owner-only files
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path` for the caller to write one file to.
+
+    When the block succeeds the file is flushed to disk and renamed onto `path` (replacing
+    it; one rename on one file system, so readers see the old file or the new one, never
+    half of one). When it fails the temporary file is removed and `path` is untouched. The
+    file gets the usual permissions of new files (the umask), not the owner-only ones of
+    `tempfile`. Checks nothing else: call `check_output_path` first for user-given paths.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield temporary
+        with open(temporary, "rb") as file:
+            os.fsync(file.fileno())
         os.replace(temporary, path)
     finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        temporary.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically (see `atomic_output`), replacing any file there."""
+    with atomic_output(path) as temporary, open(temporary, "xb") as file:
+        file.write(data)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> None:
+    """Write `text` to `path` atomically (see `atomic_output`), replacing any file there."""
+    write_bytes_atomic(path, text.encode(encoding))
 
 
 @contextmanager
