@@ -369,3 +369,13 @@ def test_atomic_output_failure_keeps_the_old_file_and_leaves_nothing(tmp_path):
         assert temporary.parent == tmp_path and temporary.name.startswith(".model.safetensors.")
         temporary.write_bytes(b"new")
     assert path.read_bytes() == b"new"
+
+
+def test_large_integer_times_are_compared_exactly(tmp_path):
+    ns = 1_700_000_000_000_000_000  # nanoseconds since 1970: neighbours are equal as float64
+    index = pd.Index(np.array([ns, ns + 1, ns + 2, ns + 1000], dtype=np.int64), name="t")
+    assert segment_ids(index)[0].tolist() == [0, 0, 0, 1]
+    with pytest.raises(DataError, match="not strictly increasing at row 2"):
+        segment_ids(pd.Index(np.array([ns + 1, ns], dtype=np.uint64), name="t"))
+    path = write_text(tmp_path / "s.csv", f"t,v\n{ns},1\n{ns + 1},2\n")
+    assert read_series(path, time_column="t").index.tolist() == [ns, ns + 1]  # not duplicates

@@ -680,7 +680,9 @@ def _time_order(index: pd.Index, entities: np.ndarray | None, source: str) -> np
     """
     if isinstance(index, pd.DatetimeIndex):
         keys = index.asi8
-    elif pd.api.types.is_numeric_dtype(index.dtype) and not pd.api.types.is_bool_dtype(index.dtype):
+    elif pd.api.types.is_integer_dtype(index.dtype):
+        keys = index.to_numpy()  # as integers: large ones (ns since 1970) are not exact as floats
+    elif pd.api.types.is_float_dtype(index.dtype):
         keys = index.to_numpy(dtype=np.float64)
     else:
         return None

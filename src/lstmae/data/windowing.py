@@ -106,9 +106,12 @@ def segment_ids(index, max_gap=None, *, entities=None) -> tuple[np.ndarray, int]
         same_entity = codes[grouped][1:] == codes[grouped][:-1]
         starts[1:] = ~same_entity
         if keys is not None:
-            steps = np.diff(keys[grouped])
-            if (same_entity & ~(steps > 0)).any():
-                i = int(np.flatnonzero(same_entity & ~(steps > 0))[0])
+            ordered = keys[grouped]
+            rising = ordered[1:] > ordered[:-1]  # compared exactly, before any subtraction
+            with np.errstate(over="ignore"):
+                steps = np.where(rising, (ordered[1:] - ordered[:-1]).astype(np.float64), 0.0)
+            if (same_entity & ~rising).any():
+                i = int(np.flatnonzero(same_entity & ~rising)[0])
                 raise DataError(
                     f"time column '{index.name}' is not strictly increasing at row "
                     f"{grouped[i + 1] + 1} (after row {grouped[i] + 1}); sort the rows by time "
@@ -144,8 +147,9 @@ def _gap_keys(index: pd.Index, max_gap) -> tuple[np.ndarray | None, float | None
             number = isinstance(max_gap, (int, float, np.integer, np.floating))
             if isinstance(max_gap, (bool, np.timedelta64)) or not number:
                 raise DataError(f"max_gap for a numeric time column must be a number, got {max_gap!r}")
-        keys = index.to_numpy(dtype=np.float64)
-        if np.isnan(keys).any():
+        # integers stay integers until differenced: large ones (ns since 1970) are not exact as floats
+        keys = index.to_numpy() if pd.api.types.is_integer_dtype(index.dtype) else index.to_numpy(np.float64)
+        if np.isnan(keys.astype(np.float64)).any():
             raise DataError(f"time column '{index.name}' has missing values; every row needs a time")
     else:
         if max_gap is not None:
