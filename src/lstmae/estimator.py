@@ -18,6 +18,7 @@ from .nn.model import LSTMAutoencoderModule
 from .scoring import DEFAULT_THRESHOLD, apply_threshold, make_error_model, parse_threshold, reconstruction_errors
 from .scoring.error_models import MeanError, error_model_from_state
 from .training.device import flush_denormals, resolve_device, seed_everything
+from .training.checkpoint import Checkpoint, run_fingerprint
 from .training.loop import LOSSES, token_cross_entropy, train
 
 PER_CHOICES = ("sample", "timestep", "feature", "none")
@@ -139,7 +140,7 @@ PARAMETERS_HERE
 
     # ------------------------------------------------------------------ fit
     @flush_denormals()
-    def fit(self, X, y=None, *, feature_names=None, X_val=None,
+    def fit(self, X, y=None, *, feature_names=None, X_val=None, checkpoint_dir=None,
             on_epoch: Callable | None = None) -> "LSTMAutoencoder":
         """Train on X of normal behaviour: (N, L, F), or a list of (L_i, F) (token ids: (N, L) or
         a list of (L_i,)); `y` is ignored (pipelines pass it).
@@ -147,6 +148,9 @@ PARAMETERS_HERE
         feature_names: optional F names, checked again when a table is scored.
         X_val: held-out normal samples for early stopping, the error model and the threshold; by
         default the last `validation_fraction` of X.
+        checkpoint_dir: a folder for one checkpoint per epoch; fitting again with the same settings
+        and data resumes from it (after a kill, the same weights as an uninterrupted run on the CPU).
+        Ctrl-C stops training and keeps the best epoch so far (`history_["interrupted"]`).
         """
         self._check_params()
         tokens = self.vocab_size is not None
@@ -194,11 +198,15 @@ PARAMETERS_HERE
             n_features, vocab_size=vocab_size,
             **{name: getattr(self, name) for name in ARCHITECTURE_PARAMS if name != "vocab_size"})
         self.module_ = LSTMAutoencoderModule(self.architecture_).to(device)
+        checkpoint = None
+        if checkpoint_dir is not None:
+            checkpoint = Checkpoint(checkpoint_dir, run_fingerprint(_jsonable(self.get_params()), X, n_train))
         self.history_ = train(
             self.module_, X, train_idx, val_idx, transform=None if tokens else self.scaler_.transform,
             tokens=tokens, epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
             loss="cross_entropy" if tokens else self.loss, patience=self.patience,
-            max_grad_norm=self.max_grad_norm, rng=rng, device=device, progress=self.progress, on_epoch=on_epoch)
+            max_grad_norm=self.max_grad_norm, rng=rng, device=device, progress=self.progress,
+            checkpoint=checkpoint, on_epoch=on_epoch)
         self.history_.update(n_train=int(n_train), n_validation=int(n - n_train))
 
         return self.recalibrate(X[n_train:] if len(val_idx) else X[:n_train])

@@ -11,3 +11,7 @@ class DataError(LstmaeError, ValueError):
 
 class ModelFileError(LstmaeError, ValueError):
     """A model directory that is missing, incomplete, corrupt or not what it claims to be."""
+
+
+class TrainingDiverged(LstmaeError):
+    """Training went wrong in a way the user can fix (the message names the setting, e.g. the learning rate)."""

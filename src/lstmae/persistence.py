@@ -97,3 +97,38 @@ def read_config(path) -> dict:
         raise ModelFileError(f"{path} was written by a newer lstmae (format {version}, this one reads "
                              f"{FORMAT_VERSION}); upgrade lstmae")
     return config
+
+
+CHECKPOINT_FILE = "checkpoint.json"
+
+
+def write_checkpoint(directory, config: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Write a training checkpoint into `directory` (created if needed): the tensors under a name made from
+    their digest, then checkpoint.json naming them, each atomically, then the older tensor files are
+    removed. A kill at any point leaves the previous checkpoint or the new one, never a mix."""
+    from .data.io import write_bytes_atomic, write_text_atomic
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = save({name: t.detach().cpu().contiguous() for name, t in tensors.items()})
+    name = f"checkpoint-{hashlib.sha256(weights).hexdigest()[:16]}.safetensors"
+    write_bytes_atomic(directory / name, weights)
+    write_text_atomic(directory / CHECKPOINT_FILE, json.dumps({**config, "tensors": name}))
+    for old in directory.glob("checkpoint-*.safetensors"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+
+
+def read_checkpoint(directory) -> tuple[dict, dict[str, torch.Tensor]] | None:
+    """(config, tensors) of the checkpoint in `directory`, or None when there is none."""
+    directory = Path(directory)
+    path = directory / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text())
+        tensors = _parse_weights((directory / config["tensors"]).read_bytes(), directory / config["tensors"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, OSError) as err:
+        raise ModelFileError(f"{path}: not a readable lstmae checkpoint ({str(err)[:80]}); remove the folder "
+                             "to start over") from err
+    return config, tensors

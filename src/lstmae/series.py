@@ -84,7 +84,7 @@ def _name(value) -> str:
 
 # -------------------------------------------------------------------------------------- fit
 def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labels=None, feature_names=None,
-               how: str = DEFAULTS["how"]):
+               how: str = DEFAULTS["how"], checkpoint_dir=None):
     """Train `model` (an unfitted LSTMAutoencoder) on the series `values` (T, F); returns it fitted.
 
     Windows (N, window, F) are cut per group. Of each group the last `validation_fraction` of its
@@ -124,7 +124,7 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     val_X = _join(val_parts) if val_parts else None
     if val_X is not None and not len(val_X):
         val_X = None
-    model.fit(train_X, feature_names=feature_names, X_val=val_X)
+    model.fit(train_X, feature_names=feature_names, X_val=val_X, checkpoint_dir=checkpoint_dir)
 
     # The threshold on row scores of the held-out rows (or of all rows without a validation part).
     rows = np.concatenate(val_series) if val_series else None
@@ -381,7 +381,8 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error")
     return data
 
 
-def fit_data(model, data, *, window: int | None = None, stride: int = 1, settings: dict | None = None):
+def fit_data(model, data, *, window: int | None = None, stride: int = 1, settings: dict | None = None,
+             checkpoint_dir=None):
     """Train `model` on data read by `lstmae.data.io` (SeriesData: windows of `window` rows per entity;
     SequenceData: the sequences). Samples holding a labelled anomaly are left out of training. The
     data settings (layout, columns, ...) are recorded in `model.data_settings_`."""
@@ -393,11 +394,11 @@ def fit_data(model, data, *, window: int | None = None, stride: int = 1, setting
         keep = np.ones(len(X), bool) if labels is None else labels == 0
         if not keep.any():
             raise DataError(f"{data.source}: every sequence contains a labelled anomaly; nothing normal to train on")
-        model.fit(X if keep.all() else X[keep], feature_names=data.feature_names)
+        model.fit(X if keep.all() else X[keep], feature_names=data.feature_names, checkpoint_dir=checkpoint_dir)
         settings.update(layout="sequences", n_train=int(keep.sum()), unit="sequences")
     else:
         fit_series(model, data.values, window=window, stride=stride, groups=data.entities, labels=data.labels,
-                   feature_names=data.feature_names)
+                   feature_names=data.feature_names, checkpoint_dir=checkpoint_dir)
         settings.update(layout="series", window=int(window), stride=int(stride), unit="windows",
                         n_train=int(model.history_.get("n_train", 0)))
     model.data_settings_ = settings

@@ -189,16 +189,18 @@ def _check_output(path, overwrite, table: bool = False):
 @_common_data_options
 @_parameter_options()
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same model on CPU).")
+@click.option("--checkpoint-dir", type=click.Path(path_type=Path),
+              help="Save a checkpoint here after every epoch; the same command resumes from it after a kill.")
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
 def fit(data, model_dir, window, stride, layout, time_column, label_column, entity_column, columns, nan_policy,
-        preset, seed, overwrite, **options):
+        preset, seed, checkpoint_dir, overwrite, **options):
     """Train an LSTM autoencoder on DATA (normal behaviour) and save it to MODEL_DIR.
 
     Series: windows of --window rows every --stride rows, never across entities. The last
     --validation-fraction of each entity's windows is held out; the threshold is fitted on the
     scores of those held-out rows. With --label-column, windows/sequences that contain a
     labelled anomaly are left out of training, and label-based thresholds (best-f1) use the
-    held-out labels.
+    held-out labels. Ctrl-C stops training and saves the best epoch so far.
 
     \b
     Example:
@@ -231,7 +233,7 @@ def fit(data, model_dir, window, stride, layout, time_column, label_column, enti
                               entity_column=entity_column, nan_policy=nan_policy)
     settings = {"time_column": time_column, "label_column": label_column, "entity_column": entity_column,
                 "columns": names, "nan_policy": nan_policy}
-    fit_data(model, dataset, window=window, stride=stride, settings=settings)
+    fit_data(model, dataset, window=window, stride=stride, settings=settings, checkpoint_dir=checkpoint_dir)
     from ..training.distributed import is_main_process
 
     if not is_main_process():  # torchrun: the other ranks trained the same model; rank 0 writes it

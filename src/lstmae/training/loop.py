@@ -11,6 +11,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.batches import iterate_batches
+from ..exceptions import TrainingDiverged
+from .checkpoint import Checkpoint
 from ..nn.model import valid_steps
 from .device import flush_denormals
 from .distributed import from_environment
@@ -58,65 +60,96 @@ def device_batches(X, indices: np.ndarray, batch_size: int, device: torch.device
                None if lengths is None else torch.from_numpy(lengths))
 
 
+# An epoch whose watched loss exceeds this multiple of the untrained network's has diverged.
+DIVERGENCE_FACTOR = 10.0
+
+
 @flush_denormals()
 def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
           transform: Callable | None, tokens: bool, epochs: int, batch_size: int, learning_rate: float, loss: str,
           patience: int | None, max_grad_norm: float | None, rng: np.random.Generator,
-          device: torch.device, progress: bool = True,
+          device: torch.device, progress: bool = True, checkpoint: Checkpoint | None = None,
           on_epoch: Callable[[int, dict], None] | None = None) -> dict:
-    """Fit `module` to reconstruct X; return the history {"loss": [...], "val_loss": [...]}.
+    """Fit `module` to reconstruct X; return the history {"loss": [...], "val_loss": [...], ...}.
 
     X, transform, tokens: as `data.batches.iterate_batches` reads them. loss: "mse", "mae" or "cross_entropy" (tokens).
 
     Early stopping watches the validation loss (the training loss when there is no validation
-    set) and the best weights seen are restored at the end.
+    set) and the best weights seen are restored at the end. Training that diverges (a non-finite
+    loss, or one DIVERGENCE_FACTOR times the untrained network's) raises TrainingDiverged. Ctrl-C
+    (KeyboardInterrupt) stops after the current batch and keeps the best epoch so far
+    (history["interrupted"] is True). With `checkpoint`, the state after every epoch is saved and a
+    saved state is resumed from: the resumed run ends with the same weights as an uninterrupted one.
     """
     parallel = from_environment(device)  # several processes under torchrun, else one
     trained = parallel.wrap(module)
     optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
+    watched_idx = val_idx if len(val_idx) else train_idx
     history: dict = {"loss": [], "val_loss": [], "best_epoch": 0}
     best_loss, best_state, waited = float("inf"), None, 0
-    bar = tqdm(range(epochs), desc="training", unit="epoch", file=sys.stderr,
+    if epochs:
+        history["initial_loss"] = evaluate_loss(module, X, watched_idx, batch_size, loss, device,
+                                                transform=transform, tokens=tokens)
+    if checkpoint is not None and epochs:
+        resumed = checkpoint.resume(module, optimizer, rng)
+        if resumed is not None:
+            history, best_state, waited = resumed
+            best_loss = min(history["val_loss"] if len(val_idx) else history["loss"], default=float("inf"))
+    bar = tqdm(range(len(history["loss"]), epochs), desc="training", unit="epoch", file=sys.stderr,
                disable=None if progress and parallel.is_main else True, leave=False)
-    for epoch in bar:
-        module.train()
-        total, count = 0.0, 0
-        shard = parallel.shard(rng.permutation(train_idx))
-        for batch, lengths in device_batches(X, shard, parallel.batch_size(batch_size), device,
-                                             transform=transform, tokens=tokens):
-            optimizer.zero_grad(set_to_none=True)
-            batch_loss = reconstruction_loss(trained(batch, lengths), batch, loss, lengths)
-            batch_loss.backward()
-            if max_grad_norm:
-                nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
-            optimizer.step()
-            total += batch_loss.item() * len(batch)
-            count += len(batch)
-        total, count = parallel.sum(total, count)
-        history["loss"].append(total / count)
-        if len(val_idx):
-            history["val_loss"].append(evaluate_loss(module, X, val_idx, batch_size, loss, device,
-                                                     transform=transform, tokens=tokens))
-        watched = history["val_loss"][-1] if len(val_idx) else history["loss"][-1]
-        bar.set_postfix(loss=f"{history['loss'][-1]:.4g}",
-                        **({"val_loss": f"{watched:.4g}"} if len(val_idx) else {}))
-        if on_epoch is not None:
-            on_epoch(epoch, history)
-        if not np.isfinite(watched):
-            raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {watched}); "
-                                     "lower learning_rate or use activation='tanh'")
-        if watched < best_loss:
-            best_loss, best_state, waited = watched, copy.deepcopy(module.state_dict()), 0
-            history["best_epoch"] = epoch + 1
-        else:
-            waited += 1
+    try:
+        for epoch in bar:
+            if waited and patience is not None and waited >= patience:
+                break  # a resumed run that had already stopped early
+            module.train()
+            total, count = 0.0, 0
+            shard = parallel.shard(rng.permutation(train_idx))
+            for batch, lengths in device_batches(X, shard, parallel.batch_size(batch_size), device,
+                                                 transform=transform, tokens=tokens):
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss = reconstruction_loss(trained(batch, lengths), batch, loss, lengths)
+                batch_loss.backward()
+                if max_grad_norm:
+                    nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
+                optimizer.step()
+                total += batch_loss.item() * len(batch)
+                count += len(batch)
+            total, count = parallel.sum(total, count)
+            history["loss"].append(total / count)
+            if len(val_idx):
+                history["val_loss"].append(evaluate_loss(module, X, val_idx, batch_size, loss, device,
+                                                         transform=transform, tokens=tokens))
+            watched = history["val_loss"][-1] if len(val_idx) else history["loss"][-1]
+            bar.set_postfix(loss=f"{history['loss'][-1]:.4g}",
+                            **({"val_loss": f"{watched:.4g}"} if len(val_idx) else {}))
+            if on_epoch is not None:
+                on_epoch(epoch, history)
+            _check_divergence(watched, history["initial_loss"], epoch, learning_rate)
+            if watched < best_loss:
+                best_loss, best_state, waited = watched, copy.deepcopy(module.state_dict()), 0
+                history["best_epoch"] = epoch + 1
+            else:
+                waited += 1
+            if checkpoint is not None and parallel.is_main:
+                checkpoint.save(module, optimizer, rng, history, best_state, waited)
             if patience is not None and waited >= patience:
                 break
-    bar.close()
+    except KeyboardInterrupt:
+        history["interrupted"] = True
+    finally:
+        bar.close()
     if best_state is not None:
         module.load_state_dict(best_state)
     history["epochs_run"] = len(history["loss"])
     return history
+
+
+def _check_divergence(watched: float, initial: float, epoch: int, learning_rate: float) -> None:
+    if np.isfinite(watched) and watched <= DIVERGENCE_FACTOR * max(initial, 1e-12):
+        return
+    raise TrainingDiverged(f"training diverged at epoch {epoch + 1}: loss {watched:.4g} against {initial:.4g} "
+                           f"before training; lower the learning rate (now {learning_rate:g}), e.g. "
+                           f"--learning-rate {learning_rate / 10:g}")
 
 
 @torch.inference_mode()

@@ -1,0 +1,67 @@
+"""Faults during training: divergence, Ctrl-C, and a kill followed by a resume from the checkpoint."""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from lstmae import LSTMAutoencoder
+from lstmae.exceptions import DataError, TrainingDiverged
+
+from conftest import sine_windows
+
+
+def small(**overrides):
+    return LSTMAutoencoder(**{"encoder": (8, 4), "epochs": 6, "batch_size": 16, "patience": None,
+                              "progress": False, "random_state": 0, **overrides})
+
+
+def test_an_exploding_learning_rate_is_refused_naming_it():
+    with pytest.raises(TrainingDiverged, match=r"lower the learning rate \(now 1000\)"):
+        small(learning_rate=1e3, max_grad_norm=None, activation="relu").fit(sine_windows(n=64))
+
+
+def test_ctrl_c_keeps_the_best_epoch_so_far():
+    def interrupt(epoch, history):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    model = small().fit(sine_windows(n=64), on_epoch=interrupt)
+    assert model.history_["interrupted"] and model.history_["epochs_run"] == 3
+    assert np.isfinite(model.threshold_)
+
+
+RUN = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    from conftest import sine_windows
+    from lstmae import LSTMAutoencoder
+
+    def kill(epoch, history):
+        if epoch == 3:  # epochs 1-3 are checkpointed; this one dies before its own checkpoint
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    LSTMAutoencoder(encoder=(8, 4), epochs=6, batch_size=16, patience=None, progress=False,
+                    random_state=0).fit(sine_windows(n=64), checkpoint_dir={directory!r}, on_epoch=kill)
+""")
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
+    import os
+
+    directory = str(tmp_path / "ckpt")
+    tests = os.path.dirname(__file__)
+    killed = subprocess.run([sys.executable, "-c", RUN.format(tests=tests, directory=directory)],
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    assert (tmp_path / "ckpt" / "checkpoint.json").exists()
+    resumed = small().fit(sine_windows(n=64), checkpoint_dir=directory)
+    uninterrupted = small().fit(sine_windows(n=64))
+    assert resumed.history_["loss"] == uninterrupted.history_["loss"]
+    for (name, a), (_, b) in zip(resumed.module_.state_dict().items(), uninterrupted.module_.state_dict().items()):
+        assert torch.equal(a, b), name
+    # another run's settings are refused, naming the fix
+    with pytest.raises(DataError, match="checkpoint of another run"):
+        small(learning_rate=1e-2).fit(sine_windows(n=64), checkpoint_dir=directory)
