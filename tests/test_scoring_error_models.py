@@ -94,7 +94,7 @@ def test_state_round_trip_gives_identical_scores():
 
 
 def test_unknown_model_name():
-    with pytest.raises(DataError, match="unknown error model 'l2'; use one of mse, mae, mahalanobis"):
+    with pytest.raises(DataError, match="unknown error model 'l2'; use one of mse, mae, mahalanobis, normalized"):
         make_error_model("l2")
 
 
@@ -146,3 +146,99 @@ def test_bad_states():
                                     {"mean": np.zeros(3), "precision": np.eye(2)})
     with pytest.raises(ModelFileError, match="unknown error model 'foo' in the saved state"):
         error_model_from_state({"name": "foo"}, {})
+
+
+# ------------------------------------------------------------------ normalized
+from lstmae.scoring.error_models import NormalizedError  # noqa: E402
+
+
+def test_normalized_vectors_are_per_feature_mean_absolute_errors():
+    X, X_hat = _windows(5, 4, 3)
+    np.testing.assert_allclose(NormalizedError().window_vectors(X, X_hat), np.abs(X - X_hat).mean(axis=1))
+
+
+def test_normalized_score_is_the_mean_robust_z_by_hand():
+    E = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])  # medians 2, 20; MADs 1, 10
+    model = NormalizedError().fit_vectors(E)
+    np.testing.assert_allclose(model.median_, [2.0, 20.0])
+    np.testing.assert_allclose(model.scale_, [1.4826, 14.826])
+    z = np.array([(5.0 - 2.0) / 1.4826, (20.0 - 20.0) / 14.826])
+    np.testing.assert_allclose(model.score_vectors([[5.0, 20.0]]), [z.mean()])
+    np.testing.assert_allclose(NormalizedError(reduce="max").fit_vectors(E).score_vectors([[5.0, 20.0]]), [z.max()])
+
+
+def test_normalized_a_high_variance_feature_does_not_swamp_the_others():
+    # Feature 1's errors are 100x larger and noisier; a jump of 10 of its own MADs in feature 0
+    # must outrank the largest normal excursion of feature 1, which the mean absolute error misses.
+    rng = np.random.default_rng(0)
+    E = np.abs(rng.normal(size=(500, 2)) * [0.01, 1.0])
+    test = np.array([[0.01 + 0.1, 0.7], [0.01, E[:, 1].max()]])
+    scores = NormalizedError().fit_vectors(E).score_vectors(test)
+    assert scores[0] > scores[1]
+    mae = MeanError("mae").score_vectors(test.mean(axis=1, keepdims=True))
+    assert mae[0] < mae[1]
+
+
+def test_normalized_constant_feature_is_floored_at_a_hundredth_of_the_typical_scale():
+    rng = np.random.default_rng(1)
+    E = np.column_stack([rng.random(200), rng.random(200) * 2, np.zeros(200)])  # feature 2 never errs
+    model = NormalizedError().fit_vectors(E)
+    typical = np.median(model.scale_[:2])
+    assert model.scale_[2] == pytest.approx(0.01 * typical)
+    assert np.isfinite(model.score_vectors(E + 1.0)).all()
+    all_constant = NormalizedError().fit_vectors(np.zeros((5, 2)))
+    np.testing.assert_allclose(all_constant.scale_, [0.01, 0.01])  # 1% of one scaled unit
+
+
+def test_normalized_with_one_feature_ranks_as_mae():
+    X, X_hat = _windows(60, 5, 1)
+    normalized = NormalizedError().fit(X[:40], X_hat[:40]).score(X[40:], X_hat[40:])
+    mae = MeanError("mae").score(X[40:], X_hat[40:])
+    np.testing.assert_array_equal(np.argsort(normalized), np.argsort(mae))
+
+
+def test_normalized_state_round_trip_and_factory():
+    X, X_hat = _windows(30, 4, 3)
+    model = make_error_model("normalized").fit(X, X_hat)
+    assert isinstance(model, NormalizedError) and model.reduce == "mean"
+    config, arrays = model.get_state()
+    restored = error_model_from_state(json.loads(json.dumps(config)), {k: v.copy() for k, v in arrays.items()})
+    assert isinstance(restored, NormalizedError)
+    np.testing.assert_array_equal(restored.score(X, X_hat), model.score(X, X_hat))
+    maximum = error_model_from_state(*NormalizedError(reduce="max").fit(X, X_hat).get_state())
+    assert maximum.reduce == "max"
+
+
+def test_normalized_is_a_config_choice():
+    from lstmae.config import ERROR_MODEL_CHOICES
+
+    assert "normalized" in ERROR_MODEL_CHOICES
+
+
+def test_normalized_errors():
+    with pytest.raises(DataError, match="unknown reduce 'median'"):
+        NormalizedError(reduce="median")
+    with pytest.raises(DataError, match=r"floor must be a number in \(0, 1\]; got 0"):
+        NormalizedError(floor=0)
+    with pytest.raises(DataError, match="needs at least 2 normal windows to fit; got 1"):
+        NormalizedError().fit_vectors(np.ones((1, 3)))
+    X, X_hat = _windows(3, 2, 2)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        NormalizedError().score(X, X_hat)
+    with pytest.raises(NotFittedError, match="nothing to save"):
+        NormalizedError().get_state()
+    model = NormalizedError().fit_vectors(np.random.default_rng(0).random((10, 2)))
+    with pytest.raises(DataError, match="have 3 dimensions but the error model was fitted on 2"):
+        model.score_vectors(np.ones((2, 3)))
+
+
+def test_normalized_bad_states():
+    config = {"name": "normalized", "reduce": "mean", "floor": 0.01}
+    with pytest.raises(ModelFileError, match=r"needs arrays 'median' and 'scale'; got \['median'\]"):
+        NormalizedError.from_state(config, {"median": np.zeros(2)})
+    with pytest.raises(ModelFileError, match="scales > 0: the model files are corrupt"):
+        NormalizedError.from_state(config, {"median": np.zeros(2), "scale": np.array([1.0, 0.0])})
+    with pytest.raises(ModelFileError, match=r"median \(2,\) and scale \(3,\)"):
+        NormalizedError.from_state(config, {"median": np.zeros(2), "scale": np.ones(3)})
+    with pytest.raises(ModelFileError, match="unknown reduce 'sum'"):
+        NormalizedError.from_state({**config, "reduce": "sum"}, {"median": np.zeros(2), "scale": np.ones(2)})

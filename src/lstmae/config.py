@@ -9,7 +9,7 @@ DECODER_TYPES = ("repeat", "encdec_ad")
 ENCODINGS = ("bottleneck", "mean")
 LOSS_CHOICES = ("mse", "mae")
 SCALER_CHOICES = ("standard", "minmax", "none")
-ERROR_MODEL_CHOICES = ("mse", "mae", "mahalanobis")
+ERROR_MODEL_CHOICES = ("mse", "mae", "mahalanobis", "normalized")
 HOW_CHOICES = ("max", "mean", "end")
 
 

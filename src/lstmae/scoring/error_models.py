@@ -8,6 +8,9 @@ Each model works in two steps so that callers can batch a long series:
 - "mse", "mae" (`MeanError`): the mean squared / absolute error of the window. Needs no fit.
 - "mahalanobis" (`MahalanobisError`): EncDec-AD (Malhotra et al. 2016): the squared
   Mahalanobis distance of the window's absolute-error vector from the errors of normal windows.
+- "normalized" (`NormalizedError`): each feature's mean absolute error as a robust z-score
+  (median and MAD of that feature's errors on normal windows), averaged over the features, so
+  one noisy or high-variance feature does not swamp the others.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from sklearn.exceptions import NotFittedError
 from lstmae.exceptions import DataError, ModelFileError
 from lstmae.scoring.errors import check_same_shape, reconstruction_errors
 
-ERROR_MODEL_NAMES = ("mse", "mae", "mahalanobis")
+ERROR_MODEL_NAMES = ("mse", "mae", "mahalanobis", "normalized")
 
 # Rows of E scored at once by MahalanobisError: bounds the (rows, D) temporaries.
 _SCORE_CHUNK_ELEMENTS = 1 << 20
@@ -189,12 +192,96 @@ class MahalanobisError(ErrorModel):
         return model
 
 
+class NormalizedError(ErrorModel):
+    """Per-feature errors made comparable: the robust z-score of each feature's error, then one number.
+
+    e_f is the mean absolute error of feature f over the window's L steps; on normal windows each
+    feature's errors have a median m_f and a scale s_f = 1.4826 * MAD_f (the standard deviation
+    for normal data). The score is the mean over features (``reduce="mean"``) or the largest
+    (``reduce="max"``) of (e_f - m_f) / s_f. With one feature it ranks windows exactly as "mae".
+
+    A feature whose error hardly varies on normal data (a constant input, a one-hot flag that
+    never switched) would have s_f ~ 0 and turn its first small error into an enormous z. Its
+    scale is therefore floored at `floor` (default 1%) of the median scale of the features that
+    do vary (of 1.0, one scaled unit, when none does): a feature up to 100 times quieter than the
+    typical one is still measured on its own scale.
+    """
+
+    name = "normalized"
+    REDUCTIONS = ("mean", "max")
+
+    def __init__(self, reduce: str = "mean", floor: float = 0.01):
+        if reduce not in self.REDUCTIONS:
+            raise DataError(f"unknown reduce {reduce!r} for the normalized error model; use mean or max")
+        if isinstance(floor, bool) or not isinstance(floor, (int, float, np.integer, np.floating)) \
+                or not 0.0 < float(floor) <= 1.0:
+            raise DataError(f"floor must be a number in (0, 1]; got {floor!r}")
+        self.reduce = reduce
+        self.floor = float(floor)
+
+    def window_vectors(self, X, X_hat) -> np.ndarray:
+        """Per-feature mean absolute errors (N, F) of windows X and reconstructions X_hat (N, L, F)."""
+        return reconstruction_errors(X, X_hat, per="feature", kind="mae")
+
+    def fit_vectors(self, E) -> NormalizedError:
+        """Learn each feature's median error and floored MAD scale from E (N, F) of normal windows."""
+        E = _check_vectors(E)
+        if E.shape[0] < 2:
+            raise DataError(
+                f"the normalized error model needs at least 2 normal windows to fit; got {E.shape[0]}; "
+                "give more validation data or use the mae error model"
+            )
+        self.median_ = np.median(E, axis=0)
+        scale = 1.4826 * np.median(np.abs(E - self.median_), axis=0)
+        varying = scale[scale > 1e-12]
+        typical = float(np.median(varying)) if varying.size else 1.0
+        self.scale_ = np.maximum(scale, self.floor * typical)
+        return self
+
+    def score_vectors(self, E) -> np.ndarray:
+        if not hasattr(self, "scale_"):
+            raise NotFittedError("NormalizedError is not fitted; call fit or fit_vectors first")
+        E = _check_vectors(E, n_dims=self.median_.shape[0])
+        z = (E - self.median_) / self.scale_
+        return z.mean(axis=1) if self.reduce == "mean" else z.max(axis=1)
+
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        if not hasattr(self, "scale_"):
+            raise NotFittedError("NormalizedError is not fitted; nothing to save")
+        return {"name": self.name, "reduce": self.reduce, "floor": self.floor}, {
+            "median": self.median_, "scale": self.scale_}
+
+    @classmethod
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> NormalizedError:
+        median, scale = arrays.get("median"), arrays.get("scale")
+        if median is None or scale is None:
+            raise ModelFileError(
+                f"normalized error model state needs arrays 'median' and 'scale'; got {sorted(arrays)}; "
+                "the model files are incomplete: re-save the model"
+            )
+        median, scale = np.asarray(median, np.float64), np.asarray(scale, np.float64)
+        if median.ndim != 1 or scale.shape != median.shape or not np.isfinite(median).all() \
+                or not (np.isfinite(scale) & (scale > 0)).all():
+            raise ModelFileError(
+                f"normalized error model state has median {median.shape} and scale {scale.shape}; expected "
+                "two (F,) arrays, finite, scales > 0: the model files are corrupt"
+            )
+        try:
+            model = cls(reduce=config.get("reduce", "mean"), floor=config.get("floor", 0.01))
+        except DataError as err:
+            raise ModelFileError(f"normalized error model state is corrupt: {err}") from None
+        model.median_, model.scale_ = median, scale
+        return model
+
+
 def make_error_model(name: str) -> ErrorModel:
-    """A new, unfitted error model: "mse", "mae" or "mahalanobis"."""
+    """A new, unfitted error model: "mse", "mae", "mahalanobis" or "normalized"."""
     if name in ("mse", "mae"):
         return MeanError(kind=name)
     if name == "mahalanobis":
         return MahalanobisError()
+    if name == "normalized":
+        return NormalizedError()
     raise DataError(f"unknown error model {name!r}; use one of {', '.join(ERROR_MODEL_NAMES)}")
 
 
@@ -206,5 +293,5 @@ def error_model_from_state(config: dict, arrays: dict[str, np.ndarray]) -> Error
             f"unknown error model {name!r} in the saved state; expected one of "
             f"{', '.join(ERROR_MODEL_NAMES)}: the model was saved by another lstmae version or is corrupt"
         )
-    model_class = MahalanobisError if name == "mahalanobis" else MeanError
+    model_class = {"mahalanobis": MahalanobisError, "normalized": NormalizedError}.get(name, MeanError)
     return model_class.from_state(config, arrays)
