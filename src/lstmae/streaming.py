@@ -1,0 +1,457 @@
+"""Streaming scoring: rows in as they arrive, each row's score, flag and alarm out as soon as its window is full.
+
+`StreamingScorer` keeps, per entity (a machine, a sensor), the last window - 1 rows (F,), its own
+adaptive threshold (when the rule is one) and its own alarm filter. A row's score is the score of
+the window of `model.n_timesteps_` rows ending at it (lstmae.series' how="end", the causal row
+score), so feeding a series row by row, in chunks of any size, or through a save and restore
+gives the scores, flags and alarms of batch scoring `lstmae.series.score_values(model, values,
+how="end")` (alarms as `alarms_from_flags(flags, causal=True)`: what was known at each row).
+The first window - 1 rows of each entity are warm-up: ``valid`` False, ``score`` NaN, never
+scored as zero.
+
+>>> scorer = StreamingScorer(model, threshold="dspot:1e-3")        # doctest: +SKIP
+>>> scorer.update(frame_of_new_rows, entity="pump-7")              # doctest: +SKIP
+>>> scorer.update_many(rows_of_all_machines, entity_column="machine")  # one forward pass  # doctest: +SKIP
+>>> scorer.save("stream_state", overwrite=True)                    # doctest: +SKIP
+>>> scorer = StreamingScorer.load("stream_state", model)           # doctest: +SKIP
+
+The state is a directory of ``state.json`` (settings, per-entity counters, adaptive threshold and
+alarm filter states) and ``state.safetensors`` (the buffered rows (k, F) float32 and the threshold
+arrays), written atomically, never a pickle. It records a fingerprint of the model (weights,
+scaler, error model, threshold, calibration scores), and `load` refuses a state made for another
+model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from .data.io import staged_directory, write_bytes_atomic, write_text_atomic
+from .exceptions import DataError, ModelFileError
+from .scoring import DEFAULT_ALARM, AlarmFilter, adaptive_from_state, apply_threshold, parse_threshold
+from .series import _name, _same_kind, calibration_for, feature_values, groups_of, threshold_for
+
+STATE_KIND = "lstmae-streaming"
+STATE_VERSION = 1
+STATE_JSON = "state.json"
+STATE_TENSORS = "state.safetensors"
+COLUMNS = ("score", "is_anomaly", "alarm", "valid", "threshold", "alarm_started")
+# Windows scored per forward pass in `update_many` (bounds the memory of (N, L, F) copies).
+_SCORE_CHUNK = 8192
+
+
+@dataclass
+class _Entity:
+    """One entity's stream: its last (at most window - 1) rows, rows seen, threshold and alarm state."""
+
+    buffer: np.ndarray  # (k, F) float32, k = min(rows_seen, window - 1)
+    rows_seen: int
+    detector: object | None  # an AdaptiveThreshold, or None for a static threshold
+    alarms: AlarmFilter | None
+
+
+class StreamingScorer:
+    """Scores rows of one or many entities as they arrive, causally, with a state that saves and restores.
+
+    model: a fitted LSTMAutoencoder on windows of a series (rows (T, F)); each row is scored by the
+    window of `model.n_timesteps_` rows ending at it.
+    threshold: None for the model's own rule (refitted on its held-out window scores when it was
+    fitted on another kind of row score, as `lstmae.series` does for how="end"), a rule spec
+    ("quantile:0.995", "dspot:1e-3", "telemanom:2.5") fitted on the model's calibration scores, or
+    a number. Adaptive rules (dspot, telemanom) run one detector per entity, started from the
+    model's calibration scores and moved by that entity's past scores only.
+    alarms: the alarm rules' options (min_length, merge_gap, cooldown in rows; see
+    `lstmae.scoring.alarms`), one causal AlarmFilter per entity; None for no alarm columns.
+    """
+
+    def __init__(self, model, *, threshold=None, alarms: dict | None = DEFAULT_ALARM):
+        _check_model(model)
+        self.model = model
+        self.window = int(model.n_timesteps_)
+        self.n_features = int(model.n_features_in_)
+        if hasattr(threshold, "method"):  # a ThresholdRule
+            threshold = str(threshold)
+        self.threshold = threshold
+        self.alarms = None if alarms is None else dict(alarms)
+        if self.alarms is not None:
+            AlarmFilter(**self.alarms)  # check the options now, not at the first row
+        self._static, self._template = _resolve_threshold(model, threshold)
+        self._entities: dict = {}
+        self._fingerprint = model_fingerprint(model)
+
+    # ------------------------------------------------------------------------------- scoring
+    @property
+    def entities(self) -> list:
+        """The ids of the entities seen so far, in order of first appearance."""
+        return list(self._entities)
+
+    @property
+    def warmup_rows(self) -> int:
+        """Rows an entity needs before its first score: window - 1."""
+        return self.window - 1
+
+    def rows_seen(self, entity=None) -> int:
+        """How many rows of `entity` have been taken (0 for an entity not seen yet)."""
+        state = self._entities.get(_entity_key(entity))
+        return 0 if state is None else state.rows_seen
+
+    def update(self, rows, entity=None) -> pd.DataFrame:
+        """Take the next rows of one entity, in order, and score every row whose window is now full.
+
+        rows: a DataFrame (the model's feature columns, picked by name when the model knows them;
+        other columns are ignored), a Series (one row), or an array (n, F) or (F,).
+        entity: the entity's id (a string or a number; None for a single stream).
+        Returns one row per input row, with the input's index (for an array: the entity's row
+        numbers): ``score`` (NaN for warm-up rows), ``is_anomaly`` (0/1), ``alarm`` (0/1, causal),
+        ``valid`` (False for the first window - 1 rows of the entity), ``threshold`` (the value the
+        row's score was compared with) and ``alarm_started`` (True on the row an alarm opens).
+        A row with NaN/inf raises DataError naming the entity and the row, and nothing is taken.
+        """
+        key = _entity_key(entity)
+        values, index = self._rows(rows, key)
+        return self._advance([(key, values, np.arange(len(values)), index)], len(values), index)
+
+    def update_many(self, frame: pd.DataFrame, entity_column: str) -> pd.DataFrame:
+        """`update` for rows of many entities at once: each entity's rows are taken in their order, and
+        every newly full window of all entities is scored in one batched forward pass (a server with many
+        machines sends one call per tick). Returns one row per input row, in the input's order and with
+        its index, with the entity column first."""
+        if not isinstance(frame, pd.DataFrame):
+            raise DataError(f"update_many takes a DataFrame with an entity column, got {type(frame).__name__}")
+        if entity_column not in frame.columns:
+            raise DataError(f"no entity column {entity_column!r}; the columns are {list(frame.columns)[:12]}")
+        ids = frame[entity_column]
+        missing = np.flatnonzero(ids.isna().to_numpy())
+        if missing.size:
+            raise DataError(f"entity column {entity_column!r} is empty at row {frame.index[missing[0]]!r}; "
+                            "give every row its entity")
+        values = feature_values(self.model, frame.drop(columns=[entity_column]))
+        parts = []
+        for group in groups_of(len(frame), ids.to_numpy()):
+            key = _entity_key(group.name)
+            parts.append((key, values[group.rows], group.rows, frame.index[group.rows]))
+        for key, part_values, _, part_index in parts:
+            self._check_finite(part_values, key, part_index)
+        result = self._advance(parts, len(frame), frame.index)
+        result.insert(0, entity_column, ids.to_numpy())
+        return result
+
+    def _rows(self, rows, key) -> tuple[np.ndarray, pd.Index]:
+        """(values (n, F) float32, index) of rows given to `update`, checked finite."""
+        if isinstance(rows, pd.Series):
+            rows = rows.to_frame().T
+        if isinstance(rows, pd.DataFrame):
+            values, index = feature_values(self.model, rows), rows.index
+        else:
+            try:
+                values = np.asarray(rows, dtype=np.float32)
+            except (TypeError, ValueError) as err:
+                raise DataError(f"rows must hold numbers ({str(err).splitlines()[0]})") from None
+            if values.ndim == 1:
+                values = values[None, :]
+            if values.ndim != 2 or values.shape[1] != self.n_features:
+                raise DataError(f"expected rows (n, {self.n_features}) of the model's {self.n_features} features, "
+                                f"got shape {np.shape(rows)}")
+            seen = self.rows_seen(key)
+            index = pd.RangeIndex(seen, seen + len(values))
+        self._check_finite(values, key, index)
+        return values, index
+
+    def _check_finite(self, values: np.ndarray, key, index) -> None:
+        """DataError naming the entity, the row and the feature of the first value that is NaN/inf, or
+        that the model's scaling turns into inf; checked before any state changes."""
+        scaled = self.model.scaler_.transform(values) if len(values) else values
+        bad = ~np.isfinite(scaled)
+        if not bad.any():
+            return
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        name = self.model._feature_names()[column]
+        value = float(values[row, column])
+        what = (f"{name}={value}" if not math.isfinite(value)
+                else f"{name}={value:g} is too large for the model's scaling (inf after it)")
+        raise DataError(f"entity {_name(key)}, row {index[row]!r} (its row {self.rows_seen(key) + row}): {what}; "
+                        "streaming needs finite values: fill or drop the row before update")
+
+    def _advance(self, parts: list, n_rows: int, index) -> pd.DataFrame:
+        """Score parts [(entity key, values (n, F), output positions (n,), index (n,))], then take them.
+
+        Every newly full window of all parts goes through one forward pass; nothing is changed before
+        the scores exist, so an error leaves the scorer as it was."""
+        window, states = self.window, []
+        windows, counts = [], []
+        for key, values, _, _ in parts:
+            state = self._entities.get(key)
+            buffer = state.buffer if state is not None else np.empty((0, self.n_features), np.float32)
+            combined = np.concatenate([buffer, values]) if len(buffer) else values
+            n_windows = max(0, len(combined) - window + 1)
+            if n_windows:
+                view = np.lib.stride_tricks.sliding_window_view(combined, window, axis=0)  # (n_windows, F, L)
+                windows.append(view.transpose(0, 2, 1))
+            counts.append(n_windows)
+            states.append((state, combined))
+        window_scores = self._score_windows(windows)
+
+        score = np.full(n_rows, np.nan)
+        flags = np.zeros(n_rows, np.int8)
+        valid = np.zeros(n_rows, bool)
+        thresholds = np.full(n_rows, np.nan)
+        alarm = np.zeros(n_rows, np.int8)
+        started = np.zeros(n_rows, bool)
+        offset = 0
+        for (key, values, positions, _), n_windows, (state, combined) in zip(parts, counts, states):
+            n = len(values)
+            row_scores = np.full(n, np.nan)
+            row_scores[n - n_windows:] = window_scores[offset : offset + n_windows]
+            offset += n_windows
+            if state is None:
+                state = _Entity(buffer=combined[:0], rows_seen=0, alarms=None,
+                                detector=None if self._template is None else _copy_detector(self._template))
+                if self.alarms is not None:
+                    state.alarms = AlarmFilter(**self.alarms)
+            row_flags, row_thresholds = self._flags(state, row_scores)
+            score[positions], flags[positions], thresholds[positions] = row_scores, row_flags, row_thresholds
+            valid[positions] = ~np.isnan(row_scores)
+            if state.alarms is not None:
+                was_open = state.alarms.get_state()[0]["open"]
+                row_alarm = state.alarms.update(row_flags)
+                before = np.concatenate([[int(was_open)], row_alarm[:-1]])
+                alarm[positions], started[positions] = row_alarm, (row_alarm == 1) & (before == 0)
+            keep = window - 1
+            state.buffer = np.array(combined[max(0, len(combined) - keep):] if keep else combined[:0], np.float32)
+            state.rows_seen += n
+            self._entities[key] = state
+        columns = {"score": score, "is_anomaly": flags, "alarm": alarm, "valid": valid, "threshold": thresholds,
+                   "alarm_started": started}
+        if self.alarms is None:
+            columns = {name: column for name, column in columns.items() if not name.startswith("alarm")}
+        return pd.DataFrame(columns, index=index)
+
+    def _score_windows(self, windows: list) -> np.ndarray:
+        """Scores (N,) of the windows (n_i, L, F) of all parts, in one forward pass per `_SCORE_CHUNK` windows;
+        an overflowing window scores inf (`LSTMAutoencoder.anomaly_score`)."""
+        if not windows:
+            return np.empty(0)
+        if len(windows) == 1:
+            return self.model.anomaly_score(windows[0])
+        total = sum(len(w) for w in windows)
+        if total <= _SCORE_CHUNK:
+            return self.model.anomaly_score(np.concatenate(windows))
+        scores, batch, size = [], [], 0
+        for part in windows:
+            for start in range(0, len(part), _SCORE_CHUNK):
+                piece = part[start : start + _SCORE_CHUNK]
+                if size + len(piece) > _SCORE_CHUNK and batch:
+                    scores.append(self.model.anomaly_score(np.concatenate(batch)))
+                    batch, size = [], 0
+                batch.append(piece)
+                size += len(piece)
+        scores.append(self.model.anomaly_score(np.concatenate(batch)))
+        return np.concatenate(scores)
+
+    def _flags(self, state: _Entity, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(flags (n,) int8, thresholds (n,)) for row scores (n,) (NaN for warm-up, inf for an overflow)."""
+        if state.detector is None:
+            return apply_threshold(scores, self._static), np.full(len(scores), self._static)
+        infinite = np.isinf(scores)
+        # An overflowing window is flagged and, like any flagged score, leaves the detector unchanged.
+        flags, thresholds = state.detector.update(np.where(infinite, np.nan, scores))
+        flags[infinite] = 1
+        return flags, thresholds
+
+    # --------------------------------------------------------------------------------- state
+    def get_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """The scorer as a plain state: a JSON-able config dict (settings, model fingerprint, per entity
+        its rows seen, adaptive threshold and alarm filter state) and named CPU tensors (per entity
+        its buffered rows (k, F) float32 and its threshold's arrays)."""
+        entities, tensors = [], {}
+        for i, (key, state) in enumerate(self._entities.items()):
+            entry = {"id": key, "rows_seen": state.rows_seen, "buffer": f"entity{i}.buffer"}
+            tensors[entry["buffer"]] = torch.from_numpy(np.ascontiguousarray(state.buffer, np.float32))
+            if state.detector is not None:
+                config, arrays = state.detector.get_state()
+                entry["threshold"] = config
+                entry["threshold_arrays"] = {}
+                for name, array in arrays.items():
+                    entry["threshold_arrays"][name] = f"entity{i}.threshold.{name}"
+                    tensors[f"entity{i}.threshold.{name}"] = torch.from_numpy(np.array(array, np.float64))
+            if state.alarms is not None:
+                entry["alarms"] = state.alarms.get_state()[0]
+            entities.append(entry)
+        config = {
+            "kind": STATE_KIND,
+            "version": STATE_VERSION,
+            "model_fingerprint": self._fingerprint,
+            "window": self.window,
+            "n_features": self.n_features,
+            "threshold": self.threshold if not isinstance(self.threshold, np.generic) else self.threshold.item(),
+            "static_threshold": self._static,
+            "alarms": self.alarms,
+            "entities": entities,
+        }
+        return config, tensors
+
+    @classmethod
+    def from_state(cls, config: dict, tensors: dict, model, *, source: str = "the streaming state"):
+        """The scorer `get_state` described, for `model` (the one it was made with), ready to go on."""
+        if not isinstance(config, dict) or config.get("kind") != STATE_KIND:
+            raise ModelFileError(f"{source} is not a streaming scorer's state (kind != {STATE_KIND!r})")
+        if config.get("version") != STATE_VERSION:
+            raise ModelFileError(f"{source} has version {config.get('version')!r}; this lstmae reads version "
+                                 f"{STATE_VERSION}")
+        _check_model(model)
+        if config.get("model_fingerprint") != model_fingerprint(model):
+            raise ModelFileError(f"{source} was saved for another model (its fingerprint differs from this "
+                                 "model's); load it with the model it was made with, or start a new StreamingScorer")
+        try:
+            scorer = cls(model, threshold=config["threshold"], alarms=config["alarms"])
+            for entry in config["entities"]:
+                scorer._entities[_state_key(entry["id"])] = scorer._entity_from_state(entry, tensors)
+        except ModelFileError as err:
+            raise ModelFileError(f"{source} is corrupt: {err}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise ModelFileError(f"{source} is corrupt or incomplete: {type(err).__name__} "
+                                 f"{str(err).splitlines()[0] if str(err) else ''}".rstrip()) from None
+        return scorer
+
+    def _entity_from_state(self, entry: dict, tensors: dict) -> _Entity:
+        rows_seen = entry["rows_seen"]
+        if isinstance(rows_seen, bool) or not isinstance(rows_seen, int) or rows_seen < 1:
+            raise ValueError(f"rows_seen must be a whole number >= 1, got {rows_seen!r}")
+        buffer = tensors[entry["buffer"]]
+        expected = (min(rows_seen, self.window - 1), self.n_features)
+        if tuple(buffer.shape) != expected or buffer.dtype != torch.float32:
+            raise ValueError(f"buffer {entry['buffer']} is {buffer.dtype} {tuple(buffer.shape)}, expected float32 "
+                             f"{expected}")
+        buffer = buffer.numpy().copy()
+        if not np.isfinite(buffer).all():
+            raise ValueError(f"buffer {entry['buffer']} holds NaN/inf")
+        detector = None
+        if self._template is not None:
+            arrays = {name: tensors[key].numpy() for name, key in entry["threshold_arrays"].items()}
+            detector = adaptive_from_state(entry["threshold"], arrays)
+            if detector.spec != self._template.spec:
+                raise ValueError(f"entity threshold {detector.spec!r} is not the scorer's {self._template.spec!r}")
+        alarms = None
+        if self.alarms is not None:
+            alarms = AlarmFilter.from_state(entry["alarms"])
+            rules = {key: getattr(alarms, key) for key in self.alarms}
+            if rules != self.alarms:
+                raise ValueError(f"entity alarm rules {rules} are not the scorer's {self.alarms}")
+        return _Entity(buffer=buffer, rows_seen=rows_seen, detector=detector, alarms=alarms)
+
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write the state directory `path` (state.json + state.safetensors), atomically: a crash leaves the
+        previous state (or nothing), never half of one. Returns the path."""
+        config, tensors = self.get_state()
+        payload = save_tensors(tensors)
+        config["tensors_sha256"] = hashlib.sha256(payload).hexdigest()
+        text = json.dumps(config, indent=1)
+        with staged_directory(path, overwrite=overwrite) as staging:
+            write_bytes_atomic(staging / STATE_TENSORS, payload)
+            write_text_atomic(staging / STATE_JSON, text)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path, model) -> "StreamingScorer":
+        """The scorer saved in `path` by `save`, for `model` (the one it was made with; another model's state
+        is refused). ModelFileError for a missing, corrupt or foreign state."""
+        path = Path(path)
+        try:
+            text = (path / STATE_JSON).read_text(encoding="utf-8")
+            payload = (path / STATE_TENSORS).read_bytes()
+        except FileNotFoundError:
+            raise ModelFileError(f"{path} is not a streaming state directory (expected {STATE_JSON} and "
+                                 f"{STATE_TENSORS}, as written by StreamingScorer.save)") from None
+        except (IsADirectoryError, NotADirectoryError, PermissionError, UnicodeDecodeError) as err:
+            raise ModelFileError(f"{path} cannot be read as a streaming state ({err})") from None
+        try:
+            config = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as err:
+            raise ModelFileError(f"{path / STATE_JSON} is not valid JSON ({str(err)[:80]}); the state is corrupt") \
+                from None
+        if isinstance(config, dict) and hashlib.sha256(payload).hexdigest() != config.get("tensors_sha256"):
+            raise ModelFileError(f"{path / STATE_TENSORS} does not match {STATE_JSON} (SHA-256 differs): the state "
+                                 "is corrupt or mixes two saves; save it again")
+        try:
+            tensors = load_tensors(payload)
+        except (SafetensorError, ValueError, RuntimeError) as err:
+            raise ModelFileError(f"{path / STATE_TENSORS} is not a valid safetensors file ({str(err)[:120]})") \
+                from None
+        return cls.from_state(config, tensors, model, source=str(path))
+
+
+# -------------------------------------------------------------------------------------- helpers
+def model_fingerprint(model) -> str:
+    """SHA-256 of what decides a model's scores and thresholds: its weights, error model and calibration
+    tensors, architecture, window, features, scaler, error model and threshold."""
+    config, tensors = model.get_state()
+    digest = hashlib.sha256()
+    settings = {key: config.get(key) for key in ("architecture", "n_timesteps", "feature_names", "scaler",
+                                                 "error_model", "threshold")}
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _check_model(model) -> None:
+    if not hasattr(model, "threshold_") or not hasattr(model, "module_"):
+        raise DataError("StreamingScorer needs a fitted LSTMAutoencoder; fit or load one first")
+    if model.architecture_.vocab_size is not None:
+        raise DataError("StreamingScorer scores rows of numeric features; this is a token model (vocab_size set)")
+    if (getattr(model, "data_settings_", None) or {}).get("layout") == "sequences":
+        raise DataError("this model was trained on independent sequences, not on windows of a series; score "
+                        "whole sequences with lstmae.series.score_sequences instead of streaming rows")
+
+
+def _resolve_threshold(model, threshold):
+    """(static value or None, fitted adaptive template or None) for row scores of the kind how="end", by
+    the rules of `lstmae.series` (`_flags`): the model's own threshold when it was fitted on window or
+    end-row scores, else its rule refitted on the model's window calibration scores."""
+    if threshold is None or isinstance(threshold, str):
+        rule = model.threshold_rule_ if threshold is None else parse_threshold(threshold)
+        if getattr(rule, "adaptive", False):
+            return None, rule.make_adaptive().fit(calibration_for(model, "end"))
+        if threshold is None and _same_kind("end", model.threshold_how_):
+            return float(model.threshold_), None
+        return threshold_for(model, rule, how="end"), None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+        raise DataError(f"threshold must be None, a rule such as 'quantile:0.995' or 'dspot:1e-3', or a number; "
+                        f"got {threshold!r}")
+    return float(threshold), None
+
+
+def _copy_detector(detector):
+    """A fresh copy of a fitted adaptive threshold (cheaper than refitting it on the calibration scores)."""
+    config, arrays = detector.get_state()
+    return adaptive_from_state(config, {name: np.array(a) for name, a in arrays.items()})
+
+
+def _entity_key(entity):
+    """An entity id as the state stores it: None, a str, an int or a float (numpy scalars as Python ones)."""
+    if isinstance(entity, np.generic):
+        entity = entity.item()
+    if entity is None or isinstance(entity, (str, int, float)):
+        if isinstance(entity, float) and not math.isfinite(entity):
+            raise DataError(f"entity id {entity!r} is not a usable id; use a string or a number")
+        return entity
+    raise DataError(f"entity ids must be strings or numbers (or None for one stream), got {type(entity).__name__} "
+                    f"{entity!r}")
+
+
+def _state_key(value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+        raise ValueError(f"entity id {value!r} is not a string or a number")
+    return value
