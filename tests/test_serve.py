@@ -1,0 +1,306 @@
+"""lstmae serve: the real server (uvicorn on 127.0.0.1, a free port) spoken to over HTTP with httpx."""
+import contextlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("prometheus_client")
+uvicorn = pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+from click.testing import CliRunner  # noqa: E402
+
+from lstmae import LSTMAutoencoder  # noqa: E402
+from lstmae.cli.main import cli  # noqa: E402
+from lstmae.cli.serve import register  # noqa: E402
+from lstmae.serve import create_app  # noqa: E402
+from lstmae.series import fit_series, score_frame  # noqa: E402
+
+WINDOW = 10
+FEATURES = ["a", "b"]
+
+
+def series(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None]
+    return (np.sin(t / (4 + np.arange(2))) + 0.05 * rng.normal(size=(n, 2))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return fit_series(LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0), series(),
+                      window=WINDOW, feature_names=FEATURES)
+
+
+@contextlib.contextmanager
+def running(app):
+    """`app` served by a real uvicorn on 127.0.0.1, on a port the OS picked, in a background thread."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def client(model):
+    with running(create_app(model, max_rows=5000, max_entities=1000)) as client:
+        yield client
+
+
+def rows_of(values):
+    return [dict(zip(FEATURES, map(float, row))) for row in values]
+
+
+def test_health_ready_and_model_description(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    info = client.get("/v1/model").json()
+    assert info["window"] == WINDOW and info["features"] == FEATURES
+    assert info["threshold"]["rule"] == "sigma:3" and info["threshold"]["fitted_on"] == "max"
+    assert info["limits"]["max_rows"] == 5000 and info["limits"]["max_entities"] == 1000
+
+
+@pytest.mark.parametrize("how", ["max", "end"])
+def test_batch_scoring_equals_score_frame_of_the_same_rows(client, model, how):
+    values = series(60, seed=3)
+    values[40] += 4  # some anomalous rows, so flags and alarms are not all zero
+    response = client.post("/v1/score", json={"rows": rows_of(values), "how": how})
+    assert response.status_code == 200
+    body = response.json()
+    expected = score_frame(model, pd.DataFrame(values, columns=FEATURES), how=how)
+    got = pd.DataFrame(body["results"])
+    assert list(got.columns) == ["score", "is_anomaly", "alarm", "valid"] and len(got) == 60
+    np.testing.assert_allclose(got["score"].astype(float), expected["score"], rtol=1e-12, equal_nan=True)
+    np.testing.assert_array_equal(got["is_anomaly"], expected["is_anomaly"])
+    np.testing.assert_array_equal(got["alarm"], expected["alarm"])
+    np.testing.assert_array_equal(got["valid"], expected["valid"])
+    assert body["n_anomalies"] == int(expected["is_anomaly"].sum()) > 0
+    if how == "end":  # warm-up rows: null, never zero
+        assert got["score"][: WINDOW - 1].isna().all() and not got["valid"][: WINDOW - 1].any()
+
+
+def test_columns_format_and_entity_column_score_each_entity_apart(client, model):
+    values = np.concatenate([series(30, seed=4), series(25, seed=5), series(4, seed=6)])
+    machines = ["m1"] * 30 + ["m2"] * 25 + [7] * 4  # ids may be strings or integers
+    frame = pd.DataFrame(values, columns=FEATURES)
+    frame.insert(0, "machine", machines)
+    frame["note"] = "ignored"  # other columns are ignored
+    body = {"columns": list(frame.columns), "data": frame.astype(object).values.tolist(), "entity_column": "machine"}
+    response = client.post("/v1/score", json=body)
+    assert response.status_code == 200
+    with pytest.warns(UserWarning, match="7"):
+        expected = score_frame(model, frame.drop(columns="note"), entity_column="machine")
+    got = pd.DataFrame(response.json()["results"])
+    np.testing.assert_allclose(got["score"].astype(float), expected["score"], equal_nan=True)
+    assert not got["valid"][55:].any()  # entity 7 is shorter than the window: named in a warning
+    assert any("'7' (4 rows)" in w for w in response.json()["warnings"])
+
+
+def test_streaming_row_by_row_equals_batch_end_scores(client, model):
+    values = series(40, seed=7)
+    values[30] += 4
+    streamed = []
+    for row in rows_of(values):
+        response = client.post("/v1/stream/pump-1", json={"rows": [row]})
+        assert response.status_code == 200
+        streamed += response.json()["results"]
+    assert response.json()["rows_seen"] == 40
+    got = pd.DataFrame(streamed)
+    expected = score_frame(model, pd.DataFrame(values, columns=FEATURES), how="end")
+    np.testing.assert_allclose(got["score"].astype(float), expected["score"], rtol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(got["valid"], expected["valid"])
+    np.testing.assert_array_equal(got["is_anomaly"], expected["is_anomaly"])
+    assert got["is_anomaly"].sum() > 0 and set(got.columns) >= {"alarm", "threshold", "alarm_started"}
+    # another entity's rows do not disturb this one: its next rows continue the same series
+    client.post("/v1/stream/pump-2", json={"rows": rows_of(series(12, seed=8))})
+    more = series(45, seed=7)[40:]
+    chunk = client.post("/v1/stream/pump-1", json={"columns": FEATURES, "data": more.tolist()}).json()
+    full = score_frame(model, pd.DataFrame(np.concatenate([values, more]), columns=FEATURES), how="end")
+    np.testing.assert_allclose([r["score"] for r in chunk["results"]], full["score"][40:], rtol=1e-6)
+    # forgetting an entity starts it over with a warm-up
+    assert client.delete("/v1/stream/pump-1").json()["forgotten"] is True
+    again = client.post("/v1/stream/pump-1", json={"rows": rows_of(values[:1])}).json()
+    assert again["rows_seen"] == 1 and again["results"][0]["score"] is None and not again["results"][0]["valid"]
+    assert client.delete("/v1/stream/never-seen").status_code == 404
+
+
+def test_metrics_count_requests_rows_and_entities(client):
+    client.post("/v1/stream/metered", json={"rows": rows_of(series(3))})
+    client.post("/v1/score", json={"rows": [{"a": 1}]})  # a 422
+    text = client.get("/metrics").text
+    assert 'lstmae_http_requests_total{endpoint="/v1/stream/{entity_id}",method="POST",status="200"}' in text
+    assert 'lstmae_http_requests_total{endpoint="/v1/score",method="POST",status="422"}' in text
+    assert 'lstmae_http_request_duration_seconds_bucket{endpoint="/v1/score",le="0.01"}' in text
+    assert 'lstmae_rows_scored_total{endpoint="stream"}' in text and "lstmae_alarms_raised_total" in text
+    entities = [line for line in text.splitlines() if line.startswith("lstmae_stream_entities ")]
+    assert entities and float(entities[0].split()[1]) >= 1
+    assert "lstmae_ready 1.0" in text
+
+
+GOOD_ROW = {"a": 0.1, "b": 0.2}
+BAD_REQUESTS = [
+    # (endpoint, body bytes or JSON, status, field, words in the error)
+    ("/v1/score", b"{not json", 400, "body", "not valid JSON"),
+    ("/v1/score", b"", 400, "body", "empty"),
+    ("/v1/score", b"[" * 100_000, 400, "body", "not valid JSON"),
+    ("/v1/score", b"[1, 2]", 422, "body", "array"),
+    ("/v1/score", {"rowz": [GOOD_ROW]}, 422, "rowz", "unknown field"),
+    ("/v1/score", {"how": "max"}, 422, "rows", "no rows"),
+    ("/v1/score", {"rows": []}, 422, "rows", "empty"),
+    ("/v1/score", {"rows": {"a": 1}}, 422, "rows", "not a list"),
+    ("/v1/score", {"rows": [GOOD_ROW] * 10 + [{"a": 1.0}]}, 422, "rows[10].b", "no feature 'b'"),
+    ("/v1/score", {"rows": [GOOD_ROW] * 10 + [{"a": "1.5", "b": 0}]}, 422, "rows[10].a", "not a number"),
+    ("/v1/score", {"rows": [GOOD_ROW] * 10 + [{"a": True, "b": 0}]}, 422, "rows[10].a", "not a number"),
+    ("/v1/score", {"rows": [GOOD_ROW] * 10 + [{"a": None, "b": 0}]}, 422, "rows[10].a", "null is not a number"),
+    ("/v1/score", b'{"rows": [{"a": NaN, "b": 0}]}', 422, "rows[0].a", "NaN"),
+    ("/v1/score", b'{"rows": [{"a": 0, "b": -Infinity}]}', 422, "rows[0].b", "not finite"),
+    ("/v1/score", {"rows": [{"a": 0, "b": 1e300}]}, 422, "rows[0].b", "out of range"),
+    ("/v1/score", {"rows": [{"a": 10 ** 400, "b": 0}]}, 422, "rows[0].a", "out of range"),
+    ("/v1/score", {"rows": [GOOD_ROW] * (WINDOW - 1)}, 422, "rows", "fewer than the model's window of 10"),
+    ("/v1/score", {"rows": [GOOD_ROW] * 20, "how": "median"}, 422, "how", "median"),
+    ("/v1/score", {"rows": [GOOD_ROW] * 20, "entity_column": 3}, 422, "entity_column", "string"),
+    ("/v1/score", {"rows": [GOOD_ROW] * 20, "entity_column": "a"}, 422, "entity_column", "feature"),
+    ("/v1/score", {"rows": [GOOD_ROW] * 20, "entity_column": "m"}, 422, "rows[0].m", "no entity column 'm'"),
+    ("/v1/score", {"rows": [{**GOOD_ROW, "m": [1]}] * 20, "entity_column": "m"}, 422, "rows[0].m", "array"),
+    ("/v1/score", {"rows": [{**GOOD_ROW, "m": "x"}] * 5, "entity_column": "m"}, 422, "rows", "window"),
+    ("/v1/score", {"columns": ["a"], "data": [[1]]}, 422, "columns", "no feature 'b'"),
+    ("/v1/score", {"columns": ["a", "b", "a"], "data": [[1, 2, 3]]}, 422, "columns", "named twice"),
+    ("/v1/score", {"columns": ["a", "b"], "data": [[1, 2], [3]]}, 422, "data[1]", "expected 2"),
+    ("/v1/score", {"columns": ["a", "b"], "data": [[1, 2]], "rows": [GOOD_ROW]}, 422, "rows", "both"),
+    ("/v1/score", {"rows": [GOOD_ROW] * 5001}, 413, "rows", "limit of 5000"),
+    ("/v1/stream/e1", {"rows": [{"a": 1.0}]}, 422, "rows[0].b", "no feature 'b'"),
+    ("/v1/stream/e1", {"rows": [GOOD_ROW], "how": "max"}, 422, "how", "unknown field"),
+    ("/v1/stream/e1", {"rows": [{"a": 3e38, "b": 0}]}, 422, "rows", "too large for the model's scaling"),
+    ("/v1/stream/" + "x" * 201, {"rows": [GOOD_ROW]}, 422, "entity_id", "201 characters"),
+    ("/v1/stream/", {"rows": [GOOD_ROW]}, 404, "path", "Not Found"),
+    ("/v1/nothing", {"rows": [GOOD_ROW]}, 404, "path", "Not Found"),
+]
+
+
+@pytest.mark.parametrize("endpoint, body, status, field, words", BAD_REQUESTS,
+                         ids=[f"{i}-{case[3]}" for i, case in enumerate(BAD_REQUESTS)])
+def test_a_bad_request_gets_a_4xx_json_naming_the_field_and_the_server_goes_on(client, endpoint, body, status,
+                                                                               field, words):
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    response = client.post(endpoint, **kwargs)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert set(error) == {"error", "field", "fix"} and error["field"] == field and error["fix"]
+    assert words in error["error"], error
+    assert client.get("/healthz").status_code == 200
+    assert client.post("/v1/score", json={"rows": [GOOD_ROW] * WINDOW}).status_code == 200
+
+
+def test_a_failed_stream_update_takes_nothing(client, model):
+    values = series(12, seed=9)
+    client.post("/v1/stream/atomic", json={"rows": rows_of(values[:5])})
+    bad = rows_of(values[5:8]) + [{"a": float("nan"), "b": 0}]
+    assert client.post("/v1/stream/atomic", content=_json_with_nan({"rows": bad})).status_code == 422
+    done = client.post("/v1/stream/atomic", json={"rows": rows_of(values[5:])}).json()
+    assert done["rows_seen"] == 12
+    expected = score_frame(model, pd.DataFrame(values, columns=FEATURES), how="end")
+    np.testing.assert_allclose([r["score"] for r in done["results"]][-3:], expected["score"][-3:], rtol=1e-6)
+
+
+def _json_with_nan(payload) -> bytes:
+    import json
+
+    return json.dumps(payload).encode()  # Python writes NaN, which strict JSON has not
+
+
+def test_wrong_method_and_oversized_body(model):
+    with running(create_app(model, max_rows=50, max_entities=2, max_body_bytes=2000)) as client:
+        assert client.get("/v1/score").status_code == 405 and client.get("/v1/score").json()["field"] == "method"
+        big = client.post("/v1/score", content=b'{"rows": [' + b" " * 3000 + b"]}")
+        assert big.status_code == 413 and big.json()["field"] == "body"
+        # entities past the limit: 429 naming the fix; a known entity still streams
+        for entity in ("e1", "e2"):
+            assert client.post(f"/v1/stream/{entity}", json={"rows": [GOOD_ROW]}).status_code == 200
+        refused = client.post("/v1/stream/e3", json={"rows": [GOOD_ROW]})
+        assert refused.status_code == 429 and refused.json()["field"] == "entity_id"
+        assert "DELETE" in refused.json()["fix"]
+        assert client.post("/v1/stream/e1", json={"rows": [GOOD_ROW]}).status_code == 200
+        client.delete("/v1/stream/e2")
+        assert client.post("/v1/stream/e3", json={"rows": [GOOD_ROW]}).status_code == 200
+
+
+def test_streaming_off_answers_409(model):
+    with running(create_app(model, streaming=False)) as client:
+        response = client.post("/v1/stream/e1", json={"rows": [GOOD_ROW]})
+        assert response.status_code == 409 and "--workers 1" in response.json()["fix"]
+        assert client.get("/v1/model").json()["streaming"] is False
+
+
+def test_concurrent_clients_get_their_own_answers(client, model):
+    values = series(30, seed=11)
+    expected = score_frame(model, pd.DataFrame(values, columns=FEATURES))["score"].to_numpy()
+    results = {}
+
+    def call(i):
+        with httpx.Client(base_url=client.base_url, timeout=30) as own:
+            results[i] = own.post("/v1/score", json={"rows": rows_of(values)}).json()["results"]
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(6):
+        np.testing.assert_allclose([r["score"] for r in results[i]], expected, rtol=1e-12)
+
+
+def test_cli_refuses_a_bad_model_dir_with_one_line_before_serving(tmp_path):
+    register(cli)
+    register(cli)  # idempotent
+    result = CliRunner().invoke(cli, ["serve", str(tmp_path / "missing")])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and result.output.startswith("Error:")
+    help_text = CliRunner().invoke(cli, ["serve", "--help"]).output
+    assert "curl" in help_text and "127.0.0.1" in help_text
+
+
+def test_cli_serves_a_saved_model(model, tmp_path):
+    model.save(tmp_path / "model")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = ("import sys; from lstmae.cli.main import cli; from lstmae.cli.serve import register; register(cli); "
+            "cli(sys.argv[1:], prog_name='lstmae')")
+    process = subprocess.Popen([sys.executable, "-c", code, "serve", str(tmp_path / "model"), "--port", str(port),
+                                "--no-access-log"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, ready = time.monotonic() + 60, None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert ready is not None and ready.status_code == 200, process.stderr.read() if process.poll() else ""
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/score", json={"rows": rows_of(series(12))})
+        assert response.status_code == 200 and len(response.json()["results"]) == 12
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert f"serving {tmp_path / 'model'} on http://127.0.0.1:{port}" in stderr
