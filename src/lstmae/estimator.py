@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -275,13 +276,16 @@ PARAMETERS_HERE
 
     @flush_denormals()
     def transform(self, X) -> np.ndarray:
-        """Encodings, one vector per sample whatever the batch it is in: the bottleneck z (N, Z),
-        or with encoding="mean" the encoder layers' time-averaged states (N, sum(encoder))."""
+        """Encodings (N, D), one vector per sample whatever the batch it is in, by `encoding`:
+        "bottleneck": the code z (N, Z); "mean" / "max": each encoder layer's states averaged /
+        maximised over the steps (N, sum(encoder)); "pooled": z, then each layer's mean and max
+        (N, Z + 2 * sum(encoder)). Sizes double for a bidirectional encoder; padding of a list
+        of sequences is left out of every statistic."""
         check_is_fitted(self, "module_")
         if not self.architecture_.bottleneck:
             raise ValueError("this model has no bottleneck (bottleneck=False), so it has no encodings")
         _check_encoding(self.encoding)
-        encode = self.module_.encode if self.encoding == "bottleneck" else self.module_.encode_mean
+        encode = _ENCODERS[self.encoding]
         X = self._check_input(X)
         parts = []
         with torch.inference_mode():
@@ -289,7 +293,7 @@ PARAMETERS_HERE
             for batch, lengths in self._batches(X):
                 # A copy: z is a view of the last encoder layer's (N, L, Z) outputs, which it would
                 # keep alive until the end (L times the memory of the encodings).
-                parts.append(encode(batch, lengths).float().cpu().numpy().copy())
+                parts.append(encode(self.module_, batch, lengths).float().cpu().numpy().copy())
         return np.concatenate(parts)
 
     def reconstruction_error(self, X, per: str = "sample", kind: str | None = None):
@@ -567,6 +571,15 @@ def _jsonable(value):
     return value
 
 
+# encoding -> (module, x, lengths) -> (N, D) encodings (see `LSTMAutoencoder.transform`).
+_ENCODERS = {
+    "bottleneck": lambda module, x, lengths: module.encode(x, lengths),
+    "mean": lambda module, x, lengths: module.encode_pooled(x, lengths, last=False, statistics=("mean",)),
+    "max": lambda module, x, lengths: module.encode_pooled(x, lengths, last=False, statistics=("max",)),
+    "pooled": lambda module, x, lengths: module.encode_pooled(x, lengths),
+}
+
+
 def _check_encoding(encoding) -> None:
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
@@ -608,13 +621,29 @@ def _as_samples(X, vocab_size=None):
 
 def _as_windows(X) -> np.ndarray:
     """X as a float array (N, L, F); (N, L) is read as univariate (N, L, 1)."""
+    if scipy.sparse.issparse(X):
+        raise TypeError("sparse input is not supported: LSTMAutoencoder reads dense windows (N, L, F); "
+                        "pass X.toarray()")
     X = np.asarray(X)
+    if X.dtype == object:
+        try:
+            X = X.astype(np.float64)
+        except ValueError as err:
+            raise DataError(f"expected numbers, got dtype object with values that are not numbers ({err})") from None
+        except TypeError as err:
+            raise TypeError(f"expected numbers in X: {err}") from None
     if X.ndim == 2:
+        if X.shape[1] == 0:
+            raise DataError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required: expected windows "
+                            "(N, L) of one feature with L >= 1")
         X = X[:, :, None]
     if X.ndim != 3:
-        raise DataError(f"expected windows of shape (N, L, F) (or (N, L) for one feature), got shape {X.shape}")
+        raise DataError(f"expected windows of shape (N, L, F) (or (N, L) for one feature), got shape {X.shape}; "
+                        "Reshape your data: X[None] for one window, X[:, None] for N windows of one step")
     if 0 in X.shape:
         raise DataError(f"expected non-empty windows (N, L, F), got shape {X.shape}")
+    if np.iscomplexobj(X):
+        raise DataError("Complex data not supported: pass real numbers (e.g. X.real and X.imag as two features)")
     if not np.issubdtype(X.dtype, np.number):
         raise DataError(f"expected numbers, got dtype {X.dtype}")
     return X

@@ -30,7 +30,8 @@ def iterate_batches(X, indices: np.ndarray, batch_size: int, *, transform: Calla
         if tokens:
             yield np.ascontiguousarray(batch, dtype=np.int64), None
             continue
-        scaled = transform(batch) if transform is not None else np.ascontiguousarray(batch, dtype=np.float32)
+        # C order: the fused kernels need each step's features contiguous (an F-ordered X is not)
+        scaled = np.ascontiguousarray(transform(batch) if transform is not None else batch, dtype=np.float32)
         finite = np.isfinite(scaled).reshape(len(part), -1).all(axis=1)
         if not finite.all():
             _raise_not_finite(int(part[np.flatnonzero(~finite)[0]]))
