@@ -1,0 +1,242 @@
+"""Score many entities' series with one model on Dask workers; the result equals `series.score_frame`.
+
+How it works: every input row is tagged with its place in the input (partition number, position),
+the table is shuffled on the entity column so that all rows of an entity land in one partition,
+each partition is put back in order (by the time column when one is given, else by the input
+order) and scored by `lstmae.series.score_frame(model, part, entity_column=...)`. Entities are
+scored independently there (windows, adaptive thresholds and alarm rules all restart per entity),
+so which entities share a partition changes nothing.
+
+The model travels as its directory path, never as a pickled object: each worker process loads it
+once with `lstmae.load` and keeps it, keyed by the path and the SHA-256 of its weights, so a model
+saved again under the same path is loaded afresh.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+try:
+    import dask
+    import dask.dataframe as dd
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise ImportError("lstmae.distributed needs Dask: pip install 'lstmae[distributed]' "
+                      "(dask[dataframe] and distributed)") from err
+
+from ..config import DEFAULTS
+from ..estimator import load
+from ..exceptions import DataError, ModelFileError
+from ..persistence import read_config
+from ..scoring import DEFAULT_ALARM
+from ..series import feature_values, score_frame
+
+# Columns that carry each row's place in the input through the shuffle; dropped from the result.
+_PART, _POS = "__lstmae_partition", "__lstmae_position"
+_ORDER = [_PART, _POS]
+_CACHE_SIZE = 4
+_models: dict[tuple[str, str], object] = {}
+_models_lock = threading.Lock()
+
+
+def score_entities(model_dir, ddf, *, entity_column: str, time_column: str | None = None,
+                   how: str = DEFAULTS["how"], stride: int = 1, threshold=None,
+                   alarms: dict | None = DEFAULT_ALARM, feature_errors: bool = False,
+                   npartitions: int | None = None, torch_threads: int | None = 1):
+    """Score the series of every entity in the Dask DataFrame `ddf` with the model saved in `model_dir`.
+
+    ddf: rows = time steps of many entities, in any interleaving, with the model's feature columns
+    (picked by name; other columns are ignored) and `entity_column`. Each entity's rows are put
+    in order by `time_column` when given (ties keep the input order), else kept in the input order.
+    Windows of the model's length are cut every `stride` rows within an entity, never across two.
+
+    how, threshold, alarms, feature_errors: as in `lstmae.series.score_values`.
+    npartitions: partitions after the shuffle (default: those of `ddf`); each holds whole entities.
+    torch_threads: torch threads per task on a `distributed` worker (default 1, so that n single-threaded
+    workers use n cores without oversubscribing them); None leaves torch's setting alone. Tasks run
+    by the local schedulers (threads, synchronous) never change it.
+
+    Returns a lazy Dask DataFrame, one row per input row, with the input's index, `entity_column`,
+    `time_column` (when given) and ``score`` (NaN where invalid, inf where a window's error
+    overflowed), ``is_anomaly``, ``alarm`` (unless `alarms` is None), ``valid`` (False for rows no full
+    window covers, among them every row of an entity shorter than the window), ``threshold`` for
+    adaptive threshold rules, ``error_<feature>`` with `feature_errors`. Rows come grouped by
+    partition, not in the input order: join on the index or on (entity, time).
+
+    `model_dir` must be readable at the same path by every worker (on a cluster: a shared file
+    system). The model is loaded here once to check the columns, and once per worker process.
+    Raises DataError (a missing entity, time or feature column) and ModelFileError at once, not at
+    compute time.
+    """
+    scored = _score(model_dir, ddf, entity_column, time_column, npartitions, torch_threads,
+                    dict(how=how, stride=int(stride), threshold=threshold, alarms=alarms,
+                         feature_errors=feature_errors))
+    return scored.drop(columns=_ORDER)
+
+
+def score_entities_pandas(model_dir, frame: pd.DataFrame, *, entity_column: str, time_column: str | None = None,
+                          client=None, npartitions: int | None = None, how: str = DEFAULTS["how"],
+                          stride: int = 1, threshold=None, alarms: dict | None = DEFAULT_ALARM,
+                          feature_errors: bool = False, torch_threads: int | None = 1) -> pd.DataFrame:
+    """`score_entities` for a pandas DataFrame in memory; returns a pandas DataFrame in `frame`'s row order.
+
+    client: a `distributed.Client` (a LocalCluster's or a cluster's) to compute on; None uses Dask's
+    current default (a client made earlier in this process, else the local threaded scheduler).
+    npartitions: pieces the frame is cut into (default: 2 per worker thread of `client`, else 2 per CPU).
+    The other options are those of `score_entities`.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    if npartitions is None:
+        threads = sum(client.nthreads().values()) if client is not None else (os.cpu_count() or 1)
+        npartitions = 2 * threads
+    npartitions = max(1, min(int(npartitions), len(frame)))
+    ddf = dd.from_pandas(frame, npartitions=npartitions, sort=False)
+    scored = _score(model_dir, ddf, entity_column, time_column, npartitions, torch_threads,
+                    dict(how=how, stride=int(stride), threshold=threshold, alarms=alarms,
+                         feature_errors=feature_errors))
+    result = scored.compute(scheduler=client) if client is not None else scored.compute()
+    result = result.sort_values(_ORDER, kind="stable").drop(columns=_ORDER)
+    # The entity and time values as the user gave them (Dask may have stored object columns as strings).
+    for name in [entity_column] + ([time_column] if time_column is not None else []):
+        result[name] = frame[name].to_numpy()
+    return result
+
+
+def _score(model_dir, ddf, entity_column, time_column, npartitions, torch_threads, options):
+    """The lazy scored table, still carrying each row's place in the input (_ORDER columns)."""
+    if not isinstance(ddf, dd.DataFrame):
+        raise DataError(f"expected a Dask DataFrame, got {type(ddf).__name__} (score_entities_pandas takes "
+                        "a pandas one)")
+    path, sha = _model_key(model_dir)
+    model = _cached_model(path, sha)
+    columns = list(ddf.columns)
+    for role, name in (("entity", entity_column), ("time", time_column)):
+        if name is not None and name not in columns:
+            raise DataError(f"no {role} column {name!r}; the columns are {columns[:12]}")
+    reserved = [entity_column] + ([time_column] if time_column is not None else [])
+    # Missing or non-numeric features fail here, before any work is sent out.
+    feature_values(model, ddf._meta.drop(columns=reserved))
+    features = _feature_columns(model, [c for c in columns if c not in reserved])
+    text = [f"{name!r} ({ddf._meta[name].dtype})" for name in features
+            if not pd.api.types.is_numeric_dtype(ddf._meta[name])]
+    if text:
+        raise DataError(f"feature columns must hold numbers; not numeric: {', '.join(text[:5])}; convert them "
+                        "(e.g. ddf[col].astype('float32')) or drop them")
+    meta = _result_meta(model, ddf._meta, entity_column, time_column, options)
+
+    tagged = ddf.map_partitions(_tag_rows, meta=ddf._meta.assign(**{_PART: np.int64(0), _POS: np.int64(0)}))
+    by_entity = tagged.shuffle(on=entity_column, npartitions=npartitions or ddf.npartitions)
+    return by_entity.map_partitions(_score_partition, path, sha, entity_column, time_column, features, options,
+                                    torch_threads, meta, meta=meta, align_dataframes=False)
+
+
+def _feature_columns(model, candidates: list) -> list:
+    """The input columns `score_frame` reads as features: the model's by name when it knows them, else
+    every column but the entity and time columns (as `score_frame` would take them)."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None and all(isinstance(c, str) for c in candidates):
+        return list(names)
+    return candidates
+
+
+def _tag_rows(part: pd.DataFrame, partition_info=None) -> pd.DataFrame:
+    """`part` with each row's place in the input: its partition number and position in the partition."""
+    number = partition_info["number"] if partition_info else 0
+    return part.assign(**{_PART: np.full(len(part), number, np.int64), _POS: np.arange(len(part), dtype=np.int64)})
+
+
+def _score_partition(part, path, sha, entity_column, time_column, features, options, torch_threads, meta):
+    """Score one partition holding whole entities: put in order, `score_frame`, keep the result columns."""
+    if torch_threads is not None and _on_worker():
+        import torch
+
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(int(torch_threads))
+    if not len(part):
+        return meta
+    if part[entity_column].isna().any():
+        raise DataError(f"entity column {entity_column!r} has missing values; give every row an entity")
+    keys = ([time_column] if time_column is not None else []) + _ORDER
+    part = part.sort_values(keys, kind="stable")
+    model = _cached_model(path, sha)
+    table = _padded(part[features + [entity_column]], entity_column, model.n_timesteps_)
+    scored = score_frame(model, table, entity_column=entity_column, **options).iloc[: len(part)]
+    scored.index = part.index
+    keep = [entity_column] + ([time_column] if time_column is not None else [])
+    result = pd.concat([part[keep + _ORDER], scored], axis=1)
+    return result.reindex(columns=meta.columns)
+
+
+def _padded(part: pd.DataFrame, entity_column: str, window: int) -> pd.DataFrame:
+    """`part`, plus one window of zeros for an entity of its own at the end when no entity in `part` has a
+    full window: `score_frame` refuses a table with nothing to score, while such a partition's rows
+    (entities shorter than the window) must come out as in single-process scoring, valid=False. The
+    extra entity is scored on its own and its rows are cut off again."""
+    if part.groupby(entity_column, sort=False).size().max() >= window:
+        return part
+    pad = pd.DataFrame(0.0, index=pd.RangeIndex(window), columns=part.columns)
+    pad[entity_column] = pd.Series([_PadEntity()] * window, dtype=object)
+    return pd.concat([part.astype({entity_column: object}), pad], ignore_index=True)
+
+
+class _PadEntity:
+    """An entity id equal to no user's."""
+
+    def __repr__(self) -> str:
+        return "<lstmae padding>"
+
+
+def _result_meta(model, input_meta, entity_column, time_column, options) -> pd.DataFrame:
+    """The empty result table (columns and dtypes), from scoring one window of zeros."""
+    window = model.n_timesteps_
+    names = model._feature_names()
+    probe = pd.DataFrame(np.zeros((window, len(names)), np.float32), columns=names).assign(**{_PART: 0})
+    scored = score_frame(model, probe, entity_column=_PART, **options).drop(columns=["overflow"], errors="ignore")
+    keep = [entity_column] + ([time_column] if time_column is not None else [])
+    front = input_meta[keep].assign(**{_PART: np.int64(0), _POS: np.int64(0)})
+    return pd.concat([front, scored.iloc[:0].set_axis(front.index[:0], axis=0)], axis=1)
+
+
+def _on_worker() -> bool:
+    """Whether this runs in a `distributed` worker (not in the client's process under a local scheduler)."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+        return True
+    except (ImportError, ValueError):
+        return False
+
+
+def _model_key(model_dir) -> tuple[str, str]:
+    """(absolute path, weights SHA-256 from config.json): what a worker's cached model is keyed by."""
+    path = Path(model_dir).expanduser().absolute()
+    if not path.is_dir():
+        raise ModelFileError(f"{path} is not a model directory (expected a directory written by "
+                             "LSTMAutoencoder.save or `lstmae fit`)")
+    sha = read_config(path).get("weights_sha256")
+    if not sha:
+        raise ModelFileError(f"{path / 'config.json'} records no weights_sha256; save the model again with "
+                             "this version of lstmae")
+    return str(path), sha
+
+
+def _cached_model(path: str, sha: str):
+    """The model in `path` whose weights have SHA-256 `sha`, loaded once per process."""
+    with _models_lock:
+        model = _models.get((path, sha))
+        if model is not None:
+            return model
+        model = load(path)
+        now = read_config(path).get("weights_sha256")
+        if now != sha:
+            raise ModelFileError(f"{path} was saved again while scoring (weights SHA-256 {sha[:12]}... became "
+                                 f"{str(now)[:12]}...); score again")
+        if len(_models) >= _CACHE_SIZE:
+            _models.pop(next(iter(_models)))
+        _models[(path, sha)] = model
+        return model

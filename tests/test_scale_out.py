@@ -1,0 +1,196 @@
+"""Scale-out scoring on Dask (lstmae.distributed): equal to single-process `series.score_frame`, row for row."""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+dask = pytest.importorskip("dask")
+dd = pytest.importorskip("dask.dataframe")
+pytest.importorskip("distributed")
+
+from lstmae import LSTMAutoencoder  # noqa: E402
+from lstmae.distributed import score_entities, score_entities_pandas  # noqa: E402
+from lstmae.exceptions import DataError, ModelFileError  # noqa: E402
+from lstmae.series import SkippedGroupWarning, score_frame  # noqa: E402
+
+WINDOW = 10
+# Seven entities of different lengths; "short" (4 rows) is shorter than the window: valid=False rows.
+LENGTHS = {"m1": 60, "m2": 95, "short": 4, "m4": 33, "m5": 120, "m6": 10, "m7": 47}
+FEATURES = ["x", "y", "z"]
+
+
+def make_frame(seed=0, lengths=LENGTHS):
+    """Rows of all entities interleaved (each entity's rows in time order), index not a RangeIndex."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for k, (entity, n) in enumerate(lengths.items()):
+        t = np.arange(n)
+        parts.append(pd.DataFrame({"machine": entity, "t": t * 10.0 + k,
+                                   "x": np.sin(0.3 * t + k) + 0.05 * rng.normal(size=n),
+                                   "y": np.cos(0.2 * t) * (1 + k / 10), "z": rng.normal(size=n)}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame.sort_values("t", kind="stable")  # interleaves the entities, keeps each one's order
+    frame.index = pd.RangeIndex(len(frame)) * 3 + 1000
+    return frame[["t", "z", "machine", "x", "y"]]  # features not first, not in the trained order
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    t = np.arange(1300)  # ~130 held-out windows: enough calibration scores for an adaptive rule
+    values = np.stack([np.sin(0.3 * t), np.cos(0.2 * t), rng.normal(size=len(t))], axis=1).astype(np.float32)
+    X = np.lib.stride_tricks.sliding_window_view(values, (WINDOW, 3))[:, 0]
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=1, batch_size=128, random_state=0, progress=False)
+    model.fit(np.ascontiguousarray(X), feature_names=FEATURES)
+    path = tmp_path_factory.mktemp("scale_out") / "model"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    from lstmae import load
+
+    return load(model_dir)
+
+
+@pytest.fixture
+def synchronous():
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+def reference(model, frame, **options):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedGroupWarning)
+        return score_frame(model, frame, entity_column="machine", **options)
+
+
+def assert_same(got, want):
+    """Same rows (index, in order), scores within 1e-6, every flag and extra column equal."""
+    assert list(got.index) == list(want.index)
+    for column in want.columns:
+        if column == "score" or column.startswith(("error_", "threshold")):
+            np.testing.assert_allclose(got[column].to_numpy(float), want[column].to_numpy(float), atol=1e-6,
+                                       rtol=1e-6, err_msg=column)
+        else:
+            np.testing.assert_array_equal(got[column].to_numpy(), want[column].to_numpy(), err_msg=column)
+
+
+def test_equals_single_process_row_for_row(model_dir, model, synchronous):
+    frame = make_frame()
+    want = reference(model, frame)
+    got = score_entities_pandas(model_dir, frame, entity_column="machine", npartitions=3)
+    assert list(got.columns) == ["machine", "score", "is_anomaly", "alarm", "valid"]
+    assert_same(got, want)
+    assert_same(got[["machine"]], frame[["machine"]])
+    short = frame["machine"] == "short"
+    assert not got.loc[short, "valid"].any() and got.loc[short, "score"].isna().all()
+    assert got.loc[~short, "valid"].any() and got["is_anomaly"].sum() > 0  # something is flagged: a real test
+
+
+@pytest.mark.parametrize("npartitions", [1, 16])
+def test_partitioning_changes_nothing(model_dir, model, synchronous, npartitions):
+    """One partition holding every entity, or more partitions than entities: empty ones, and ones holding
+    only the entity shorter than the window (which score_frame alone would refuse)."""
+    frame = make_frame(seed=3)
+    got = score_entities_pandas(model_dir, frame, entity_column="machine", npartitions=npartitions)
+    assert_same(got, reference(model, frame))
+
+
+def test_only_short_entities_come_out_invalid(model_dir, synchronous):
+    frame = make_frame(lengths={"a": 3, "b": WINDOW - 1})
+    got = score_entities_pandas(model_dir, frame, entity_column="machine", npartitions=2)
+    assert len(got) == len(frame) and not got["valid"].any() and got["score"].isna().all()
+    assert (got["is_anomaly"] == 0).all() and (got["alarm"] == 0).all()
+
+
+def test_time_column_orders_each_entity(model_dir, model, synchronous):
+    """Rows shuffled out of time order: each entity is scored in time order, as after a sort by time."""
+    frame = make_frame(seed=5).sample(frac=1.0, random_state=7)
+    ddf = dd.from_pandas(frame, npartitions=4, sort=False)
+    got = score_entities(model_dir, ddf, entity_column="machine", time_column="t").compute()
+    assert list(got.columns)[:2] == ["machine", "t"]
+    want = reference(model, frame.sort_values("t", kind="stable"))
+    assert_same(got.loc[want.index], want)
+    # Without the time column the shuffled order is kept, which scores differently.
+    unordered = score_entities_pandas(model_dir, frame, entity_column="machine", npartitions=4)
+    assert_same(unordered, reference(model, frame))
+    assert not np.allclose(unordered["score"].fillna(0), got.loc[frame.index, "score"].fillna(0))
+
+
+def test_options_pass_through(model_dir, model, synchronous):
+    """how, stride, an adaptive threshold rule (its per-row threshold column), no alarms, feature errors."""
+    frame = make_frame(seed=2)
+    options = dict(how="end", stride=2, threshold="telemanom:1,window=30,every=5", alarms=None, feature_errors=True)
+    got = score_entities_pandas(model_dir, frame, entity_column="machine", npartitions=3, **options)
+    want = reference(model, frame, **options)
+    assert {"threshold", "error_x"} <= set(got.columns) and "alarm" not in got.columns
+    assert_same(got, want)
+
+
+def test_entity_ids_kept_as_given(model_dir, synchronous):
+    frame = make_frame(lengths={7: 30, "m2": 25, 3.5: 12})
+    got = score_entities_pandas(model_dir, frame, entity_column="machine", npartitions=2)
+    assert list(got["machine"]) == list(frame["machine"])
+
+
+def test_model_saved_again_is_reloaded(model_dir, model, tmp_path, synchronous):
+    """Workers cache the model by path and weights hash: a new save under the same path is used."""
+    path = tmp_path / "model"
+    model.save(path)
+    frame = make_frame(seed=4)
+    first = score_entities_pandas(path, frame, entity_column="machine", npartitions=2)
+    other = LSTMAutoencoder(encoder=(8, 4), epochs=0, random_state=3, progress=False)
+    other.fit(np.random.default_rng(0).normal(size=(40, WINDOW, 3)).astype(np.float32), feature_names=FEATURES)
+    other.save(path, overwrite=True)
+    second = score_entities_pandas(path, frame, entity_column="machine", npartitions=2)
+    assert_same(second, reference(other, frame))
+    assert not np.allclose(first["score"].fillna(0), second["score"].fillna(0))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f.drop(columns=["machine"]), "no entity column 'machine'"),
+    (lambda f: f.drop(columns=["y"]), "missing 'y'"),
+    (lambda f: f.assign(x="text"), "feature columns must hold numbers"),
+])
+def test_bad_columns_fail_at_once_in_one_line(model_dir, change, message):
+    ddf = dd.from_pandas(change(make_frame()), npartitions=2)
+    with pytest.raises(DataError, match=message) as info:
+        score_entities(model_dir, ddf, entity_column="machine")
+    assert "\n" not in str(info.value)
+
+
+def test_other_bad_input(model_dir, tmp_path, synchronous):
+    frame = make_frame()
+    with pytest.raises(DataError, match="no time column 'when'"):
+        score_entities(model_dir, dd.from_pandas(frame, npartitions=2), entity_column="machine", time_column="when")
+    with pytest.raises(DataError, match="expected a Dask DataFrame"):
+        score_entities(model_dir, frame, entity_column="machine")
+    with pytest.raises(ModelFileError, match="not a model directory"):
+        score_entities_pandas(tmp_path / "nothing", frame, entity_column="machine")
+    with pytest.raises(DataError, match="entity column 'machine' has missing values"):
+        score_entities_pandas(model_dir, frame.assign(machine=frame["machine"].where(frame["t"] != 0)),
+                              entity_column="machine")
+
+
+def test_local_cluster_two_processes(model_dir, model):
+    """The real engine: two worker processes with one thread each; same rows as single-process, each
+    worker loaded the model once and scores with one torch thread."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    frame = make_frame(seed=6)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      worker_dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        got = score_entities_pandas(model_dir, frame, entity_column="machine", client=client)
+        ddf = dd.from_pandas(frame, npartitions=4, sort=False)
+        lazy = client.compute(score_entities(model_dir, ddf, entity_column="machine", time_column="t")).result()
+        threads = client.run(lambda: __import__("torch").get_num_threads())
+        cached = client.run(lambda: len(__import__("lstmae.distributed.scoring").distributed.scoring._models))
+    want = reference(model, frame)
+    assert_same(got, want)
+    assert_same(lazy.loc[want.index, want.columns], want)
+    assert set(threads.values()) == {1} and set(cached.values()) == {1}
