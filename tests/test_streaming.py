@@ -15,7 +15,7 @@ from lstmae.streaming import STATE_JSON, STATE_TENSORS, StreamingScorer
 
 WINDOW = 8
 FEATURES = ["a", "b", "c"]
-DSPOT = "dspot:1e-2,depth=10"  # DSPOT needs depth + 500 calibration scores: the fixture holds out ~640
+DSPOT = "dspot:1e-2,depth=10"  # DSPOT needs depth + 500 calibration scores: the fixture holds out ~570
 ALARMS = {"min_length": 2, "merge_gap": 3, "cooldown": 5}
 RTOL = 1e-5  # a window's score may differ in the last bits with the batch it is computed in
 
@@ -34,15 +34,18 @@ def make_series(n=500, seed=1, anomalies=None):
 @pytest.fixture(scope="module")
 def model():
     """A small series model (threshold fitted on how="max" row scores, so how="end" refits it)."""
-    ae = LSTMAutoencoder(encoder=(8, 4), epochs=2, batch_size=64, validation_fraction=0.4, random_state=0,
+    ae = LSTMAutoencoder(encoder=(8, 4), epochs=2, batch_size=64, validation_fraction=0.5, random_state=0,
                          progress=False)
-    return fit_series(ae, make_series(1600, seed=0, anomalies=False), window=WINDOW, feature_names=FEATURES)
+    return fit_series(ae, make_series(1150, seed=0, anomalies=False), window=WINDOW, feature_names=FEATURES)
 
 
 @pytest.fixture(scope="module")
-def other_model():
-    ae = LSTMAutoencoder(encoder=(8, 4), epochs=1, batch_size=64, random_state=1, progress=False)
-    return fit_series(ae, make_series(400, seed=3, anomalies=False), window=WINDOW, feature_names=FEATURES)
+def other_model(model):
+    """The same model with one weight changed a little."""
+    config, tensors = model.get_state()
+    name = next(name for name in tensors if "weight" in name)
+    tensors[name] = tensors[name] + 0.01
+    return LSTMAutoencoder.from_state(config, tensors)
 
 
 def feed(scorer, values, sizes, entity=None):
@@ -83,8 +86,9 @@ def test_row_by_row_equals_batch_static(model, threshold):
 
 def test_model_threshold_used_as_is_when_fitted_on_window_scores(model):
     """A model fitted on windows (threshold_how_ 'window') keeps its own threshold_ for end-row scores."""
-    windowed = LSTMAutoencoder(encoder=(8, 4), epochs=1, random_state=0, progress=False)
-    windowed.fit(np.lib.stride_tricks.sliding_window_view(make_series(200), WINDOW, axis=0).transpose(0, 2, 1))
+    windowed = LSTMAutoencoder.from_state(*model.get_state())
+    windowed.recalibrate(np.lib.stride_tricks.sliding_window_view(make_series(200), WINDOW, axis=0).transpose(0, 2, 1))
+    assert windowed.threshold_how_ == "window"
     result = StreamingScorer(windowed).update(make_series(20))
     assert (result["threshold"] == windowed.threshold_).all()
 
@@ -121,7 +125,7 @@ def test_index_is_kept(model):
 
 
 def test_save_restore_midway_gives_identical_results(model, tmp_path):
-    values = make_series(300, seed=2)
+    values = make_series(170, seed=2)
     sizes = [3, 1, 17, 5]
     for threshold in (None, DSPOT):
         straight = feed(StreamingScorer(model, threshold=threshold, alarms=ALARMS), values, sizes)
@@ -139,9 +143,9 @@ def test_save_restore_midway_gives_identical_results(model, tmp_path):
 
 def test_update_many_equals_each_entity_alone(model):
     rng = np.random.default_rng(4)
-    series = {name: make_series(120, seed=10 + i) for i, name in enumerate(["m1", "m2", 7])}
+    series = {name: make_series(80, seed=10 + i) for i, name in enumerate(["m1", "m2", 7])}
     # Interleave the rows of three entities at random, each entity's rows in order.
-    order = rng.permutation(np.repeat(np.arange(3), 120))
+    order = rng.permutation(np.repeat(np.arange(3), 80))
     names = np.array(list(series), dtype=object)[order]
     taken = {name: 0 for name in series}
     rows = []
@@ -153,23 +157,23 @@ def test_update_many_equals_each_entity_alone(model):
     frame.index = frame.index + 1000
 
     scorer = StreamingScorer(model, threshold=DSPOT, alarms=ALARMS)
-    parts = [scorer.update_many(frame.iloc[start : start + size], "machine")
-             for start, size in zip(range(0, 360, 45), [45] * 8)]
+    parts = [scorer.update_many(frame.iloc[start : start + 40], "machine") for start in range(0, 240, 40)]
     together = pd.concat(parts)
     assert together.index.equals(frame.index) and (together["machine"].to_numpy() == names).all()
-    assert scorer.entities == ["m1", "m2", 7] or set(scorer.entities) == {"m1", "m2", 7}
+    assert set(scorer.entities) == {"m1", "m2", 7}
     batch = score_values(model, frame[FEATURES].to_numpy(), how="end", groups=names, threshold=DSPOT,
                          alarms=ALARMS)
+    assert batch["is_anomaly"].sum() > 0
     np.testing.assert_allclose(together["score"], batch["score"], rtol=RTOL, equal_nan=True)
     np.testing.assert_array_equal(together["is_anomaly"], batch["is_anomaly"])
     for name, values in series.items():
-        alone = feed(StreamingScorer(model, threshold=DSPOT, alarms=ALARMS), values, [1, 9], entity=name)
+        alone = feed(StreamingScorer(model, threshold=DSPOT, alarms=ALARMS), values, [1, 15], entity=name)
         mine = together[together["machine"] == name].drop(columns="machine").reset_index(drop=True)
         np.testing.assert_allclose(mine["score"], alone["score"].to_numpy(), rtol=RTOL, equal_nan=True)
         for column in ("is_anomaly", "alarm", "valid", "alarm_started"):
             np.testing.assert_array_equal(mine[column], alone[column].to_numpy())
         np.testing.assert_allclose(mine["threshold"], alone["threshold"].to_numpy(), rtol=RTOL)
-        assert scorer.rows_seen(name) == 120
+        assert scorer.rows_seen(name) == 80
 
 
 def test_update_many_one_forward_pass_per_call(model, monkeypatch):
@@ -195,6 +199,13 @@ def test_overflowing_row_scores_inf_and_the_stream_goes_on(model):
         assert hit[20] and hit[20 : 20 + WINDOW].all() and not hit[:20].any() and not hit[20 + WINDOW :].any()
         assert (result["is_anomaly"].to_numpy()[hit] == 1).all()
         assert np.isfinite(result["threshold"]).all() and result["score"].iloc[-1] < 1e6
+
+
+def test_no_rows_take_nothing(model):
+    scorer = StreamingScorer(model)
+    empty = scorer.update(pd.DataFrame(columns=FEATURES, dtype=np.float32), entity="a")
+    assert len(empty) == 0 and list(empty.columns)[0] == "score" and scorer.entities == []
+    scorer.get_state()
 
 
 def test_alarms_none_leaves_out_alarm_columns(model):

@@ -189,12 +189,15 @@ class StreamingScorer:
         the scores exist, so an error leaves the scorer as it was."""
         window, states = self.window, []
         windows, counts = [], []
+        parts = [part for part in parts if len(part[1])]  # no rows: nothing to take, no entity to start
         for key, values, _, _ in parts:
             state = self._entities.get(key)
             buffer = state.buffer if state is not None else np.empty((0, self.n_features), np.float32)
             combined = np.concatenate([buffer, values]) if len(buffer) else values
             n_windows = max(0, len(combined) - window + 1)
-            if n_windows:
+            if n_windows == 1:  # the usual one-row update: a slice, no strided view to build
+                windows.append(combined[None, len(combined) - window:])
+            elif n_windows:
                 view = np.lib.stride_tricks.sliding_window_view(combined, window, axis=0)  # (n_windows, F, L)
                 windows.append(view.transpose(0, 2, 1))
             counts.append(n_windows)

@@ -1,0 +1,184 @@
+"""Per-row cost of streaming scoring against the per-window cost of batch scoring, side by side.
+
+    python benchmarks/streaming_speed.py [--repeats 5] [--threads 1] [--out benchmarks/results]
+
+The default (128, 64) tanh model with random weights (epochs=0; speed does not depend on training)
+fitted by lstmae.series.fit_series on an 8-feature series with windows of 30 rows. In one process,
+`repeats` alternations of:
+
+- batch: `model.anomaly_score` on 512 windows (30, 8); cost per window = time / 512;
+- forward-1: `model.anomaly_score` on one window (the floor of any one-row update: one window's
+  forward pass at batch size 1), cost per window;
+- update: `StreamingScorer.update` with one row at a time of one entity (past its warm-up), cost per row;
+- update_many: `StreamingScorer.update_many` with one row of each of 100 entities per call (all past
+  their warm-up), cost per row = time per call / 100.
+
+Every case is warmed up once before the timed repeats; all use the same thread count (--threads,
+default 1). Ratios are of medians: cost per row / batch cost per window (the goal: within 2x).
+Writes streaming_speed.{json,md} to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+WINDOW, N_FEATURES, BATCH, ROWS, ENTITIES, CALLS = 30, 8, 512, 300, 100, 10
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+
+    import lstmae
+    from lstmae import LSTMAutoencoder
+    from lstmae.series import fit_series
+    from lstmae.streaming import StreamingScorer
+
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    rng = np.random.default_rng(0)
+    names = [f"x{j}" for j in range(N_FEATURES)]
+
+    def series(n):
+        t = np.arange(n)[:, None]
+        phases = rng.uniform(0, 2 * np.pi, N_FEATURES)
+        return (np.sin(0.2 * t + phases) + 0.1 * rng.standard_normal((n, N_FEATURES))).astype(np.float32)
+
+    model = fit_series(LSTMAutoencoder(epochs=0, random_state=0, progress=False), series(2000), window=WINDOW,
+                       feature_names=names)
+    windows = np.lib.stride_tricks.sliding_window_view(series(BATCH + WINDOW - 1), WINDOW, axis=0)
+    windows = np.ascontiguousarray(windows.transpose(0, 2, 1))  # (512, 30, 8)
+
+    one = StreamingScorer(model)
+    stream = series(WINDOW - 1 + (args.repeats + 1) * ROWS)
+    one.update(stream[: WINDOW - 1])
+    position = [WINDOW - 1]
+
+    many = StreamingScorer(model)
+    ticks = series(WINDOW - 1 + (args.repeats + 1) * CALLS)
+    ids = np.arange(ENTITIES)
+    warm = pd.DataFrame(np.repeat(ticks[: WINDOW - 1], ENTITIES, axis=0), columns=names)
+    warm.insert(0, "machine", np.tile(ids, WINDOW - 1))
+    many.update_many(warm, "machine")
+    frames = []
+    for row in ticks[WINDOW - 1 :]:
+        frame = pd.DataFrame(row + 0.01 * rng.standard_normal((ENTITIES, N_FEATURES)).astype(np.float32),
+                             columns=names)
+        frame.insert(0, "machine", ids)
+        frames.append(frame)
+    tick = [0]
+
+    def run_batch():
+        start = time.perf_counter()
+        model.anomaly_score(windows)
+        return (time.perf_counter() - start) / BATCH
+
+    def run_forward_one():
+        start = time.perf_counter()
+        for i in range(ROWS // 3):
+            model.anomaly_score(windows[i : i + 1])
+        return (time.perf_counter() - start) / (ROWS // 3)
+
+    def run_update():
+        rows = stream[position[0] : position[0] + ROWS]
+        start = time.perf_counter()
+        for row in rows:
+            result = one.update(row)
+        seconds = (time.perf_counter() - start) / ROWS
+        assert result["valid"].all()
+        position[0] += ROWS
+        return seconds
+
+    def run_update_many():
+        calls = frames[tick[0] : tick[0] + CALLS]
+        start = time.perf_counter()
+        for frame in calls:
+            result = many.update_many(frame, "machine")
+        seconds = (time.perf_counter() - start) / (CALLS * ENTITIES)
+        assert result["valid"].all() and len(result) == ENTITIES
+        tick[0] += CALLS
+        return seconds
+
+    cases = {"batch": run_batch, "forward_1": run_forward_one, "update": run_update,
+             "update_many": run_update_many}
+    for run in cases.values():  # warm-up
+        run()
+    seconds = {name: [] for name in cases}
+    started = time.perf_counter()
+    for _ in range(args.repeats):
+        for name, run in cases.items():
+            seconds[name].append(run())
+    wall = time.perf_counter() - started
+    load_after = os.getloadavg()
+
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    ratios = {name: medians[name] / medians["batch"] for name in ("forward_1", "update", "update_many")}
+    spread = {name: [min(values) / medians["batch"], max(values) / medians["batch"]]
+              for name, values in seconds.items() if name != "batch"}
+    report = {
+        "workload": (f"default (128, 64) tanh model, random weights, windows of {WINDOW} rows x {N_FEATURES} "
+                     f"features; batch = anomaly_score on {BATCH} windows; update = one row per call of one "
+                     f"entity ({ROWS} calls); update_many = {ENTITIES} entities x 1 row per call ({CALLS} calls)"),
+        "unit": "seconds per window (batch, forward_1) or per row (update, update_many)",
+        "threads": torch.get_num_threads(), "repeats": args.repeats, "timed_seconds": wall,
+        "seconds": seconds, "median_seconds": medians,
+        "ratio_to_batch_per_window": ratios,
+        "ratio_range_to_batch_median": spread,
+        "goal": "update per row within 2x of batch per window",
+        "load_average_before_after": [list(load_before), list(load_after)],
+        "cpu_count": os.cpu_count(),
+        "versions": {"lstmae": lstmae.__version__, "torch": torch.__version__, "pandas": pd.__version__,
+                     "python": platform.python_version()},
+        "machine": f"{platform.machine()}, {_cpu_name()}",
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "streaming_speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    labels = {"batch": "batch `anomaly_score`, 512 windows (per window)",
+              "forward_1": "`anomaly_score` of 1 window (per window)",
+              "update": "`update`, 1 row per call (per row)",
+              "update_many": f"`update_many`, {ENTITIES} entities x 1 row per call (per row)"}
+    rows = "\n".join(
+        f"| {labels[name]} | {medians[name] * 1e3:.3f} | {min(values) * 1e3:.3f} - {max(values) * 1e3:.3f} | "
+        + ("1" if name == "batch" else f"{ratios[name]:.2f} ({spread[name][0]:.2f} - {spread[name][1]:.2f})")
+        + " |" for name, values in seconds.items())
+    (args.out / "streaming_speed.md").write_text(
+        f"# Streaming scoring: cost per row against batch scoring's cost per window\n\n{report['workload']}; "
+        f"{report['threads']} thread(s), {args.repeats} alternations in one process after one warm-up of each; "
+        f"{report['machine']}, {os.cpu_count()} cores.\n\n"
+        f"**The machine was shared with other agents' tests and benchmarks** (load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} cores): absolute times are "
+        f"inflated and noisy; the ratios, measured side by side and alternated, are what to read.\n\n"
+        f"| case | median ms | range ms | ratio to batch per window (range) |\n|---|---|---|---|\n{rows}\n\n"
+        f"Goal: `update` per row within 2x of batch per window. Measured: **{ratios['update']:.1f}x** "
+        f"(`update_many` with {ENTITIES} entities per call: **{ratios['update_many']:.2f}x**). One window's "
+        f"forward pass at batch size 1 costs {ratios['forward_1']:.1f}x a window's share of a 512-window batch: "
+        f"a one-row update scores one window and cannot cost less than that; `update_many` batches the windows "
+        f"of many entities into one forward pass.\n\n"
+        f"Versions: {report['versions']}. Produced by `python benchmarks/streaming_speed.py`.\n")
+    print(f"per window batch {medians['batch'] * 1e3:.3f} ms; update {ratios['update']:.2f}x, "
+          f"update_many "
+          f"{ratios['update_many']:.2f}x, forward_1 {ratios['forward_1']:.2f}x; wrote {args.out / 'streaming_speed.md'}")
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()
