@@ -167,9 +167,9 @@ def main() -> None:
         f"a one-row update scores one window and cannot cost less than that; `update_many` batches the windows "
         f"of many entities into one forward pass.\n\n"
         f"Versions: {report['versions']}. Produced by `python benchmarks/streaming_speed.py`.\n")
-    print(f"per window batch {medians['batch'] * 1e3:.3f} ms; update {ratios['update']:.2f}x, "
-          f"update_many "
-          f"{ratios['update_many']:.2f}x, forward_1 {ratios['forward_1']:.2f}x; wrote {args.out / 'streaming_speed.md'}")
+    print(f"per window batch {medians['batch'] * 1e3:.3f} ms; update {ratios['update']:.2f}x, update_many "
+          f"{ratios['update_many']:.2f}x, forward_1 {ratios['forward_1']:.2f}x; wrote "
+          f"{args.out / 'streaming_speed.md'}")
 
 
 def _cpu_name() -> str:
