@@ -27,9 +27,13 @@ def register(cli: click.Group) -> None:
                   help="Rows per request; more gets 413.")
     @click.option("--max-entities", type=click.IntRange(1), default=10_000, show_default=True,
                   help="Entities the streaming scorer holds at once; a new one past it gets 429.")
+    @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
+                  help="Torch threads per worker. One row's window is too little work to split, and on a busy "
+                       "machine threads that wait for each other multiply latency; raise it for large batches "
+                       "on idle cores.")
     @click.option("--access-log/--no-access-log", default=True, show_default=True,
                   help="One line per request on stderr.")
-    def serve(model_dir, host, port, workers, max_rows, max_entities, access_log):
+    def serve(model_dir, host, port, workers, max_rows, max_entities, threads, access_log):
         """Serve a model over HTTP: batch scoring, per-entity streaming, health, Prometheus metrics.
 
         \b
@@ -61,8 +65,12 @@ def register(cli: click.Group) -> None:
         except ImportError as err:
             raise UserError(f"lstmae serve needs the serve extra ({err.name} is missing): "
                             "pip install 'lstmae[serve]'") from None
+        import torch
+
         from ..estimator import load
-        from ..serve.app import LIMITS_ENV, MODEL_DIR_ENV, create_app
+        from ..serve.app import LIMITS_ENV, MODEL_DIR_ENV, THREADS_ENV, create_app
+
+        torch.set_num_threads(threads)
 
         limits = {"max_rows": max_rows, "max_entities": max_entities}
         model = load(model_dir)  # a bad directory: ModelFileError -> one line, exit 2
@@ -70,14 +78,16 @@ def register(cli: click.Group) -> None:
         if not _is_loopback(host):
             click.echo(f"warning: listening on {host}: anyone who reaches it can score and stream, with no "
                        "authentication or TLS", err=True)
-        click.echo(f"serving {model_dir} on http://{host}:{port} (window {app.state.service.window}, "
-                   f"{len(app.state.service.features)} features; API docs at /docs); Ctrl-C stops", err=True)
+        service = app.state.service
+        click.echo(f"serving {model_dir} on http://{host}:{port} (window {service.window}, {len(service.features)} "
+                   f"features, {threads} torch thread(s) per worker; API docs at /docs); Ctrl-C stops", err=True)
         if workers == 1:
             uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
             return
         del app, model  # each worker loads its own
         os.environ[MODEL_DIR_ENV] = str(Path(model_dir).resolve())
         os.environ[LIMITS_ENV] = json.dumps(limits)
+        os.environ[THREADS_ENV] = str(threads)
         uvicorn.run("lstmae.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
                     access_log=access_log, log_level="info")
 

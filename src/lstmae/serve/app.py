@@ -13,9 +13,11 @@ Endpoints (JSON in and out; every error is a 4xx JSON ``{"error", "field", "fix"
   otherwise), ``GET /metrics`` (Prometheus text), ``GET /v1/model`` (window, features, threshold).
 
 Nothing a client sends names a file: the model is loaded once, from the path given to
-`create_app` by the operator. Scoring runs in the threadpool so the event loop keeps answering
-health checks; one lock serialises the streaming scorer, another the batch scorer (which bounds
-the memory of concurrent large batches).
+`create_app` by the operator. Parsing and scoring run in the threadpool so the event loop keeps
+answering health checks, except streaming bodies of a few rows, which are scored on the loop when
+the scorer is free (a hand-off to a thread and back costs more than their one window per row).
+One lock serialises the streaming scorer, another the batch scorer (which bounds the memory of
+concurrent large batches).
 """
 from __future__ import annotations
 
@@ -42,10 +44,14 @@ from .requests import RequestError, check_keys, parse_json, parse_table
 
 MODEL_DIR_ENV = "LSTMAE_SERVE_MODEL_DIR"
 LIMITS_ENV = "LSTMAE_SERVE_LIMITS"  # JSON of create_app keyword arguments, set by lstmae serve
+THREADS_ENV = "LSTMAE_SERVE_THREADS"  # torch threads per worker, set by lstmae serve
 _FLOAT64_MAX = float(np.finfo(np.float64).max)
 _ENDPOINTS = ("/v1/score", "/v1/model", "/healthz", "/readyz", "/metrics")
 _STREAM_PREFIX = "/v1/stream/"
 _MAX_ENTITY_ID = 200
+# Streaming bodies up to this size (a few rows) are scored on the event loop when the scorer is free:
+# their work (one window per row) is smaller than the cost of handing it to a thread and back.
+_INLINE_BYTES = 4096
 
 
 class Metrics:
@@ -131,6 +137,8 @@ class ScoringService:
     def warm_up(self) -> None:
         """Score one window of zeros (the first call builds kernels and allocates), then report ready."""
         self.model.anomaly_score(np.zeros((1, self.window, len(self.features)), np.float32))
+        if self.streaming:
+            self._streaming_scorer()
         self.ready = True
         self.metrics.ready.set(1)
 
@@ -155,10 +163,11 @@ class ScoringService:
         }
 
     # ---------------------------------------------------------------- batch
-    def score(self, data: dict) -> dict:
-        """POST /v1/score for a parsed body: one result per row (runs in a worker thread)."""
+    def score(self, body: bytes) -> dict:
+        """POST /v1/score for a request body: one result per row (runs in a worker thread)."""
         from ..series import score_values
 
+        data = parse_json(body)
         check_keys(data, ("rows", "columns", "data", "how", "entity_column"))
         how = data.get("how", DEFAULTS["how"])
         if how not in HOW_CHOICES:
@@ -198,12 +207,16 @@ class ScoringService:
                 "warnings": [str(w.message) for w in caught], "results": records(result, columns)}
 
     # ---------------------------------------------------------------- streaming
-    def stream(self, entity_id: str, data: dict) -> dict:
-        """POST /v1/stream/{entity_id} for a parsed body: the rows through the entity's causal state."""
+    def stream(self, entity_id: str, body: bytes, *, wait: bool = True) -> dict | None:
+        """POST /v1/stream/{entity_id} for a request body: the rows through the entity's causal state.
+        With wait=False, returns None instead of waiting when another update holds the scorer."""
         self._check_streaming(entity_id)
+        data = parse_json(body)
         check_keys(data, ("rows", "columns", "data"))
         table = parse_table(data, self.features, max_rows=self.max_rows)
-        with self._stream_lock:
+        if not self._stream_lock.acquire(blocking=wait):
+            return None
+        try:
             if entity_id not in self._entities and len(self._entities) >= self.max_entities:
                 raise RequestError(429, f"this server already tracks {self.max_entities} entities, its limit",
                                    "entity_id", "forget entities that are done with DELETE /v1/stream/{entity_id}, "
@@ -216,6 +229,8 @@ class ScoringService:
             self._entities[entity_id] = self._entities.get(entity_id, 0) + len(table.values)
             self.metrics.entities.set(len(self._entities))
             rows_seen = self._entities[entity_id]
+        finally:
+            self._stream_lock.release()
         n_anomalies = int(np.nansum(result["is_anomaly"].to_numpy()))
         n_alarms = int(np.nansum(result["alarm_started"].to_numpy())) if "alarm_started" in result else 0
         self.metrics.rows.labels("stream").inc(len(result))
@@ -378,14 +393,18 @@ def create_app(model, *, max_rows: int = 100_000, max_entities: int = 10_000, ma
     @app.post("/v1/score")
     async def score(request: Request):
         """Score a table of rows: one result per row (score, is_anomaly, alarm, valid)."""
-        data = parse_json(await _read_body(request, service.max_body_bytes))
-        return _json(await run_in_threadpool(service.score, data))
+        body = await _read_body(request, service.max_body_bytes)
+        return _json(await run_in_threadpool(service.score, body))
 
     @app.post("/v1/stream/{entity_id}")
     async def stream(entity_id: str, request: Request):
         """Rows of one entity, in order, as they arrive: causal scores and alarms per row."""
-        data = parse_json(await _read_body(request, service.max_body_bytes))
-        return _json(await run_in_threadpool(service.stream, entity_id, data))
+        body = await _read_body(request, service.max_body_bytes)
+        if len(body) <= _INLINE_BYTES:  # a few rows: less work than a hand-off to a thread and back
+            result = service.stream(entity_id, body, wait=False)
+            if result is not None:
+                return _json(result)
+        return _json(await run_in_threadpool(service.stream, entity_id, body))
 
     @app.delete("/v1/stream/{entity_id}")
     async def forget(entity_id: str):
@@ -398,6 +417,9 @@ def create_app(model, *, max_rows: int = 100_000, max_entities: int = 10_000, ma
 
 def app_from_environment() -> FastAPI:
     """uvicorn factory for several worker processes: the model directory comes from the operator's
-    environment (LSTMAE_SERVE_MODEL_DIR and LSTMAE_SERVE_LIMITS, set by `lstmae serve`); streaming is off."""
+    environment (LSTMAE_SERVE_MODEL_DIR, _LIMITS and _THREADS, set by `lstmae serve`); streaming is off."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get(THREADS_ENV, "1")))
     limits = json.loads(os.environ.get(LIMITS_ENV, "{}"))
     return create_app(os.environ[MODEL_DIR_ENV], streaming=False, **limits)
