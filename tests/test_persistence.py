@@ -78,3 +78,101 @@ def test_corrupt_and_missing_models(fitted_small, tmp_path):
     (tmp_path / "model3" / "model.safetensors").unlink()
     with pytest.raises(ModelFileError, match="model.safetensors is missing"):
         load(tmp_path / "model3")
+
+
+WRITER = """
+import sys
+sys.path.insert(0, {tests!r})
+import numpy as np
+from conftest import sine_windows
+from lstmae import LSTMAutoencoder
+models = [LSTMAutoencoder(encoder=(4,), epochs=0, progress=False, random_state=seed).fit(sine_windows(n=40))
+          for seed in (0, 1)]
+print("ready", flush=True)
+for i in range({saves}):
+    models[i % 2].save({path!r}, overwrite=True)
+"""
+
+
+def test_a_reader_never_sees_a_mix_of_two_saves_or_no_model(tmp_path):
+    """One process overwrites a model in a loop while this one loads it in a loop: every load is one of
+    the two models, whole (config.json and weights belong together: their digest is checked)."""
+    import os
+    import subprocess
+    import sys
+
+    X = sine_windows(n=40)
+    path = tmp_path / "model"
+    expected = []
+    for seed in (0, 1):
+        model = LSTMAutoencoder(encoder=(4,), epochs=0, progress=False, random_state=seed).fit(X)
+        expected.append(model.anomaly_score(X[:4]))
+    LSTMAutoencoder(encoder=(4,), epochs=0, progress=False, random_state=0).fit(X).save(path)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER.format(tests=os.path.dirname(__file__), saves=40,
+                                                                    path=str(path))],
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "ready"
+    loads = 0
+    while writer.poll() is None and loads < 200:
+        scores = load(path).anomaly_score(X[:4])
+        assert any(np.array_equal(scores, e) for e in expected)
+        loads += 1
+    writer.wait(timeout=120)
+    assert writer.returncode == 0 and loads > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging folders left
+
+
+def test_staging_left_by_a_killed_save_is_removed_by_the_next_save(fitted_small, tmp_path):
+    model, _ = fitted_small
+    dead = tmp_path / ".model.lstmae-staging-999999999-abc"  # a pid that cannot be running
+    dead.mkdir()
+    (dead / "config.json").write_text("{}")
+    alive = tmp_path / f".model.lstmae-staging-{__import__('os').getpid()}-abc"  # a save still running
+    alive.mkdir()
+    model.save(tmp_path / "model")
+    assert not dead.exists() and alive.exists()
+
+
+def test_config_and_weights_of_two_saves_are_refused(fitted_small, tmp_path):
+    model, X = fitted_small
+    model.save(tmp_path / "a")
+    LSTMAutoencoder(encoder=(8, 4), epochs=0, progress=False, random_state=1).fit(X).save(tmp_path / "b")
+    (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
+    with pytest.raises(ModelFileError, match="does not match config.json"):
+        load(tmp_path / "a")
+
+
+def test_a_model_file_is_checked_before_it_is_trusted(fitted_small, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    model, _ = fitted_small
+    model.save(tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    original = json.loads(config_path.read_text())
+
+    def corrupt(change):
+        config = json.loads(json.dumps(original))
+        change(config)
+        config.pop("weights_sha256")
+        config_path.write_text(json.dumps(config))
+        return pytest.raises(ModelFileError)
+
+    with corrupt(lambda c: c["architecture"].update(encoder=[20000, 4], decoder=[4, 20000])) as refused:
+        load(tmp_path / "m")  # refused from the header's shapes, before any allocation
+    assert "has shape" in str(refused.value) and "architecture needs" in str(refused.value)
+    for bad in (float("nan"), float("inf")):
+        with corrupt(lambda c: c["threshold"].update(value=bad)):
+            load(tmp_path / "m")
+    with corrupt(lambda c: c.update(format_version="1")) as refused:
+        load(tmp_path / "m")
+    assert "format_version" in str(refused.value)
+    with corrupt(lambda c: c["scaler"].update(scale=[float("nan")] * 3)):
+        load(tmp_path / "m")
+    config_path.write_text(json.dumps({k: v for k, v in original.items() if k != "weights_sha256"}))
+    tensors = load_file(str(tmp_path / "m" / "model.safetensors"))
+    name = next(k for k in tensors if k.startswith("encoder"))
+    tensors[name] = tensors[name].to(torch.int32)
+    save_file(tensors, str(tmp_path / "m" / "model.safetensors"))
+    with pytest.raises(ModelFileError, match="int32"):
+        load(tmp_path / "m")

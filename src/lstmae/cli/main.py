@@ -481,8 +481,10 @@ def summary(model_dir, features, timesteps, preset, **options):
 
 
 from .export import register as _register_export  # noqa: E402 - commands kept in their own files
+from .serve import register as _register_serve  # noqa: E402
 
 _register_export(cli)
+_register_serve(cli)
 
 
 def main():

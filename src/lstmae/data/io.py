@@ -20,10 +20,13 @@ written atomically (`atomic_output`, `write_table`, `write_text_atomic`, `write_
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import fnmatch
 import gzip
 import os
 import shutil
+import sys
 import tempfile
 import tokenize
 import uuid
@@ -907,24 +910,63 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "ut
 
 @contextmanager
 def staged_directory(target: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Build the directory `target` in a temporary sibling, yielded, and rename it into place when
-    the block succeeds: a failure leaves nothing behind and an existing target untouched."""
+    """Build the directory `target` in a temporary sibling, yielded, and swap it into place when the
+    block succeeds: a failure leaves nothing behind and an existing target untouched.
+
+    An existing target is exchanged with the new one in one step where the system can (Linux's
+    renameat2 RENAME_EXCHANGE), so a reader finds the old directory or the new one, never none; the
+    staging folders of saves that were killed earlier (their process is gone) are removed first.
+    """
     target = Path(target)
     check_output_path(target, overwrite)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    _remove_stale_staging(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_STAGING}-{os.getpid()}-", dir=target.parent))
     try:
         os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes an owner-only directory
         yield staging
         if target.exists():
             check_output_path(target, overwrite)  # it may have appeared meanwhile
-            backup = staging.with_name(staging.name + ".old")
-            os.replace(target, backup)
-            os.replace(staging, target)
-            shutil.rmtree(backup, ignore_errors=True)
+            if not _exchange(staging, target):  # no atomic exchange here: two renames
+                backup = staging.with_name(staging.name + ".old")
+                os.replace(target, backup)
+                os.replace(staging, target)
+                shutil.rmtree(backup, ignore_errors=True)
         else:
             os.replace(staging, target)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # after an exchange: the old directory
+
+
+_STAGING = "lstmae-staging"
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 with RENAME_EXCHANGE); False where unsupported."""
+    if sys.platform != "linux":
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(second))
+
+
+def _remove_stale_staging(target: Path) -> None:
+    """Remove the staging folders a killed save of `target` left behind (their process no longer runs)."""
+    for folder in target.parent.glob(f".{target.name}.{_STAGING}-*"):
+        try:
+            pid = int(folder.name[len(f".{target.name}.{_STAGING}-"):].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, PermissionError, OSError):
+            continue  # not ours to judge: another user's process, or an unexpected name
 
 
 def umask() -> int:
