@@ -137,3 +137,12 @@ def test_alarms_are_the_flags_after_the_alarm_rules_per_group(fitted):
     np.testing.assert_array_equal(table["alarm"].to_numpy(), expected)
     assert table["alarm"].sum() < table["is_anomaly"].sum()
     assert "alarm" not in score_values(fitted, values, alarms=None)
+
+
+def test_a_nan_names_the_input_row_and_column_not_a_window(fitted):
+    data = series(seed=7)
+    data[123, 1] = np.nan
+    with pytest.raises(DataError, match=r"column 'b' has 1 missing values \(first at row 124\)"):
+        score_values(fitted, data)
+    with pytest.raises(DataError, match="row 124"):
+        fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, progress=False), data, window=10, feature_names=["a", "b"])

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .config import DEFAULTS
+from .data.validation import check_finite
 from .data.windowing import temporalize, window_ends
 from .exceptions import DataError
 from .scoring import DEFAULT_ALARM, alarms_from_flags, apply_threshold, parse_threshold, window_to_points
@@ -98,6 +99,10 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     Label-based rules (best-f1) use the held-out rows' labels.
     """
     values = np.asarray(values)
+    if values.ndim == 1:
+        values = values[:, None]
+    check_finite(values, list(feature_names) if feature_names is not None else
+                 [f"f{j}" for j in range(values.shape[1])], "the series")
     if labels is not None:
         labels = np.asarray(labels)
     fraction = float(model.validation_fraction)
@@ -175,6 +180,7 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     values = np.asarray(values)
     n_rows, window = len(values), model.n_timesteps_
     names = list(feature_names) if feature_names is not None else model._feature_names()
+    check_finite(values, names, "the series")  # names the row and column, not a window number
     points = np.full(n_rows, np.nan)
     valid = np.zeros(n_rows, bool)
     overflow = np.zeros(n_rows, bool)
