@@ -254,6 +254,10 @@ def test_nan_row_names_entity_and_row_and_changes_nothing(model):
     frame.loc[2, "b"] = np.inf
     with pytest.raises(DataError, match=r"entity 'fan', row 2 \(its row 1\): b=inf"):
         scorer.update_many(frame, "id")
+    huge = make_series(2)
+    huge[1, 0] = 3.3e38  # finite in float32, inf once scaled
+    with pytest.raises(DataError, match=r"entity 'pump', row 11 \(its row 11\): a=3.3e\+38 is too large"):
+        scorer.update(huge, entity="pump")
     after = scorer.get_state()
     assert before[0] == after[0] and scorer.rows_seen("pump") == 10 and "fan" not in scorer.entities
     with pytest.raises(DataError, match="is empty at row 1"):

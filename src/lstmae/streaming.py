@@ -170,7 +170,8 @@ class StreamingScorer:
     def _check_finite(self, values: np.ndarray, key, index) -> None:
         """DataError naming the entity, the row and the feature of the first value that is NaN/inf, or
         that the model's scaling turns into inf; checked before any state changes."""
-        scaled = self.model.scaler_.transform(values) if len(values) else values
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = self.model.scaler_.transform(values) if len(values) else values
         bad = ~np.isfinite(scaled)
         if not bad.any():
             return
