@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 try:
-    import dask
     import dask.dataframe as dd
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise ImportError("lstmae.distributed needs Dask: pip install 'lstmae[distributed]' "
