@@ -208,6 +208,16 @@ def test_no_rows_take_nothing(model):
     scorer.get_state()
 
 
+def test_forget_starts_the_entity_over(model):
+    scorer = StreamingScorer(model)
+    values = make_series(12)
+    first = scorer.update(values, entity="a")
+    scorer.update(values[:3], entity="b")
+    assert scorer.forget("a") == 12 and scorer.forget("a") == 0 and scorer.entities == ["b"]
+    again = scorer.update(values, entity="a")  # a new warm-up, the same scores
+    pd.testing.assert_frame_equal(again, first)
+
+
 def test_alarms_none_leaves_out_alarm_columns(model):
     result = StreamingScorer(model, alarms=None).update(make_series(10))
     assert list(result.columns) == ["score", "is_anomaly", "valid", "threshold"]

@@ -105,6 +105,12 @@ class StreamingScorer:
         state = self._entities.get(_entity_key(entity))
         return 0 if state is None else state.rows_seen
 
+    def forget(self, entity=None) -> int:
+        """Drop `entity`'s state (rows, threshold, alarms): its next row starts a new warm-up. Returns the
+        rows it had seen (0 for an entity not seen)."""
+        state = self._entities.pop(_entity_key(entity), None)
+        return 0 if state is None else state.rows_seen
+
     def update(self, rows, entity=None) -> pd.DataFrame:
         """Take the next rows of one entity, in order, and score every row whose window is now full.
 
