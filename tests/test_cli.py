@@ -239,3 +239,27 @@ def test_demo_writes_everything_it_promises(tmp_path):
     result = run("demo", "-o", out, "--epochs", "2")  # no --overwrite: refused, nothing touched
     assert result.exit_code == 2 and "exists" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_time_gaps_split_windows_and_dropped_rows_keep_one_output_row_each(workspace, tmp_path):
+    frame = sensor_frame(240)
+    stamps = pd.to_datetime(frame["timestamp"])
+    stamps[120:] += pd.Timedelta(days=30)  # a 30-day jump in the middle
+    frame["timestamp"] = stamps.astype(str)
+    frame.to_csv(tmp_path / "gap.csv", index=False)
+    result = run("fit", tmp_path / "gap.csv", "-o", tmp_path / "m", "--window", 10, "--time-column", "timestamp",
+                 "--label-column", "label", *TINY)
+    assert result.exit_code == 0, result.output
+    assert "split the series at 1 time gap" in result.output
+    result = run("score", tmp_path / "m", tmp_path / "gap.csv", "-o", tmp_path / "s.csv", "--how", "end")
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(tmp_path / "s.csv")
+    assert not scores["valid"][120:129].any() and scores["valid"][129:].all()  # warm-up again after the gap
+    frame = sensor_frame(60)
+    frame.loc[[5, 7], "flow"] = np.nan
+    frame.to_csv(tmp_path / "holes.csv", index=False)
+    result = run("score", workspace / "model", tmp_path / "holes.csv", "-o", tmp_path / "h.csv", "--nan-policy", "drop")
+    assert result.exit_code == 0, result.output
+    holes = pd.read_csv(tmp_path / "h.csv")
+    assert len(holes) == 60 and list(holes["timestamp"]) == list(frame["timestamp"])
+    assert not holes["valid"][[5, 7]].any() and holes["score"][[5, 7]].isna().all()

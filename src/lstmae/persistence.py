@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load, save
+from safetensors.torch import load as parse_safetensors, save as serialize_safetensors
 
 from . import __version__
 from .data.io import staged_directory
@@ -34,7 +34,7 @@ def write_model(path, config: dict, tensors: dict[str, torch.Tensor], *, overwri
     Everything is written into a temporary sibling directory first, then swapped into place, so a
     crash never leaves half a model and a reader never sees a config without its weights.
     """
-    weights = save({name: t.detach().cpu().contiguous() for name, t in tensors.items()})
+    weights = serialize_safetensors({name: t.detach().cpu().contiguous() for name, t in tensors.items()})
     config = {"format_version": FORMAT_VERSION, "lstmae_version": __version__, "torch_version": torch.__version__,
               **config, "weights_sha256": hashlib.sha256(weights).hexdigest()}
     with staged_directory(path, overwrite=overwrite) as staging:
@@ -70,7 +70,7 @@ def read_model(path) -> tuple[dict, dict[str, torch.Tensor]]:
 
 def _parse_weights(weights: bytes, source: Path) -> dict[str, torch.Tensor]:
     try:
-        return load(weights)
+        return parse_safetensors(weights)
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise ModelFileError(f"{source} is not a valid safetensors file ({str(err)[:120]}); "
                              "refusing to load it") from err
@@ -110,7 +110,7 @@ def write_checkpoint(directory, config: dict, tensors: dict[str, torch.Tensor]) 
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights = save({name: t.detach().cpu().contiguous() for name, t in tensors.items()})
+    weights = serialize_safetensors({name: t.detach().cpu().contiguous() for name, t in tensors.items()})
     name = f"checkpoint-{hashlib.sha256(weights).hexdigest()[:16]}.safetensors"
     write_bytes_atomic(directory / name, weights)
     write_text_atomic(directory / CHECKPOINT_FILE, json.dumps({**config, "tensors": name}))

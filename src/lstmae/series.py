@@ -403,10 +403,11 @@ def fit_data(model, data, *, window: int | None = None, stride: int = 1, setting
         model.fit(X if keep.all() else X[keep], feature_names=data.feature_names, checkpoint_dir=checkpoint_dir)
         settings.update(layout="sequences", n_train=int(keep.sum()), unit="sequences")
     else:
-        fit_series(model, data.values, window=window, stride=stride, groups=data.entities, labels=data.labels,
+        groups, n_gaps = data_groups(data, settings.get("max_gap"))
+        fit_series(model, data.values, window=window, stride=stride, groups=groups, labels=data.labels,
                    feature_names=data.feature_names, checkpoint_dir=checkpoint_dir)
         settings.update(layout="series", window=int(window), stride=int(stride), unit="windows",
-                        n_train=int(model.history_.get("n_train", 0)))
+                        n_train=int(model.history_.get("n_train", 0)), n_gaps=int(n_gaps))
     model.data_settings_ = settings
     return model
 
@@ -426,11 +427,13 @@ def score_data(model, data, *, how: str = DEFAULTS["how"], stride: int = 1, thre
         if data.labels is not None:
             table["label"] = data.labels
         return table, None
-    table = score_values(model, data.values, stride=stride, how=how, groups=data.entities,
+    groups, _ = data_groups(data, model.data_settings_.get("max_gap"))
+    table = score_values(model, data.values, stride=stride, how=how, groups=groups,
                          feature_errors=feature_errors or events, threshold=threshold, alarms=alarms)
     table.index = data.index
     if data.labels is not None:
         table["label"] = data.labels
+    table = _on_input_rows(table, data)
     found = None
     if events:
         error_columns = [f"error_{name}" for name in data.feature_names]
@@ -442,6 +445,38 @@ def score_data(model, data, *, how: str = DEFAULTS["how"], stride: int = 1, thre
         if not feature_errors:
             table = table.drop(columns=error_columns)
     return table, found
+
+
+def data_groups(data, max_gap=None) -> tuple[np.ndarray | None, int]:
+    """Group ids (T,) for SeriesData: its entities, each split where the time column jumps by more than
+    `max_gap` (None: 10 times the median step; see `data.windowing.segment_ids`), and the number of
+    gaps split at (announced in a warning)."""
+    from .data.windowing import segment_ids
+
+    if isinstance(data.index, pd.RangeIndex) and max_gap is None:
+        return data.entities, 0
+    ids, n_gaps = segment_ids(data.index, max_gap, entities=data.entities)
+    if n_gaps:
+        warnings.warn(f"split the series at {n_gaps} time gap(s) (a step longer than "
+                      f"{max_gap or '10 sampling periods'}); no window spans a gap", UserWarning, stacklevel=3)
+    return ids, n_gaps
+
+
+def _on_input_rows(table: pd.DataFrame, data) -> pd.DataFrame:
+    """The table of the kept rows spread back over every input row (rows that --nan-policy drop left out
+    come out with valid False, no score and no flag)."""
+    if data.dropped is None or not data.dropped.any():
+        return table
+    spread = {}
+    for column in table.columns:
+        values = table[column].to_numpy()
+        if values.dtype == bool:
+            spread[column] = data.to_input_rows(values, fill=False)
+        elif np.issubdtype(values.dtype, np.integer):
+            spread[column] = data.to_input_rows(values, fill=0)
+        else:
+            spread[column] = data.to_input_rows(values.astype(np.float64), fill=np.nan)
+    return pd.DataFrame(spread, index=data.input_index)
 
 
 def encode_data(model, data, *, stride: int = 1) -> pd.DataFrame:

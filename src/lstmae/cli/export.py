@@ -36,7 +36,7 @@ def register(cli: click.Group) -> None:
         """
         from ..data.io import check_output_path
         from ..export import export_onnx
-        from ..persistence import load
+        from ..estimator import load
 
         check_output_path(output, overwrite)  # before loading: fail fast
         result = export_onnx(load(model_dir), output, opset=opset, overwrite=overwrite)

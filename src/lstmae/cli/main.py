@@ -188,12 +188,14 @@ def _check_output(path, overwrite, table: bool = False):
               help="series: one long table, cut into windows; sequences: one row per fixed-length sequence.")
 @_common_data_options
 @_parameter_options()
+@click.option("--max-gap", help="With --time-column: the longest time step that is not a gap, e.g. 5min or 60 "
+                                "(default: 10 times the median step). Windows never span a gap.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same model on CPU).")
 @click.option("--checkpoint-dir", type=click.Path(path_type=Path),
               help="Save a checkpoint here after every epoch; the same command resumes from it after a kill.")
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
 def fit(data, model_dir, window, stride, layout, time_column, label_column, entity_column, columns, nan_policy,
-        preset, seed, checkpoint_dir, overwrite, **options):
+        preset, max_gap, seed, checkpoint_dir, overwrite, **options):
     """Train an LSTM autoencoder on DATA (normal behaviour) and save it to MODEL_DIR.
 
     Series: windows of --window rows every --stride rows, never across entities. The last
@@ -232,7 +234,7 @@ def fit(data, model_dir, window, stride, layout, time_column, label_column, enti
         dataset = read_series(data, columns=names, time_column=time_column, label_column=label_column,
                               entity_column=entity_column, nan_policy=nan_policy)
     settings = {"time_column": time_column, "label_column": label_column, "entity_column": entity_column,
-                "columns": names, "nan_policy": nan_policy}
+                "columns": names, "nan_policy": nan_policy, "max_gap": _number_or_text(max_gap)}
     fit_data(model, dataset, window=window, stride=stride, settings=settings, checkpoint_dir=checkpoint_dir)
     from ..training.distributed import is_main_process
 
@@ -246,6 +248,16 @@ def fit(data, model_dir, window, stride, layout, time_column, label_column, enti
                f"{time.perf_counter() - started:.1f}s ({history['epochs_run']} epochs, best {history['best_epoch']})"
                f"{interrupted}; threshold {model.threshold_:.4g} ({model.threshold_rule_}, fitted on "
                f"{_threshold_kind(model)}); saved {model_dir}", err=True)
+
+
+def _number_or_text(value: str | None):
+    """--max-gap as a number for numeric time columns, else as a duration such as '5min'."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 def _threshold_kind(model) -> str:

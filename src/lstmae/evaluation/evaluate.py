@@ -74,6 +74,8 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
         rule_text += " (fitted on these labels: an optimistic upper bound, not a deployable threshold)"
     table, events = score_data(model, data, how=how, threshold=threshold, feature_errors=not sequences,
                                events=not sequences, alarms=alarms)
+    if not sequences and len(table) != len(data.values):  # rows dropped by --nan-policy drop: not evaluated
+        table = table.iloc[data.kept_rows()]
     scores = table["score"].to_numpy()
     flags = table["is_anomaly" if sequences else "alarm"].to_numpy()
     row_threshold = table["threshold"].to_numpy() if "threshold" in table else None
