@@ -90,8 +90,8 @@ def test_wrong_number_of_windows():
     "kwargs, message",
     [
         ({"how": "median"}, "unknown how='median'; use one of end, max, mean"),
-        ({"window": 0}, "window must be an integer >= 1; got 0"),
-        ({"stride": 1.5}, "stride must be an integer >= 1; got 1.5"),
+        ({"window": 0}, "window must be an integer >= 1, got 0"),
+        ({"stride": 1.5}, "stride must be an integer >= 1, got 1.5"),
         ({"n_rows": -1}, "n_rows must be an integer >= 0; got -1"),
     ],
 )

@@ -31,8 +31,6 @@ import copy
 import io
 import json
 import logging
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -405,16 +403,8 @@ def _max_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _write_atomically(data: bytes, path: Path, overwrite: bool) -> None:
-    """Write bytes to path through a temporary sibling and a rename: never a half-written file."""
-    from .data.io import check_output_path, umask
+    """Write bytes to path through lstmae.data.io's atomic writer: never a half-written file."""
+    from .data.io import check_output_path, write_bytes_atomic
 
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.chmod(temporary, 0o666 & ~umask())  # mkstemp makes owner-only files
-        check_output_path(path, overwrite)  # it may have appeared meanwhile
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    check_output_path(path, overwrite)  # it may have appeared meanwhile
+    write_bytes_atomic(path, data)

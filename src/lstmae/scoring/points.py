@@ -22,15 +22,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
+from lstmae.data.validation import check_positive_int
 from lstmae.data.windowing import n_windows as count_windows
 from lstmae.exceptions import DataError
 
 AGGREGATIONS = ("end", "max", "mean")
-
-
-def _check_positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise DataError(f"{name} must be an integer >= 1; got {value!r}")
 
 
 def window_to_points(window_values, n_rows: int, window: int, stride: int = 1, how: str = "end"):
@@ -42,8 +38,8 @@ def window_to_points(window_values, n_rows: int, window: int, stride: int = 1, h
     """
     if how not in AGGREGATIONS:
         raise DataError(f"unknown how={how!r}; use one of {', '.join(AGGREGATIONS)}")
-    _check_positive_int(window, "window")
-    _check_positive_int(stride, "stride")
+    check_positive_int(window, "window")
+    check_positive_int(stride, "stride")
     if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 0:
         raise DataError(f"n_rows must be an integer >= 0; got {n_rows!r}")
     values = np.asarray(window_values, dtype=np.float64)
