@@ -41,8 +41,8 @@ def flush_denormals():
     it decorates) runs; the calling thread's own setting is restored afterwards.
 
     LSTM gradients fade towards zero over long windows, and every operation on a denormal
-    costs the CPU about a hundred cycles: training on 256-step windows ran 4.6-6.4x faster with
-    them flushed (benchmarks/perf.py). Results change only below 1.2e-38. The flag belongs to each
+    costs some CPUs about a hundred cycles (README, Speed and memory, has what flushing them bought
+    on long windows). Results change only below 1.2e-38. The flag belongs to each
     thread, and torch's worker threads take it from the thread that starts them, so the workers
     that a `fit` starts keep it (TensorFlow flushes denormals in its own threads by default).
     """
