@@ -9,14 +9,22 @@ Protocol (the same for every detector):
   beats. Each detector sets its threshold without test labels, by lstmae's default rule
   (sigma:3: mean + 3 standard deviations) on its scores of the last 10% of its training data,
   which it did not fit on.
-- lstmae runs with its defaults except the network size, epochs and patience (SETTINGS); the
-  same networks are also scored with every error model, window-to-row mapping and threshold
-  rule in VARIANTS, which is how the defaults were chosen.
-- Series (MSL, NAB, Keogh ECG, UCR 135-138): train on the documented anomaly-free part,
-  score the test part alone; windows of `window` rows; window scores become row scores with
-  `how` ("max": the largest score of the windows covering a row). Point-wise ROC-AUC / PR-AUC
-  on the rows every detector scores. UCR: the top-1 row is a hit within 100 rows of the anomaly.
-- Baselines: IsolationForest and PCA on the same standardised windows, and a rolling z-score.
+- lstmae runs at its true defaults (SETTINGS' "lstmae" blocks are empty: network size and epochs
+  included); the same networks are also scored with every error model, window-to-row mapping
+  and threshold rule in VARIANTS, which is how the defaults are chosen.
+- Series (MSL, NAB, Keogh ECG, UCR 135-138): train on the documented anomaly-free part with
+  lstmae.series.fit_series (the threshold fitted on held-out ROW scores), score the test part
+  alone with score_values; lstmae's flags are its `alarm` column (threshold, then the default
+  alarm rules). Windows of `window` rows (training windows cut with a stride that bounds an
+  epoch), window scores become row scores with `how`. Metrics on the rows every detector scores:
+  VUS-PR (TSB-AD's, sliding window from the test series' period), point-wise ROC-AUC / PR-AUC,
+  alarm rate and event precision / recall / F1 of each detector's flags. UCR: the top-1 row is a
+  hit within 100 rows of the anomaly.
+- Baselines: IsolationForest and PCA on the same standardised windows and a rolling z-score,
+  flagged above sigma:3 of their held-out training ROW scores. Peers (the `bench` extra):
+  PyOD 3.6's TimeSeriesOD(AutoEncoder) and TimeSeriesOD(IForest) on windows of the same length,
+  flagged at PyOD's own contamination threshold (0.1); a matrix-profile discord (stumpy AB-join
+  against the training part) on univariate series, flagged above sigma:3 of its held-out rows.
 
 Writes detection_results.json (per series, means, settings, timings, machine) and
 detection_results.md (tables for the README) to --out. Progress goes to stderr.
@@ -42,23 +50,26 @@ from detection.baselines import make_window_baselines, rolling_zscore
 from detection.datasets import LOADERS, SERIES_FAMILIES, UCR_TOLERANCE, load_ecg5000
 from lstmae.config import DEFAULTS
 from lstmae.evaluation import detection_metrics, sequence_metrics
+from lstmae.evaluation.metrics import vus_window_from_period
 from lstmae.scoring import parse_threshold, window_to_points
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("ecg5000",) + SERIES_FAMILIES
-DETECTORS = ("lstmae", "isolation_forest", "pca", "rolling_zscore")
+PEERS = ("pyod_autoencoder", "pyod_iforest", "discord")
+DETECTORS = ("lstmae", "isolation_forest", "pca", "rolling_zscore") + PEERS
 DETECTOR_TITLES = {"lstmae": "lstmae", "isolation_forest": "IsolationForest", "pca": "PCA",
-                   "rolling_zscore": "rolling z-score"}
+                   "rolling_zscore": "rolling z-score", "pyod_autoencoder": "PyOD AutoEncoder",
+                   "pyod_iforest": "PyOD IForest", "discord": "MP discord"}
 FAMILY_TITLES = {"msl": "MSL (NASA)", "nab": "NAB", "keogh": "Keogh ECG", "ucr": "UCR anomaly 135-138"}
-# The baselines' threshold rule: lstmae's default, fitted the same way on their held-out scores.
+# The baselines' threshold rule: lstmae's default, fitted the same way on their held-out row scores.
 BASELINE_THRESHOLD = parse_threshold(DEFAULTS["threshold"])
 
 SETTINGS = {
     "seed": 0,
     "ecg5000": {
         "test_fraction": 0.2,
-        # Everything else (loss, learning rate, batch, error model, threshold) is lstmae's default.
-        "lstmae": {"encoder": [32, 16], "epochs": 60, "patience": 8},
+        # Empty: lstmae's true defaults (network size, epochs, loss, threshold, ...).
+        "lstmae": {},
     },
     # For every series family; a family block (e.g. "msl": {"window": 100}) overrides it.
     "series": {
@@ -66,19 +77,20 @@ SETTINGS = {
         "how": DEFAULTS["how"],
         # Longer training parts are windowed with a stride that keeps windows x window <= this.
         "max_train_steps": 50_000,
-        # Everything else is lstmae's default; 40 epochs keep the full run near 10 minutes.
-        "lstmae": {"encoder": [32, 16], "epochs": 40},
+        # Empty: lstmae's true defaults.
+        "lstmae": {},
     },
 }
 # Scored from the same trained network (no retraining): error models x window->row mappings,
-# and for ECG5000 the threshold rules, so the study can say which default wins.
-VARIANTS = {"error_models": ["mse", "mahalanobis"], "hows": ["end", "max"],
-            "thresholds": ["quantile:0.99", "quantile:0.98", "quantile:0.995", "sigma:2", "sigma:3"]}
+# threshold rules (with the default alarm rules) on the series, and for ECG5000 the threshold
+# rules, so the study can say which default wins.
+VARIANTS = {"error_models": ["mse", "mae", "normalized", "normalized-max"], "hows": ["max", "mean", "end"],
+            "thresholds": ["quantile:0.99", "quantile:0.98", "quantile:0.995", "sigma:2", "sigma:3"],
+            "series_thresholds": ["sigma:3", "sigma:4", "sigma:5", "quantile:0.99", "quantile:0.999", "pot:1e-3"]}
 QUICK = {
     "max_ecg_train": 600,
     "max_series_per_family": 2,
-    "ecg5000": {"lstmae": {"epochs": 5}},
-    "series": {"max_train_steps": 20_000, "lstmae": {"epochs": 3}},
+    "series": {"max_train_steps": 20_000},
 }
 
 
@@ -107,7 +119,7 @@ def main(argv=None) -> int:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="two series per family, a few epochs")
+    parser.add_argument("--quick", action="store_true", help="two series per family, 600 ECG5000 training beats")
     parser.add_argument("--datasets", default=",".join(DATASETS),
                         help=f"comma-separated subset of {','.join(DATASETS)}")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
@@ -217,7 +229,7 @@ def run_beats(task, settings: dict, seed: int) -> dict:
     n_fit = len(task.train) - int(round(len(task.train) * model.validation_fraction))
     variants = {}
     for error_model in VARIANTS["error_models"]:
-        variant = copy.copy(model).set_params(error_model=error_model).recalibrate(task.train[n_fit:])
+        variant = error_model_variant(model, error_model, task.train[n_fit:])
         scores = variant.anomaly_score(task.test)
         metrics = beat_metrics(task.labels, scores, variant.threshold_)
         variants[error_model] = {"roc_auc": metrics["roc_auc"], "pr_auc": metrics["pr_auc"], "balanced_accuracy": {
@@ -245,56 +257,94 @@ def beat_metrics(labels, scores, threshold: float) -> dict:
 
 # -------------------------------------------------------------------------- series
 class RowScores(NamedTuple):
-    """One detector's scores (T_test,) (NaN: no score), its threshold and facts for the report."""
+    """One detector's scores (T_test,) (NaN: no score), its flags (T_test,) 0/1 at its own default
+    threshold, and facts for the report."""
 
     scores: np.ndarray
-    threshold: float
+    flags: np.ndarray
     info: dict
 
 
 def run_series(task, settings: dict, seed: int) -> dict:
-    """Every detector on one series: row scores over the test part, metrics on common rows."""
+    """Every detector on one series: row scores and flags over the test part, metrics on common rows."""
     from lstmae import LSTMAutoencoder, temporalize
+    from lstmae.series import fit_series, score_values
 
     window, how = settings["window"], settings["how"]
     stride = train_stride(len(task.train), window, settings["max_train_steps"])
-    train_windows, _ = temporalize(task.train, window, stride)
     started = time.perf_counter()
-    model = LSTMAutoencoder(**settings["lstmae"], random_state=seed, progress=False).fit(train_windows)
-    frame = model.score_series(task.test, how=how)
-    lstmae_scores = RowScores(np.where(frame["valid"], frame["score"], np.nan), model.threshold_,
-                              {**training_summary(model), "seconds": time.perf_counter() - started})
+    model = LSTMAutoencoder(**settings["lstmae"], random_state=seed, progress=False)
+    fit_series(model, task.train, window=window, stride=stride, how=how)
+    table = score_values(model, task.test, how=how)
+    valid = table["valid"].to_numpy()
+    lstmae = RowScores(np.where(valid, table["score"], np.nan), table["alarm"].to_numpy(),
+                       {**training_summary(model), "seconds": time.perf_counter() - started,
+                        "raw_flag_rate": float(table["is_anomaly"].to_numpy()[valid].mean())})
+    train_windows, _ = temporalize(task.train, window, stride)
     n_fit = len(train_windows) - int(round(len(train_windows) * model.validation_fraction))
-    detectors = {"lstmae": lstmae_scores, **baseline_scores(task, window, how, stride, n_fit, seed)}
+    first_held_out_row = n_fit * stride
+    detectors = {"lstmae": lstmae,
+                 **baseline_scores(task, window, how, stride, n_fit, first_held_out_row, seed, settings)}
     result = {"family": task.family, "name": task.name, "n_train_rows": len(task.train),
               "n_test_rows": len(task.test), "train_stride": stride, **series_metrics(task, detectors)}
-    result["lstmae_variants"], result["lstmae_thresholds"] = series_variants(
-        model, task, train_windows[n_fit:], window, how, result.pop("common"))
+    common = result.pop("common")
+    result["lstmae_variants"] = series_variants(model, task, train_windows[n_fit:], window, common)
+    result["lstmae_thresholds"] = threshold_variants(model, task, lstmae.scores, how, common)
     return result
 
 
-def series_variants(model, task, held_out, window: int, how: str, common) -> tuple[dict, dict]:
-    """ROC-AUC / PR-AUC of every error model x mapping of the trained network on the common rows;
-    and for the network as configured (its error model, `how`), the point-wise F1 and alarm rate
-    at each threshold rule of VARIANTS, fitted on the held-out training windows."""
+def series_variants(model, task, held_out, window: int, common) -> dict:
+    """VUS-PR / ROC-AUC / PR-AUC of the trained network with every error model x window-to-row mapping
+    of VARIANTS (each error model refitted on the held-out training windows), on the common rows."""
     from lstmae import temporalize
-    from sklearn.metrics import f1_score
 
     test_windows = temporalize(task.test, window)[0]
-    variants, thresholds = {}, {}
+    vus_window = vus_window_from_period(task.test)
+    variants = {}
     for error_model in VARIANTS["error_models"]:
-        variant = copy.copy(model).set_params(error_model=error_model).recalibrate(held_out)
+        variant = error_model_variant(model, error_model, held_out)
         window_scores = variant.anomaly_score(test_windows)
         for variant_how in VARIANTS["hows"]:
             scores = window_to_points(window_scores, len(task.test), window, how=variant_how)[0]
-            metrics = detection_metrics(task.labels, scores, variant.threshold_, valid=common)
-            variants[f"{error_model}/{variant_how}"] = {key: metrics[key] for key in ("roc_auc", "pr_auc", "f1")}
-            if error_model == model.error_model and variant_how == how:
-                for rule in VARIANTS["thresholds"]:
-                    flags = scores[common] > variant.calibrate_threshold(held_out, threshold=rule)
-                    thresholds[rule] = {"f1": float(f1_score(task.labels[common], flags, zero_division=0)),
-                                        "alarm_rate": float(flags.mean())}
-    return variants, thresholds
+            metrics = detection_metrics(task.labels, scores, flags=np.zeros(len(scores), np.int8), valid=common,
+                                        vus_sliding_window=vus_window)
+            variants[f"{error_model}/{variant_how}"] = {key: metrics[key] for key in ("vus_pr", "roc_auc", "pr_auc")}
+    return variants
+
+
+def error_model_variant(model, error_model: str, held_out):
+    """A shallow copy of the fitted `model` scoring with another error model ("normalized-max": the
+    normalized one with reduce="max"), refitted with the threshold on held-out normal samples (N, L, F)."""
+    from lstmae.scoring.error_models import NormalizedError
+
+    name, _, reduce = error_model.partition("-")
+    variant = copy.copy(model).set_params(error_model=name).recalibrate(held_out)
+    if reduce:
+        variant.error_model_ = NormalizedError(reduce=reduce).fit_vectors(variant._error_vectors(held_out))
+        variant.set_calibration(variant.anomaly_score(held_out), how="window")
+    return variant
+
+
+def threshold_variants(model, task, scores, how: str, common) -> dict:
+    """lstmae's alarms (the default alarm rules) at each threshold rule of VARIANTS["series_thresholds"],
+    every rule fitted on the model's held-out row scores: alarm rate and event precision/recall/F1."""
+    from lstmae.exceptions import DataError
+    from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags
+    from lstmae.series import threshold_for
+
+    finite = np.where(np.isnan(scores), -np.inf, scores)
+    results = {}
+    for rule in VARIANTS["series_thresholds"]:
+        try:
+            threshold = threshold_for(model, rule, how=how)
+        except DataError:  # e.g. pot: too few held-out scores for a tail fit
+            results[rule] = {key: None for key in ("alarm_rate", "event_precision", "event_recall", "event_f1")}
+            continue
+        flags = alarms_from_flags((finite > threshold).astype(np.int8), causal=False,
+                                  **DEFAULT_ALARM)
+        metrics = detection_metrics(task.labels, scores, flags=flags, valid=common)
+        results[rule] = {key: metrics[key] for key in ("alarm_rate", "event_precision", "event_recall", "event_f1")}
+    return results
 
 
 def train_stride(n_rows: int, window: int, max_train_steps: int) -> int:
@@ -302,9 +352,16 @@ def train_stride(n_rows: int, window: int, max_train_steps: int) -> int:
     return max(1, math.ceil((n_rows - window + 1) / max(1, max_train_steps // window)))
 
 
-def baseline_scores(task, window: int, how: str, stride: int, n_fit: int, seed: int) -> dict[str, RowScores]:
-    """The baselines on the training windows lstmae fitted on (the first n_fit) and thresholded
-    on (the rest), standardised with the statistics of the rows fitted on."""
+def held_out_row_rule(window_scores, n_rows: int, window: int, how: str, stride: int = 1) -> float:
+    """The baselines' threshold: lstmae's default rule fitted on held-out ROW scores of the kind `how`."""
+    rows = window_to_points(window_scores, n_rows, window, stride, how=how)[0]
+    return BASELINE_THRESHOLD.fit(rows[~np.isnan(rows)])
+
+
+def baseline_scores(task, window: int, how: str, stride: int, n_fit: int, first_held_out_row: int, seed: int,
+                    settings: dict) -> dict[str, RowScores]:
+    """The baselines on the training windows lstmae fitted on (the first n_fit) and thresholded on the
+    held-out rows after them, standardised with the statistics of the rows fitted on."""
     from lstmae import temporalize
 
     fit_rows = task.train[: (n_fit - 1) * stride + window]
@@ -312,37 +369,116 @@ def baseline_scores(task, window: int, how: str, stride: int, n_fit: int, seed: 
     std[std < 1e-12] = 1.0
     train, test = (task.train - mean) / std, (task.test - mean) / std
     train_windows = temporalize(train, window, stride)[0]
+    held_out = train[first_held_out_row:]
+    held_out_windows = temporalize(held_out, window)[0]
     test_windows = temporalize(test, window)[0]
     results = {}
     for baseline in make_window_baselines(seed):
         started = time.perf_counter()
         baseline.fit(train_windows[:n_fit])
-        threshold = BASELINE_THRESHOLD.fit(baseline.score(train_windows[n_fit:]))
+        threshold = held_out_row_rule(baseline.score(held_out_windows), len(held_out), window, how)
         scores = window_to_points(baseline.score(test_windows), len(test), window, how=how)[0]
-        results[baseline.name] = RowScores(scores, threshold, {"seconds": time.perf_counter() - started})
+        results[baseline.name] = RowScores(scores, flags_above(scores, threshold), {"seconds": time.perf_counter() - started})
     started = time.perf_counter()
-    # The held-out windows start at row n_fit * stride; the z-score needs `window` rows before.
-    held_out = train[max(0, n_fit * stride - window):]
-    held_out_scores = rolling_zscore(held_out, window)
+    # The z-score needs `window` rows before the held-out part.
+    held_out_scores = rolling_zscore(train[max(0, first_held_out_row - window):], window)
     threshold = BASELINE_THRESHOLD.fit(held_out_scores[~np.isnan(held_out_scores)])
-    results["rolling_zscore"] = RowScores(rolling_zscore(test, window), threshold,
+    scores = rolling_zscore(test, window)
+    results["rolling_zscore"] = RowScores(scores, flags_above(scores, threshold),
                                           {"seconds": time.perf_counter() - started})
+    for name, detector in peer_detectors(settings):
+        started = time.perf_counter()
+        try:
+            output = detector(train, test, window, how, first_held_out_row, seed)
+        except ImportError as err:  # the bench extra is not installed
+            log(f"skipping {name}: {err}")
+            continue
+        if output is not None:
+            results[name] = RowScores(*output, {"seconds": time.perf_counter() - started})
     return results
 
 
+def flags_above(scores, threshold: float) -> np.ndarray:
+    return (np.nan_to_num(scores, nan=-np.inf) > threshold).astype(np.int8)
+
+
+def peer_detectors(settings: dict) -> list[tuple[str, object]]:
+    """The peers in `settings["peers"]` as (name, function(train, test, window, how, first_held_out_row, seed)
+    -> (scores, flags))."""
+    functions = {"pyod_autoencoder": pyod_autoencoder, "pyod_iforest": pyod_iforest, "discord": discord}
+    return [(name, functions[name]) for name in settings.get("peers", PEERS)]
+
+
+def _pyod(detector, train, test, window: int, seed: int):
+    """PyOD 3.6's TimeSeriesOD: the detector over sliding windows of `window` rows (step 1), window scores
+    mapped to rows by their max; flags at PyOD's own threshold, the contamination (default 0.1) quantile of
+    its training rows' scores."""
+    from pyod.models.ts_od import TimeSeriesOD
+
+    model = TimeSeriesOD(detector=detector, window_size=window).fit(train)
+    scores = model.decision_function(test)
+    return scores.astype(np.float64), (scores > model.threshold_).astype(np.int8)
+
+
+def pyod_autoencoder(train, test, window: int, how: str, first_held_out_row: int, seed: int):
+    """TimeSeriesOD(AutoEncoder) at PyOD's defaults (seeded through torch)."""
+    import torch
+    from pyod.models.auto_encoder import AutoEncoder
+
+    torch.manual_seed(seed)
+    return _pyod(AutoEncoder(random_state=seed, verbose=0), train, test, window, seed)
+
+
+def pyod_iforest(train, test, window: int, how: str, first_held_out_row: int, seed: int):
+    """TimeSeriesOD(IForest) at PyOD's defaults."""
+    from pyod.models.iforest import IForest
+
+    return _pyod(IForest(random_state=seed), train, test, window, seed)
+
+
+def discord(train, test, window: int, how: str, first_held_out_row: int, seed: int):
+    """Matrix-profile discord score (stumpy), univariate only: each test subsequence's z-normalised
+    distance to its nearest training subsequence (an AB-join), mapped to rows with `how`. Threshold:
+    lstmae's default rule (sigma:3) on the held-out training rows' scores, joined with the rows before
+    them. Multivariate series get no score (None)."""
+    import stumpy
+
+    if train.shape[1] != 1:
+        return None
+    train, test = train[:, 0].astype(np.float64), test[:, 0].astype(np.float64)
+
+    def join(values, reference):
+        with np.errstate(all="ignore"):
+            profile = stumpy.stump(values, window, T_B=reference, ignore_trivial=False)[:, 0].astype(np.float64)
+        return np.nan_to_num(profile, nan=0.0, posinf=np.finfo(np.float64).max)
+
+    held_out, head = train[first_held_out_row:], train[:first_held_out_row]
+    threshold = held_out_row_rule(join(held_out, head), len(held_out), window, how)
+    scores = window_to_points(join(test, train), len(test), window, how=how)[0]
+    return scores, flags_above(scores, threshold)
+
+
 def series_metrics(task, detectors: dict[str, RowScores]) -> dict:
-    """Point-wise metrics of every detector on the rows that all of them score."""
+    """Metrics of every detector on the rows that all of them score: point-wise AUCs, VUS-PR (sliding
+    window from the test series' period, as TSB-AD), and the alarm rate and event precision/recall/F1
+    of its flags."""
+    detectors = {name: detector for name, detector in detectors.items() if detector is not None}
     common = np.logical_and.reduce([~np.isnan(detector.scores) for detector in detectors.values()])
+    vus_window = vus_window_from_period(task.test)
     results = {}
     for name, detector in detectors.items():
-        metrics = detection_metrics(task.labels, detector.scores, detector.threshold, valid=common)
-        matrix = metrics["confusion_matrix"]
-        results[name] = {key: metrics[key] for key in ("roc_auc", "pr_auc", "vus_pr", "f1", "event_recall")}
-        results[name]["alarm_rate"] = (matrix["tp"] + matrix["fp"]) / metrics["n"]
+        metrics = detection_metrics(task.labels, detector.scores, flags=detector.flags, valid=common,
+                                    vus_sliding_window=vus_window)
+        results[name] = {key: metrics[key] for key in ("vus_pr", "roc_auc", "pr_auc", "alarm_rate", "event_precision",
+                                                       "event_recall", "event_f1", "f1", "n_flagged_runs")}
+        if metrics["n_events"] and results[name]["event_f1"] is None:
+            results[name]["event_f1"] = 0.0  # no alarm at all: no event found
         if task.anomaly is not None:
             results[name].update(top1_hit(detector.scores, common, task.anomaly))
         results[name].update(detector.info)
-    return {"n_scored_rows": int(common.sum()), "n_anomalous_rows": int(task.labels[common].sum()),
+    n_anomalous = int(task.labels[common].sum())
+    return {"n_scored_rows": int(common.sum()), "n_anomalous_rows": n_anomalous,
+            "anomaly_fraction": n_anomalous / int(common.sum()), "vus_window": int(vus_window),
             "detectors": results, "common": common}
 
 
@@ -379,7 +515,8 @@ def build_report(results: list[dict], settings: dict, command: str, runtime_s: f
         "runtime_s": round(runtime_s, 1),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "python": platform.python_version(), "lstmae": lstmae.__version__,
-                    "torch": torch.__version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__},
+                    "torch": torch.__version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__,
+                    "load_average": round(os.getloadavg()[0], 1), **peer_versions()},
         "datasets": {},
     }
     for family in DATASETS:
@@ -393,28 +530,57 @@ def build_report(results: list[dict], settings: dict, command: str, runtime_s: f
     return report
 
 
+METRICS = ("vus_pr", "roc_auc", "pr_auc", "alarm_rate", "event_precision", "event_recall", "event_f1")
+
+
+def peer_versions() -> dict:
+    versions = {}
+    for name in ("pyod", "stumpy"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            versions[name] = None
+    return versions
+
+
 def family_means(results: list[dict]) -> dict:
-    """Per detector: mean ROC-AUC / PR-AUC / VUS-PR over series with anomalies, seconds, UCR hits."""
+    """Per detector: mean VUS-PR / ROC-AUC / PR-AUC and event precision / recall / F1 over the series with
+    anomalies (precision over those with an alarm), the median alarm rate and its median ratio to the
+    labelled anomaly fraction, seconds, UCR top-1 hits; the same for lstmae's variants."""
+    with_events = [result for result in results if result["n_anomalous_rows"]]
     means = {}
     for name in results[0]["lstmae_variants"]:
-        rows = [result["lstmae_variants"][name] for result in results if result["lstmae_variants"][name]["roc_auc"]
-                is not None]
-        means[f"lstmae {name}"] = {key: float(np.mean([row[key] for row in rows])) for key in ("roc_auc", "pr_auc", "f1")}
+        means[f"lstmae {name}"] = {key: _mean(result["lstmae_variants"][name][key] for result in with_events)
+                                   for key in ("vus_pr", "roc_auc", "pr_auc")}
     for rule in results[0]["lstmae_thresholds"]:
-        rows = [result["lstmae_thresholds"][rule] for result in results]
-        means[f"lstmae threshold {rule}"] = {key: float(np.mean([row[key] for row in rows]))
-                                             for key in ("f1", "alarm_rate")}
+        rates = [result["lstmae_thresholds"][rule]["alarm_rate"] for result in results]
+        rates = [rate for rate in rates if rate is not None]
+        means[f"lstmae threshold {rule}"] = {"alarm_rate": float(np.median(rates)) if rates else None} | {
+            key: _mean(result["lstmae_thresholds"][rule][key] for result in with_events)
+            for key in ("event_precision", "event_recall", "event_f1")}
     for name in DETECTORS:
-        rows = [result["detectors"][name] for result in results]
-        scored = [row for row in rows if row["roc_auc"] is not None]
-        means[name] = {key: float(np.mean([row[key] for row in scored])) for key in ("roc_auc", "pr_auc", "vus_pr")}
+        rows = [result["detectors"][name] for result in results if name in result["detectors"]]
+        if not rows:
+            continue
+        scored = [result["detectors"][name] for result in with_events if name in result["detectors"]]
+        means[name] = {key: _mean(row[key] for row in scored) for key in METRICS if key != "alarm_rate"}
+        means[name]["alarm_rate"] = float(np.median([row["alarm_rate"] for row in rows]))
+        means[name]["alarm_ratio"] = float(np.median([result["detectors"][name]["alarm_rate"]
+                                                      / result["anomaly_fraction"] for result in with_events
+                                                      if name in result["detectors"]])) if scored else None
         means[name]["n_series"] = len(scored)
         means[name]["seconds"] = float(sum(row["seconds"] for row in rows))
         if "top1_hit" in rows[0]:
             means[name]["top1_hits"] = sum(row["top1_hit"] for row in rows)
             means[name]["top1_hits_tolerance"] = sum(row["top1_hit_tolerance"] for row in rows)
             means[name]["n_top1"] = len(rows)
+    means["labelled_fraction"] = float(np.median([result["anomaly_fraction"] for result in with_events]))
     return means
+
+
+def _mean(values) -> float | None:
+    values = [value for value in values if value is not None]
+    return float(np.mean(values)) if values else None
 
 
 def markdown(report: dict) -> str:
@@ -422,7 +588,9 @@ def markdown(report: dict) -> str:
     lines = ["## Detection study", "",
              f"`{report['command']}` ({report['runtime_s'] / 60:.0f} min on "
              f"{report['machine']['cpus']} CPU cores, {settings['jobs']} process(es) x "
-             f"{settings['threads']} torch thread(s){', --quick' if settings['quick'] else ''}).", ""]
+             f"{settings['threads']} torch thread(s){', --quick' if settings['quick'] else ''}; "
+             f"load average {report['machine'].get('load_average', '?')} at the end: the machine was shared, "
+             "so the seconds are slow and noisy).", ""]
     if "ecg5000" in datasets:
         ecg = datasets["ecg5000"]
         lines += [f"### ECG5000: trained on {ecg['n_train']} normal beats; threshold chosen without test labels",
@@ -434,8 +602,10 @@ def markdown(report: dict) -> str:
             cells = [bold_if(row[key], best[key]) for key in ("roc_auc", "pr_auc", "balanced_accuracy")]
             lines.append(f"| {DETECTOR_TITLES[name]} | {' | '.join(cells)} | {counts(row, 'normals')} | "
                          f"{counts(row, 'anomalies')} |")
-        lines += ["", f"lstmae {json.dumps(settings['ecg5000']['lstmae'])}; counts in brackets scaled to 145 beats, "
-                  "as in the PyTorch tutorial (142/145 and 142/145).", ""]
+        lstmae_row = ecg["detectors"]["lstmae"]
+        lines += ["", f"lstmae at its defaults {json.dumps(settings['ecg5000']['lstmae'])} (epochs run "
+                  f"{lstmae_row.get('epochs_run')}, {lstmae_row.get('seconds', 0):.0f} s); counts in brackets "
+                  "scaled to 145 beats, as in the PyTorch tutorial (142/145 and 142/145).", ""]
         if "lstmae_variants" in ecg:
             rules = list(next(iter(ecg["lstmae_variants"].values()))["balanced_accuracy"])
             lines += ["lstmae's error models and threshold rules on the same network (balanced accuracy at each "
@@ -448,62 +618,96 @@ def markdown(report: dict) -> str:
             lines.append("")
     families = [family for family in SERIES_FAMILIES if family in datasets]
     if families:
-        header = "| data set | series | " + " | ".join(DETECTOR_TITLES[name] for name in DETECTORS) + " |"
-        rule = "|---|---|" + "---|" * len(DETECTORS)
-        for key, title in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC")):
-            lines += [f"### Series: mean point-wise {title} (higher is better; best in bold)", "", header, rule]
-            for family in families:
-                means = datasets[family]["means"]
-                best = max(means[name][key] for name in DETECTORS)
-                cells = [bold_if(means[name][key], best) for name in DETECTORS]
-                lines.append(f"| {FAMILY_TITLES[family]} | {means['lstmae']['n_series']} | {' | '.join(cells)} |")
-            lines.append("")
+        lines += ["### Series: every detector at its own default threshold", "",
+                  "Mean over each family's series with anomalies: VUS-PR (TSB-AD's, sliding window from the test "
+                  "series' period), point-wise ROC-AUC and PR-AUC, event precision / recall / F1 (an alarm run is "
+                  "right when it touches a labelled range; a range is found when an alarm falls in it). Alarm rate: "
+                  "the median share of test rows flagged, with the median of alarm rate / labelled anomaly fraction "
+                  "in brackets (goal for lstmae: <= 2). Best per family in bold.", "",
+                  "| data set | detector | VUS-PR | ROC-AUC | PR-AUC | alarm rate (x labelled) | event P | event R "
+                  "| event F1 |", "|---|---|---|---|---|---|---|---|---|"]
+        for family in families:
+            means = datasets[family]["means"]
+            present = [name for name in DETECTORS if name in means]
+            best = {key: max((means[name][key] for name in present if means[name][key] is not None), default=None)
+                    for key in ("vus_pr", "roc_auc", "pr_auc", "event_precision", "event_recall", "event_f1")}
+            for name in present:
+                row = means[name]
+                cells = [cell(row[key], best[key]) for key in ("vus_pr", "roc_auc", "pr_auc")]
+                ratio = "" if row["alarm_ratio"] is None else f" ({row['alarm_ratio']:.1f}x)"
+                cells.append(f"{row['alarm_rate']:.1%}{ratio}")
+                cells += [cell(row[key], best[key]) for key in ("event_precision", "event_recall", "event_f1")]
+                lines.append(f"| {FAMILY_TITLES[family]} ({row['n_series']}) | {DETECTOR_TITLES[name]} | "
+                             + " | ".join(cells) + " |")
+            lines.append(f"| | labelled anomaly fraction (median) | | | | {means['labelled_fraction']:.1%} | | | |")
+        lines.append("")
+        lines += ["Thresholds: lstmae raises its alarms (the default threshold rule `" + DEFAULTS["threshold"]
+                  + "` fitted on held-out row scores, then the default alarm rules); IsolationForest, PCA, the "
+                  "rolling z-score and the MP discord flag rows above the same rule fitted on their held-out "
+                  "training rows' scores; PyOD flags rows above its contamination threshold (default 0.1: the 90th "
+                  "percentile of its training rows' scores). Only lstmae applies alarm rules.", ""]
         variant_names = [name for name in datasets[families[0]]["means"]
                          if name.startswith("lstmae ") and not name.startswith("lstmae threshold ")]
         if variant_names:
-            lines += ["### lstmae: error model x window-to-row mapping (same networks; mean ROC-AUC / PR-AUC / "
-                      "F1 at the default threshold rule)", "",
+            lines += ["### lstmae: error model x window-to-row mapping (same networks; mean VUS-PR / ROC-AUC)", "",
                       "| data set | " + " | ".join(name.removeprefix("lstmae ") for name in variant_names) + " |",
                       "|---|" + "---|" * len(variant_names)]
             for family in families:
                 means = datasets[family]["means"]
-                best = max(means[name]["roc_auc"] for name in variant_names)
+                best = max(means[name]["vus_pr"] for name in variant_names)
                 lines.append(f"| {FAMILY_TITLES[family]} | " + " | ".join(
-                    f"{bold_if(means[name]['roc_auc'], best)} / {means[name]['pr_auc']:.3f} / {means[name]['f1']:.3f}"
-                    for name in variant_names)
+                    f"{bold_if(means[name]['vus_pr'], best)} / {means[name]['roc_auc']:.3f}" for name in variant_names)
                     + " |")
             lines.append("")
         rules = [name.removeprefix("lstmae threshold ") for name in datasets[families[0]]["means"]
                  if name.startswith("lstmae threshold ")]
         if rules:
-            lines += ["### lstmae: threshold rules (as configured; mean point-wise F1, alarm rate in brackets)", "",
+            lines += ["### lstmae: threshold rules with the default alarm rules (median alarm rate; mean event "
+                      "recall / F1)", "",
                       "| data set | " + " | ".join(f"`{rule}`" for rule in rules) + " |", "|---|" + "---|" * len(rules)]
             for family in families:
                 means = datasets[family]["means"]
                 cells = [means[f"lstmae threshold {rule}"] for rule in rules]
-                best = max(cell["f1"] for cell in cells)
                 lines.append(f"| {FAMILY_TITLES[family]} | " + " | ".join(
-                    f"{bold_if(cell['f1'], best)} ({cell['alarm_rate']:.1%})" for cell in cells) + " |")
+                    f"{'n/a' if c['alarm_rate'] is None else format(c['alarm_rate'], '.1%')}; {fmt(c['event_recall'])} / {fmt(c['event_f1'])}" for c in cells) + " |")
             lines.append("")
         if "ucr" in datasets:
             means = datasets["ucr"]["means"]
             lines += [f"UCR top-1 hits (the highest-scoring row within {UCR_TOLERANCE} rows of the anomaly; "
                       "strictly inside it in brackets): " + ", ".join(
                           f"{DETECTOR_TITLES[name]} {means[name]['top1_hits_tolerance']}/{means[name]['n_top1']} "
-                          f"({means[name]['top1_hits']})" for name in DETECTORS) + ".", ""]
+                          f"({means[name]['top1_hits']})" for name in DETECTORS if name in means) + ".", ""]
         series_settings = settings["series"]
         lines += [f"Series settings: window {series_settings['window']}, how=\"{series_settings['how']}\", "
-                  f"lstmae {json.dumps(series_settings['lstmae'])}"
+                  f"lstmae {json.dumps(series_settings['lstmae'])} (empty: its defaults), training windows cut "
+                  f"with a stride that keeps windows x window <= {series_settings['max_train_steps']}"
                   + "".join(f"; {family}: {json.dumps(settings[family])}" for family in families if settings.get(family))
-                  + ". NAB series without anomalies have no AUC and are left out of the means.", ""]
-        lines += ["<details><summary>Per series (ROC-AUC / PR-AUC)</summary>", "",
-                  "| data set | series | " + " | ".join(DETECTOR_TITLES[name] for name in DETECTORS) + " |", rule]
+                  + ". NAB series without anomalies have no AUC and are left out of the means (not of the alarm "
+                  "rate). The MP discord scores univariate series only (NAB, UCR).", ""]
+        present = [name for name in DETECTORS if any(name in datasets[f]["means"] for f in families)]
+        lines += ["<details><summary>Per series (VUS-PR / event F1 / alarm rate)</summary>", "",
+                  "| data set | series | labelled | " + " | ".join(DETECTOR_TITLES[name] for name in present) + " |",
+                  "|---|---|---|" + "---|" * len(present)]
         for family in families:
             for result in datasets[family]["series"]:
-                cells = [pair(result["detectors"][name]) for name in DETECTORS]
-                lines.append(f"| {family} | {result['name']} | {' | '.join(cells)} |")
+                cells = [triple(result["detectors"].get(name)) for name in present]
+                lines.append(f"| {family} | {result['name']} | {result['anomaly_fraction']:.1%} | {' | '.join(cells)} |")
         lines += ["", "</details>", ""]
     return "\n".join(lines)
+
+
+def cell(value, best) -> str:
+    return "n/a" if value is None else bold_if(value, best)
+
+
+def fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def triple(metrics: dict | None) -> str:
+    if metrics is None:
+        return "-"
+    return f"{fmt(metrics['vus_pr'])} / {fmt(metrics['event_f1'])} / {metrics['alarm_rate']:.1%}"
 
 
 def counts(row: dict, kind: str) -> str:
@@ -514,12 +718,6 @@ def counts(row: dict, kind: str) -> str:
 def bold_if(value: float, best: float) -> str:
     text = f"{value:.3f}"
     return f"**{text}**" if text == f"{best:.3f}" else text
-
-
-def pair(metrics: dict) -> str:
-    if metrics["roc_auc"] is None:
-        return f"n/a (alarms {metrics['alarm_rate']:.1%})"
-    return f"{metrics['roc_auc']:.3f} / {metrics['pr_auc']:.3f}"
 
 
 def log(message: str) -> None:

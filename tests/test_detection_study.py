@@ -75,9 +75,70 @@ def test_run_beats_counts_every_test_beat_once_per_detector():
         assert 0 <= metrics["normals_correct"] <= 20 and 0 <= metrics["anomalies_correct"] <= 20
     assert result["detectors"]["pca"]["roc_auc"] == 1.0  # the bump lies far off the normals' subspace
     variants = result["lstmae_variants"]
-    assert set(variants) == {"mse", "mahalanobis"}
+    assert set(variants) == set(detection_study.VARIANTS["error_models"])
     assert set(variants["mse"]["balanced_accuracy"]) == set(detection_study.VARIANTS["thresholds"])
-    assert variants["mse"]["roc_auc"] == pytest.approx(result["detectors"]["lstmae"]["roc_auc"])  # mse is the setting
+    default = detection_study.DEFAULTS["error_model"]
+    assert variants[default]["roc_auc"] == pytest.approx(result["detectors"]["lstmae"]["roc_auc"])
+
+
+def _series_task(n_train=600, n_test=500, features=1, seed=0):
+    """A sine series with one tall bump in the test part (rows 300-319)."""
+    from detection.datasets import SeriesTask
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_train + n_test)
+    values = np.sin(2 * np.pi * t / 25)[:, None] + rng.normal(0, 0.05, (len(t), features))
+    labels = np.zeros(n_test, np.int8)
+    labels[300:320] = 1
+    values[n_train + 300 : n_train + 320] += 3.0
+    return SeriesTask("synthetic", "bump", values[:n_train].astype(np.float32), values[n_train:].astype(np.float32),
+                      labels, anomaly=(300, 319))
+
+
+def _tiny_series_settings(peers=()):
+    return {"window": 10, "how": "max", "max_train_steps": 4000, "peers": list(peers),
+            "lstmae": {"encoder": [4], "epochs": 1}}
+
+
+def test_run_series_scores_every_detector_with_flags_and_event_metrics():
+    result = detection_study.run_series(_series_task(), _tiny_series_settings(), seed=0)
+    assert set(result["detectors"]) == {"lstmae", "isolation_forest", "pca", "rolling_zscore"}
+    assert result["n_anomalous_rows"] == 20 and result["anomaly_fraction"] == pytest.approx(20 / result["n_scored_rows"])
+    for metrics in result["detectors"].values():
+        for key in ("vus_pr", "roc_auc", "pr_auc", "alarm_rate", "event_recall", "event_f1"):
+            assert 0.0 <= metrics[key] <= 1.0
+    # a bump of 60 noise standard deviations: the window baselines rank it first and find it
+    assert result["detectors"]["pca"]["event_recall"] == 1.0
+    assert result["detectors"]["pca"]["top1_hit"]
+    lstmae = result["detectors"]["lstmae"]
+    assert lstmae["alarm_rate"] <= lstmae["raw_flag_rate"]  # alarms only drop flags
+
+
+@pytest.mark.slow  # stumpy compiles its numba kernels on first use (minutes on a loaded machine)
+def test_peers_score_univariate_series_and_discord_skips_multivariate():
+    pytest.importorskip("pyod")
+    pytest.importorskip("stumpy")
+    settings = _tiny_series_settings(peers=("pyod_iforest", "discord"))
+    result = detection_study.run_series(_series_task(), settings, seed=0)
+    assert {"pyod_iforest", "discord"} <= set(result["detectors"])
+    assert result["detectors"]["discord"]["top1_hit"]  # the bump is the series' one discord
+    assert result["detectors"]["discord"]["event_recall"] == 1.0
+    multi = detection_study.run_series(_series_task(features=2), settings, seed=0)
+    assert "discord" not in multi["detectors"] and "pyod_iforest" in multi["detectors"]
+
+
+def test_family_means_take_the_median_alarm_rate_and_skip_series_without_events():
+    def series(rate, fraction, f1):
+        detector = {"vus_pr": 0.5, "roc_auc": 0.5, "pr_auc": 0.5, "alarm_rate": rate, "event_precision": None,
+                    "event_recall": 0.0, "event_f1": f1, "seconds": 1.0}
+        return {"n_anomalous_rows": int(fraction > 0), "anomaly_fraction": fraction,
+                "detectors": {"lstmae": detector}, "lstmae_variants": {}, "lstmae_thresholds": {}}
+
+    means = detection_study.family_means([series(0.02, 0.01, 1.0), series(0.10, 0.01, 0.0), series(0.5, 0.0, None)])
+    assert means["lstmae"]["alarm_rate"] == pytest.approx(0.10)  # median over all three series
+    assert means["lstmae"]["alarm_ratio"] == pytest.approx(6.0)  # median of 2x and 10x, series with events only
+    assert means["lstmae"]["event_f1"] == pytest.approx(0.5)
+    assert means["lstmae"]["event_precision"] is None and means["lstmae"]["n_series"] == 2
 
 
 # ------------------------------------------------------------------- settings
@@ -87,7 +148,7 @@ def test_set_overrides_nested_settings_with_json_values():
     settings = detection_study.build_settings(args)
     assert settings["series"]["window"] == 100
     assert settings["series"]["lstmae"]["encoder"] == [8, 4]
-    assert settings["series"]["lstmae"]["epochs"] == detection_study.SETTINGS["series"]["lstmae"]["epochs"]
+    assert settings["series"]["lstmae"] == {"encoder": [8, 4]}  # everything else stays lstmae's default
     assert detection_study.family_settings(settings, "nab")["how"] == "end"
     assert detection_study.family_settings(settings, "msl")["how"] == detection_study.SETTINGS["series"]["how"]
 
@@ -137,23 +198,26 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     code = detection_study.main([
         "--quick", "--datasets", "ucr", "--jobs", "1", "--out", str(out), "--data-dir", str(shared_data),
         "--set", "max_series_per_family=1", "--set", "series.lstmae.epochs=1",
-        "--set", "series.lstmae.encoder=[8,4]", "--set", "series.window=20", "--set", "series.max_train_steps=4000"])
+        "--set", "series.lstmae.encoder=[8,4]", "--set", "series.window=20", "--set", "series.max_train_steps=4000",
+        "--set", "series.peers=[]"])
     assert code == 0
     report = json.loads((out / "detection_results.json").read_text())
     ucr = report["datasets"]["ucr"]
     assert len(ucr["series"]) == 1
-    for name in detection_study.DETECTORS:
+    for name in ("lstmae", "isolation_forest", "pca", "rolling_zscore"):
         assert 0.0 <= ucr["means"][name]["roc_auc"] <= 1.0
         assert ucr["means"][name]["n_top1"] == 1
     assert report["settings"]["series"]["lstmae"]["encoder"] == [8, 4]
     table = (out / "detection_results.md").read_text()
-    assert "| UCR anomaly 135-138 | 1 |" in table and "**" in table
-    assert set(ucr["series"][0]["lstmae_variants"]) == {"mse/end", "mse/max", "mahalanobis/end", "mahalanobis/max"}
-    # the configured variant (mse, how="max") is the lstmae column itself
-    assert ucr["series"][0]["lstmae_variants"]["mse/max"]["roc_auc"] == pytest.approx(
-        ucr["series"][0]["detectors"]["lstmae"]["roc_auc"], abs=1e-6)
+    assert "| UCR anomaly 135-138 (1) | lstmae |" in table and "**" in table
+    variants = ucr["series"][0]["lstmae_variants"]
+    assert set(variants) == {f"{model}/{how}" for model in detection_study.VARIANTS["error_models"]
+                             for how in detection_study.VARIANTS["hows"]}
+    # the configured variant (the default error model, how="max") ranks as the lstmae column itself
+    default = f"{detection_study.DEFAULTS['error_model']}/max"
+    assert variants[default]["vus_pr"] == pytest.approx(ucr["series"][0]["detectors"]["lstmae"]["vus_pr"], abs=1e-6)
     assert "error model x window-to-row mapping" in table and "threshold rules" in table
     thresholds = ucr["series"][0]["lstmae_thresholds"]
-    assert set(thresholds) == set(detection_study.VARIANTS["thresholds"])
-    # a lower quantile of the same held-out scores never raises fewer alarms
-    assert thresholds["quantile:0.98"]["alarm_rate"] >= thresholds["quantile:0.995"]["alarm_rate"]
+    assert set(thresholds) == set(detection_study.VARIANTS["series_thresholds"])
+    # a higher quantile of the same held-out scores never raises more alarms
+    assert thresholds["quantile:0.99"]["alarm_rate"] >= thresholds["quantile:0.999"]["alarm_rate"]
