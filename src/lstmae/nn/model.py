@@ -137,15 +137,9 @@ class TanhLSTM(nn.LSTM):
     the CPU (no gradients, one direction, fixed length) runs `lstm_layer` with the
     same weights instead, and so does training on batches of at least FUSED_TRAINING_BATCH
     sequences of at least FUSED_TRAINING_STEPS steps where the compiled kernels are there.
-    Smaller batches train through nn.LSTM (not measured). Through the fused layer one epoch on
-    1024 ECG5000 beats ran 1.31-1.72x nn.LSTM's speed at batch 32 (lstmae's default) and 1.78-2.22x
-    at batch 128 (`benchmarks/tanh_training_check.py --speed`, AMD EPYC, with the register tiles;
-    before them 0.80-1.35x at batch 32, when the rule was batch 128; on an Intel Xeon at commit
-    b77086c 1.05-1.20x and 1.30-1.41x). Short sequences train through nn.LSTM too: relu models,
-    which always run the fused layer, trained 5-step sensor windows at 0.90x and 1.14x the plain
-    nn.LSTM model in the full perf.py runs at 17f5327 and d63ca21, 140 and 256 steps at 2.8-3.0x
-    (README, Speed and memory). Model quality is the same within noise over paired seeds (the
-    same script).
+    Smaller batches and shorter sequences train through nn.LSTM, where the fused layer did not pay;
+    the measurements behind both limits, and the check that model quality is the same either way,
+    are in the README (Speed and memory) and benchmarks/tanh_training_check.py.
     """
 
     def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
@@ -285,14 +279,27 @@ class LSTMAutoencoderModule(nn.Module):
     def encode_mean(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x (N, L, F) (token ids (N, L)) -> (N, sum(encoder) * directions): each encoder layer's
         hidden states averaged over each sample's valid steps, concatenated in layer order."""
+        return self.encode_pooled(x, lengths, last=False, statistics=("mean",))
+
+    def encode_pooled(self, x: torch.Tensor, lengths: torch.Tensor | None = None, *, last: bool = True,
+                      statistics: tuple[str, ...] = ("mean", "max")) -> torch.Tensor:
+        """x (N, L, F) (token ids (N, L)) -> (N, Z + len(statistics) * sum(encoder) * directions).
+
+        With `last`, first the bottleneck z (N, Z) (as `encode`); then, layer by layer in order,
+        each statistic ("mean" or "max") of that encoder layer's hidden states over each sample's
+        valid steps (padding is left out), (N, units * directions) each.
+        """
         if not self.arch.bottleneck:
             raise ValueError("this network has no bottleneck (bottleneck=False), so it has no encoding")
         inputs = self._embed(x)
-        if lengths is None:
-            return torch.cat([outputs.mean(dim=1) for outputs in self._encoder_outputs(inputs, None)], dim=1)
-        mask = valid_steps(lengths, inputs.shape[1], inputs.device).unsqueeze(2)
-        return torch.cat([(outputs * mask).sum(dim=1) / mask.sum(dim=1)
-                          for outputs in self._encoder_outputs(inputs, lengths)], dim=1)
+        mask = None if lengths is None else valid_steps(lengths, inputs.shape[1], inputs.device).unsqueeze(2)
+        parts, outputs = [], None
+        for outputs in self._encoder_outputs(inputs, lengths):
+            for statistic in statistics:
+                parts.append(_pool(outputs, mask, statistic))
+        if last:
+            parts.insert(0, last_state(outputs, self.arch.bidirectional, lengths))
+        return torch.cat(parts, dim=1)
 
     def decode(self, z: torch.Tensor, steps: int) -> torch.Tensor:
         """z (N, Z) repeated over `steps` steps -> reconstruction (N, steps, F) (the "repeat" decoder)."""
@@ -388,6 +395,30 @@ class LSTMAutoencoderModule(nn.Module):
             rows.append({"layer": name, "output_shape": (steps, arch.vocab_size or arch.n_features),
                          "return_sequences": None, "params": sum(p.numel() for p in self.output.parameters())})
         return rows
+
+    def summary(self, steps: int) -> str:
+        """The Keras-like text table of `layer_table` (what `lstmae summary` prints)."""
+        rows = self.layer_table(steps)
+        lines = [f"{'layer':<44} {'output shape (per sample)':<26} {'returns':<10} {'params':>10}"]
+        lines.append("-" * len(lines[0]))
+        for row in rows:
+            returns = {True: "sequence", False: "last step", None: ""}[row["return_sequences"]]
+            lines.append(f"{row['layer']:<44} {str(row['output_shape']):<26} {returns:<10} {row['params']:>10,}")
+        lines.append("-" * len(lines[0]))
+        lines.append(f"{'total parameters':<82} {sum(r['params'] for r in rows):>10,}")
+        if self.arch.activation == "tanh":
+            lines.append("note: nn.LSTM keeps two bias vectors per layer, so tanh layers have 4*units more "
+                         "parameters than in Keras")
+        return "\n".join(lines)
+
+
+def _pool(outputs: torch.Tensor, mask: torch.Tensor | None, statistic: str) -> torch.Tensor:
+    """One statistic of layer outputs (N, L, H) over the steps where mask (N, L, 1) is True -> (N, H)."""
+    if statistic == "mean":
+        return outputs.mean(dim=1) if mask is None else (outputs * mask).sum(dim=1) / mask.sum(dim=1)
+    if statistic == "max":
+        return (outputs if mask is None else outputs.masked_fill(~mask, float("-inf"))).amax(dim=1)
+    raise ValueError(f"unknown statistic {statistic!r}; use 'mean' or 'max'")
 
 
 def _lstm_row(name: str, layer: nn.Module, width: int, steps: int, sequences: bool) -> dict:
