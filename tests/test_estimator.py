@@ -232,3 +232,31 @@ def test_score_series_picks_trained_columns_by_name(fitted_small):
         model.score_series(frame.drop(columns="b"))
     scored = model.score_series(frame, feature_errors=True, how="max")
     assert [c for c in scored.columns if c.startswith("error_")] == ["error_a", "error_b", "error_c"]
+
+
+def test_long_scoring_shows_a_progress_bar_when_asked(fitted_small, monkeypatch):
+    import lstmae.estimator as estimator
+
+    model, X = fitted_small
+    bars = []
+
+    class Bar:
+        def __init__(self, **kwargs):
+            self.kwargs, self.done = kwargs, 0
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            self.done += n
+
+    monkeypatch.setattr(estimator, "tqdm", Bar)
+    monkeypatch.setattr(estimator, "PROGRESS_MIN_SAMPLES", 10)
+    model.set_params(progress=True).anomaly_score(X)
+    assert bars[-1].kwargs["disable"] is None and bars[-1].done == len(X)  # tqdm shows it on a terminal
+    model.set_params(progress=False).anomaly_score(X)
+    assert bars[-1].kwargs["disable"] is True

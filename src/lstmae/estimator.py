@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import sys
+
 import numpy as np
 import pandas as pd
 import scipy.sparse
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
 
 from .config import (ARCHITECTURE_PARAMS, DEFAULTS, ENCODINGS, PRESETS, Architecture, check_architecture,
                      make_architecture, parameters_docstring)
@@ -23,6 +26,7 @@ from .training.checkpoint import Checkpoint, run_fingerprint
 from .training.loop import LOSSES, token_cross_entropy, train
 
 PER_CHOICES = ("sample", "timestep", "feature", "none")
+PROGRESS_MIN_SAMPLES = 20_000  # below this, scoring takes seconds: no bar
 
 
 class LSTMAutoencoder(TransformerMixin, BaseEstimator):
@@ -277,9 +281,10 @@ PARAMETERS_HERE
     @flush_denormals()
     def transform(self, X) -> np.ndarray:
         """Encodings (N, D), one vector per sample whatever the batch it is in, by `encoding`:
-        "bottleneck": the code z (N, Z); "mean" / "max": each encoder layer's states averaged /
-        maximised over the steps (N, sum(encoder)); "pooled": z, then each layer's mean and max
-        (N, Z + 2 * sum(encoder)). Sizes double for a bidirectional encoder; padding of a list
+        "pooled" (default): each encoder layer's states averaged over the steps, then the code
+        layer's maximised over them (N, sum(encoder) + Z); "bottleneck": the code z, the last
+        state (N, Z); "mean" / "max": each encoder layer's states averaged / maximised over the
+        steps (N, sum(encoder)). Sizes double for a bidirectional encoder; the padding of a list
         of sequences is left out of every statistic."""
         check_is_fitted(self, "module_")
         if not self.architecture_.bottleneck:
@@ -418,9 +423,13 @@ PARAMETERS_HERE
             raise
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             raise ModelFileError(f"{source} is corrupt or incomplete: {str(err).splitlines()[0]}") from err
-        if not np.isfinite(model.threshold_):
-            raise ModelFileError(f"{source} is corrupt: its threshold is {model.threshold_}; refit the model or "
-                                 "set a threshold with `lstmae score --threshold value:V`")
+        if not np.isfinite(model.threshold_) or (model.threshold_ < 0 and isinstance(model.error_model_, MeanError)):
+            raise ModelFileError(f"{source} is corrupt: its threshold is {model.threshold_} (scores of the "
+                                 f"{model.error_model_.name} error model are >= 0); refit the model or set a threshold "
+                                 "with `lstmae score --threshold value:V`")
+        bad = [name for name, array in error_arrays.items() if not np.isfinite(array).all()]
+        if bad:
+            raise ModelFileError(f"{source} is corrupt: the error model's {bad[0]!r} holds NaN or inf values")
         if model.n_timesteps_ < 1:
             raise ModelFileError(f"{source} is corrupt: n_timesteps is {model.n_timesteps_}")
         model.module_ = module.to(device).eval()
@@ -472,13 +481,19 @@ PARAMETERS_HERE
         return X
 
     def _batches(self, X, batch_size: int = 512):
-        """Inference batches of X as tensors on the model's device: (batch, lengths or None)."""
+        """Inference batches of X as tensors on the model's device: (batch, lengths or None). Long work
+        (more than PROGRESS_MIN_SAMPLES samples) shows a progress bar on stderr when `progress` is on and
+        stderr is a terminal."""
         device = next(self.module_.parameters()).device
         transform = None if self._tokens else self.scaler_.transform
-        for batch, lengths in iterate_batches(X, np.arange(len(X)), batch_size, transform=transform,
-                                              tokens=self._tokens):
-            yield (torch.from_numpy(batch).to(device, non_blocking=True),
-                   None if lengths is None else torch.from_numpy(lengths))
+        batches = iterate_batches(X, np.arange(len(X)), batch_size, transform=transform, tokens=self._tokens)
+        show = self.progress and len(X) > PROGRESS_MIN_SAMPLES
+        with tqdm(total=len(X), desc="scoring", unit="window", file=sys.stderr, leave=False,
+                  disable=None if show else True) as bar:
+            for batch, lengths in batches:
+                yield (torch.from_numpy(batch).to(device, non_blocking=True),
+                       None if lengths is None else torch.from_numpy(lengths))
+                bar.update(len(batch))
 
     @flush_denormals()
     def _map_samples(self, X, fn) -> list:
@@ -574,8 +589,8 @@ def _jsonable(value):
 # encoding -> (module, x, lengths) -> (N, D) encodings (see `LSTMAutoencoder.transform`).
 _ENCODERS = {
     "bottleneck": lambda module, x, lengths: module.encode(x, lengths),
-    "mean": lambda module, x, lengths: module.encode_pooled(x, lengths, last=False, statistics=("mean",)),
-    "max": lambda module, x, lengths: module.encode_pooled(x, lengths, last=False, statistics=("max",)),
+    "mean": lambda module, x, lengths: module.encode_mean(x, lengths),
+    "max": lambda module, x, lengths: module.encode_max(x, lengths),
     "pooled": lambda module, x, lengths: module.encode_pooled(x, lengths),
 }
 

@@ -155,7 +155,7 @@ class ThresholdRule:
         for key, value in sorted(options.items()):
             if key not in defaults:
                 raise DataError(
-                    f"threshold '{self.method}' has no option '{key}'; its options are "
+                    f"threshold '{self.method}' has no option {key!r}; its options are "
                     f"{', '.join(f'{name} (default {default:g})' for name, default in defaults.items())}"
                 )
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -208,25 +208,25 @@ def parse_threshold(spec: str) -> ThresholdRule:
     method, separator, rest = spec.strip().lower().partition(":")
     method = method.strip()
     if method != "best-f1" and method not in _PARAMETER_RULES:
-        raise DataError(f"unknown threshold '{spec}'; use one of {USAGE}")
+        raise DataError(f"unknown threshold {spec!r}; use one of {USAGE}")
     if not separator:
         return ThresholdRule(method)
     param_text, *option_texts = (part.strip() for part in rest.split(","))
     try:
         param = float(param_text)
     except ValueError:
-        raise DataError(f"threshold '{spec}': '{param_text}' is not a number; e.g. quantile:0.99") from None
+        raise DataError(f"threshold {spec!r}: {param_text!r} is not a number; e.g. quantile:0.99") from None
     options = {}
     for text in option_texts:
         key, equals, value_text = (part.strip() for part in text.partition("="))
         if not equals or not key:
-            raise DataError(f"threshold '{spec}': option '{text}' must be name=value, e.g. dspot:1e-3,depth=200")
+            raise DataError(f"threshold {spec!r}: option {text!r} must be name=value, e.g. dspot:1e-3,depth=200")
         if key in options:
-            raise DataError(f"threshold '{spec}': option '{key}' is given twice")
+            raise DataError(f"threshold {spec!r}: option {key!r} is given twice")
         try:
             options[key] = float(value_text)
         except ValueError:
-            raise DataError(f"threshold '{spec}': option {key}='{value_text}' is not a number") from None
+            raise DataError(f"threshold {spec!r}: option {key}={value_text!r} is not a number") from None
     return ThresholdRule(method, param, tuple(options.items()))
 
 
