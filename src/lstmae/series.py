@@ -191,7 +191,9 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
         bad = ~np.isfinite(window_scores)
         if bad.any():  # an extreme value: the window is as anomalous as can be, and the run goes on
             window_scores = np.where(bad, np.finfo(np.float64).max, window_scores)
-            hit, _ = window_to_points(bad.astype(np.float64), len(group.rows), window, stride, how="max")
+            # the rows that take an overflowed window's score: with how="end" only its own end row onwards
+            hit, _ = window_to_points(bad.astype(np.float64), len(group.rows), window, stride,
+                                      how="end" if how == "end" else "max")
             overflow[group.rows] = np.nan_to_num(hit) > 0
         group_points, group_valid = window_to_points(window_scores, len(group.rows), window, stride, how=how)
         points[group.rows], valid[group.rows] = group_points, group_valid
@@ -280,8 +282,10 @@ def _adaptive_flags(model, rule, scores, valid, groups, how):
     for group in groups_of(len(scores), groups):
         detector = rule.make_adaptive().fit(calibration_for(model, how))
         group_scores = np.where(valid[group.rows], scores[group.rows], np.nan)
-        group_flags, group_thresholds = detector.update(group_scores)
-        flags[group.rows], thresholds[group.rows] = group_flags, group_thresholds
+        overflowed = np.isinf(group_scores)  # flagged, and kept out of the detector's statistics
+        group_flags, group_thresholds = detector.update(np.where(overflowed, np.nan, group_scores))
+        flags[group.rows] = np.where(overflowed, 1, group_flags)
+        thresholds[group.rows] = group_thresholds
     return flags, thresholds
 
 
