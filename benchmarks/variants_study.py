@@ -36,7 +36,7 @@ from sklearn.metrics import roc_auc_score
 
 import lstmae
 from lstmae import LSTMAutoencoder
-from lstmae.exceptions import DataError
+from lstmae.exceptions import DataError, TrainingDiverged
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
@@ -174,7 +174,7 @@ def run_variant(name: str, data: dict, training: dict, seed: int) -> dict:
     try:
         model.fit(data["train"])
         diverged = None
-    except FloatingPointError as error:  # relu LSTMs can blow up: a result to report, not a crash
+    except (FloatingPointError, TrainingDiverged) as error:  # relu LSTMs can blow up: a result to report
         diverged = str(error).split(";")[0]
     result = {
         "variant": name, "preset": preset, "overrides": overrides, "architecture": describe(model),

@@ -299,7 +299,9 @@ PARAMETERS_HERE
                 # A copy: z is a view of the last encoder layer's (N, L, Z) outputs, which it would
                 # keep alive until the end (L times the memory of the encodings).
                 parts.append(encode(self.module_, batch, lengths).float().cpu().numpy().copy())
-        return np.concatenate(parts)
+        codes = np.concatenate(parts)
+        # float64 in, float64 out (scikit-learn's convention for transformers); else float32
+        return codes.astype(np.float64) if getattr(X, "dtype", None) == np.float64 else codes
 
     def reconstruction_error(self, X, per: str = "sample", kind: str | None = None):
         """Errors in scaled units (features comparable): per="sample" (N,), "timestep" (N, L),

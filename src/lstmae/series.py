@@ -63,7 +63,7 @@ def windowed_groups(n_rows: int, window: int, groups=None) -> list[Group]:
     kept, skipped = [], []
     for group in groups_of(n_rows, groups):
         (kept if len(group.rows) >= window else skipped).append(group)
-    if not kept and groups is None:
+    if not kept and len(skipped) == 1:
         raise DataError(f"the series has {n_rows} rows, shorter than the window {window}; use a smaller window "
                         "or more data")
     if not kept:
