@@ -2,7 +2,7 @@
 comparison of `variants_study.py` (item 6).
 
     python benchmarks/classification_study.py [--quick] [--out benchmarks/results] [--data-dir DIR]
-                                              [--jobs 2] [--threads 1] [--no-variants]
+                                              [--jobs 2] [--threads 1] [--no-variants] [--defaults]
 
 Protocol (the autoencoder never sees a label):
 - GunPoint, ItalyPowerDemand: the official TRAIN/TEST splits. Everything is fitted on TRAIN,
@@ -25,6 +25,13 @@ Protocol (the autoencoder never sees a label):
 - The chosen autoencoder's reconstruction MSE on the test part (scaled units; 1.0 is what
   predicting each feature's training mean gives) shows that it learned to reconstruct.
 
+- At the defaults (issue 18): `LSTMAutoencoder(random_state=seed)` with nothing else set, fitted
+  on each training part, every encoding -> StandardScaler -> logistic regression, beside 1-NN and
+  the raw-series logistic regression on the same parts, with each fit's seconds. No selection:
+  this is what `LSTMAutoencoder().fit(X).transform(X)` gives a user. `--defaults` runs only this
+  part and keeps the selection rows of the report already in --out (they are expensive and do not
+  depend on the defaults).
+
 Writes classification_study.{json,md} (classification_quick.* with --quick) to --out, then the
 variant comparison's files. Progress goes to stderr.
 """
@@ -32,10 +39,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +96,7 @@ REFERENCES = ("Published references: 1-NN Euclidean in the UCR archive, GunPoint
               "ECG5000 0.925 (official test split); supervised state of the art GunPoint 1.00, "
               "ItalyPowerDemand ~0.97, ECG5000 ~0.94-0.95.")
 VALIDATION_FOLDS = 3  # a single validation split is the first of 3 stratified folds: a third
+RAW_LR = "logistic regression (raw)"
 
 
 class ValidationSplit(StratifiedKFold):
@@ -186,7 +196,7 @@ def baselines(training: dict, candidates: dict, seed: int) -> dict:
     first = next(iter(candidates.values()))
     return {
         NEAREST: KNeighborsClassifier(n_neighbors=1),
-        "logistic regression (raw)": make_pipeline(StandardScaler(), logistic_regression()),
+        RAW_LR: make_pipeline(StandardScaler(), logistic_regression()),
         **{name: encoding_pipeline({**training, "epochs": 0}, seed, encoding=encoding, **first)
            for encoding, name in UNTRAINED.items()},
     }
@@ -319,23 +329,162 @@ def classification_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------ at the defaults
+def default_autoencoder(seed: int, quick: bool = False) -> LSTMAutoencoder:
+    """What a user gets: every parameter at its default but the seed (and, when quick, the epochs)."""
+    return LSTMAutoencoder(random_state=seed, progress=False, **({"epochs": QUICK["epochs"]} if quick else {}))
+
+
+def timed_accuracy(estimator, X_train, y_train, X_test, y_test) -> tuple[float, float]:
+    """(test accuracy, seconds to fit) of estimator."""
+    started = time.perf_counter()
+    estimator.fit(X_train, y_train)
+    return float(estimator.score(X_test, y_test)), time.perf_counter() - started
+
+
+def defaults_split(X_train, y_train, X_test, y_test, seed: int, quick: bool = False) -> dict:
+    """One train/test split: the raw-series baselines, and the default autoencoder fitted once on
+    X_train with a logistic regression on each of its encodings. Seconds per fit."""
+    accuracy, seconds = {}, {}
+    for method, estimator in ((NEAREST, KNeighborsClassifier(n_neighbors=1)),
+                              (RAW_LR, make_pipeline(StandardScaler(), logistic_regression()))):
+        accuracy[method], seconds[method] = timed_accuracy(estimator, X_train, y_train, X_test, y_test)
+    model = default_autoencoder(seed, quick)
+    started = time.perf_counter()
+    model.fit(X_train)
+    seconds["autoencoder"] = time.perf_counter() - started
+    for encoding in ENCODINGS:
+        started = time.perf_counter()
+        classifier = make_pipeline(StandardScaler(), logistic_regression())
+        classifier.fit(encode(model, encoding, X_train), y_train)
+        accuracy[encoding] = float(classifier.score(encode(model, encoding, X_test), y_test))
+        seconds[encoding] = time.perf_counter() - started  # encoding + classifier; the autoencoder is shared
+    return {"accuracy": accuracy, "seconds": {k: round(v, 2) for k, v in seconds.items()},
+            "epochs_run": int(model.history_["epochs_run"]),
+            "reconstruction_mse": float(model.reconstruction_error(X_test, kind="mse").mean())}
+
+
+def summarise_defaults(name: str, protocol: str, folds: list[dict]) -> dict:
+    """One data set's defaults_split results (one per split): means over the splits, and every split's."""
+    methods = list(folds[0]["accuracy"])
+    return {"dataset": name, "protocol": protocol, "default_encoding": DEFAULTS["encoding"],
+            "accuracy": {m: float(np.mean([f["accuracy"][m] for f in folds])) for m in methods},
+            "fold_accuracy": {m: [f["accuracy"][m] for f in folds] for m in methods},
+            "seconds": {k: [f["seconds"][k] for f in folds] for k in folds[0]["seconds"]},
+            "epochs_run": [f["epochs_run"] for f in folds],
+            "reconstruction_mse": float(np.mean([f["reconstruction_mse"] for f in folds]))}
+
+
+def run_defaults(name: str, splits: list, protocol: str, seed: int, jobs: int, quick: bool = False) -> dict:
+    """defaults_split on each (X_train, y_train, X_test, y_test) of `splits`, side by side; means over splits."""
+    folds = Parallel(n_jobs=min(jobs, len(splits)))(delayed(defaults_split)(*split, seed, quick) for split in splits)
+    return summarise_defaults(name, protocol, folds)
+
+
+def run_defaults_study(data_dir: Path, *, quick: bool = False, seed: int = 0, jobs: int = 1,
+                       on_result: Callable[[dict], None] | None = None) -> dict:
+    """The defaults on GunPoint and ItalyPowerDemand (TRAIN/TEST) and ECG5000 (5-fold on the 500 beats).
+
+    All seven fits run side by side (`jobs` at a time); `on_result(report so far)` after each data set.
+    """
+    tasks = []  # (name, protocol, splits)
+    for name in ("GunPoint", "ItalyPowerDemand"):
+        data = load_ucr(data_dir, name)
+        tasks.append((name, "official TRAIN/TEST split",
+                      [(data["X_train"], data["y_train"], data["X_test"], data["y_test"])]))
+    frame = load_ecg5000(data_dir)
+    train = frame[frame["ucr_split"] == "train"]
+    if quick:
+        train = train.sample(QUICK["ecg_beats"], random_state=seed)
+    X, y = ecg_beats(train), train["ucr_class"].astype(int).to_numpy()
+    outer = StratifiedKFold(OUTER_FOLDS, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # ECG5000 class 5 has 2 of the 500 beats: some folds lack it
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        splits = [(X[a], y[a], X[b], y[b]) for a, b in outer.split(X, y)]
+    tasks.append(("ECG5000", f"stratified {OUTER_FOLDS}-fold CV (seed {seed}) on the {len(X)} official "
+                  "training beats", splits))
+    report = {"settings": {"seed": seed, "quick": quick,
+                           "autoencoder": {k: v for k, v in DEFAULTS.items() if k not in ("progress", "how")},
+                           "classifier": "StandardScaler + LogisticRegression, C in logspace(-2, 2, 5) by 5-fold CV"},
+              "results": []}
+    log(f"defaults: {sum(len(t[2]) for t in tasks)} autoencoder fits, {jobs} at a time ...")
+    results = Parallel(n_jobs=jobs, return_as="generator")(
+        delayed(defaults_split)(*split, seed, quick) for _, _, splits in tasks for split in splits)
+    for name, protocol, splits in tasks:
+        report["results"].append(summarise_defaults(name, protocol, [next(results) for _ in splits]))
+        log(f"defaults: {summary_line(report['results'][-1])}")
+        if on_result is not None:
+            on_result(report)
+    return report
+
+
+def defaults_markdown(report: dict) -> str:
+    """The defaults table: accuracy per encoding beside the baselines, the goals, and the fit times."""
+    default = report["settings"]["autoencoder"]["encoding"]
+    encodings = [m for m in report["results"][0]["accuracy"] if m not in (NEAREST, RAW_LR)]
+    names = [f"encoding={e}" + (" (default)" if e == default else "") for e in encodings]
+    lines = ["| data set | protocol | 1-NN Euclidean (raw) | logistic regression (raw) | " + " | ".join(names)
+             + " | default >= 1-NN? | default >= raw LR - 0.02? | autoencoder fit s | epochs run | test MSE |",
+             "|---|---|---|---|" + "---|" * len(names) + "---|---|---|---|---|"]
+    for r in report["results"]:
+        a = {m: round(v, 9) for m, v in r["accuracy"].items()}
+        best = max(a.values())
+        cells = [f"**{a[m]:.3f}**" if a[m] == best else f"{a[m]:.3f}" for m in (NEAREST, RAW_LR, *encodings)]
+        near = "yes" if a[default] >= a[NEAREST] else "no"
+        raw = "yes" if a[default] >= round(a[RAW_LR] - 0.02, 9) else "no"
+        fits = ", ".join(f"{s:.0f}" for s in r["seconds"]["autoencoder"])
+        epochs = ", ".join(str(e) for e in r["epochs_run"])
+        lines.append(f"| {r['dataset']} | {r['protocol']} | " + " | ".join(cells)
+                     + f" | {near} | {raw} | {fits} | {epochs} | {r['reconstruction_mse']:.3f} |")
+    settings = report["settings"]["autoencoder"]
+    lines += ["", "At the defaults, no selection: `LSTMAutoencoder(random_state=" f"{report['settings']['seed']})` "
+              "fitted on the training part (ECG5000: each outer fold's), then StandardScaler + logistic "
+              "regression (C by 5-fold CV on the training part) on each encoding of that one autoencoder. "
+              "Defaults: " + ", ".join(f"{k} {settings[k]}" for k in ("encoder", "epochs", "batch_size",
+                                                                       "learning_rate", "loss", "patience",
+                                                                       "validation_fraction", "scaler"))
+              + ". Fit seconds: wall time of each autoencoder fit (one per fold) on one torch thread, on a "
+              "shared 2-core machine under heavy load (see the JSON's machine.load_average): slow and noisy. "
+              "Test MSE: reconstruction MSE in scaled units (1.0: predicting the training mean)."]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common_arguments(parser)
     parser.add_argument("--no-variants", action="store_true", help="skip the variant comparison (item 6)")
+    parser.add_argument("--defaults", action="store_true", help="only the defaults part; keep the selection "
+                        "rows of the report already in --out")
     args = parser.parse_args(argv)
     data_dir = check_data_dir(args.data_dir)
     torch.set_num_threads(args.threads)
-    started = time.perf_counter()
-    report = run_classification(data_dir, quick=args.quick, seed=args.seed, jobs=args.jobs)
-    report["runtime_seconds"] = round(time.perf_counter() - started, 1)
-    report["machine"] = machine()
     stem = "classification_quick" if args.quick else "classification_study"
-    write_outputs(args.out, stem, report, classification_markdown(report))
+    started = time.perf_counter()
+    if args.defaults:
+        previous = args.out / f"{stem}.json"
+        report = json.loads(previous.read_text()) if previous.is_file() else {}
+    else:
+        report = run_classification(data_dir, quick=args.quick, seed=args.seed, jobs=args.jobs)
+        report["runtime_seconds"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
 
-    if not args.no_variants:
+    def write(defaults: dict) -> None:  # after each data set, so that a long run leaves what it has
+        report["defaults"] = {**defaults, "runtime_seconds": round(time.perf_counter() - started, 1),
+                              "machine": machine()}
+        write_outputs(args.out, stem, report, study_markdown(report))
+
+    run_defaults_study(data_dir, quick=args.quick, seed=args.seed, jobs=args.jobs, on_result=write)
+    if not args.no_variants and not args.defaults:
         run_and_write(data_dir, args.out, quick=args.quick, seed=args.seed, jobs=args.jobs)
     return 0
+
+
+def study_markdown(report: dict) -> str:
+    """The defaults table first (what a user gets), then the selection table when the report has one."""
+    parts = ["## At the defaults (no selection)", "", defaults_markdown(report["defaults"])]
+    if report.get("results"):
+        parts += ["", "## Architecture and encoding chosen on the training part", "", classification_markdown(report)]
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":

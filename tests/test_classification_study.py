@@ -67,7 +67,8 @@ def test_missing_data_dir_exits_with_a_clear_message(tmp_path):
 def test_encoding_pipeline_fits_and_predicts_through_the_autoencoder():
     X, y = two_class_series()
     pipe = study.encoding_pipeline(TINY, seed=0, encoder=(6, 3)).fit(X, y)
-    assert pipe[:-1].transform(X).shape == (len(X), 3)  # the classifier sees (N, Z) encodings
+    # The classifier sees the default encoding (pooled): both layers' means, then the code layer's max.
+    assert pipe[:-1].transform(X).shape == (len(X), 6 + 3 + 3)
     assert set(pipe.predict(X)) <= {"up", "down"}
 
 
@@ -76,7 +77,7 @@ def test_encoder_selection_picks_the_best_validated_architecture_and_encoding():
     candidates = {"small": {"encoder": (4,)}, "bidirectional": {"encoder": (4,), "bidirectional": True}}
     selection = study.EncoderSelection(TINY, candidates, folds=2, seed=0).fit(X, y)
     summary = selection.summary()
-    assert set(summary["validation_accuracy"]) == {f"{c} / {e}" for c in candidates for e in ("bottleneck", "mean")}
+    assert set(summary["validation_accuracy"]) == {f"{c} / {e}" for c in candidates for e in study.ENCODINGS}
     best = max(summary["validation_accuracy"].values())
     assert summary["validation_accuracy"][" / ".join(summary["selected"])] == best
     name, encoding = summary["selected"]
@@ -125,6 +126,40 @@ def test_classification_markdown_flags_the_goal_per_data_set():
     assert rows[4] == "| tied | p | **0.938** | 0.800 | 0.700 | 0.900 | 0.850 | **0.938** | yes | - |"
     assert "won 5-fold CV; lost one stratified validation third" in markdown
     assert "| lost | a / bottleneck 1.000; a / mean 0.500 | a / bottleneck (2/2 folds) |" in markdown
+
+
+def test_defaults_split_fits_one_default_autoencoder_and_scores_every_encoding(monkeypatch):
+    X, y = two_class_series()
+    fitted = []
+
+    def tiny_default(seed, quick=False):
+        model = study.LSTMAutoencoder(encoder=(6, 3), random_state=seed, progress=False, **TINY)
+        fitted.append(model)
+        return model
+
+    monkeypatch.setattr(study, "default_autoencoder", tiny_default)
+    result = study.run_defaults("toy", [(X[:16], y[:16], X[16:], y[16:])] * 2, "p", seed=0, jobs=1)
+    assert len(fitted) == 2  # one autoencoder per split, shared by the encodings
+    assert list(result["accuracy"]) == [study.NEAREST, study.RAW_LR, *study.ENCODINGS]
+    assert all(len(folds) == 2 and all(0 <= a <= 1 for a in folds) for folds in result["fold_accuracy"].values())
+    assert result["accuracy"][study.NEAREST] == result["fold_accuracy"][study.NEAREST][0]
+    assert len(result["seconds"]["autoencoder"]) == 2 and min(result["seconds"]["autoencoder"]) >= 0
+    assert result["epochs_run"] == [2, 2] and result["default_encoding"] == study.DEFAULTS["encoding"]
+
+
+def test_defaults_markdown_flags_both_goals_for_the_default_encoding():
+    def result(name, nearest, raw, default):
+        accuracy = {study.NEAREST: nearest, study.RAW_LR: raw, "bottleneck": 0.5, "pooled": default}
+        return {"dataset": name, "protocol": "p", "accuracy": accuracy, "seconds": {"autoencoder": [12.3, 4.0]},
+                "epochs_run": [100, 37], "reconstruction_mse": 0.25}
+    report = {"settings": {"seed": 0, "autoencoder": {**study.DEFAULTS, "encoding": "pooled"}},
+              "results": [result("won", 0.9, 0.95, 0.93), result("lost", 0.9, 0.8, 0.85),
+                          result("edge", 0.9, 0.92, 0.9)]}
+    rows = study.defaults_markdown(report).splitlines()
+    assert rows[0].count("encoding=pooled (default)") == 1 and "encoding=bottleneck |" in rows[0]
+    assert rows[2] == "| won | p | 0.900 | **0.950** | 0.500 | 0.930 | yes | yes | 12, 4 | 100, 37 | 0.250 |"
+    assert rows[3] == "| lost | p | **0.900** | 0.800 | 0.500 | 0.850 | no | yes | 12, 4 | 100, 37 | 0.250 |"
+    assert rows[4].endswith("| **0.920** | 0.500 | 0.900 | yes | yes | 12, 4 | 100, 37 | 0.250 |")  # 0.02 below: allowed
 
 
 def test_untrained_controls_keep_the_initial_weights_of_the_first_candidate():

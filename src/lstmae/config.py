@@ -5,8 +5,9 @@ from dataclasses import asdict, dataclass, field
 
 ACTIVATIONS = ("tanh", "relu")
 DECODER_TYPES = ("repeat", "encdec_ad")
-# What LSTMAutoencoder.transform returns (its `encoding`): the bottleneck, or time-averaged encoder states.
-ENCODINGS = ("bottleneck", "mean")
+# What LSTMAutoencoder.transform returns (its `encoding`): the bottleneck, each encoder layer's states averaged
+# or maximised over time, or "pooled": each layer's mean, then the code layer's max (benchmarks/classification_study.py).
+ENCODINGS = ("bottleneck", "mean", "max", "pooled")
 LOSS_CHOICES = ("mse", "mae")
 SCALER_CHOICES = ("standard", "minmax", "none")
 ERROR_MODEL_CHOICES = ("mse", "mae", "mahalanobis", "normalized")
@@ -75,8 +76,10 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("threshold", "sigma:3", "str", "rule for threshold_ from the held-out scores, e.g. sigma:3, "
               "quantile:0.99, pot:1e-3, fpr:0.01, best-f1 (needs labels), value:0.3 "
               "(see lstmae.scoring.thresholds)"),
-    Parameter("encoding", "bottleneck", "str", "what transform returns: bottleneck, the code z (N, Z), or mean, "
-              "each encoder layer's states averaged over the steps (N, sum(encoder))", ENCODINGS),
+    Parameter("encoding", "pooled", "str", "what transform returns: pooled, each encoder layer's states "
+              "averaged over the steps, then the code layer's maximised (N, sum(encoder) + Z), features for a "
+              "classifier; bottleneck, the code z, the last state (N, Z); mean or "
+              "max, each encoder layer's states averaged or maximised (N, sum(encoder))", ENCODINGS),
     Parameter("random_state", None, "int or None", "one seed for Python, NumPy and torch; same seed, same "
               "model on the CPU", cli=False),
     Parameter("device", "auto", "str", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"),

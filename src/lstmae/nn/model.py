@@ -279,26 +279,32 @@ class LSTMAutoencoderModule(nn.Module):
     def encode_mean(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x (N, L, F) (token ids (N, L)) -> (N, sum(encoder) * directions): each encoder layer's
         hidden states averaged over each sample's valid steps, concatenated in layer order."""
-        return self.encode_pooled(x, lengths, last=False, statistics=("mean",))
+        return self._pool_layers(x, lengths, every=("mean",))
 
-    def encode_pooled(self, x: torch.Tensor, lengths: torch.Tensor | None = None, *, last: bool = True,
-                      statistics: tuple[str, ...] = ("mean", "max")) -> torch.Tensor:
-        """x (N, L, F) (token ids (N, L)) -> (N, Z + len(statistics) * sum(encoder) * directions).
+    def encode_max(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x (N, L, F) (token ids (N, L)) -> (N, sum(encoder) * directions): each encoder layer's
+        hidden states maximised over each sample's valid steps, concatenated in layer order."""
+        return self._pool_layers(x, lengths, every=("max",))
 
-        With `last`, first the bottleneck z (N, Z) (as `encode`); then, layer by layer in order,
-        each statistic ("mean" or "max") of that encoder layer's hidden states over each sample's
-        valid steps (padding is left out), (N, units * directions) each.
-        """
+    def encode_pooled(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x (N, L, F) (token ids (N, L)) -> (N, (sum(encoder) + Z) * directions): each encoder
+        layer's hidden states averaged over each sample's valid steps, in layer order, then the
+        last (code) layer's states maximised over them (a short event that a mean averages away
+        still shows in a peak)."""
+        return self._pool_layers(x, lengths, every=("mean",), last=("max",))
+
+    def _pool_layers(self, x: torch.Tensor, lengths: torch.Tensor | None, every: tuple[str, ...],
+                     last: tuple[str, ...] = ()) -> torch.Tensor:
+        """Statistics ("mean", "max") of every encoder layer's states over the valid steps, layer by
+        layer, then those of the last layer only: (N, D)."""
         if not self.arch.bottleneck:
             raise ValueError("this network has no bottleneck (bottleneck=False), so it has no encoding")
         inputs = self._embed(x)
         mask = None if lengths is None else valid_steps(lengths, inputs.shape[1], inputs.device).unsqueeze(2)
         parts, outputs = [], None
         for outputs in self._encoder_outputs(inputs, lengths):
-            for statistic in statistics:
-                parts.append(_pool(outputs, mask, statistic))
-        if last:
-            parts.insert(0, last_state(outputs, self.arch.bidirectional, lengths))
+            parts.extend(_pool(outputs, mask, statistic) for statistic in every)
+        parts.extend(_pool(outputs, mask, statistic) for statistic in last)
         return torch.cat(parts, dim=1)
 
     def decode(self, z: torch.Tensor, steps: int) -> torch.Tensor:
