@@ -379,3 +379,11 @@ def test_large_integer_times_are_compared_exactly(tmp_path):
         segment_ids(pd.Index(np.array([ns + 1, ns], dtype=np.uint64), name="t"))
     path = write_text(tmp_path / "s.csv", f"t,v\n{ns},1\n{ns + 1},2\n")
     assert read_series(path, time_column="t").index.tolist() == [ns, ns + 1]  # not duplicates
+
+
+def test_a_text_file_of_only_unicode_white_space_is_empty(tmp_path):
+    from lstmae.data.io import read_series
+
+    (tmp_path / "data.txt").write_bytes(b"\x1c")  # found by the long fuzzer: white space to str, not to bytes
+    with pytest.raises(DataError, match="is empty"):
+        read_series(tmp_path / "data.txt")

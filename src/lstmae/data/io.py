@@ -231,7 +231,10 @@ def _read_csv(
 
     separator, header = ",", 0
     if text_rules:
-        first_line = head.decode("utf-8", errors="replace").strip().splitlines()[0]
+        lines = head.decode("utf-8", errors="replace").strip().splitlines()
+        if not lines:  # only characters that text counts as white space (e.g. \x1c)
+            raise DataError(f"{source}: is empty; it needs at least one data row")
+        first_line = lines[0]
         if "," not in first_line:
             separator = r"\s+"
         first_fields = pd.Series(first_line.replace(",", " ").split())
