@@ -78,7 +78,8 @@ def test_encode_reconstruct_and_summary(workspace):
     result = run("encode", workspace / "model", workspace / "test.csv", "-o", workspace / "codes.parquet")
     assert result.exit_code == 0, result.output
     codes = pd.read_parquet(workspace / "codes.parquet")
-    assert codes.shape == (231, 4) and list(codes.columns) == ["z_0", "z_1", "z_2", "z_3"]
+    # the default encoding, "pooled": each layer's mean over time (8 + 4), then the code layer's max (4)
+    assert codes.shape == (231, 16) and codes.columns[0] == "pooled_0" and codes.columns[-1] == "pooled_15"
     result = run("encode", workspace / "model", workspace / "test.csv", "-o", workspace / "means.csv",
                  "--encoding", "mean")
     assert result.exit_code == 0, result.output
@@ -99,7 +100,8 @@ def test_series_functions_leave_the_callers_model_as_it_was(workspace):
     model = load(workspace / "model")
     before = (model.threshold_, model.threshold_rule_, model.get_params())
     data = read_for_model(model, workspace / "test.csv")
-    assert list(encode_data(model, data).columns) == ["z_0", "z_1", "z_2", "z_3"]
+    assert list(encode_data(model.set_params(encoding="bottleneck"), data).columns) == ["z_0", "z_1", "z_2", "z_3"]
+    model.set_params(encoding=before[2]["encoding"])
     table, _ = score_data(model, data, threshold="value:0.5")
     assert (table["is_anomaly"] == (table["score"] > 0.5)).all()
     assert (model.threshold_, model.threshold_rule_, model.get_params()) == before

@@ -121,7 +121,7 @@ def test_labelled_windows_are_left_out_and_labels_calibrate_best_f1():
 def test_encodings_per_window_per_group(fitted):
     values = np.concatenate([series(30, seed=1), series(25, seed=2)])
     codes, ends = encode_values(fitted, values, groups=np.array([0] * 30 + [1] * 25))
-    assert codes.shape == (21 + 16, 4)
+    assert codes.shape == (21 + 16, 8 + 4 + 4)  # default encoding "pooled"
     assert ends.tolist() == list(range(9, 30)) + list(range(39, 55))
 
 

@@ -4,7 +4,7 @@
 
 Shapes, everywhere in the docs: (N, L, F) is N samples (windows or sequences) of L timesteps of
 F features; a series is (T, F), T rows (time steps); Z is the code size, the length of one
-encoding, so encodings are (N, Z).
+encoding (the bottleneck), so bottleneck encodings are (N, Z).
 
 Names are imported lazily so that `lstmae --help` starts without importing torch.
 """
