@@ -55,7 +55,7 @@ def test_batches_and_multivariate_work_everywhere(fitted_small):
     batch = X[:10]
     assert batch.shape[2] == 3
     assert model.reconstruct(batch).shape == batch.shape
-    assert model.transform(batch).shape == (10, 8)
+    assert model.transform(batch).shape == (10, 16 + 8 + 8)  # default pooled: layer means, then the code's max
     assert model.anomaly_score(batch).shape == (10,)
     assert model.predict(batch).shape == (10,)
     assert model.reconstruction_error(batch, per="timestep").shape == (10, 12)

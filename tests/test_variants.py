@@ -115,7 +115,7 @@ def test_encdec_ad_preset_learns_sine_windows_in_time_order():
     error = np.mean((reconstruction - X) ** 2)
     assert error < 0.2 * X.var()
     assert error < 0.2 * np.mean((reconstruction - X[:, ::-1]) ** 2)  # not returned reversed
-    assert model.transform(X).shape == (48, 16)
+    assert model.transform(X).shape == (48, 16 + 16)  # default pooled: the layer's mean, then its max
 
 
 # ------------------------------------------------------------------------------ tokens
@@ -138,7 +138,7 @@ def test_token_model_learns_a_toy_language(token_model):
     off_pattern = np.random.default_rng(2).integers(0, 9, size=(10, 8))
     assert model.anomaly_score(off_pattern).min() > model.anomaly_score(fresh).max()
     assert model.predict(off_pattern).mean() > model.predict(fresh).mean()
-    assert model.transform(fresh).shape == (30, 32)
+    assert model.transform(fresh).shape == (30, 32 + 32)
 
 
 def test_token_score_is_the_mean_token_cross_entropy(token_model):
