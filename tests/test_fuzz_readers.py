@@ -2,7 +2,8 @@
 lstmae's own errors (never a pandas, pyarrow or numpy exception, never a crash).
 
 The default suite runs a small, fixed (derandomized) set of examples per test under a deadline;
-``-m slow`` runs many more random ones.
+``-m slow`` runs 2000 per test, also derandomized so that CI is reproducible (a random run found
+the white-space-only .txt case; drop ``derandomize`` locally to explore further).
 """
 
 import gzip
@@ -29,7 +30,8 @@ QUICK = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-LONG = settings(max_examples=2000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+LONG = settings(max_examples=2000, deadline=None, database=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow])
 
 NAN_POLICIES = ("error", "ffill", "interpolate", "drop")
 
