@@ -329,10 +329,8 @@ def feature_values(model, frame: pd.DataFrame) -> np.ndarray:
 
 def score_sequences(model, X, *, threshold=None, index=None) -> pd.DataFrame:
     """One row per sequence of X (N, L, F): ``score`` and ``is_anomaly``; `threshold` as in `score_values`."""
-    scores = model.anomaly_score(X)
-    valid = np.isfinite(scores)
-    flags, _ = _flags(model, np.where(valid, scores, np.inf), np.ones(len(scores), bool), None, threshold,
-                      "window")
+    scores = model.anomaly_score(X)  # finite, or inf where an error overflowed: never NaN
+    flags, _ = _flags(model, scores, np.ones(len(scores), bool), None, threshold, "window")
     return pd.DataFrame({"score": scores, "is_anomaly": flags}, index=index)
 
 
