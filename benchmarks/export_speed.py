@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from perf import cpu_name  # benchmarks/ is on sys.path when a script there runs
 import torch
 
 
@@ -77,7 +78,7 @@ def main() -> None:
         "ratio_lstmae_time_over_onnxruntime_time": ratio,
         "versions": {"lstmae": lstmae.__version__, "torch": torch.__version__, "onnxruntime": ort.__version__,
                      "python": platform.python_version()},
-        "machine": f"{platform.machine()}, {_cpu_name()}",
+        "machine": f"{platform.machine()}, {cpu_name()}",
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "export_speed.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -92,14 +93,6 @@ def main() -> None:
         f"Versions: {report['versions']}. Produced by `python benchmarks/export_speed.py`.\n")
     print(f"lstmae {medians['lstmae'] * 1000:.0f} ms, onnxruntime {medians['onnxruntime'] * 1000:.0f} ms "
           f"(median of {args.repeats}): ratio {ratio:.2f}; wrote {args.out / 'export_speed.md'}")
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

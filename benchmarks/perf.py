@@ -518,14 +518,19 @@ def run_all(quick: bool, threads: int, models: Path, log) -> dict:
     return results
 
 
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux); the other benchmarks record it too."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
 def machine_info(threads: int) -> dict:
     import torch
 
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     from lstmae.kernels import ONEDNN_MIN_FLOPS, compiled, matmul_policy
 
     tiles_built = getattr(compiled(), "tiles_pay", False)

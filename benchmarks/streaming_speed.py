@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from perf import cpu_name  # benchmarks/ is on sys.path when a script there runs
 import pandas as pd
 import torch
 
@@ -141,7 +142,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "versions": {"lstmae": lstmae.__version__, "torch": torch.__version__, "pandas": pd.__version__,
                      "python": platform.python_version()},
-        "machine": f"{platform.machine()}, {_cpu_name()}",
+        "machine": f"{platform.machine()}, {cpu_name()}",
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "streaming_speed.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -170,14 +171,6 @@ def main() -> None:
     print(f"per window batch {medians['batch'] * 1e3:.3f} ms; update {ratios['update']:.2f}x, update_many "
           f"{ratios['update_many']:.2f}x, forward_1 {ratios['forward_1']:.2f}x; wrote "
           f"{args.out / 'streaming_speed.md'}")
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":
