@@ -210,6 +210,21 @@ def test_fused_kernels_give_the_pytorch_operations_results(compiled, activation,
         torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
 
 
+def test_scoring_reuses_the_reordered_weights_until_they_change(compiled):
+    tensors, _, _ = random_layer(n=2, length=5, inputs=3, hidden=4, constant=False, with_state=False,
+                                 dtype=torch.float32)
+    x, w_ih, b, w_hh = (t.detach() for t in tensors)
+    with torch.no_grad():
+        first = fused_lstm_layer(x, w_ih, b, w_hh)[0]
+        cached = getattr(w_ih, "_lstmae_gate_order_cache")[1]
+        assert fused_lstm_layer(x, w_ih, b, w_hh)[0].equal(first)
+        assert getattr(w_ih, "_lstmae_gate_order_cache")[1] is cached  # not reordered again
+        w_hh.mul_(0.5)  # an in-place change, as an optimizer step makes: the cache must not serve it
+        changed = fused_lstm_layer(x, w_ih, b, w_hh)[0]
+    torch.testing.assert_close(changed, lstm_layer(x, w_ih, b, w_hh)[0], atol=1e-5, rtol=1e-5)
+    assert not changed.equal(first)
+
+
 def test_fused_kernels_flush_denormals_on_every_thread_when_asked(compiled):
     """Forget gate 1, input gate 0: a denormal c_0 carries over. With the caller's flush setting
     every block of rows reads it as 0 (denormal arithmetic is ~100x slower); without, it stays."""

@@ -6,6 +6,8 @@ convention both share.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -31,12 +33,40 @@ def layer_arguments(x: torch.Tensor, input_weight: torch.Tensor, input_bias: tor
         raise ValueError(f"expected x (N, L, I) or (N, I), got shape {tuple(x.shape)}")
     if input_bias is None:
         input_bias = x.new_zeros(4 * hidden)
-    order = torch.cat([torch.arange(2 * hidden), torch.arange(3 * hidden, 4 * hidden),
-                       torch.arange(2 * hidden, 3 * hidden)]).to(x.device)  # i, f, g, o -> i, f, o, g
+    order = _gate_order(hidden, x.device)
     h_0, c_0 = (None, None) if state is None else state
     length = steps if x.dim() == 2 else x.shape[1]
-    tensors = (x, input_weight[order], input_bias[order], recurrent_weight[order], h_0, c_0)
-    return tensors, activation == "relu", length
+    if torch.is_grad_enabled():  # autograd may record the reorder: never cached
+        w_ih, w_hh = input_weight[order], recurrent_weight[order]
+    else:
+        w_ih, w_hh = _cached_reorder(input_weight, recurrent_weight, order)
+    return (x, w_ih, input_bias[order], w_hh, h_0, c_0), activation == "relu", length
+
+
+@lru_cache(maxsize=64)
+def _gate_order(hidden: int, device: torch.device) -> torch.Tensor:
+    with torch.inference_mode(False):  # a normal tensor, so that autograd may save it later
+        return torch.cat([torch.arange(2 * hidden), torch.arange(3 * hidden, 4 * hidden),
+                          torch.arange(2 * hidden, 3 * hidden)]).to(device)  # i, f, g, o -> i, f, o, g
+
+
+# Inference reorders the same weights on every call (one row at a time when streaming): the reordered
+# copies are kept on the input weight while both weights are the same tensors, unchanged (a tensor's
+# _version counts its in-place updates, e.g. an optimizer step or load_state_dict). The bias, often a
+# sum made anew on each call, is reordered every time (4H values).
+CACHE_ATTRIBUTE = "_lstmae_gate_order_cache"
+
+
+def _cached_reorder(input_weight, recurrent_weight, order):
+    if input_weight.is_inference() or recurrent_weight.is_inference():
+        return input_weight[order], recurrent_weight[order]  # no version counter to trust
+    key = (id(input_weight), input_weight._version, id(recurrent_weight), recurrent_weight._version,
+           str(order.device))
+    cached = getattr(input_weight, CACHE_ATTRIBUTE, None)
+    if cached is None or cached[0] != key:
+        cached = (key, (input_weight[order], recurrent_weight[order]))
+        setattr(input_weight, CACHE_ATTRIBUTE, cached)
+    return cached[1]
 
 
 def needs_graph(tensors) -> bool:
