@@ -57,6 +57,27 @@ def test_early_stopping_stops_before_epochs():
     assert model.history_["epochs_run"] < 200
 
 
+def test_steps_per_epoch_bounds_the_samples_each_epoch_trains_and_validates_on(monkeypatch):
+    import lstmae.training.loop as loop
+
+    seen = {True: [], False: []}  # samples per forward pass, in training and in evaluation mode
+    real = loop.reconstruction_loss
+
+    def counting(x_hat, x, *args):
+        seen[torch.is_grad_enabled()].append(len(x))
+        return real(x_hat, x, *args)
+
+    monkeypatch.setattr(loop, "reconstruction_loss", counting)
+    X = sine_windows(n=200)  # 180 training and 20 validation windows
+    LSTMAutoencoder(encoder=(4,), **{**FAST, "epochs": 2, "patience": None, "batch_size": 8,
+                                     "steps_per_epoch": 2}).fit(X)
+    assert seen[True] == [8, 8, 8, 8]  # 2 epochs x 2 steps of 8, not 2 x 180 samples
+    assert seen[False] == [16, 16, 16]  # the initial loss and one per epoch, on the same 16 validation windows
+    seen[True].clear()
+    LSTMAutoencoder(encoder=(4,), **{**FAST, "epochs": 1, "batch_size": 8, "steps_per_epoch": None}).fit(X)
+    assert sum(seen[True]) == 180
+
+
 def test_default_threshold_is_three_sigma_of_the_validation_scores(fitted_small):
     model, X = fitted_small
     n_val = int(round(len(X) * model.validation_fraction))
@@ -200,6 +221,7 @@ def test_relu_bidirectional_and_dropout_variants():
     (dict(error_model="cosine"), "error model"),
     (dict(epochs=-1), "epochs must be >= 0"),
     (dict(batch_size=0), "batch_size must be >= 1"),
+    (dict(steps_per_epoch=0), "steps_per_epoch must be >= 1 or None"),
     (dict(encoding="last"), "encoding must be one of"),
 ])
 def test_bad_parameters_fail_at_fit_with_the_fix(params, match):

@@ -11,7 +11,7 @@ ENCODINGS = ("bottleneck", "mean", "max", "pooled")
 LOSS_CHOICES = ("mse", "mae")
 SCALER_CHOICES = ("standard", "minmax", "none")
 ERROR_MODEL_CHOICES = ("mse", "mae", "mahalanobis", "normalized")
-HOW_CHOICES = ("max", "mean", "end")
+HOW_CHOICES = ("max", "mean", "end", "point")
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,10 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("epochs", 100, "int", "training epochs (0 keeps the seeded random weights; the scaler, error "
               "model and threshold are still fitted)"),
     Parameter("batch_size", 32, "int", "samples per training step"),
+    Parameter("steps_per_epoch", 64, "int or None", "training steps per epoch: each epoch trains on a fresh random "
+              "draw of steps_per_epoch x batch_size samples (all of them when there are fewer), so an epoch costs "
+              "the same on a long series as on a short one; the early-stopping loss is taken on at most as many "
+              "validation samples, the same ones every epoch (None: every sample, every epoch)"),
     Parameter("learning_rate", 3e-3, "float", "Adam's learning rate"),
     Parameter("loss", "mae", "str", "training loss and raw reconstruction error: mse or mae", LOSS_CHOICES),
     Parameter("validation_fraction", 0.1, "float", "the LAST fraction of the data, held out for early "

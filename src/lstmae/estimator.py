@@ -106,7 +106,8 @@ PARAMETERS_HERE
                  output_layer=DEFAULTS["output_layer"], bidirectional=DEFAULTS["bidirectional"],
                  dropout=DEFAULTS["dropout"], bottleneck=DEFAULTS["bottleneck"], decoder_type=DEFAULTS["decoder_type"],
                  vocab_size=DEFAULTS["vocab_size"], embedding_dim=DEFAULTS["embedding_dim"], epochs=DEFAULTS["epochs"],
-                 batch_size=DEFAULTS["batch_size"], learning_rate=DEFAULTS["learning_rate"], loss=DEFAULTS["loss"],
+                 batch_size=DEFAULTS["batch_size"], steps_per_epoch=DEFAULTS["steps_per_epoch"],
+                 learning_rate=DEFAULTS["learning_rate"], loss=DEFAULTS["loss"],
                  validation_fraction=DEFAULTS["validation_fraction"], patience=DEFAULTS["patience"],
                  max_grad_norm=DEFAULTS["max_grad_norm"], scaler=DEFAULTS["scaler"],
                  error_model=DEFAULTS["error_model"], threshold=DEFAULTS["threshold"], encoding=DEFAULTS["encoding"],
@@ -123,6 +124,7 @@ PARAMETERS_HERE
         self.embedding_dim = embedding_dim
         self.epochs = epochs
         self.batch_size = batch_size
+        self.steps_per_epoch = steps_per_epoch
         self.learning_rate = learning_rate
         self.loss = loss
         self.validation_fraction = validation_fraction
@@ -208,7 +210,8 @@ PARAMETERS_HERE
             checkpoint = Checkpoint(checkpoint_dir, run_fingerprint(_jsonable(self.get_params()), X, n_train))
         self.history_ = train(
             self.module_, X, train_idx, val_idx, transform=None if tokens else self.scaler_.transform,
-            tokens=tokens, epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+            tokens=tokens, epochs=self.epochs, batch_size=self.batch_size,
+            steps_per_epoch=self.steps_per_epoch, learning_rate=self.learning_rate,
             loss="cross_entropy" if tokens else self.loss, patience=self.patience,
             max_grad_norm=self.max_grad_norm, rng=rng, device=device, progress=self.progress,
             checkpoint=checkpoint, on_epoch=on_epoch)
@@ -465,6 +468,8 @@ PARAMETERS_HERE
             raise ValueError(f"epochs must be >= 0 (0: no training), got {self.epochs!r}")
         if int(self.batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+        if self.steps_per_epoch is not None and int(self.steps_per_epoch) < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1 or None (every sample), got {self.steps_per_epoch!r}")
         make_error_model(self.error_model)
         parse_threshold(self.threshold)
         _check_encoding(self.encoding)
@@ -518,6 +523,30 @@ PARAMETERS_HERE
                     results.extend(fn(*(array[i : i + 1, :length] for array in pair))
                                    for i, length in enumerate(lengths.tolist()))
         return results
+
+    def step_errors(self, X, feature_errors: bool = False):
+        """The error model's vector of every step of every window: (N, L, D), each step scored as a
+        window of one step; with `feature_errors` also the per-feature errors (N, L, F) in scaled units
+        (kind: the training loss). What `how="point"` series scores average over the windows covering a row.
+        Real-valued models with windows of the trained length only."""
+        check_is_fitted(self, "error_model_")
+        if self._tokens:
+            raise DataError("per-step scores (how='point') are for real-valued series; token models score "
+                            "whole sequences")
+
+        def per_step(x, x_hat):
+            n, length, n_features = x.shape
+            with np.errstate(over="ignore", invalid="ignore"):
+                vectors = self.error_model_.window_vectors(x.reshape(-1, 1, n_features),
+                                                           x_hat.reshape(-1, 1, n_features))
+                vectors = vectors.reshape(n, length, -1)
+                if not feature_errors:
+                    return vectors, None
+                return vectors, reconstruction_errors(x, x_hat, per="none", kind=self.loss)
+
+        results = self._map_samples(X, per_step)
+        vectors = np.concatenate([r[0] for r in results])
+        return (vectors, np.concatenate([r[1] for r in results])) if feature_errors else vectors
 
     def _error_vectors(self, X, error_model=None) -> np.ndarray:
         """Per-sample error vectors (N, D) of the error model, computed batch by batch.

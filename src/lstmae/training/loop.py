@@ -67,6 +67,7 @@ DIVERGENCE_FACTOR = 10.0
 @flush_denormals()
 def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
           transform: Callable | None, tokens: bool, epochs: int, batch_size: int, learning_rate: float, loss: str,
+          steps_per_epoch: int | None = None,
           patience: int | None, max_grad_norm: float | None, rng: np.random.Generator,
           device: torch.device, progress: bool = True, checkpoint: Checkpoint | None = None,
           on_epoch: Callable[[int, dict], None] | None = None) -> dict:
@@ -80,7 +81,14 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
     (KeyboardInterrupt) stops after the current batch and keeps the best epoch so far
     (history["interrupted"] is True). With `checkpoint`, the state after every epoch is saved and a
     saved state is resumed from: the resumed run ends with the same weights as an uninterrupted one.
+
+    With `steps_per_epoch`, an epoch trains on the first steps_per_epoch x batch_size samples of a
+    fresh permutation (every sample is still seen, over the epochs) and early stopping watches the
+    loss on a fixed random subset of at most as many validation samples.
     """
+    per_epoch = len(train_idx) if steps_per_epoch is None else int(steps_per_epoch) * batch_size
+    if len(val_idx) > per_epoch:
+        val_idx = np.sort(rng.choice(val_idx, per_epoch, replace=False))
     parallel = from_environment(device)  # several processes under torchrun, else one
     trained = parallel.wrap(module)
     optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
@@ -103,7 +111,7 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
                 break  # a resumed run that had already stopped early
             module.train()
             total, count = 0.0, 0
-            shard = parallel.shard(rng.permutation(train_idx))
+            shard = parallel.shard(rng.permutation(train_idx)[:per_epoch])
             for batch, lengths in device_batches(X, shard, parallel.batch_size(batch_size), device,
                                                  transform=transform, tokens=tokens):
                 optimizer.zero_grad(set_to_none=True)
