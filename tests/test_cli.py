@@ -265,3 +265,18 @@ def test_time_gaps_split_windows_and_dropped_rows_keep_one_output_row_each(works
     holes = pd.read_csv(tmp_path / "h.csv")
     assert len(holes) == 60 and list(holes["timestamp"]) == list(frame["timestamp"])
     assert not holes["valid"][[5, 7]].any() and holes["score"][[5, 7]].isna().all()
+
+
+def test_fit_how_point_scores_rows_by_their_own_error_and_a_max_model_refuses_point(workspace):
+    model = workspace / "model_point"
+    result = run("fit", workspace / "train.csv", "-o", model, "--window", 10, "--time-column", "timestamp",
+                 "--label-column", "label", "--how", "point", *TINY)
+    assert result.exit_code == 0, result.output
+    out = workspace / "point_scores.csv"
+    result = run("score", model, workspace / "test.csv", "-o", out)  # the default: what the threshold was fitted on
+    assert result.exit_code == 0, result.output
+    assert json.loads((model / "config.json").read_text())["threshold"]["how"] == "point"
+    assert pd.read_csv(out)["valid"].all()
+    refused = workspace / "refused.csv"
+    result = run("score", workspace / "model", workspace / "test.csv", "-o", refused, "--how", "point")
+    assert result.exit_code == 2 and "refit it with how='point'" in result.output and not refused.exists()

@@ -160,3 +160,58 @@ def test_an_overflow_flags_causally_and_passes_an_adaptive_threshold(fitted):
     end = score_values(model, data, how="end", threshold="telemanom:2")
     assert end["overflow"][200:210].all() and not end["overflow"][:200].any()  # nothing before the value
     assert end["is_anomaly"][200:210].all()
+
+
+@pytest.fixture(scope="module")
+def fitted_point():
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=4, progress=False, random_state=0)
+    return fit_series(model, series(), window=10, how="point", feature_names=["a", "b"])
+
+
+def test_point_scores_are_each_rows_own_error_averaged_over_the_windows_covering_it(fitted_point, monkeypatch):
+    fitted = fitted_point
+    import lstmae.series
+
+    values = series(60, seed=3)
+    window, stride = fitted.n_timesteps_, 2
+    X = np.lib.stride_tricks.sliding_window_view(values, window, axis=0).transpose(0, 2, 1)[::stride]
+    steps, per_feature = fitted.step_errors(X, feature_errors=True)  # (N, L, D), (N, L, F)
+    expected_vectors = np.full((len(values), steps.shape[2]), np.nan)
+    expected_errors = np.full((len(values), 2), np.nan)
+    for row in range(len(values)):  # by hand: every (window, step) that lands on the row
+        hits = [(i, row - i * stride) for i in range(len(X)) if 0 <= row - i * stride < window]
+        if hits:
+            expected_vectors[row] = np.mean([steps[i, j] for i, j in hits], axis=0)
+            expected_errors[row] = np.mean([per_feature[i, j] for i, j in hits], axis=0)
+    covered = ~np.isnan(expected_vectors[:, 0])
+    monkeypatch.setattr(lstmae.series, "POINT_CHUNK", 3)  # windows in several chunks add up the same
+    table = score_values(fitted, values, how="point", stride=stride, feature_errors=True)
+    np.testing.assert_array_equal(table["valid"], covered)
+    np.testing.assert_allclose(table["score"][covered], fitted.error_model_.score_vectors(expected_vectors[covered]),
+                               rtol=1e-6)
+    np.testing.assert_allclose(table[["error_a", "error_b"]].to_numpy()[covered], expected_errors[covered], rtol=1e-6)
+
+
+def test_point_scores_peak_on_a_short_anomaly_where_max_spreads_over_the_windows_around_it(fitted_point):
+    values = series(200, seed=4)
+    values[100:103, 0] += 6.0
+    point = score_values(fitted_point, values, how="point")["score"].to_numpy()
+    spread = score_values(fitted_point, values, how="max", threshold=np.inf)["score"].to_numpy()
+    assert set(np.argsort(np.nan_to_num(point, nan=-np.inf))[-3:]) == {100, 101, 102}
+    # with max, rows around the anomaly take the windows holding it and score as high as its own rows
+    assert (np.nan_to_num(spread, nan=-np.inf) >= spread[100:103].min()).sum() >= 9
+
+
+def test_fit_series_with_point_calibrates_on_point_scores_and_an_overflow_still_scores_inf(fitted_point, fitted):
+    model = fitted_point
+    assert model.threshold_how_ == "point" and set(model.calibration_scores_) == {"window", "point"}
+    tail = score_values(model, series()[-(39 + 9):], how="point")
+    np.testing.assert_allclose(np.sort(tail["score"][tail["valid"]]), np.sort(model.calibration_scores_["point"]))
+    values = series(50)
+    values[20, 1] = 1e30
+    table = score_values(model, values, how="point")
+    assert np.isinf(table["score"][20]) and table["overflow"][20] and table["is_anomaly"][20] == 1
+    assert np.isfinite(table["score"][:10]).all()  # rows no overflowed window covers keep finite scores
+    # a model calibrated on another kind has no threshold for point scores: one clear error, not a wrong one
+    with pytest.raises(DataError, match="refit it with how='point'"):
+        score_values(fitted, values, how="point")

@@ -30,6 +30,7 @@ from .data.validation import check_finite
 from .data.windowing import temporalize, window_ends
 from .exceptions import DataError
 from .scoring import DEFAULT_ALARM, alarms_from_flags, apply_threshold, parse_threshold, window_to_points
+from .scoring.points import add_steps
 
 
 class SkippedGroupWarning(UserWarning):
@@ -167,7 +168,7 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     ``alarm`` (0/1: the flags after the alarm rules of `lstmae.scoring.alarms` with the options
     `alarms` (min_length, merge_gap, cooldown in rows), per group, each alarm trimmed to its flagged
     rows; left out when `alarms` is None), ``valid`` (False for rows no full
-    window covers: with how="end" the first window - 1 rows of each group, with "max"/"mean" only
+    window covers: with how="end" the first window - 1 rows of each group, with "max"/"mean"/"point" only
     rows past a group's last window, and every row of a group shorter than the window), plus
     ``error_<feature>`` per feature with `feature_errors`, ``threshold`` (per row) for adaptive
     threshold rules, and ``overflow`` (True where a window's error overflowed; such rows score inf)
@@ -187,6 +188,13 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     errors = np.full((n_rows, len(names)), np.nan) if feature_errors else None
     for group in windowed_groups(n_rows, window, groups):
         X, _ = temporalize(values[group.rows], window, stride)
+        if how == "point":
+            group_points, group_valid, group_overflow, group_errors = _point_rows(model, X, len(group.rows), stride,
+                                                                                  feature_errors)
+            points[group.rows], valid[group.rows], overflow[group.rows] = group_points, group_valid, group_overflow
+            if feature_errors:
+                errors[group.rows] = group_errors
+            continue
         window_scores = model.anomaly_score(X)
         bad = ~np.isfinite(window_scores)
         if bad.any():  # an extreme value: the window is as anomalous as can be, and the run goes on
@@ -203,7 +211,7 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
             errors[group.rows], _ = window_to_points(per_feature, len(group.rows), window, stride, how=how)
     points[overflow & valid] = np.inf
     result = pd.DataFrame({"score": points, "valid": valid})
-    flags, per_row_threshold = _flags(model, result["score"].to_numpy(), valid, groups, threshold, how)
+    flags, per_row_threshold = flag_rows(model, result["score"].to_numpy(), valid, groups, threshold, how)
     result.insert(1, "is_anomaly", flags)
     if alarms is not None:
         alarm = np.zeros(n_rows, np.int8)
@@ -220,12 +228,53 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     return result
 
 
+# Windows per pass of how="point" scoring: bounds the (chunk, L, D) step-error temporaries.
+POINT_CHUNK = 2048
+
+
+def _point_rows(model, X, n_rows: int, stride: int, feature_errors: bool):
+    """how="point" for one group's windows X (N, L, F): row scores (T,) (NaN where invalid), valid (T,),
+    overflow (T,), and per-feature errors (T, F) or None. A row's error vector is the mean over the
+    windows covering it of the error model's vector at its step, then scored by the error model."""
+    sums = counts = feature_sums = None
+    for first in range(0, len(X), POINT_CHUNK):
+        chunk = model.step_errors(X[first : first + POINT_CHUNK], feature_errors=feature_errors)
+        vectors, per_feature = chunk if feature_errors else (chunk, None)
+        if sums is None:
+            sums, counts = np.zeros((n_rows, vectors.shape[2])), np.zeros(n_rows)
+            feature_sums = None if per_feature is None else np.zeros((n_rows, per_feature.shape[2]))
+        if per_feature is not None:
+            add_steps(feature_sums, np.zeros(n_rows), per_feature, first, stride)
+        add_steps(sums, counts, vectors, first, stride)
+    valid = counts > 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        vectors = sums[valid] / counts[valid, None]
+    finite = np.isfinite(vectors).all(axis=1)
+    scores = np.full(valid.sum(), np.inf)  # an overflowed error: as anomalous as can be
+    if finite.any():
+        scores[finite] = model.error_model_.score_vectors(vectors[finite])
+    points = np.full(n_rows, np.nan)
+    points[valid] = scores
+    overflow = np.zeros(n_rows, bool)
+    overflow[np.flatnonzero(valid)[~finite]] = True
+    errors = None
+    if feature_sums is not None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            errors = feature_sums / np.where(valid, counts, np.nan)[:, None]
+        errors[np.isposinf(errors)] = np.finfo(np.float64).max
+    return points, valid, overflow, errors
+
+
 def calibration_for(model, how: str) -> np.ndarray:
     """The model's held-out normal scores of the kind `how` ("window", "end", "max", "mean"). Row scores
     with how="end" are the window scores (each row takes the window ending there); a kind the model
     has no scores of falls back to the kind its threshold was fitted on."""
     scores = model.calibration_scores_
     kind = "window" if how == "end" else how
+    if kind == "point" and kind not in scores:  # per-row errors are on another scale than window scores
+        raise DataError(f"the model has no held-out how='point' scores to fit a threshold on (its threshold was "
+                        f"fitted on how={model.threshold_how_!r}); refit it with how='point' (lstmae fit --how "
+                        "point), or give a fixed threshold such as value:0.5")
     return scores.get(kind, scores.get(model.threshold_how_, next(iter(scores.values()))))
 
 
@@ -253,7 +302,7 @@ def needs_labels(rule) -> bool:
     return rule.method in ("best-f1", "best-f")
 
 
-def _flags(model, scores, valid, groups, threshold, how):
+def flag_rows(model, scores, valid, groups, threshold, how):
     """(flags (T,) int8, per-row thresholds (T,) or None) for row scores (T,) of the kind `how`, NaN where
     invalid. The model's own rule is refitted on calibration scores of that kind when its threshold was
     fitted on another kind (a threshold must be fitted on the kind of score it is applied to)."""
@@ -330,7 +379,7 @@ def feature_values(model, frame: pd.DataFrame) -> np.ndarray:
 def score_sequences(model, X, *, threshold=None, index=None) -> pd.DataFrame:
     """One row per sequence of X (N, L, F): ``score`` and ``is_anomaly``; `threshold` as in `score_values`."""
     scores = model.anomaly_score(X)  # finite, or inf where an error overflowed: never NaN
-    flags, _ = _flags(model, scores, np.ones(len(scores), bool), None, threshold, "window")
+    flags, _ = flag_rows(model, scores, np.ones(len(scores), bool), None, threshold, "window")
     return pd.DataFrame({"score": scores, "is_anomaly": flags}, index=index)
 
 
@@ -389,11 +438,12 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error")
     return data
 
 
-def fit_data(model, data, *, window: int | None = None, stride: int = 1, settings: dict | None = None,
-             checkpoint_dir=None):
+def fit_data(model, data, *, window: int | None = None, stride: int = 1, how: str = DEFAULTS["how"],
+             settings: dict | None = None, checkpoint_dir=None):
     """Train `model` on data read by `lstmae.data.io` (SeriesData: windows of `window` rows per entity;
     SequenceData: the sequences). Samples holding a labelled anomaly are left out of training. The
-    data settings (layout, columns, ...) are recorded in `model.data_settings_`."""
+    data settings (layout, columns, ...) are recorded in `model.data_settings_`. how: the kind of row
+    score a series model's threshold is fitted on (see `fit_series`)."""
     from .data.io import SequenceData
 
     settings = dict(settings or {})
@@ -407,7 +457,7 @@ def fit_data(model, data, *, window: int | None = None, stride: int = 1, setting
     else:
         groups, n_gaps = data_groups(data, settings.get("max_gap"))
         fit_series(model, data.values, window=window, stride=stride, groups=groups, labels=data.labels,
-                   feature_names=data.feature_names, checkpoint_dir=checkpoint_dir)
+                   feature_names=data.feature_names, how=how, checkpoint_dir=checkpoint_dir)
         settings.update(layout="series", window=int(window), stride=int(stride), unit="windows",
                         n_train=int(model.history_.get("n_train", 0)), n_gaps=int(n_gaps))
     model.data_settings_ = settings

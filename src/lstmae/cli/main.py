@@ -184,6 +184,9 @@ def _check_output(path, overwrite, table: bool = False):
               help="Model directory to write (config.json + model.safetensors).")
 @click.option("--window", type=int, help="Rows per window (series layout; required there).")
 @click.option("--stride", type=int, default=1, show_default=True, help="Rows between window starts.")
+@click.option("--how", type=click.Choice(HOW_CHOICES), default=DEFAULTS["how"], show_default=True,
+              help="Series: the kind of row score the threshold is fitted on, and scoring's default (see "
+                   "`lstmae score --help`).")
 @click.option("--layout", type=click.Choice(LAYOUTS), default="series", show_default=True,
               help="series: one long table, cut into windows; sequences: one row per fixed-length sequence.")
 @_common_data_options
@@ -194,7 +197,7 @@ def _check_output(path, overwrite, table: bool = False):
 @click.option("--checkpoint-dir", type=click.Path(path_type=Path),
               help="Save a checkpoint here after every epoch; the same command resumes from it after a kill.")
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
-def fit(data, model_dir, window, stride, layout, time_column, label_column, entity_column, columns, nan_policy,
+def fit(data, model_dir, window, stride, how, layout, time_column, label_column, entity_column, columns, nan_policy,
         preset, max_gap, seed, checkpoint_dir, overwrite, **options):
     """Train an LSTM autoencoder on DATA (normal behaviour) and save it to MODEL_DIR.
 
@@ -235,7 +238,7 @@ def fit(data, model_dir, window, stride, layout, time_column, label_column, enti
                               entity_column=entity_column, nan_policy=nan_policy)
     settings = {"time_column": time_column, "label_column": label_column, "entity_column": entity_column,
                 "columns": names, "nan_policy": nan_policy, "max_gap": _number_or_text(max_gap)}
-    fit_data(model, dataset, window=window, stride=stride, settings=settings, checkpoint_dir=checkpoint_dir)
+    fit_data(model, dataset, window=window, stride=stride, how=how, settings=settings, checkpoint_dir=checkpoint_dir)
     from ..training.distributed import is_main_process
 
     if not is_main_process():  # torchrun: the other ranks trained the same model; rank 0 writes it
@@ -271,9 +274,10 @@ def _threshold_kind(model) -> str:
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Scores file (.csv or .parquet).")
 @click.option("--how", type=click.Choice(HOW_CHOICES), default=None,
-              help="Series: a row's score is the max/mean over the windows covering it, or (end) the score of "
-                   "the window ending there: the causal choice for live monitoring. Default: what the model's "
-                   "threshold was fitted on (max for a series model).")
+              help="Series: a row's score is the max/mean over the windows covering it, (point) the error of "
+                   "the row itself averaged over those windows, so an alarm covers the anomalous rows and not "
+                   "the window around them, or (end) the score of the window ending there: the causal choice "
+                   "for live monitoring. Default: what the model's threshold was fitted on.")
 @click.option("--stride", type=int, default=1, show_default=True, help="Series: rows between scored windows.")
 @click.option("--threshold", help="Override the stored threshold for this run: value:V, or a rule such as "
                                   "quantile:0.995 or sigma:4, fitted on the model's held-out normal scores (never "
@@ -397,8 +401,9 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
 @click.option("-o", "--output", "report_dir", required=True, type=click.Path(path_type=Path),
               help="Directory for metrics.json, PNG plots and report.html.")
 @click.option("--how", type=click.Choice(HOW_CHOICES), default=None,
-              help="Series: max/mean over the windows covering a row, or end (the window ending there). "
-                   "Default: what the model's threshold was fitted on.")
+              help="Series: max/mean over the windows covering a row, point (the row's own error, averaged "
+                   "over those windows) or end (the window ending there). Default: what the model's threshold "
+                   "was fitted on.")
 @click.option("--threshold", help="Override the stored threshold rule for this evaluation.")
 @click.option("--early-window", type=int, default=0, show_default=True,
               help="Rows before an event in which a flag still counts as detecting it (lead time).")

@@ -10,6 +10,9 @@ are NaN and marked invalid (never zero-padded, never dropped).
   and rows that no window covers (the tail after the last window; gaps when stride > window).
 - how="max" / "mean": the maximum / mean over all windows covering row r. Invalid: rows that
   no window covers.
+- how="point" (in `lstmae.series`, from per-step values, not window values): row r takes the
+  mean, over the windows covering it, of each window's value at r's own step (`add_steps`), so
+  a short anomaly raises its own rows, not the 2 * window - 1 rows around it that "max" does.
 
 Rows r = q*stride + p that share a phase p are covered by the same number of windows,
 n = (window - 1 - p) // stride + 1, namely windows q-n+1 .. q (those that exist). So each
@@ -111,3 +114,14 @@ def _trailing_mean(cumulative: np.ndarray, size: int, last_q: int) -> np.ndarray
     stop = np.minimum(q, len(cumulative) - 2) + 1
     counts = (stop - first).reshape((-1,) + (1,) * (cumulative.ndim - 1))
     return (cumulative[stop] - cumulative[first]) / counts
+
+
+def add_steps(sums: np.ndarray, counts: np.ndarray, step_values, first_window: int, stride: int) -> None:
+    """Add per-step values (n, L, K) of windows first_window .. first_window + n - 1 to running row
+    sums (T, K) and counts (T,), in place: sums / counts is then each row's mean over the windows
+    covering it of the value at its step (how="point"); windows may come in chunks, in order or not."""
+    step_values = np.asarray(step_values, dtype=np.float64)
+    starts = (first_window + np.arange(len(step_values))) * stride
+    for step in range(step_values.shape[1]):  # within one step the rows are distinct
+        sums[starts + step] += step_values[:, step]
+        counts[starts + step] += 1
