@@ -212,7 +212,17 @@ def test_normalized_state_round_trip_and_factory():
 def test_normalized_is_a_config_choice():
     from lstmae.config import ERROR_MODEL_CHOICES
 
-    assert "normalized" in ERROR_MODEL_CHOICES
+    assert {"normalized", "normalized-max"} <= set(ERROR_MODEL_CHOICES)
+
+
+def test_normalized_max_scores_the_largest_robust_z():
+    X, X_hat = _windows(30, 4, 3)
+    by_name = make_error_model("normalized-max").fit(X, X_hat)
+    mean = make_error_model("normalized").fit(X, X_hat)
+    assert by_name.reduce == "max"
+    z = (by_name.window_vectors(X, X_hat) - by_name.median_) / by_name.scale_
+    np.testing.assert_allclose(by_name.score(X, X_hat), z.max(axis=1))
+    np.testing.assert_allclose(mean.score(X, X_hat), z.mean(axis=1))
 
 
 def test_normalized_errors():

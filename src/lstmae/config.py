@@ -10,7 +10,7 @@ DECODER_TYPES = ("repeat", "encdec_ad")
 ENCODINGS = ("bottleneck", "mean", "max", "pooled")
 LOSS_CHOICES = ("mse", "mae")
 SCALER_CHOICES = ("standard", "minmax", "none")
-ERROR_MODEL_CHOICES = ("mse", "mae", "mahalanobis", "normalized")
+ERROR_MODEL_CHOICES = ("mse", "mae", "mahalanobis", "normalized", "normalized-max")
 HOW_CHOICES = ("max", "mean", "end", "point")
 
 
@@ -75,8 +75,10 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("max_grad_norm", 1.0, "float or None", "gradient clipping norm (None: no clipping)"),
     Parameter("scaler", "standard", "str", "per-feature scaling fitted on the training part only",
               SCALER_CHOICES),
-    Parameter("error_model", "mse", "str", "how reconstruction errors become one score per sample: mse, mae "
-              "or mahalanobis (EncDec-AD)", ERROR_MODEL_CHOICES),
+    Parameter("error_model", "mse", "str", "how reconstruction errors become one score per sample: mse, mae, "
+              "mahalanobis (EncDec-AD), normalized (each feature's error as a robust z-score on validation "
+              "data, averaged) or normalized-max (the largest of those z-scores: one feature out of line is "
+              "enough)", ERROR_MODEL_CHOICES),
     Parameter("threshold", "sigma:3", "str", "rule for threshold_ from the held-out scores, e.g. sigma:3, "
               "quantile:0.99, pot:1e-3, fpr:0.01, best-f1 (needs labels), value:0.3 "
               "(see lstmae.scoring.thresholds)"),

@@ -275,14 +275,17 @@ class NormalizedError(ErrorModel):
 
 
 def make_error_model(name: str) -> ErrorModel:
-    """A new, unfitted error model: "mse", "mae", "mahalanobis" or "normalized"."""
+    """A new, unfitted error model: "mse", "mae", "mahalanobis", "normalized" or "normalized-max" (the
+    normalized model with reduce="max")."""
     if name in ("mse", "mae"):
         return MeanError(kind=name)
     if name == "mahalanobis":
         return MahalanobisError()
     if name == "normalized":
         return NormalizedError()
-    raise DataError(f"unknown error model {name!r}; use one of {', '.join(ERROR_MODEL_NAMES)}")
+    if name == "normalized-max":
+        return NormalizedError(reduce="max")
+    raise DataError(f"unknown error model {name!r}; use one of {', '.join(ERROR_MODEL_NAMES)}, normalized-max")
 
 
 def error_model_from_state(config: dict, arrays: dict[str, np.ndarray]) -> ErrorModel:
