@@ -218,6 +218,13 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     assert variants[default]["vus_pr"] == pytest.approx(ucr["series"][0]["detectors"]["lstmae"]["vus_pr"], abs=1e-6)
     assert "error model x window-to-row mapping" in table and "threshold rules" in table
     thresholds = ucr["series"][0]["lstmae_thresholds"]
-    assert set(thresholds) == set(detection_study.VARIANTS["series_thresholds"])
-    # a higher quantile of the same held-out scores never raises more alarms
-    assert thresholds["quantile:0.99"]["alarm_rate"] >= thresholds["quantile:0.999"]["alarm_rate"]
+    assert set(thresholds) == {f"{rule}/{how}/{model}" for rule in detection_study.VARIANTS["series_thresholds"]
+                               for how in detection_study.VARIANTS["hows"]
+                               for model in detection_study.VARIANTS["error_models"]}
+    # a higher sigma on the same held-out scores never raises more alarms
+    for how in detection_study.VARIANTS["hows"]:
+        assert thresholds[f"sigma:3/{how}/mae"]["alarm_rate"] >= thresholds[f"sigma:5/{how}/mae"]["alarm_rate"]
+    # the configured rule, mapping and error model raise exactly the lstmae column's alarms
+    defaults = detection_study.DEFAULTS
+    configured = thresholds[f"{defaults['threshold']}/{defaults['how']}/{defaults['error_model']}"]
+    assert configured["alarm_rate"] == pytest.approx(ucr["series"][0]["detectors"]["lstmae"]["alarm_rate"])
