@@ -37,3 +37,12 @@ def fitted_small():
     model = LSTMAutoencoder(encoder=(16, 8), epochs=15, batch_size=16, random_state=0, progress=False)
     model.fit(X, feature_names=["a", "b", "c"])
     return model, X
+
+
+def two_class_series(n=24, length=16, seed=0):
+    """(N, L) series: class 'up' rises, class 'down' falls, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.array(["up", "down"] * (n // 2))
+    slope = np.where(labels == "up", 1.0, -1.0)[:, None]
+    series = slope * np.linspace(-1, 1, length)[None, :] + 0.1 * rng.normal(size=(n, length))
+    return series.astype(np.float32), labels

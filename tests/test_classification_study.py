@@ -12,6 +12,7 @@ from lstmae.exceptions import DataError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import classification_study as study  # noqa: E402
 import variants_study as variants  # noqa: E402
+from conftest import two_class_series  # noqa: E402
 
 TINY = {"epochs": 2, "batch_size": 8}
 
@@ -29,15 +30,6 @@ def one_torch_thread():
 def write_ts(path, rows):
     path.write_text("# a comment\n@problemName toy\n@univariate true\n@data\n" + "\n".join(rows) + "\n")
     return path
-
-
-def two_class_series(n=24, length=16, seed=0):
-    """(N, L) series: class 'up' rises, class 'down' falls, plus noise."""
-    rng = np.random.default_rng(seed)
-    labels = np.array(["up", "down"] * (n // 2))
-    slope = np.where(labels == "up", 1.0, -1.0)[:, None]
-    series = slope * np.linspace(-1, 1, length)[None, :] + 0.1 * rng.normal(size=(n, length))
-    return series.astype(np.float32), labels
 
 
 def test_read_ts_parses_values_and_labels(tmp_path):

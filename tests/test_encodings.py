@@ -10,7 +10,7 @@ from sklearn.preprocessing import StandardScaler
 from lstmae import LSTMAutoencoder
 from lstmae.config import DEFAULTS, ENCODINGS
 
-from conftest import sine_windows
+from conftest import sine_windows, two_class_series
 
 FAST = dict(epochs=2, batch_size=16, progress=False, random_state=0)
 
@@ -22,15 +22,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def two_class_series(n=24, length=16, seed=0):
-    """(N, L) series: class 'up' rises, class 'down' falls, plus noise."""
-    rng = np.random.default_rng(seed)
-    labels = np.array(["up", "down"] * (n // 2))
-    slope = np.where(labels == "up", 1.0, -1.0)[:, None]
-    series = slope * np.linspace(-1, 1, length)[None, :] + 0.1 * rng.normal(size=(n, length))
-    return series.astype(np.float32), labels
 
 
 def encoder_states(model, X):
