@@ -244,7 +244,7 @@ def _point_rows(model, X, n_rows: int, stride: int, feature_errors: bool):
             sums, counts = np.zeros((n_rows, vectors.shape[2])), np.zeros(n_rows)
             feature_sums = None if per_feature is None else np.zeros((n_rows, per_feature.shape[2]))
         if per_feature is not None:
-            add_steps(feature_sums, np.zeros(n_rows), per_feature, first, stride)
+            add_steps(feature_sums, None, per_feature, first, stride)  # same windows, same counts
         add_steps(sums, counts, vectors, first, stride)
     valid = counts > 0
     with np.errstate(invalid="ignore", over="ignore"):

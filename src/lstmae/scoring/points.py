@@ -116,12 +116,13 @@ def _trailing_mean(cumulative: np.ndarray, size: int, last_q: int) -> np.ndarray
     return (cumulative[stop] - cumulative[first]) / counts
 
 
-def add_steps(sums: np.ndarray, counts: np.ndarray, step_values, first_window: int, stride: int) -> None:
+def add_steps(sums: np.ndarray, counts: np.ndarray | None, step_values, first_window: int, stride: int) -> None:
     """Add per-step values (n, L, K) of windows first_window .. first_window + n - 1 to running row
-    sums (T, K) and counts (T,), in place: sums / counts is then each row's mean over the windows
-    covering it of the value at its step (how="point"); windows may come in chunks, in order or not."""
+    sums (T, K) and counts (T,) (None: not counted), in place: sums / counts is then each row's mean
+    over the windows covering it of the value at its step (how="point"); windows may come in chunks."""
     step_values = np.asarray(step_values, dtype=np.float64)
     starts = (first_window + np.arange(len(step_values))) * stride
     for step in range(step_values.shape[1]):  # within one step the rows are distinct
         sums[starts + step] += step_values[:, step]
-        counts[starts + step] += 1
+        if counts is not None:
+            counts[starts + step] += 1
