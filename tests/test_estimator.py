@@ -72,7 +72,7 @@ def test_steps_per_epoch_bounds_the_samples_each_epoch_trains_and_validates_on(m
     LSTMAutoencoder(encoder=(4,), **{**FAST, "epochs": 2, "patience": None, "batch_size": 8,
                                      "steps_per_epoch": 2}).fit(X)
     assert seen[True] == [8, 8, 8, 8]  # 2 epochs x 2 steps of 8, not 2 x 180 samples
-    assert seen[False] == [16, 16, 16]  # the initial loss and one per epoch, on the same 16 validation windows
+    assert seen[False] == [16, 16, 16]  # the initial loss and one per epoch, each on 16 of the 20 validation windows
     seen[True].clear()
     LSTMAutoencoder(encoder=(4,), **{**FAST, "epochs": 1, "batch_size": 8, "steps_per_epoch": None}).fit(X)
     assert sum(seen[True]) == 180
