@@ -105,16 +105,26 @@ def main(argv=None) -> int:
     settings = build_settings(args)
     started = time.perf_counter()
     jobs = make_jobs(args.data_dir, args.datasets, settings)
-    log(f"{len(jobs)} jobs on {settings['jobs']} process(es) x {settings['threads']} torch thread(s)")
-    results = [None] * len(jobs)
-    for n_done, (index, result) in enumerate(run_jobs(jobs, settings), start=1):
-        results[index] = result
-        log(f"[{n_done}/{len(jobs)}] {result['family']} {result['name']}: {summary_line(result)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    partial = args.out / "detection_results.partial.jsonl"
+    done = read_partial(partial, settings) if args.resume else {}
+    if not args.resume:
+        partial.unlink(missing_ok=True)
+    results = [done.get(job_key(job)) for job in jobs]
+    todo = [index for index, result in enumerate(results) if result is None]
+    log(f"{len(todo)} of {len(jobs)} jobs to run on {settings['jobs']} process(es) x {settings['threads']} "
+        f"torch thread(s){'; the rest from ' + str(partial) if len(todo) < len(jobs) else ''}")
+    for n_done, (index, result) in enumerate(run_jobs([jobs[i] for i in todo], settings), start=1):
+        results[todo[index]] = result
+        with partial.open("a") as file:  # one line per finished job, so a stopped run can --resume
+            file.write(json.dumps({"key": job_key(jobs[todo[index]]), "settings": settings_key(settings),
+                                   "result": result}) + "\n")
+        log(f"[{n_done}/{len(todo)}] {result['family']} {result['name']}: {summary_line(result)}")
     command = "python benchmarks/detection_study.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report = build_report(results, settings, command.strip(), time.perf_counter() - started)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "detection_results.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "detection_results.md").write_text(markdown(report))
+    partial.unlink()
     log(f"done in {report['runtime_s'] / 60:.1f} min; wrote {args.out}/detection_results.{{json,md}}")
     return 0
 
@@ -131,6 +141,9 @@ def parse_args(argv):
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per process (1: on a shared 2-core machine 2 threads "
                              "per process ran several times slower)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the jobs a stopped run with the same settings finished "
+                             "(detection_results.partial.jsonl in --out)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. series.window=100 or "
                              "series.lstmae.error_model=mahalanobis (VALUE is JSON or a string)")
@@ -159,6 +172,23 @@ def build_settings(args) -> dict:
         node[leaf] = value
     settings.update(quick=args.quick, jobs=args.jobs, threads=args.threads)
     return settings
+
+
+def job_key(job: tuple) -> str:
+    return f"{job[0]}/{job[1].name if job[0] != 'ecg5000' else 'ECG5000'}"
+
+
+def settings_key(settings: dict) -> str:
+    return json.dumps({key: value for key, value in settings.items() if key not in ("jobs", "threads")},
+                      sort_keys=True)
+
+
+def read_partial(path: Path, settings: dict) -> dict:
+    """{job key: result} of the jobs a run with the same settings wrote to `path` (none if absent)."""
+    if not path.exists():
+        return {}
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {line["key"]: line["result"] for line in lines if line["settings"] == settings_key(settings)}
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -290,33 +320,30 @@ def run_series(task, settings: dict, seed: int) -> dict:
     result = {"family": task.family, "name": task.name, "n_train_rows": len(task.train),
               "n_test_rows": len(task.test), "train_stride": stride, **series_metrics(task, detectors)}
     common = result.pop("common")
-    result["lstmae_variants"] = series_variants(model, task, train_windows[n_fit:], window, common)
-    result["lstmae_thresholds"] = {}
+    held_out = task.train[first_held_out_row:]
+    result["lstmae_variants"], result["lstmae_thresholds"] = {}, {}
+    vus_window = vus_window_from_period(task.test)
     for error_model in VARIANTS["error_models"]:
         variant = (model if error_model == model.error_model
                    else error_model_variant(model, error_model, train_windows[n_fit:]))
-        for key, row in threshold_variants(variant, task, window, first_held_out_row, common).items():
+        # Each network pass once per error model: the ranking and the alarm variants share these rows.
+        test_rows, held_out_rows = (rows_by_how(variant, values, window) for values in (task.test, held_out))
+        for how, scores in test_rows.items():
+            metrics = detection_metrics(task.labels, scores, flags=np.zeros(len(scores), np.int8), valid=common,
+                                        vus_sliding_window=vus_window)
+            result["lstmae_variants"][f"{error_model}/{how}"] = {key: metrics[key]
+                                                                for key in ("vus_pr", "roc_auc", "pr_auc")}
+        for key, row in threshold_variants(variant, task, test_rows, held_out_rows, common).items():
             result["lstmae_thresholds"][f"{key}/{error_model}"] = row
     return result
 
 
-def series_variants(model, task, held_out, window: int, common) -> dict:
-    """VUS-PR / ROC-AUC / PR-AUC of the trained network with every error model x window-to-row mapping
-    of VARIANTS (each error model refitted on the held-out training windows), on the common rows."""
+def rows_by_how(model, values, window: int) -> dict[str, np.ndarray]:
+    """The row scores (T,) of the series `values` (NaN: no score) for each mapping in VARIANTS["hows"]."""
     from lstmae import temporalize
 
-    test_windows = temporalize(task.test, window)[0]
-    vus_window = vus_window_from_period(task.test)
-    variants = {}
-    for error_model in VARIANTS["error_models"]:
-        variant = error_model_variant(model, error_model, held_out)
-        window_scores = variant.anomaly_score(test_windows)
-        for variant_how in VARIANTS["hows"]:
-            scores = row_scores(variant, window_scores, task.test, window, variant_how)
-            metrics = detection_metrics(task.labels, scores, flags=np.zeros(len(scores), np.int8), valid=common,
-                                        vus_sliding_window=vus_window)
-            variants[f"{error_model}/{variant_how}"] = {key: metrics[key] for key in ("vus_pr", "roc_auc", "pr_auc")}
-    return variants
+    window_scores = model.anomaly_score(temporalize(values, window)[0])
+    return {how: row_scores(model, window_scores, values, window, how) for how in VARIANTS["hows"]}
 
 
 def error_model_variant(model, error_model: str, held_out):
@@ -325,27 +352,22 @@ def error_model_variant(model, error_model: str, held_out):
     return copy.copy(model).set_params(error_model=error_model).recalibrate(held_out)
 
 
-def threshold_variants(model, task, window: int, first_held_out_row: int, common) -> dict:
+def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common) -> dict:
     """lstmae's alarms (the default alarm rules) at each threshold rule of VARIANTS["series_thresholds"]
-    (adaptive ones included) x window-to-row mapping of VARIANTS["hows"], every rule fitted on the
-    model's held-out training rows scored with that mapping: alarm rate, its ratio to the labelled
-    fraction and event precision/recall/F1, as "rule/how"."""
-    from lstmae import temporalize
+    (adaptive ones included) x window-to-row mapping, every rule fitted on the model's held-out training
+    rows scored with that mapping (`held_out_rows`, beside the test's `test_rows`, both {how: (T,)}): alarm
+    rate, its ratio to the labelled fraction and event precision/recall/F1, as "rule/how"."""
     from lstmae.exceptions import DataError
     from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags
     from lstmae.series import flag_rows
 
-    held_out = task.train[first_held_out_row:]
-    held_out_scores = model.anomaly_score(temporalize(held_out, window)[0])
-    test_scores = model.anomaly_score(temporalize(task.test, window)[0])
     keys = ("alarm_rate", "event_precision", "event_recall", "event_f1")
     results = {}
-    for how in VARIANTS["hows"]:
-        calibration = row_scores(model, held_out_scores, held_out, window, how)
+    for how, scores in test_rows.items():
+        calibration = held_out_rows[how]
         variant = copy.copy(model)
         variant.calibration_scores_ = dict(model.calibration_scores_)
         variant.set_calibration(calibration[~np.isnan(calibration)], how=how)
-        scores = row_scores(model, test_scores, task.test, window, how)
         for rule in VARIANTS["series_thresholds"]:
             try:
                 flags, _ = flag_rows(variant, scores, ~np.isnan(scores), None, rule, how)
@@ -353,7 +375,7 @@ def threshold_variants(model, task, window: int, first_held_out_row: int, common
                 results[f"{rule}/{how}"] = dict.fromkeys(keys + ("alarm_ratio",))
                 continue
             alarms = alarms_from_flags(flags, causal=False, **DEFAULT_ALARM)
-            metrics = detection_metrics(task.labels, scores, flags=alarms, valid=common)
+            metrics = detection_metrics(task.labels, scores, flags=alarms, valid=common, vus=False)
             row = {key: metrics[key] for key in keys}
             if metrics["n_events"] and row["event_f1"] is None:
                 row["event_f1"] = 0.0  # no alarm at all: no event found

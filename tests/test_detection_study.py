@@ -201,6 +201,7 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
         "--set", "series.lstmae.encoder=[8,4]", "--set", "series.window=20", "--set", "series.max_train_steps=4000",
         "--set", "series.peers=[]"])
     assert code == 0
+    assert not (out / "detection_results.partial.jsonl").exists()  # a finished run leaves no partial results
     report = json.loads((out / "detection_results.json").read_text())
     ucr = report["datasets"]["ucr"]
     assert len(ucr["series"]) == 1
@@ -228,3 +229,15 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     defaults = detection_study.DEFAULTS
     configured = thresholds[f"{defaults['threshold']}/{defaults['how']}/{defaults['error_model']}"]
     assert configured["alarm_rate"] == pytest.approx(ucr["series"][0]["detectors"]["lstmae"]["alarm_rate"])
+
+
+def test_resume_reuses_only_jobs_finished_with_the_same_settings(tmp_path):
+    settings = {"seed": 0, "series": {"window": 50}, "jobs": 2, "threads": 1}
+    other = {**settings, "seed": 1}
+    path = tmp_path / "detection_results.partial.jsonl"
+    lines = [{"key": "nab/a", "settings": detection_study.settings_key(settings), "result": {"name": "a"}},
+             {"key": "nab/b", "settings": detection_study.settings_key(other), "result": {"name": "b"}}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    # jobs and threads do not change results, so a resumed run may use other counts
+    assert detection_study.read_partial(path, {**settings, "jobs": 1}) == {"nab/a": {"name": "a"}}
+    assert detection_study.read_partial(tmp_path / "absent.jsonl", settings) == {}

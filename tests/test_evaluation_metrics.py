@@ -194,6 +194,9 @@ def test_detection_metrics_reports_vus_pr_with_default_window():
     result = detection_metrics(labels, scores, 0.9)
     assert result["vus_sliding_window"] == 5
     assert result["vus_pr"] == vus_pr(labels, scores, sliding_window=5)
+    skipped = detection_metrics(labels, scores, 0.9, vus=False)
+    assert skipped["vus_pr"] is None and skipped["vus_sliding_window"] is None
+    assert skipped["event_f1"] == result["event_f1"] and skipped["roc_auc"] == result["roc_auc"]
 
 
 def test_default_vus_window_is_capped_at_100():

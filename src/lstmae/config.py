@@ -62,7 +62,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("epochs", 100, "int", "training epochs (0 keeps the seeded random weights; the scaler, error "
               "model and threshold are still fitted)"),
     Parameter("batch_size", 32, "int", "samples per training step"),
-    Parameter("steps_per_epoch", 64, "int or None", "training steps per epoch: each epoch trains on a fresh random "
+    Parameter("steps_per_epoch", 32, "int or None", "training steps per epoch: each epoch trains on a fresh random "
               "draw of steps_per_epoch x batch_size samples (all of them when there are fewer), so an epoch costs "
               "the same on a long series as on a short one; the early-stopping loss is taken on at most as many "
               "validation samples, the same ones every epoch (None: every sample, every epoch)"),

@@ -113,6 +113,7 @@ def detection_metrics(
     early_window: int = 0,
     point_adjust: bool = False,
     vus_sliding_window: int | None = None,
+    vus: bool = True,
 ) -> dict:
     """Point-wise and event-level metrics for the scores of one time series.
 
@@ -141,6 +142,9 @@ def detection_metrics(
         TSB-AD's sliding window for :func:`vus_pr`; default :func:`default_vus_window`
         (``min(100, median event length)``). For numbers comparable with the TSB-AD
         leaderboard pass ``vus_window_from_period(series)``.
+    vus : bool
+        False skips VUS-PR (``vus_pr`` is None), the slowest metric, when only the flags
+        matter.
 
     Returns
     -------
@@ -198,7 +202,10 @@ def detection_metrics(
     result.update(_event_metrics(starts, ends, flagged, early_window))
     result.update(_run_metrics(starts, ends, flagged, early_window, result["event_recall"]))
 
-    if len(starts) == 0 or result["n_anomalies"] == result["n"]:
+    if not vus:
+        result["vus_pr"] = None
+        result["vus_sliding_window"] = None
+    elif len(starts) == 0 or result["n_anomalies"] == result["n"]:
         result["vus_pr"] = None
         result["vus_sliding_window"] = None
         notes.append("vus_pr needs at least one anomalous and one normal scored row")
