@@ -70,6 +70,8 @@ def test_groups_need_not_be_adjacent():
     assert [(g.name, g.rows.tolist()) for g in groups] == [("a", [0, 2, 4]), ("b", [1, 3]), ("c", [5])]
     with pytest.raises(DataError, match="one group id per row"):
         groups_of(6, np.array(["a"]))
+    # a list of ids as JSON gives them: 7 and "7" are two groups, named as written
+    assert [(g.name, g.rows.tolist()) for g in groups_of(3, [7, "7", 7])] == [(7, [0, 2]), ("7", [1])]
 
 
 def test_no_group_long_enough_is_one_clear_error(fitted):

@@ -50,6 +50,8 @@ def groups_of(n_rows: int, groups=None) -> list[Group]:
     distinct value of `groups` (T,), in order of first appearance (a group's rows need not be adjacent)."""
     if groups is None:
         return [Group(None, np.arange(n_rows))]
+    if not hasattr(groups, "dtype"):  # a list: numpy would turn [7, "7"] into one id "7"; objects keep both
+        groups = pd.Series(list(groups), dtype=object).to_numpy()
     groups = np.asarray(groups)
     if groups.shape != (n_rows,):
         raise DataError(f"expected one group id per row ({n_rows},), got shape {groups.shape}")
