@@ -2,7 +2,7 @@
 
     python benchmarks/detection_study.py [--quick] [--datasets ecg5000,msl,nab,keogh,ucr]
                                          [--out benchmarks/results] [--data-dir DIR]
-                                         [--set series.window=100 ...]
+                                         [--set series.window=100 ...] [--resume] [--tables-only]
 
 Protocol (the same for every detector):
 - ECG5000: train on a seeded 80% of the normal beats; test on the other 20% and all anomalous
@@ -98,6 +98,15 @@ QUICK = {
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.tables_only:
+        source = args.out / "detection_results.json"
+        if not source.is_file():
+            print(f"error: {source} not found; run the study first, or pass the --out that holds it",
+                  file=sys.stderr)
+            return 2
+        (args.out / "detection_results.md").write_text(markdown(json.loads(source.read_text())))
+        log(f"wrote {args.out}/detection_results.md from its detection_results.json")
+        return 0
     if not args.data_dir.is_dir():
         print(f"error: data folder {args.data_dir} not found; pass --data-dir "
               "(the shared data sets, see ../shared/data/README.md)", file=sys.stderr)
@@ -141,6 +150,8 @@ def parse_args(argv):
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per process (1: on a shared 2-core machine 2 threads "
                              "per process ran several times slower)")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="rewrite detection_results.md from the detection_results.json in --out, running nothing")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the jobs a stopped run with the same settings finished "
                              "(detection_results.partial.jsonl in --out)")
@@ -733,6 +744,30 @@ def markdown(report: dict) -> str:
                             f"{'n/a' if c['alarm_ratio'] is None else format(c['alarm_ratio'], '.1f')}x; "
                             f"{fmt(c['event_recall'])} / {fmt(c['event_f1'])}" for c in cells) + " |")
             lines += ["", "</details>", ""]
+        ranked = rank_defaults(datasets, families)
+        if ranked:
+            lines += ["### Choosing lstmae's defaults", "",
+                      "Every threshold rule x how x error model of the same networks, ranked by the number of "
+                      f"families where it meets both alarm goals (median alarm rate <= {ALARM_RATIO_GOAL:g}x the "
+                      f"labelled fraction, mean event recall >= {EVENT_RECALL_GOAL:g}), then by mean event F1 over "
+                      "the families, then mean VUS-PR. Per family: alarm rate x labelled; event recall / F1; VUS-PR. "
+                      "The configured defaults are marked *.", "",
+                      "| rank | rule / how / error model | goals met | mean event F1 | mean VUS-PR | "
+                      + " | ".join(FAMILY_TITLES[family] for family in families) + " |",
+                      "|---|---|---|---|---|" + "---|" * len(families)]
+            configured = f"{DEFAULTS['threshold']}/{settings['series']['how']}/{DEFAULTS['error_model']}"
+            shown = [row for row in ranked[:TOP_DEFAULTS]] + [row for row in ranked[TOP_DEFAULTS:]
+                                                               if row["variant"] == configured]
+            for row in shown:
+                cells = []
+                for family in families:
+                    c = row["families"][family]
+                    ratio = "n/a" if c["alarm_ratio"] is None else f"{c['alarm_ratio']:.1f}x"
+                    cells.append(f"{ratio}; {fmt(c['event_recall'])} / {fmt(c['event_f1'])}; {fmt(c['vus_pr'])}")
+                mark = "*" if row["variant"] == configured else ""
+                lines.append(f"| {row['rank']} | `{row['variant']}`{mark} | {row['goals_met']}/{len(families)} | "
+                             f"{fmt(row['event_f1'])} | {fmt(row['vus_pr'])} | " + " | ".join(cells) + " |")
+            lines.append("")
         if "ucr" in datasets:
             means = datasets["ucr"]["means"]
             lines += [f"UCR top-1 hits (the highest-scoring row within {UCR_TOLERANCE} rows of the anomaly; "
@@ -758,6 +793,34 @@ def markdown(report: dict) -> str:
                 lines.append(f"| {family} | {result['name']} | {result['anomaly_fraction']:.1%} | {' | '.join(cells)} |")
         lines += ["", "</details>", ""]
     return "\n".join(lines)
+
+
+ALARM_RATIO_GOAL, EVENT_RECALL_GOAL, TOP_DEFAULTS = 2.0, 0.6, 8
+
+
+def rank_defaults(datasets: dict, families: list[str]) -> list[dict]:
+    """lstmae's threshold rule / how / error model combinations, best first, with per-family figures: the
+    number of families meeting both alarm goals, then the mean event F1 over the families, then the mean
+    VUS-PR (of that how and error model)."""
+    names = [name.removeprefix("lstmae threshold ") for name in datasets[families[0]]["means"]
+             if name.startswith("lstmae threshold ")]
+    rows = []
+    for variant in names:
+        _, how, error_model = variant.split("/")
+        per_family = {}
+        for family in families:
+            means = datasets[family]["means"]
+            alarms = means[f"lstmae threshold {variant}"]
+            per_family[family] = {**alarms, "vus_pr": means[f"lstmae {error_model}/{how}"]["vus_pr"]}
+        met = sum(c["alarm_ratio"] is not None and c["alarm_ratio"] <= ALARM_RATIO_GOAL
+                  and (c["event_recall"] or 0.0) >= EVENT_RECALL_GOAL for c in per_family.values())
+        rows.append({"variant": variant, "goals_met": met, "families": per_family,
+                     "event_f1": _mean(c["event_f1"] for c in per_family.values()),
+                     "vus_pr": _mean(c["vus_pr"] for c in per_family.values())})
+    rows.sort(key=lambda row: (-row["goals_met"], -(row["event_f1"] or 0.0), -(row["vus_pr"] or 0.0)))
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    return rows
 
 
 def cell(value, best) -> str:

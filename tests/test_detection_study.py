@@ -159,6 +159,11 @@ def test_unknown_dataset_is_a_usage_error(capsys):
     assert "unknown data set(s) yahoo" in capsys.readouterr().err
 
 
+def test_tables_only_without_results_exits_2_naming_the_file(tmp_path, capsys):
+    assert detection_study.main(["--tables-only", "--out", str(tmp_path)]) == 2
+    assert "detection_results.json not found; run the study first" in capsys.readouterr().err
+
+
 def test_missing_data_dir_exits_2_with_a_clear_message(tmp_path, capsys):
     assert detection_study.main(["--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path)]) == 2
     assert "data folder" in capsys.readouterr().err
@@ -218,6 +223,10 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     default = f"{detection_study.DEFAULTS['error_model']}/max"
     assert variants[default]["vus_pr"] == pytest.approx(ucr["series"][0]["detectors"]["lstmae"]["vus_pr"], abs=1e-6)
     assert "error model x window-to-row mapping" in table and "threshold rules" in table
+    assert "### Choosing lstmae's defaults" in table and "| 1 | `" in table
+    (out / "detection_results.md").unlink()
+    assert detection_study.main(["--tables-only", "--out", str(out), "--data-dir", str(tmp_path / "absent")]) == 0
+    assert (out / "detection_results.md").read_text() == table
     thresholds = ucr["series"][0]["lstmae_thresholds"]
     assert set(thresholds) == {f"{rule}/{how}/{model}" for rule in detection_study.VARIANTS["series_thresholds"]
                                for how in detection_study.VARIANTS["hows"]
@@ -241,3 +250,19 @@ def test_resume_reuses_only_jobs_finished_with_the_same_settings(tmp_path):
     # jobs and threads do not change results, so a resumed run may use other counts
     assert detection_study.read_partial(path, {**settings, "jobs": 1}) == {"nab/a": {"name": "a"}}
     assert detection_study.read_partial(tmp_path / "absent.jsonl", settings) == {}
+
+
+def test_rank_defaults_puts_goals_met_first_then_event_f1():
+    def family(ratio_a, recall_a, f1_a, ratio_b, recall_b, f1_b):
+        alarms = lambda ratio, recall, f1: {"alarm_rate": 0.01, "alarm_ratio": ratio, "event_precision": f1,
+                                            "event_recall": recall, "event_f1": f1}
+        return {"means": {"lstmae threshold sigma:3/max/mse": alarms(ratio_a, recall_a, f1_a),
+                          "lstmae threshold sigma:5/point/mse": alarms(ratio_b, recall_b, f1_b),
+                          "lstmae mse/max": {"vus_pr": 0.3}, "lstmae mse/point": {"vus_pr": 0.4}}}
+    # sigma:3/max has the higher F1 but flags 5x the labelled rows on nab: it meets the goals in one family
+    datasets = {"msl": family(1.5, 0.7, 0.9, 1.5, 0.7, 0.5), "nab": family(5.0, 0.9, 0.9, 1.8, 0.6, 0.4)}
+    ranked = detection_study.rank_defaults(datasets, ["msl", "nab"])
+    assert [(row["variant"], row["goals_met"], row["rank"]) for row in ranked] == [
+        ("sigma:5/point/mse", 2, 1), ("sigma:3/max/mse", 1, 2)]
+    assert ranked[0]["event_f1"] == pytest.approx(0.45) and ranked[0]["vus_pr"] == pytest.approx(0.4)
+    assert ranked[0]["families"]["nab"]["alarm_ratio"] == 1.8
