@@ -619,10 +619,16 @@ def family_means(results: list[dict]) -> dict:
         rates = [rate for rate in rates if rate is not None]
         ratios = [result["lstmae_thresholds"][rule]["alarm_ratio"] for result in with_events]
         ratios = [ratio for ratio in ratios if ratio is not None]
-        means[f"lstmae threshold {rule}"] = {"alarm_rate": float(np.median(rates)) if rates else None,
-                                             "alarm_ratio": float(np.median(ratios)) if ratios else None} | {
-            key: _mean(result["lstmae_thresholds"][rule][key] for result in with_events)
-            for key in ("event_precision", "event_recall", "event_f1")}
+        # A rule that cannot be fitted on a series (e.g. dspot on too few held-out rows) is an error for its
+        # user: it counts as finding no event there.
+        rows = [result["lstmae_thresholds"][rule] for result in with_events]
+        means[f"lstmae threshold {rule}"] = {
+            "alarm_rate": float(np.median(rates)) if rates else None,
+            "alarm_ratio": float(np.median(ratios)) if ratios else None,
+            "n_failed": sum(result["lstmae_thresholds"][rule]["alarm_rate"] is None for result in results),
+            "event_precision": _mean(row["event_precision"] for row in rows),
+            "event_recall": _mean(0.0 if row["alarm_rate"] is None else row["event_recall"] for row in rows),
+            "event_f1": _mean(0.0 if row["alarm_rate"] is None else row["event_f1"] for row in rows)}
     for name in DETECTORS:
         rows = [result["detectors"][name] for result in results if name in result["detectors"]]
         if not rows:
@@ -750,8 +756,9 @@ def markdown(report: dict) -> str:
                       "Every threshold rule x how x error model of the same networks, ranked by the number of "
                       f"families where it meets both alarm goals (median alarm rate <= {ALARM_RATIO_GOAL:g}x the "
                       f"labelled fraction, mean event recall >= {EVENT_RECALL_GOAL:g}), then by mean event F1 over "
-                      "the families, then mean VUS-PR. Per family: alarm rate x labelled; event recall / F1; VUS-PR. "
-                      "The configured defaults are marked *.", "",
+                      "the families, then mean VUS-PR. A rule that cannot be fitted on a series (too few held-out rows, "
+                      "say) meets no goal in its family and finds no event there. Per family: alarm rate x labelled; "
+                      "event recall / F1; VUS-PR. The configured defaults are marked *.", "",
                       "| rank | rule / how / error model | goals met | mean event F1 | mean VUS-PR | "
                       + " | ".join(FAMILY_TITLES[family] for family in families) + " |",
                       "|---|---|---|---|---|" + "---|" * len(families)]
@@ -812,7 +819,7 @@ def rank_defaults(datasets: dict, families: list[str]) -> list[dict]:
             means = datasets[family]["means"]
             alarms = means[f"lstmae threshold {variant}"]
             per_family[family] = {**alarms, "vus_pr": means[f"lstmae {error_model}/{how}"]["vus_pr"]}
-        met = sum(c["alarm_ratio"] is not None and c["alarm_ratio"] <= ALARM_RATIO_GOAL
+        met = sum(c["alarm_ratio"] is not None and c["alarm_ratio"] <= ALARM_RATIO_GOAL and not c.get("n_failed")
                   and (c["event_recall"] or 0.0) >= EVENT_RECALL_GOAL for c in per_family.values())
         rows.append({"variant": variant, "goals_met": met, "families": per_family,
                      "event_f1": _mean(c["event_f1"] for c in per_family.values()),

@@ -266,3 +266,15 @@ def test_rank_defaults_puts_goals_met_first_then_event_f1():
         ("sigma:5/point/mse", 2, 1), ("sigma:3/max/mse", 1, 2)]
     assert ranked[0]["event_f1"] == pytest.approx(0.45) and ranked[0]["vus_pr"] == pytest.approx(0.4)
     assert ranked[0]["families"]["nab"]["alarm_ratio"] == 1.8
+
+
+def test_a_threshold_rule_that_fails_on_a_series_finds_no_event_there():
+    def series(rule_row):
+        return {"n_anomalous_rows": 5, "anomaly_fraction": 0.05, "detectors": {}, "lstmae_variants": {},
+                "lstmae_thresholds": {"dspot:1e-3/point/mse": rule_row}}
+
+    fitted = {"alarm_rate": 0.05, "alarm_ratio": 1.0, "event_precision": 1.0, "event_recall": 1.0, "event_f1": 1.0}
+    failed = dict.fromkeys(fitted)  # what threshold_variants records when the rule raises DataError
+    means = detection_study.family_means([series(fitted), series(failed)])["lstmae threshold dspot:1e-3/point/mse"]
+    assert means["n_failed"] == 1 and means["event_recall"] == 0.5 and means["event_f1"] == 0.5
+    assert means["event_precision"] == 1.0 and means["alarm_ratio"] == 1.0
