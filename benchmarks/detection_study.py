@@ -2,7 +2,7 @@
 
     python benchmarks/detection_study.py [--quick] [--datasets ecg5000,msl,nab,keogh,ucr]
                                          [--out benchmarks/results] [--data-dir DIR]
-                                         [--set series.window=100 ...] [--resume] [--tables-only]
+                                         [--set series.window=100 ...] [--resume] [--partial-report] [--tables-only]
 
 Protocol (the same for every detector):
 - ECG5000: train on a seeded 80% of the normal beats; test on the other 20% and all anomalous
@@ -116,11 +116,18 @@ def main(argv=None) -> int:
     jobs = make_jobs(args.data_dir, args.datasets, settings)
     args.out.mkdir(parents=True, exist_ok=True)
     partial = args.out / "detection_results.partial.jsonl"
+    args.resume = args.resume or args.partial_report
     done = read_partial(partial, settings) if args.resume else {}
     if not args.resume:
         partial.unlink(missing_ok=True)
     results = [done.get(job_key(job)) for job in jobs]
     todo = [index for index, result in enumerate(results) if result is None]
+    if args.partial_report:
+        if not done:
+            print(f"error: no finished jobs with these settings in {partial}; --partial-report needs a stopped run",
+                  file=sys.stderr)
+            return 2
+        results, todo = [result for result in results if result is not None], []
     log(f"{len(todo)} of {len(jobs)} jobs to run on {settings['jobs']} process(es) x {settings['threads']} "
         f"torch thread(s){'; the rest from ' + str(partial) if len(todo) < len(jobs) else ''}")
     for n_done, (index, result) in enumerate(run_jobs([jobs[i] for i in todo], settings), start=1):
@@ -131,9 +138,12 @@ def main(argv=None) -> int:
         log(f"[{n_done}/{len(todo)}] {result['family']} {result['name']}: {summary_line(result)}")
     command = "python benchmarks/detection_study.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report = build_report(results, settings, command.strip(), time.perf_counter() - started)
+    report["resumed_jobs"] = len(results) - len(todo)  # their time is not in runtime_s
+    report["unfinished_jobs"] = sorted(set(map(job_key, jobs)) - {f"{r['family']}/{r['name']}" for r in results})
     (args.out / "detection_results.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "detection_results.md").write_text(markdown(report))
-    partial.unlink()
+    if not args.partial_report:
+        partial.unlink()
     log(f"done in {report['runtime_s'] / 60:.1f} min; wrote {args.out}/detection_results.{{json,md}}")
     return 0
 
@@ -152,6 +162,8 @@ def parse_args(argv):
                              "per process ran several times slower)")
     parser.add_argument("--tables-only", action="store_true",
                         help="rewrite detection_results.md from the detection_results.json in --out, running nothing")
+    parser.add_argument("--partial-report", action="store_true",
+                        help="write the tables from the jobs a stopped run finished, running nothing (implies --resume)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the jobs a stopped run with the same settings finished "
                              "(detection_results.partial.jsonl in --out)")
@@ -657,11 +669,16 @@ def _mean(values) -> float | None:
 def markdown(report: dict) -> str:
     datasets, settings = report["datasets"], report["settings"]
     lines = ["## Detection study", "",
-             f"`{report['command']}` ({report['runtime_s'] / 60:.0f} min on "
+             f"`{report['command']}` ({report['runtime_s'] / 60:.0f} min"
+             + (f", plus the {report['resumed_jobs']} jobs of the stopped run it resumed" if report.get("resumed_jobs")
+                else "") + " on "
              f"{report['machine']['cpus']} CPU cores, {settings['jobs']} process(es) x "
              f"{settings['threads']} torch thread(s){', --quick' if settings['quick'] else ''}; "
              f"load average {report['machine'].get('load_average', '?')} at the end: the machine was shared, "
              "so the seconds are slow and noisy).", ""]
+    if report.get("unfinished_jobs"):
+        lines += [f"**A stopped run's tables: {len(report['unfinished_jobs'])} job(s) did not finish** "
+                  f"({', '.join(report['unfinished_jobs'])}); `--resume` finishes them.", ""]
     if "ecg5000" in datasets:
         ecg = datasets["ecg5000"]
         lines += [f"### ECG5000: trained on {ecg['n_train']} normal beats; threshold chosen without test labels",

@@ -164,6 +164,13 @@ def test_tables_only_without_results_exits_2_naming_the_file(tmp_path, capsys):
     assert "detection_results.json not found; run the study first" in capsys.readouterr().err
 
 
+def test_partial_report_without_a_stopped_run_exits_2(shared_data, tmp_path, capsys):
+    code = detection_study.main(["--partial-report", "--datasets", "ucr", "--out", str(tmp_path),
+                                 "--data-dir", str(shared_data)])
+    assert code == 2 and "no finished jobs with these settings" in capsys.readouterr().err
+    assert not (tmp_path / "detection_results.json").exists()
+
+
 def test_missing_data_dir_exits_2_with_a_clear_message(tmp_path, capsys):
     assert detection_study.main(["--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path)]) == 2
     assert "data folder" in capsys.readouterr().err
