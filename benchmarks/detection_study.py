@@ -116,18 +116,16 @@ def main(argv=None) -> int:
     jobs = make_jobs(args.data_dir, args.datasets, settings)
     args.out.mkdir(parents=True, exist_ok=True)
     partial = args.out / "detection_results.partial.jsonl"
-    args.resume = args.resume or args.partial_report
-    done = read_partial(partial, settings) if args.resume else {}
-    if not args.resume:
+    resume = args.resume or args.partial_report
+    done = read_partial(partial, settings) if resume else {}
+    if not resume:
         partial.unlink(missing_ok=True)
+    if args.partial_report and not done:
+        print(f"error: no finished jobs with these settings in {partial}; --partial-report needs a stopped run",
+              file=sys.stderr)
+        return 2
     results = [done.get(job_key(job)) for job in jobs]
-    todo = [index for index, result in enumerate(results) if result is None]
-    if args.partial_report:
-        if not done:
-            print(f"error: no finished jobs with these settings in {partial}; --partial-report needs a stopped run",
-                  file=sys.stderr)
-            return 2
-        results, todo = [result for result in results if result is not None], []
+    todo = [] if args.partial_report else [index for index, result in enumerate(results) if result is None]
     log(f"{len(todo)} of {len(jobs)} jobs to run on {settings['jobs']} process(es) x {settings['threads']} "
         f"torch thread(s){'; the rest from ' + str(partial) if len(todo) < len(jobs) else ''}")
     for n_done, (index, result) in enumerate(run_jobs([jobs[i] for i in todo], settings), start=1):
@@ -137,9 +135,10 @@ def main(argv=None) -> int:
                                    "result": result}) + "\n")
         log(f"[{n_done}/{len(todo)}] {result['family']} {result['name']}: {summary_line(result)}")
     command = "python benchmarks/detection_study.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    report = build_report(results, settings, command.strip(), time.perf_counter() - started)
-    report["resumed_jobs"] = len(results) - len(todo)  # their time is not in runtime_s
-    report["unfinished_jobs"] = sorted(set(map(job_key, jobs)) - {f"{r['family']}/{r['name']}" for r in results})
+    report = build_report([result for result in results if result is not None], settings, command.strip(),
+                          time.perf_counter() - started)
+    report["resumed_jobs"] = sum(job_key(job) in done for job in jobs)  # their time is not in runtime_s
+    report["unfinished_jobs"] = [job_key(job) for job, result in zip(jobs, results) if result is None]
     (args.out / "detection_results.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "detection_results.md").write_text(markdown(report))
     if not args.partial_report:
@@ -349,7 +348,8 @@ def run_series(task, settings: dict, seed: int) -> dict:
     for error_model in VARIANTS["error_models"]:
         variant = (model if error_model == model.error_model
                    else error_model_variant(model, error_model, train_windows[n_fit:]))
-        # Each network pass once per error model: the ranking and the alarm variants share these rows.
+        # Scored once per error model (window scores, plus per-step errors for "point"): the ranking and the
+        # alarm variants share these rows.
         test_rows, held_out_rows = (rows_by_how(variant, values, window) for values in (task.test, held_out))
         for how, scores in test_rows.items():
             metrics = detection_metrics(task.labels, scores, flags=np.zeros(len(scores), np.int8), valid=common,
@@ -780,8 +780,7 @@ def markdown(report: dict) -> str:
                       + " | ".join(FAMILY_TITLES[family] for family in families) + " |",
                       "|---|---|---|---|---|" + "---|" * len(families)]
             configured = f"{DEFAULTS['threshold']}/{settings['series']['how']}/{DEFAULTS['error_model']}"
-            shown = [row for row in ranked[:TOP_DEFAULTS]] + [row for row in ranked[TOP_DEFAULTS:]
-                                                               if row["variant"] == configured]
+            shown = ranked[:TOP_DEFAULTS] + [row for row in ranked[TOP_DEFAULTS:] if row["variant"] == configured]
             for row in shown:
                 cells = []
                 for family in families:

@@ -207,11 +207,10 @@ def test_loaders_match_the_documented_splits_and_labels(shared_data):
 @pytest.mark.realdata
 def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     out = tmp_path / "results"
-    code = detection_study.main([
-        "--quick", "--datasets", "ucr", "--jobs", "1", "--out", str(out), "--data-dir", str(shared_data),
-        "--set", "max_series_per_family=1", "--set", "series.lstmae.epochs=1",
-        "--set", "series.lstmae.encoder=[8,4]", "--set", "series.window=20", "--set", "series.max_train_steps=4000",
-        "--set", "series.peers=[]"])
+    argv = ["--quick", "--datasets", "ucr", "--jobs", "1", "--out", str(out), "--data-dir", str(shared_data),
+            "--set", "series.lstmae.epochs=1", "--set", "series.lstmae.encoder=[8,4]", "--set", "series.window=20",
+            "--set", "series.max_train_steps=4000", "--set", "series.peers=[]"]
+    code = detection_study.main(argv + ["--set", "max_series_per_family=1"])
     assert code == 0
     assert not (out / "detection_results.partial.jsonl").exists()  # a finished run leaves no partial results
     report = json.loads((out / "detection_results.json").read_text())
@@ -285,3 +284,25 @@ def test_a_threshold_rule_that_fails_on_a_series_finds_no_event_there():
     means = detection_study.family_means([series(fitted), series(failed)])["lstmae threshold dspot:1e-3/point/mse"]
     assert means["n_failed"] == 1 and means["event_recall"] == 0.5 and means["event_f1"] == 0.5
     assert means["event_precision"] == 1.0 and means["alarm_ratio"] == 1.0
+
+
+@pytest.mark.realdata
+def test_partial_report_writes_the_finished_jobs_and_names_the_others(shared_data, tmp_path, monkeypatch):
+    argv = ["--quick", "--datasets", "ucr", "--out", str(tmp_path), "--data-dir", str(shared_data),
+            "--set", "max_series_per_family=2"]
+    settings = detection_study.build_settings(detection_study.parse_args(argv))
+    first, second = detection_study.make_jobs(shared_data, ["ucr"], settings)
+    finished = {"family": "ucr", "name": first[1].name}  # a stand-in result: build_report is mocked below
+    line = {"key": detection_study.job_key(first), "settings": detection_study.settings_key(settings),
+            "result": finished}
+    (tmp_path / "detection_results.partial.jsonl").write_text(json.dumps(line) + "\n")
+    reported = []
+    monkeypatch.setattr(detection_study, "build_report", lambda results, *args: reported.append(results) or {
+        "runtime_s": 0.0, "datasets": {}, "command": "", "settings": settings,
+        "machine": {"cpus": 2, "load_average": 0.0}})
+    assert detection_study.main(argv + ["--partial-report"]) == 0
+    assert reported == [[finished]]  # nothing was run
+    report = json.loads((tmp_path / "detection_results.json").read_text())
+    assert report["unfinished_jobs"] == [detection_study.job_key(second)] and report["resumed_jobs"] == 1
+    assert "1 job(s) did not finish" in (tmp_path / "detection_results.md").read_text()
+    assert (tmp_path / "detection_results.partial.jsonl").exists()  # kept for --resume
