@@ -48,10 +48,10 @@ import numpy as np
 
 from detection.baselines import make_window_baselines, rolling_zscore
 from detection.datasets import LOADERS, SERIES_FAMILIES, UCR_TOLERANCE, load_ecg5000
-from lstmae.config import DEFAULTS
+from lstmae.config import DEFAULT_THRESHOLDS, DEFAULTS
 from lstmae.evaluation import detection_metrics, sequence_metrics
 from lstmae.evaluation.metrics import vus_window_from_period
-from lstmae.scoring import parse_threshold, window_to_points
+from lstmae.scoring import default_threshold, parse_threshold, window_to_points
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("ecg5000",) + SERIES_FAMILIES
@@ -61,11 +61,16 @@ DETECTOR_TITLES = {"lstmae": "lstmae", "isolation_forest": "IsolationForest", "p
                    "rolling_zscore": "rolling z-score", "pyod_autoencoder": "PyOD AutoEncoder",
                    "pyod_iforest": "PyOD IForest", "discord": "MP discord"}
 FAMILY_TITLES = {"msl": "MSL (NASA)", "nab": "NAB", "keogh": "Keogh ECG", "ucr": "UCR anomaly 135-138"}
-# The baselines' threshold rule: lstmae's default, fitted the same way on their held-out row scores.
-BASELINE_THRESHOLD = parse_threshold(DEFAULTS["threshold"])
+# The baselines' threshold rules: lstmae's defaults, fitted the same way on their held-out scores.
+BEAT_THRESHOLD = parse_threshold(default_threshold("window"))
+ROW_THRESHOLD = parse_threshold(default_threshold("rows"))
 
 SETTINGS = {
     "seed": 0,
+    # What lstmae's defaults were in this run (the tables name them; a results file outlives a change of defaults).
+    # (error_model "auto" is normalized-max on the study's real-valued windows of one length)
+    "lstmae_defaults": {"threshold": dict(DEFAULT_THRESHOLDS), "error_model": {"auto": "normalized-max"}.get(
+        DEFAULTS["error_model"], DEFAULTS["error_model"])},
     "ecg5000": {
         "test_fraction": 0.2,
         # Empty: lstmae's true defaults (network size, epochs, loss, threshold, ...).
@@ -86,7 +91,7 @@ SETTINGS = {
 # threshold rules (with the default alarm rules) on the series, and for ECG5000 the threshold
 # rules, so the study can say which default wins.
 VARIANTS = {"error_models": ["mse", "mae", "normalized", "normalized-max"], "hows": ["max", "mean", "end", "point"],
-            "thresholds": ["quantile:0.99", "quantile:0.98", "quantile:0.995", "sigma:2", "sigma:3"],
+            "thresholds": ["quantile:0.99", "quantile:0.98", "quantile:0.995", "sigma:2", "sigma:3", "sigma:4", "sigma:5"],
             "series_thresholds": ["sigma:3", "sigma:5", "quantile:0.999", "pot:1e-3", "dspot:1e-3", "dspot:1e-4",
                                   "telemanom:2.5", "telemanom:4"]}
 QUICK = {
@@ -294,7 +299,7 @@ def run_beats(task, settings: dict, seed: int) -> dict:
     for baseline in make_window_baselines(seed):
         started = time.perf_counter()
         baseline.fit(train[:n_fit])
-        threshold = BASELINE_THRESHOLD.fit(baseline.score(train[n_fit:]))
+        threshold = BEAT_THRESHOLD.fit(baseline.score(train[n_fit:]))
         detectors[baseline.name] = {**beat_metrics(task.labels, baseline.score(test), threshold),
                                     "seconds": time.perf_counter() - started}
     return {"family": "ecg5000", "name": "ECG5000", "n_train": len(task.train), "n_test": len(task.test),
@@ -429,7 +434,7 @@ def train_stride(n_rows: int, window: int, max_train_steps: int | None) -> int:
 def held_out_row_rule(window_scores, n_rows: int, window: int, how: str, stride: int = 1) -> float:
     """The baselines' threshold: lstmae's default rule fitted on held-out ROW scores of the kind `how`."""
     rows = window_to_points(window_scores, n_rows, window, stride, how=how)[0]
-    return BASELINE_THRESHOLD.fit(rows[~np.isnan(rows)])
+    return ROW_THRESHOLD.fit(rows[~np.isnan(rows)])
 
 
 def baseline_scores(task, window: int, how: str, stride: int, n_fit: int, first_held_out_row: int, seed: int,
@@ -456,7 +461,7 @@ def baseline_scores(task, window: int, how: str, stride: int, n_fit: int, first_
     started = time.perf_counter()
     # The z-score needs `window` rows before the held-out part.
     held_out_scores = rolling_zscore(train[max(0, first_held_out_row - window):], window)
-    threshold = BASELINE_THRESHOLD.fit(held_out_scores[~np.isnan(held_out_scores)])
+    threshold = ROW_THRESHOLD.fit(held_out_scores[~np.isnan(held_out_scores)])
     scores = rolling_zscore(test, window)
     results["rolling_zscore"] = RowScores(scores, flags_above(scores, threshold),
                                           {"seconds": time.perf_counter() - started})
@@ -668,6 +673,7 @@ def _mean(values) -> float | None:
 
 def markdown(report: dict) -> str:
     datasets, settings = report["datasets"], report["settings"]
+    defaults = settings["lstmae_defaults"]
     lines = ["## Detection study", "",
              f"`{report['command']}` ({report['runtime_s'] / 60:.0f} min"
              + (f", plus the {report['resumed_jobs']} jobs of the stopped run it resumed" if report.get("resumed_jobs")
@@ -729,7 +735,7 @@ def markdown(report: dict) -> str:
                              + " | ".join(cells) + " |")
             lines.append(f"| | labelled anomaly fraction (median) | | | | {means['labelled_fraction']:.1%} | | | |")
         lines.append("")
-        lines += ["Thresholds: lstmae raises its alarms (the default threshold rule `" + DEFAULTS["threshold"]
+        lines += ["Thresholds: lstmae raises its alarms (the default threshold rule `" + defaults["threshold"]["rows"]
                   + "` fitted on held-out row scores, then the default alarm rules); IsolationForest, PCA, the "
                   "rolling z-score and the MP discord flag rows above the same rule fitted on their held-out "
                   "training rows' scores; PyOD flags rows above its contamination threshold (default 0.1: the 90th "
@@ -779,7 +785,7 @@ def markdown(report: dict) -> str:
                       "| rank | rule / how / error model | goals met | mean event F1 | mean VUS-PR | "
                       + " | ".join(FAMILY_TITLES[family] for family in families) + " |",
                       "|---|---|---|---|---|" + "---|" * len(families)]
-            configured = f"{DEFAULTS['threshold']}/{settings['series']['how']}/{DEFAULTS['error_model']}"
+            configured = f"{defaults['threshold']['rows']}/{settings['series']['how']}/{defaults['error_model']}"
             shown = ranked[:TOP_DEFAULTS] + [row for row in ranked[TOP_DEFAULTS:] if row["variant"] == configured]
             for row in shown:
                 cells = []

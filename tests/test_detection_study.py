@@ -77,7 +77,7 @@ def test_run_beats_counts_every_test_beat_once_per_detector():
     variants = result["lstmae_variants"]
     assert set(variants) == set(detection_study.VARIANTS["error_models"])
     assert set(variants["mse"]["balanced_accuracy"]) == set(detection_study.VARIANTS["thresholds"])
-    default = detection_study.DEFAULTS["error_model"]
+    default = detection_study.SETTINGS["lstmae_defaults"]["error_model"]
     assert variants[default]["roc_auc"] == pytest.approx(result["detectors"]["lstmae"]["roc_auc"])
 
 
@@ -225,8 +225,9 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     variants = ucr["series"][0]["lstmae_variants"]
     assert set(variants) == {f"{model}/{how}" for model in detection_study.VARIANTS["error_models"]
                              for how in detection_study.VARIANTS["hows"]}
-    # the configured variant (the default error model, how="max") ranks as the lstmae column itself
-    default = f"{detection_study.DEFAULTS['error_model']}/max"
+    # the configured variant (the default error model and how) ranks as the lstmae column itself
+    defaults = {**report["settings"]["lstmae_defaults"], "how": report["settings"]["series"]["how"]}
+    default = f"{defaults['error_model']}/{defaults['how']}"
     assert variants[default]["vus_pr"] == pytest.approx(ucr["series"][0]["detectors"]["lstmae"]["vus_pr"], abs=1e-6)
     assert "error model x window-to-row mapping" in table and "threshold rules" in table
     assert "### Choosing lstmae's defaults" in table and "| 1 | `" in table
@@ -241,8 +242,7 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     for how in detection_study.VARIANTS["hows"]:
         assert thresholds[f"sigma:3/{how}/mae"]["alarm_rate"] >= thresholds[f"sigma:5/{how}/mae"]["alarm_rate"]
     # the configured rule, mapping and error model raise exactly the lstmae column's alarms
-    defaults = detection_study.DEFAULTS
-    configured = thresholds[f"{defaults['threshold']}/{defaults['how']}/{defaults['error_model']}"]
+    configured = thresholds[f"{defaults['threshold']['rows']}/{defaults['how']}/{defaults['error_model']}"]
     assert configured["alarm_rate"] == pytest.approx(ucr["series"][0]["detectors"]["lstmae"]["alarm_rate"])
 
 

@@ -78,11 +78,12 @@ def test_steps_per_epoch_bounds_the_samples_each_epoch_trains_and_validates_on(m
     assert sum(seen[True]) == 180
 
 
-def test_default_threshold_is_three_sigma_of_the_validation_scores(fitted_small):
+def test_default_threshold_is_two_sigma_of_the_validation_scores(fitted_small):
     model, X = fitted_small
     n_val = int(round(len(X) * model.validation_fraction))
     val_scores = model.anomaly_score(X[len(X) - n_val :])
-    assert model.threshold_ == pytest.approx(val_scores.mean() + 3 * val_scores.std(), rel=1e-5)
+    assert model.threshold == "auto" and str(model.threshold_rule_) == "sigma:2"
+    assert model.threshold_ == pytest.approx(val_scores.mean() + 2 * val_scores.std(), rel=1e-5)
     quantile = model.calibrate_threshold(X[len(X) - n_val :], threshold="quantile:0.99")
     assert quantile == pytest.approx(np.quantile(val_scores, 0.99), rel=1e-6)
     model.calibrate_threshold(X[len(X) - n_val :])  # back to the default rule for the tests that share the model
@@ -96,10 +97,27 @@ def test_recalibrate_swaps_the_error_model_and_threshold_without_retraining(fitt
     model, X = fitted_small
     variant = copy.deepcopy(model).set_params(error_model="mahalanobis", threshold="sigma:3").recalibrate(X[:40])
     np.testing.assert_array_equal(variant.reconstruct(X[:5]), model.reconstruct(X[:5]))  # same network
-    assert variant.error_model_.name == "mahalanobis" and model.error_model_.name == "mse"
+    assert variant.error_model_.name == "mahalanobis"
+    assert (model.error_model_.name, model.error_model_.reduce) == ("normalized", "max")  # "auto" on (N, L, F)
     scores = variant.anomaly_score(X[:40])
     assert variant.threshold_ == pytest.approx(scores.mean() + 3 * scores.std(), rel=1e-5)
     assert not np.allclose(scores, model.anomaly_score(X[:40]))
+
+
+def test_auto_error_model_is_mae_where_normalized_max_cannot_fit_or_score():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4, 6, 2)).astype(np.float32)
+    one_held_out = LSTMAutoencoder(encoder=(4,), epochs=1, validation_fraction=0.25, random_state=0,
+                                   progress=False).fit(X)
+    assert one_held_out.error_model_.name == "mae"
+    lengths = [rng.normal(size=(n, 2)).astype(np.float32) for n in (5, 6, 7, 6, 5, 7, 6, 6)]
+    variable = LSTMAutoencoder(encoder=(4,), epochs=1, random_state=0, progress=False).fit(lengths)
+    assert variable.error_model_.name == "mae"
+    tokens = LSTMAutoencoder(encoder=(4,), epochs=1, vocab_size=5, random_state=0, progress=False).fit(
+        rng.integers(0, 5, size=(20, 6)))
+    assert tokens.error_model_.name == "mae"
+    held_out = LSTMAutoencoder(encoder=(4,), epochs=1, validation_fraction=0.5, random_state=0, progress=False).fit(X)
+    assert (held_out.error_model_.name, held_out.error_model_.reduce) == ("normalized", "max")
 
 
 def test_anomalous_windows_score_higher(fitted_small):

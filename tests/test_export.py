@@ -20,8 +20,9 @@ FAST = dict(epochs=1, batch_size=8, progress=False, random_state=0)
 LENGTH, FEATURES = 12, 2
 
 VARIANTS = {
-    "tanh": dict(encoder=(8, 4)),  # lstmae's default shape, smaller
-    "relu": dict(encoder=(10,), activation="relu"),  # keras_minimal-like
+    "tanh": dict(encoder=(8, 4)),  # lstmae's default shape, smaller; error model auto: normalized-max
+    "relu": dict(encoder=(10,), activation="relu", error_model="mse"),  # keras_minimal-like
+    "normalized_mean": dict(encoder=(6,), error_model="normalized"),
     "encdec_ad": dict(encoder=(6,), decoder_type="encdec_ad", error_model="mahalanobis"),
     "bidirectional_tanh": dict(encoder=(6, 4), bidirectional=True),
     "bidirectional_relu": dict(encoder=(6, 4), bidirectional=True, activation="relu"),

@@ -22,7 +22,7 @@ def test_reload_gives_bit_identical_scores(fitted_small, tmp_path):
     assert loaded.get_params() == model.get_params()
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["format_version"] == 1 and config["random_state"] == 0
-    assert config["threshold"]["rule"] == "sigma:3"  # the default rule
+    assert config["threshold"]["rule"] == "sigma:2"  # "auto" on sequence scores
 
 
 def test_mahalanobis_and_relu_model_round_trip(tmp_path):

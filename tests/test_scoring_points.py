@@ -44,6 +44,20 @@ def test_matches_brute_force(how, stride, n_rows, window, n_columns):
     np.testing.assert_allclose(points, expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("stride", [1, 3])
+def test_one_extreme_window_leaves_the_other_rows_means_exact(stride):
+    """A huge (finite) score, as an extreme input value gives, must not wipe out the rows after it
+    (running sums would lose every later row's digits to it)."""
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=n_windows(200, 10, stride))
+    values[20] = 1e20
+    points, valid = window_to_points(values, 200, 10, stride, "mean")
+    expected, _ = _reference(values, 200, 10, stride, "mean")
+    np.testing.assert_allclose(points, expected, rtol=1e-12)
+    later = points[100:][valid[100:]]
+    assert len(later) > 90 and np.abs(later).max() < 10
+
+
 @pytest.mark.parametrize("how", ["end", "max", "mean"])
 def test_stride_larger_than_window_leaves_gaps_invalid(how):
     values = np.array([1.0, 2.0, 3.0])

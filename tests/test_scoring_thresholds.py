@@ -4,7 +4,7 @@ from scipy.stats import genpareto
 from sklearn.metrics import fbeta_score
 
 from lstmae.exceptions import DataError
-from lstmae.scoring import DEFAULT_THRESHOLD, ThresholdRule, apply_threshold, parse_threshold
+from lstmae.scoring import ThresholdRule, apply_threshold, default_threshold, parse_threshold
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,11 @@ def test_str_gives_the_spec_back(spec):
 def test_parse_fields_and_default():
     assert parse_threshold(" POT:1e-3 ") == ThresholdRule("pot", 0.001)
     assert parse_threshold("best-f1") == ThresholdRule("best-f1", None)
-    assert parse_threshold(DEFAULT_THRESHOLD) == ThresholdRule("sigma", 3.0)
+    # threshold="auto": a stricter rule on a series' row scores than on one score per sequence
+    assert parse_threshold(default_threshold()) == ThresholdRule("sigma", 2.0)
+    assert parse_threshold(default_threshold("window")) == ThresholdRule("sigma", 2.0)
+    for how in ("max", "mean", "end", "point"):
+        assert parse_threshold(default_threshold(how)) == ThresholdRule("sigma", 5.0)
 
 
 def test_quantile_contamination_sigma_value_on_hand_examples():

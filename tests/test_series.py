@@ -19,8 +19,10 @@ def series(n=400, seed=0, features=2):
 
 @pytest.fixture(scope="module")
 def fitted():
-    model = LSTMAutoencoder(encoder=(8, 4), epochs=2, progress=False, random_state=0)
-    return fit_series(model, series(), window=10, feature_names=["a", "b"])
+    """how="max", mse and sigma:3 (not the defaults), whose row spreading and overflow these tests spell out."""
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=2, error_model="mse", threshold="sigma:3", progress=False,
+                            random_state=0)
+    return fit_series(model, series(), window=10, feature_names=["a", "b"], how="max")
 
 
 def test_threshold_is_fitted_on_held_out_row_scores_of_the_kind_it_is_applied_to(fitted):
@@ -95,14 +97,18 @@ def test_a_threshold_override_never_changes_the_model_and_is_fitted_on_calibrati
         score_values(fitted, data, threshold="best-f1")
 
 
-def test_one_extreme_value_scores_inf_and_the_run_finishes(fitted):
+@pytest.mark.parametrize("how", ["max", "mean"])
+def test_one_extreme_value_scores_inf_and_the_run_finishes(fitted, how):
     data = series(seed=4)
     data[200, 1] = 1e20
-    table = score_values(fitted, data, feature_errors=True)
-    # how="max": every row of a window that holds row 200 takes its inf score
+    table = score_values(fitted, data, feature_errors=True, how=how)
+    # every row of a window that holds row 200 takes its inf score; the rows after it score finitely
     assert table["overflow"].sum() == 19 and table["overflow"][191:210].all()
     assert np.isinf(table["score"][191:210]).all() and table["is_anomaly"][191:210].all()
     assert np.isfinite(table["score"][table["valid"] & ~table["overflow"]]).all()
+    # the per-feature errors (the training loss, here mae) name the feature, on every valid row
+    assert (table["error_b"][191:210] > 1e15).all() and (table["error_b"][~table["overflow"]] < 1e3).all()
+    assert not table.loc[table["valid"], ["error_a", "error_b"]].isna().any().any()
     assert "overflow" not in score_values(fitted, series(seed=4))
 
 
@@ -166,7 +172,7 @@ def test_an_overflow_flags_causally_and_passes_an_adaptive_threshold(fitted):
 
 @pytest.fixture(scope="module")
 def fitted_point():
-    model = LSTMAutoencoder(encoder=(8, 4), epochs=4, progress=False, random_state=0)
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=4, error_model="mse", progress=False, random_state=0)  # squares overflow
     return fit_series(model, series(), window=10, how="point", feature_names=["a", "b"])
 
 

@@ -77,14 +77,14 @@ def test_health_ready_and_model_description(client):
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     info = client.get("/v1/model").json()
     assert info["window"] == WINDOW and info["features"] == FEATURES
-    assert info["threshold"]["rule"] == "sigma:3" and info["threshold"]["fitted_on"] == "max"
+    assert info["threshold"]["rule"] == "sigma:5" and info["threshold"]["fitted_on"] == "mean"  # the defaults
     assert info["limits"]["max_rows"] == 5000 and info["limits"]["max_entities"] == 1000
 
 
-@pytest.mark.parametrize("how", ["max", "end"])
+@pytest.mark.parametrize("how", ["mean", "end"])
 def test_batch_scoring_equals_score_frame_of_the_same_rows(client, model, how):
     values = series(60, seed=3)
-    values[40] += 4  # some anomalous rows, so flags and alarms are not all zero
+    values[38:42] += 6  # some anomalous rows, so flags and alarms are not all zero
     response = client.post("/v1/score", json={"rows": rows_of(values), "how": how})
     assert response.status_code == 200
     body = response.json()
@@ -128,7 +128,9 @@ def test_streaming_row_by_row_equals_batch_end_scores(client, model):
     assert response.json()["rows_seen"] == 40
     got = pd.DataFrame(streamed)
     expected = score_frame(model, pd.DataFrame(values, columns=FEATURES), how="end")
-    np.testing.assert_allclose(got["score"].astype(float), expected["score"], rtol=1e-6, equal_nan=True)
+    # a window scored alone differs in the last float32 bits, which the normalized error divides by each
+    # feature's scale; scores near 0 (normalized errors are centred) need an absolute tolerance too
+    np.testing.assert_allclose(got["score"].astype(float), expected["score"], rtol=1e-5, atol=1e-6, equal_nan=True)
     np.testing.assert_array_equal(got["valid"], expected["valid"])
     np.testing.assert_array_equal(got["is_anomaly"], expected["is_anomaly"])
     assert got["is_anomaly"].sum() > 0 and set(got.columns) >= {"alarm", "threshold", "alarm_started"}
@@ -136,7 +138,7 @@ def test_streaming_row_by_row_equals_batch_end_scores(client, model):
     # this large is scored in the threadpool, the one-row bodies above on the event loop.)
     other = client.post("/v1/stream/pump-2", json={"rows": rows_of(series(200, seed=8))}).json()["results"]
     other_expected = score_frame(model, pd.DataFrame(series(200, seed=8), columns=FEATURES), how="end")
-    np.testing.assert_allclose(pd.DataFrame(other)["score"].astype(float), other_expected["score"], rtol=1e-6,
+    np.testing.assert_allclose(pd.DataFrame(other)["score"].astype(float), other_expected["score"], rtol=1e-5, atol=1e-6,
                                equal_nan=True)
     more = series(45, seed=7)[40:]
     chunk = client.post("/v1/stream/pump-1", json={"columns": FEATURES, "data": more.tolist()}).json()

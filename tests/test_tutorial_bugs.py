@@ -77,8 +77,10 @@ def test_series_scores_keep_every_row_and_mark_warm_up_invalid(fitted_small):
     windows, _ = temporalize(series, window)
     window_scores = model.anomaly_score(windows)
     np.testing.assert_allclose(scored["score"][window - 1 :], window_scores, rtol=1e-6)
-    # The default, how="max": the first rows take the real score of the one window covering them.
+    # The default, how="mean": the first rows take the real score of the one window covering them.
     scored = model.score_series(series)
     assert len(scored) == len(series) and scored["valid"].all()
     np.testing.assert_allclose(scored["score"][0], window_scores[0], rtol=1e-6)
+    np.testing.assert_allclose(scored["score"][window - 1], window_scores[:window].mean(), rtol=1e-6)
+    scored = model.score_series(series, how="max")
     np.testing.assert_allclose(scored["score"][window - 1], window_scores[:window].max(), rtol=1e-6)

@@ -10,7 +10,7 @@ DECODER_TYPES = ("repeat", "encdec_ad")
 ENCODINGS = ("bottleneck", "mean", "max", "pooled")
 LOSS_CHOICES = ("mse", "mae")
 SCALER_CHOICES = ("standard", "minmax", "none")
-ERROR_MODEL_CHOICES = ("mse", "mae", "mahalanobis", "normalized", "normalized-max")
+ERROR_MODEL_CHOICES = ("auto", "mse", "mae", "mahalanobis", "normalized", "normalized-max")
 HOW_CHOICES = ("max", "mean", "end", "point")
 
 
@@ -37,7 +37,9 @@ class Parameter:
 
 # The defaults are what a user who changes nothing gets, chosen on benchmarks/detection_study.py (README,
 # "Anomaly detection on real data"): the L1 loss, learning rate 3e-3 and batch 32 beat MSE / 1e-3 / 64 on
-# ECG5000 and on the series means; sigma:3 beat quantile:0.99 on ECG5000 and tied on the series.
+# ECG5000 and on the series means. The error model, the row mapping (DEFAULTS["how"]) and the threshold
+# rules (DEFAULT_THRESHOLDS) are the study's first-ranked alarm setting on the series and its best rule on
+# ECG5000's beats.
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter("encoder", (128, 64), "tuple of int", "units of the encoder LSTMs; the last is the code size Z "
               "(x2 when bidirectional)", architecture=True),
@@ -75,13 +77,16 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("max_grad_norm", 1.0, "float or None", "gradient clipping norm (None: no clipping)"),
     Parameter("scaler", "standard", "str", "per-feature scaling fitted on the training part only",
               SCALER_CHOICES),
-    Parameter("error_model", "mse", "str", "how reconstruction errors become one score per sample: mse, mae, "
+    Parameter("error_model", "auto", "str", "how reconstruction errors become one score per sample: auto "
+              "(normalized-max, or mae for token models, sequences of different lengths and a single held-out "
+              "sample, which it cannot score or fit), mse, mae, "
               "mahalanobis (EncDec-AD), normalized (each feature's error as a robust z-score on validation "
               "data, averaged) or normalized-max (the largest of those z-scores: one feature out of line is "
               "enough)", ERROR_MODEL_CHOICES),
-    Parameter("threshold", "sigma:3", "str", "rule for threshold_ from the held-out scores, e.g. sigma:3, "
-              "quantile:0.99, pot:1e-3, fpr:0.01, best-f1 (needs labels), value:0.3 "
-              "(see lstmae.scoring.thresholds)"),
+    Parameter("threshold", "auto", "str", "rule for threshold_ from the held-out scores: auto (sigma:2 on "
+              "sequence scores as fit fits them, sigma:5 on a series' row scores as fit_series fits them: its "
+              "thousands of overlapping, correlated rows need a stricter rule), or e.g. sigma:3, quantile:0.99, "
+              "pot:1e-3, dspot:1e-3, fpr:0.01, best-f1 (needs labels), value:0.3 (see lstmae.scoring.thresholds)"),
     Parameter("encoding", "pooled", "str", "what transform returns: pooled, each encoder layer's states "
               "averaged over the steps, then the code layer's maximised (N, sum(encoder) + Z), features for a "
               "classifier; bottleneck, the code z, the last state (N, Z); mean or "
@@ -96,8 +101,11 @@ PARAMETER = {p.name: p for p in PARAMETERS}
 ARCHITECTURE_PARAMS = tuple(p.name for p in PARAMETERS if p.architecture)
 # The alarm rules' defaults (lstmae.scoring.alarms), in rows; here so that `lstmae --help` needs no numpy.
 ALARM_DEFAULTS = {"min_length": 3, "merge_gap": 10, "cooldown": 50}
-# Scoring a series: "max" over the windows covering a row beat end alignment on 3 of 4 series families.
-DEFAULTS = {**{p.name: p.default for p in PARAMETERS}, "how": "max"}
+# Scoring a series: a row's score is the mean of the windows covering it.
+DEFAULTS = {**{p.name: p.default for p in PARAMETERS}, "how": "mean"}
+# threshold="auto"'s rule by the kind of held-out score it is fitted on: "window" (one score per
+# sequence) or "rows" (a series' row scores, any `how`).
+DEFAULT_THRESHOLDS = {"window": "sigma:2", "rows": "sigma:5"}
 
 
 def parameters_docstring() -> str:

@@ -19,7 +19,14 @@ from .data.batches import iterate_batches
 from .data.scaling import SCALERS, FeatureScaler
 from .exceptions import DataError, ModelFileError
 from .nn.model import LSTMAutoencoderModule
-from .scoring import DEFAULT_THRESHOLD, apply_threshold, make_error_model, parse_threshold, reconstruction_errors
+from .scoring import (
+    apply_threshold,
+    default_threshold,
+    make_error_model,
+    parse_threshold,
+    reconstruction_errors,
+    resolve_threshold,
+)
 from .scoring.error_models import MeanError, error_model_from_state
 from .training.device import flush_denormals, resolve_device, seed_everything
 from .training.checkpoint import Checkpoint, run_fingerprint
@@ -226,15 +233,23 @@ PARAMETERS_HERE
         `model.set_params(error_model="mahalanobis").recalibrate(X_normal)`.
         """
         check_is_fitted(self, "module_")
-        error_model = make_error_model(self.error_model)
+        error_model = make_error_model(self._resolved_error_model(X))
         self.error_model_ = error_model.fit_vectors(self._error_vectors(X, error_model))
         self.set_calibration(self.anomaly_score(X), how="window")
         return self
 
+    def _resolved_error_model(self, X) -> str:
+        """`self.error_model`, with "auto" made normalized-max where it can fit and score X of held-out
+        samples (real values, one length, at least 2 samples), else mae."""
+        if self.error_model != "auto":
+            return self.error_model
+        fixed_length = not isinstance(X, (list, tuple))
+        return "normalized-max" if self.vocab_size is None and fixed_length and len(X) >= 2 else "mae"
+
     def set_calibration(self, scores, *, how: str = "window", labels=None) -> float:
-        """Fit `threshold_` by the rule `self.threshold` on held-out scores (n,) of the kind it will be
-        applied to (`how`: "window" for per-sample scores, or the aggregation of a series' row
-        scores), and keep the normal ones as `calibration_scores_`. Label-based rules (best-f1) need
+        """Fit `threshold_` by the rule `self.threshold` ("auto": `default_threshold(how)`) on held-out
+        scores (n,) of the kind it will be applied to (`how`: "window" for per-sample scores, or the
+        aggregation of a series' row scores), and keep the normal ones as `calibration_scores_`. Label-based rules (best-f1) need
         `labels` (n,), 1 = anomaly; without them they fall back to the default rule. Returns the threshold.
         """
         scores = np.asarray(scores, dtype=np.float64)
@@ -242,10 +257,10 @@ PARAMETERS_HERE
         normal = normal[np.isfinite(normal)]
         if not len(normal):
             raise DataError("no finite held-out normal score to fit the threshold on; give more normal data")
-        rule = parse_threshold(self.threshold)
+        rule = parse_threshold(resolve_threshold(self.threshold, how))
         label_rule = rule.method.startswith("best-f")
         if label_rule and labels is None:
-            rule = parse_threshold(DEFAULT_THRESHOLD)
+            rule = parse_threshold(default_threshold(how))
         finite = np.isfinite(scores)
         self.threshold_ = float(rule.fit(scores[finite], np.asarray(labels)[finite]) if label_rule and labels is not None
                                 else rule.fit(normal))
@@ -257,11 +272,11 @@ PARAMETERS_HERE
         return self.threshold_
 
     def calibrate_threshold(self, X, y=None, threshold: str | None = None) -> float:
-        """Set `threshold_` from the scores of X (N, L, F) by a rule (default: `self.threshold`).
+        """Set `threshold_` from the scores of X (N, L, F) by a rule (default: `self.threshold`; "auto": sigma:2).
 
         Rules such as "best-f1" need `y` (N,), 1 = anomaly. Returns the new threshold.
         """
-        rule = parse_threshold(threshold or self.threshold)
+        rule = parse_threshold(resolve_threshold(threshold or self.threshold))
         scores = self.anomaly_score(X)
         self.threshold_rule_ = rule
         self.threshold_ = float(rule.fit(scores, None if y is None else np.asarray(y)))
@@ -470,8 +485,9 @@ PARAMETERS_HERE
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
         if self.steps_per_epoch is not None and int(self.steps_per_epoch) < 1:
             raise ValueError(f"steps_per_epoch must be >= 1 or None (every sample), got {self.steps_per_epoch!r}")
-        make_error_model(self.error_model)
-        parse_threshold(self.threshold)
+        if self.error_model != "auto":
+            make_error_model(self.error_model)
+        parse_threshold(resolve_threshold(self.threshold))
         _check_encoding(self.encoding)
 
     def _check_input(self, X):

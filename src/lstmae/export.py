@@ -194,7 +194,7 @@ class _ScoringGraph(nn.Module):
 
     def __init__(self, model):
         super().__init__()
-        from .scoring.error_models import MahalanobisError, MeanError
+        from .scoring.error_models import MahalanobisError, MeanError, NormalizedError
 
         self.network = _swap_lstm_layers(model.module_)
         scaler, error_model = model.scaler_, model.error_model_
@@ -212,9 +212,13 @@ class _ScoringGraph(nn.Module):
             if self.mean.shape[0] != (self.window * self.n_features if self.flat else self.groups.shape[1]):
                 raise ModelFileError(f"the mahalanobis error model has {self.mean.shape[0]} dimensions, which does not "
                                      f"match a window of {self.window} x {self.n_features}: the model is corrupt")
+        elif isinstance(error_model, NormalizedError):
+            self.error_kind = "normalized-" + error_model.reduce
+            self.register_buffer("median", torch.as_tensor(np.asarray(error_model.median_, np.float64)))
+            self.register_buffer("feature_scale", torch.as_tensor(np.asarray(error_model.scale_, np.float64)))
         else:
             raise ModelFileError(f"cannot export error model {type(error_model).__name__}: the ONNX export knows "
-                                 "mse, mae and mahalanobis")
+                                 "mse, mae, mahalanobis and normalized")
 
     def forward(self, x: torch.Tensor):
         scaled = ((x.double() - self.offset) / self.scale).float()
@@ -224,6 +228,9 @@ class _ScoringGraph(nn.Module):
             score = (difference * difference).double().mean(dim=(1, 2))
         elif self.error_kind == "mae":
             score = difference.abs().double().mean(dim=(1, 2))
+        elif self.error_kind.startswith("normalized"):
+            z = (difference.abs().double().mean(dim=1) - self.median) / self.feature_scale
+            score = z.mean(dim=1) if self.error_kind == "normalized-mean" else z.amax(dim=1)
         else:
             absolute = difference.abs()
             if self.flat:

@@ -29,7 +29,14 @@ from .config import DEFAULTS
 from .data.validation import check_finite
 from .data.windowing import temporalize, window_ends
 from .exceptions import DataError
-from .scoring import DEFAULT_ALARM, alarms_from_flags, apply_threshold, parse_threshold, window_to_points
+from .scoring import (
+    DEFAULT_ALARM,
+    alarms_from_flags,
+    apply_threshold,
+    default_threshold,
+    parse_threshold,
+    window_to_points,
+)
 from .scoring.points import add_steps
 
 
@@ -198,19 +205,20 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
                 errors[group.rows] = group_errors
             continue
         window_scores = model.anomaly_score(X)
-        bad = ~np.isfinite(window_scores)
-        if bad.any():  # an extreme value: the window is as anomalous as can be, and the run goes on
-            window_scores = np.where(bad, np.finfo(np.float64).max, window_scores)
-            # the rows that take an overflowed window's score: with how="end" only its own end row onwards
-            hit, _ = window_to_points(bad.astype(np.float64), len(group.rows), window, stride,
-                                      how="end" if how == "end" else "max")
-            overflow[group.rows] = np.nan_to_num(hit) > 0
-        group_points, group_valid = window_to_points(window_scores, len(group.rows), window, stride, how=how)
+        overflow[group.rows] = _overflowed_rows(window_scores, len(group.rows), window, stride, how)
+        # an overflowed window counts 0 here (a huge stand-in would overflow how="mean"'s running sums);
+        # the rows it covers score inf below
+        group_points, group_valid = window_to_points(np.where(np.isfinite(window_scores), window_scores, 0.0),
+                                                     len(group.rows), window, stride, how=how)
         points[group.rows], valid[group.rows] = group_points, group_valid
         if feature_errors:
-            per_feature = np.nan_to_num(model.reconstruction_error(X, per="feature"), nan=np.inf,
-                                        posinf=np.finfo(np.float64).max)
-            errors[group.rows], _ = window_to_points(per_feature, len(group.rows), window, stride, how=how)
+            with np.errstate(over="ignore", invalid="ignore"):
+                per_feature = model.reconstruction_error(X, per="feature")
+            finite = np.isfinite(per_feature)
+            group_errors, _ = window_to_points(np.where(finite, per_feature, 0.0), len(group.rows), window, stride,
+                                               how=how)
+            group_errors[_overflowed_rows(per_feature, len(group.rows), window, stride, how)] = np.inf
+            errors[group.rows] = group_errors
     points[overflow & valid] = np.inf
     result = pd.DataFrame({"score": points, "valid": valid})
     flags, per_row_threshold = flag_rows(model, result["score"].to_numpy(), valid, groups, threshold, how)
@@ -232,6 +240,16 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
 
 # Windows per pass of how="point" scoring: bounds the (chunk, L, D) step-error temporaries.
 POINT_CHUNK = 2048
+
+
+def _overflowed_rows(window_values, n_rows: int, window: int, stride: int, how: str) -> np.ndarray:
+    """(T,) or (T, K) bool: the rows that take a non-finite window value (N,) or (N, K) (an overflowed
+    error: an extreme input value), every row the window covers, or with how="end" its end row onwards."""
+    bad = ~np.isfinite(window_values)
+    if not bad.any():
+        return np.zeros((n_rows,) + bad.shape[1:], bool)
+    hit, _ = window_to_points(bad.astype(np.float64), n_rows, window, stride, how="end" if how == "end" else "max")
+    return np.nan_to_num(hit) > 0
 
 
 def _point_rows(model, X, n_rows: int, stride: int, feature_errors: bool):
@@ -309,10 +327,16 @@ def flag_rows(model, scores, valid, groups, threshold, how):
     invalid. The model's own rule is refitted on calibration scores of that kind when its threshold was
     fitted on another kind (a threshold must be fitted on the kind of score it is applied to)."""
     if threshold is None or isinstance(threshold, str):
-        rule = model.threshold_rule_ if threshold is None else parse_threshold(threshold)
+        same_kind = _same_kind(how, model.threshold_how_)
+        if threshold is not None:
+            rule = parse_threshold(threshold)
+        elif same_kind or getattr(model, "threshold", "auto") != "auto":
+            rule = model.threshold_rule_
+        else:  # "auto" stands for the default rule of this kind of score
+            rule = parse_threshold(default_threshold(how))
         if getattr(rule, "adaptive", False):
             return _adaptive_flags(model, rule, scores, valid, groups, how)
-        if threshold is None and _same_kind(how, model.threshold_how_):
+        if threshold is None and same_kind:
             value = model.threshold_
         else:
             value = threshold_for(model, rule, how=how)

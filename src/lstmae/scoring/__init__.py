@@ -18,10 +18,11 @@ from lstmae.scoring.errors import reconstruction_errors
 from lstmae.scoring.events import EVENT_COLUMNS, find_events, flag_runs
 from lstmae.scoring.points import AGGREGATIONS, window_to_points
 from lstmae.scoring.thresholds import (
-    DEFAULT_THRESHOLD,
     ThresholdRule,
     apply_threshold,
+    default_threshold,
     parse_threshold,
+    resolve_threshold,
 )
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "AdaptiveThreshold",
     "AlarmFilter",
     "DEFAULT_ALARM",
-    "DEFAULT_THRESHOLD",
     "DSPOT",
     "ERROR_MODEL_NAMES",
     "EVENT_COLUMNS",
@@ -41,11 +41,13 @@ __all__ = [
     "adaptive_from_state",
     "alarms_from_flags",
     "apply_threshold",
+    "default_threshold",
     "error_model_from_state",
     "find_events",
     "flag_runs",
     "make_error_model",
     "parse_threshold",
     "reconstruction_errors",
+    "resolve_threshold",
     "window_to_points",
 ]

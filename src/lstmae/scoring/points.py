@@ -23,7 +23,7 @@ O(T) time and memory, no (N, window) index matrix.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d
+from scipy.ndimage import correlate1d, maximum_filter1d
 
 from lstmae.data.validation import check_positive_int
 from lstmae.data.windowing import n_windows as count_windows
@@ -64,8 +64,6 @@ def window_to_points(window_values, n_rows: int, window: int, stride: int = 1, h
     valid = np.zeros(n_rows, dtype=bool)
     if n_windows == 0:
         return points, valid
-    if how == "mean":
-        cumulative = np.concatenate([np.zeros((1,) + values.shape[1:]), np.cumsum(values, axis=0)])
 
     for phase in range(min(stride, n_rows)):
         n_covering = (window - 1 - phase) // stride + 1
@@ -85,7 +83,7 @@ def window_to_points(window_values, n_rows: int, window: int, stride: int = 1, h
         elif how == "max":
             phase_values = _trailing_max(values, n_covering)[: last_q + 1]
         else:
-            phase_values = _trailing_mean(cumulative, n_covering, last_q)
+            phase_values = _trailing_mean(values, n_covering, last_q)
         points[phase_rows][first_q : last_q + 1] = phase_values
         valid[phase_rows][first_q : last_q + 1] = True
     return points, valid
@@ -104,16 +102,18 @@ def _trailing_max(values: np.ndarray, size: int) -> np.ndarray:
     )
 
 
-def _trailing_mean(cumulative: np.ndarray, size: int, last_q: int) -> np.ndarray:
+def _trailing_mean(values: np.ndarray, size: int, last_q: int) -> np.ndarray:
     """(last_q + 1, ...): element q is the mean of values[q-size+1 .. q] (those that exist).
 
-    cumulative: (N + 1, ...) running sums of the values, starting at 0.
+    Each sum is taken on its own (a direct correlation, not differences of running sums, which one
+    extreme window would leave at 0 for every later row).
     """
+    padding = np.zeros((size - 1,) + values.shape[1:])
+    sums = correlate1d(np.concatenate([values, padding]), np.ones(size), axis=0, mode="constant", cval=0.0,
+                       origin=(size - 1) // 2)[: last_q + 1]
     q = np.arange(last_q + 1)
-    first = np.maximum(q - size + 1, 0)
-    stop = np.minimum(q, len(cumulative) - 2) + 1
-    counts = (stop - first).reshape((-1,) + (1,) * (cumulative.ndim - 1))
-    return (cumulative[stop] - cumulative[first]) / counts
+    counts = np.minimum(q, len(values) - 1) + 1 - np.maximum(q - size + 1, 0)
+    return sums / counts.reshape((-1,) + (1,) * (values.ndim - 1))
 
 
 def add_steps(sums: np.ndarray, counts: np.ndarray | None, step_values, first_window: int, stride: int) -> None:

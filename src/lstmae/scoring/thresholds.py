@@ -7,7 +7,7 @@ A window or time point is an anomaly when its score is strictly above the thresh
 |----------------|----------------------------------------------|-----------------------------------------------------------|
 | `quantile:Q`   | the Q quantile of the scores                 | no labels; validation data is (mostly) normal             |
 | `contamination:C` | same as `quantile:(1-C)`                  | you know roughly the fraction C of anomalies              |
-| `sigma:K`      | mean + K standard deviations (ddof 0)        | the default (sigma:3): stable on small validation sets    |
+| `sigma:K`      | mean + K standard deviations (ddof 0)        | the default (sigma:2 on sequences, sigma:5 on a series' rows): stable on small validation sets |
 | `pot:Q`        | peaks over threshold (SPOT, Siffer 2017)     | no labels, very rare anomalies: a false-alarm risk Q below 0.02, beyond the largest validation scores |
 | `best-f1`      | maximises F1 on labelled validation scores   | labelled validation data                                   |
 | `best-f:BETA`  | maximises F-beta                             | labels; BETA > 1 favours recall, BETA < 1 precision        |
@@ -34,7 +34,7 @@ import numpy as np
 from scipy.stats import genpareto
 from sklearn.metrics import precision_recall_curve
 
-from lstmae.config import DEFAULTS
+from lstmae.config import DEFAULT_THRESHOLDS
 from lstmae.exceptions import DataError
 from lstmae.scoring.adaptive import (
     ADAPTIVE_CLASSES,
@@ -45,7 +45,19 @@ from lstmae.scoring.adaptive import (
     AdaptiveThreshold,
 )
 
-DEFAULT_THRESHOLD = DEFAULTS["threshold"]
+
+
+def default_threshold(how: str = "window") -> str:
+    """The rule `threshold="auto"` stands for, on held-out scores of the kind `how`: "window" (one score
+    per sequence) or a series' row mapping ("max", "mean", "end", "point")."""
+    return DEFAULT_THRESHOLDS["window" if how == "window" else "rows"]
+
+
+def resolve_threshold(spec: str, how: str = "window") -> str:
+    """`spec`, or the default rule for scores of the kind `how` when it is "auto"."""
+    return default_threshold(how) if spec == "auto" else spec
+
+
 USAGE = (
     "quantile:Q, contamination:C, sigma:K, pot:Q, best-f1, best-f:BETA, fpr:R, value:V, "
     "dspot:RISK, telemanom:Z"
