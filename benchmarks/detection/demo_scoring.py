@@ -1,7 +1,7 @@
 """The demo's sensors scored every way: how the row mapping and error model change its alarms.
 
-    python benchmarks/detection/demo_scoring.py [--hows max,point] [--error-models mse,normalized-max]
-                                                [--thresholds sigma:3]
+    python benchmarks/detection/demo_scoring.py [--hows mean,max,point] [--error-models mse,normalized-max]
+                                                [--thresholds sigma:5,sigma:3]
 
 The data, split, window (30) and seed of `lstmae demo`, a (32, 16) network for up to 30 epochs
 (patience 5), as the demo trains; for each error model x how, the model is fitted with
@@ -20,20 +20,20 @@ import numpy as np
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hows", default="max,point")
+    parser.add_argument("--hows", default="mean,max,point")
     parser.add_argument("--error-models", default="mse,normalized-max")
-    parser.add_argument("--thresholds", default="sigma:3")
+    parser.add_argument("--thresholds", default="sigma:5,sigma:3")
     args = parser.parse_args(argv)
     from lstmae import LSTMAutoencoder
     from lstmae.data.synthetic import make_sensor_data
-    from lstmae.demo import DEMO_WINDOW
+    from lstmae.demo import DEMO_TRAIN_FRACTION, DEMO_WINDOW
     from lstmae.evaluation import detection_metrics
     from lstmae.series import fit_series, score_values
 
     frame = make_sensor_data(seed=0)
     features = [column for column in frame.columns if column not in ("timestamp", "label")]
     values, labels = frame[features].to_numpy(np.float32), frame["label"].to_numpy()
-    n_train = int(len(frame) * 0.4)  # as lstmae.demo
+    n_train = int(len(frame) * DEMO_TRAIN_FRACTION)  # as lstmae.demo
     keys = ("vus_pr", "roc_auc", "precision", "recall", "alarm_rate", "event_precision", "event_recall",
             "n_flagged_runs")
     for error_model in args.error_models.split(","):

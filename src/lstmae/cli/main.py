@@ -452,7 +452,7 @@ def _metrics_line(metrics: dict) -> str:
 def demo(out_dir, epochs, seed, overwrite):
     """The whole pipeline on a built-in synthetic sensor data set with rare events.
 
-    Generates 8 sensors over 6000 minutes, trains on the first 40% (normal), scores the
+    Generates 8 sensors over 6000 minutes, trains on the clean first half, scores the
     rest, and writes the model, scores, events, metrics.json, plots and report.html.
     """
     from ..demo import run_demo

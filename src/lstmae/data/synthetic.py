@@ -130,7 +130,7 @@ def make_sensor_data(
     event). The sensors mix three shared latent signals (a daily cycle, a 90-minute process
     cycle, a slowly wandering load) with their own gains and lags, plus correlated noise and
     a slow drift. The events (about 3% of the rows, 20-80 rows each) all lie in the second
-    half, so the first 40% is clean training data; each breaks the relations between 2-3
+    half, so the first half is clean training data; each breaks the relations between 2-3
     sensors (decoupling, oscillation, pressure drop with steady flow, stuck sensor) and
     creeps in over the 10 rows before its labelled start.
     """
