@@ -7,8 +7,8 @@ import pytest
 
 from lstmae import LSTMAutoencoder
 from lstmae.exceptions import DataError
-from lstmae.series import (SkippedGroupWarning, encode_values, fit_series, groups_of, score_frame, score_values,
-                           threshold_for)
+from lstmae.series import (SkippedGroupWarning, encode_values, fit_series, groups_of, rule_for, score_frame,
+                           score_values, threshold_for)
 
 
 def series(n=400, seed=0, features=2):
@@ -81,6 +81,23 @@ def test_no_group_long_enough_is_one_clear_error(fitted):
         score_values(fitted, series(8))
     with pytest.raises(DataError, match=r"no entity or segment has the 10 rows one window needs \(the longest has 5\)"):
         score_values(fitted, series(8), groups=np.array([0] * 5 + [1] * 3))
+
+
+def test_auto_threshold_takes_the_default_rule_of_the_kind_of_score_it_flags():
+    values = series()
+    windows = np.lib.stride_tricks.sliding_window_view(values, 10, axis=0).transpose(0, 2, 1)
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0).fit(windows)
+    assert model.threshold_how_ == "window"
+    assert str(rule_for(model, None, "window")) == str(rule_for(model, None, "end")) == "sigma:2"
+    # row scores of a series: many overlapping, correlated rows, the stricter default
+    assert str(rule_for(model, None, "mean")) == str(rule_for(model, None, "max")) == "sigma:5"
+    table = score_values(model, values, how="mean")
+    expected = threshold_for(model, "sigma:5", how="mean")
+    assert (table["is_anomaly"] == (table["score"] > expected)).all()
+    assert str(rule_for(model, "quantile:0.9", "mean")) == "quantile:0.9"
+    # a rule the user chose is kept for every kind of score
+    chosen = LSTMAutoencoder(encoder=(8, 4), epochs=1, threshold="sigma:3", progress=False, random_state=0).fit(windows)
+    assert str(rule_for(chosen, None, "mean")) == "sigma:3"
 
 
 def test_a_threshold_override_never_changes_the_model_and_is_fitted_on_calibration_scores(fitted):

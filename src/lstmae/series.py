@@ -327,22 +327,27 @@ def flag_rows(model, scores, valid, groups, threshold, how):
     invalid. The model's own rule is refitted on calibration scores of that kind when its threshold was
     fitted on another kind (a threshold must be fitted on the kind of score it is applied to)."""
     if threshold is None or isinstance(threshold, str):
-        same_kind = _same_kind(how, model.threshold_how_)
-        if threshold is not None:
-            rule = parse_threshold(threshold)
-        elif same_kind or getattr(model, "threshold", "auto") != "auto":
-            rule = model.threshold_rule_
-        else:  # "auto" stands for the default rule of this kind of score
-            rule = parse_threshold(default_threshold(how))
+        rule = rule_for(model, threshold, how)
         if getattr(rule, "adaptive", False):
             return _adaptive_flags(model, rule, scores, valid, groups, how)
-        if threshold is None and same_kind:
+        if threshold is None and _same_kind(how, model.threshold_how_):
             value = model.threshold_
         else:
             value = threshold_for(model, rule, how=how)
     else:
         value = float(threshold)
     return apply_threshold(scores, value), None
+
+
+def rule_for(model, threshold, how: str):
+    """The threshold rule that scoring rows of the kind `how` applies: `threshold` (a spec) when given,
+    else the model's own; a model fitted with threshold="auto" on another kind of score takes the
+    default rule of this kind (`default_threshold(how)`)."""
+    if threshold is not None:
+        return parse_threshold(threshold)
+    if _same_kind(how, model.threshold_how_) or getattr(model, "threshold", "auto") != "auto":
+        return model.threshold_rule_
+    return parse_threshold(default_threshold(how))
 
 
 def _same_kind(how: str, fitted_how: str) -> bool:

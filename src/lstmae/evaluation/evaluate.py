@@ -58,14 +58,15 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
 
     alarms = DEFAULT_ALARM if alarms is None else alarms
     from ..data.io import SequenceData
-    from ..series import score_data, threshold_for
+    from ..config import DEFAULTS
+    from ..series import rule_for, score_data, threshold_for
 
     if data.labels is None:
         raise DataError(f"{data.source}: no labels; name the 0/1 label column with --label-column")
     sequences = isinstance(data, SequenceData)
-    how = how or (("max" if model.threshold_how_ == "window" else model.threshold_how_))
+    how = how or (DEFAULTS["how"] if model.threshold_how_ == "window" else model.threshold_how_)
     labels = data.labels
-    rule_text = str(model.threshold_rule_) if threshold is None else str(threshold)
+    rule_text = str(threshold) if threshold is not None else str(rule_for(model, None, "window" if sequences else how))
     if threshold is not None and _needs_labels(threshold):
         # a label-based rule can only be fitted on the evaluated data itself: say so in the report
         preliminary, _ = score_data(model, data, how=how, threshold=np.inf)
