@@ -5,8 +5,8 @@
 
 The model is small on purpose, so that the 10M-row case fits in minutes: encoder (16, 8), window 20,
 4 features, epochs=0 (seeded random weights; the scaler, error model and threshold are still fitted,
-and scoring costs the same as for a trained model of that shape). Scoring: stride 1, how="max",
-the default alarm rules.
+and scoring costs the same as for a trained model of that shape). Scoring: stride 1, lstmae's
+default `how`, the default alarm rules.
 
 The data (sines with noise, each entity its own phase and frequency, rows of all entities of a block
 interleaved) is made on the workers and held there (persisted) before the clock starts; what is
@@ -38,10 +38,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lstmae.config import DEFAULTS
+
 FEATURES = ["f0", "f1", "f2", "f3"]
 WINDOW = 20
 ENCODER = (16, 8)
 PARTITIONS = 8
+HOW = DEFAULTS["how"]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -121,7 +124,7 @@ def main(argv=None) -> int:
             wait(data[workers])
             # Untimed warm-up: worker start-up, imports, the model loaded once per worker.
             warm = score_entities(model_dir, data[workers].partitions[:1], entity_column="entity",
-                                  time_column="time", npartitions=workers)
+                                  time_column="time", npartitions=workers, how=HOW)
             wait(client.persist(warm))
         clusters[workers] = (cluster, client)
 
@@ -131,7 +134,7 @@ def main(argv=None) -> int:
         with client.as_current():
             start = time.perf_counter()
             scored = score_entities(model_dir, data[workers], entity_column="entity", time_column="time",
-                                    npartitions=PARTITIONS)
+                                    npartitions=PARTITIONS, how=HOW)
             held = client.persist(scored)
             wait(held)
             seconds = time.perf_counter() - start
@@ -157,7 +160,7 @@ def main(argv=None) -> int:
         frame = pd.concat([make_block(b) for b in blocks(args.entities, args.rows)], ignore_index=True)
         before = load_average()
         start = time.perf_counter()
-        score_frame(model, frame.sort_values(["entity", "time"], kind="stable"), entity_column="entity")
+        score_frame(model, frame.sort_values(["entity", "time"], kind="stable"), entity_column="entity", how=HOW)
         seconds = time.perf_counter() - start
         baseline = {"seconds": round(seconds, 3), "rows_per_s": round(n_rows / seconds), "load_before": before,
                     "load_after": load_average()}
@@ -170,7 +173,7 @@ def main(argv=None) -> int:
     result = {
         "entities": args.entities, "rows_per_entity": args.rows, "rows": n_rows,
         "model": {"encoder": list(ENCODER), "window": WINDOW, "features": len(FEATURES), "epochs": 0},
-        "scoring": {"stride": 1, "how": "max", "alarms": "default", "partitions": PARTITIONS},
+        "scoring": {"stride": 1, "how": HOW, "alarms": "default", "partitions": PARTITIONS},
         "runs": runs, "summary": {str(k): v for k, v in summary.items()},
         "speedup_2_vs_1": round(speedup, 3), "single_process": baseline,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
@@ -191,7 +194,7 @@ def markdown(result: dict) -> str:
         f"`python benchmarks/scale_out.py --entities {result['entities']} --rows {result['rows_per_entity']}`: "
         f"{result['entities']:,} entities x {result['rows_per_entity']:,} rows = {result['rows']:,} rows, "
         f"model encoder {tuple(result['model']['encoder'])}, window {result['model']['window']}, "
-        f"{result['model']['features']} features, epochs=0; stride 1, how=max, default alarms, "
+        f"{result['model']['features']} features, epochs=0; stride 1, how={result['scoring']['how']}, default alarms, "
         f"{result['scoring']['partitions']} partitions after the shuffle. Workers: processes, 1 thread, "
         "1 torch thread each. Timed: the whole score_entities graph (tag, shuffle, order, score), "
         "result held on the workers.",

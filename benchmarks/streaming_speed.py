@@ -9,6 +9,9 @@ fitted by lstmae.series.fit_series on an 8-feature series with windows of 30 row
 - batch: `model.anomaly_score` on 512 windows (30, 8); cost per window = time / 512;
 - forward-1: `model.anomaly_score` on one window (the floor of any one-row update: one window's
   forward pass at batch size 1), cost per window;
+- onnxruntime_1 (when onnxruntime is installed): the same model exported (`lstmae.export`) and run by
+  onnxruntime on one window, as many threads as lstmae, cost per window: what a batch-1 forward
+  can cost, beside lstmae's own;
 - update: `StreamingScorer.update` with one row at a time of one entity (past its warm-up), cost per row;
 - update_many: `StreamingScorer.update_many` with one row of each of 100 entities per call (all past
   their warm-up), cost per row = time per call / 100.
@@ -114,6 +117,15 @@ def main() -> None:
 
     cases = {"batch": run_batch, "forward_1": run_forward_one, "update": run_update,
              "update_many": run_update_many}
+    session = onnx_session(model, args.threads)
+    if session is not None:
+        def run_onnxruntime_one():
+            start = time.perf_counter()
+            for i in range(ROWS // 3):
+                session.run(None, {"x": windows[i : i + 1]})
+            return (time.perf_counter() - start) / (ROWS // 3)
+
+        cases["onnxruntime_1"] = run_onnxruntime_one
     for run in cases.values():  # warm-up
         run()
     seconds = {name: [] for name in cases}
@@ -125,14 +137,14 @@ def main() -> None:
     load_after = os.getloadavg()
 
     medians = {name: statistics.median(values) for name, values in seconds.items()}
-    ratios = {name: medians[name] / medians["batch"] for name in ("forward_1", "update", "update_many")}
+    ratios = {name: medians[name] / medians["batch"] for name in cases if name != "batch"}
     spread = {name: [min(values) / medians["batch"], max(values) / medians["batch"]]
               for name, values in seconds.items() if name != "batch"}
     report = {
         "workload": (f"default (128, 64) tanh model, random weights, windows of {WINDOW} rows x {N_FEATURES} "
                      f"features; batch = anomaly_score on {BATCH} windows; update = one row per call of one "
                      f"entity ({ROWS} calls); update_many = {ENTITIES} entities x 1 row per call ({CALLS} calls)"),
-        "unit": "seconds per window (batch, forward_1) or per row (update, update_many)",
+        "unit": "seconds per window (batch, forward_1, onnxruntime_1) or per row (update, update_many)",
         "threads": torch.get_num_threads(), "repeats": args.repeats, "timed_seconds": wall,
         "seconds": seconds, "median_seconds": medians,
         "ratio_to_batch_per_window": ratios,
@@ -149,7 +161,8 @@ def main() -> None:
     labels = {"batch": "batch `anomaly_score`, 512 windows (per window)",
               "forward_1": "`anomaly_score` of 1 window (per window)",
               "update": "`update`, 1 row per call (per row)",
-              "update_many": f"`update_many`, {ENTITIES} entities x 1 row per call (per row)"}
+              "update_many": f"`update_many`, {ENTITIES} entities x 1 row per call (per row)",
+              "onnxruntime_1": "onnxruntime, the exported model on 1 window (per window)"}
     rows = "\n".join(
         f"| {labels[name]} | {medians[name] * 1e3:.3f} | {min(values) * 1e3:.3f} - {max(values) * 1e3:.3f} | "
         + ("1" if name == "batch" else f"{ratios[name]:.2f} ({spread[name][0]:.2f} - {spread[name][1]:.2f})")
@@ -158,19 +171,41 @@ def main() -> None:
         f"# Streaming scoring: cost per row against batch scoring's cost per window\n\n{report['workload']}; "
         f"{report['threads']} thread(s), {args.repeats} alternations in one process after one warm-up of each; "
         f"{report['machine']}, {os.cpu_count()} cores.\n\n"
-        f"**The machine was shared with other agents' tests and benchmarks** (load average "
-        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} cores): absolute times are "
-        f"inflated and noisy; the ratios, measured side by side and alternated, are what to read.\n\n"
+        f"Load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} cores"
+        + (" (**the machine was shared**: absolute times are inflated and noisy)" if max(load_before[0], load_after[0])
+           > 0.5 * os.cpu_count() else "") + "; the ratios, measured side by side and alternated, are what to read."
+        "\n\n"
         f"| case | median ms | range ms | ratio to batch per window (range) |\n|---|---|---|---|\n{rows}\n\n"
         f"Goal: `update` per row within 2x of batch per window. Measured: **{ratios['update']:.1f}x** "
         f"(`update_many` with {ENTITIES} entities per call: **{ratios['update_many']:.2f}x**). One window's "
         f"forward pass at batch size 1 costs {ratios['forward_1']:.1f}x a window's share of a 512-window batch: "
         f"a one-row update scores one window and cannot cost less than that; `update_many` batches the windows "
-        f"of many entities into one forward pass.\n\n"
+        f"of many entities into one forward pass."
+        + (f" onnxruntime runs the same batch-1 forward at {ratios['onnxruntime_1']:.1f}x: the rest of lstmae's "
+           "batch-1 cost is its own per-step overhead, not the arithmetic." if "onnxruntime_1" in ratios else "")
+        + "\n\n"
         f"Versions: {report['versions']}. Produced by `python benchmarks/streaming_speed.py`.\n")
     print(f"per window batch {medians['batch'] * 1e3:.3f} ms; update {ratios['update']:.2f}x, update_many "
           f"{ratios['update_many']:.2f}x, forward_1 {ratios['forward_1']:.2f}x; wrote "
           f"{args.out / 'streaming_speed.md'}")
+
+
+def onnx_session(model, threads: int):
+    """An onnxruntime session of `model` exported to a temporary file, or None without onnxruntime."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    import tempfile
+
+    from lstmae.export import export_onnx
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        export_onnx(model, path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 if __name__ == "__main__":
