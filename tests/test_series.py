@@ -189,7 +189,8 @@ def test_an_overflow_flags_causally_and_passes_an_adaptive_threshold(fitted):
 
 @pytest.fixture(scope="module")
 def fitted_point():
-    model = LSTMAutoencoder(encoder=(8, 4), epochs=4, error_model="mse", progress=False, random_state=0)  # squares overflow
+    # mse: its squares overflow, which the overflow test below needs
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=4, error_model="mse", progress=False, random_state=0)
     return fit_series(model, series(), window=10, how="point", feature_names=["a", "b"])
 
 

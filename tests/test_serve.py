@@ -138,8 +138,8 @@ def test_streaming_row_by_row_equals_batch_end_scores(client, model):
     # this large is scored in the threadpool, the one-row bodies above on the event loop.)
     other = client.post("/v1/stream/pump-2", json={"rows": rows_of(series(200, seed=8))}).json()["results"]
     other_expected = score_frame(model, pd.DataFrame(series(200, seed=8), columns=FEATURES), how="end")
-    np.testing.assert_allclose(pd.DataFrame(other)["score"].astype(float), other_expected["score"], rtol=1e-5, atol=1e-6,
-                               equal_nan=True)
+    np.testing.assert_allclose(pd.DataFrame(other)["score"].astype(float), other_expected["score"], rtol=1e-5,
+                               atol=1e-6, equal_nan=True)
     more = series(45, seed=7)[40:]
     chunk = client.post("/v1/stream/pump-1", json={"columns": FEATURES, "data": more.tolist()}).json()
     full = score_frame(model, pd.DataFrame(np.concatenate([values, more]), columns=FEATURES), how="end")

@@ -249,8 +249,9 @@ PARAMETERS_HERE
     def set_calibration(self, scores, *, how: str = "window", labels=None) -> float:
         """Fit `threshold_` by the rule `self.threshold` ("auto": `default_threshold(how)`) on held-out
         scores (n,) of the kind it will be applied to (`how`: "window" for per-sample scores, or the
-        aggregation of a series' row scores), and keep the normal ones as `calibration_scores_`. Label-based rules (best-f1) need
-        `labels` (n,), 1 = anomaly; without them they fall back to the default rule. Returns the threshold.
+        aggregation of a series' row scores), and keep the normal ones as `calibration_scores_`.
+        Label-based rules (best-f1) need `labels` (n,), 1 = anomaly; without them they fall back to the
+        default rule. Returns the threshold.
         """
         scores = np.asarray(scores, dtype=np.float64)
         normal = scores if labels is None else scores[np.asarray(labels) == 0]

@@ -206,8 +206,7 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
             continue
         window_scores = model.anomaly_score(X)
         overflow[group.rows] = _overflowed_rows(window_scores, len(group.rows), window, stride, how)
-        # an overflowed window counts 0 here (a huge stand-in would overflow how="mean"'s running sums);
-        # the rows it covers score inf below
+        # an overflowed window counts 0 in the mapping; the rows it covers are set to inf below
         group_points, group_valid = window_to_points(np.where(np.isfinite(window_scores), window_scores, 0.0),
                                                      len(group.rows), window, stride, how=how)
         points[group.rows], valid[group.rows] = group_points, group_valid

@@ -46,7 +46,6 @@ from lstmae.scoring.adaptive import (
 )
 
 
-
 def default_threshold(how: str = "window") -> str:
     """The rule `threshold="auto"` stands for, on held-out scores of the kind `how`: "window" (one score
     per sequence) or a series' row mapping ("max", "mean", "end", "point")."""
