@@ -770,7 +770,7 @@ def markdown(report: dict) -> str:
                     for how in hows:
                         cells = [means[f"lstmae threshold {rule}/{how}/{error_model}"] for rule in rules]
                         lines.append(f"| {FAMILY_TITLES[family]} | {error_model} | {how} | " + " | ".join(
-                            f"{'n/a' if c['alarm_ratio'] is None else format(c['alarm_ratio'], '.1f')}x; "
+                            f"{'n/a' if c['alarm_ratio'] is None else format(c['alarm_ratio'], '.1f') + 'x'}; "
                             f"{fmt(c['event_recall'])} / {fmt(c['event_f1'])}" for c in cells) + " |")
             lines += ["", "</details>", ""]
         ranked = rank_defaults(datasets, families)
