@@ -48,7 +48,7 @@ import numpy as np
 
 from detection.baselines import make_window_baselines, rolling_zscore
 from detection.datasets import LOADERS, SERIES_FAMILIES, UCR_TOLERANCE, load_ecg5000
-from lstmae.config import DEFAULT_THRESHOLDS, DEFAULTS
+from lstmae.config import AUTO_ERROR_MODEL, DEFAULT_THRESHOLDS, DEFAULTS
 from lstmae.evaluation import detection_metrics, sequence_metrics
 from lstmae.evaluation.metrics import vus_window_from_period
 from lstmae.scoring import default_threshold, parse_threshold, window_to_points
@@ -68,9 +68,9 @@ ROW_THRESHOLD = parse_threshold(default_threshold("rows"))
 SETTINGS = {
     "seed": 0,
     # What lstmae's defaults were in this run (the tables name them; a results file outlives a change of defaults).
-    # (error_model "auto" is normalized-max on the study's real-valued windows of one length)
-    "lstmae_defaults": {"threshold": dict(DEFAULT_THRESHOLDS), "error_model": {"auto": "normalized-max"}.get(
-        DEFAULTS["error_model"], DEFAULTS["error_model"])},
+    # (error_model "auto" is AUTO_ERROR_MODEL on the study's real-valued windows of one length)
+    "lstmae_defaults": {"threshold": dict(DEFAULT_THRESHOLDS), "error_model": AUTO_ERROR_MODEL
+                        if DEFAULTS["error_model"] == "auto" else DEFAULTS["error_model"]},
     "ecg5000": {
         "test_fraction": 0.2,
         # Empty: lstmae's true defaults (network size, epochs, loss, threshold, ...).
@@ -351,7 +351,7 @@ def run_series(task, settings: dict, seed: int) -> dict:
     result["lstmae_variants"], result["lstmae_thresholds"] = {}, {}
     vus_window = vus_window_from_period(task.test)
     for error_model in VARIANTS["error_models"]:
-        variant = (model if error_model == model.error_model
+        variant = (model if error_model == model.error_model_.spec  # the fitted one, "auto" resolved
                    else error_model_variant(model, error_model, train_windows[n_fit:]))
         # Scored once per error model (window scores, plus per-step errors for "point"): the ranking and the
         # alarm variants share these rows.

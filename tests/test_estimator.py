@@ -98,7 +98,7 @@ def test_recalibrate_swaps_the_error_model_and_threshold_without_retraining(fitt
     variant = copy.deepcopy(model).set_params(error_model="mahalanobis", threshold="sigma:3").recalibrate(X[:40])
     np.testing.assert_array_equal(variant.reconstruct(X[:5]), model.reconstruct(X[:5]))  # same network
     assert variant.error_model_.name == "mahalanobis"
-    assert (model.error_model_.name, model.error_model_.reduce) == ("normalized", "max")  # "auto" on (N, L, F)
+    assert model.error_model_.spec == "normalized-max"  # "auto" on (N, L, F)
     scores = variant.anomaly_score(X[:40])
     assert variant.threshold_ == pytest.approx(scores.mean() + 3 * scores.std(), rel=1e-5)
     assert not np.allclose(scores, model.anomaly_score(X[:40]))

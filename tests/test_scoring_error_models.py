@@ -252,3 +252,8 @@ def test_normalized_bad_states():
         NormalizedError.from_state(config, {"median": np.zeros(2), "scale": np.ones(3)})
     with pytest.raises(ModelFileError, match="unknown reduce 'sum'"):
         NormalizedError.from_state({**config, "reduce": "sum"}, {"median": np.zeros(2), "scale": np.ones(2)})
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", "mahalanobis", "normalized", "normalized-max"])
+def test_spec_names_what_make_error_model_builds(name):
+    assert make_error_model(name).spec == name

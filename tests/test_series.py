@@ -91,9 +91,12 @@ def test_auto_threshold_takes_the_default_rule_of_the_kind_of_score_it_flags():
     assert str(rule_for(model, None, "window")) == str(rule_for(model, None, "end")) == "sigma:2"
     # row scores of a series: many overlapping, correlated rows, the stricter default
     assert str(rule_for(model, None, "mean")) == str(rule_for(model, None, "max")) == "sigma:5"
+    values = values.copy()
+    values[200:204] += 2.0  # rows that sigma:2 flags more of than sigma:5: the rule applied shows
     table = score_values(model, values, how="mean")
     expected = threshold_for(model, "sigma:5", how="mean")
-    assert (table["is_anomaly"] == (table["score"] > expected)).all()
+    assert (table["is_anomaly"] == (table["score"] > expected)).all() and table["is_anomaly"].any()
+    assert (table["score"] > threshold_for(model, "sigma:2", how="mean")).sum() > table["is_anomaly"].sum()
     assert str(rule_for(model, "quantile:0.9", "mean")) == "quantile:0.9"
     # a rule the user chose is kept for every kind of score
     chosen = LSTMAutoencoder(encoder=(8, 4), epochs=1, threshold="sigma:3", progress=False, random_state=0).fit(windows)

@@ -103,6 +103,8 @@ ARCHITECTURE_PARAMS = tuple(p.name for p in PARAMETERS if p.architecture)
 ALARM_DEFAULTS = {"min_length": 3, "merge_gap": 10, "cooldown": 50}
 # Scoring a series: a row's score is the mean of the windows covering it.
 DEFAULTS = {**{p.name: p.default for p in PARAMETERS}, "how": "mean"}
+# error_model="auto" where it can fit and score the data (else mae: see LSTMAutoencoder._resolved_error_model).
+AUTO_ERROR_MODEL = "normalized-max"
 # threshold="auto"'s rule by the kind of held-out score it is fitted on: "window" (one score per
 # sequence) or "rows" (a series' row scores, any `how`).
 DEFAULT_THRESHOLDS = {"window": "sigma:2", "rows": "sigma:5"}

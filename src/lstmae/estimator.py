@@ -13,8 +13,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from .config import (ARCHITECTURE_PARAMS, DEFAULTS, ENCODINGS, PRESETS, Architecture, check_architecture,
-                     make_architecture, parameters_docstring)
+from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, DEFAULTS, ENCODINGS, PRESETS, Architecture,
+                     check_architecture, make_architecture, parameters_docstring)
 from .data.batches import iterate_batches
 from .data.scaling import SCALERS, FeatureScaler
 from .exceptions import DataError, ModelFileError
@@ -244,7 +244,7 @@ PARAMETERS_HERE
         if self.error_model != "auto":
             return self.error_model
         fixed_length = not isinstance(X, (list, tuple))
-        return "normalized-max" if self.vocab_size is None and fixed_length and len(X) >= 2 else "mae"
+        return AUTO_ERROR_MODEL if self.vocab_size is None and fixed_length and len(X) >= 2 else "mae"
 
     def set_calibration(self, scores, *, how: str = "window", labels=None) -> float:
         """Fit `threshold_` by the rule `self.threshold` ("auto": `default_threshold(how)`) on held-out

@@ -54,6 +54,11 @@ class ErrorModel(ABC):
 
     name: str
 
+    @property
+    def spec(self) -> str:
+        """The `error_model` name that `make_error_model` builds this model from."""
+        return self.name
+
     @abstractmethod
     def window_vectors(self, X, X_hat) -> np.ndarray:
         """Error vectors E (N, D) of windows X and reconstructions X_hat (N, L, F)."""
@@ -218,6 +223,10 @@ class NormalizedError(ErrorModel):
             raise DataError(f"floor must be a number in (0, 1]; got {floor!r}")
         self.reduce = reduce
         self.floor = float(floor)
+
+    @property
+    def spec(self) -> str:
+        return "normalized" if self.reduce == "mean" else "normalized-max"
 
     def window_vectors(self, X, X_hat) -> np.ndarray:
         """Per-feature mean absolute errors (N, F) of windows X and reconstructions X_hat (N, L, F)."""
