@@ -1,7 +1,8 @@
 """The demo's sensors scored every way: how the row mapping and error model change its alarms.
 
     python benchmarks/detection/demo_scoring.py [--hows mean,max,point] [--error-models mse,normalized-max]
-                                                [--thresholds sigma:5,sigma:3]
+                                                [--thresholds sigma:5,sigma:3] [--seeds 0]
+                                                [--train-fraction 0.5]
 
 The data, split, window (30) and seed of `lstmae demo`, a (32, 16) network for up to 30 epochs
 (patience 5), as the demo trains; for each error model x how, the model is fitted with
@@ -12,6 +13,7 @@ alarms, alarm rate, event precision / recall and the number of alarms.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 
@@ -23,6 +25,9 @@ def main(argv=None) -> int:
     parser.add_argument("--hows", default="mean,max,point")
     parser.add_argument("--error-models", default="mse,normalized-max")
     parser.add_argument("--thresholds", default="sigma:5,sigma:3")
+    parser.add_argument("--seeds", default="0", help="model seeds (the data is the demo's, seed 0)")
+    parser.add_argument("--train-fraction", type=float, default=None,
+                        help="the first fraction of the rows to train on (default: the demo's)")
     args = parser.parse_args(argv)
     from lstmae import LSTMAutoencoder
     from lstmae.data.synthetic import make_sensor_data
@@ -33,21 +38,21 @@ def main(argv=None) -> int:
     frame = make_sensor_data(seed=0)
     features = [column for column in frame.columns if column not in ("timestamp", "label")]
     values, labels = frame[features].to_numpy(np.float32), frame["label"].to_numpy()
-    n_train = int(len(frame) * DEMO_TRAIN_FRACTION)  # as lstmae.demo
+    n_train = int(len(frame) * (args.train_fraction or DEMO_TRAIN_FRACTION))  # as lstmae.demo by default
     keys = ("vus_pr", "roc_auc", "precision", "recall", "alarm_rate", "event_precision", "event_recall",
             "n_flagged_runs")
-    for error_model in args.error_models.split(","):
-        for how in args.hows.split(","):
-            model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model, random_state=0,
-                                    progress=False, device="cpu")
-            fit_series(model, values[:n_train], window=DEMO_WINDOW, labels=labels[:n_train], how=how)
-            for threshold in args.thresholds.split(","):
-                table = score_values(model, values[n_train:], how=how, threshold=threshold)
-                metrics = detection_metrics(labels[n_train:], table["score"].to_numpy(), flags=table["alarm"].to_numpy(),
-                                            valid=table["valid"].to_numpy())
-                print(json.dumps({"error_model": error_model, "how": how, "threshold": threshold,
-                                  **{key: round(metrics[key], 3) if isinstance(metrics[key], float) else metrics[key]
-                                     for key in keys}}), flush=True)
+    for seed, error_model, how in itertools.product(map(int, args.seeds.split(",")), args.error_models.split(","),
+                                                    args.hows.split(",")):
+        model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model,
+                                random_state=seed, progress=False, device="cpu")
+        fit_series(model, values[:n_train], window=DEMO_WINDOW, labels=labels[:n_train], how=how)
+        for threshold in args.thresholds.split(","):
+            table = score_values(model, values[n_train:], how=how, threshold=threshold)
+            metrics = detection_metrics(labels[n_train:], table["score"].to_numpy(), flags=table["alarm"].to_numpy(),
+                                        valid=table["valid"].to_numpy())
+            print(json.dumps({"seed": seed, "error_model": error_model, "how": how, "threshold": threshold,
+                              **{key: round(metrics[key], 3) if isinstance(metrics[key], float) else metrics[key]
+                                 for key in keys}}), flush=True)
     return 0
 
 
