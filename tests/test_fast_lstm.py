@@ -745,3 +745,34 @@ def test_products_after_the_loop_go_through_onednn_by_their_own_size(compiled, m
     monkeypatch.setattr(policy, "step_tiles", lambda: False)
     assert onednn_calls(torch.randn(n, 64), hidden, training=False) == 0
     assert (onednn_calls(torch.randn(n, 64), hidden, training=True) > 0) is expected
+
+
+@pytest.mark.parametrize("n", [1, 4, 5])
+@pytest.mark.parametrize("hidden", [5, 16, 40], ids=["4H=20", "4H=64", "4H=160"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("constant", [False, True], ids=["sequence", "repeated-input"])
+@pytest.mark.parametrize("inputs", [1, 3])
+def test_a_few_rows_run_the_row_products_and_match_pytorch(compiled, matmul_choice, n, hidden, activation, constant,
+                                                           inputs):
+    """Up to four rows (a streaming update scores one window), the steps' products that the BLAS
+    would run are the kernels' row products (4H in blocks of 64 columns and a rest), after one
+    product of every step's input; from five rows on, the BLAS's. Either way scores, final states
+    and gradients are the PyTorch loop's, with and without a given state."""
+    matmul_choice("blas")
+    for with_state in (False, True):
+        tensors, state, steps = random_layer(n=n, length=11, inputs=inputs, hidden=hidden, constant=constant,
+                                             with_state=with_state, dtype=torch.float32)
+        with torch.no_grad():
+            for weight in tensors[1:]:
+                weight.mul_(0.5 * (8 / hidden) ** 0.5)
+        leaves = tensors + (list(state) if state else [])
+        for fused, pytorch in zip(*fused_and_pytorch_runs(tensors, state, steps, activation, leaves)):
+            torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
+    with torch.profiler.profile() as profile, torch.inference_mode():
+        fused_lstm_layer(*[t.detach() for t in tensors], activation=activation, state=state, steps=steps)
+    calls = {event.key: event.count for event in profile.key_averages()}
+    if n <= 4:
+        assert "aten::mm" not in calls  # no BLAS call per step
+        assert calls.get("aten::addmm", 0) == (0 if inputs == 1 and not constant else 1)  # all steps' inputs at once
+    else:
+        assert calls["aten::mm"] + calls.get("aten::addmm_", 0) >= 10

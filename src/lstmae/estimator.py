@@ -313,7 +313,8 @@ PARAMETERS_HERE
         X = self._check_input(X)
         parts = []
         with torch.inference_mode():
-            self.module_.eval()
+            if self.module_.training:
+                self.module_.eval()
             for batch, lengths in self._batches(X):
                 # A copy: z is a view of the last encoder layer's (N, L, Z) outputs, which it would
                 # keep alive until the end (L times the memory of the encodings).
@@ -511,12 +512,16 @@ PARAMETERS_HERE
         device = next(self.module_.parameters()).device
         transform = None if self._tokens else self.scaler_.transform
         batches = iterate_batches(X, np.arange(len(X)), batch_size, transform=transform, tokens=self._tokens)
-        show = self.progress and len(X) > PROGRESS_MIN_SAMPLES
-        with tqdm(total=len(X), desc="scoring", unit="window", file=sys.stderr, leave=False,
-                  disable=None if show else True) as bar:
+        def tensors(batch, lengths):
+            return (torch.from_numpy(batch).to(device, non_blocking=True),
+                    None if lengths is None else torch.from_numpy(lengths))
+
+        if not (self.progress and len(X) > PROGRESS_MIN_SAMPLES):  # no bar to make (a streaming row: one window)
+            yield from (tensors(*pair) for pair in batches)
+            return
+        with tqdm(total=len(X), desc="scoring", unit="window", file=sys.stderr, leave=False, disable=None) as bar:
             for batch, lengths in batches:
-                yield (torch.from_numpy(batch).to(device, non_blocking=True),
-                       None if lengths is None else torch.from_numpy(lengths))
+                yield tensors(batch, lengths)
                 bar.update(len(batch))
 
     @flush_denormals()
@@ -527,7 +532,8 @@ PARAMETERS_HERE
         X = self._check_input(X)
         results = []
         with torch.inference_mode():
-            self.module_.eval()
+            if self.module_.training:
+                self.module_.eval()
             for batch, lengths in self._batches(X):
                 output = self.module_(batch, lengths)
                 if self._tokens:

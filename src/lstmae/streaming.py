@@ -232,7 +232,7 @@ class StreamingScorer:
             score[positions], flags[positions], thresholds[positions] = row_scores, row_flags, row_thresholds
             valid[positions] = ~np.isnan(row_scores)
             if state.alarms is not None:
-                was_open = state.alarms.get_state()[0]["open"]
+                was_open = state.alarms.is_open
                 row_alarm = state.alarms.update(row_flags)
                 before = np.concatenate([[int(was_open)], row_alarm[:-1]])
                 alarm[positions], started[positions] = row_alarm, (row_alarm == 1) & (before == 0)

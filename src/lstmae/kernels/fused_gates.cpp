@@ -7,8 +7,9 @@
 // each after its loop, and that each thread runs both loops for its own block of rows
 // (for_row_blocks). Gates are in the order i, f, o, g; float32 only. Each step's products run
 // in this file's own register-tiled loop (tiled_product) where the caller asks for `tiles`,
-// else through oneDNN's matmul (onednn_product) where they are large enough for it, else
-// through the BLAS torch uses (at::mm); the products after the backward loop choose between
+// else through oneDNN's matmul (onednn_product) where they are large enough for it, else, for
+// a few rows per thread (a streaming update), in row_products after one product of all steps'
+// inputs, else through the BLAS torch uses (at::mm); the products after the backward loop choose between
 // the last two by their own size. The outputs and the other large buffers are reused from call
 // to call (reused_buffer).
 #include <torch/extension.h>
@@ -108,11 +109,19 @@ constexpr int64_t kGrainRows = 16;
 // Whether a layer's products go through oneDNN: whether one step's products on one thread's block
 // of rows (h U^T, and x_t W^T for more than one input feature) reach min_flops (0: always,
 // infinity: never). Below lstmae.kernels.policy.ONEDNN_MIN_FLOPS oneDNN's cost per call outweighs its speed.
-bool onednn_pays(int64_t n, int64_t inputs, int64_t hidden, double min_flops) {
+// The rows of one thread's block, as at::parallel_for splits them in for_row_blocks.
+int64_t block_rows(int64_t n) {
   const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (n + kGrainRows - 1) / kGrainRows));
-  const int64_t rows = (n + blocks - 1) / blocks;  // as at::parallel_for splits them in for_row_blocks
-  return 2.0 * rows * (inputs + hidden) * 4 * hidden >= min_flops;
+  return (n + blocks - 1) / blocks;
 }
+
+bool onednn_pays(int64_t n, int64_t inputs, int64_t hidden, double min_flops) {
+  return 2.0 * block_rows(n) * (inputs + hidden) * 4 * hidden >= min_flops;
+}
+
+// Up to this many rows per thread, the steps that would go through the BLAS run as row_products
+// instead (benchmarks/streaming_speed.py; at 8 rows the BLAS was faster again).
+constexpr int64_t kRowwiseRows = 4;
 
 // x (n, K) times w (M, K) transposed, plus bias (M,) if given: (n, M), a new tensor, through
 // oneDNN's matmul (torch's mkldnn::_linear_pointwise). It copies an x with strided rows first;
@@ -190,6 +199,51 @@ void tiled_product(Rows a, const Tensor& b_tensor, Rows out, int64_t rows) {
       product_tile<kTileRows>(a[r], lda, b + c, ldb, out[r] + c, ldo, depth);
     }
     if (r < rows) tail_tile(rows - r, a[r], lda, b + c, ldb, out[r] + c, ldo, depth);
+  }
+}
+
+// out (n, M) = a (n, K) times b (K, M), b contiguous, one row of a at a time: for each block of
+// 64 columns, the row's sums stay in 8 registers of 8 floats over all of K (eight independent
+// chains of multiply-adds) and are written once. For the few rows per thread of a streaming
+// update (batch 1), where a BLAS call's setup costs more than a one-row product and the tiles
+// (AVX-512 only) are not built. The sums are explicit vectors (GCC's vector extension, which
+// Clang shares): written as `omp simd` loops over an array, they were kept in memory.
+using Floats8 = float __attribute__((vector_size(32), aligned(4), may_alias));
+
+inline Floats8 load8(const float* p) { return *reinterpret_cast<const Floats8*>(p); }
+
+void row_block64(const float* a, const float* b, int64_t ldb, float* out, int64_t depth) {
+  Floats8 s0 = {}, s1 = {}, s2 = {}, s3 = {}, s4 = {}, s5 = {}, s6 = {}, s7 = {};
+  for (int64_t k = 0; k < depth; ++k) {
+    const float a_k = a[k], *row = b + k * ldb;
+    s0 += a_k * load8(row);
+    s1 += a_k * load8(row + 8);
+    s2 += a_k * load8(row + 16);
+    s3 += a_k * load8(row + 24);
+    s4 += a_k * load8(row + 32);
+    s5 += a_k * load8(row + 40);
+    s6 += a_k * load8(row + 48);
+    s7 += a_k * load8(row + 56);
+  }
+  const Floats8 sums[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
+  std::memcpy(out, sums, sizeof sums);
+}
+
+void row_products(Rows a, const Tensor& b_tensor, Rows out, int64_t n) {
+  const float* b = b_tensor.data_ptr<float>();
+  const int64_t depth = b_tensor.size(0), width = b_tensor.size(1);
+  for (int64_t r = 0; r < n; ++r) {
+    int64_t c = 0;
+    for (; c + 64 <= width; c += 64) row_block64(a[r], b + c, width, out[r] + c, depth);
+    if (c < width) {  // the last 4H mod 64 columns
+      float* o = out[r];
+      for (int64_t j = c; j < width; ++j) o[j] = 0.0f;
+      for (int64_t k = 0; k < depth; ++k) {
+        const float a_k = a[r][k], *row = b + k * width;
+#pragma omp simd
+        for (int64_t j = c; j < width; ++j) o[j] += a_k * row[j];
+      }
+    }
   }
 }
 
@@ -353,11 +407,11 @@ void step_backward(int64_t n, int64_t hidden, Rows grad_h, Rows grad_h_extra, Ro
 // The forward loop over all steps. addend: the bias (4H,) or the projected constant input (N, 4H).
 // w_row: W^T's one row (4H,) for one input feature (an outer product, added in the gate pass).
 // step_weights (layer_forward): what each step's product takes from the weights through the
-// tiles or oneDNN; the BLAS reads w_ih and w_hh.
+// tiles or oneDNN; the BLAS reads w_ih and w_hh, and row_products U^T (rowwise).
 void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, const Tensor& addend, const Tensor& w_hh,
                   const Tensor& step_weights, Tensor h, Tensor c, const Tensor& outputs, const Tensor& gates_all,
                   const Tensor& cells, const Tensor& cell_outs, const Tensor& joined, bool relu, bool keep, bool onednn,
-                  bool tiled) {
+                  bool tiled, bool rowwise) {
   const bool projected = x.dim() == 3 && !w_row.defined();  // x_t W^T is a product of its own
   const int64_t n = x.size(0), length = outputs.size(1), inputs = x.size(-1), hidden = w_hh.size(1);
   // Through the tiles or oneDNN (which copies strided rows before each product): with an input
@@ -386,6 +440,13 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
   const StepRows joined_h = joined.defined() ? step_rows(joined.narrow(2, inputs, hidden), 0, n, hidden, "joined") : StepRows();
   const StepRows joined_steps = joined.defined() ? step_rows(joined, 0, n, inputs + hidden, "joined") : StepRows();
   const Rows bias_rows = rows(addend, n, 4 * hidden, "addend"), h_copy_rows = rows(h_rows, n, hidden, "h_rows");
+  // row_products: every step's x_t W^T + b as one product before the loop, then h_{t-1} U^T per step
+  const Tensor projections = rowwise && projected
+      ? at::addmm(addend, x.reshape({n * length, inputs}), w_ih.t()).view({n, length, 4 * hidden}) : Tensor();
+  const StepRows projection_steps = projections.defined() ? step_rows(projections, 1, n, 4 * hidden, "projections") : StepRows();
+  const Rows h_first_rows = rowwise ? rows(h, n, hidden, "h_0") : Rows();
+  // U^T (H, 4H): no copy where the caller keeps U column-major (lstmae.kernels.layer's cache)
+  const Tensor u_t = rowwise ? w_hh.t().contiguous() : Tensor();
   const float* w_row_data = w_row.defined() ? w_row.data_ptr<float>() : nullptr;
   Rows previous = rows(c, n, hidden, "c_0");
   bool has_h = h.defined();
@@ -410,6 +471,12 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
       }
       pre = rows(products, n, 4 * hidden, "products");
       if (!keep && products.defined()) gates = pre;
+    } else if (rowwise) {
+      if (projected) add = projection_steps[t];
+      if (has_h) {
+        row_products(t > 0 ? out_steps[t - 1] : h_first_rows, u_t, gates, n);
+        pre = gates;
+      }
     } else if (projected || has_h) {  // the BLAS: at::mm_out writes into the gates
       Tensor gates_t = gates_all.select(0, k);
       if (projected) at::mm_out(gates_t, x.select(1, t), w_ih.t());
@@ -422,7 +489,7 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
                            : (carry ? step_forward<false, true> : step_forward<false, false>);
     step(n, hidden, pre, add, x_steps[t], w_row_data, previous, gates, cell_steps[k], act_steps[k], out_steps[t], h_copy,
          zeros.data(), unused.data());
-    if (!onednn && !tiled) h = outputs.select(1, t);  // the BLAS's next product reads it
+    if (!onednn && !tiled && !rowwise) h = outputs.select(1, t);  // the BLAS's next product reads it
     has_h = true;
     previous = cell_steps[k];
   }
@@ -525,6 +592,7 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Ten
   const bool tiled = tiles && kTilesPay;
   const bool onednn = !tiled && onednn_pays(n, constant || w_row.defined() ? 0 : x.size(2), hidden, onednn_min_flops);
   const bool joins = (tiled || onednn) && !constant && !w_row.defined();  // [x_t, h_{t-1}] times [W, U] (forward_rows)
+  const bool rowwise = !tiled && !onednn && block_rows(n) <= kRowwiseRows;
   Tensor step_weights;  // made once for all threads: [W, U] or U, for the tiles transposed and padded
   if (tiled || onednn) {
     const Tensor w = joins ? at::cat({w_ih, w_hh}, 1) : w_hh;
@@ -540,7 +608,7 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Ten
     forward_rows(x.narrow(0, begin, count), w_ih, w_row, constant ? addend.narrow(0, begin, count) : addend, w_hh,
                  step_weights, rows_of(h_first, begin, count), rows_of(c_first, begin, count), outputs.narrow(0, begin, count),
                  gates_all.narrow(1, begin, count), cells.narrow(1, begin, count), cell_outs.narrow(1, begin, count),
-                 joined.defined() ? joined.narrow(1, begin, count) : joined, relu, keep, onednn, tiled);
+                 joined.defined() ? joined.narrow(1, begin, count) : joined, relu, keep, onednn, tiled, rowwise);
   });
   return {outputs, gates_all, cells, cell_outs, joined};
 }

@@ -37,10 +37,10 @@ def layer_arguments(x: torch.Tensor, input_weight: torch.Tensor, input_bias: tor
     h_0, c_0 = (None, None) if state is None else state
     length = steps if x.dim() == 2 else x.shape[1]
     if torch.is_grad_enabled():  # autograd may record the reorder: never cached
-        w_ih, w_hh = input_weight[order], recurrent_weight[order]
+        w_ih, b, w_hh = input_weight[order], input_bias[order], recurrent_weight[order]
     else:
-        w_ih, w_hh = _cached_reorder(input_weight, recurrent_weight, order)
-    return (x, w_ih, input_bias[order], w_hh, h_0, c_0), activation == "relu", length
+        w_ih, b, w_hh = _cached_reorder(input_weight, input_bias, recurrent_weight, order)
+    return (x, w_ih, b, w_hh, h_0, c_0), activation == "relu", length
 
 
 @lru_cache(maxsize=64)
@@ -51,24 +51,28 @@ def _gate_order(hidden: int, device: torch.device) -> torch.Tensor:
 
 
 # Inference reorders the same weights on every call (one row at a time when streaming): the reordered
-# copies are kept on the input weight while both weights are the same tensors, unchanged (a tensor's
-# _version counts its in-place updates, e.g. an optimizer step or load_state_dict). The bias, often a
-# sum made anew on each call, is reordered every time (4H values).
+# copies are kept on the input weight while the weights and the bias are the same tensors, unchanged (a
+# tensor's _version counts its in-place updates, e.g. an optimizer step or load_state_dict). A bias
+# made anew on each call (an inference tensor, without a version) is reordered every time (4H values).
 CACHE_ATTRIBUTE = "_lstmae_gate_order_cache"
 
 
-def _cached_reorder(input_weight, recurrent_weight, order):
+def _cached_reorder(input_weight, input_bias, recurrent_weight, order):
     if input_weight.is_inference() or recurrent_weight.is_inference():
-        return input_weight[order], recurrent_weight[order]  # no version counter to trust
+        return input_weight[order], input_bias[order], recurrent_weight[order]  # no version counter to trust
+    bias_key = None if input_bias.is_inference() else (id(input_bias), input_bias._version)
     key = (id(input_weight), input_weight._version, id(recurrent_weight), recurrent_weight._version,
            str(order.device))
     cached = getattr(input_weight, CACHE_ATTRIBUTE, None)
     if cached is None or cached[0] != key:
-        cached = (key, (input_weight[order], recurrent_weight[order]))
+        # U column-major, a (4H, H) view of a contiguous U^T: the kernels' one-row products read
+        # U^T's rows (fused_gates.cpp's row_products), the BLAS either layout
+        cached = (key, (input_weight[order], recurrent_weight[order].t().contiguous().t()), [None, None])
         setattr(input_weight, CACHE_ATTRIBUTE, cached)
-    return cached[1]
-
-
+    (w_ih, w_hh), bias = cached[1], cached[2]
+    if bias_key is None or bias[0] != bias_key:
+        bias[:] = bias_key, input_bias[order]
+    return w_ih, bias[1], w_hh
 def needs_graph(tensors) -> bool:
     """Whether autograd must record the layer: gradients on and some input requires them."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)

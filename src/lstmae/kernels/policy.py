@@ -71,6 +71,7 @@ def step_tiles() -> bool:
     return matmul_policy() == "tiles"
 
 
+@functools.cache
 def onednn_available() -> bool:
     try:
         return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")

@@ -158,12 +158,26 @@ class TanhLSTM(nn.LSTM):
         return (len(x) >= FUSED_TRAINING_BATCH and length >= FUSED_TRAINING_STEPS
                 and kernels.fused_layer_for(x) is not None)
 
+    def _summed_bias(self) -> torch.Tensor:
+        """bias_ih + bias_hh (4H,). Scoring keeps the sum while both are the same, unchanged tensors
+        (a streaming update runs every layer for each row), so lstm_layer's cache of the reordered
+        weights and bias holds."""
+        if torch.is_grad_enabled():
+            return self.bias_ih_l0 + self.bias_hh_l0
+        key = (id(self.bias_ih_l0), self.bias_ih_l0._version, id(self.bias_hh_l0), self.bias_hh_l0._version)
+        cached = self.__dict__.get("_bias_sum")
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False):  # a tensor with a version, so that lstm_layer may key on it
+                cached = (key, self.bias_ih_l0.detach() + self.bias_hh_l0.detach())
+            self.__dict__["_bias_sum"] = cached
+        return cached[1]
+
     def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
                       state: tuple[torch.Tensor, torch.Tensor] | None = None):
         """As KerasLSTM.forward_state; h and c are (N, H * directions), forward direction first."""
         if self._runs_fused(x, steps, lengths):
-            return lstm_layer(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0, self.weight_hh_l0, "tanh",
-                              state=state, steps=steps)
+            return lstm_layer(x, self.weight_ih_l0, self._summed_bias(), self.weight_hh_l0, "tanh", state=state,
+                              steps=steps)
         if x.dim() == 2:
             x = x.unsqueeze(1).expand(-1, steps, -1)
         initial = None if state is None else (state[0].unsqueeze(0), state[1].unsqueeze(0))
@@ -255,6 +269,10 @@ class LSTMAutoencoderModule(nn.Module):
         self.output = nn.Linear(size, arch.vocab_size or arch.n_features) if arch.output_layer else None
         self.dropout = nn.Dropout(arch.dropout)
 
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout between layers while training; scoring skips the call (one per layer and row when streaming)."""
+        return self.dropout(x) if self.training else x
+
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         """Token ids (N, L) -> (N, L, E); real-valued input (N, L, F) is returned as it is."""
         return x if self.embedding is None else self.embedding(x)
@@ -262,7 +280,7 @@ class LSTMAutoencoderModule(nn.Module):
     def _encoder_outputs(self, x: torch.Tensor, lengths: torch.Tensor | None):
         """Each encoder layer's outputs (N, L, H*dirs), in order, for embedded input x."""
         for layer in self.encoder:
-            x = self.dropout(layer(x, lengths=lengths))
+            x = self._drop(layer(x, lengths=lengths))
             yield x
 
     def _run_encoder(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -317,7 +335,7 @@ class LSTMAutoencoderModule(nn.Module):
         for i, layer in enumerate(self.decoder):
             x = layer(x, steps)
             if i < len(self.decoder) - 1 or self.output is not None:
-                x = self.dropout(x)
+                x = self._drop(x)
         return x if self.output is None else self.output(x)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
@@ -340,7 +358,7 @@ class LSTMAutoencoderModule(nn.Module):
     def _encoder_final_state(self, inputs: torch.Tensor, lengths: torch.Tensor | None):
         """(h, c) of the last encoder layer at each sample's last step, each (N, Z)."""
         for layer in self.encoder[:-1]:
-            inputs = self.dropout(layer(inputs, lengths=lengths))
+            inputs = self._drop(layer(inputs, lengths=lengths))
         return self.encoder[-1].forward_state(inputs, lengths=lengths)[1]
 
     def _encdec_ad_decode(self, state, inputs: torch.Tensor, lengths: torch.Tensor | None,

@@ -89,6 +89,11 @@ class AlarmFilter:
         self._streak, self._open, self._quiet, self._cooldown_left = streak, is_open, quiet, cooldown_left
         return alarms
 
+    @property
+    def is_open(self) -> bool:
+        """Whether an alarm is open after the rows taken so far."""
+        return self._open
+
     def get_state(self) -> tuple[dict, dict]:
         """(config, arrays): a JSON-able dict of the rules and the position, and {} (no arrays)."""
         return (
