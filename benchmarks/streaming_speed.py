@@ -9,6 +9,9 @@ fitted by lstmae.series.fit_series on an 8-feature series with windows of 30 row
 - batch: `model.anomaly_score` on 512 windows (30, 8); cost per window = time / 512;
 - forward-1: `model.anomaly_score` on one window (the floor of any one-row update: one window's
   forward pass at batch size 1), cost per window;
+- network_1: the network alone (`model.module_` on one scaled window, inference mode): what of
+  forward-1 is the network, and the bandwidth its recurrent weights take (each step of each layer
+  reads all of that layer's U once at batch size 1);
 - onnxruntime_1 (when onnxruntime is installed): the same model exported (`lstmae.export`) and run by
   onnxruntime on one window, as many threads as lstmae, cost per window: what a batch-1 forward
   can cost, beside lstmae's own;
@@ -95,6 +98,15 @@ def main() -> None:
             model.anomaly_score(windows[i : i + 1])
         return (time.perf_counter() - start) / (ROWS // 3)
 
+    scaled_one = torch.from_numpy(model.scaler_.transform(windows[:1]).astype(np.float32))
+
+    def run_network_one():
+        with torch.inference_mode():
+            start = time.perf_counter()
+            for _ in range(ROWS // 3):
+                model.module_(scaled_one)
+            return (time.perf_counter() - start) / (ROWS // 3)
+
     def run_update():
         rows = stream[position[0] : position[0] + ROWS]
         start = time.perf_counter()
@@ -115,7 +127,7 @@ def main() -> None:
         tick[0] += CALLS
         return seconds
 
-    cases = {"batch": run_batch, "forward_1": run_forward_one, "update": run_update,
+    cases = {"batch": run_batch, "forward_1": run_forward_one, "network_1": run_network_one, "update": run_update,
              "update_many": run_update_many}
     session = onnx_session(model, args.threads)
     if session is not None:
@@ -137,6 +149,10 @@ def main() -> None:
     load_after = os.getloadavg()
 
     medians = {name: statistics.median(values) for name, values in seconds.items()}
+    # float32 U (4H, H) of every LSTM layer, read once per step at batch size 1
+    recurrent_bytes = 4 * sum(p.numel() for name, p in model.module_.named_parameters() if "weight_hh" in name
+                              or "recurrent_proj" in name)
+    streamed_gb_s = recurrent_bytes * WINDOW / medians["network_1"] / 1e9
     ratios = {name: medians[name] / medians["batch"] for name in cases if name != "batch"}
     spread = {name: [min(values) / medians["batch"], max(values) / medians["batch"]]
               for name, values in seconds.items() if name != "batch"}
@@ -149,6 +165,8 @@ def main() -> None:
         "seconds": seconds, "median_seconds": medians,
         "ratio_to_batch_per_window": ratios,
         "ratio_range_to_batch_median": spread,
+        "recurrent_weight_bytes": recurrent_bytes,
+        "network_1_recurrent_weights_gb_per_s": streamed_gb_s,
         "goal": "update per row within 2x of batch per window",
         "load_average_before_after": [list(load_before), list(load_after)],
         "cpu_count": os.cpu_count(),
@@ -160,6 +178,7 @@ def main() -> None:
     (args.out / "streaming_speed.json").write_text(json.dumps(report, indent=2) + "\n")
     labels = {"batch": "batch `anomaly_score`, 512 windows (per window)",
               "forward_1": "`anomaly_score` of 1 window (per window)",
+              "network_1": "the network alone (`model.module_`) on 1 window (per window)",
               "update": "`update`, 1 row per call (per row)",
               "update_many": f"`update_many`, {ENTITIES} entities x 1 row per call (per row)",
               "onnxruntime_1": "onnxruntime, the exported model on 1 window (per window)"}
@@ -180,9 +199,12 @@ def main() -> None:
         f"(`update_many` with {ENTITIES} entities per call: **{ratios['update_many']:.2f}x**). One window's "
         f"forward pass at batch size 1 costs {ratios['forward_1']:.1f}x a window's share of a 512-window batch: "
         f"a one-row update scores one window and cannot cost less than that; `update_many` batches the windows "
-        f"of many entities into one forward pass."
-        + (f" onnxruntime runs the same batch-1 forward at {ratios['onnxruntime_1']:.1f}x: the rest of lstmae's "
-           "batch-1 cost is its own per-step overhead, not the arithmetic." if "onnxruntime_1" in ratios else "")
+        f"of many entities into one forward pass. Of that, the network alone costs {ratios['network_1']:.1f}x: at "
+        f"batch size 1 each step of each layer reads all of that layer's recurrent weights "
+        f"({recurrent_bytes / 1e6:.2f} MB in all, {WINDOW} steps: {recurrent_bytes * WINDOW / 1e6:.0f} MB per window), "
+        f"{streamed_gb_s:.0f} GB/s at the measured time, where a batch reads them once for all its windows."
+        + (f" onnxruntime runs the same batch-1 forward at {ratios['onnxruntime_1']:.1f}x." if "onnxruntime_1" in ratios
+           else "")
         + "\n\n"
         f"Versions: {report['versions']}. Produced by `python benchmarks/streaming_speed.py`.\n")
     print(f"per window batch {medians['batch'] * 1e3:.3f} ms; update {ratios['update']:.2f}x, update_many "
