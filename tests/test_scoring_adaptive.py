@@ -112,6 +112,23 @@ def test_dspot_starts_from_the_gpd_quantile_of_the_calibration_residuals():
     assert detector.threshold == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.parametrize("n_residuals", [110, 200, 549])
+def test_dspot_fits_a_few_hundred_calibration_scores_from_a_lower_initial_quantile(n_residuals):
+    """A series of a few thousand rows holds a few hundred held-out scores: below 550 residuals t is
+    the quantile that leaves 11 above it (down to 0.9), and the GPD is fitted on those excesses."""
+    rng = np.random.default_rng(4)
+    calibration = rng.exponential(1.0, n_residuals)
+    detector = DSPOT(1e-3, depth=0).fit(calibration)
+    state, _ = detector.get_state()
+    level = 1 - 11 / n_residuals
+    assert level < DSPOT_INITIAL_QUANTILE
+    assert state["initial"] == pytest.approx(np.quantile(calibration, level), rel=1e-12)
+    assert state["n_peaks"] == 11
+    assert detector.threshold > np.quantile(calibration, 0.99)
+    flags, _ = detector.update(rng.exponential(1.0, 1000))
+    assert flags.mean() < 0.01  # risk 1e-3: the same distribution is rarely flagged
+
+
 def test_dspot_subtracts_the_moving_average_of_the_unflagged_scores():
     rng = np.random.default_rng(3)
     calibration = rng.exponential(1.0, 3000)
@@ -212,7 +229,7 @@ def test_state_is_plain_json_and_named_arrays():
         (lambda: Telemanom(2.5, every=0), r"telemanom every must be an integer >= 1"),
         (lambda: DSPOT(1e-3).update([1.0]), r"'dspot:0.001' is not fitted; call fit\(calibration_scores\) first"),
         (lambda: Telemanom(2.5).threshold, r"is not fitted"),
-        (lambda: DSPOT(1e-3).fit(np.arange(300.0)), r"needs at least 600 calibration scores \(depth 100 \+ 500\); got 300"),
+        (lambda: DSPOT(1e-3).fit(np.arange(200.0)), r"needs at least 210 calibration scores \(depth 100 \+ 110\); got 200"),
         (lambda: DSPOT(1e-3, depth=0).fit(np.r_[np.zeros(995), np.ones(5)]),
          r"at least 10 calibration residuals above their 0.98 quantile; got 5 of 1000"),
         (lambda: Telemanom(2.5).fit(np.ones(50)), r"needs at least 100 calibration scores; got 50"),

@@ -15,7 +15,7 @@ from lstmae.streaming import STATE_JSON, STATE_TENSORS, StreamingScorer
 
 WINDOW = 8
 FEATURES = ["a", "b", "c"]
-DSPOT = "dspot:1e-2,depth=10"  # DSPOT needs depth + 500 calibration scores: the fixture holds out ~570
+DSPOT = "dspot:1e-2,depth=10"  # DSPOT needs depth + 110 calibration scores: the fixture holds out ~570
 ALARMS = {"min_length": 2, "merge_gap": 3, "cooldown": 5}
 RTOL = 1e-5  # a window's score may differ in the last bits with the batch it is computed in
 

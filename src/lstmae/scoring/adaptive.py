@@ -27,7 +27,9 @@ their threshold is the current one.
 ``depth`` scores that were not flagged; the model sees residuals ``x - M``. At ``fit`` the
 first ``depth`` calibration scores fill the average, a generalised Pareto distribution (GPD)
 is fitted to the residuals' excesses over their 0.98 quantile ``t``, and ``z`` is the residual
-exceeded with probability RISK. A new score ``x`` is flagged when ``x > z + M`` (the threshold
+exceeded with probability RISK. With fewer than 550 residuals (a series of a few thousand rows
+holds a few hundred held-out scores), ``t`` is the quantile that leaves 11 residuals above it,
+down to the 0.9 quantile: at least ``depth`` + 110 calibration scores are needed. A new score ``x`` is flagged when ``x > z + M`` (the threshold
 reported is ``z + M``); flagged scores change nothing. Otherwise, if ``x - M > t`` it is a new
 peak: the GPD is refitted and ``z`` updated; and ``x`` enters the moving average. ``depth=0``
 is plain SPOT (no drift term). The GPD is fitted by the method of moments (shape
@@ -62,6 +64,7 @@ import numpy as np
 from lstmae.exceptions import DataError, ModelFileError
 
 DSPOT_INITIAL_QUANTILE = 0.98
+DSPOT_LOWEST_INITIAL_QUANTILE = 0.9  # where there are too few residuals for DSPOT_MIN_PEAKS above the 0.98 quantile
 DSPOT_MIN_PEAKS = 10
 DSPOT_DEFAULTS = {"depth": 100}
 TELEMANOM_Z_MAX = 12.0
@@ -134,7 +137,7 @@ class DSPOT(AdaptiveThreshold):
         scores = _check_calibration(calibration_scores, self.spec)
         depth = self.depth
         n_residuals = scores.size - depth
-        min_residuals = int(round(DSPOT_MIN_PEAKS / (1 - DSPOT_INITIAL_QUANTILE)))
+        min_residuals = int(round((DSPOT_MIN_PEAKS + 1) / (1 - DSPOT_LOWEST_INITIAL_QUANTILE)))
         needed = depth + min_residuals
         if n_residuals < min_residuals:
             raise DataError(
@@ -147,13 +150,15 @@ class DSPOT(AdaptiveThreshold):
         else:
             means = np.zeros(n_residuals)
         residuals = scores[depth:] - means
-        initial = float(np.quantile(residuals, DSPOT_INITIAL_QUANTILE))
+        # 1 - 11/n leaves 11 residuals above the (interpolated) quantile, one more than the minimum
+        level = min(DSPOT_INITIAL_QUANTILE, 1 - (DSPOT_MIN_PEAKS + 1) / n_residuals)
+        initial = float(np.quantile(residuals, level))
         excesses = residuals[residuals > initial] - initial
         if excesses.size < DSPOT_MIN_PEAKS:
             raise DataError(
                 f"threshold '{self.spec}' needs at least {DSPOT_MIN_PEAKS} calibration residuals above "
-                f"their {DSPOT_INITIAL_QUANTILE:g} quantile; got {excesses.size} of {n_residuals}; give about "
-                f"{needed} distinct validation scores or use quantile:Q"
+                f"their {level:.3g} quantile; got {excesses.size} of {n_residuals} (many equal scores); give "
+                f"more distinct validation scores or use quantile:Q"
             )
         self._initial = initial
         self._n = int(n_residuals)
