@@ -73,6 +73,8 @@ def _cached_reorder(input_weight, input_bias, recurrent_weight, order):
     if bias_key is None or bias[0] != bias_key:
         bias[:] = bias_key, input_bias[order]
     return w_ih, bias[1], w_hh
+
+
 def needs_graph(tensors) -> bool:
     """Whether autograd must record the layer: gradients on and some input requires them."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
