@@ -444,7 +444,8 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
   const Tensor projections = rowwise && projected
       ? at::addmm(addend, x.reshape({n * length, inputs}), w_ih.t()).view({n, length, 4 * hidden}) : Tensor();
   const StepRows projection_steps = projections.defined() ? step_rows(projections, 1, n, 4 * hidden, "projections") : StepRows();
-  const Rows h_first_rows = rowwise ? rows(h, n, hidden, "h_0") : Rows();
+  const Tensor h_first = rowwise && h.defined() ? h.contiguous() : Tensor();  // read by rows
+  const Rows h_first_rows = rows(h_first, n, hidden, "h_0");
   // U^T (H, 4H): no copy where the caller keeps U column-major (lstmae.kernels.layer's cache)
   const Tensor u_t = rowwise ? w_hh.t().contiguous() : Tensor();
   const float* w_row_data = w_row.defined() ? w_row.data_ptr<float>() : nullptr;
