@@ -768,20 +768,19 @@ def test_a_few_rows_run_the_row_products_and_match_pytorch(compiled, matmul_choi
         leaves = tensors + (list(state) if state else [])
         for fused, pytorch in zip(*fused_and_pytorch_runs(tensors, state, steps, activation, leaves)):
             torch.testing.assert_close(fused, pytorch, atol=1e-4, rtol=1e-4)
+    # a state whose rows are strided (every other column of a wider tensor) gives the same results
+    detached = [t.detach() for t in tensors]
+    wide = [torch.zeros(t.shape[0], 2 * t.shape[1]) for t in state]
+    for buffer, t in zip(wide, state):
+        buffer[:, ::2] = t.detach()
+    with torch.inference_mode():
+        strided = fused_lstm_layer(*detached, activation=activation, state=tuple(b[:, ::2] for b in wide),
+                                   steps=steps)[0]
+        expected = lstm_layer(*detached, activation=activation, state=tuple(t.detach() for t in state), steps=steps)[0]
+    torch.testing.assert_close(strided, expected, atol=1e-4, rtol=1e-4)
     with torch.profiler.profile() as profile, torch.inference_mode():
-        fused_lstm_layer(*[t.detach() for t in tensors], activation=activation, state=state, steps=steps)
+        fused_lstm_layer(*detached, activation=activation, state=state, steps=steps)
     calls = {event.key: event.count for event in profile.key_averages()}
-    if with_state:  # a state whose rows are strided (a view of a wider tensor) gives the same results
-        wide = [torch.zeros(t.shape[0], 2 * t.shape[1]) for t in state]
-        for buffer, t in zip(wide, state):
-            buffer[:, ::2] = t.detach()
-        wide = [buffer[:, ::2] for buffer in wide]  # every other column: strided rows
-        with torch.inference_mode():
-            strided = fused_lstm_layer(*[t.detach() for t in tensors], activation=activation, state=tuple(wide),
-                                       steps=steps)[0]
-            expected = lstm_layer(*[t.detach() for t in tensors], activation=activation,
-                                  state=tuple(t.detach() for t in state), steps=steps)[0]
-        torch.testing.assert_close(strided, expected, atol=1e-4, rtol=1e-4)
     if n <= 4:
         assert "aten::mm" not in calls  # no BLAS call per step
         assert calls.get("aten::addmm", 0) == (0 if inputs == 1 and not constant else 1)  # all steps' inputs at once

@@ -120,9 +120,7 @@ def test_dspot_fits_a_few_hundred_calibration_scores_from_a_lower_initial_quanti
     calibration = rng.exponential(1.0, n_residuals)
     detector = DSPOT(1e-3, depth=0).fit(calibration)
     state, _ = detector.get_state()
-    level = 1 - 11 / n_residuals
-    assert level < DSPOT_INITIAL_QUANTILE
-    assert state["initial"] == pytest.approx(np.quantile(calibration, level), rel=1e-12)
+    assert state["initial"] == pytest.approx(np.quantile(calibration, 1 - 11 / n_residuals), rel=1e-12)
     assert state["n_peaks"] == 11
     assert detector.threshold > np.quantile(calibration, 0.99)
     flags, _ = detector.update(rng.exponential(1.0, 1000))

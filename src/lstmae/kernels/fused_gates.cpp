@@ -7,10 +7,10 @@
 // each after its loop, and that each thread runs both loops for its own block of rows
 // (for_row_blocks). Gates are in the order i, f, o, g; float32 only. Each step's products run
 // in this file's own register-tiled loop (tiled_product) where the caller asks for `tiles`,
-// else through oneDNN's matmul (onednn_product) where they are large enough for it, else, for
-// a few rows per thread (a streaming update), in row_products after one product of all steps'
-// inputs, else through the BLAS torch uses (at::mm); the products after the backward loop choose between
-// the last two by their own size. The outputs and the other large buffers are reused from call
+// else through oneDNN's matmul (onednn_product) where they are large enough for it, else, for a
+// few rows per thread (a streaming update), in row_products after one product of all steps'
+// inputs, else through the BLAS torch uses (at::mm); the products after the backward loop
+// choose between oneDNN and the BLAS by their own size. The outputs and the other large buffers are reused from call
 // to call (reused_buffer).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -106,21 +106,21 @@ Tensor contiguous_or_empty(const MaybeTensor& t) { return t.has_value() ? t->con
 // at::parallel_for splits a batch into at most ceil(N / 16) blocks; up to 16 rows run on the calling thread
 constexpr int64_t kGrainRows = 16;
 
-// Whether a layer's products go through oneDNN: whether one step's products on one thread's block
-// of rows (h U^T, and x_t W^T for more than one input feature) reach min_flops (0: always,
-// infinity: never). Below lstmae.kernels.policy.ONEDNN_MIN_FLOPS oneDNN's cost per call outweighs its speed.
 // The rows of one thread's block, as at::parallel_for splits them in for_row_blocks.
 int64_t block_rows(int64_t n) {
   const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (n + kGrainRows - 1) / kGrainRows));
   return (n + blocks - 1) / blocks;
 }
 
+// Whether a layer's products go through oneDNN: whether one step's products on one thread's block
+// of rows (h U^T, and x_t W^T for more than one input feature) reach min_flops (0: always,
+// infinity: never). Below lstmae.kernels.policy.ONEDNN_MIN_FLOPS oneDNN's cost per call outweighs its speed.
 bool onednn_pays(int64_t n, int64_t inputs, int64_t hidden, double min_flops) {
   return 2.0 * block_rows(n) * (inputs + hidden) * 4 * hidden >= min_flops;
 }
 
 // Up to this many rows per thread, the steps that would go through the BLAS run as row_products
-// instead (benchmarks/streaming_speed.py; at 8 rows the BLAS was faster again).
+// instead: for a few rows a BLAS call's setup outweighs its product; for more, its kernels win.
 constexpr int64_t kRowwiseRows = 4;
 
 // x (n, K) times w (M, K) transposed, plus bias (M,) if given: (n, M), a new tensor, through
@@ -446,7 +446,7 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
   const StepRows projection_steps = projections.defined() ? step_rows(projections, 1, n, 4 * hidden, "projections") : StepRows();
   const Tensor h_first = rowwise && h.defined() ? h.contiguous() : Tensor();  // read by rows
   const Rows h_first_rows = rows(h_first, n, hidden, "h_0");
-  // U^T (H, 4H): no copy where the caller keeps U column-major (lstmae.kernels.layer's cache)
+  // U^T (H, 4H): no copy where the caller passes U column-major (lstmae.kernels.layer keeps one)
   const Tensor u_t = rowwise ? w_hh.t().contiguous() : Tensor();
   const float* w_row_data = w_row.defined() ? w_row.data_ptr<float>() : nullptr;
   Rows previous = rows(c, n, hidden, "c_0");

@@ -50,29 +50,33 @@ def _gate_order(hidden: int, device: torch.device) -> torch.Tensor:
                           torch.arange(2 * hidden, 3 * hidden)]).to(device)  # i, f, g, o -> i, f, o, g
 
 
-# Inference reorders the same weights on every call (one row at a time when streaming): the reordered
-# copies are kept on the input weight while the weights and the bias are the same tensors, unchanged (a
-# tensor's _version counts its in-place updates, e.g. an optimizer step or load_state_dict). A bias
-# made anew on each call (an inference tensor, without a version) is reordered every time (4H values).
+def kept(owner, attribute: str, sources, make):
+    """make(), kept as `owner.<attribute>` while `sources` are the same tensors, unchanged.
+
+    Scoring derives the same tensors from the same weights on every call (one row at a time when
+    streaming); a tensor's _version counts its in-place updates (an optimizer step,
+    load_state_dict), so a changed weight is never served from here. Inference tensors have no
+    version: with one among the sources, make() runs every time. What is kept is made outside
+    inference mode and without gradients, so that it has a version to be keyed on in turn.
+    """
+    if any(t.is_inference() for t in sources):
+        return make()
+    key = tuple((id(t), t._version) for t in sources)
+    cached = getattr(owner, attribute, None)
+    if cached is None or cached[0] != key:
+        with torch.inference_mode(False), torch.no_grad():
+            cached = (key, make())
+        setattr(owner, attribute, cached)
+    return cached[1]
+
+
 CACHE_ATTRIBUTE = "_lstmae_gate_order_cache"
 
 
 def _cached_reorder(input_weight, input_bias, recurrent_weight, order):
-    if input_weight.is_inference() or recurrent_weight.is_inference():
-        return input_weight[order], input_bias[order], recurrent_weight[order]  # no version counter to trust
-    bias_key = None if input_bias.is_inference() else (id(input_bias), input_bias._version)
-    key = (id(input_weight), input_weight._version, id(recurrent_weight), recurrent_weight._version,
-           str(order.device))
-    cached = getattr(input_weight, CACHE_ATTRIBUTE, None)
-    if cached is None or cached[0] != key:
-        # U column-major, a (4H, H) view of a contiguous U^T: the kernels' one-row products read
-        # U^T's rows (fused_gates.cpp's row_products), the BLAS either layout
-        cached = (key, (input_weight[order], recurrent_weight[order].t().contiguous().t()), [None, None])
-        setattr(input_weight, CACHE_ATTRIBUTE, cached)
-    (w_ih, w_hh), bias = cached[1], cached[2]
-    if bias_key is None or bias[0] != bias_key:
-        bias[:] = bias_key, input_bias[order]
-    return w_ih, bias[1], w_hh
+    """(W, b, U) in the gate order i, f, o, g, kept on the input weight while all three are unchanged."""
+    return kept(input_weight, CACHE_ATTRIBUTE, (input_weight, input_bias, recurrent_weight),
+                lambda: (input_weight[order], input_bias[order], recurrent_weight[order]))
 
 
 def needs_graph(tensors) -> bool:
@@ -90,7 +94,11 @@ def fused_lstm_layer(x: torch.Tensor, input_weight: torch.Tensor, input_bias: to
     if needs_graph(tensors):
         outputs, c_last = _FusedLSTMLayer.apply(*tensors, relu, length)
     else:  # keep=False: one step's gates and cells, reused
-        outputs, _, cells, _, _ = _forward(*tensors, relu=relu, length=length, keep=False)
+        x, w_ih, b, w_hh, h_0, c_0 = tensors
+        # U column-major, a view of a contiguous U^T kept beside U: the kernels' one-row products
+        # read U^T's rows (fused_gates.cpp's row_products), which they would otherwise copy per call
+        w_hh = kept(w_hh, "_lstmae_transposed", (w_hh,), lambda: w_hh.t().contiguous()).t()
+        outputs, _, cells, _, _ = _forward(x, w_ih, b, w_hh, h_0, c_0, relu=relu, length=length, keep=False)
         c_last = cells[0]
     return outputs, (outputs[:, -1], c_last)
 

@@ -71,8 +71,6 @@ def _run_forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool
     n, hidden = x.shape[0], w_hh.shape[1]
     if not relu:  # g = tanh(a) = 2 sigmoid(2a) - 1: double g's rows, then one sigmoid for all gates
         w_ih, b, w_hh = (torch.cat([w[: 3 * hidden], 2 * w[3 * hidden :]]) for w in (w_ih, b, w_hh))
-    else:  # scoring's cached U is column-major (kernels.layer); the BLAS would round it otherwise than training's
-        w_hh = w_hh.contiguous()
     w_ih_t, w_hh_t = w_ih.t(), w_hh.t()
     gates_x = torch.addmm(b, x, w_ih_t) if x.dim() == 2 else None  # a constant input, projected once
     # One input feature: x_t W^T is an outer product, faster as addcmul than as an addmm of inner size 1.

@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .. import kernels
 from ..config import Architecture
+from ..kernels.layer import kept
 from . import fast_lstm
 
 
@@ -159,18 +160,12 @@ class TanhLSTM(nn.LSTM):
                 and kernels.fused_layer_for(x) is not None)
 
     def _summed_bias(self) -> torch.Tensor:
-        """bias_ih + bias_hh (4H,). Scoring keeps the sum while both are the same, unchanged tensors
-        (a streaming update runs every layer for each row), so lstm_layer's cache of the reordered
-        weights and bias holds."""
+        """bias_ih + bias_hh (4H,). Scoring keeps the sum while both are unchanged, so that
+        lstm_layer's kept gate-reordered weights and bias (keyed on this tensor) hold."""
         if torch.is_grad_enabled():
             return self.bias_ih_l0 + self.bias_hh_l0
-        key = (id(self.bias_ih_l0), self.bias_ih_l0._version, id(self.bias_hh_l0), self.bias_hh_l0._version)
-        cached = self.__dict__.get("_bias_sum")
-        if cached is None or cached[0] != key:
-            with torch.inference_mode(False):  # a tensor with a version, so that lstm_layer may key on it
-                cached = (key, self.bias_ih_l0.detach() + self.bias_hh_l0.detach())
-            self.__dict__["_bias_sum"] = cached
-        return cached[1]
+        return kept(self, "_lstmae_bias_sum", (self.bias_ih_l0, self.bias_hh_l0),
+                    lambda: self.bias_ih_l0 + self.bias_hh_l0)
 
     def forward_state(self, x: torch.Tensor, steps: int | None = None, lengths: torch.Tensor | None = None,
                       state: tuple[torch.Tensor, torch.Tensor] | None = None):
