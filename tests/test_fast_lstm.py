@@ -747,6 +747,29 @@ def test_products_after_the_loop_go_through_onednn_by_their_own_size(compiled, m
     assert (onednn_calls(torch.randn(n, 64), hidden, training=True) > 0) is expected
 
 
+@pytest.mark.parametrize("hidden", [5, 16, 40], ids=["4H=20", "4H=64", "4H=160"])
+def test_row_products_read_panels_of_u_and_refuse_others(compiled, matmul_choice, hidden):
+    """The one-row products read U^T in panels of 64 columns (zeros past 4H); scoring keeps them
+    beside U and remakes them when U changes in place; panels of another shape are refused."""
+    matmul_choice("blas")
+    u = torch.randn(4 * hidden, hidden)
+    panels = compiled.recurrent_panels(u)
+    count = -(-4 * hidden // 64)
+    assert panels.shape == (count, hidden, 64) and panels.is_contiguous()
+    torch.testing.assert_close(torch.cat(list(panels), dim=1)[:, : 4 * hidden], u.t(), rtol=0, atol=0)
+    assert not torch.cat(list(panels), dim=1)[:, 4 * hidden:].any()
+    x, w, b = torch.randn(1, 6, 3), torch.randn(4 * hidden, 3) * 0.3, torch.randn(4 * hidden) * 0.3
+    u.mul_(0.3)
+    with torch.no_grad():
+        before = fused_lstm_layer(x, w, b, u)[0]
+        torch.testing.assert_close(before, lstm_layer(x, w, b, u)[0], atol=1e-5, rtol=1e-5)
+        u.mul_(-1)  # an in-place change: the kept panels must not serve the new U
+        torch.testing.assert_close(fused_lstm_layer(x, w, b, u)[0], lstm_layer(x, w, b, u)[0], atol=1e-5, rtol=1e-5)
+    wrong = torch.zeros(count, hidden + 1, 64)
+    with pytest.raises(RuntimeError, match="panels: expected recurrent_panels"):
+        compiled.layer_forward(x, w, b, u, None, None, False, 6, False, math.inf, False, wrong)
+
+
 @pytest.mark.parametrize("n", [1, 4, 5])
 @pytest.mark.parametrize("hidden", [5, 16, 40], ids=["4H=20", "4H=64", "4H=160"])
 @pytest.mark.parametrize("activation", ["tanh", "relu"])

@@ -11,7 +11,7 @@ from lstmae import LSTMAutoencoder
 from lstmae.exceptions import DataError, ModelFileError
 from lstmae.scoring import alarms_from_flags
 from lstmae.series import fit_series, score_values, threshold_for
-from lstmae.streaming import STATE_JSON, STATE_TENSORS, StreamingScorer
+from lstmae.streaming import COLUMNS, STATE_JSON, STATE_TENSORS, StreamingScorer
 
 WINDOW = 8
 FEATURES = ["a", "b", "c"]
@@ -223,6 +223,18 @@ def test_forget_starts_the_entity_over(model):
 def test_alarms_none_leaves_out_alarm_columns(model):
     result = StreamingScorer(model, alarms=None).update(make_series(10))
     assert list(result.columns) == ["score", "is_anomaly", "valid", "threshold"]
+
+
+def test_each_result_has_its_own_columns(model):
+    """Renaming one result's columns (or their Index's name) leaves the next result's as they are."""
+    scorer = StreamingScorer(model)
+    values = make_series(WINDOW + 2)
+    first = scorer.update(values[:WINDOW])
+    assert list(first.columns) == list(COLUMNS) and first.dtypes["is_anomaly"] == np.int8
+    first.columns.name = "renamed"
+    first.columns = [name.upper() for name in first.columns]
+    second = scorer.update(values[WINDOW:])
+    assert list(second.columns) == list(COLUMNS) and second.columns.name is None
 
 
 def test_state_round_trip_in_memory(model):

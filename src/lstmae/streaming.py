@@ -86,6 +86,7 @@ class StreamingScorer:
         if self.alarms is not None:
             AlarmFilter(**self.alarms)  # check the options now, not at the first row
         self._static, self._template = _resolve_threshold(model, threshold)
+        self._column_names = pd.Index([name for name in COLUMNS if self.alarms is not None or not name.startswith("alarm")])
         self._entities: dict = {}
         self._fingerprint = model_fingerprint(model)
 
@@ -240,11 +241,15 @@ class StreamingScorer:
             state.buffer = np.array(combined[max(0, len(combined) - keep):] if keep else combined[:0], np.float32)
             state.rows_seen += n
             self._entities[key] = state
-        columns = {"score": score, "is_anomaly": flags, "alarm": alarm, "valid": valid, "threshold": thresholds,
-                   "alarm_started": started}
+        columns = [score, flags, alarm, valid, thresholds, started]
         if self.alarms is None:
-            columns = {name: column for name, column in columns.items() if not name.startswith("alarm")}
-        return pd.DataFrame(columns, index=index)
+            columns = [column for name, column in zip(COLUMNS, columns) if not name.startswith("alarm")]
+        # Numbered columns, then a copy of the names' Index made once (a copy: a caller may rename
+        # it): from a dict of string keys pandas builds that Index anew, most of a one-row update's
+        # DataFrame.
+        frame = pd.DataFrame(dict(enumerate(columns)), index=index, copy=False)
+        frame.columns = self._column_names.copy()
+        return frame
 
     def _score_windows(self, windows: list) -> np.ndarray:
         """Scores (N,) of the windows (n_i, L, F) of all parts, in one forward pass per `_SCORE_CHUNK` windows;

@@ -202,20 +202,22 @@ void tiled_product(Rows a, const Tensor& b_tensor, Rows out, int64_t rows) {
   }
 }
 
-// out (n, M) = a (n, K) times b (K, M), b contiguous, one row of a at a time: for each block of
-// 64 columns, the row's sums stay in 8 registers of 8 floats over all of K (eight independent
-// chains of multiply-adds) and are written once. For the few rows per thread of a streaming
+// out (n, M) = a (n, K) times b (K, M), one row of a at a time, with b as panels of 64 columns
+// (recurrent_panels): for each panel, the row's sums stay in 8 registers of 8 floats over all of
+// K (eight independent chains of multiply-adds) and are written once, and the panel is read
+// front to back (its rows 256 bytes, side by side). For the few rows per thread of a streaming
 // update (batch 1), where a BLAS call's setup costs more than a one-row product and the tiles
 // (AVX-512 only) are not built. The sums are explicit vectors (GCC's vector extension, which
 // Clang shares): written as `omp simd` loops over an array, they were kept in memory.
+constexpr int64_t kPanelCols = 64;
 using Floats8 = float __attribute__((vector_size(32), aligned(4), may_alias));
 
 inline Floats8 load8(const float* p) { return *reinterpret_cast<const Floats8*>(p); }
 
-void row_block64(const float* a, const float* b, int64_t ldb, float* out, int64_t depth) {
+void row_panel(const float* a, const float* panel, float* out, int64_t depth) {
   Floats8 s0 = {}, s1 = {}, s2 = {}, s3 = {}, s4 = {}, s5 = {}, s6 = {}, s7 = {};
   for (int64_t k = 0; k < depth; ++k) {
-    const float a_k = a[k], *row = b + k * ldb;
+    const float a_k = a[k], *row = panel + k * kPanelCols;
     s0 += a_k * load8(row);
     s1 += a_k * load8(row + 8);
     s2 += a_k * load8(row + 16);
@@ -229,19 +231,28 @@ void row_block64(const float* a, const float* b, int64_t ldb, float* out, int64_
   std::memcpy(out, sums, sizeof sums);
 }
 
-void row_products(Rows a, const Tensor& b_tensor, Rows out, int64_t n) {
-  const float* b = b_tensor.data_ptr<float>();
-  const int64_t depth = b_tensor.size(0), width = b_tensor.size(1);
+// w (M, K) as the panels of its transpose: (P, K, 64), P = ceil(M / 64), panel p holding columns
+// 64p.. of w^T and zeros past M: a one-row product reads each panel front to back, where w^T's
+// rows of 64 columns lie 4M bytes apart.
+Tensor recurrent_panels(const Tensor& w) {
+  const int64_t width = w.size(0), depth = w.size(1), count = (width + kPanelCols - 1) / kPanelCols;
+  Tensor padded = at::zeros({count * kPanelCols, depth}, w.options());
+  padded.narrow(0, 0, width).copy_(w);
+  return padded.view({count, kPanelCols, depth}).transpose(1, 2).contiguous();
+}
+
+void row_products(Rows a, const Tensor& panels, Rows out, int64_t n, int64_t width) {
+  const float* b = panels.data_ptr<float>();
+  const int64_t count = panels.size(0), depth = panels.size(1);
   for (int64_t r = 0; r < n; ++r) {
-    int64_t c = 0;
-    for (; c + 64 <= width; c += 64) row_block64(a[r], b + c, width, out[r] + c, depth);
-    if (c < width) {  // the last 4H mod 64 columns
-      float* o = out[r];
-      for (int64_t j = c; j < width; ++j) o[j] = 0.0f;
-      for (int64_t k = 0; k < depth; ++k) {
-        const float a_k = a[r][k], *row = b + k * width;
-#pragma omp simd
-        for (int64_t j = c; j < width; ++j) o[j] += a_k * row[j];
+    for (int64_t p = 0; p < count; ++p) {
+      const int64_t c = p * kPanelCols;
+      if (c + kPanelCols <= width) {
+        row_panel(a[r], b + p * depth * kPanelCols, out[r] + c, depth);
+      } else {  // the last 4H mod 64 columns
+        float last[kPanelCols];
+        row_panel(a[r], b + p * depth * kPanelCols, last, depth);
+        std::memcpy(out[r] + c, last, sizeof(float) * (width - c));
       }
     }
   }
@@ -407,7 +418,7 @@ void step_backward(int64_t n, int64_t hidden, Rows grad_h, Rows grad_h_extra, Ro
 // The forward loop over all steps. addend: the bias (4H,) or the projected constant input (N, 4H).
 // w_row: W^T's one row (4H,) for one input feature (an outer product, added in the gate pass).
 // step_weights (layer_forward): what each step's product takes from the weights through the
-// tiles or oneDNN; the BLAS reads w_ih and w_hh, and row_products U^T (rowwise).
+// tiles or oneDNN, or U's panels for row_products (rowwise); the BLAS reads w_ih and w_hh.
 void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, const Tensor& addend, const Tensor& w_hh,
                   const Tensor& step_weights, Tensor h, Tensor c, const Tensor& outputs, const Tensor& gates_all,
                   const Tensor& cells, const Tensor& cell_outs, const Tensor& joined, bool relu, bool keep, bool onednn,
@@ -446,8 +457,6 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
   const StepRows projection_steps = projections.defined() ? step_rows(projections, 1, n, 4 * hidden, "projections") : StepRows();
   const Tensor h_first = rowwise && h.defined() ? h.contiguous() : Tensor();  // read by rows
   const Rows h_first_rows = rows(h_first, n, hidden, "h_0");
-  // U^T (H, 4H): no copy where the caller passes U column-major (lstmae.kernels.layer keeps one)
-  const Tensor u_t = rowwise ? w_hh.t().contiguous() : Tensor();
   const float* w_row_data = w_row.defined() ? w_row.data_ptr<float>() : nullptr;
   Rows previous = rows(c, n, hidden, "c_0");
   bool has_h = h.defined();
@@ -475,7 +484,7 @@ void forward_rows(const Tensor& x, const Tensor& w_ih, const Tensor& w_row, cons
     } else if (rowwise) {
       if (projected) add = projection_steps[t];
       if (has_h) {
-        row_products(t > 0 ? out_steps[t - 1] : h_first_rows, u_t, gates, n);
+        row_products(t > 0 ? out_steps[t - 1] : h_first_rows, step_weights, gates, n, 4 * hidden);
         pre = gates;
       }
     } else if (projected || has_h) {  // the BLAS: at::mm_out writes into the gates
@@ -579,9 +588,10 @@ void backward_rows(const Tensor& grad_outputs, const Tensor& step_weights, const
 // 1 (one step's buffers, reused); and, where each step with an input to project was one product
 // of [x_t, h_{t-1}] (through the tiles or oneDNN), those rows of every step (L, N, I + H) (else
 // undefined), from which the backward pass takes both weight gradients in one product.
+// panels: recurrent_panels(w_hh), which the row products read, kept by the caller; None: made here.
 std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Tensor& b, const Tensor& w_hh,
                                   const MaybeTensor& h_0, const MaybeTensor& c_0, bool relu, int64_t length,
-                                  bool keep, double onednn_min_flops, bool tiles) {
+                                  bool keep, double onednn_min_flops, bool tiles, const MaybeTensor& panels) {
   const int64_t n = x.size(0), hidden = w_hh.size(1);
   const bool constant = x.dim() == 2;
   const Tensor w_ih_t = w_ih.t();
@@ -598,6 +608,13 @@ std::vector<Tensor> layer_forward(const Tensor& x, const Tensor& w_ih, const Ten
   if (tiled || onednn) {
     const Tensor w = joins ? at::cat({w_ih, w_hh}, 1) : w_hh;
     step_weights = tiled ? tile_columns(w.t()) : w;
+  } else if (rowwise) {
+    step_weights = panels.has_value() ? *panels : recurrent_panels(w_hh);
+    const int64_t count = (4 * hidden + kPanelCols - 1) / kPanelCols;
+    TORCH_CHECK(step_weights.sizes() == at::IntArrayRef({count, hidden, kPanelCols}) && step_weights.is_contiguous() &&
+                    step_weights.scalar_type() == torch::kFloat32,
+                "panels: expected recurrent_panels(w_hh), contiguous (", count, ", ", hidden, ", ", kPanelCols,
+                ") float32, got ", step_weights.sizes());
   }
   const int64_t saved = keep ? length : 1;
   Tensor outputs = reused_buffer({n, length, hidden}, x.options());
@@ -683,5 +700,6 @@ std::vector<Tensor> layer_backward(const Tensor& grad_outputs, const Tensor& gra
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("tiles_pay") = kTilesPay;
   m.def("layer_forward", &layer_forward, "one LSTM layer's time loop, forward (see lstmae/kernels/layer.py)");
+  m.def("recurrent_panels", &recurrent_panels, "w (M, K) as the panels (ceil(M / 64), K, 64) of w^T that row products read");
   m.def("layer_backward", &layer_backward, "one LSTM layer's time loop, backward (see lstmae/kernels/layer.py)");
 }

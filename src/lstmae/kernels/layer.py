@@ -95,21 +95,23 @@ def fused_lstm_layer(x: torch.Tensor, input_weight: torch.Tensor, input_bias: to
         outputs, c_last = _FusedLSTMLayer.apply(*tensors, relu, length)
     else:  # keep=False: one step's gates and cells, reused
         x, w_ih, b, w_hh, h_0, c_0 = tensors
-        # U column-major, a view of a contiguous U^T kept beside U: the kernels' one-row products
-        # read U^T's rows (fused_gates.cpp's row_products), which they would otherwise copy per call
-        w_hh = kept(w_hh, "_lstmae_transposed", (w_hh,), lambda: w_hh.t().contiguous()).t()
-        outputs, _, cells, _, _ = _forward(x, w_ih, b, w_hh, h_0, c_0, relu=relu, length=length, keep=False)
+        # U as the panels that the kernels' one-row products read (a streaming update), which they
+        # would otherwise make on every call
+        panels = kept(w_hh, "_lstmae_panels", (w_hh,), lambda: build.compiled().recurrent_panels(w_hh))
+        outputs, _, cells, _, _ = _forward(x, w_ih, b, w_hh, h_0, c_0, relu=relu, length=length, keep=False,
+                                           panels=panels)
         c_last = cells[0]
     return outputs, (outputs[:, -1], c_last)
 
 
-def _forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool):
+def _forward(x, w_ih, b, w_hh, h_0, c_0, relu: bool, length: int, keep: bool, panels=None):
     """The kernels' forward loop: outputs (N, L, H); when `keep`, the activated gates (L, N, 4H),
     the cells and act(cells) (L, N, H) of every step for the backward pass (else one step's);
     where each step with an input to project was one product of [x_t, h_{t-1}] (tiles or oneDNN),
-    those rows of every step (L, N, I + H), else None."""
+    those rows of every step (L, N, I + H), else None. panels: U as the row products read it (made
+    by the kernels where None)."""
     return tuple(build.compiled().layer_forward(x, w_ih, b, w_hh, h_0, c_0, relu, length, keep,
-                                                policy.onednn_min_flops(), policy.step_tiles()))
+                                                policy.onednn_min_flops(), policy.step_tiles(), panels))
 
 
 class _FusedLSTMLayer(torch.autograd.Function):
