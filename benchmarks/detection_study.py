@@ -63,7 +63,8 @@ DETECTOR_TITLES = {"lstmae": "lstmae", "isolation_forest": "IsolationForest", "p
 FAMILY_TITLES = {"msl": "MSL (NASA)", "nab": "NAB", "keogh": "Keogh ECG", "ucr": "UCR anomaly 135-138"}
 # The baselines' threshold rules: lstmae's defaults, fitted the same way on their held-out scores.
 BEAT_THRESHOLD = parse_threshold(default_threshold("window"))
-ROW_THRESHOLD = parse_threshold(default_threshold("rows"))
+ROW_THRESHOLD_RULE = default_threshold("rows")
+ROW_THRESHOLD = parse_threshold(ROW_THRESHOLD_RULE)
 
 SETTINGS = {
     "seed": 0,
@@ -94,6 +95,9 @@ VARIANTS = {"error_models": ["mse", "mae", "normalized", "normalized-max"], "how
             "thresholds": ["quantile:0.99", "quantile:0.98", "quantile:0.995", "sigma:2", "sigma:3", "sigma:4", "sigma:5"],
             "series_thresholds": ["sigma:3", "sigma:5", "quantile:0.999", "pot:1e-3", "dspot:1e-3", "dspot:1e-4",
                                   "telemanom:2.5", "telemanom:4"]}
+# Alarm rules beside the defaults (DEFAULT_ALARM), each at the default row threshold rule x every mapping and
+# error model, named "rule+min_length=M,merge_gap=G" in the ranking (cooldown as the default).
+ALARM_VARIANTS = [{"min_length": m, "merge_gap": g} for m in (1, 3, 5, 10) for g in (10, 30)]
 QUICK = {
     "max_ecg_train": 600,
     "max_series_per_family": 2,
@@ -402,14 +406,20 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
             except DataError:  # e.g. pot: too few held-out scores for a tail fit
                 results[f"{rule}/{how}"] = dict.fromkeys(keys + ("alarm_ratio",))
                 continue
-            alarms = alarms_from_flags(flags, causal=False, **DEFAULT_ALARM)
-            metrics = detection_metrics(task.labels, scores, flags=alarms, valid=common, vus=False)
-            row = {key: metrics[key] for key in keys}
-            if metrics["n_events"] and row["event_f1"] is None:
-                row["event_f1"] = 0.0  # no alarm at all: no event found
-            fraction = task.labels[common].mean()
-            row["alarm_ratio"] = row["alarm_rate"] / fraction if fraction else None
-            results[f"{rule}/{how}"] = row
+            options = {"": {}}
+            if rule == ROW_THRESHOLD_RULE:
+                options.update({"+" + ",".join(f"{name}={value}" for name, value in alarm.items()): alarm
+                                for alarm in ALARM_VARIANTS
+                                if any(DEFAULT_ALARM[name] != value for name, value in alarm.items())})
+            for suffix, alarm in options.items():
+                alarms = alarms_from_flags(flags, causal=False, **{**DEFAULT_ALARM, **alarm})
+                metrics = detection_metrics(task.labels, scores, flags=alarms, valid=common, vus=False)
+                row = {key: metrics[key] for key in keys}
+                if metrics["n_events"] and row["event_f1"] is None:
+                    row["event_f1"] = 0.0  # no alarm at all: no event found
+                fraction = task.labels[common].mean()
+                row["alarm_ratio"] = row["alarm_rate"] / fraction if fraction else None
+                results[f"{rule}{suffix}/{how}"] = row
     return results
 
 
@@ -755,6 +765,7 @@ def markdown(report: dict) -> str:
             lines.append("")
         variants = [name.removeprefix("lstmae threshold ").split("/") for name in datasets[families[0]]["means"]
                     if name.startswith("lstmae threshold ")]
+        variants = [parts for parts in variants if "+" not in parts[0]]  # the alarm variants: in the ranking only
         rules, hows, error_models = (list(dict.fromkeys(parts)) for parts in zip(*variants)) if variants else ([],) * 3
         if rules:
             lines += ["### lstmae: threshold rules x window-to-row mapping x error model, with the default alarm rules",
