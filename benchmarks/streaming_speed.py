@@ -9,6 +9,8 @@ fitted by lstmae.series.fit_series on an 8-feature series with windows of 30 row
 - batch: `model.anomaly_score` on 512 windows (30, 8); cost per window = time / 512;
 - forward-1: `model.anomaly_score` on one window (the floor of any one-row update: one window's
   forward pass at batch size 1), cost per window;
+- forward-n for n in SWEEP: `model.anomaly_score` on n windows per call, cost per window (what a
+  call of `update_many` for n entities scores);
 - network_1: the network alone (`model.module_` on one scaled window, inference mode): what of
   forward-1 is the network, and the bandwidth its recurrent weights take (each step of each layer
   reads all of that layer's U once at batch size 1);
@@ -39,6 +41,9 @@ import pandas as pd
 import torch
 
 WINDOW, N_FEATURES, BATCH, ROWS, ENTITIES, CALLS = 30, 8, 512, 300, 100, 10
+# Windows per anomaly_score call between one and the batch: where a forward pass's cost per window
+# falls (the kernels' one-row products run up to 4 rows per thread, the BLAS from 5 on)
+SWEEP = (2, 4, 5, 8, 16, 32, 64)
 
 
 def main() -> None:
@@ -127,8 +132,18 @@ def main() -> None:
         tick[0] += CALLS
         return seconds
 
-    cases = {"batch": run_batch, "forward_1": run_forward_one, "network_1": run_network_one, "update": run_update,
-             "update_many": run_update_many}
+    def forward_of(n):
+        def run_forward_n():
+            calls = max(1, ROWS // 3 // n)
+            start = time.perf_counter()
+            for i in range(calls):
+                model.anomaly_score(windows[i * n : (i + 1) * n])
+            return (time.perf_counter() - start) / (calls * n)
+        return run_forward_n
+
+    cases = {"batch": run_batch, "forward_1": run_forward_one,
+             **{f"forward_{n}": forward_of(n) for n in SWEEP},
+             "network_1": run_network_one, "update": run_update, "update_many": run_update_many}
     session = onnx_session(model, args.threads)
     if session is not None:
         def run_onnxruntime_one():
@@ -160,7 +175,7 @@ def main() -> None:
         "workload": (f"default (128, 64) tanh model, random weights, windows of {WINDOW} rows x {N_FEATURES} "
                      f"features; batch = anomaly_score on {BATCH} windows; update = one row per call of one "
                      f"entity ({ROWS} calls); update_many = {ENTITIES} entities x 1 row per call ({CALLS} calls)"),
-        "unit": "seconds per window (batch, forward_1, onnxruntime_1) or per row (update, update_many)",
+        "unit": "seconds per window (batch, forward_n, onnxruntime_1) or per row (update, update_many)",
         "threads": torch.get_num_threads(), "repeats": args.repeats, "timed_seconds": wall,
         "seconds": seconds, "median_seconds": medians,
         "ratio_to_batch_per_window": ratios,
@@ -178,6 +193,7 @@ def main() -> None:
     (args.out / "streaming_speed.json").write_text(json.dumps(report, indent=2) + "\n")
     labels = {"batch": "batch `anomaly_score`, 512 windows (per window)",
               "forward_1": "`anomaly_score` of 1 window (per window)",
+              **{f"forward_{n}": f"`anomaly_score` of {n} windows (per window)" for n in SWEEP},
               "network_1": "the network alone (`model.module_`) on 1 window (per window)",
               "update": "`update`, 1 row per call (per row)",
               "update_many": f"`update_many`, {ENTITIES} entities x 1 row per call (per row)",
@@ -205,6 +221,9 @@ def main() -> None:
         f"{streamed_gb_s:.0f} GB/s at the measured time, where a batch reads them once for all its windows."
         + (f" onnxruntime runs the same batch-1 forward at {ratios['onnxruntime_1']:.1f}x." if "onnxruntime_1" in ratios
            else "")
+        + " Scoring n windows in one call costs, per window, "
+        + ", ".join(f"{ratios[f'forward_{n}']:.1f}x (n = {n})" for n in SWEEP)
+        + ": the windows that `update_many` scores together for that many entities."
         + "\n\n"
         f"Versions: {report['versions']}. Produced by `python benchmarks/streaming_speed.py`.\n")
     print(f"per window batch {medians['batch'] * 1e3:.3f} ms; update {ratios['update']:.2f}x, update_many "

@@ -95,7 +95,12 @@ def test_recalibrate_swaps_the_error_model_and_threshold_without_retraining(fitt
     import copy
 
     model, X = fitted_small
-    variant = copy.deepcopy(model).set_params(error_model="mahalanobis", threshold="sigma:3").recalibrate(X[:40])
+    variant = copy.deepcopy(model).set_params(error_model="mahalanobis", threshold="sigma:3")
+    batches = []
+    hook = variant.module_.register_forward_hook(lambda module, inputs, output: batches.append(len(inputs[0])))
+    variant.recalibrate(X[:40])
+    hook.remove()
+    assert sum(batches) == 40  # one pass over the windows fits the error model and scores them for the threshold
     np.testing.assert_array_equal(variant.reconstruct(X[:5]), model.reconstruct(X[:5]))  # same network
     assert variant.error_model_.name == "mahalanobis"
     assert model.error_model_.spec == "normalized-max"  # "auto" on (N, L, F)

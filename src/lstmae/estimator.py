@@ -234,8 +234,9 @@ PARAMETERS_HERE
         """
         check_is_fitted(self, "module_")
         error_model = make_error_model(self._resolved_error_model(X))
-        self.error_model_ = error_model.fit_vectors(self._error_vectors(X, error_model))
-        self.set_calibration(self.anomaly_score(X), how="window")
+        vectors = self._error_vectors(X, error_model)
+        self.error_model_ = error_model.fit_vectors(vectors)
+        self.set_calibration(self._scores_of_vectors(vectors), how="window")  # the same windows: no second pass
         return self
 
     def _resolved_error_model(self, X) -> str:
@@ -349,6 +350,10 @@ PARAMETERS_HERE
         check_is_fitted(self, "error_model_")
         with np.errstate(over="ignore", invalid="ignore"):
             vectors = self._error_vectors(X)
+        return self._scores_of_vectors(vectors)
+
+    def _scores_of_vectors(self, vectors: np.ndarray) -> np.ndarray:
+        """Scores (N,) of error vectors (N, D) by the fitted error model; inf for a non-finite vector."""
         finite = np.isfinite(vectors).all(axis=1)
         if finite.all():
             return self.error_model_.score_vectors(vectors)
