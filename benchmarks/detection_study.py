@@ -394,6 +394,11 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
     from lstmae.series import flag_rows
 
     keys = ("alarm_rate", "event_precision", "event_recall", "event_f1")
+    fraction = task.labels[common].mean()
+    # the alarm variants by their suffix to the default rule's name; the default alarm rules' own is ""
+    alarm_rules = {"": {}, **{"+" + ",".join(f"{name}={value}" for name, value in alarm.items()): alarm
+                              for alarm in ALARM_VARIANTS
+                              if any(DEFAULT_ALARM[name] != value for name, value in alarm.items())}}
     results = {}
     for how, scores in test_rows.items():
         calibration = held_out_rows[how]
@@ -406,18 +411,12 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
             except DataError:  # e.g. pot: too few held-out scores for a tail fit
                 results[f"{rule}/{how}"] = dict.fromkeys(keys + ("alarm_ratio",))
                 continue
-            options = {"": {}}
-            if rule == ROW_THRESHOLD_RULE:
-                options.update({"+" + ",".join(f"{name}={value}" for name, value in alarm.items()): alarm
-                                for alarm in ALARM_VARIANTS
-                                if any(DEFAULT_ALARM[name] != value for name, value in alarm.items())})
-            for suffix, alarm in options.items():
+            for suffix, alarm in (alarm_rules if rule == ROW_THRESHOLD_RULE else {"": {}}).items():
                 alarms = alarms_from_flags(flags, causal=False, **{**DEFAULT_ALARM, **alarm})
                 metrics = detection_metrics(task.labels, scores, flags=alarms, valid=common, vus=False)
                 row = {key: metrics[key] for key in keys}
                 if metrics["n_events"] and row["event_f1"] is None:
                     row["event_f1"] = 0.0  # no alarm at all: no event found
-                fraction = task.labels[common].mean()
                 row["alarm_ratio"] = row["alarm_rate"] / fraction if fraction else None
                 results[f"{rule}{suffix}/{how}"] = row
     return results

@@ -9,7 +9,7 @@ import torch
 
 from lstmae import kernels
 from lstmae.kernels import build, cpu, policy
-from lstmae.kernels.layer import fused_lstm_layer
+from lstmae.kernels.layer import fused_lstm_layer, layer_arguments
 from lstmae.nn.fast_lstm import lstm_layer
 
 
@@ -760,11 +760,19 @@ def test_row_products_read_panels_of_u_and_refuse_others(compiled, matmul_choice
     assert not torch.cat(list(panels), dim=1)[:, 4 * hidden:].any()
     x, w, b = torch.randn(1, 6, 3), torch.randn(4 * hidden, 3) * 0.3, torch.randn(4 * hidden) * 0.3
     u.mul_(0.3)
+    def kept_panels():
+        reordered = layer_arguments(x, w, b, u, "tanh", None, None)[0][3]
+        return getattr(reordered, "_lstmae_panels")[1]
+
     with torch.no_grad():
         before = fused_lstm_layer(x, w, b, u)[0]
         torch.testing.assert_close(before, lstm_layer(x, w, b, u)[0], atol=1e-5, rtol=1e-5)
+        first = kept_panels()
+        fused_lstm_layer(x, w, b, u)
+        assert kept_panels() is first  # kept, not made on every call
         u.mul_(-1)  # an in-place change: the kept panels must not serve the new U
         torch.testing.assert_close(fused_lstm_layer(x, w, b, u)[0], lstm_layer(x, w, b, u)[0], atol=1e-5, rtol=1e-5)
+        assert kept_panels() is not first
     wrong = torch.zeros(count, hidden + 1, 64)
     with pytest.raises(RuntimeError, match="panels: expected recurrent_panels"):
         compiled.layer_forward(x, w, b, u, None, None, False, 6, False, math.inf, False, wrong)

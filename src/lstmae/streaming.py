@@ -241,13 +241,11 @@ class StreamingScorer:
             state.buffer = np.array(combined[max(0, len(combined) - keep):] if keep else combined[:0], np.float32)
             state.rows_seen += n
             self._entities[key] = state
-        columns = [score, flags, alarm, valid, thresholds, started]
-        if self.alarms is None:
-            columns = [column for name, column in zip(COLUMNS, columns) if not name.startswith("alarm")]
+        columns = dict(zip(COLUMNS, (score, flags, alarm, valid, thresholds, started)))
         # Numbered columns, then a copy of the names' Index made once (a copy: a caller may rename
         # it): from a dict of string keys pandas builds that Index anew, most of a one-row update's
         # DataFrame.
-        frame = pd.DataFrame(dict(enumerate(columns)), index=index, copy=False)
+        frame = pd.DataFrame(dict(enumerate(columns[name] for name in self._column_names)), index=index, copy=False)
         frame.columns = self._column_names.copy()
         return frame
 

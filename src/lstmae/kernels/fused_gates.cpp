@@ -10,8 +10,8 @@
 // else through oneDNN's matmul (onednn_product) where they are large enough for it, else, for a
 // few rows per thread (a streaming update), in row_products after one product of all steps'
 // inputs, else through the BLAS torch uses (at::mm); the products after the backward loop
-// choose between oneDNN and the BLAS by their own size. The outputs and the other large buffers are reused from call
-// to call (reused_buffer).
+// choose between oneDNN and the BLAS by their own size. The outputs and the other large buffers
+// are reused from call to call (reused_buffer).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>

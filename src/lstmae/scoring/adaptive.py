@@ -33,8 +33,8 @@ down to the 0.9 quantile: at least ``depth`` + 110 calibration scores are needed
 ``x`` is flagged when ``x > z + M`` (the threshold reported is ``z + M``); flagged scores
 change nothing. Otherwise, if ``x - M > t`` it is a new peak: the GPD is refitted and ``z``
 updated; and ``x`` enters the moving average. ``depth=0`` is plain SPOT (no drift term). The
-GPD is fitted by the method of moments (shape ``0.5 (1 - m^2/v)``, scale ``0.5 m (m^2/v + 1)`` from the excesses' mean ``m`` and variance
-``v``), kept as running sums so that each refit is O(1) however many peaks there are; the
+GPD is fitted by the method of moments (shape ``0.5 (1 - m^2/v)``, scale ``0.5 m (m^2/v + 1)``
+from the excesses' mean ``m`` and variance ``v``), kept as running sums so that each refit is O(1) however many peaks there are; the
 static ``pot:Q`` rule fits by maximum likelihood instead, so its threshold differs a little.
 The threshold ``z`` never falls below ``t`` (the GPD only describes the tail above ``t``).
 
