@@ -2,12 +2,12 @@
 
     python benchmarks/detection/demo_scoring.py [--hows mean,max,point] [--error-models mse,normalized-max]
                                                 [--thresholds sigma:5,sigma:3] [--seeds 0]
-                                                [--train-fraction 0.5]
+                                                [--train-fraction 0.5] [--merge-gaps 10,30] [--window 30]
 
-The data, split, window (30) and seed of `lstmae demo`, a (32, 16) network for up to 30 epochs
+The data, split, window (`DEMO_WINDOW`) and seed of `lstmae demo`, a (32, 16) network for up to 30 epochs
 (patience 5), as the demo trains; for each error model x how, the model is fitted with
 `fit_series(..., how=how)` and the test part is scored with each threshold rule and the default
-alarm rules. Prints one JSON line per combination: VUS-PR, ROC-AUC, point precision / recall of the
+alarm rules (each merge gap of `--merge-gaps`, the other rules at their defaults). Prints one JSON line per combination: VUS-PR, ROC-AUC, point precision / recall of the
 alarms, alarm rate, event precision / recall and the number of alarms.
 """
 from __future__ import annotations
@@ -28,11 +28,15 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="0", help="model seeds (the data is the demo's, seed 0)")
     parser.add_argument("--train-fraction", type=float, default=None,
                         help="the first fraction of the rows to train on (default: the demo's)")
+    parser.add_argument("--window", type=int, default=None, help="window length (default: the demo's)")
+    parser.add_argument("--merge-gaps", default=None,
+                        help="alarm merge gaps in rows, comma-separated (default: the alarm rules' default)")
     args = parser.parse_args(argv)
     from lstmae import LSTMAutoencoder
     from lstmae.data.synthetic import make_sensor_data
     from lstmae.demo import DEMO_TRAIN_FRACTION, DEMO_WINDOW
     from lstmae.evaluation import detection_metrics
+    from lstmae.scoring.alarms import DEFAULT_ALARM
     from lstmae.series import fit_series, score_values
 
     frame = make_sensor_data(seed=0)
@@ -41,16 +45,19 @@ def main(argv=None) -> int:
     n_train = int(len(frame) * (args.train_fraction or DEMO_TRAIN_FRACTION))  # as lstmae.demo by default
     keys = ("vus_pr", "roc_auc", "precision", "recall", "alarm_rate", "event_precision", "event_recall",
             "n_flagged_runs")
+    gaps = [int(gap) for gap in args.merge_gaps.split(",")] if args.merge_gaps else [DEFAULT_ALARM["merge_gap"]]
     for seed, error_model, how in itertools.product(map(int, args.seeds.split(",")), args.error_models.split(","),
                                                     args.hows.split(",")):
         model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model,
                                 random_state=seed, progress=False, device="cpu")
-        fit_series(model, values[:n_train], window=DEMO_WINDOW, labels=labels[:n_train], how=how)
-        for threshold in args.thresholds.split(","):
-            table = score_values(model, values[n_train:], how=how, threshold=threshold)
+        fit_series(model, values[:n_train], window=args.window or DEMO_WINDOW, labels=labels[:n_train], how=how)
+        for threshold, gap in itertools.product(args.thresholds.split(","), gaps):
+            table = score_values(model, values[n_train:], how=how, threshold=threshold,
+                                 alarms={**DEFAULT_ALARM, "merge_gap": gap})
             metrics = detection_metrics(labels[n_train:], table["score"].to_numpy(), flags=table["alarm"].to_numpy(),
                                         valid=table["valid"].to_numpy())
             print(json.dumps({"seed": seed, "error_model": error_model, "how": how, "threshold": threshold,
+                              "merge_gap": gap,
                               **{key: round(metrics[key], 3) if isinstance(metrics[key], float) else metrics[key]
                                  for key in keys}}), flush=True)
     return 0
