@@ -14,6 +14,12 @@ fitted by lstmae.series.fit_series on an 8-feature series with windows of 30 row
 - network_1: the network alone (`model.module_` on one scaled window, inference mode): what of
   forward-1 is the network, and the bandwidth its recurrent weights take (each step of each layer
   reads all of that layer's U once at batch size 1);
+- kernels_1: of network_1, the time spent inside the fused kernels (`lstmae.kernels.layer._forward`,
+  one call per LSTM layer, wrapped with a timer for this case only): the compute floor at batch size
+  1, without the Python around it;
+- forward_1_evicted: forward-1 when, before each call, 2 MB of other memory has been read (as an
+  update's other work does between two forward passes), timing the `anomaly_score` call only: what
+  a forward pass costs once its weights have left the core's L2 cache;
 - onnxruntime_1 (when onnxruntime is installed): the same model exported (`lstmae.export`) and run by
   onnxruntime on one window, as many threads as lstmae, cost per window: what a batch-1 forward
   can cost, beside lstmae's own;
@@ -112,6 +118,37 @@ def main() -> None:
                 model.module_(scaled_one)
             return (time.perf_counter() - start) / (ROWS // 3)
 
+    def run_kernels_one():
+        from lstmae.kernels import layer
+
+        forward, inside = layer._forward, [0.0]
+
+        def timed_forward(*args, **kwargs):
+            start = time.perf_counter()
+            result = forward(*args, **kwargs)
+            inside[0] += time.perf_counter() - start
+            return result
+
+        layer._forward = timed_forward
+        try:
+            with torch.inference_mode():
+                for _ in range(ROWS // 3):
+                    model.module_(scaled_one)
+        finally:
+            layer._forward = forward
+        return inside[0] / (ROWS // 3)
+
+    other_memory = np.ones(2_000_000 // 4, np.float32)
+
+    def run_forward_one_evicted():
+        spent = 0.0
+        for i in range(ROWS // 3):
+            other_memory.sum()
+            start = time.perf_counter()
+            model.anomaly_score(windows[i : i + 1])
+            spent += time.perf_counter() - start
+        return spent / (ROWS // 3)
+
     def run_update():
         rows = stream[position[0] : position[0] + ROWS]
         start = time.perf_counter()
@@ -143,7 +180,8 @@ def main() -> None:
 
     cases = {"batch": run_batch, "forward_1": run_forward_one,
              **{f"forward_{n}": forward_of(n) for n in SWEEP},
-             "network_1": run_network_one, "update": run_update, "update_many": run_update_many}
+             "network_1": run_network_one, "kernels_1": run_kernels_one, "forward_1_evicted": run_forward_one_evicted,
+             "update": run_update, "update_many": run_update_many}
     session = onnx_session(model, args.threads)
     if session is not None:
         def run_onnxruntime_one():
@@ -195,6 +233,8 @@ def main() -> None:
               "forward_1": "`anomaly_score` of 1 window (per window)",
               **{f"forward_{n}": f"`anomaly_score` of {n} windows (per window)" for n in SWEEP},
               "network_1": "the network alone (`model.module_`) on 1 window (per window)",
+              "kernels_1": "of that, inside the fused kernels (per window)",
+              "forward_1_evicted": "`anomaly_score` of 1 window after reading 2 MB of other memory (per window)",
               "update": "`update`, 1 row per call (per row)",
               "update_many": f"`update_many`, {ENTITIES} entities x 1 row per call (per row)",
               "onnxruntime_1": "onnxruntime, the exported model on 1 window (per window)"}
@@ -218,7 +258,11 @@ def main() -> None:
         f"of many entities into one forward pass. Of that, the network alone costs {ratios['network_1']:.1f}x: at "
         f"batch size 1 each step of each layer reads all of that layer's recurrent weights "
         f"({recurrent_bytes / 1e6:.2f} MB in all, {WINDOW} steps: {recurrent_bytes * WINDOW / 1e6:.0f} MB per window), "
-        f"{streamed_gb_s:.0f} GB/s at the measured time, where a batch reads them once for all its windows."
+        f"{streamed_gb_s:.0f} GB/s at the measured time, where a batch reads them once for all its windows. "
+        f"Inside the fused kernels the network spends {ratios['kernels_1']:.1f}x; the rest of it is the "
+        f"Python around the kernels. With its weights out of the L2 cache (2 MB of other memory read before "
+        f"each call, as an update's other work does) one window costs {ratios['forward_1_evicted']:.1f}x "
+        f"instead of {ratios['forward_1']:.1f}x."
         + (f" onnxruntime runs the same batch-1 forward at {ratios['onnxruntime_1']:.1f}x." if "onnxruntime_1" in ratios
            else "")
         + " Scoring n windows in one call costs, per window, "
