@@ -16,7 +16,8 @@ Protocol (the same for every detector):
   lstmae.series.fit_series (the threshold fitted on held-out ROW scores), score the test part
   alone with score_values; lstmae's flags are its `alarm` column (threshold, then the default
   alarm rules). Windows of `window` rows (every training window, stride 1; --quick cuts them
-  with a stride), window scores become row scores with `how`. Metrics on the rows every detector scores:
+  with a stride; `--set series.window=period`: each series' own period, see `series_window`),
+  window scores become row scores with `how`. Metrics on the rows every detector scores:
   VUS-PR (TSB-AD's, sliding window from the test series' period), point-wise ROC-AUC / PR-AUC,
   alarm rate and event precision / recall / F1 of each detector's flags. UCR: the top-1 row is a
   hit within 100 rows of the anomaly.
@@ -97,6 +98,8 @@ VARIANTS = {"error_models": ["mse", "mae", "normalized", "normalized-max"], "how
                                   "telemanom:2.5", "telemanom:4"]}
 # Alarm rules beside the defaults (DEFAULT_ALARM), each at the default row threshold rule x every mapping and
 # error model, named "rule+min_length=M,merge_gap=G" in the ranking (cooldown as the default).
+# series.window="period": (shortest, fallback where no period is found, longest) window in rows.
+PERIOD_WINDOWS = (20, 50, 100)
 ALARM_VARIANTS = [{"min_length": m, "merge_gap": g} for m in (1, 3, 5, 10) for g in (10, 30)]
 QUICK = {
     "max_ecg_train": 600,
@@ -333,7 +336,7 @@ def run_series(task, settings: dict, seed: int) -> dict:
     from lstmae import LSTMAutoencoder, temporalize
     from lstmae.series import fit_series, score_values
 
-    window, how = settings["window"], settings["how"]
+    window, how = series_window(task.train, settings["window"]), settings["how"]
     stride = train_stride(len(task.train), window, settings["max_train_steps"])
     started = time.perf_counter()
     model = LSTMAutoencoder(**settings["lstmae"], random_state=seed, progress=False)
@@ -348,7 +351,7 @@ def run_series(task, settings: dict, seed: int) -> dict:
     first_held_out_row = n_fit * stride
     detectors = {"lstmae": lstmae,
                  **baseline_scores(task, window, how, stride, n_fit, first_held_out_row, seed, settings)}
-    result = {"family": task.family, "name": task.name, "n_train_rows": len(task.train),
+    result = {"family": task.family, "name": task.name, "window": window, "n_train_rows": len(task.train),
               "n_test_rows": len(task.test), "train_stride": stride, **series_metrics(task, detectors)}
     common = result.pop("common")
     held_out = task.train[first_held_out_row:]
@@ -431,6 +434,19 @@ def row_scores(model, window_scores, values, window: int, how: str) -> np.ndarra
         table = score_values(model, values, how="point", threshold=np.inf, alarms=None)
         return table["score"].to_numpy()
     return window_to_points(window_scores, len(values), window, how=how)[0]
+
+
+def series_window(train: np.ndarray, window) -> int:
+    """The window length for a series: `window` itself, or for "period" the period of its training part's
+    first feature (TSB-AD's, from the autocorrelation: `vus_window_from_period`) within PERIOD_WINDOWS
+    (rows; the fallback where it finds none): a window of about one cycle, bounded so that a daily
+    cycle of five-minute rows (288) does not make training six times longer."""
+    if window != "period":
+        return int(window)
+    low, fallback, high = PERIOD_WINDOWS
+    values = train[:, 0] if train.ndim == 2 else train
+    period = vus_window_from_period(values, fallback=0)
+    return fallback if period == 0 else int(min(max(period, low), high))
 
 
 def train_stride(n_rows: int, window: int, max_train_steps: int | None) -> int:
@@ -814,7 +830,11 @@ def markdown(report: dict) -> str:
                           f"{DETECTOR_TITLES[name]} {means[name]['top1_hits_tolerance']}/{means[name]['n_top1']} "
                           f"({means[name]['top1_hits']})" for name in DETECTORS if name in means) + ".", ""]
         series_settings = settings["series"]
-        lines += [f"Series settings: window {series_settings['window']}, how=\"{series_settings['how']}\", "
+        window = series_settings["window"]
+        if window == "period":
+            low, fallback, high = PERIOD_WINDOWS
+            window = f"each series' period ({low}-{high} rows, {fallback} where none is found)"
+        lines += [f"Series settings: window {window}, how=\"{series_settings['how']}\", "
                   f"lstmae {json.dumps(series_settings['lstmae'])} (empty: its defaults), "
                   + ("every training window (stride 1)" if series_settings["max_train_steps"] is None else
                      "training windows cut with a stride that keeps windows x window <= "

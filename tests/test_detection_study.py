@@ -153,6 +153,21 @@ def test_set_overrides_nested_settings_with_json_values():
     assert detection_study.family_settings(settings, "msl")["how"] == detection_study.SETTINGS["series"]["how"]
 
 
+def test_period_window_is_the_training_part_s_period_within_bounds():
+    low, fallback, high = detection_study.PERIOD_WINDOWS
+    steps = np.arange(3000)
+    noise = np.random.default_rng(0).normal(0, 0.05, 3000)
+    assert detection_study.series_window(np.sin(2 * np.pi * steps / 40) + noise, "period") == 40
+    # the first feature decides; a long cycle is cut to the longest window, a short one raised to the shortest
+    both = np.column_stack([np.sin(2 * np.pi * steps / 288) + noise, np.sin(2 * np.pi * steps / 40)])
+    assert detection_study.series_window(both, "period") == high
+    assert detection_study.series_window(np.sin(2 * np.pi * steps / 8) + noise, "period") == low
+    assert detection_study.series_window(np.ones(3000), "period") == fallback  # no period: the fallback
+    assert detection_study.series_window(both, 30) == 30
+    args = detection_study.parse_args(["--set", "series.window=period"])
+    assert detection_study.build_settings(args)["series"]["window"] == "period"
+
+
 def test_unknown_dataset_is_a_usage_error(capsys):
     with pytest.raises(SystemExit):
         detection_study.parse_args(["--datasets", "ecg5000,yahoo"])
