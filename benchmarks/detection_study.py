@@ -96,10 +96,10 @@ VARIANTS = {"error_models": ["mse", "mae", "normalized", "normalized-max"], "how
             "thresholds": ["quantile:0.99", "quantile:0.98", "quantile:0.995", "sigma:2", "sigma:3", "sigma:4", "sigma:5"],
             "series_thresholds": ["sigma:3", "sigma:5", "quantile:0.999", "pot:1e-3", "dspot:1e-3", "dspot:1e-4",
                                   "telemanom:2.5", "telemanom:4"]}
-# Alarm rules beside the defaults (DEFAULT_ALARM), each at the default row threshold rule x every mapping and
-# error model, named "rule+min_length=M,merge_gap=G" in the ranking (cooldown as the default).
 # series.window="period": (shortest, fallback where no period is found, longest) window in rows.
 PERIOD_WINDOWS = (20, 50, 100)
+# Alarm rules beside the defaults (DEFAULT_ALARM), each at the default row threshold rule x every mapping and
+# error model, named "rule+min_length=M,merge_gap=G" in the ranking (cooldown as the default).
 ALARM_VARIANTS = [{"min_length": m, "merge_gap": g} for m in (1, 3, 5, 10) for g in (10, 30)]
 QUICK = {
     "max_ecg_train": 600,
