@@ -10,6 +10,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import detection_study  # noqa: E402
+from lstmae.scoring import DEFAULT_ALARM  # noqa: E402
 from detection.baselines import IsolationForestBaseline, PCABaseline, rolling_zscore  # noqa: E402
 from detection.datasets import BeatTask, load_ecg5000, load_keogh, load_nab, load_ucr  # noqa: E402
 
@@ -250,8 +251,6 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     assert detection_study.main(["--tables-only", "--out", str(out), "--data-dir", str(tmp_path / "absent")]) == 0
     assert (out / "detection_results.md").read_text() == table
     thresholds = ucr["series"][0]["lstmae_thresholds"]
-    from lstmae.scoring import DEFAULT_ALARM
-
     alarm_variants = [f"{detection_study.ROW_THRESHOLD_RULE}+min_length={a['min_length']},merge_gap={a['merge_gap']}"
                       for a in detection_study.ALARM_VARIANTS
                       if a != {"min_length": DEFAULT_ALARM["min_length"], "merge_gap": DEFAULT_ALARM["merge_gap"]}]
