@@ -87,6 +87,9 @@ SETTINGS = {
         "max_train_steps": None,
         # Empty: lstmae's true defaults.
         "lstmae": {},
+        # More seeds for lstmae (e.g. [1, 2]): each one's network at the defaults ("lstmae seed S") and the
+        # ensemble of them with the run's seed ("lstmae ensemble"); empty: none (their training time).
+        "ensemble_seeds": [],
     },
 }
 # Scored from the same trained network (no retraining): error models x window->row mappings,
@@ -272,9 +275,18 @@ def run_jobs(jobs: list[tuple], settings: dict):
 
 
 def set_threads(threads: int) -> None:
+    """`threads` for torch, and for the BLAS (PCA) and numba (the MP discord) pools, which would otherwise
+    each start one thread per core in every worker process."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
+    threadpool_limits(threads)
+    try:
+        import numba
+    except ImportError:  # the bench extra is not installed: no discord
+        return
+    numba.set_num_threads(threads)
 
 
 def run_job(job: tuple) -> dict:
@@ -334,27 +346,24 @@ class RowScores(NamedTuple):
 def run_series(task, settings: dict, seed: int) -> dict:
     """Every detector on one series: row scores and flags over the test part, metrics on common rows."""
     from lstmae import LSTMAutoencoder, temporalize
-    from lstmae.series import fit_series, score_values
+    from lstmae.series import fit_series
 
     window, how = series_window(task.train, settings["window"]), settings["how"]
     stride = train_stride(len(task.train), window, settings["max_train_steps"])
     started = time.perf_counter()
     model = LSTMAutoencoder(**settings["lstmae"], random_state=seed, progress=False)
     fit_series(model, task.train, window=window, stride=stride, how=how)
-    table = score_values(model, task.test, how=how)
-    valid = table["valid"].to_numpy()
-    lstmae = RowScores(np.where(valid, table["score"], np.nan), table["alarm"].to_numpy(),
-                       {**training_summary(model), "seconds": time.perf_counter() - started,
-                        "raw_flag_rate": float(table["is_anomaly"].to_numpy()[valid].mean())})
+    lstmae = lstmae_rows(model, task, time.perf_counter() - started, how)
     train_windows, _ = temporalize(task.train, window, stride)
     n_fit = len(train_windows) - int(round(len(train_windows) * model.validation_fraction))
     first_held_out_row = n_fit * stride
+    held_out = task.train[first_held_out_row:]
     detectors = {"lstmae": lstmae,
+                 **seed_ensemble(model, lstmae.info["seconds"], task, held_out, settings, window, stride, how),
                  **baseline_scores(task, window, how, stride, n_fit, first_held_out_row, seed, settings)}
     result = {"family": task.family, "name": task.name, "window": window, "n_train_rows": len(task.train),
               "n_test_rows": len(task.test), "train_stride": stride, **series_metrics(task, detectors)}
     common = result.pop("common")
-    held_out = task.train[first_held_out_row:]
     result["lstmae_variants"], result["lstmae_thresholds"] = {}, {}
     vus_window = vus_window_from_period(task.test)
     for error_model in VARIANTS["error_models"]:
@@ -371,6 +380,56 @@ def run_series(task, settings: dict, seed: int) -> dict:
         for key, row in threshold_variants(variant, task, test_rows, held_out_rows, common).items():
             result["lstmae_thresholds"][f"{key}/{error_model}"] = row
     return result
+
+
+def seed_ensemble(model, seconds: float, task, held_out, settings: dict, window: int, stride: int,
+                  how: str) -> dict[str, RowScores]:
+    """lstmae fitted at each of settings["ensemble_seeds"] ("lstmae_seed_S": its own scores and alarms)
+    and the ensemble of those networks with the fitted `model` ("lstmae_ensemble"): the mean of their row
+    scores (T,) (each model's errors are already in units of its own validation errors), thresholded by the
+    default row rule fitted on the mean of their scores of the `held_out` training rows, then the default
+    alarm rules, as lstmae.series does for one model. Empty when there are no extra seeds."""
+    from lstmae import LSTMAutoencoder
+    from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags
+    from lstmae.series import fit_series
+
+    if not settings.get("ensemble_seeds"):
+        return {}
+    results, members = {}, [model]
+    for seed in settings["ensemble_seeds"]:
+        started = time.perf_counter()
+        member = LSTMAutoencoder(**settings["lstmae"], random_state=seed, progress=False)
+        fit_series(member, task.train, window=window, stride=stride, how=how)
+        members.append(member)
+        results[f"lstmae_seed_{seed}"] = lstmae_rows(member, task, time.perf_counter() - started, how)
+        seconds += results[f"lstmae_seed_{seed}"].info["seconds"]
+    started = time.perf_counter()
+    test, calibration = (np.mean([mapped_rows(member, values, window, how) for member in members], axis=0)
+                         for values in (task.test, held_out))
+    threshold = ROW_THRESHOLD.fit(calibration[~np.isnan(calibration)])
+    alarms = alarms_from_flags(flags_above(test, threshold), causal=False, **DEFAULT_ALARM)
+    results["lstmae_ensemble"] = RowScores(test, alarms, {"seconds": seconds + time.perf_counter() - started,
+                                                          "n_members": len(members)})
+    return results
+
+
+def lstmae_rows(model, task, seconds: float, how: str) -> RowScores:
+    """A fitted lstmae model's row scores and alarms on the test part, as lstmae.series gives them."""
+    from lstmae.series import score_values
+
+    started = time.perf_counter()
+    table = score_values(model, task.test, how=how)
+    valid = table["valid"].to_numpy()
+    return RowScores(np.where(valid, table["score"], np.nan), table["alarm"].to_numpy(),
+                     {**training_summary(model), "seconds": seconds + time.perf_counter() - started,
+                      "raw_flag_rate": float(table["is_anomaly"].to_numpy()[valid].mean())})
+
+
+def mapped_rows(model, values, window: int, how: str) -> np.ndarray:
+    """The row scores (T,) of the series `values` (NaN: no score): window scores mapped with `how`."""
+    from lstmae import temporalize
+
+    return window_to_points(model.anomaly_score(temporalize(values, window)[0]), len(values), window, how=how)[0]
 
 
 def rows_by_how(model, values, window: int) -> dict[str, np.ndarray]:
@@ -671,7 +730,7 @@ def family_means(results: list[dict]) -> dict:
             "event_precision": _mean(row["event_precision"] for row in rows),
             "event_recall": _mean(0.0 if row["alarm_rate"] is None else row["event_recall"] for row in rows),
             "event_f1": _mean(0.0 if row["alarm_rate"] is None else row["event_f1"] for row in rows)}
-    for name in DETECTORS:
+    for name in detector_names({name for result in results for name in result["detectors"]}):
         rows = [result["detectors"][name] for result in results if name in result["detectors"]]
         if not rows:
             continue
@@ -689,6 +748,21 @@ def family_means(results: list[dict]) -> dict:
             means[name]["n_top1"] = len(rows)
     means["labelled_fraction"] = float(np.median([result["anomaly_fraction"] for result in with_events]))
     return means
+
+
+def detector_names(names) -> list[str]:
+    """The detectors among `names` in table order: lstmae, its extra seeds and their ensemble, the rest as
+    DETECTORS."""
+    seeds = sorted((name for name in names if name.startswith("lstmae_seed_")), key=lambda name: int(name[12:]))
+    ensemble = ["lstmae_ensemble"] if "lstmae_ensemble" in names else []
+    return [name for name in DETECTORS[:1] if name in names] + seeds + ensemble + [
+        name for name in DETECTORS[1:] if name in names]
+
+
+def detector_title(name: str) -> str:
+    if name.startswith("lstmae_seed_"):
+        return f"lstmae seed {name[12:]}"
+    return "lstmae ensemble" if name == "lstmae_ensemble" else DETECTOR_TITLES[name]
 
 
 def _mean(values) -> float | None:
@@ -747,7 +821,7 @@ def markdown(report: dict) -> str:
                   "| event F1 |", "|---|---|---|---|---|---|---|---|---|"]
         for family in families:
             means = datasets[family]["means"]
-            present = [name for name in DETECTORS if name in means]
+            present = detector_names(means)
             best = {key: max((means[name][key] for name in present if means[name][key] is not None), default=None)
                     for key in ("vus_pr", "roc_auc", "pr_auc", "event_precision", "event_recall", "event_f1")}
             for name in present:
@@ -756,7 +830,7 @@ def markdown(report: dict) -> str:
                 ratio = "" if row["alarm_ratio"] is None else f" ({row['alarm_ratio']:.1f}x)"
                 cells.append(f"{row['alarm_rate']:.1%}{ratio}")
                 cells += [cell(row[key], best[key]) for key in ("event_precision", "event_recall", "event_f1")]
-                lines.append(f"| {FAMILY_TITLES[family]} ({row['n_series']}) | {DETECTOR_TITLES[name]} | "
+                lines.append(f"| {FAMILY_TITLES[family]} ({row['n_series']}) | {detector_title(name)} | "
                              + " | ".join(cells) + " |")
             lines.append(f"| | labelled anomaly fraction (median) | | | | {means['labelled_fraction']:.1%} | | | |")
         lines.append("")
@@ -827,8 +901,8 @@ def markdown(report: dict) -> str:
             means = datasets["ucr"]["means"]
             lines += [f"UCR top-1 hits (the highest-scoring row within {UCR_TOLERANCE} rows of the anomaly; "
                       "strictly inside it in brackets): " + ", ".join(
-                          f"{DETECTOR_TITLES[name]} {means[name]['top1_hits_tolerance']}/{means[name]['n_top1']} "
-                          f"({means[name]['top1_hits']})" for name in DETECTORS if name in means) + ".", ""]
+                          f"{detector_title(name)} {means[name]['top1_hits_tolerance']}/{means[name]['n_top1']} "
+                          f"({means[name]['top1_hits']})" for name in detector_names(means)) + ".", ""]
         series_settings = settings["series"]
         window = series_settings["window"]
         if window == "period":
@@ -842,9 +916,9 @@ def markdown(report: dict) -> str:
                   + "".join(f"; {family}: {json.dumps(settings[family])}" for family in families if settings.get(family))
                   + ". NAB series without anomalies have no AUC and are left out of the means (not of the alarm "
                   "rate). The MP discord scores univariate series only (NAB, UCR).", ""]
-        present = [name for name in DETECTORS if any(name in datasets[f]["means"] for f in families)]
+        present = detector_names({name for family in families for name in datasets[family]["means"]})
         lines += ["<details><summary>Per series (VUS-PR / event F1 / alarm rate)</summary>", "",
-                  "| data set | series | labelled | " + " | ".join(DETECTOR_TITLES[name] for name in present) + " |",
+                  "| data set | series | labelled | " + " | ".join(detector_title(name) for name in present) + " |",
                   "|---|---|---|" + "---|" * len(present)]
         for family in families:
             for result in datasets[family]["series"]:

@@ -115,6 +115,30 @@ def test_run_series_scores_every_detector_with_flags_and_event_metrics():
     assert lstmae["alarm_rate"] <= lstmae["raw_flag_rate"]  # alarms only drop flags
 
 
+def test_seed_ensemble_averages_the_seeds_row_scores_and_ranks_after_lstmae():
+    task = _series_task()
+    settings = {**_tiny_series_settings(), "how": "mean", "ensemble_seeds": [1]}
+    result = detection_study.run_series(task, settings, seed=0)
+    assert detection_study.detector_names(result["detectors"]) == [
+        "lstmae", "lstmae_seed_1", "lstmae_ensemble", "isolation_forest", "pca", "rolling_zscore"]
+    assert result["detectors"]["lstmae_ensemble"]["n_members"] == 2
+    # the ensemble's scores are the mean of the two networks' row scores
+    from lstmae import LSTMAutoencoder
+    from lstmae.series import fit_series
+
+    models, members = [], []
+    for seed in (0, 1):
+        models.append(LSTMAutoencoder(**settings["lstmae"], random_state=seed, progress=False))
+        fit_series(models[-1], task.train, window=10, stride=1, how="mean")
+        members.append(detection_study.mapped_rows(models[-1], task.test, 10, "mean"))
+    mean = np.mean(members, axis=0)
+    ensemble = detection_study.seed_ensemble(models[0], 0.0, task, task.train[500:], settings, 10, 1, "mean")
+    assert np.allclose(ensemble["lstmae_ensemble"].scores, mean, equal_nan=True)
+    assert not np.allclose(members[0], members[1], equal_nan=True)  # two seeds, two networks
+    assert detection_study.run_series(task, _tiny_series_settings(), seed=0)["detectors"].keys().isdisjoint(
+        {"lstmae_seed_1", "lstmae_ensemble"})
+
+
 @pytest.mark.slow  # stumpy compiles its numba kernels on first use (minutes on a loaded machine)
 def test_peers_score_univariate_series_and_discord_skips_multivariate():
     pytest.importorskip("pyod")
