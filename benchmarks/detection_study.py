@@ -52,7 +52,7 @@ from detection.datasets import LOADERS, SERIES_FAMILIES, UCR_TOLERANCE, load_ecg
 from lstmae.config import AUTO_ERROR_MODEL, DEFAULT_THRESHOLDS, DEFAULTS
 from lstmae.evaluation import detection_metrics, sequence_metrics
 from lstmae.evaluation.metrics import vus_window_from_period
-from lstmae.scoring import default_threshold, parse_threshold, window_to_points
+from lstmae.scoring import DEFAULT_ALARM, default_threshold, parse_threshold, window_to_points
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("ecg5000",) + SERIES_FAMILIES
@@ -104,6 +104,10 @@ PERIOD_WINDOWS = (20, 50, 100)
 # Alarm rules beside the defaults (DEFAULT_ALARM), each at the default row threshold rule x every mapping and
 # error model, named "rule+min_length=M,merge_gap=G" in the ranking (cooldown as the default).
 ALARM_VARIANTS = [{"min_length": m, "merge_gap": g} for m in (1, 3, 5, 10) for g in (10, 30)]
+# {name suffix: alarm rule}; the default alarm rules' own suffix is "" (the rule's own row).
+ALARM_RULES = {"": {}, **{"+" + ",".join(f"{name}={value}" for name, value in alarm.items()): alarm
+                          for alarm in ALARM_VARIANTS
+                          if any(DEFAULT_ALARM[name] != value for name, value in alarm.items())}}
 QUICK = {
     "max_ecg_train": 600,
     "max_series_per_family": 2,
@@ -390,7 +394,7 @@ def seed_ensemble(model, seconds: float, task, held_out, settings: dict, window:
     default row rule fitted on the mean of their scores of the `held_out` training rows, then the default
     alarm rules, as lstmae.series does for one model. Empty when there are no extra seeds."""
     from lstmae import LSTMAutoencoder
-    from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags
+    from lstmae.scoring import alarms_from_flags
     from lstmae.series import fit_series
 
     if not settings.get("ensemble_seeds"):
@@ -452,15 +456,11 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
     rows scored with that mapping (`held_out_rows`, beside the test's `test_rows`, both {how: (T,)}): alarm
     rate, its ratio to the labelled fraction and event precision/recall/F1, as "rule/how"."""
     from lstmae.exceptions import DataError
-    from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags
+    from lstmae.scoring import alarms_from_flags
     from lstmae.series import flag_rows
 
     keys = ("alarm_rate", "event_precision", "event_recall", "event_f1")
     fraction = task.labels[common].mean()
-    # the alarm variants by their suffix to the default rule's name; the default alarm rules' own is ""
-    alarm_rules = {"": {}, **{"+" + ",".join(f"{name}={value}" for name, value in alarm.items()): alarm
-                              for alarm in ALARM_VARIANTS
-                              if any(DEFAULT_ALARM[name] != value for name, value in alarm.items())}}
     results = {}
     for how, scores in test_rows.items():
         calibration = held_out_rows[how]
@@ -473,7 +473,7 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
             except DataError:  # e.g. pot: too few held-out scores for a tail fit
                 results[f"{rule}/{how}"] = dict.fromkeys(keys + ("alarm_ratio",))
                 continue
-            for suffix, alarm in (alarm_rules if rule == ROW_THRESHOLD_RULE else {"": {}}).items():
+            for suffix, alarm in (ALARM_RULES if rule == ROW_THRESHOLD_RULE else {"": {}}).items():
                 alarms = alarms_from_flags(flags, causal=False, **{**DEFAULT_ALARM, **alarm})
                 metrics = detection_metrics(task.labels, scores, flags=alarms, valid=common, vus=False)
                 row = {key: metrics[key] for key in keys}
