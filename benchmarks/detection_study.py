@@ -916,6 +916,12 @@ def markdown(report: dict) -> str:
                   + "".join(f"; {family}: {json.dumps(settings[family])}" for family in families if settings.get(family))
                   + ". NAB series without anomalies have no AUC and are left out of the means (not of the alarm "
                   "rate). The MP discord scores univariate series only (NAB, UCR).", ""]
+        if series_settings.get("ensemble_seeds"):
+            lines += [f"lstmae seed S: the same settings trained with random_state S (the run's seed is "
+                      f"{settings['seed']}); lstmae ensemble: the mean of the row scores of those "
+                      f"{len(series_settings['ensemble_seeds']) + 1} networks, its threshold the default rule on "
+                      "the mean of their held-out row scores, then the default alarm rules; its seconds are all "
+                      "of theirs.", ""]
         present = detector_names({name for family in families for name in datasets[family]["means"]})
         lines += ["<details><summary>Per series (VUS-PR / event F1 / alarm rate)</summary>", "",
                   "| data set | series | labelled | " + " | ".join(detector_title(name) for name in present) + " |",
