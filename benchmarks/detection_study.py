@@ -390,7 +390,7 @@ def seed_ensemble(model, seconds: float, task, held_out, settings: dict, window:
                   how: str) -> dict[str, RowScores]:
     """lstmae fitted at each of settings["ensemble_seeds"] ("lstmae_seed_S": its own scores and alarms)
     and the ensemble of those networks with the fitted `model` ("lstmae_ensemble"): the mean of their row
-    scores (T,) (each model's errors are already in units of its own validation errors), thresholded by the
+    scores (T,) (with the default error model, each in units of its own validation errors), thresholded by the
     default row rule fitted on the mean of their scores of the `held_out` training rows, then the default
     alarm rules, as lstmae.series does for one model. Empty when there are no extra seeds."""
     from lstmae import LSTMAutoencoder
