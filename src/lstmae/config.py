@@ -72,7 +72,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("loss", "mae", "str", "training loss and raw reconstruction error: mse or mae", LOSS_CHOICES),
     Parameter("validation_fraction", 0.1, "float", "the LAST fraction of the data, held out for early "
               "stopping, the error model and the threshold (as Keras' validation_split)"),
-    Parameter("patience", 10, "int or None", "epochs without a better validation loss before stopping "
+    Parameter("patience", 20, "int or None", "epochs without a better validation loss before stopping "
               "(None: never)"),
     Parameter("max_grad_norm", 1.0, "float or None", "gradient clipping norm (None: no clipping)"),
     Parameter("scaler", "standard", "str", "per-feature scaling fitted on the training part only",
