@@ -62,6 +62,8 @@ DETECTOR_TITLES = {"lstmae": "lstmae", "isolation_forest": "IsolationForest", "p
                    "rolling_zscore": "rolling z-score", "pyod_autoencoder": "PyOD AutoEncoder",
                    "pyod_iforest": "PyOD IForest", "discord": "MP discord"}
 FAMILY_TITLES = {"msl": "MSL (NASA)", "nab": "NAB", "keogh": "Keogh ECG", "ucr": "UCR anomaly 135-138"}
+# lstmae trained at settings["series"]["ensemble_seeds"]: detector SEED_PREFIX + seed, and "lstmae_ensemble".
+SEED_PREFIX = "lstmae_seed_"
 # The baselines' threshold rules: lstmae's defaults, fitted the same way on their held-out scores.
 BEAT_THRESHOLD = parse_threshold(default_threshold("window"))
 ROW_THRESHOLD_RULE = default_threshold("rows")
@@ -123,7 +125,11 @@ def main(argv=None) -> int:
             print(f"error: {source} not found; run the study first, or pass the --out that holds it",
                   file=sys.stderr)
             return 2
-        (args.out / "detection_results.md").write_text(markdown(json.loads(source.read_text())))
+        report = json.loads(source.read_text())
+        for family, dataset in report["datasets"].items():  # the means as today's code takes them
+            if family != "ecg5000":
+                dataset["means"] = family_means(dataset["series"])
+        (args.out / "detection_results.md").write_text(markdown(report))
         log(f"wrote {args.out}/detection_results.md from its detection_results.json")
         return 0
     if not args.data_dir.is_dir():
@@ -363,7 +369,7 @@ def run_series(task, settings: dict, seed: int) -> dict:
     first_held_out_row = n_fit * stride
     held_out = task.train[first_held_out_row:]
     detectors = {"lstmae": lstmae,
-                 **seed_ensemble(model, lstmae.info["seconds"], task, held_out, settings, window, stride, how),
+                 **seed_ensemble(model, lstmae, task, held_out, settings, window, stride, how),
                  **baseline_scores(task, window, how, stride, n_fit, first_held_out_row, seed, settings)}
     result = {"family": task.family, "name": task.name, "window": window, "n_train_rows": len(task.train),
               "n_test_rows": len(task.test), "train_stride": stride, **series_metrics(task, detectors)}
@@ -386,10 +392,11 @@ def run_series(task, settings: dict, seed: int) -> dict:
     return result
 
 
-def seed_ensemble(model, seconds: float, task, held_out, settings: dict, window: int, stride: int,
+def seed_ensemble(model, rows: RowScores, task, held_out, settings: dict, window: int, stride: int,
                   how: str) -> dict[str, RowScores]:
     """lstmae fitted at each of settings["ensemble_seeds"] ("lstmae_seed_S": its own scores and alarms)
-    and the ensemble of those networks with the fitted `model` ("lstmae_ensemble"): the mean of their row
+    and the ensemble of those networks with the fitted `model` (whose test rows are `rows`)
+    ("lstmae_ensemble"): the mean of their row
     scores (T,) (with the default error model, each in units of its own validation errors), thresholded by the
     default row rule fitted on the mean of their scores of the `held_out` training rows, then the default
     alarm rules, as lstmae.series does for one model. Empty when there are no extra seeds."""
@@ -399,21 +406,21 @@ def seed_ensemble(model, seconds: float, task, held_out, settings: dict, window:
 
     if not settings.get("ensemble_seeds"):
         return {}
-    results, members = {}, [model]
+    results, members, member_rows = {}, [model], [rows]
     for seed in settings["ensemble_seeds"]:
         started = time.perf_counter()
         member = LSTMAutoencoder(**settings["lstmae"], random_state=seed, progress=False)
         fit_series(member, task.train, window=window, stride=stride, how=how)
         members.append(member)
-        results[f"lstmae_seed_{seed}"] = lstmae_rows(member, task, time.perf_counter() - started, how)
-        seconds += results[f"lstmae_seed_{seed}"].info["seconds"]
+        member_rows.append(lstmae_rows(member, task, time.perf_counter() - started, how))
+        results[SEED_PREFIX + str(seed)] = member_rows[-1]
     started = time.perf_counter()
-    test, calibration = (np.mean([mapped_rows(member, values, window, how) for member in members], axis=0)
-                         for values in (task.test, held_out))
+    test = np.mean([member.scores for member in member_rows], axis=0)  # their test rows, scored once
+    calibration = np.mean([mapped_rows(member, held_out, window, how) for member in members], axis=0)
     threshold = ROW_THRESHOLD.fit(calibration[~np.isnan(calibration)])
     alarms = alarms_from_flags(flags_above(test, threshold), causal=False, **DEFAULT_ALARM)
-    results["lstmae_ensemble"] = RowScores(test, alarms, {"seconds": seconds + time.perf_counter() - started,
-                                                          "n_members": len(members)})
+    seconds = sum(member.info["seconds"] for member in member_rows) + time.perf_counter() - started
+    results["lstmae_ensemble"] = RowScores(test, alarms, {"seconds": seconds, "n_members": len(members)})
     return results
 
 
@@ -430,18 +437,17 @@ def lstmae_rows(model, task, seconds: float, how: str) -> RowScores:
 
 
 def mapped_rows(model, values, window: int, how: str) -> np.ndarray:
-    """The row scores (T,) of the series `values` (NaN: no score): window scores mapped with `how`."""
-    from lstmae import temporalize
-
-    return window_to_points(model.anomaly_score(temporalize(values, window)[0]), len(values), window, how=how)[0]
+    """The row scores (T,) of the series `values` (NaN: no score) with the mapping `how`."""
+    return rows_by_how(model, values, window, (how,))[how]
 
 
-def rows_by_how(model, values, window: int) -> dict[str, np.ndarray]:
-    """The row scores (T,) of the series `values` (NaN: no score) for each mapping in VARIANTS["hows"]."""
+def rows_by_how(model, values, window: int, hows=VARIANTS["hows"]) -> dict[str, np.ndarray]:
+    """The row scores (T,) of the series `values` (NaN: no score) for each mapping in `hows`, from one
+    scoring of its windows."""
     from lstmae import temporalize
 
     window_scores = model.anomaly_score(temporalize(values, window)[0])
-    return {how: row_scores(model, window_scores, values, window, how) for how in VARIANTS["hows"]}
+    return {how: row_scores(model, window_scores, values, window, how) for how in hows}
 
 
 def error_model_variant(model, error_model: str, held_out):
@@ -742,26 +748,46 @@ def family_means(results: list[dict]) -> dict:
                                                       if name in result["detectors"]])) if scored else None
         means[name]["n_series"] = len(scored)
         means[name]["seconds"] = float(sum(row["seconds"] for row in rows))
+        if "epochs_run" in rows[0]:
+            means[name]["epochs_run"] = float(np.mean([row["epochs_run"] for row in rows]))
         if "top1_hit" in rows[0]:
             means[name]["top1_hits"] = sum(row["top1_hit"] for row in rows)
             means[name]["top1_hits_tolerance"] = sum(row["top1_hit_tolerance"] for row in rows)
             means[name]["n_top1"] = len(rows)
     means["labelled_fraction"] = float(np.median([result["anomaly_fraction"] for result in with_events]))
+    seeds = [name for name in detector_names(means) if name == "lstmae" or name.startswith(SEED_PREFIX)]
+    if len(seeds) > 1 and with_events:
+        means["seeds"] = seed_spread(with_events, seeds, means)
     return means
+
+
+def seed_spread(with_events: list[dict], seeds: list[str], means: dict) -> dict:
+    """How far lstmae's seeds `seeds` (detector names) lie apart on a family's series with anomalies: per
+    series the range (max - min) of their VUS-PR, its mean and max; the range of their family means of
+    VUS-PR and event F1; and the ensemble's family means minus the mean of the seeds'."""
+    per_series = np.array([[result["detectors"][name]["vus_pr"] for name in seeds] for result in with_events])
+    spread = {"n_seeds": len(seeds), "series_vus_pr_range_mean": float(np.ptp(per_series, axis=1).mean()),
+              "series_vus_pr_range_max": float(np.ptp(per_series, axis=1).max())}
+    for key in ("vus_pr", "event_f1"):
+        values = [means[name][key] for name in seeds]
+        spread[f"{key}_range"] = float(np.ptp(values))
+        if "lstmae_ensemble" in means:
+            spread[f"ensemble_minus_seed_mean_{key}"] = means["lstmae_ensemble"][key] - float(np.mean(values))
+    return spread
 
 
 def detector_names(names) -> list[str]:
     """The detectors among `names` in table order: lstmae, its extra seeds and their ensemble, the rest as
     DETECTORS."""
-    seeds = sorted((name for name in names if name.startswith("lstmae_seed_")), key=lambda name: int(name[12:]))
-    ensemble = ["lstmae_ensemble"] if "lstmae_ensemble" in names else []
-    return [name for name in DETECTORS[:1] if name in names] + seeds + ensemble + [
-        name for name in DETECTORS[1:] if name in names]
+    seeds = sorted((name for name in names if name.startswith(SEED_PREFIX)),
+                   key=lambda name: int(name.removeprefix(SEED_PREFIX)))
+    order = ["lstmae", *seeds, "lstmae_ensemble", *DETECTORS[1:]]
+    return [name for name in order if name in names]
 
 
 def detector_title(name: str) -> str:
-    if name.startswith("lstmae_seed_"):
-        return f"lstmae seed {name[12:]}"
+    if name.startswith(SEED_PREFIX):
+        return f"lstmae seed {name.removeprefix(SEED_PREFIX)}"
     return "lstmae ensemble" if name == "lstmae_ensemble" else DETECTOR_TITLES[name]
 
 
@@ -921,7 +947,27 @@ def markdown(report: dict) -> str:
                       f"{settings['seed']}); lstmae ensemble: the mean of the row scores of those "
                       f"{len(series_settings['ensemble_seeds']) + 1} networks, its threshold the default rule on "
                       "the mean of their held-out row scores, then the default alarm rules; its seconds are all "
-                      "of theirs.", ""]
+                      "of theirs.", "",
+                      "How far the seeds lie apart (series with anomalies): VUS-PR range (max - min over the seeds) "
+                      "per series, its mean and max; the range of the seeds' family means; the ensemble's family "
+                      "mean minus the seeds' mean.", "",
+                      "| data set | seeds | per-series VUS-PR range, mean / max | family VUS-PR range | family event "
+                      "F1 range | ensemble - seeds' mean: VUS-PR / event F1 |", "|---|---|---|---|---|---|"]
+            for family in families:
+                spread = datasets[family]["means"].get("seeds")
+                if spread is None:
+                    continue
+                ensemble = " / ".join(f"{spread[f'ensemble_minus_seed_mean_{key}']:+.3f}" for key in
+                                      ("vus_pr", "event_f1")) if "ensemble_minus_seed_mean_vus_pr" in spread else "-"
+                lines.append(f"| {FAMILY_TITLES[family]} | {spread['n_seeds']} | "
+                             f"{spread['series_vus_pr_range_mean']:.3f} / "
+                             f"{spread['series_vus_pr_range_max']:.3f} | {spread['vus_pr_range']:.3f} | "
+                             f"{spread['event_f1_range']:.3f} | {ensemble} |")
+            lines.append("")
+        epochs = [f"{FAMILY_TITLES[family]} {datasets[family]['means']['lstmae']['epochs_run']:.0f}"
+                  for family in families if "epochs_run" in datasets[family]["means"].get("lstmae", {})]
+        if epochs:
+            lines += ["lstmae's epochs run (mean over the series): " + ", ".join(epochs) + ".", ""]
         present = detector_names({name for family in families for name in datasets[family]["means"]})
         lines += ["<details><summary>Per series (VUS-PR / event F1 / alarm rate)</summary>", "",
                   "| data set | series | labelled | " + " | ".join(detector_title(name) for name in present) + " |",

@@ -132,11 +132,33 @@ def test_seed_ensemble_averages_the_seeds_row_scores_and_ranks_after_lstmae():
         fit_series(models[-1], task.train, window=10, stride=1, how="mean")
         members.append(detection_study.mapped_rows(models[-1], task.test, 10, "mean"))
     mean = np.mean(members, axis=0)
-    ensemble = detection_study.seed_ensemble(models[0], 0.0, task, task.train[500:], settings, 10, 1, "mean")
+    first = detection_study.lstmae_rows(models[0], task, 0.0, "mean")
+    ensemble = detection_study.seed_ensemble(models[0], first, task, task.train[500:], settings, 10, 1, "mean")
     assert np.allclose(ensemble["lstmae_ensemble"].scores, mean, equal_nan=True)
     assert not np.allclose(members[0], members[1], equal_nan=True)  # two seeds, two networks
-    assert detection_study.seed_ensemble(models[0], 0.0, task, task.train[500:], _tiny_series_settings(), 10, 1,
+    assert detection_study.seed_ensemble(models[0], first, task, task.train[500:], _tiny_series_settings(), 10, 1,
                                          "mean") == {}  # no extra seeds: no extra detectors
+
+
+def test_family_means_give_the_seeds_spread_and_the_ensemble_against_their_mean():
+    def series(vus, f1):
+        detectors = {name: {"vus_pr": v, "roc_auc": 0.5, "pr_auc": 0.5, "alarm_rate": 0.1, "event_precision": 0.5,
+                            "event_recall": 0.5, "event_f1": f, "seconds": 1.0, "epochs_run": 10}
+                     for name, v, f in zip(("lstmae", "lstmae_seed_1", "lstmae_ensemble"), vus, f1)}
+        return {"n_anomalous_rows": 5, "anomaly_fraction": 0.1, "detectors": detectors, "lstmae_variants": {},
+                "lstmae_thresholds": {}}
+
+    means = detection_study.family_means([series((0.2, 0.6, 0.5), (0.1, 0.3, 0.4)),
+                                          series((0.5, 0.4, 0.5), (0.5, 0.5, 0.5))])
+    spread = means["seeds"]
+    assert spread["n_seeds"] == 2
+    assert spread["series_vus_pr_range_mean"] == pytest.approx(0.25)  # ranges 0.4 and 0.1
+    assert spread["series_vus_pr_range_max"] == pytest.approx(0.4)
+    assert spread["vus_pr_range"] == pytest.approx(0.15)  # family means 0.35 and 0.5
+    assert spread["ensemble_minus_seed_mean_vus_pr"] == pytest.approx(0.5 - 0.425)
+    assert spread["ensemble_minus_seed_mean_event_f1"] == pytest.approx(0.45 - 0.35)
+    assert means["lstmae"]["epochs_run"] == 10
+    assert "seeds" not in detection_study.family_means([series((0.2,), (0.1,))])  # one seed: no spread
 
 
 @pytest.mark.slow  # stumpy compiles its numba kernels on first use (minutes on a loaded machine)
@@ -359,3 +381,19 @@ def test_partial_report_writes_the_finished_jobs_and_names_the_others(shared_dat
     assert report["unfinished_jobs"] == [detection_study.job_key(second)] and report["resumed_jobs"] == 1
     assert "1 job(s) did not finish" in (tmp_path / "detection_results.md").read_text()
     assert (tmp_path / "detection_results.partial.jsonl").exists()  # kept for --resume
+
+
+def test_set_threads_caps_torch_blas_and_numba_in_a_worker():
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    numba = pytest.importorskip("numba")
+    before = (torch.get_num_threads(), numba.get_num_threads(), threadpool_info())
+    try:
+        detection_study.set_threads(1)
+        assert torch.get_num_threads() == 1 and numba.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
+        threadpool_limits({pool["prefix"]: pool["num_threads"] for pool in before[2]})
