@@ -8,6 +8,12 @@ import torch
 # Two cores: keep torch from oversubscribing them, and make runs comparable.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+# The suite checks the CPU's results (bit-identical round trips, the fused CPU layer, tensors made on
+# the host), so device="auto" must mean the CPU here, also on a machine with a GPU. tests/test_cuda.py
+# checks the GPU: LSTMAE_TEST_CUDA=1 python -m pytest tests/test_cuda.py
+if os.environ.get("LSTMAE_TEST_CUDA") != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

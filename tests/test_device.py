@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lstmae import LSTMAutoencoder
-from lstmae.training.device import _denormals_flushed, flush_denormals
+from lstmae.training.device import _denormals_flushed, flush_denormals, full_float32
 
 pytestmark = pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU cannot flush denormals")
 
@@ -36,3 +36,13 @@ def test_fit_trains_with_denormals_flushed_and_leaves_the_setting_as_it_was():
         X, on_epoch=lambda epoch, history: seen.append(_denormals_flushed()))
     assert seen == [True, True]
     assert not _denormals_flushed()
+
+
+def test_full_float32_turns_tf32_off_for_gpu_lstms_and_restores_it():
+    rnn = torch.backends.cudnn.rnn
+    before = rnn.fp32_precision
+    with full_float32(torch.device("cuda")):  # the flag is set without a GPU; tests/test_cuda.py checks its effect
+        assert rnn.fp32_precision == "ieee"
+    assert rnn.fp32_precision == before
+    with full_float32(torch.device("cpu")):
+        assert rnn.fp32_precision == before

@@ -1,9 +1,9 @@
 """`LSTMAutoencoder`: the scikit-learn style estimator that composes data, nn, training and scoring."""
 from __future__ import annotations
 
-from collections.abc import Callable
-
+import contextlib
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ from .scoring import (
     resolve_threshold,
 )
 from .scoring.error_models import MeanError, error_model_from_state
-from .training.device import flush_denormals, resolve_device, seed_everything
+from .training.device import flush_denormals, full_float32, resolve_device, seed_everything
 from .training.checkpoint import Checkpoint, run_fingerprint
 from .training.loop import LOSSES, token_cross_entropy, train
 
@@ -313,9 +313,7 @@ PARAMETERS_HERE
         encode = _ENCODERS[self.encoding]
         X = self._check_input(X)
         parts = []
-        with torch.inference_mode():
-            if self.module_.training:
-                self.module_.eval()
+        with self._inference():
             for batch, lengths in self._batches(X):
                 # A copy: z is a view of the last encoder layer's (N, L, Z) outputs, which it would
                 # keep alive until the end (L times the memory of the encodings).
@@ -510,6 +508,15 @@ PARAMETERS_HERE
             raise DataError(f"expected {self.n_features_in_} features per timestep, got {X.shape[2]}")
         return X
 
+    @contextlib.contextmanager
+    def _inference(self):
+        """No gradients, the network in eval mode, and on a GPU its LSTMs in full float32
+        (`training.device.full_float32`): the same scores as on the CPU."""
+        with torch.inference_mode(), full_float32(next(self.module_.parameters()).device):
+            if self.module_.training:
+                self.module_.eval()
+            yield
+
     def _batches(self, X, batch_size: int = 512):
         """Inference batches of X as tensors on the model's device: (batch, lengths or None). Long work
         (more than PROGRESS_MIN_SAMPLES samples) shows a progress bar on stderr when `progress` is on and
@@ -536,9 +543,7 @@ PARAMETERS_HERE
         list X, fn sees one sample at a time, cut to its length: (1, L_i, F) or (1, L_i)."""
         X = self._check_input(X)
         results = []
-        with torch.inference_mode():
-            if self.module_.training:
-                self.module_.eval()
+        with self._inference():
             for batch, lengths in self._batches(X):
                 output = self.module_(batch, lengths)
                 if self._tokens:

@@ -36,6 +36,31 @@ def seed_everything(seed: int | None) -> np.random.Generator:
 
 
 @contextlib.contextmanager
+def full_float32(device: torch.device):
+    """On a GPU, run cuDNN's LSTMs in full float32 while the block runs, not in TF32 (PyTorch's
+    default for them, with about 3 significant digits in each product), so that a model scores
+    the same on the GPU as on the CPU to float32 rounding. lstmae scores inside it; training keeps
+    PyTorch's setting. The setting is process-wide, as PyTorch keeps it: a thread that trains
+    on the GPU while another scores sees full float32 for that time. A no-op on other devices."""
+    if device.type != "cuda":
+        yield
+        return
+    rnn = getattr(torch.backends.cudnn, "rnn", None)
+    if rnn is not None and hasattr(rnn, "fp32_precision"):  # torch >= 2.9
+        saved, rnn.fp32_precision = rnn.fp32_precision, "ieee"
+        try:
+            yield
+        finally:
+            rnn.fp32_precision = saved
+        return
+    saved, torch.backends.cudnn.allow_tf32 = torch.backends.cudnn.allow_tf32, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+
+
+@contextlib.contextmanager
 def flush_denormals():
     """Flush denormal floats (|x| < 1.2e-38) to zero on the CPU while the block (or the function
     it decorates) runs; the calling thread's own setting is restored afterwards.
