@@ -1,6 +1,6 @@
 """Speed and memory of lstmae against reference implementations, measured side by side.
 
-    python benchmarks/perf.py [--quick] [--out benchmarks/results] [--threads 2]
+    python benchmarks/perf.py [--quick] [--out benchmarks/results] [--threads 2] [--device cuda]
 
 Measures this machine's fp32 matmul peak, then, on three workloads (ECG-like 4500 x 140 x 1,
 sensor windows 18000 x 5 x 59, long windows 2000 x 256 x 8; encoder 128 -> 64, decoder
@@ -25,8 +25,11 @@ quick one: one), and each keeps its better pass: on a shared machine a burst of 
 can take a whole case, and the second pass gives every implementation the same second chance.
 "% peak" counts the LSTM matrix-product FLOPs: 2 * 4H * (I + H) per step and layer forward, x3
 for training.
+With --device cuda, lstmae (tanh and relu) and plain nn.LSTM train and score on the GPU (models
+fitted on the CPU, loaded there), the long series is scored there, and the peak is the GPU's fp32
+GEMM; the CPU-only cases (the matmul libraries, the ablation, the autograd loops, Keras) are left out.
 Writes perf_full.{json,md} (perf_quick.* with --quick; _threadsN added for a non-default
---threads) to --out.
+--threads, _cuda for --device cuda) to --out.
 """
 from __future__ import annotations
 
@@ -81,6 +84,7 @@ IMPLEMENTATIONS = {
     "tutorial": ("reference: batch-1 tutorial", ("train", "score")),
     "keras-relu": ("reference: Keras 3 relu LSTMs", ("train", "score")),
 }
+GPU_IMPLEMENTATIONS = ("lstmae-tanh", "lstmae-relu", "plain")  # what --device cuda measures
 LSTMAE_VARIANTS = ("lstmae", "loop", "unbind")  # impl prefixes that run lstmae's own loop and scoring
 MATMUL_CASES = {"lstmae-relu-onednn": "onednn", "lstmae-relu-blas": "blas"}  # LSTMAE_MATMUL; ECG-like only
 
@@ -130,8 +134,9 @@ def run_case(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     load_before = os.getloadavg()[0]
+    device = spec.get("device", "cpu")
     if spec["task"] == "matmul":
-        result = measure_matmul_peak(spec["seconds"])
+        result = measure_matmul_peak(spec["seconds"]) if device == "cpu" else gpu_matmul_peak(spec["seconds"], device)
     elif spec["task"] == "ablation":
         result = projection_ablation(spec["seconds"])
     elif spec["task"] == "prepare":
@@ -145,10 +150,12 @@ def run_case(spec: dict) -> dict:
     else:
         workload = next(w for w in WORKLOADS if w.key == spec["workload"])
         if spec["task"] == "train":
-            result = train_case(spec["impl"], workload, spec["seconds"])
+            result = train_case(spec["impl"], workload, spec["seconds"], device)
         else:
-            result = score_case(spec["impl"], workload, spec["seconds"], Path(spec["models"]))
+            result = score_case(spec["impl"], workload, spec["seconds"], Path(spec["models"]), device)
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device != "cpu":
+        result["max_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     result["load_avg"] = [load_before, os.getloadavg()[0]]
     return result
 
@@ -263,6 +270,41 @@ def measure_matmul_peak(seconds: float) -> dict:
     return {"gflops": max(result[f"gflops_{name}"] for name in products), **result}
 
 
+def gpu_matmul_peak(seconds: float, device: str) -> dict:
+    """Best fp32 GEMM GFLOP/s of the GPU over square sizes (TF32 off, as torch's default leaves it:
+    lstmae's layers run in fp32)."""
+    import torch
+
+    best = {}
+    for size in (2048, 4096, 8192):
+        a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+        a @ b
+        rates = []
+        deadline = time.perf_counter() + seconds / 3
+        while time.perf_counter() < deadline or len(rates) < 3:
+            torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            a @ b
+            torch.cuda.synchronize(device)
+            rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
+        best[size] = max(rates)
+    return {"gflops": max(best.values()), "gflops_by_size_gpu": best, "gpu": torch.cuda.get_device_name(device)}
+
+
+def synchronized(run, device: str):
+    """run, then wait for the GPU's queued work, so that a round's time includes it."""
+    if device == "cpu":
+        return run
+    import torch
+
+    def run_and_wait(k):
+        result = run(k)
+        torch.cuda.synchronize(device)
+        return result
+
+    return run_and_wait
+
+
 def measure(run, first: int, most: int, step: int, seconds: float, rounds: int = 3) -> dict:
     """Throughput of run(k), which processes k sequences. After two warm-up calls run(first)
     (the first pays one-time costs such as lazy imports), time `rounds` rounds of run(k), k a
@@ -323,7 +365,7 @@ def scaled_tensor(X: np.ndarray):
     return torch.from_numpy(((X - mean) / std).astype(np.float32))
 
 
-def train_case(impl: str, workload: Workload, seconds: float) -> dict:
+def train_case(impl: str, workload: Workload, seconds: float, device: str = "cpu") -> dict:
     import torch
 
     X = make_windows(workload)
@@ -332,20 +374,20 @@ def train_case(impl: str, workload: Workload, seconds: float) -> dict:
         from lstmae.data.scaling import FeatureScaler
         from lstmae.training.loop import train
 
-        module = lstmae_module(impl, workload.features)
+        module = lstmae_module(impl, workload.features).to(device)
         scaler = FeatureScaler.fit(X)
         rng = np.random.default_rng(0)
 
         def run(k):
-            train(module, X, np.arange(k), np.arange(0), scaler=scaler, epochs=1, batch_size=TRAIN_BATCH,
-                  learning_rate=LEARNING_RATE, loss="mse", patience=None, max_grad_norm=1.0, rng=rng,
-                  device=torch.device("cpu"), progress=False)
+            train(module, X, np.arange(k), np.arange(0), transform=scaler.transform, tokens=False, epochs=1,
+                  batch_size=TRAIN_BATCH, learning_rate=LEARNING_RATE, loss="mse", patience=None,
+                  max_grad_norm=1.0, rng=rng, device=torch.device(device), progress=False)
 
-        return measure(run, TRAIN_BATCH, n, TRAIN_BATCH, seconds)
+        return measure(synchronized(run, device), TRAIN_BATCH, n, TRAIN_BATCH, seconds)
     if impl == "keras-relu":
         return keras_case(workload, X, seconds, training=True)
-    data = scaled_tensor(X)
-    module = reference_module(impl, workload.features)
+    data = scaled_tensor(X).to(device)
+    module = reference_module(impl, workload.features).to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=LEARNING_RATE)
     if impl == "tutorial":
         from perf_references import train_one_at_a_time
@@ -354,16 +396,16 @@ def train_case(impl: str, workload: Workload, seconds: float) -> dict:
 
     def run(k):
         for index in torch.randperm(k).split(TRAIN_BATCH):
-            batch = data[index]
+            batch = data[index.to(device)]
             optimizer.zero_grad()
             loss = torch.nn.functional.mse_loss(module(batch), batch)
             loss.backward()
             optimizer.step()
 
-    return measure(run, TRAIN_BATCH, n, TRAIN_BATCH, seconds)
+    return measure(synchronized(run, device), TRAIN_BATCH, n, TRAIN_BATCH, seconds)
 
 
-def score_case(impl: str, workload: Workload, seconds: float, models: Path) -> dict:
+def score_case(impl: str, workload: Workload, seconds: float, models: Path, device: str = "cpu") -> dict:
     import torch
 
     X = make_windows(workload)
@@ -371,7 +413,7 @@ def score_case(impl: str, workload: Workload, seconds: float, models: Path) -> d
     if impl.startswith(LSTMAE_VARIANTS):
         from lstmae import load
 
-        model = load(models / f"{workload.key}-{impl.split('-')[1]}")
+        model = load(models / f"{workload.key}-{impl.split('-')[1]}", device=device)
         check = {}
         if not impl.startswith("lstmae"):  # the same fitted weights in the variant's layers
             expected = model.anomaly_score(X[:64])  # few windows: the as-is layers must not set the RSS
@@ -383,8 +425,8 @@ def score_case(impl: str, workload: Workload, seconds: float, models: Path) -> d
         return {**measure(lambda k: model.anomaly_score(X[:k]), SCORE_BATCH, n, SCORE_BATCH, seconds), **check}
     if impl == "keras-relu":
         return keras_case(workload, X, seconds, training=False)
-    data = scaled_tensor(X)
-    module = reference_module(impl, workload.features).eval()
+    data = scaled_tensor(X).to(device)
+    module = reference_module(impl, workload.features).to(device).eval()
     if impl == "tutorial":
         def run(k):
             with torch.no_grad():
@@ -392,9 +434,10 @@ def score_case(impl: str, workload: Workload, seconds: float, models: Path) -> d
 
         return measure(run, 4, n, 1, seconds)
 
-    def run(k):
+    def run(k):  # the scores come back to the host, as lstmae's do
         with torch.inference_mode():
-            return torch.cat([((module(batch) - batch) ** 2).mean(dim=(1, 2)) for batch in data[:k].split(SCORE_BATCH)])
+            return torch.cat([((module(batch) - batch) ** 2).mean(dim=(1, 2))
+                              for batch in data[:k].split(SCORE_BATCH)]).cpu().numpy()
 
     return measure(run, SCORE_BATCH, n, SCORE_BATCH, seconds)
 
@@ -426,7 +469,7 @@ def score_long_series(spec: dict) -> dict:
     rows, features = spec["rows"], spec["features"]
     window, stride, chunk_rows = spec["window"], spec["stride"], spec["chunk_rows"]
     rng = np.random.default_rng(0)
-    model = load(Path(spec["models"]) / "series")
+    model = load(Path(spec["models"]) / "series", device=spec.get("device", "cpu"))
 
     start, cpu_start = time.perf_counter(), time.process_time()
     carried = np.empty((0, features), np.float32)
@@ -471,26 +514,31 @@ def keras_available() -> bool:
     return importlib.util.find_spec("keras") is not None
 
 
-def run_all(quick: bool, threads: int, models: Path, log) -> dict:
-    """Every case, each in its own subprocess; quick: the ECG-like workload only, short timings."""
-    seconds = 1.0 if quick else 6.0
+def run_all(quick: bool, threads: int, models: Path, log, device: str = "cpu") -> dict:
+    """Every case, each in its own subprocess; quick: the ECG-like workload only, short timings;
+    device "cuda": the GPU cases only (GPU_IMPLEMENTATIONS), one pass."""
+    gpu = device != "cpu"
+    seconds = 1.0 if quick else 4.0 if gpu else 6.0
     workloads = WORKLOADS[:1] if quick else WORKLOADS
-    implementations = [k for k in IMPLEMENTATIONS if k != "keras-relu" or keras_available()]
+    implementations = (list(GPU_IMPLEMENTATIONS) if gpu else
+                       [k for k in IMPLEMENTATIONS if k != "keras-relu" or keras_available()])
+    ecg_passes = 1 if quick or gpu else ECG_PASSES
     series = {**SERIES_SETTINGS, **SERIES_CASE["quick" if quick else "full"]}
     started = time.perf_counter()
-    results = {"machine": machine_info(threads), "quick": quick, "cases": [],
+    results = {"machine": machine_info(threads, device), "quick": quick, "device": device, "cases": [],
                "settings": {"encoder": ENCODER, "train_batch": TRAIN_BATCH, "score_batch": SCORE_BATCH,
-                            "seconds_per_measurement": seconds, "ecg_passes": 1 if quick else ECG_PASSES}}
-    common = {"threads": threads, "models": str(models)}
+                            "seconds_per_measurement": seconds, "ecg_passes": ecg_passes}}
+    common = {"threads": threads, "models": str(models), "device": device}
     results["matmul"] = run_in_child({"task": "matmul", "seconds": 3.0, **common}, timeout=120)
     log(f"matmul peak: {results['matmul'].get('gflops', float('nan')):.1f} GFLOP/s")
-    results["ablation"] = run_in_child({"task": "ablation", "seconds": 3 * seconds, **common}, timeout=300)
+    if not gpu:
+        results["ablation"] = run_in_child({"task": "ablation", "seconds": 3 * seconds, **common}, timeout=300)
     prepared = run_in_child({"task": "prepare", "workloads": [w.key for w in workloads], "series": series,
-                             **common, "threads": 1}, timeout=900)  # set-up only: one thread is the safe choice
+                             **common, "threads": 1, "device": "cpu"}, timeout=900)  # set-up only: one thread is the safe choice
     if "error" in prepared:
         raise RuntimeError(f"fitting the scoring models failed: {prepared['error']}")
     for workload in workloads:
-        passes = ECG_PASSES if workload.key == "ecg" and not quick else 1
+        passes = ecg_passes if workload.key == "ecg" else 1
         runs = {}  # (impl, task): that case's run in each pass
         for _ in range(passes):
             for impl in implementations:
@@ -527,7 +575,7 @@ def cpu_name() -> str:
         return platform.processor() or "unknown CPU"
 
 
-def machine_info(threads: int) -> dict:
+def machine_info(threads: int, device: str = "cpu") -> dict:
     import torch
 
     cpu = cpu_name()
@@ -541,7 +589,8 @@ def machine_info(threads: int) -> dict:
 
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads, "python": platform.python_version(),
             "torch": torch.__version__, "load_avg_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M"),
-            "lstmae_matmul": libraries[matmul_policy()]}
+            "lstmae_matmul": libraries[matmul_policy()],
+            **({} if device == "cpu" else {"gpu": torch.cuda.get_device_name(device), "cuda": torch.version.cuda})}
 
 
 # --------------------------------------------------------------------------- report
@@ -612,17 +661,25 @@ def goals(results: dict) -> list[tuple[str, str, bool | None]]:
 def markdown(results: dict) -> str:
     machine = results["machine"]
     peak = results["matmul"].get("gflops", float("nan"))
+    gpu = results.get("device", "cpu") != "cpu"
+    memory = "GPU MB" if gpu else "RSS MB"
     lines = [
-        f"# lstmae performance ({'quick' if results['quick'] else 'full'} run, {machine['date']})",
+        f"# lstmae performance ({'quick' if results['quick'] else 'full'} run"
+        f"{', on the GPU' if gpu else ''}, {machine['date']})",
         "",
-        f"{machine['cpu']} ({machine['cpu_count']} cores), torch threads: {machine['threads']}, torch {machine['torch']}, Python {machine['python']}. "
+        (f"{machine['gpu']} (CUDA {machine['cuda']}), beside " if gpu else "")
+        + f"{machine['cpu']} ({machine['cpu_count']} cores), torch threads: {machine['threads']}, torch {machine['torch']}, Python {machine['python']}. "
         f"Load average (1 min) {machine['load_avg_start'][0]:.1f} at the start, "
         f"{machine['load_avg_end'][0]:.1f} at the end. Whole run: {results['total_seconds'] / 60:.1f} min.",
         "",
-        f"Matmul peak (fp32 GEMM, best of 512..3072 squares, at the start and at the end of the run): "
-        f"**{peak:.1f} GFLOP/s**{matmul_libraries(results['matmul'])}. "
-        + (f"lstmae's fused layers ran their products through {machine['lstmae_matmul']} here. "
-           if "lstmae_matmul" in machine else "")
+        (f"Matmul peak (the GPU's fp32 GEMM, TF32 off, best of 2048..8192 squares, at the start and at the end "
+         f"of the run): **{peak:.1f} GFLOP/s**. On the GPU lstmae's tanh layers run cuDNN's nn.LSTM and its relu "
+         f"layers lstmae's PyTorch loop (one set of kernel launches per step); the scoring models were fitted on "
+         f"the CPU and loaded onto the GPU. " if gpu else
+         f"Matmul peak (fp32 GEMM, best of 512..3072 squares, at the start and at the end of the run): "
+         f"**{peak:.1f} GFLOP/s**{matmul_libraries(results['matmul'])}. "
+         + (f"lstmae's fused layers ran their products through {machine['lstmae_matmul']} here. "
+            if "lstmae_matmul" in machine else ""))
         + f"Layers {ENCODER[0]}/{ENCODER[1]}/{ENCODER[1]}/{ENCODER[0]}; training batch {TRAIN_BATCH}, "
         f"scoring batch {SCORE_BATCH}. % peak = LSTM GEMM FLOPs per sequence x sequences/s / peak. "
         + ("Throughput is per CPU-second of the case's process (one thread: robust to the other load "
@@ -630,16 +687,17 @@ def markdown(results: dict) -> str:
            "Throughput is per wall-clock second.")
         + (f" Each ECG-like case is the better of {passes} passes over all implementations (the JSON's "
            f"pass_rates has each)." if (passes := results["settings"].get("ecg_passes", 1)) > 1 else ""),
-        f"RSS is the case's own peak (its subprocess; scoring cases load a saved model); importing lstmae "
-        f"(torch, pandas, scikit-learn) alone takes "
-        f"{results.get('baseline_rss_mb') or float('nan'):.0f} MB.",
+        ("GPU MB is the case's peak of memory allocated on the GPU (torch.cuda.max_memory_allocated)." if gpu else
+         f"RSS is the case's own peak (its subprocess; scoring cases load a saved model); importing lstmae "
+         f"(torch, pandas, scikit-learn) alone takes "
+         f"{results.get('baseline_rss_mb') or float('nan'):.0f} MB."),
         "",
     ]
     for workload in WORKLOADS:
         if not any(c["workload"] == workload.key for c in results["cases"]):
             continue
         lines += [f"## {workload.title} ({workload.n} x {workload.length} x {workload.features})", "",
-                  "| implementation | train seq/s | x plain | % peak | RSS MB | score seq/s | x plain | % peak | RSS MB |",
+                  f"| implementation | train seq/s | x plain | % peak | {memory} | score seq/s | x plain | % peak | {memory} |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for impl, (label, _) in IMPLEMENTATIONS.items():
             cells = []
@@ -653,7 +711,7 @@ def markdown(results: dict) -> str:
                 else:
                     cells += [f"{case['throughput']:.1f}", f"{case['vs_plain']:.2f}" if case.get("vs_plain") else "",
                               f"{case['percent_of_peak']:.1f}" if case.get("percent_of_peak") else "",
-                              f"{case['max_rss_mb']:.0f}"]
+                              f"{case['max_gpu_mb' if gpu else 'max_rss_mb']:.0f}"]
             if any(cells):
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -679,7 +737,10 @@ def markdown(results: dict) -> str:
                   f"{series['chunk_rows']:,} rows: {series['windows']:,} windows in {series['seconds']:.0f} s "
                   f"({series['cpu_seconds']:.0f} CPU-seconds) = **{series['throughput_rows_per_s']:,.0f} rows/s** "
                   f"({'per CPU-second' if by_cpu_time(results) else 'wall clock'}), "
-                  f"peak RSS **{series['max_rss_mb']:.0f} MB**."]
+                  f"peak RSS **{series['max_rss_mb']:.0f} MB**"
+                  + (f", peak GPU memory **{series['max_gpu_mb']:.0f} MB**." if gpu else ".")]
+    if gpu:
+        return "\n".join(lines) + "\n"
     lines += ["", "## Goals (issue 5) on the ECG-like workload", "", "| goal | measured | met |", "|---|---:|:---:|"]
     for name, shown, met in goals(results):
         lines.append(f"| {name} | {shown} | {'n/a' if met is None else 'yes' if met else 'no'} |")
@@ -693,6 +754,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="output folder")
     default_threads = min(2, os.cpu_count() or 1)
     parser.add_argument("--threads", type=int, default=default_threads, help="torch threads (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda[:N]: the GPU cases only (default: %(default)s)")
     parser.add_argument("--report", metavar="JSON", help="only rewrite the Markdown of a results JSON")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = parser.parse_args(argv)
@@ -707,10 +769,11 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = run_all(args.quick, args.threads, out / "tmp" / "models",
-                      log=lambda line: print(line, file=sys.stderr, flush=True))
+                      log=lambda line: print(line, file=sys.stderr, flush=True), device=args.device)
     add_ratios(results)
     stem = ("perf_quick" if args.quick else "perf_full") + ("" if args.threads == default_threads else
-                                                            f"_threads{args.threads}")
+                                                            f"_threads{args.threads}") + (
+        "" if args.device == "cpu" else "_cuda")
     (out / f"{stem}.json").write_text(json.dumps(results, indent=1, default=str))
     (out / f"{stem}.md").write_text(markdown(results))
     print(f"wrote {out / stem}.json and .md", file=sys.stderr)
