@@ -3,6 +3,7 @@ comparison of `variants_study.py` (item 6).
 
     python benchmarks/classification_study.py [--quick] [--out benchmarks/results] [--data-dir DIR]
                                               [--jobs 2] [--threads 1] [--no-variants] [--defaults]
+                                              [--set patience=10 ...]
 
 Protocol (the autoencoder never sees a label):
 - GunPoint, ItalyPowerDemand: the official TRAIN/TEST splits. Everything is fitted on TRAIN,
@@ -30,7 +31,9 @@ Protocol (the autoencoder never sees a label):
   the raw-series logistic regression on the same parts, with each fit's seconds. No selection:
   this is what `LSTMAutoencoder().fit(X).transform(X)` gives a user. `--defaults` runs only this
   part and keeps the selection rows of the report already in --out (they are expensive and do not
-  depend on the defaults).
+  depend on the defaults). `--set NAME=VALUE` changes one of the autoencoder's parameters in this
+  part (VALUE is JSON or a string), to measure a change of a default before it is made; the
+  report's settings record it.
 
 Writes classification_study.{json,md} (classification_quick.* with --quick) to --out, then the
 variant comparison's files. Progress goes to stderr.
@@ -330,9 +333,26 @@ def classification_markdown(report: dict) -> str:
 
 
 # ------------------------------------------------------------------------------ at the defaults
-def default_autoencoder(seed: int, quick: bool = False) -> LSTMAutoencoder:
-    """What a user gets: every parameter at its default but the seed (and, when quick, the epochs)."""
-    return LSTMAutoencoder(random_state=seed, progress=False, **({"epochs": QUICK["epochs"]} if quick else {}))
+def default_autoencoder(seed: int, quick: bool = False, changes: dict | None = None) -> LSTMAutoencoder:
+    """What a user gets: every parameter at its default but the seed (when quick, the epochs; and
+    `changes`, the --set overrides)."""
+    return LSTMAutoencoder(random_state=seed, progress=False, **({"epochs": QUICK["epochs"]} if quick else {}),
+                           **(changes or {}))
+
+
+def parse_changes(items: list[str]) -> dict:
+    """--set NAME=VALUE items as parameters; VALUE is JSON or a string. Unknown names are refused."""
+    changes = {}
+    for item in items:
+        name, _, text = item.partition("=")
+        if name not in DEFAULTS:
+            raise SystemExit(f"--set {item!r}: {name!r} is not an LSTMAutoencoder parameter "
+                             f"(one of: {', '.join(sorted(DEFAULTS))})")
+        try:
+            changes[name] = json.loads(text)
+        except json.JSONDecodeError:
+            changes[name] = text
+    return changes
 
 
 def timed_accuracy(estimator, X_train, y_train, X_test, y_test) -> tuple[float, float]:
@@ -342,14 +362,15 @@ def timed_accuracy(estimator, X_train, y_train, X_test, y_test) -> tuple[float, 
     return float(estimator.score(X_test, y_test)), time.perf_counter() - started
 
 
-def defaults_split(X_train, y_train, X_test, y_test, seed: int, quick: bool = False) -> dict:
+def defaults_split(X_train, y_train, X_test, y_test, seed: int, quick: bool = False,
+                   changes: dict | None = None) -> dict:
     """One train/test split: the raw-series baselines, and the default autoencoder fitted once on
     X_train with a logistic regression on each of its encodings. Seconds per fit."""
     accuracy, seconds = {}, {}
     for method, estimator in ((NEAREST, KNeighborsClassifier(n_neighbors=1)),
                               (RAW_LR, make_pipeline(StandardScaler(), logistic_regression()))):
         accuracy[method], seconds[method] = timed_accuracy(estimator, X_train, y_train, X_test, y_test)
-    model = default_autoencoder(seed, quick)
+    model = default_autoencoder(seed, quick, changes)
     started = time.perf_counter()
     model.fit(X_train)
     seconds["autoencoder"] = time.perf_counter() - started
@@ -382,7 +403,7 @@ def run_defaults(name: str, splits: list, protocol: str, seed: int, jobs: int, q
 
 
 def run_defaults_study(data_dir: Path, *, quick: bool = False, seed: int = 0, jobs: int = 1,
-                       on_result: Callable[[dict], None] | None = None) -> dict:
+                       on_result: Callable[[dict], None] | None = None, changes: dict | None = None) -> dict:
     """The defaults on GunPoint and ItalyPowerDemand (TRAIN/TEST) and ECG5000 (5-fold on the 500 beats).
 
     All seven fits run side by side (`jobs` at a time); `on_result(report so far)` after each data set.
@@ -404,12 +425,14 @@ def run_defaults_study(data_dir: Path, *, quick: bool = False, seed: int = 0, jo
     tasks.append(("ECG5000", f"stratified {OUTER_FOLDS}-fold CV (seed {seed}) on the {len(X)} official "
                   "training beats", splits))
     report = {"settings": {"seed": seed, "quick": quick,
-                           "autoencoder": {k: v for k, v in DEFAULTS.items() if k not in ("progress", "how")},
+                           "autoencoder": {k: v for k, v in {**DEFAULTS, **(changes or {})}.items()
+                                           if k not in ("progress", "how")},
+                           "changed": changes or {},
                            "classifier": "StandardScaler + LogisticRegression, C in logspace(-2, 2, 5) by 5-fold CV"},
               "results": []}
     log(f"defaults: {sum(len(t[2]) for t in tasks)} autoencoder fits, {jobs} at a time ...")
     results = Parallel(n_jobs=jobs, return_as="generator")(
-        delayed(defaults_split)(*split, seed, quick) for _, _, splits in tasks for split in splits)
+        delayed(defaults_split)(*split, seed, quick, changes) for _, _, splits in tasks for split in splits)
     for name, protocol, splits in tasks:
         report["results"].append(summarise_defaults(name, protocol, [next(results) for _ in splits]))
         log(f"defaults: {summary_line(report['results'][-1])}")
@@ -437,7 +460,8 @@ def defaults_markdown(report: dict) -> str:
         lines.append(f"| {r['dataset']} | {r['protocol']} | " + " | ".join(cells)
                      + f" | {near} | {raw} | {fits} | {epochs} | {r['reconstruction_mse']:.3f} |")
     settings = report["settings"]["autoencoder"]
-    lines += ["", "At the defaults, no selection: `LSTMAutoencoder(random_state=" f"{report['settings']['seed']})` "
+    changed = "".join(f", {k}={v!r}" for k, v in report["settings"].get("changed", {}).items())
+    lines += ["", "At the defaults, no selection: `LSTMAutoencoder(random_state=" f"{report['settings']['seed']}{changed})` "
               "fitted on the training part (ECG5000: each outer fold's), then StandardScaler + logistic "
               "regression (C by 5-fold CV on the training part) on each encoding of that one autoencoder. "
               "Defaults: " + ", ".join(f"{k} {settings[k]}" for k in ("encoder", "epochs", "batch_size",
@@ -455,7 +479,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-variants", action="store_true", help="skip the variant comparison (item 6)")
     parser.add_argument("--defaults", action="store_true", help="only the defaults part; keep the selection "
                         "rows of the report already in --out")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="change an autoencoder parameter in the defaults part, e.g. patience=10")
     args = parser.parse_args(argv)
+    changes = parse_changes(args.set)
     data_dir = check_data_dir(args.data_dir)
     torch.set_num_threads(args.threads)
     stem = "classification_quick" if args.quick else "classification_study"
@@ -473,7 +500,7 @@ def main(argv=None) -> int:
                               "machine": machine()}
         write_outputs(args.out, stem, report, study_markdown(report))
 
-    run_defaults_study(data_dir, quick=args.quick, seed=args.seed, jobs=args.jobs, on_result=write)
+    run_defaults_study(data_dir, quick=args.quick, seed=args.seed, jobs=args.jobs, on_result=write, changes=changes)
     if not args.no_variants and not args.defaults:
         run_and_write(data_dir, args.out, quick=args.quick, seed=args.seed, jobs=args.jobs)
     return 0

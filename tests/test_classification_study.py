@@ -124,7 +124,7 @@ def test_defaults_split_fits_one_default_autoencoder_and_scores_every_encoding(m
     X, y = two_class_series()
     fitted = []
 
-    def tiny_default(seed, quick=False):
+    def tiny_default(seed, quick=False, changes=None):
         model = study.LSTMAutoencoder(encoder=(6, 3), random_state=seed, progress=False, **TINY)
         fitted.append(model)
         return model
@@ -137,6 +137,16 @@ def test_defaults_split_fits_one_default_autoencoder_and_scores_every_encoding(m
     assert result["accuracy"][study.NEAREST] == result["fold_accuracy"][study.NEAREST][0]
     assert len(result["seconds"]["autoencoder"]) == 2 and min(result["seconds"]["autoencoder"]) >= 0
     assert result["epochs_run"] == [2, 2] and result["default_encoding"] == study.DEFAULTS["encoding"]
+
+
+def test_set_changes_one_parameter_of_the_default_autoencoder_and_refuses_unknown_names():
+    changes = study.parse_changes(["patience=10", "loss=mse"])
+    assert changes == {"patience": 10, "loss": "mse"}
+    model = study.default_autoencoder(3, changes=changes)
+    assert (model.patience, model.loss, model.random_state) == (10, "mse", 3)
+    assert model.encoder == study.DEFAULTS["encoder"]
+    with pytest.raises(SystemExit, match="'patiense' is not an LSTMAutoencoder parameter"):
+        study.parse_changes(["patiense=10"])
 
 
 def test_defaults_markdown_flags_both_goals_for_the_default_encoding():
