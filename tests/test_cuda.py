@@ -49,6 +49,8 @@ def test_auto_picks_the_gpu_and_fit_trains_there():
     assert next(model.module_.parameters()).device.type == "cuda"
     history = model.history_
     assert history["loss"][-1] < history["loss"][0]
+    relu = fitted("keras_tutorial", device="auto")  # its GPU path is slower: "auto" keeps it on the CPU
+    assert next(relu.module_.parameters()).device.type == "cpu"
 
 
 @pytest.mark.parametrize("preset", list(VARIANTS))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lstmae import LSTMAutoencoder
-from lstmae.training.device import _denormals_flushed, flush_denormals, full_float32
+from lstmae.training.device import _denormals_flushed, flush_denormals, full_float32, resolve_device
 
 pytestmark = pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU cannot flush denormals")
 
@@ -46,3 +46,10 @@ def test_full_float32_turns_tf32_off_for_gpu_lstms_and_restores_it():
     assert rnn.fp32_precision == before
     with full_float32(torch.device("cpu")):
         assert rnn.fp32_precision == before
+
+
+def test_auto_keeps_relu_models_on_the_cpu_where_a_gpu_would_be_picked(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda", 0)
+    assert resolve_device("auto", activation="relu") == torch.device("cpu")  # its GPU path is slower
+    assert resolve_device("cuda", activation="relu") == torch.device("cuda")  # asked for: given

@@ -188,7 +188,7 @@ PARAMETERS_HERE
                             f"{self.validation_fraction} of {n}")
         train_idx, val_idx = np.arange(n_train), np.arange(n_train, n)
         rng = seed_everything(self.random_state)
-        device = resolve_device(self.device)
+        device = resolve_device(self.device, activation=self.activation)
 
         n_features = 1 if tokens else (X[0].shape[1] if variable else X.shape[2])
         self.n_features_in_ = n_features

@@ -9,8 +9,13 @@ import numpy as np
 import torch
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" picks cuda, then mps, then cpu; anything else is passed to torch.device."""
+def resolve_device(device: str = "auto", *, activation: str = "tanh") -> torch.device:
+    """"auto" picks cuda, then mps, then cpu, but keeps relu models (`activation`) on the CPU: on a
+    GPU their layers run lstmae's PyTorch loop, a few small kernels per step, which trained at under
+    half the speed of two CPU cores (README, Speed and memory, On a GPU). Anything else is passed to
+    torch.device."""
+    if device == "auto" and activation == "relu":
+        return torch.device("cpu")
     if device == "auto":
         if torch.cuda.is_available():  # under torchrun, each process takes its own GPU
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
