@@ -9,7 +9,7 @@ from lstmae.scoring import ThresholdRule, apply_threshold, default_threshold, pa
 
 @pytest.mark.parametrize(
     "spec", ["quantile:0.99", "contamination:0.01", "sigma:3", "pot:0.001", "best-f1",
-             "best-f:0.5", "fpr:0.05", "value:-0.3", "sigma:2.5", "pot:1e-05"]
+             "best-f:0.5", "fpr:0.05", "value:-0.3", "sigma:2.5", "pot:1e-05", "mad:5"]
 )
 def test_str_gives_the_spec_back(spec):
     rule = parse_threshold(spec)
@@ -33,6 +33,20 @@ def test_quantile_contamination_sigma_value_on_hand_examples():
     assert parse_threshold("contamination:0.1").fit(scores) == pytest.approx(90)
     assert parse_threshold("sigma:2").fit([1.0, 3.0]) == pytest.approx(2 + 2 * 1)
     assert parse_threshold("value:0.3").fit(scores) == 0.3
+
+
+def test_mad_ignores_the_tail_that_inflates_sigma():
+    scores = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 1000.0])  # median 3.5, MAD 1.5
+    assert parse_threshold("mad:2").fit(scores) == pytest.approx(3.5 + 2 * 1.4826 * 1.5)
+    assert parse_threshold("mad:2").fit(scores) < parse_threshold("sigma:2").fit(scores) / 10
+    normal = np.random.default_rng(0).normal(size=100_000)  # for normal scores both are mean + K sigma
+    assert parse_threshold("mad:3").fit(normal) == pytest.approx(parse_threshold("sigma:3").fit(normal), abs=0.03)
+
+
+def test_mad_of_mostly_equal_scores_stays_above_the_median():
+    scores = np.array([0.0] * 8 + [1.0, 3.0])  # MAD 0: the mean absolute deviation (0.4) stands in
+    assert parse_threshold("mad:5").fit(scores) == pytest.approx(5 * 1.2533 * 0.4)
+    assert parse_threshold("mad:5").fit(np.zeros(5)) == 0.0  # all equal: nothing lies above it
 
 
 def test_fpr_uses_normal_scores_only_when_labelled():
@@ -103,6 +117,7 @@ def test_apply_threshold_is_strictly_above_and_nan_is_normal():
         ("quantile:1.5", r"threshold 'quantile:1.5': Q must be in \(0, 1\)"),
         ("contamination:0", r"C must be in \(0, 1\)"),
         ("sigma:-1", r"K must be > 0"),
+        ("mad:0", r"threshold 'mad:0': K must be > 0, e.g. mad:5"),
         ("pot:0.05", r"the risk Q must be in \(0, 0.02\) \(larger: use quantile:1-Q\)"),
         ("best-f:0", r"BETA must be > 0"),
         ("fpr:1", r"R must be in \(0, 1\)"),

@@ -8,6 +8,7 @@ A window or time point is an anomaly when its score is strictly above the thresh
 | `quantile:Q`   | the Q quantile of the scores                 | no labels; validation data is (mostly) normal             |
 | `contamination:C` | same as `quantile:(1-C)`                  | you know roughly the fraction C of anomalies              |
 | `sigma:K`      | mean + K standard deviations (ddof 0)        | the default (sigma:2 on sequences, sigma:5 on a series' rows): stable on small validation sets |
+| `mad:K`        | median + K x 1.4826 x MAD (the standard deviation for normal data) | validation scores with a heavy tail, which inflates sigma:K |
 | `pot:Q`        | peaks over threshold (SPOT, Siffer 2017)     | no labels, very rare anomalies: a false-alarm risk Q below 0.02, beyond the largest validation scores |
 | `best-f1`      | maximises F1 on labelled validation scores   | labelled validation data                                   |
 | `best-f:BETA`  | maximises F-beta                             | labels; BETA > 1 favours recall, BETA < 1 precision        |
@@ -58,7 +59,7 @@ def resolve_threshold(spec: str, how: str = "window") -> str:
 
 
 USAGE = (
-    "quantile:Q, contamination:C, sigma:K, pot:Q, best-f1, best-f:BETA, fpr:R, value:V, "
+    "quantile:Q, contamination:C, sigma:K, mad:K, pot:Q, best-f1, best-f:BETA, fpr:R, value:V, "
     "dspot:RISK, telemanom:Z"
 )
 ADAPTIVE_METHODS = tuple(ADAPTIVE_CLASSES)
@@ -74,6 +75,7 @@ _PARAMETER_RULES = {
     "quantile": (lambda p: 0 < p < 1, "Q must be in (0, 1)", "quantile:0.99"),
     "contamination": (lambda p: 0 < p < 1, "C must be in (0, 1)", "contamination:0.01"),
     "sigma": (lambda p: p > 0, "K must be > 0", "sigma:3"),
+    "mad": (lambda p: p > 0, "K must be > 0", "mad:5"),
     "pot": (
         lambda p: 0 < p < 1 - POT_INITIAL_QUANTILE,
         f"the risk Q must be in (0, {1 - POT_INITIAL_QUANTILE:g}) (larger: use quantile:1-Q)",
@@ -197,6 +199,8 @@ class ThresholdRule:
             return float(np.quantile(scores, 1 - self.param))
         if self.method == "sigma":
             return float(scores.mean() + self.param * scores.std())
+        if self.method == "mad":
+            return _mad_threshold(scores, self.param)
         if self.method == "pot":
             return _pot_threshold(scores, self.param, self)
         if self.adaptive:
@@ -207,6 +211,16 @@ class ThresholdRule:
                 raise DataError(f"threshold '{self}' needs normal (label 0) scores; all labels are 1")
             return float(np.quantile(normal_scores, 1 - self.param))
         return float(self.param)  # "value"
+
+
+def _mad_threshold(scores: np.ndarray, k: float) -> float:
+    """median + k * 1.4826 * MAD; where more than half the scores are equal (MAD 0), the mean
+    absolute deviation from the median (x 1.2533, the standard deviation for normal data) stands
+    in, so that the threshold does not fall on the median itself."""
+    median = float(np.median(scores))
+    deviations = np.abs(scores - median)
+    scale = 1.4826 * float(np.median(deviations)) or 1.2533 * float(deviations.mean())
+    return median + k * scale
 
 
 def parse_threshold(spec: str) -> ThresholdRule:
