@@ -461,7 +461,8 @@ def defaults_markdown(report: dict) -> str:
                      + f" | {near} | {raw} | {fits} | {epochs} | {r['reconstruction_mse']:.3f} |")
     settings = report["settings"]["autoencoder"]
     changed = "".join(f", {k}={v!r}" for k, v in report["settings"].get("changed", {}).items())
-    lines += ["", "At the defaults, no selection: `LSTMAutoencoder(random_state=" f"{report['settings']['seed']}{changed})` "
+    lines += ["", "At the defaults, no selection: `LSTMAutoencoder(random_state="
+              f"{report['settings']['seed']}{changed})` "
               "fitted on the training part (ECG5000: each outer fold's), then StandardScaler + logistic "
               "regression (C by 5-fold CV on the training part) on each encoding of that one autoencoder. "
               "Defaults: " + ", ".join(f"{k} {settings[k]}" for k in ("encoder", "epochs", "batch_size",

@@ -93,7 +93,8 @@ PARAMETERS: tuple[Parameter, ...] = (
               "max, each encoder layer's states averaged or maximised (N, sum(encoder))", ENCODINGS),
     Parameter("random_state", None, "int or None", "one seed for Python, NumPy and torch; same seed, same "
               "model on the CPU", cli=False),
-    Parameter("device", "auto", "str", "auto (cuda, then mps, then cpu; relu models: cpu, faster there), cpu, cuda, cuda:N or mps"),
+    Parameter("device", "auto", "str", "auto (cuda, then mps, then cpu; relu models: cpu, faster there), cpu, "
+              "cuda, cuda:N or mps"),
     Parameter("progress", True, "bool", "tqdm progress bars on stderr (shown only on a terminal)", cli=False),
 )
 PARAMETER = {p.name: p for p in PARAMETERS}
