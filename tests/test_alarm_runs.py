@@ -40,3 +40,4 @@ def test_series_row_reports_the_alarms_of_a_fitted_model(monkeypatch):
     assert row["alarm_rows"] == sum(b - a + 1 for a, b in row["alarm_runs"])
     text = alarm_runs.markdown("toy", [row], window=20, seed=0)
     assert f"| burst | 600 | 300-309 (10) | " in text and f"{row['alarm_rows']} / 10 = " in text
+    assert f"row threshold `{lstmae.config.DEFAULT_THRESHOLDS['rows']}`" in text

@@ -41,7 +41,7 @@ def model_dir(tmp_path_factory):
     t = np.arange(1300)  # ~130 held-out windows: enough calibration scores for an adaptive rule
     values = np.stack([np.sin(0.3 * t), np.cos(0.2 * t), rng.normal(size=len(t))], axis=1).astype(np.float32)
     X = np.lib.stride_tricks.sliding_window_view(values, (WINDOW, 3))[:, 0]
-    # sigma:2 on row scores too (auto's sigma:5 flags nothing here, and the tests compare flags)
+    # sigma:2 on row scores too (auto's stricter row rule may flag nothing here, and the tests compare flags)
     model = LSTMAutoencoder(encoder=(8, 4), epochs=1, batch_size=128, threshold="sigma:2", random_state=0,
                             progress=False)
     model.fit(np.ascontiguousarray(X), feature_names=FEATURES)

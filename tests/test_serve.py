@@ -77,7 +77,7 @@ def test_health_ready_and_model_description(client):
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     info = client.get("/v1/model").json()
     assert info["window"] == WINDOW and info["features"] == FEATURES
-    assert info["threshold"]["rule"] == "sigma:5" and info["threshold"]["fitted_on"] == "mean"  # the defaults
+    assert info["threshold"]["rule"] == "mad:8" and info["threshold"]["fitted_on"] == "mean"  # the defaults
     assert info["limits"]["max_rows"] == 5000 and info["limits"]["max_entities"] == 1000
 
 

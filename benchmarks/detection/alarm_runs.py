@@ -56,9 +56,12 @@ def shown(spans: list[tuple[int, int]], marks: list[bool] | None = None, most: i
 
 
 def markdown(family: str, rows: list[dict], window: int, seed: int) -> str:
+    from lstmae.config import DEFAULT_THRESHOLDS
+
     lines = [f"## Alarm runs of lstmae's defaults, {family}", "",
              f"`python benchmarks/detection/alarm_runs.py --family {family} --seed {seed} --window {window}`: "
-             "lstmae's defaults fitted on each series' training part, its alarms on the test part. "
+             "lstmae's defaults fitted on each series' training part, its alarms on the test part (row "
+             f"threshold `{DEFAULT_THRESHOLDS['rows']}`, then the default alarm rules). "
              "Ranges are test rows, first-last inclusive (length); * marks an alarm run that touches a "
              "labelled range.", "",
              "| series | test rows | labelled ranges | alarm runs | alarm rows / labelled rows | fit s |",

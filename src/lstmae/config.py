@@ -84,8 +84,9 @@ PARAMETERS: tuple[Parameter, ...] = (
               "data, averaged) or normalized-max (the largest of those z-scores: one feature out of line is "
               "enough)", ERROR_MODEL_CHOICES),
     Parameter("threshold", "auto", "str", "rule for threshold_ from the held-out scores: auto (sigma:2 on "
-              "sequence scores as fit fits them, sigma:5 on a series' row scores as fit_series fits them: its "
-              "thousands of overlapping, correlated rows need a stricter rule), or e.g. sigma:3, quantile:0.99, "
+              "sequence scores as fit fits them, mad:8 on a series' row scores as fit_series fits them: its "
+              "thousands of overlapping, correlated rows need a stricter rule, and one robust to their heavy "
+              "tail), or e.g. sigma:3, mad:5, quantile:0.99, "
               "pot:1e-3, dspot:1e-3, fpr:0.01, best-f1 (needs labels), value:0.3 (see lstmae.scoring.thresholds)"),
     Parameter("encoding", "pooled", "str", "what transform returns: pooled, each encoder layer's states "
               "averaged over the steps, then the code layer's maximised (N, sum(encoder) + Z), features for a "
@@ -108,7 +109,7 @@ DEFAULTS = {**{p.name: p.default for p in PARAMETERS}, "how": "mean"}
 AUTO_ERROR_MODEL = "normalized-max"
 # threshold="auto"'s rule by the kind of held-out score it is fitted on: "window" (one score per
 # sequence) or "rows" (a series' row scores, any `how`).
-DEFAULT_THRESHOLDS = {"window": "sigma:2", "rows": "sigma:5"}
+DEFAULT_THRESHOLDS = {"window": "sigma:2", "rows": "mad:8"}
 
 
 def parameters_docstring() -> str:

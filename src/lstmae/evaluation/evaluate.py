@@ -20,7 +20,8 @@ from .report import PLOT_HELP, render_report
 
 # Rules whose flag rate on the evaluated data the report lists beside the model's own, each fitted on
 # the model's held-out normal scores.
-ALTERNATIVE_THRESHOLDS = ("sigma:2", "sigma:3", "sigma:5", "quantile:0.99", "quantile:0.999", "pot:1e-3")
+ALTERNATIVE_THRESHOLDS = ("sigma:2", "sigma:3", "sigma:5", "mad:5", "mad:8", "quantile:0.99", "quantile:0.999",
+                          "pot:1e-3")
 
 
 @dataclass
