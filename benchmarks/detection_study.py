@@ -99,8 +99,8 @@ SETTINGS = {
 # rules, so the study can say which default wins.
 VARIANTS = {"error_models": ["mse", "mae", "normalized", "normalized-max"], "hows": ["max", "mean", "end", "point"],
             "thresholds": ["quantile:0.99", "quantile:0.98", "quantile:0.995", "sigma:2", "sigma:3", "sigma:4", "sigma:5"],
-            "series_thresholds": ["sigma:3", "sigma:5", "mad:5", "mad:8", "quantile:0.999", "pot:1e-3", "dspot:1e-3", "dspot:1e-4",
-                                  "telemanom:2.5", "telemanom:4"]}
+            "series_thresholds": ["sigma:3", "sigma:5", "mad:5", "mad:8", "quantile:0.999", "pot:1e-3", "dspot:1e-3",
+                                  "dspot:1e-4", "telemanom:2.5", "telemanom:4"]}
 # series.window="period": (shortest, fallback where no period is found, longest) window in rows.
 PERIOD_WINDOWS = (20, 50, 100)
 # Alarm rules beside the defaults (DEFAULT_ALARM), each at the default row threshold rule x every mapping and
@@ -899,6 +899,18 @@ def markdown(report: dict) -> str:
                             f"{'n/a' if c['alarm_ratio'] is None else format(c['alarm_ratio'], '.1f') + 'x'}; "
                             f"{fmt(c['event_recall'])} / {fmt(c['event_f1'])}" for c in cells) + " |")
             lines += ["", "</details>", ""]
+            configured_how, configured_error_model = settings["series"]["how"], defaults["error_model"]
+            if f"lstmae threshold {rules[0]}/{configured_how}/{configured_error_model}" in datasets[families[0]]["means"]:
+                lines += [f"Each rule at the configured mapping and error model (`{configured_how}` / "
+                          f"`{configured_error_model}`): median alarm rate (x labelled); mean event precision / "
+                          "recall / F1.", "",
+                          "| rule | " + " | ".join(FAMILY_TITLES[family] for family in families) + " |",
+                          "|---|" + "---|" * len(families)]
+                for rule in rules:
+                    cells = [datasets[family]["means"][f"lstmae threshold {rule}/{configured_how}/"
+                                                       f"{configured_error_model}"] for family in families]
+                    lines.append(f"| `{rule}` | " + " | ".join(alarm_cell(c) for c in cells) + " |")
+                lines.append("")
         ranked = rank_defaults(datasets, families)
         if ranked:
             lines += ["### Choosing lstmae's defaults", "",
@@ -1010,6 +1022,13 @@ def rank_defaults(datasets: dict, families: list[str]) -> list[dict]:
 
 def cell(value, best) -> str:
     return "n/a" if value is None else bold_if(value, best)
+
+
+def alarm_cell(c: dict) -> str:
+    """'1.4% (0.1x); P / R / F1' of a rule's family means."""
+    ratio = "n/a" if c["alarm_ratio"] is None else f"{c['alarm_ratio']:.1f}x"
+    rate = "n/a" if c["alarm_rate"] is None else f"{100 * c['alarm_rate']:.1f}%"
+    return f"{rate} ({ratio}); {fmt(c['event_precision'])} / {fmt(c['event_recall'])} / {fmt(c['event_f1'])}"
 
 
 def fmt(value) -> str:

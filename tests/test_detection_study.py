@@ -293,6 +293,10 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     assert variants[default]["vus_pr"] == pytest.approx(ucr["series"][0]["detectors"]["lstmae"]["vus_pr"], abs=1e-6)
     assert "error model x window-to-row mapping" in table and "threshold rules" in table
     assert "### Choosing lstmae's defaults" in table and "| 1 | `" in table
+    rule = detection_study.ROW_THRESHOLD_RULE  # each rule at the configured mapping and error model
+    configured = ucr["means"][f"lstmae threshold {rule}/{defaults['how']}/{defaults['error_model']}"]
+    assert f"| `{rule}` | {detection_study.alarm_cell(configured)} |" in table
+    assert configured["alarm_rate"] == pytest.approx(ucr["means"]["lstmae"]["alarm_rate"])  # lstmae's own alarms
     (out / "detection_results.md").unlink()
     assert detection_study.main(["--tables-only", "--out", str(out), "--data-dir", str(tmp_path / "absent")]) == 0
     assert (out / "detection_results.md").read_text() == table
