@@ -1,10 +1,12 @@
 """device="cuda": training and scoring on a GPU give what the same weights give on the CPU.
 
+On the GPU, tanh layers run cuDNN's nn.LSTM and relu layers lstmae's PyTorch loop
+(`lstmae.nn.fast_lstm`); on the CPU, scoring runs the fused C++ layer. The same weights must score
+alike either way, so a model trained on one device serves on the other.
+
 Run them where there is a GPU with LSTMAE_TEST_CUDA=1 python -m pytest tests/test_cuda.py (without it,
 tests/conftest.py hides the GPU from the suite, which checks the CPU's results); skipped where torch
-sees no CUDA device, as in CI. The README (Speed and memory) has the GPU figures. On the GPU, tanh layers run cuDNN's nn.LSTM and relu layers
-lstmae's PyTorch loop (`lstmae.nn.fast_lstm`); on the CPU, scoring runs the fused C++ layer. The
-same weights must score alike either way, so a model trained on one device serves on the other.
+sees no CUDA device, as in CI. The README (Speed and memory, On a GPU) has the GPU figures.
 """
 import numpy as np
 import pandas as pd
@@ -28,6 +30,8 @@ RTOL = 1e-4
 
 def assert_scores_close(actual, expected):
     np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=RTOL * np.nanmax(np.abs(expected)))
+
+
 VARIANTS = {  # preset: overrides that keep each fit to a second or two
     "default": {"encoder": (32, 16)},
     "keras_tutorial": {"encoder": (32, 16)},

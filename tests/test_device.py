@@ -6,9 +6,10 @@ import torch
 from lstmae import LSTMAutoencoder
 from lstmae.training.device import _denormals_flushed, flush_denormals, full_float32, resolve_device
 
-pytestmark = pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU cannot flush denormals")
+flushes = pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU cannot flush denormals")
 
 
+@flushes
 def test_flushes_inside_and_restores_the_callers_setting():
     assert not _denormals_flushed()
     tiny_product = lambda: (torch.tensor(1e-30) * torch.tensor(1e-10)).item()  # 1e-40: a denormal result
@@ -19,6 +20,7 @@ def test_flushes_inside_and_restores_the_callers_setting():
     assert tiny_product() > 0.0
 
 
+@flushes
 def test_a_caller_who_flushes_already_keeps_flushing():
     torch.set_flush_denormal(True)
     try:
@@ -29,6 +31,7 @@ def test_a_caller_who_flushes_already_keeps_flushing():
         torch.set_flush_denormal(False)
 
 
+@flushes
 def test_fit_trains_with_denormals_flushed_and_leaves_the_setting_as_it_was():
     seen = []
     X = np.random.default_rng(0).normal(size=(16, 5, 2)).astype(np.float32)

@@ -14,9 +14,9 @@ def resolve_device(device: str = "auto", *, activation: str = "tanh") -> torch.d
     GPU their layers run lstmae's PyTorch loop, a few small kernels per step, which trained at under
     half the speed of two CPU cores (README, Speed and memory, On a GPU). Anything else is passed to
     torch.device."""
-    if device == "auto" and activation == "relu":
-        return torch.device("cpu")
     if device == "auto":
+        if activation == "relu":
+            return torch.device("cpu")
         if torch.cuda.is_available():  # under torchrun, each process takes its own GPU
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -52,17 +52,15 @@ def full_float32(device: torch.device):
         return
     rnn = getattr(torch.backends.cudnn, "rnn", None)
     if rnn is not None and hasattr(rnn, "fp32_precision"):  # torch >= 2.9
-        saved, rnn.fp32_precision = rnn.fp32_precision, "ieee"
-        try:
-            yield
-        finally:
-            rnn.fp32_precision = saved
-        return
-    saved, torch.backends.cudnn.allow_tf32 = torch.backends.cudnn.allow_tf32, False
+        owner, name, full = rnn, "fp32_precision", "ieee"
+    else:
+        owner, name, full = torch.backends.cudnn, "allow_tf32", False
+    saved = getattr(owner, name)
+    setattr(owner, name, full)
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32 = saved
+        setattr(owner, name, saved)
 
 
 @contextlib.contextmanager
