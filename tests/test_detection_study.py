@@ -98,7 +98,7 @@ def _series_task(n_train=600, n_test=500, features=1, seed=0):
 
 def _tiny_series_settings(peers=()):
     return {"window": 10, "how": "max", "max_train_steps": 4000, "peers": list(peers),
-            "lstmae": {"encoder": [4], "epochs": 1}}
+            "lstmae": {"encoder": [4], "epochs": 1}, "baseline_threshold": "sigma:5"}
 
 
 def test_run_series_scores_every_detector_with_flags_and_event_metrics():
@@ -113,6 +113,18 @@ def test_run_series_scores_every_detector_with_flags_and_event_metrics():
     assert result["detectors"]["pca"]["top1_hit"]
     lstmae = result["detectors"]["lstmae"]
     assert lstmae["alarm_rate"] <= lstmae["raw_flag_rate"]  # alarms only drop flags
+
+
+def test_baselines_take_the_study_baseline_rule_and_lstmae_keeps_its_own():
+    task = _series_task()
+    strict = detection_study.run_series(task, _tiny_series_settings(), seed=0)
+    loose = detection_study.run_series(task, {**_tiny_series_settings(), "baseline_threshold": "sigma:0.1"}, seed=0)
+    for name in ("isolation_forest", "pca", "rolling_zscore"):
+        assert strict["detectors"][name]["alarm_rate"] < loose["detectors"][name]["alarm_rate"]
+        assert strict["detectors"][name]["vus_pr"] == loose["detectors"][name]["vus_pr"]  # the scores stay
+    for run in (strict, loose):
+        run["detectors"]["lstmae"].pop("seconds")
+    assert strict["detectors"]["lstmae"] == loose["detectors"]["lstmae"]
 
 
 def test_seed_ensemble_averages_the_seeds_row_scores_and_ranks_after_lstmae():
