@@ -105,7 +105,8 @@ SETTINGS = {
 VARIANTS = {"error_models": ["mse", "mae", "normalized", "normalized-max"], "hows": ["max", "mean", "end", "point"],
             "thresholds": ["quantile:0.99", "quantile:0.98", "quantile:0.995", "sigma:2", "sigma:3", "sigma:4", "sigma:5"],
             "series_thresholds": ["sigma:3", "sigma:5", "mad:5", "mad:8", "mad:12", "mad:16", "quantile:0.999",
-                                  "pot:1e-3", "dspot:1e-3", "dspot:1e-4", "telemanom:2.5", "telemanom:4"]}
+                                  "pot:1e-3", "dspot:1e-3", "dspot:1e-4", "telemanom:2.5", "telemanom:4"],
+            "floored_thresholds": ["sigma:5", "mad:5", "mad:8"]}
 # series.window="period": (shortest, fallback where no period is found, longest) window in rows.
 PERIOD_WINDOWS = (20, 50, 100)
 # Alarm rules beside the defaults (DEFAULT_ALARM), each at the default row threshold rule x every mapping and
@@ -386,13 +387,14 @@ def run_series(task, settings: dict, seed: int) -> dict:
                    else error_model_variant(model, error_model, train_windows[n_fit:]))
         # Scored once per error model (window scores, plus per-step errors for "point"): the ranking and the
         # alarm variants share these rows.
-        test_rows, held_out_rows = (rows_by_how(variant, values, window) for values in (task.test, held_out))
+        test_rows, held_out_rows, train_rows = (rows_by_how(variant, values, window)
+                                                for values in (task.test, held_out, task.train[:first_held_out_row]))
         for how, scores in test_rows.items():
             metrics = detection_metrics(task.labels, scores, flags=np.zeros(len(scores), np.int8), valid=common,
                                         vus_sliding_window=vus_window)
             result["lstmae_variants"][f"{error_model}/{how}"] = {key: metrics[key]
                                                                 for key in ("vus_pr", "roc_auc", "pr_auc")}
-        for key, row in threshold_variants(variant, task, test_rows, held_out_rows, common).items():
+        for key, row in threshold_variants(variant, task, test_rows, held_out_rows, common, train_rows).items():
             result["lstmae_thresholds"][f"{key}/{error_model}"] = row
     return result
 
@@ -461,14 +463,16 @@ def error_model_variant(model, error_model: str, held_out):
     return copy.copy(model).set_params(error_model=error_model).recalibrate(held_out)
 
 
-def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common) -> dict:
+def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common, train_rows: dict) -> dict:
     """lstmae's alarms (the default alarm rules) at each threshold rule of VARIANTS["series_thresholds"]
     (adaptive ones included) x window-to-row mapping, every rule fitted on the model's held-out training
     rows scored with that mapping (`held_out_rows`, beside the test's `test_rows`, both {how: (T,)}): alarm
-    rate, its ratio to the labelled fraction and event precision/recall/F1, as "rule/how"."""
+    rate, its ratio to the labelled fraction and event precision/recall/F1, as "rule/how". The rules of
+    VARIANTS["floored_thresholds"] also run as "rule+floor": never below the highest score of the rows the
+    network trained on (`train_rows`), which a held-out tail shorter than the series' cycle can miss."""
     from lstmae.exceptions import DataError
     from lstmae.scoring import alarms_from_flags
-    from lstmae.series import flag_rows
+    from lstmae.series import flag_rows, threshold_for
 
     keys = ("alarm_rate", "event_precision", "event_recall", "event_f1")
     fraction = task.labels[common].mean()
@@ -478,9 +482,15 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
         variant = copy.copy(model)
         variant.calibration_scores_ = dict(model.calibration_scores_)
         variant.set_calibration(calibration[~np.isnan(calibration)], how=how)
-        for rule in VARIANTS["series_thresholds"]:
+        floor = float(np.nanmax(train_rows[how]))
+        floored = {f"{rule}+floor": rule for rule in VARIANTS["floored_thresholds"]}
+        for rule in VARIANTS["series_thresholds"] + list(floored):
             try:
-                flags, _ = flag_rows(variant, scores, ~np.isnan(scores), None, rule, how)
+                if rule in floored:
+                    value = max(threshold_for(variant, floored[rule], how=how), floor)
+                    flags = flags_above(scores, value)
+                else:
+                    flags, _ = flag_rows(variant, scores, ~np.isnan(scores), None, rule, how)
             except DataError:  # e.g. pot: too few held-out scores for a tail fit
                 results[f"{rule}/{how}"] = dict.fromkeys(keys + ("alarm_ratio",))
                 continue
@@ -887,7 +897,7 @@ def markdown(report: dict) -> str:
             lines.append("")
         variants = [name.removeprefix("lstmae threshold ").split("/") for name in datasets[families[0]]["means"]
                     if name.startswith("lstmae threshold ")]
-        variants = [parts for parts in variants if "+" not in parts[0]]  # the alarm variants: in the ranking only
+        variants = [parts for parts in variants if "+min_length" not in parts[0]]  # alarm variants: the ranking only
         rules, hows, error_models = (list(dict.fromkeys(parts)) for parts in zip(*variants)) if variants else ([],) * 3
         if rules:
             lines += ["### lstmae: threshold rules x window-to-row mapping x error model, with the default alarm rules",

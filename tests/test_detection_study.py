@@ -317,15 +317,19 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
                       for a in detection_study.ALARM_VARIANTS
                       if a != {"min_length": DEFAULT_ALARM["min_length"], "merge_gap": DEFAULT_ALARM["merge_gap"]}]
     assert len(alarm_variants) == len(detection_study.ALARM_VARIANTS) - 1  # the default's is the rule's own row
+    # the alarm variants are ranked with the rules, but stay out of the rule x mapping grid
+    grid = table.split("threshold rules x window-to-row mapping")[1].split("### Choosing")[0]
     assert set(thresholds) == {f"{rule}/{how}/{model}"
                                for rule in detection_study.VARIANTS["series_thresholds"] + alarm_variants
+                               + [f"{rule}+floor" for rule in detection_study.VARIANTS["floored_thresholds"]]
                                for how in detection_study.VARIANTS["hows"]
                                for model in detection_study.VARIANTS["error_models"]}
     for name in alarm_variants:
         row = thresholds[f"{name}/mean/mae"]
         assert 0.0 <= row["alarm_rate"] <= 1.0 and row["alarm_ratio"] >= 0.0
-    # the alarm variants are ranked with the rules, but stay out of the rule x mapping grid
-    grid = table.split("threshold rules x window-to-row mapping")[1].split("### Choosing")[0]
+    for how in detection_study.VARIANTS["hows"]:  # a floor only raises the threshold: never more alarm rows
+        assert thresholds[f"mad:8+floor/{how}/mae"]["alarm_rate"] <= thresholds[f"mad:8/{how}/mae"]["alarm_rate"]
+    assert "`mad:8+floor`" in grid
     assert "min_length" not in grid
     ranked = {row["variant"] for row in detection_study.rank_defaults(report["datasets"], ["ucr"])}
     assert {f"{name}/mean/mae" for name in alarm_variants} <= ranked
