@@ -106,7 +106,7 @@ VARIANTS = {"error_models": ["mse", "mae", "normalized", "normalized-max"], "how
             "thresholds": ["quantile:0.99", "quantile:0.98", "quantile:0.995", "sigma:2", "sigma:3", "sigma:4", "sigma:5"],
             "series_thresholds": ["sigma:3", "sigma:5", "mad:5", "mad:8", "mad:12", "mad:16", "quantile:0.999",
                                   "pot:1e-3", "dspot:1e-3", "dspot:1e-4", "telemanom:2.5", "telemanom:4"],
-            "floored_thresholds": ["sigma:5", "mad:5", "mad:8"]}
+            "floored_thresholds": ["sigma:5", "mad:8", "mad:12", "mad:16"]}
 # series.window="period": (shortest, fallback where no period is found, longest) window in rows.
 PERIOD_WINDOWS = (20, 50, 100)
 # Alarm rules beside the defaults (DEFAULT_ALARM), each at the default row threshold rule x every mapping and
