@@ -3,12 +3,14 @@
     python benchmarks/detection/demo_scoring.py [--hows mean,max,point] [--error-models mse,normalized-max]
                                                 [--thresholds sigma:5,sigma:3] [--seeds 0]
                                                 [--train-fraction 0.5] [--merge-gaps 10,30] [--window 30]
+                                                [--out benchmarks/results/demo_scoring.json]
 
 The data, split, window (`DEMO_WINDOW`) and seed of `lstmae demo`, a (32, 16) network for up to 30 epochs
 (patience 5), as the demo trains; for each error model x how, the model is fitted with
 `fit_series(..., how=how)` and the test part is scored with each threshold rule and the default
-alarm rules (each merge gap of `--merge-gaps`, the other rules at their defaults). Prints one JSON line per combination: VUS-PR, ROC-AUC, point precision / recall of the
-alarms, alarm rate, event precision / recall and the number of alarms.
+alarm rules (each merge gap of `--merge-gaps`, the other rules at their defaults). Prints one JSON line
+per combination: VUS-PR, ROC-AUC, point precision / recall of the alarms, alarm rate, event precision /
+recall and the number of alarms; `--out` also writes them, with the command, to a JSON file.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import argparse
 import itertools
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +34,7 @@ def main(argv=None) -> int:
     parser.add_argument("--window", type=int, default=None, help="window length (default: the demo's)")
     parser.add_argument("--merge-gaps", default=None,
                         help="alarm merge gaps in rows, comma-separated (default: the alarm rules' default)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the rows, with the command, to this JSON file")
     args = parser.parse_args(argv)
     from lstmae import LSTMAutoencoder
     from lstmae.data.synthetic import make_sensor_data
@@ -45,6 +49,7 @@ def main(argv=None) -> int:
     n_train = int(len(frame) * (args.train_fraction or DEMO_TRAIN_FRACTION))  # as lstmae.demo by default
     keys = ("vus_pr", "roc_auc", "precision", "recall", "alarm_rate", "event_precision", "event_recall",
             "n_flagged_runs")
+    rows = []
     gaps = [int(gap) for gap in args.merge_gaps.split(",")] if args.merge_gaps else [DEFAULT_ALARM["merge_gap"]]
     for seed, error_model, how in itertools.product(map(int, args.seeds.split(",")), args.error_models.split(","),
                                                     args.hows.split(",")):
@@ -56,10 +61,13 @@ def main(argv=None) -> int:
                                  alarms={**DEFAULT_ALARM, "merge_gap": gap})
             metrics = detection_metrics(labels[n_train:], table["score"].to_numpy(), flags=table["alarm"].to_numpy(),
                                         valid=table["valid"].to_numpy())
-            print(json.dumps({"seed": seed, "error_model": error_model, "how": how, "threshold": threshold,
-                              "merge_gap": gap,
-                              **{key: round(metrics[key], 3) if isinstance(metrics[key], float) else metrics[key]
-                                 for key in keys}}), flush=True)
+            row = {"seed": seed, "error_model": error_model, "how": how, "threshold": threshold, "merge_gap": gap,
+                   **{key: round(metrics[key], 3) if isinstance(metrics[key], float) else metrics[key] for key in keys}}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if args.out is not None:
+        command = " ".join(["python benchmarks/detection/demo_scoring.py", *(argv if argv is not None else sys.argv[1:])])
+        args.out.write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
     return 0
 
 

@@ -1,0 +1,21 @@
+"""benchmarks/detection/demo_scoring.py: the demo's data scored each way, and its results file."""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from detection import demo_scoring  # noqa: E402
+
+
+def test_each_rule_is_one_row_and_out_writes_them_with_the_command(tmp_path, capsys):
+    out = tmp_path / "demo.json"
+    argv = ["--hows", "mean", "--error-models", "mae", "--thresholds", "mad:8,mad:12", "--out", str(out)]
+    assert demo_scoring.main(argv) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    written = json.loads(out.read_text())
+    assert written["rows"] == printed and written["command"].endswith(" ".join(argv))
+    loose, strict = printed
+    assert (loose["threshold"], strict["threshold"]) == ("mad:8", "mad:12")
+    assert strict["alarm_rate"] <= loose["alarm_rate"]  # the same network: a higher K flags no more rows
+    assert loose["vus_pr"] == strict["vus_pr"]  # the threshold does not move the scores
