@@ -321,14 +321,17 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     grid = table.split("threshold rules x window-to-row mapping")[1].split("### Choosing")[0]
     assert set(thresholds) == {f"{rule}/{how}/{model}"
                                for rule in detection_study.VARIANTS["series_thresholds"] + alarm_variants
-                               + [f"{rule}+floor" for rule in detection_study.VARIANTS["floored_thresholds"]]
+                               + [f"{rule}+floor{'' if q == 1 else f':{q}'}"
+                                  for rule in detection_study.VARIANTS["floored_thresholds"]
+                                  for q in detection_study.VARIANTS["floor_quantiles"]]
                                for how in detection_study.VARIANTS["hows"]
                                for model in detection_study.VARIANTS["error_models"]}
     for name in alarm_variants:
         row = thresholds[f"{name}/mean/mae"]
         assert 0.0 <= row["alarm_rate"] <= 1.0 and row["alarm_ratio"] >= 0.0
-    for how in detection_study.VARIANTS["hows"]:  # a floor only raises the threshold: never more alarm rows
-        assert thresholds[f"mad:8+floor/{how}/mae"]["alarm_rate"] <= thresholds[f"mad:8/{how}/mae"]["alarm_rate"]
+    for how in detection_study.VARIANTS["hows"]:  # a floor only raises the threshold, the max more than a quantile
+        rates = [thresholds[f"mad:8{floor}/{how}/mae"]["alarm_rate"] for floor in ("+floor", "+floor:0.99", "")]
+        assert rates == sorted(rates)
     assert "`mad:8+floor`" in grid
     assert "min_length" not in grid
     ranked = {row["variant"] for row in detection_study.rank_defaults(report["datasets"], ["ucr"])}
