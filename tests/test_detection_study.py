@@ -420,3 +420,18 @@ def test_set_threads_caps_torch_blas_and_numba_in_a_worker():
         torch.set_num_threads(before[0])
         numba.set_num_threads(before[1])
         threadpool_limits({pool["prefix"]: pool["num_threads"] for pool in before[2]})
+
+
+def test_family_means_give_the_alarm_rate_on_series_without_anomalies():
+    def series(n_anomalous, alarm_rate):
+        row = {"alarm_rate": alarm_rate, "event_precision": None, "event_recall": None, "event_f1": None,
+               "alarm_ratio": alarm_rate / 0.1 if n_anomalous else None}
+        return {"n_anomalous_rows": n_anomalous, "anomaly_fraction": 0.1 if n_anomalous else 0.0,
+                "lstmae_variants": {}, "lstmae_thresholds": {"mad:8/mean/mae": row}, "detectors": {}}
+
+    means = detection_study.family_means([series(5, 0.2), series(0, 0.3), series(0, 0.1)])
+    rule = means["lstmae threshold mad:8/mean/mae"]
+    assert rule["clean_alarm_rate"] == pytest.approx(0.2) and rule["alarm_ratio"] == pytest.approx(2.0)
+    assert detection_study.alarm_cell(rule).endswith("; clean 20.0%")
+    only_anomalous = detection_study.family_means([series(5, 0.2)])["lstmae threshold mad:8/mean/mae"]
+    assert only_anomalous["clean_alarm_rate"] is None and "clean" not in detection_study.alarm_cell(only_anomalous)
