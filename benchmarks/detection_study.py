@@ -22,10 +22,11 @@ Protocol (the same for every detector):
   alarm rate and event precision / recall / F1 of each detector's flags. UCR: the top-1 row is a
   hit within 100 rows of the anomaly.
 - Baselines: IsolationForest and PCA on the same standardised windows and a rolling z-score,
-  flagged above SETTINGS' baseline_threshold (sigma:5) of their held-out training ROW scores. Peers (the `bench` extra):
-  PyOD 3.6's TimeSeriesOD(AutoEncoder) and TimeSeriesOD(IForest) on windows of the same length,
-  flagged at PyOD's own contamination threshold (0.1); a matrix-profile discord (stumpy AB-join
-  against the training part) on univariate series, flagged above the same rule on its held-out rows.
+  flagged above SETTINGS' baseline_threshold (sigma:5) of their held-out training ROW scores.
+  Peers (the `bench` extra): PyOD 3.6's TimeSeriesOD(AutoEncoder) and TimeSeriesOD(IForest) on
+  windows of the same length, flagged at PyOD's own contamination threshold (0.1); a matrix-profile
+  discord (stumpy AB-join against the training part) on univariate series, flagged above the same
+  rule on its held-out rows.
 
 Writes detection_results.json (per series, means, settings, timings, machine) and
 detection_results.md (tables for the README) to --out. Progress goes to stderr.
@@ -626,7 +627,8 @@ def pyod_iforest(train, test, window: int, how: str, first_held_out_row: int, se
 def discord(train, test, window: int, how: str, first_held_out_row: int, seed: int, rule: str):
     """Matrix-profile discord score (stumpy), univariate only: each test subsequence's z-normalised
     distance to its nearest training subsequence (an AB-join), mapped to rows with `how`. Threshold:
-    `rule` on the held-out training rows' scores, joined with the rows before them. Multivariate series get no score (None)."""
+    `rule` on the held-out training rows' scores, joined with the rows before them. Multivariate series
+    get no score (None)."""
     import stumpy
 
     if train.shape[1] != 1:

@@ -34,7 +34,8 @@ def main(argv=None) -> int:
     parser.add_argument("--window", type=int, default=None, help="window length (default: the demo's)")
     parser.add_argument("--merge-gaps", default=None,
                         help="alarm merge gaps in rows, comma-separated (default: the alarm rules' default)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the rows, with the command, to this JSON file")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the rows, with the command, to this JSON file")
     args = parser.parse_args(argv)
     from lstmae import LSTMAutoencoder
     from lstmae.data.synthetic import make_sensor_data
@@ -66,7 +67,8 @@ def main(argv=None) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.out is not None:
-        command = " ".join(["python benchmarks/detection/demo_scoring.py", *(argv if argv is not None else sys.argv[1:])])
+        given = argv if argv is not None else sys.argv[1:]
+        command = " ".join(["python benchmarks/detection/demo_scoring.py", *given])
         args.out.write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
     return 0
 
