@@ -308,6 +308,9 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     rule = detection_study.ROW_THRESHOLD_RULE  # each rule at the configured mapping and error model
     configured = ucr["means"][f"lstmae threshold {rule}/{defaults['how']}/{defaults['error_model']}"]
     assert f"| `{rule}` | {detection_study.alarm_cell(configured)} |" in table
+    met = int(configured["alarm_ratio"] is not None and configured["alarm_ratio"] <= 2
+              and configured["event_recall"] >= 0.6)  # the goals, counted by hand for the one family
+    assert f"{detection_study.alarm_cell(configured)} | {met}/1 | {configured['event_f1']:.2f} |" in table
     assert configured["alarm_rate"] == pytest.approx(ucr["means"]["lstmae"]["alarm_rate"])  # lstmae's own alarms
     (out / "detection_results.md").unlink()
     assert detection_study.main(["--tables-only", "--out", str(out), "--data-dir", str(tmp_path / "absent")]) == 0
