@@ -20,6 +20,7 @@ from click.testing import CliRunner  # noqa: E402
 from lstmae import LSTMAutoencoder  # noqa: E402
 from lstmae.cli.main import cli  # noqa: E402
 from lstmae.cli.serve import register  # noqa: E402
+from lstmae.config import DEFAULT_THRESHOLDS, DEFAULTS  # noqa: E402
 from lstmae.serve import create_app  # noqa: E402
 from lstmae.series import fit_series, score_frame  # noqa: E402
 
@@ -77,7 +78,8 @@ def test_health_ready_and_model_description(client):
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     info = client.get("/v1/model").json()
     assert info["window"] == WINDOW and info["features"] == FEATURES
-    assert info["threshold"]["rule"] == "mad:8" and info["threshold"]["fitted_on"] == "mean"  # the defaults
+    assert info["threshold"]["rule"] == DEFAULT_THRESHOLDS["rows"]  # the model's own rule: the defaults
+    assert info["threshold"]["fitted_on"] == DEFAULTS["how"]
     assert info["limits"]["max_rows"] == 5000 and info["limits"]["max_entities"] == 1000
 
 
