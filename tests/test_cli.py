@@ -170,6 +170,9 @@ def test_window_problems(workspace, tmp_path):
     assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 0), "window", "0")
     assert_user_error(run("score", workspace / "model", tmp_path / "short.csv", "-o", tmp_path / "s.csv"),
                       "5 rows", "window 10")
+    assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10,
+                          "--validation-blocks", 0), "validation_blocks must be an int >= 1, got 0")
+    assert not (tmp_path / "m").exists()
 
 
 def test_scoring_with_missing_or_extra_feature_columns(workspace, tmp_path):

@@ -7,8 +7,8 @@ import pytest
 
 from lstmae import LSTMAutoencoder
 from lstmae.exceptions import DataError
-from lstmae.series import (SkippedGroupWarning, encode_values, fit_series, groups_of, rule_for, score_frame,
-                           score_values, threshold_for)
+from lstmae.series import (SkippedGroupWarning, encode_values, fit_series, groups_of, held_out_runs, rule_for,
+                           score_frame, score_values, threshold_for)
 
 
 def series(n=400, seed=0, features=2):
@@ -130,6 +130,44 @@ def test_one_extreme_value_scores_inf_and_the_run_finishes(fitted, how):
     assert (table["error_b"][191:210] > 1e15).all() and (table["error_b"][~table["overflow"]] < 1e3).all()
     assert not table.loc[table["valid"], ["error_a", "error_b"]].isna().any().any()
     assert "overflow" not in score_values(fitted, series(seed=4))
+
+
+@pytest.mark.parametrize("n, fraction, blocks", [(555, 0.1, 1), (555, 0.1, 5), (10, 0.9, 4), (7, 0.5, 7), (40, 0.3, 3)])
+def test_held_out_runs_spread_round_n_fraction_windows_over_the_blocks_and_leave_training_windows(n, fraction, blocks):
+    runs = held_out_runs(n, fraction, blocks)
+    assert sum(stop - first for first, stop in runs) == round(n * fraction)
+    assert all(0 <= first < stop <= n for first, stop in runs)
+    assert all(a_stop <= b_first for (_, a_stop), (b_first, _) in zip(runs, runs[1:]))  # in order, disjoint
+    assert len(runs) <= blocks and runs[-1][1] == n  # each block's LAST windows: the last block ends the group
+    if blocks == 1:
+        assert runs == [(n - round(n * fraction), n)]  # the tail, as before blocks existed
+
+
+def test_held_out_runs_leave_a_short_group_to_training():
+    assert held_out_runs(1, 0.5, 3) == [] and held_out_runs(20, 0.0, 3) == [] and held_out_runs(2, 0.9, 2) == []
+
+
+def test_validation_blocks_hold_out_spread_runs_each_scored_as_a_series_of_its_own():
+    values = series(500, seed=3)
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=1, error_model="mse", validation_blocks=3, progress=False,
+                            random_state=0)
+    fit_series(model, values, window=10, how="mean")
+    runs = held_out_runs(491, 0.1, 3)
+    assert len(runs) == 3 and runs[0][1] < 200  # spread: the first run ends in the first third
+    assert model.history_["n_validation"] == 49 and model.history_["n_train"] == 491 - 49
+    # the calibration scores are each run's rows (window i covers rows i..i+9) scored on their own
+    expected = []
+    for first, stop in runs:
+        table = score_values(model, values[first : stop - 1 + 10], how="mean")
+        expected.append(table["score"][table["valid"]].to_numpy())
+    np.testing.assert_allclose(model.calibration_scores_["mean"], np.concatenate(expected))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "3", True])
+def test_validation_blocks_must_be_a_positive_int(bad):
+    model = LSTMAutoencoder(encoder=(4,), epochs=1, validation_blocks=bad, progress=False)
+    with pytest.raises(ValueError, match="validation_blocks must be an int >= 1"):
+        fit_series(model, series(100), window=10)
 
 
 def test_labelled_windows_are_left_out_and_labels_calibrate_best_f1():

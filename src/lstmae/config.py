@@ -70,8 +70,13 @@ PARAMETERS: tuple[Parameter, ...] = (
               "validation samples, the same ones every epoch (None: every sample, every epoch)"),
     Parameter("learning_rate", 3e-3, "float", "Adam's learning rate"),
     Parameter("loss", "mae", "str", "training loss and raw reconstruction error: mse or mae", LOSS_CHOICES),
-    Parameter("validation_fraction", 0.1, "float", "the LAST fraction of the data, held out for early "
-              "stopping, the error model and the threshold (as Keras' validation_split)"),
+    Parameter("validation_fraction", 0.1, "float", "the LAST fraction of the data (of each block, see "
+              "validation_blocks), held out for early stopping, the error model and the threshold (as Keras' "
+              "validation_split)"),
+    Parameter("validation_blocks", 1, "int", "series (fit_series, lstmae fit on a table) only: hold out the last "
+              "validation_fraction of each of this many equal, consecutive blocks of each entity's windows instead of "
+              "one tail, so that early stopping, the error model and the threshold see more of the series' time "
+              "(a daily cycle, not one stretch of it)"),
     Parameter("patience", 20, "int or None", "epochs without a better validation loss before stopping "
               "(None: never)"),
     Parameter("max_grad_norm", 1.0, "float or None", "gradient clipping norm (None: no clipping)"),

@@ -115,7 +115,8 @@ PARAMETERS_HERE
                  vocab_size=DEFAULTS["vocab_size"], embedding_dim=DEFAULTS["embedding_dim"], epochs=DEFAULTS["epochs"],
                  batch_size=DEFAULTS["batch_size"], steps_per_epoch=DEFAULTS["steps_per_epoch"],
                  learning_rate=DEFAULTS["learning_rate"], loss=DEFAULTS["loss"],
-                 validation_fraction=DEFAULTS["validation_fraction"], patience=DEFAULTS["patience"],
+                 validation_fraction=DEFAULTS["validation_fraction"],
+                 validation_blocks=DEFAULTS["validation_blocks"], patience=DEFAULTS["patience"],
                  max_grad_norm=DEFAULTS["max_grad_norm"], scaler=DEFAULTS["scaler"],
                  error_model=DEFAULTS["error_model"], threshold=DEFAULTS["threshold"], encoding=DEFAULTS["encoding"],
                  random_state=DEFAULTS["random_state"], device=DEFAULTS["device"], progress=DEFAULTS["progress"]):
@@ -135,6 +136,7 @@ PARAMETERS_HERE
         self.learning_rate = learning_rate
         self.loss = loss
         self.validation_fraction = validation_fraction
+        self.validation_blocks = validation_blocks
         self.patience = patience
         self.max_grad_norm = max_grad_norm
         self.scaler = scaler
@@ -484,6 +486,9 @@ PARAMETERS_HERE
             raise ValueError(f"scaler must be one of {SCALERS}, got {self.scaler!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        if isinstance(self.validation_blocks, bool) or not isinstance(self.validation_blocks, (int, np.integer)) \
+                or self.validation_blocks < 1:
+            raise ValueError(f"validation_blocks must be an int >= 1, got {self.validation_blocks!r}")
         if int(self.epochs) < 0:
             raise ValueError(f"epochs must be >= 0 (0: no training), got {self.epochs!r}")
         if int(self.batch_size) < 1:

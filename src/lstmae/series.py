@@ -99,8 +99,10 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     """Train `model` (an unfitted LSTMAutoencoder) on the series `values` (T, F); returns it fitted.
 
     Windows (N, window, F) are cut per group. Of each group the last `validation_fraction` of its
-    windows are held out: for early stopping, the error model and the threshold. With `labels`
-    (T,) 0/1, windows holding a labelled anomaly are left out of training and validation.
+    windows are held out: for early stopping, the error model and the threshold; with
+    `model.validation_blocks` = K > 1, the last `validation_fraction` of each of K equal, consecutive
+    blocks of its windows (`held_out_runs`). With `labels` (T,) 0/1, windows holding a labelled
+    anomaly are left out of training and validation.
 
     The threshold is then fitted on the *row* scores of each group's held-out rows, aggregated
     with `how` as scoring will aggregate them (a row flagged by any of the L windows covering it
@@ -115,24 +117,26 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
                  [f"f{j}" for j in range(values.shape[1])], "the series")
     if labels is not None:
         labels = np.asarray(labels)
+    model._check_params()
     fraction = float(model.validation_fraction)
     train_parts, val_parts, val_series = [], [], []
     for group in windowed_groups(len(values), window, groups):
         X, _ = temporalize(values[group.rows], window, stride)
         ends = window_ends(len(group.rows), window, stride)
-        n_val = int(round(len(X) * fraction))
-        n_train = len(X) - n_val
-        if n_train < 1:  # a short group trains; the others validate
-            n_train, n_val = len(X), 0
+        held_out = np.zeros(len(X), bool)
+        runs = held_out_runs(len(X), fraction, model.validation_blocks)
+        for first, stop in runs:
+            held_out[first:stop] = True
         keep = np.ones(len(X), bool)
         if labels is not None:
             contains = np.lib.stride_tricks.sliding_window_view(labels[group.rows], window).max(axis=1)[::stride]
             keep = contains == 0
-        train_parts.append(X[:n_train][keep[:n_train]])
-        if n_val:
-            val_parts.append(X[n_train:][keep[n_train:]])
-            first_row = ends[n_train] - window + 1
-            val_series.append(group.rows[first_row:])
+        train_parts.append(X[~held_out & keep])
+        if runs:
+            val_parts.append(X[held_out & keep])
+        for first, stop in runs:  # the rows of each run's windows (a last run: to the group's end)
+            last_row = len(group.rows) - 1 if stop == len(X) else ends[stop - 1]
+            val_series.append(group.rows[ends[first] - window + 1 : last_row + 1])
     train_X = _join(train_parts)
     if not len(train_X):
         raise DataError("every training window contains a labelled anomaly; nothing normal to train on")
@@ -142,9 +146,7 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     model.fit(train_X, feature_names=feature_names, X_val=val_X, checkpoint_dir=checkpoint_dir)
 
     # The threshold on row scores of the held-out rows (or of all rows without a validation part).
-    rows = np.concatenate(val_series) if val_series else None
-    calibration = _calibration_rows(model, values, window, stride, groups, rows, how)
-    scores, valid_rows = calibration
+    scores, valid_rows = _calibration_rows(model, values, window, stride, groups, val_series or None, how)
     row_labels = None if labels is None else labels[valid_rows]
     model.set_calibration(scores, how=how, labels=row_labels)
     return model
@@ -154,15 +156,34 @@ def _join(parts: list) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _calibration_rows(model, values, window, stride, groups, rows, how):
-    """Row scores (n,) of the valid held-out rows (all rows when `rows` is None) and their positions."""
-    if rows is None:
+def held_out_runs(n_windows: int, fraction: float, blocks: int = 1) -> list[tuple[int, int]]:
+    """The held-out windows of one group of `n_windows` windows, as runs [first, stop) in time order.
+
+    The windows are cut into `blocks` equal, consecutive blocks (fewer when there are fewer held-out
+    windows than blocks) and the last windows of each are held out, round(n_windows * fraction) in
+    all; one block is the tail. No run when that leaves no training window (a short group trains).
+    """
+    n_val = int(round(n_windows * fraction))
+    if n_val < 1 or n_val >= n_windows:
+        return []
+    bounds = np.linspace(0, n_windows, min(blocks, n_val) + 1).round().astype(int)
+    # block [a, b) holds out round(f b) - round(f a) windows: they add up to n_val and never exceed b - a
+    held = np.round(bounds * fraction).astype(int)
+    held[-1] = n_val
+    return [(int(stop - size), int(stop)) for stop, size in zip(bounds[1:], np.diff(held)) if size > 0]
+
+
+def _calibration_rows(model, values, window, stride, groups, runs, how):
+    """Row scores (n,) of the valid held-out rows and their positions: `runs` is a list of (T_r,) row
+    positions, one per held-out run (None: score all rows)."""
+    if runs is None:
         table = score_values(model, values, stride=stride, how=how, groups=groups, threshold=np.inf)
         valid = table["valid"].to_numpy()
         return table["score"].to_numpy()[valid], np.flatnonzero(valid)
-    # Each group's held-out tail is scored as a series of its own, so no training window leaks in.
-    sub_groups = None if groups is None else np.asarray(groups)[rows]
-    table = score_values(model, values[rows], stride=stride, how=how, groups=sub_groups, threshold=np.inf)
+    # Each held-out run is scored as a series of its own, so no training window leaks in.
+    rows = np.concatenate(runs)
+    run_ids = np.repeat(np.arange(len(runs)), [len(run) for run in runs])
+    table = score_values(model, values[rows], stride=stride, how=how, groups=run_ids, threshold=np.inf)
     valid = table["valid"].to_numpy()
     return table["score"].to_numpy()[valid], rows[valid]
 
