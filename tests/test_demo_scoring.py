@@ -3,6 +3,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from detection import demo_scoring  # noqa: E402
@@ -19,3 +21,8 @@ def test_each_rule_is_one_row_and_out_writes_them_with_the_command(tmp_path, cap
     assert (loose["threshold"], strict["threshold"]) == ("mad:8", "mad:12")
     assert strict["alarm_rate"] <= loose["alarm_rate"]  # the same network: a higher K flags no more rows
     assert loose["vus_pr"] == strict["vus_pr"]  # the threshold does not move the scores
+
+
+def test_validation_blocks_reach_the_model():
+    with pytest.raises(ValueError, match="validation_blocks must be an int >= 1, got 0"):
+        demo_scoring.main(["--hows", "mean", "--error-models", "mae", "--validation-blocks", "0"])

@@ -3,6 +3,7 @@
     python benchmarks/detection/demo_scoring.py [--hows mean,max,point] [--error-models mse,normalized-max]
                                                 [--thresholds sigma:5,sigma:3] [--seeds 0]
                                                 [--train-fraction 0.5] [--merge-gaps 10,30] [--window 30]
+                                                [--validation-blocks 1]
                                                 [--out benchmarks/results/demo_scoring.json]
 
 The data, split, window (`DEMO_WINDOW`) and seed of `lstmae demo`, a (32, 16) network for up to 30 epochs
@@ -34,6 +35,8 @@ def main(argv=None) -> int:
     parser.add_argument("--window", type=int, default=None, help="window length (default: the demo's)")
     parser.add_argument("--merge-gaps", default=None,
                         help="alarm merge gaps in rows, comma-separated (default: the alarm rules' default)")
+    parser.add_argument("--validation-blocks", type=int, default=None,
+                        help="the model's validation_blocks (default: the estimator's)")
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the rows, with the command, to this JSON file")
     args = parser.parse_args(argv)
@@ -54,8 +57,9 @@ def main(argv=None) -> int:
     gaps = [int(gap) for gap in args.merge_gaps.split(",")] if args.merge_gaps else [DEFAULT_ALARM["merge_gap"]]
     for seed, error_model, how in itertools.product(map(int, args.seeds.split(",")), args.error_models.split(","),
                                                     args.hows.split(",")):
+        blocks = {} if args.validation_blocks is None else {"validation_blocks": args.validation_blocks}
         model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model,
-                                random_state=seed, progress=False, device="cpu")
+                                random_state=seed, progress=False, device="cpu", **blocks)
         fit_series(model, values[:n_train], window=args.window or DEMO_WINDOW, labels=labels[:n_train], how=how)
         for threshold, gap in itertools.product(args.thresholds.split(","), gaps):
             table = score_values(model, values[n_train:], how=how, threshold=threshold,
