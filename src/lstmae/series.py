@@ -119,7 +119,7 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
         labels = np.asarray(labels)
     model._check_params()
     fraction = float(model.validation_fraction)
-    train_parts, val_parts, val_series = [], [], []
+    train_parts, val_parts, val_runs = [], [], []
     for group in windowed_groups(len(values), window, groups):
         X, _ = temporalize(values[group.rows], window, stride)
         ends = window_ends(len(group.rows), window, stride)
@@ -136,7 +136,7 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
             val_parts.append(X[held_out & keep])
         for first, stop in runs:  # the rows of each run's windows (a last run: to the group's end)
             last_row = len(group.rows) - 1 if stop == len(X) else ends[stop - 1]
-            val_series.append(group.rows[ends[first] - window + 1 : last_row + 1])
+            val_runs.append(group.rows[ends[first] - window + 1 : last_row + 1])
     train_X = _join(train_parts)
     if not len(train_X):
         raise DataError("every training window contains a labelled anomaly; nothing normal to train on")
@@ -146,7 +146,7 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     model.fit(train_X, feature_names=feature_names, X_val=val_X, checkpoint_dir=checkpoint_dir)
 
     # The threshold on row scores of the held-out rows (or of all rows without a validation part).
-    scores, valid_rows = _calibration_rows(model, values, window, stride, groups, val_series or None, how)
+    scores, valid_rows = _calibration_rows(model, values, window, stride, groups, val_runs or None, how)
     row_labels = None if labels is None else labels[valid_rows]
     model.set_calibration(scores, how=how, labels=row_labels)
     return model
