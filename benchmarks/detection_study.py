@@ -107,7 +107,8 @@ VARIANTS = {"error_models": ["mse", "mae", "normalized", "normalized-max"], "how
             "thresholds": ["quantile:0.99", "quantile:0.98", "quantile:0.995", "sigma:2", "sigma:3", "sigma:4", "sigma:5"],
             "series_thresholds": ["sigma:3", "sigma:5", "mad:5", "mad:8", "mad:12", "mad:16", "quantile:0.999",
                                   "pot:1e-3", "dspot:1e-3", "dspot:1e-4", "telemanom:2.5", "telemanom:4"],
-            "floored_thresholds": ["mad:8", "mad:12"], "floor_quantiles": [1.0, 0.99]}
+            "floored_thresholds": ["mad:8", "mad:12"], "floor_quantiles": [1.0, 0.99],
+            "pooled_thresholds": ["mad:8", "mad:12"]}
 # series.window="period": (shortest, fallback where no period is found, longest) window in rows.
 PERIOD_WINDOWS = (20, 50, 100)
 # Alarm rules beside the defaults (DEFAULT_ALARM), each at the default row threshold rule x every mapping and
@@ -471,7 +472,9 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
     rate, its ratio to the labelled fraction and event precision/recall/F1, as "rule/how". The rules of
     VARIANTS["floored_thresholds"] also run as "rule+floor" (never below the highest score of the rows the
     network trained on, `train_rows`, which a held-out tail shorter than the series' cycle can miss) and
-    "rule+floor:Q" (below their Q quantile) for each Q < 1 of VARIANTS["floor_quantiles"]."""
+    "rule+floor:Q" (below their Q quantile) for each Q < 1 of VARIANTS["floor_quantiles"]. The rules of
+    VARIANTS["pooled_thresholds"] also run as "rule+train": fitted on the held-out and the training rows'
+    scores together, so that a phase of the series that the held-out rows miss still moves the rule."""
     from lstmae.exceptions import DataError
     from lstmae.scoring import alarms_from_flags
     from lstmae.series import flag_rows, threshold_for
@@ -487,11 +490,17 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
         trained = train_rows[how][~np.isnan(train_rows[how])]
         floored = {f"{rule}+floor" + (f":{q}" if q < 1 else ""): (rule, float(np.quantile(trained, q)))
                    for rule in VARIANTS["floored_thresholds"] for q in VARIANTS["floor_quantiles"]}
-        for rule in VARIANTS["series_thresholds"] + list(floored):
+        pooled = copy.copy(variant)
+        pooled.calibration_scores_ = dict(model.calibration_scores_)
+        pooled.set_calibration(np.concatenate([calibration[~np.isnan(calibration)], trained]), how=how)
+        pooled_rules = {f"{rule}+train": rule for rule in VARIANTS["pooled_thresholds"]}
+        for rule in VARIANTS["series_thresholds"] + list(floored) + list(pooled_rules):
             try:
                 if rule in floored:
                     value = max(threshold_for(variant, floored[rule][0], how=how), floored[rule][1])
                     flags = flags_above(scores, value)
+                elif rule in pooled_rules:
+                    flags = flags_above(scores, threshold_for(pooled, pooled_rules[rule], how=how))
                 else:
                     flags, _ = flag_rows(variant, scores, ~np.isnan(scores), None, rule, how)
             except DataError:  # e.g. pot: too few held-out scores for a tail fit

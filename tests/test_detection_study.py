@@ -327,6 +327,7 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
                                + [f"{rule}+floor{'' if q == 1 else f':{q}'}"
                                   for rule in detection_study.VARIANTS["floored_thresholds"]
                                   for q in detection_study.VARIANTS["floor_quantiles"]]
+                               + [f"{rule}+train" for rule in detection_study.VARIANTS["pooled_thresholds"]]
                                for how in detection_study.VARIANTS["hows"]
                                for model in detection_study.VARIANTS["error_models"]}
     for name in alarm_variants:
@@ -335,7 +336,7 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     for how in detection_study.VARIANTS["hows"]:  # a floor only raises the threshold, the max more than a quantile
         rates = [thresholds[f"mad:8{floor}/{how}/mae"]["alarm_rate"] for floor in ("+floor", "+floor:0.99", "")]
         assert rates == sorted(rates)
-    assert "`mad:8+floor`" in grid
+    assert "`mad:8+floor`" in grid and "`mad:8+train`" in grid
     assert "min_length" not in grid
     ranked = {row["variant"] for row in detection_study.rank_defaults(report["datasets"], ["ucr"])}
     assert {f"{name}/mean/mae" for name in alarm_variants} <= ranked
