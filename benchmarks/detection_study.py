@@ -373,11 +373,12 @@ def run_series(task, settings: dict, seed: int) -> dict:
     fit_series(model, task.train, window=window, stride=stride, how=how)
     lstmae = lstmae_rows(model, task, time.perf_counter() - started, how)
     train_windows, _ = temporalize(task.train, window, stride)
+    # the peers hold out the training part's tail; lstmae its own runs (validation_blocks)
     n_fit = len(train_windows) - int(round(len(train_windows) * model.validation_fraction))
     first_held_out_row = n_fit * stride
-    held_out = task.train[first_held_out_row:]
+    held_parts, trained_parts, held_windows = lstmae_parts(model, task.train, train_windows, window, stride)
     detectors = {"lstmae": lstmae,
-                 **seed_ensemble(model, lstmae, task, held_out, settings, window, stride, how),
+                 **seed_ensemble(model, lstmae, task, held_parts, settings, window, stride, how),
                  **baseline_scores(task, window, how, stride, n_fit, first_held_out_row, seed, settings)}
     result = {"family": task.family, "name": task.name, "window": window, "n_train_rows": len(task.train),
               "n_test_rows": len(task.test), "train_stride": stride, **series_metrics(task, detectors)}
@@ -386,11 +387,11 @@ def run_series(task, settings: dict, seed: int) -> dict:
     vus_window = vus_window_from_period(task.test)
     for error_model in VARIANTS["error_models"]:
         variant = (model if error_model == model.error_model_.spec  # the fitted one, "auto" resolved
-                   else error_model_variant(model, error_model, train_windows[n_fit:]))
+                   else error_model_variant(model, error_model, held_windows))
         # Scored once per error model (window scores, plus per-step errors for "point"): the ranking and the
         # alarm variants share these rows.
-        test_rows, held_out_rows, train_rows = (rows_by_how(variant, values, window)
-                                                for values in (task.test, held_out, task.train[:first_held_out_row]))
+        test_rows = rows_by_how(variant, task.test, window)
+        held_out_rows, train_rows = (joined_rows(variant, parts, window) for parts in (held_parts, trained_parts))
         for how, scores in test_rows.items():
             metrics = detection_metrics(task.labels, scores, flags=np.zeros(len(scores), np.int8), valid=common,
                                         vus_sliding_window=vus_window)
@@ -401,13 +402,37 @@ def run_series(task, settings: dict, seed: int) -> dict:
     return result
 
 
-def seed_ensemble(model, rows: RowScores, task, held_out, settings: dict, window: int, stride: int,
+def lstmae_parts(model, train, train_windows, window: int, stride: int):
+    """What `fit_series` held out of the training part `train` (T, F) cut into `train_windows`: the rows of
+    each held-out run and of the training rows before each (lists of (T_r, F), each a series of its own,
+    those shorter than a window left out), and the held-out windows (n, L, F)."""
+    from lstmae.series import held_out_rows, held_out_runs
+
+    runs = held_out_runs(len(train_windows), model.validation_fraction, model.validation_blocks)
+    ranges = held_out_rows(runs, len(train), window, stride)
+    held = np.zeros(len(train_windows), bool)
+    for first, stop in runs:
+        held[first:stop] = True
+    trained = [train[after:first] for after, first in zip([0] + [stop for _, stop in ranges[:-1]],
+                                                           [first for first, _ in ranges])]
+    trained = [part for part in trained if len(part) >= window] if ranges else [train]
+    return [train[first:stop] for first, stop in ranges], trained, train_windows[held]
+
+
+def joined_rows(model, parts: list, window: int, hows=VARIANTS["hows"]) -> dict[str, np.ndarray]:
+    """`rows_by_how` of each series in `parts`, joined: {how: (sum T_r,)}."""
+    scored = [rows_by_how(model, part, window, hows) for part in parts]
+    return {how: np.concatenate([rows[how] for rows in scored] or [np.empty(0)]) for how in hows}
+
+
+def seed_ensemble(model, rows: RowScores, task, held_parts: list, settings: dict, window: int, stride: int,
                   how: str) -> dict[str, RowScores]:
     """lstmae fitted at each of settings["ensemble_seeds"] ("lstmae_seed_S": its own scores and alarms)
     and the ensemble of those networks with the fitted `model` (whose test rows are `rows`)
     ("lstmae_ensemble"): the mean of their row
     scores (T,) (with the default error model, each in units of its own validation errors), thresholded by the
-    default row rule fitted on the mean of their scores of the `held_out` training rows, then the default
+    default row rule fitted on the mean of their scores of the held-out training rows (`held_parts`, the
+    fitted model's held-out runs: `lstmae_parts`), then the default
     alarm rules, as lstmae.series does for one model. Empty when there are no extra seeds."""
     from lstmae import LSTMAutoencoder
     from lstmae.scoring import alarms_from_flags
@@ -425,7 +450,7 @@ def seed_ensemble(model, rows: RowScores, task, held_out, settings: dict, window
         results[SEED_PREFIX + str(seed)] = member_rows[-1]
     started = time.perf_counter()
     test = np.mean([member.scores for member in member_rows], axis=0)  # their test rows, scored once
-    calibration = np.mean([mapped_rows(member, held_out, window, how) for member in members], axis=0)
+    calibration = np.mean([joined_rows(member, held_parts, window, (how,))[how] for member in members], axis=0)
     threshold = ROW_THRESHOLD.fit(calibration[~np.isnan(calibration)])
     alarms = alarms_from_flags(flags_above(test, threshold), causal=False, **DEFAULT_ALARM)
     seconds = sum(member.info["seconds"] for member in member_rows) + time.perf_counter() - started
@@ -443,11 +468,6 @@ def lstmae_rows(model, task, seconds: float, how: str) -> RowScores:
     return RowScores(np.where(valid, table["score"], np.nan), table["alarm"].to_numpy(),
                      {**training_summary(model), "seconds": seconds + time.perf_counter() - started,
                       "raw_flag_rate": float(table["is_anomaly"].to_numpy()[valid].mean())})
-
-
-def mapped_rows(model, values, window: int, how: str) -> np.ndarray:
-    """The row scores (T,) of the series `values` (NaN: no score) with the mapping `how`."""
-    return rows_by_how(model, values, window, (how,))[how]
 
 
 def rows_by_how(model, values, window: int, hows=VARIANTS["hows"]) -> dict[str, np.ndarray]:

@@ -127,6 +127,29 @@ def test_baselines_take_the_study_baseline_rule_and_lstmae_keeps_its_own():
     assert strict["detectors"]["lstmae"] == loose["detectors"]["lstmae"]
 
 
+def test_lstmae_rules_are_fitted_on_the_runs_fit_series_held_out_whatever_validation_blocks():
+    from lstmae import LSTMAutoencoder, temporalize
+    from lstmae.series import fit_series
+
+    task = _series_task()
+    settings = {**_tiny_series_settings(), "how": "mean", "max_train_steps": None,  # stride 1, as fit_series scores
+                "lstmae": {"encoder": [4], "epochs": 1, "validation_blocks": 3}}
+    model = fit_series(LSTMAutoencoder(**settings["lstmae"], random_state=0, progress=False), task.train, window=10,
+                       how="mean")
+    windows, _ = temporalize(task.train, 10)
+    held, trained, held_windows = detection_study.lstmae_parts(model, task.train, windows, 10, 1)
+    assert len(held) == 3 and len(held_windows) == round(len(windows) * 0.1)
+    # the study's held-out rows are the model's calibration rows; its training rows lie outside them
+    np.testing.assert_allclose(detection_study.joined_rows(model, held, 10, ("mean",))["mean"],
+                               model.calibration_scores_["mean"])
+    assert sum(map(len, held)) + sum(map(len, trained)) <= len(task.train) and len(trained) == 3
+    # so the configured rule at the configured mapping raises exactly lstmae's own alarms
+    result = detection_study.run_series(task, settings, seed=0)
+    rule = detection_study.ROW_THRESHOLD_RULE
+    configured = result["lstmae_thresholds"][f"{rule}/mean/{model.error_model_.spec}"]
+    assert configured["alarm_rate"] == pytest.approx(result["detectors"]["lstmae"]["alarm_rate"])
+
+
 def test_seed_ensemble_averages_the_seeds_row_scores_and_ranks_after_lstmae():
     task = _series_task()
     settings = {**_tiny_series_settings(), "how": "mean", "ensemble_seeds": [1]}
@@ -142,13 +165,13 @@ def test_seed_ensemble_averages_the_seeds_row_scores_and_ranks_after_lstmae():
     for seed in (0, 1):
         models.append(LSTMAutoencoder(**settings["lstmae"], random_state=seed, progress=False))
         fit_series(models[-1], task.train, window=10, stride=1, how="mean")
-        members.append(detection_study.mapped_rows(models[-1], task.test, 10, "mean"))
+        members.append(detection_study.rows_by_how(models[-1], task.test, 10, ("mean",))["mean"])
     mean = np.mean(members, axis=0)
     first = detection_study.lstmae_rows(models[0], task, 0.0, "mean")
-    ensemble = detection_study.seed_ensemble(models[0], first, task, task.train[500:], settings, 10, 1, "mean")
+    ensemble = detection_study.seed_ensemble(models[0], first, task, [task.train[500:]], settings, 10, 1, "mean")
     assert np.allclose(ensemble["lstmae_ensemble"].scores, mean, equal_nan=True)
     assert not np.allclose(members[0], members[1], equal_nan=True)  # two seeds, two networks
-    assert detection_study.seed_ensemble(models[0], first, task, task.train[500:], _tiny_series_settings(), 10, 1,
+    assert detection_study.seed_ensemble(models[0], first, task, [task.train[500:]], _tiny_series_settings(), 10, 1,
                                          "mean") == {}  # no extra seeds: no extra detectors
 
 

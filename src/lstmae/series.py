@@ -122,7 +122,6 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     train_parts, val_parts, val_runs = [], [], []
     for group in windowed_groups(len(values), window, groups):
         X, _ = temporalize(values[group.rows], window, stride)
-        ends = window_ends(len(group.rows), window, stride)
         held_out = np.zeros(len(X), bool)
         runs = held_out_runs(len(X), fraction, model.validation_blocks)
         for first, stop in runs:
@@ -134,9 +133,8 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
         train_parts.append(X[~held_out & keep])
         if runs:
             val_parts.append(X[held_out & keep])
-        for first, stop in runs:  # the rows of each run's windows (a last run: to the group's end)
-            last_row = len(group.rows) - 1 if stop == len(X) else ends[stop - 1]
-            val_runs.append(group.rows[ends[first] - window + 1 : last_row + 1])
+        for first_row, stop_row in held_out_rows(runs, len(group.rows), window, stride):
+            val_runs.append(group.rows[first_row:stop_row])
     train_X = _join(train_parts)
     if not len(train_X):
         raise DataError("every training window contains a labelled anomaly; nothing normal to train on")
@@ -171,6 +169,14 @@ def held_out_runs(n_windows: int, fraction: float, blocks: int = 1) -> list[tupl
     held = np.round(bounds * fraction).astype(int)
     held[-1] = n_val
     return [(int(stop - size), int(stop)) for stop, size in zip(bounds[1:], np.diff(held)) if size > 0]
+
+
+def held_out_rows(runs: list[tuple[int, int]], n_rows: int, window: int, stride: int = 1) -> list[tuple[int, int]]:
+    """The rows [first, stop) that each held-out run of windows (`held_out_runs`) covers in a group of
+    n_rows rows cut into windows of `window` rows every `stride`; the last run's rows extend to the end."""
+    ends = window_ends(n_rows, window, stride)
+    return [(int(ends[first]) - window + 1, n_rows if stop == len(ends) else int(ends[stop - 1]) + 1)
+            for first, stop in runs]
 
 
 def _calibration_rows(model, values, window, stride, groups, runs, how):
