@@ -859,6 +859,8 @@ def markdown(report: dict) -> str:
              f"{settings['threads']} torch thread(s){', --quick' if settings['quick'] else ''}; "
              f"load average {report['machine'].get('load_average', '?')} at the end: the machine was shared, "
              "so the seconds are slow and noisy).", ""]
+    if report.get("note"):  # a results file edited after its run says how, e.g. tables left out
+        lines += [f"**Note:** {report['note']}", ""]
     if report.get("unfinished_jobs"):
         lines += [f"**A stopped run's tables: {len(report['unfinished_jobs'])} job(s) did not finish** "
                   f"({', '.join(report['unfinished_jobs'])}); `--resume` finishes them.", ""]

@@ -338,6 +338,10 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     (out / "detection_results.md").unlink()
     assert detection_study.main(["--tables-only", "--out", str(out), "--data-dir", str(tmp_path / "absent")]) == 0
     assert (out / "detection_results.md").read_text() == table
+    edited = json.loads((out / "detection_results.json").read_text())  # a note put in after the run is shown
+    (out / "detection_results.json").write_text(json.dumps({**edited, "note": "variants left out"}))
+    assert detection_study.main(["--tables-only", "--out", str(out), "--data-dir", str(tmp_path / "absent")]) == 0
+    assert "**Note:** variants left out" in (out / "detection_results.md").read_text()
     thresholds = ucr["series"][0]["lstmae_thresholds"]
     alarm_variants = [f"{detection_study.ROW_THRESHOLD_RULE}+min_length={a['min_length']},merge_gap={a['merge_gap']}"
                       for a in detection_study.ALARM_VARIANTS
