@@ -163,6 +163,15 @@ def test_validation_blocks_hold_out_spread_runs_each_scored_as_a_series_of_its_o
     np.testing.assert_allclose(model.calibration_scores_["mean"], np.concatenate(expected))
 
 
+def test_a_training_stride_calibrates_on_every_window_as_scoring_does():
+    values = series(400, seed=4)
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=1, error_model="mse", progress=False, random_state=0)
+    fit_series(model, values, window=10, stride=3, how="mean")
+    # 131 windows every 3 rows, the last 13 held out: rows 354.. (window 118 starts at row 354)
+    tail = score_values(model, values[354:], how="mean")  # stride 1, scoring's default
+    np.testing.assert_allclose(model.calibration_scores_["mean"], tail["score"][tail["valid"]].to_numpy())
+
+
 @pytest.mark.parametrize("bad", [0, -1, 2.5, "3", True])
 def test_validation_blocks_must_be_a_positive_int(bad):
     model = LSTMAutoencoder(encoder=(4,), epochs=1, validation_blocks=bad, progress=False)

@@ -106,7 +106,9 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
 
     The threshold is then fitted on the *row* scores of each group's held-out rows, aggregated
     with `how` as scoring will aggregate them (a row flagged by any of the L windows covering it
-    is flagged far more often than a single window). Those row scores are kept as
+    is flagged far more often than a single window), from every window (stride 1, as scoring's
+    default: a `stride` that thins the training windows would otherwise average fewer windows
+    into each calibration row than scoring does). Those row scores are kept as
     `calibration_scores_`, so another threshold rule can later be fitted on them (`threshold_for`).
     Label-based rules (best-f1) use the held-out rows' labels.
     """
@@ -144,7 +146,7 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     model.fit(train_X, feature_names=feature_names, X_val=val_X, checkpoint_dir=checkpoint_dir)
 
     # The threshold on row scores of the held-out rows (or of all rows without a validation part).
-    scores, valid_rows = _calibration_rows(model, values, window, stride, groups, val_runs or None, how)
+    scores, valid_rows = _calibration_rows(model, values, groups, val_runs or None, how)
     row_labels = None if labels is None else labels[valid_rows]
     model.set_calibration(scores, how=how, labels=row_labels)
     return model
@@ -179,17 +181,17 @@ def held_out_rows(runs: list[tuple[int, int]], n_rows: int, window: int, stride:
             for first, stop in runs]
 
 
-def _calibration_rows(model, values, window, stride, groups, runs, how):
+def _calibration_rows(model, values, groups, runs, how):
     """Row scores (n,) of the valid held-out rows and their positions: `runs` is a list of (T_r,) row
     positions, one per held-out run (None: score all rows)."""
     if runs is None:
-        table = score_values(model, values, stride=stride, how=how, groups=groups, threshold=np.inf)
+        table = score_values(model, values, how=how, groups=groups, threshold=np.inf)
         valid = table["valid"].to_numpy()
         return table["score"].to_numpy()[valid], np.flatnonzero(valid)
     # Each held-out run is scored as a series of its own, so no training window leaks in.
     rows = np.concatenate(runs)
     run_ids = np.repeat(np.arange(len(runs)), [len(run) for run in runs])
-    table = score_values(model, values[rows], stride=stride, how=how, groups=run_ids, threshold=np.inf)
+    table = score_values(model, values[rows], how=how, groups=run_ids, threshold=np.inf)
     valid = table["valid"].to_numpy()
     return table["score"].to_numpy()[valid], rows[valid]
 
