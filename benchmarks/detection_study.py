@@ -497,30 +497,29 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
     scores together, so that a phase of the series that the held-out rows miss still moves the rule."""
     from lstmae.exceptions import DataError
     from lstmae.scoring import alarms_from_flags
-    from lstmae.series import flag_rows, threshold_for
+    from lstmae.scoring import parse_threshold
+    from lstmae.series import flag_rows
 
     keys = ("alarm_rate", "event_precision", "event_recall", "event_f1")
     fraction = task.labels[common].mean()
     results = {}
     for how, scores in test_rows.items():
         calibration = held_out_rows[how]
+        held = calibration[np.isfinite(calibration)]
         variant = copy.copy(model)
         variant.calibration_scores_ = dict(model.calibration_scores_)
-        variant.set_calibration(calibration[~np.isnan(calibration)], how=how)
+        variant.set_calibration(held, how=how)
         trained = train_rows[how][~np.isnan(train_rows[how])]
-        floored = {f"{rule}+floor" + (f":{q}" if q < 1 else ""): (rule, float(np.quantile(trained, q)))
-                   for rule in VARIANTS["floored_thresholds"] for q in VARIANTS["floor_quantiles"]}
-        pooled = copy.copy(variant)
-        pooled.calibration_scores_ = dict(model.calibration_scores_)
-        pooled.set_calibration(np.concatenate([calibration[~np.isnan(calibration)], trained]), how=how)
-        pooled_rules = {f"{rule}+train": rule for rule in VARIANTS["pooled_thresholds"]}
-        for rule in VARIANTS["series_thresholds"] + list(floored) + list(pooled_rules):
+        # "+floor" and "+train": (the base rule, the scores it is fitted on, the lowest threshold allowed)
+        static = {f"{rule}+floor" + (f":{q}" if q < 1 else ""): (rule, held, float(np.quantile(trained, q)))
+                  for rule in VARIANTS["floored_thresholds"] for q in VARIANTS["floor_quantiles"]}
+        pooled = np.concatenate([held, trained[np.isfinite(trained)]])
+        static.update({f"{rule}+train": (rule, pooled, -np.inf) for rule in VARIANTS["pooled_thresholds"]})
+        for rule in VARIANTS["series_thresholds"] + list(static):
             try:
-                if rule in floored:
-                    value = max(threshold_for(variant, floored[rule][0], how=how), floored[rule][1])
-                    flags = flags_above(scores, value)
-                elif rule in pooled_rules:
-                    flags = flags_above(scores, threshold_for(pooled, pooled_rules[rule], how=how))
+                if rule in static:
+                    base, fitted_on, lowest = static[rule]
+                    flags = flags_above(scores, max(parse_threshold(base).fit(fitted_on), lowest))
                 else:
                     flags, _ = flag_rows(variant, scores, ~np.isnan(scores), None, rule, how)
             except DataError:  # e.g. pot: too few held-out scores for a tail fit

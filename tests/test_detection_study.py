@@ -150,6 +150,26 @@ def test_lstmae_rules_are_fitted_on_the_runs_fit_series_held_out_whatever_valida
     assert configured["alarm_rate"] == pytest.approx(result["detectors"]["lstmae"]["alarm_rate"])
 
 
+def test_train_rules_pool_the_training_rows_for_every_mapping():
+    from lstmae import LSTMAutoencoder, temporalize
+    from lstmae.series import fit_series
+
+    task = _series_task()
+    model = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, random_state=0, progress=False), task.train,
+                       window=10, how="mean")
+    held, _, _ = detection_study.lstmae_parts(model, task.train, temporalize(task.train, 10)[0], 10, 1)
+    test_rows = detection_study.rows_by_how(model, task.test, 10)
+    held_rows = detection_study.joined_rows(model, held, 10)
+    # training rows far above everything, ten times as many as the held-out ones: pooled, the rule flags nothing
+    train_rows = {how: 1e6 + np.arange(10 * len(rows), dtype=float) for how, rows in held_rows.items()}
+    common = np.ones(len(task.test), bool)
+    results = detection_study.threshold_variants(model, task, test_rows, held_rows, common, train_rows)
+    for how in detection_study.VARIANTS["hows"]:
+        if how != "point":  # (a model fitted with how="mean" has no point-kind calibration)
+            assert results[f"mad:8/{how}"]["alarm_rate"] > 0, how  # the bump, at least
+        assert results[f"mad:8+train/{how}"]["alarm_rate"] == 0, how
+
+
 def test_seed_ensemble_averages_the_seeds_row_scores_and_ranks_after_lstmae():
     task = _series_task()
     settings = {**_tiny_series_settings(), "how": "mean", "ensemble_seeds": [1]}
