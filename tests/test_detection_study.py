@@ -486,3 +486,19 @@ def test_family_means_give_the_alarm_rate_on_series_without_anomalies():
     assert detection_study.alarm_cell(rule).endswith("; clean 20.0%")
     only_anomalous = detection_study.family_means([series(5, 0.2)])["lstmae threshold mad:8/mean/mae"]
     assert only_anomalous["clean_alarm_rate"] is None and "clean" not in detection_study.alarm_cell(only_anomalous)
+
+
+def test_detector_summary_counts_goals_means_and_clean_alarms_per_detector():
+    def series(n_anomalous, alarm_rate, recall, f1, vus):
+        row = {"vus_pr": vus if n_anomalous else None, "roc_auc": 0.5, "pr_auc": 0.5, "alarm_rate": alarm_rate,
+               "event_precision": 0.5, "event_recall": recall, "event_f1": f1, "seconds": 1.0}
+        return {"n_anomalous_rows": n_anomalous, "anomaly_fraction": 0.1 if n_anomalous else 0.0,
+                "lstmae_variants": {}, "lstmae_thresholds": {}, "detectors": {"lstmae": row, "pca": dict(row)}}
+
+    datasets = {"msl": {"means": detection_study.family_means([series(5, 0.15, 0.7, 0.4, 0.3)])},  # 1.5x: met
+                "nab": {"means": detection_study.family_means([series(5, 0.3, 0.9, 0.6, 0.5),  # 3x: missed
+                                                               series(0, 0.2, None, None, None),
+                                                               series(0, 0.4, None, None, None)])}}
+    lines = detection_study.detector_summary(datasets, ["msl", "nab"])
+    assert lines[2] == "| detector | goals met | mean event F1 | mean VUS-PR | clean: NAB |"
+    assert "| lstmae | 1/2 | 0.50 | 0.400 | 30.0% |" in lines and "| PCA | 1/2 | 0.50 | 0.400 | 30.0% |" in lines
