@@ -413,10 +413,12 @@ def lstmae_parts(model, train, train_windows, window: int, stride: int):
     held = np.zeros(len(train_windows), bool)
     for first, stop in runs:
         held[first:stop] = True
-    trained = [train[after:first] for after, first in zip([0] + [stop for _, stop in ranges[:-1]],
-                                                           [first for first, _ in ranges])]
-    trained = [part for part in trained if len(part) >= window] if ranges else [train]
-    return [train[first:stop] for first, stop in ranges], trained, train_windows[held]
+    if not ranges:
+        return [], [train], train_windows[held]
+    after_previous = [0] + [stop for _, stop in ranges[:-1]]  # the training rows: between the held-out runs
+    trained = [train[after:first] for after, (first, _) in zip(after_previous, ranges)]
+    return ([train[first:stop] for first, stop in ranges], [part for part in trained if len(part) >= window],
+            train_windows[held])
 
 
 def joined_rows(model, parts: list, window: int, hows=VARIANTS["hows"]) -> dict[str, np.ndarray]:

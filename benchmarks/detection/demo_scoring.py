@@ -55,9 +55,9 @@ def main(argv=None) -> int:
             "n_flagged_runs")
     rows = []
     gaps = [int(gap) for gap in args.merge_gaps.split(",")] if args.merge_gaps else [DEFAULT_ALARM["merge_gap"]]
+    blocks = {} if args.validation_blocks is None else {"validation_blocks": args.validation_blocks}
     for seed, error_model, how in itertools.product(map(int, args.seeds.split(",")), args.error_models.split(","),
                                                     args.hows.split(",")):
-        blocks = {} if args.validation_blocks is None else {"validation_blocks": args.validation_blocks}
         model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model,
                                 random_state=seed, progress=False, device="cpu", **blocks)
         fit_series(model, values[:n_train], window=args.window or DEMO_WINDOW, labels=labels[:n_train], how=how)
