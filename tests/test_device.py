@@ -51,6 +51,17 @@ def test_full_float32_turns_tf32_off_for_gpu_lstms_and_restores_it():
         assert rnn.fp32_precision == before
 
 
+def test_full_float32_uses_allow_tf32_on_torch_before_2_9(monkeypatch):
+    class Cudnn:  # torch < 2.9: no cudnn.rnn.fp32_precision, only the allow_tf32 flag
+        allow_tf32 = True
+    monkeypatch.setattr(torch.backends, "cudnn", Cudnn)
+    with full_float32(torch.device("cuda")):
+        assert Cudnn.allow_tf32 is False
+    assert Cudnn.allow_tf32 is True
+    with full_float32(torch.device("cpu")):
+        assert Cudnn.allow_tf32 is True
+
+
 def test_auto_keeps_relu_models_on_the_cpu_where_a_gpu_would_be_picked(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == torch.device("cuda", 0)
