@@ -512,8 +512,11 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
         variant.calibration_scores_ = dict(model.calibration_scores_)
         variant.set_calibration(held, how=how)
         trained = train_rows[how][~np.isnan(train_rows[how])]
-        # "+floor" and "+train": (the base rule, the scores it is fitted on, the lowest threshold allowed)
-        static = {f"{rule}+floor" + (f":{q}" if q < 1 else ""): (rule, held, float(np.quantile(trained, q)))
+        # "+floor" and "+train": (the base rule, the scores it is fitted on, the lowest threshold allowed). No
+        # floor without training rows (validation blocks on a short series leave no part as long as a window):
+        # those rules fail there, as a rule without enough held-out scores does.
+        static = {f"{rule}+floor" + (f":{q}" if q < 1 else ""): (rule, held, float(np.quantile(trained, q))
+                                                                if trained.size else None)
                   for rule in VARIANTS["floored_thresholds"] for q in VARIANTS["floor_quantiles"]}
         pooled = np.concatenate([held, trained[np.isfinite(trained)]])
         static.update({f"{rule}+train": (rule, pooled, -np.inf) for rule in VARIANTS["pooled_thresholds"]})
@@ -521,6 +524,8 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
             try:
                 if rule in static:
                     base, fitted_on, lowest = static[rule]
+                    if lowest is None:
+                        raise DataError(f"no training rows to floor {rule} on")
                     flags = flags_above(scores, max(parse_threshold(base).fit(fitted_on), lowest))
                 else:
                     flags, _ = flag_rows(variant, scores, ~np.isnan(scores), None, rule, how)

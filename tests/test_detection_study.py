@@ -170,6 +170,25 @@ def test_train_rules_pool_the_training_rows_for_every_mapping():
         assert results[f"mad:8+train/{how}"]["alarm_rate"] == 0, how
 
 
+def test_floors_fail_without_training_rows_and_the_other_rules_still_run():
+    # validation blocks on a short series (NAB's rogue_agent_key_hold: 282 rows, 5 blocks) leave no training
+    # part as long as a window: the floors cannot be fitted there, and the run must go on
+    from lstmae import LSTMAutoencoder, temporalize
+    from lstmae.series import fit_series
+
+    task = _series_task()
+    model = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, random_state=0, progress=False), task.train,
+                       window=10, how="mean")
+    held, _, _ = detection_study.lstmae_parts(model, task.train, temporalize(task.train, 10)[0], 10, 1)
+    held_rows = detection_study.joined_rows(model, held, 10)
+    no_training_rows = {how: np.empty(0) for how in held_rows}
+    results = detection_study.threshold_variants(model, task, detection_study.rows_by_how(model, task.test, 10),
+                                                 held_rows, np.ones(len(task.test), bool), no_training_rows)
+    floor = f"{detection_study.VARIANTS['floored_thresholds'][0]}+floor/mean"
+    assert results[floor]["alarm_rate"] is None  # failed: no event found, as any rule that cannot be fitted
+    assert results["mad:8/mean"]["alarm_rate"] > 0 and results["mad:8+train/mean"]["alarm_rate"] is not None
+
+
 def test_seed_ensemble_averages_the_seeds_row_scores_and_ranks_after_lstmae():
     task = _series_task()
     settings = {**_tiny_series_settings(), "how": "mean", "ensemble_seeds": [1]}
