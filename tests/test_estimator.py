@@ -76,6 +76,12 @@ def test_steps_per_epoch_bounds_the_samples_each_epoch_trains_and_validates_on(m
     seen[True].clear()
     LSTMAutoencoder(encoder=(4,), **{**FAST, "epochs": 1, "batch_size": 8, "steps_per_epoch": None}).fit(X)
     assert sum(seen[True]) == 180
+    # without validation windows the untrained loss (the divergence check's reference) is taken on as many
+    # training windows as an epoch trains on, not on all of them
+    seen[False].clear()
+    LSTMAutoencoder(encoder=(4,), **{**FAST, "epochs": 1, "patience": None, "batch_size": 8, "steps_per_epoch": 2,
+                                     "validation_fraction": 0.0}).fit(X)
+    assert seen[False][0] == 16
 
 
 def test_default_threshold_is_two_sigma_of_the_validation_scores(fitted_small):

@@ -93,6 +93,8 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
     trained = parallel.wrap(module)
     optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate)
     watched_idx = val_idx if len(val_idx) else train_idx
+    if len(watched_idx) > per_epoch:  # the untrained loss needs no more samples than an epoch trains on
+        watched_idx = watched_idx[np.linspace(0, len(watched_idx) - 1, per_epoch).round().astype(int)]
     history: dict = {"loss": [], "val_loss": [], "best_epoch": 0}
     best_loss, best_state, waited = float("inf"), None, 0
     if epochs:
