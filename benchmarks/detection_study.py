@@ -364,7 +364,7 @@ class RowScores(NamedTuple):
 def run_series(task, settings: dict, seed: int) -> dict:
     """Every detector on one series: row scores and flags over the test part, metrics on common rows."""
     from lstmae import LSTMAutoencoder, temporalize
-    from lstmae.series import fit_series
+    from lstmae.series import fit_series, held_out_runs
 
     window, how = series_window(task.train, settings["window"]), settings["how"]
     stride = train_stride(len(task.train), window, settings["max_train_steps"])
@@ -373,8 +373,9 @@ def run_series(task, settings: dict, seed: int) -> dict:
     fit_series(model, task.train, window=window, stride=stride, how=how)
     lstmae = lstmae_rows(model, task, time.perf_counter() - started, how)
     train_windows, _ = temporalize(task.train, window, stride)
-    # the peers hold out the training part's tail; lstmae its own runs (validation_blocks)
-    n_fit = len(train_windows) - int(round(len(train_windows) * model.validation_fraction))
+    # the peers hold out the training part's tail, as fit_series does with one block; lstmae its own runs
+    tail = held_out_runs(len(train_windows), model.validation_fraction)
+    n_fit = tail[0][0] if tail else len(train_windows)
     first_held_out_row = n_fit * stride
     held_parts, trained_parts, held_windows = lstmae_parts(model, task.train, train_windows, window, stride)
     detectors = {"lstmae": lstmae,
@@ -511,14 +512,14 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
         variant = copy.copy(model)
         variant.calibration_scores_ = dict(model.calibration_scores_)
         variant.set_calibration(held, how=how)
-        trained = train_rows[how][~np.isnan(train_rows[how])]
+        trained = train_rows[how][np.isfinite(train_rows[how])]
         # "+floor" and "+train": (the base rule, the scores it is fitted on, the lowest threshold allowed). No
         # floor without training rows (validation blocks on a short series leave no part as long as a window):
         # those rules fail there, as a rule without enough held-out scores does.
         static = {f"{rule}+floor" + (f":{q}" if q < 1 else ""): (rule, held, float(np.quantile(trained, q))
                                                                 if trained.size else None)
                   for rule in VARIANTS["floored_thresholds"] for q in VARIANTS["floor_quantiles"]}
-        pooled = np.concatenate([held, trained[np.isfinite(trained)]])
+        pooled = np.concatenate([held, trained])
         static.update({f"{rule}+train": (rule, pooled, -np.inf) for rule in VARIANTS["pooled_thresholds"]})
         for rule in VARIANTS["series_thresholds"] + list(static):
             try:
