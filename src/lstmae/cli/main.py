@@ -203,9 +203,10 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
 
     Series: windows of --window rows every --stride rows, never across entities. The last
     --validation-fraction of each entity's windows (of each of --validation-blocks blocks of
-    them) is held out; the threshold is fitted on the scores of those held-out rows. With --label-column, windows/sequences that contain a
-    labelled anomaly are left out of training, and label-based thresholds (best-f1) use the
-    held-out labels. Ctrl-C stops training and saves the best epoch so far.
+    them) is held out; the threshold is fitted on the scores of those held-out rows. With
+    --label-column, windows/sequences that contain a labelled anomaly are left out of training,
+    and label-based thresholds (best-f1) use the held-out labels. Ctrl-C stops training and
+    saves the best epoch so far.
 
     \b
     Example:
