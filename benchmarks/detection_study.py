@@ -3,6 +3,7 @@
     python benchmarks/detection_study.py [--quick] [--datasets ecg5000,msl,nab,keogh,ucr]
                                          [--out benchmarks/results] [--data-dir DIR]
                                          [--set series.window=100 ...] [--resume] [--partial-report] [--tables-only]
+    python benchmarks/detection_study.py --compare RUN_DIR [RUN_DIR ...]
 
 Protocol (the same for every detector):
 - ECG5000: train on a seeded 80% of the normal beats; test on the other 20% and all anomalous
@@ -127,6 +128,16 @@ QUICK = {
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.compare:
+        reports = []
+        for folder in args.compare:
+            source = folder / "detection_results.json"
+            if not source.is_file():
+                print(f"error: {source} not found; each --compare folder is a study's --out", file=sys.stderr)
+                return 2
+            reports.append((folder.name, json.loads(source.read_text())))
+        print("\n".join(comparison(reports)))
+        return 0
     if args.tables_only:
         source = args.out / "detection_results.json"
         if not source.is_file():
@@ -194,6 +205,9 @@ def parse_args(argv):
                              "per process ran several times slower)")
     parser.add_argument("--tables-only", action="store_true",
                         help="rewrite detection_results.md from the detection_results.json in --out, running nothing")
+    parser.add_argument("--compare", nargs="+", type=Path, metavar="RUN_DIR",
+                        help="print lstmae against the best peer in each run's folder (a study's --out), side by "
+                             "side, as markdown on stdout, running nothing")
     parser.add_argument("--partial-report", action="store_true",
                         help="write the tables from the jobs a stopped run finished, running nothing (implies --resume)")
     parser.add_argument("--resume", action="store_true",
@@ -1121,6 +1135,56 @@ def detector_summary(datasets: dict, families: list[str]) -> list[str]:
     return lines + [""]
 
 
+def comparison(reports: list[tuple[str, dict]]) -> list[str]:
+    """Markdown lines setting study runs (name, report) side by side: per series family and run, lstmae's
+    VUS-PR and event F1 each beside the best other detector's (bold where lstmae leads), and its median alarm
+    rate x labelled and mean event recall against the alarm goals; then per run the goals met, the means
+    over the families and the mean share of rows alarmed on the series without anomalies. The family means
+    are recomputed from each run's series, as --tables-only does."""
+    runs = []
+    for name, report in reports:
+        datasets = {family: family_means(data["series"]) for family, data in report["datasets"].items()
+                    if family in SERIES_FAMILIES}
+        runs.append((name, report["settings"].get("seed"), datasets))
+    families = [family for family in SERIES_FAMILIES if all(family in datasets for _, _, datasets in runs)]
+    if not families:
+        return ["No series family is in every run."]
+    lines = ["| family | run | seed | VUS-PR (best peer) | event F1 (best peer) | alarm rate x labelled; "
+             "event recall (alarm goals) |", "|---|---|---|---|---|---|"]
+    for family in families:
+        for index, (name, seed, datasets) in enumerate(runs):
+            means = datasets[family]
+            mine = means["lstmae"]
+            cells = []
+            for key in ("vus_pr", "event_f1"):
+                peers = {peer: means[peer][key] for peer in DETECTORS[1:]
+                         if peer in means and means[peer][key] is not None}
+                best = max(peers, key=peers.get)
+                text = fmt3(mine[key])
+                cells.append(f"{'**' + text + '**' if mine[key] is not None and mine[key] > peers[best] else text} "
+                             f"({DETECTOR_TITLES[best]} {peers[best]:.3f})")
+            missed = [what for what, failed in (("rate", (mine["alarm_ratio"] or 0.0) > ALARM_RATIO_GOAL),
+                                                ("recall", (mine["event_recall"] or 0.0) < EVENT_RECALL_GOAL))
+                      if failed]
+            ratio = "n/a" if mine["alarm_ratio"] is None else f"{mine['alarm_ratio']:.1f}x"
+            goals = "met" if meets_alarm_goals(mine) else "missed: " + ", ".join(missed or ["n/a"])
+            title = f"{FAMILY_TITLES[family]} ({mine['n_series']})" if index == 0 else ""
+            lines.append(f"| {title} | {name} | {seed} | {' | '.join(cells)} | {ratio}; "
+                         f"{fmt(mine['event_recall'])} ({goals}) |")
+    with_clean = [family for family in families
+                  if any(datasets[family]["lstmae"]["clean_alarm_rate"] is not None for _, _, datasets in runs)]
+    lines += ["", "| run | seed | lstmae's goals met | mean event F1 | mean VUS-PR |"
+              + "".join(f" clean: {FAMILY_TITLES[family]} |" for family in with_clean),
+              "|---|---|---|---|---|" + "---|" * len(with_clean)]
+    for name, seed, datasets in runs:
+        rows = [datasets[family]["lstmae"] for family in families]
+        clean = [datasets[family]["lstmae"]["clean_alarm_rate"] for family in with_clean]
+        lines.append(f"| {name} | {seed} | {sum(map(meets_alarm_goals, rows))}/{len(families)} | "
+                     f"{fmt(_mean(row['event_f1'] for row in rows))} | {fmt3(_mean(row['vus_pr'] for row in rows))} |"
+                     + "".join(" n/a |" if rate is None else f" {rate:.1%} |" for rate in clean))
+    return lines
+
+
 def cell(value, best) -> str:
     return "n/a" if value is None else bold_if(value, best)
 
@@ -1136,6 +1200,10 @@ def alarm_cell(c: dict) -> str:
 
 def fmt(value) -> str:
     return "n/a" if value is None else f"{value:.2f}"
+
+
+def fmt3(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def triple(metrics: dict | None) -> str:

@@ -521,3 +521,31 @@ def test_detector_summary_counts_goals_means_and_clean_alarms_per_detector():
     lines = detection_study.detector_summary(datasets, ["msl", "nab"])
     assert lines[2] == "| detector | goals met | mean event F1 | mean VUS-PR | clean: NAB |"
     assert "| lstmae | 1/2 | 0.50 | 0.400 | 30.0% |" in lines and "| PCA | 1/2 | 0.50 | 0.400 | 30.0% |" in lines
+
+
+def test_compare_sets_runs_side_by_side_with_goals_and_leads(tmp_path, capsys):
+    def series(n_anomalous, lstmae, pca):
+        def row(alarm_rate, recall, f1, vus):
+            return {"vus_pr": vus if n_anomalous else None, "roc_auc": 0.5, "pr_auc": 0.5, "alarm_rate": alarm_rate,
+                    "event_precision": 0.5, "event_recall": recall if n_anomalous else None,
+                    "event_f1": f1 if n_anomalous else None, "seconds": 1.0}
+        return {"n_anomalous_rows": n_anomalous, "anomaly_fraction": 0.1 if n_anomalous else 0.0,
+                "lstmae_variants": {}, "lstmae_thresholds": {},
+                "detectors": {"lstmae": row(*lstmae), "pca": row(*pca)}}
+
+    runs = {"tail": [series(5, (0.15, 0.7, 0.5, 0.4), (0.1, 0.5, 0.3, 0.3)), series(0, (0.2,) * 4, (0.0,) * 4)],
+            "blocks": [series(5, (0.3, 0.5, 0.2, 0.2), (0.1, 0.5, 0.3, 0.3)), series(0, (0.0,) * 4, (0.0,) * 4)]}
+    for seed, (name, nab) in enumerate(runs.items()):
+        (tmp_path / name).mkdir()
+        report = {"settings": {"seed": seed}, "datasets": {"nab": {"series": nab, "means": {}}}}
+        (tmp_path / name / "detection_results.json").write_text(json.dumps(report))
+    assert detection_study.main(["--compare", str(tmp_path / "tail"), str(tmp_path / "blocks")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| NAB (1) | tail | 0 | **0.400** (PCA 0.300) | **0.500** (PCA 0.300) | 1.5x; 0.70 (met) |"
+    assert lines[3] == "|  | blocks | 1 | 0.200 (PCA 0.300) | 0.200 (PCA 0.300) | 3.0x; 0.50 (missed: rate, recall) |"
+    assert "| tail | 0 | 1/1 | 0.50 | 0.400 | 20.0% |" in lines and "| blocks | 1 | 0/1 | 0.20 | 0.200 | 0.0% |" in lines
+
+
+def test_compare_without_results_exits_2_naming_the_file(tmp_path, capsys):
+    assert detection_study.main(["--compare", str(tmp_path)]) == 2
+    assert str(tmp_path / "detection_results.json") in capsys.readouterr().err
