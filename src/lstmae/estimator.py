@@ -373,9 +373,10 @@ PARAMETERS_HERE
 
         data: a DataFrame (the trained feature columns are picked by name when the model knows
         them; other columns are ignored) or an array (T, F).
-        how: "max" (default: the largest score of the windows covering a row; it won the
-        detection study), "mean", or "end" (a window's score belongs to its last row only: the
-        causal choice for live monitoring, where a row's score must not wait for later rows).
+        how: "mean" (default: the mean score of the windows covering a row; it won the detection
+        study's alarm ranking), "max" (their largest), or "end" (a window's score belongs to its
+        last row only: the causal choice for live monitoring, where a row's score must not wait
+        for later rows).
         Returns a DataFrame with the input's index and columns `score`, `is_anomaly` (0/1) and
         `valid` (False for rows that no full window covers: with "end" the first window - 1
         warm-up rows, with "max"/"mean" only rows past the last window; their score is NaN, never
