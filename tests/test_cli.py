@@ -172,6 +172,8 @@ def test_window_problems(workspace, tmp_path):
                       "5 rows", "window 10")
     assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10,
                           "--validation-blocks", 0), "validation_blocks must be an int >= 1, got 0")
+    assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10,
+                          "--threshold-floor", 1.5), "threshold_floor must be a quantile in (0, 1]", "1.5")
     assert not (tmp_path / "m").exists()
 
 

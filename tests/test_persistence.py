@@ -78,6 +78,13 @@ def test_corrupt_and_missing_models(fitted_small, tmp_path):
     (tmp_path / "model3" / "model.safetensors").unlink()
     with pytest.raises(ModelFileError, match="model.safetensors is missing"):
         load(tmp_path / "model3")
+    for floors, message in (({"mean": "NaN"}, "its threshold floors are"), (["mean"], "corrupt or incomplete")):
+        model.save(tmp_path / "model4", overwrite=True)
+        config = json.loads((tmp_path / "model4" / "config.json").read_text())
+        config["threshold"]["floors"] = floors
+        (tmp_path / "model4" / "config.json").write_text(json.dumps(config))
+        with pytest.raises(ModelFileError, match=message):
+            load(tmp_path / "model4")
 
 
 WRITER = """

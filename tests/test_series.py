@@ -7,8 +7,8 @@ import pytest
 
 from lstmae import LSTMAutoencoder
 from lstmae.exceptions import DataError
-from lstmae.series import (SkippedGroupWarning, encode_values, fit_series, groups_of, held_out_runs, rule_for,
-                           score_frame, score_values, threshold_for)
+from lstmae.series import (SkippedGroupWarning, encode_values, fit_series, groups_of, held_out_rows, held_out_runs,
+                           rule_for, score_frame, score_values, threshold_for, training_rows)
 
 
 def series(n=400, seed=0, features=2):
@@ -177,6 +177,87 @@ def test_validation_blocks_must_be_a_positive_int(bad):
     model = LSTMAutoencoder(encoder=(4,), epochs=1, validation_blocks=bad, progress=False)
     with pytest.raises(ValueError, match="validation_blocks must be an int >= 1"):
         fit_series(model, series(100), window=10)
+
+
+def quiet_tail(n=1200, seed=0):
+    """Noise whose last 150 rows (the held-out tail and more) are 20 times quieter than the rows trained on."""
+    values = np.random.default_rng(seed).normal(size=(n, 1)).astype(np.float32)
+    values[-150:] *= 0.05
+    return values
+
+
+@pytest.fixture(scope="module")
+def floored():
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=2, threshold_floor=0.9, progress=False, random_state=0)
+    return fit_series(model, quiet_tail(), window=20)
+
+
+def test_threshold_floor_flags_at_most_its_share_of_the_rows_trained_on(floored):
+    plain = fit_series(LSTMAutoencoder(encoder=(8, 4), epochs=2, progress=False, random_state=0), quiet_tail(),
+                       window=20)
+    trained_rows = slice(0, 1200 - 118 - 19)  # before the rows the 118 held-out windows cover
+    assert score_values(plain, quiet_tail())["is_anomaly"][trained_rows].mean() > 0.9  # the quiet tail's rule
+    assert plain.threshold_floors_ == {}
+    flagged = score_values(floored, quiet_tail())["is_anomaly"][trained_rows].mean()
+    assert 0.05 < flagged <= 0.11
+    # the floor is the 0.9 quantile of those rows' own scores, scored as a series of their own
+    alone = score_values(floored, quiet_tail()[trained_rows], how="mean")
+    assert floored.threshold_ == pytest.approx(np.quantile(alone["score"][alone["valid"]], 0.9))
+    assert floored.threshold_ == floored.threshold_floors_["mean"] > plain.threshold_
+
+
+def test_threshold_floor_holds_for_every_static_rule_and_kind_but_not_for_a_value(floored):
+    floors = floored.threshold_floors_
+    assert threshold_for(floored, "quantile:0.5") == floors["mean"]
+    assert threshold_for(floored, "quantile:0.5", how="end") == floors["window"]
+    assert threshold_for(floored, "value:0.5") == 0.5
+    from lstmae.streaming import StreamingScorer
+    assert StreamingScorer(floored)._static == floors["window"]  # how="end": the window kind's floor
+
+
+def test_threshold_floor_is_saved_and_a_model_without_one_keeps_its_state(floored, fitted, tmp_path):
+    from lstmae import load
+    floored.save(tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert loaded.threshold_floors_ == floored.threshold_floors_ and loaded.threshold_ == floored.threshold_
+    assert threshold_for(loaded, "quantile:0.5", how="end") == floored.threshold_floors_["window"]
+    assert "floors" not in fitted.get_state()[0]["threshold"]
+
+
+def test_recalibrating_drops_the_floors_which_are_in_the_old_error_model_s_units(floored):
+    import copy
+    model = copy.deepcopy(floored)
+    model.set_params(error_model="mse").recalibrate(np.stack([quiet_tail()[i:i + 20] for i in range(1050, 1180)]))
+    assert model.threshold_floors_ == {}
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, -0.1, True, "0.9"])
+def test_threshold_floor_must_be_a_quantile(bad):
+    model = LSTMAutoencoder(encoder=(4,), epochs=1, threshold_floor=bad, progress=False)
+    with pytest.raises(ValueError, match=r"threshold_floor must be a quantile in \(0, 1\] or None"):
+        fit_series(model, series(100), window=10)
+
+
+def test_threshold_floor_is_refused_with_an_adaptive_rule_or_without_training_rows():
+    model = LSTMAutoencoder(encoder=(4,), epochs=1, threshold="dspot:1e-3", threshold_floor=0.9, progress=False)
+    with pytest.raises(DataError, match="threshold_floor applies to a static threshold rule; dspot:1e-3 adapts"):
+        fit_series(model, series(300), window=10)
+    # 10 blocks of 9 windows: each block's held-out window reaches back into the one before
+    model = LSTMAutoencoder(encoder=(4,), epochs=1, validation_fraction=0.12, validation_blocks=10,
+                            threshold_floor=0.9, progress=False)
+    with pytest.raises(DataError, match="threshold_floor needs a stretch of at least 10 training rows"):
+        fit_series(model, series(99), window=10)
+    assert not hasattr(model, "module_")  # refused before training
+
+
+def test_training_rows_lie_between_the_held_out_ranges():
+    runs = held_out_runs(91, 0.1, 3)
+    ranges = held_out_rows(runs, 100, 10)
+    parts = training_rows(ranges, 100)
+    assert [stop for _, stop in parts] == [first for first, _ in ranges]
+    assert [first for first, _ in parts][1:] == [stop for _, stop in ranges[:-1]] and parts[0][0] == 0
+    assert training_rows([], 50) == [(0, 50)]
+    assert training_rows([(0, 20), (30, 50)], 50) == [(20, 30)]
 
 
 def test_labelled_windows_are_left_out_and_labels_calibrate_best_f1():

@@ -77,6 +77,11 @@ PARAMETERS: tuple[Parameter, ...] = (
               "validation_fraction of each of this many equal, consecutive blocks of each entity's windows instead of "
               "one tail, so that early stopping, the error model and the threshold see more of the series' time "
               "(a daily cycle, not one stretch of it)"),
+    Parameter("threshold_floor", None, "float or None", "series (fit_series, lstmae fit on a table) only: a "
+              "quantile Q in (0, 1]; the threshold of every static rule is then never below the Q quantile of the "
+              "training rows' scores (of each kind of score), so it flags at most 1 - Q of the rows the network "
+              "learned as normal: for a held-out part that misses some of the series' normal behaviour, such as "
+              "a stretch of a daily cycle (None: no floor)"),
     Parameter("patience", 20, "int or None", "epochs without a better validation loss before stopping "
               "(None: never)"),
     Parameter("max_grad_norm", 1.0, "float or None", "gradient clipping norm (None: no clipping)"),

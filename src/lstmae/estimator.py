@@ -85,6 +85,9 @@ PARAMETERS_HERE
         "max"); `threshold_` was fitted on those of `threshold_how_`. Another rule, or the same rule
         for another kind of score, is fitted on them later (`lstmae.series.threshold_for`) without
         the training data.
+    threshold_floors_ : dict of str to float
+        With `threshold_floor` (series only): by kind of score, the `threshold_floor` quantile of the
+        training rows' scores, the lowest threshold a static rule may give (empty: no floor).
     history_ : dict
         Training and validation loss per epoch, best epoch, epochs run.
     n_features_in_, n_timesteps_ : int
@@ -116,7 +119,8 @@ PARAMETERS_HERE
                  batch_size=DEFAULTS["batch_size"], steps_per_epoch=DEFAULTS["steps_per_epoch"],
                  learning_rate=DEFAULTS["learning_rate"], loss=DEFAULTS["loss"],
                  validation_fraction=DEFAULTS["validation_fraction"],
-                 validation_blocks=DEFAULTS["validation_blocks"], patience=DEFAULTS["patience"],
+                 validation_blocks=DEFAULTS["validation_blocks"], threshold_floor=DEFAULTS["threshold_floor"],
+                 patience=DEFAULTS["patience"],
                  max_grad_norm=DEFAULTS["max_grad_norm"], scaler=DEFAULTS["scaler"],
                  error_model=DEFAULTS["error_model"], threshold=DEFAULTS["threshold"], encoding=DEFAULTS["encoding"],
                  random_state=DEFAULTS["random_state"], device=DEFAULTS["device"], progress=DEFAULTS["progress"]):
@@ -137,6 +141,7 @@ PARAMETERS_HERE
         self.loss = loss
         self.validation_fraction = validation_fraction
         self.validation_blocks = validation_blocks
+        self.threshold_floor = threshold_floor
         self.patience = patience
         self.max_grad_norm = max_grad_norm
         self.scaler = scaler
@@ -273,6 +278,7 @@ PARAMETERS_HERE
         if how == "window" or not hasattr(self, "calibration_scores_"):
             self.calibration_scores_ = {}
         self.calibration_scores_[how] = normal
+        self.threshold_floors_ = {}  # in the units of the calibration they were set beside
         return self.threshold_
 
     def calibrate_threshold(self, X, y=None, threshold: str | None = None) -> float:
@@ -287,6 +293,7 @@ PARAMETERS_HERE
         self.threshold_how_ = "window"
         if y is None:
             self.calibration_scores_ = {"window": scores}
+        self.threshold_floors_ = {}
         return self.threshold_
 
     # -------------------------------------------------------------- inference
@@ -411,7 +418,9 @@ PARAMETERS_HERE
             "scaler": self.scaler_.to_dict(),
             "error_model": error_config,
             "threshold": {"rule": str(self.threshold_rule_), "value": float(self.threshold_),
-                          "how": self.threshold_how_},
+                          "how": self.threshold_how_,
+                          # only when set: a model without floors keeps the state (and fingerprint) it had
+                          **({"floors": self.threshold_floors_} if getattr(self, "threshold_floors_", None) else {})},
             "random_state": self.random_state,
             "training": _jsonable(self.history_),
             "data": _jsonable(self.data_settings_),
@@ -446,6 +455,8 @@ PARAMETERS_HERE
             model.threshold_rule_ = parse_threshold(config["threshold"]["rule"])
             model.threshold_ = float(config["threshold"]["value"])
             model.threshold_how_ = config["threshold"].get("how", "window")
+            model.threshold_floors_ = {str(kind): float(value)
+                                       for kind, value in config["threshold"].get("floors", {}).items()}
             model.n_timesteps_ = int(config["n_timesteps"])
         except ModelFileError:
             raise
@@ -455,6 +466,8 @@ PARAMETERS_HERE
             raise ModelFileError(f"{source} is corrupt: its threshold is {model.threshold_} (scores of the "
                                  f"{model.error_model_.name} error model are >= 0); refit the model or set a threshold "
                                  "with `lstmae score --threshold value:V`")
+        if not all(np.isfinite(value) for value in model.threshold_floors_.values()):
+            raise ModelFileError(f"{source} is corrupt: its threshold floors are {model.threshold_floors_}")
         bad = [name for name, array in error_arrays.items() if not np.isfinite(array).all()]
         if bad:
             raise ModelFileError(f"{source} is corrupt: the error model's {bad[0]!r} holds NaN or inf values")
@@ -490,6 +503,9 @@ PARAMETERS_HERE
         if isinstance(self.validation_blocks, bool) or not isinstance(self.validation_blocks, (int, np.integer)) \
                 or self.validation_blocks < 1:
             raise ValueError(f"validation_blocks must be an int >= 1, got {self.validation_blocks!r}")
+        if self.threshold_floor is not None and (isinstance(self.threshold_floor, bool) or not isinstance(
+                self.threshold_floor, (int, float, np.integer, np.floating)) or not 0.0 < self.threshold_floor <= 1.0):
+            raise ValueError(f"threshold_floor must be a quantile in (0, 1] or None, got {self.threshold_floor!r}")
         if int(self.epochs) < 0:
             raise ValueError(f"epochs must be >= 0 (0: no training), got {self.epochs!r}")
         if int(self.batch_size) < 1:

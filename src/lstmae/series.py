@@ -38,6 +38,7 @@ from .scoring import (
     window_to_points,
 )
 from .scoring.points import add_steps
+from .scoring.thresholds import resolve_threshold
 
 
 class SkippedGroupWarning(UserWarning):
@@ -111,6 +112,11 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     into each calibration row than scoring does). Those row scores are kept as
     `calibration_scores_`, so another threshold rule can later be fitted on them (`threshold_for`).
     Label-based rules (best-f1) use the held-out rows' labels.
+
+    With `model.threshold_floor` = Q, the rows that only training windows cover (`training_rows`, each
+    stretch scored as a series of its own, labelled rows left out) are scored too, with `how` and as
+    windows, and each kind's Q quantile is kept as `threshold_floors_`: no static threshold of that
+    kind goes below it (`threshold_for`).
     """
     values = np.asarray(values)
     if values.ndim == 1:
@@ -120,8 +126,12 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     if labels is not None:
         labels = np.asarray(labels)
     model._check_params()
+    if model.threshold_floor is not None and getattr(parse_threshold(resolve_threshold(model.threshold, how)),
+                                                     "adaptive", False):
+        raise DataError(f"threshold_floor applies to a static threshold rule; {model.threshold} adapts on its "
+                        "own: drop threshold_floor or choose a rule such as mad:8")
     fraction = float(model.validation_fraction)
-    train_parts, val_parts, val_runs = [], [], []
+    train_parts, val_parts, val_runs, train_runs = [], [], [], []
     for group in windowed_groups(len(values), window, groups):
         X, _ = temporalize(values[group.rows], window, stride)
         held_out = np.zeros(len(X), bool)
@@ -135,11 +145,17 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
         train_parts.append(X[~held_out & keep])
         if runs:
             val_parts.append(X[held_out & keep])
-        for first_row, stop_row in held_out_rows(runs, len(group.rows), window, stride):
+        ranges = held_out_rows(runs, len(group.rows), window, stride)
+        for first_row, stop_row in ranges:
             val_runs.append(group.rows[first_row:stop_row])
+        train_runs += [group.rows[first_row:stop_row] for first_row, stop_row in training_rows(ranges, len(group.rows))
+                       if stop_row - first_row >= window]
     train_X = _join(train_parts)
     if not len(train_X):
         raise DataError("every training window contains a labelled anomaly; nothing normal to train on")
+    if model.threshold_floor is not None and not train_runs:
+        raise DataError(f"threshold_floor needs a stretch of at least {window} training rows between the held-out "
+                        "parts; use fewer validation_blocks or drop threshold_floor")
     val_X = _join(val_parts) if val_parts else None
     if val_X is not None and not len(val_X):
         val_X = None
@@ -149,6 +165,15 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     scores, valid_rows = _calibration_rows(model, values, groups, val_runs or None, how)
     row_labels = None if labels is None else labels[valid_rows]
     model.set_calibration(scores, how=how, labels=row_labels)
+    if model.threshold_floor is not None:
+        train_scores, train_rows = _calibration_rows(model, values, groups, train_runs, how)
+        if labels is not None:
+            train_scores = train_scores[labels[train_rows] == 0]
+        floors = {how: train_scores, "window": model.anomaly_score(train_X)}
+        model.threshold_floors_ = {kind: float(np.quantile(kind_scores[np.isfinite(kind_scores)], model.threshold_floor))
+                                   for kind, kind_scores in floors.items() if np.isfinite(kind_scores).any()}
+        if model.threshold_rule_.method not in ("value", "best-f1", "best-f"):
+            model.threshold_ = max(model.threshold_, model.threshold_floors_.get(how, -np.inf))
     return model
 
 
@@ -179,6 +204,16 @@ def held_out_rows(runs: list[tuple[int, int]], n_rows: int, window: int, stride:
     ends = window_ends(n_rows, window, stride)
     return [(int(ends[first]) - window + 1, n_rows if stop == len(ends) else int(ends[stop - 1]) + 1)
             for first, stop in runs]
+
+
+def training_rows(ranges: list[tuple[int, int]], n_rows: int) -> list[tuple[int, int]]:
+    """The rows [first, stop) of a group of n_rows rows that only training windows cover: before each
+    held-out range of `held_out_rows` (which ends at the group's end), from the end of the one before;
+    all of them when nothing is held out."""
+    if not ranges:
+        return [(0, n_rows)]
+    after_previous = [0] + [stop for _, stop in ranges[:-1]]
+    return [(after, first) for after, (first, _) in zip(after_previous, ranges) if first > after]
 
 
 def _calibration_rows(model, values, groups, runs, how):
@@ -342,7 +377,9 @@ def threshold_for(model, spec, labels_scores=None, *, how: str | None = None) ->
                             "without labels, e.g. quantile:0.995")
         labels, scores = labels_scores
         return float(rule.fit(scores, labels))
-    return float(rule.fit(calibration_for(model, how or model.threshold_how_)))
+    how = how or model.threshold_how_
+    floor = getattr(model, "threshold_floors_", {}).get("window" if how == "end" else how, -np.inf)
+    return max(float(rule.fit(calibration_for(model, how))), floor)
 
 
 def needs_labels(rule) -> bool:
