@@ -421,19 +421,15 @@ def lstmae_parts(model, train, train_windows, window: int, stride: int):
     """What `fit_series` held out of the training part `train` (T, F) cut into `train_windows`: the rows of
     each held-out run and of the training rows before each (lists of (T_r, F), each a series of its own,
     those shorter than a window left out), and the held-out windows (n, L, F)."""
-    from lstmae.series import held_out_rows, held_out_runs
+    from lstmae.series import held_out_rows, held_out_runs, training_rows
 
     runs = held_out_runs(len(train_windows), model.validation_fraction, model.validation_blocks)
     ranges = held_out_rows(runs, len(train), window, stride)
     held = np.zeros(len(train_windows), bool)
     for first, stop in runs:
         held[first:stop] = True
-    if not ranges:
-        return [], [train], train_windows[held]
-    after_previous = [0] + [stop for _, stop in ranges[:-1]]  # the training rows: between the held-out runs
-    trained = [train[after:first] for after, (first, _) in zip(after_previous, ranges)]
-    return ([train[first:stop] for first, stop in ranges], [part for part in trained if len(part) >= window],
-            train_windows[held])
+    trained = [train[first:stop] for first, stop in training_rows(ranges, len(train)) if stop - first >= window]
+    return [train[first:stop] for first, stop in ranges], trained, train_windows[held]
 
 
 def joined_rows(model, parts: list, window: int, hows=VARIANTS["hows"]) -> dict[str, np.ndarray]:
@@ -509,7 +505,8 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
     rate, its ratio to the labelled fraction and event precision/recall/F1, as "rule/how". The rules of
     VARIANTS["floored_thresholds"] also run as "rule+floor" (never below the highest score of the rows the
     network trained on, `train_rows`, which a held-out tail shorter than the series' cycle can miss) and
-    "rule+floor:Q" (below their Q quantile) for each Q < 1 of VARIANTS["floor_quantiles"]. The rules of
+    "rule+floor:Q" (below their Q quantile: the library's `threshold_floor=Q`) for each Q < 1 of
+    VARIANTS["floor_quantiles"]. The rules of
     VARIANTS["pooled_thresholds"] also run as "rule+train": fitted on the held-out and the training rows'
     scores together, so that a phase of the series that the held-out rows miss still moves the rule."""
     from lstmae.exceptions import DataError
