@@ -170,6 +170,23 @@ def test_train_rules_pool_the_training_rows_for_every_mapping():
         assert results[f"mad:8+train/{how}"]["alarm_rate"] == 0, how
 
 
+def test_a_floor_at_a_quantile_raises_the_alarms_of_the_library_s_threshold_floor():
+    task = _series_task()
+    rng = np.random.default_rng(1)
+    # noisy but for the held-out tail: the rule fitted there alone flags most noisy test rows
+    task.train[:-80] += rng.normal(0, 3.0, (len(task.train) - 80, 1)).astype(np.float32)
+    task.test[:] += rng.normal(0, 3.0, task.test.shape).astype(np.float32)
+    floor = detection_study.VARIANTS["floor_quantiles"][-1]
+    settings = {**_tiny_series_settings(), "how": "mean", "max_train_steps": None}
+    result = detection_study.run_series(task, settings, seed=0)
+    floored = detection_study.run_series(task, {**settings, "lstmae": {**settings["lstmae"], "threshold_floor": floor}},
+                                         seed=0)
+    spec = f"{detection_study.ROW_THRESHOLD_RULE}+floor:{floor}/mean/normalized-max"
+    assert result["lstmae_thresholds"][spec]["alarm_rate"] == floored["detectors"]["lstmae"]["alarm_rate"]
+    assert result["lstmae_thresholds"][spec]["event_f1"] == floored["detectors"]["lstmae"]["event_f1"]
+    assert floored["detectors"]["lstmae"]["alarm_rate"] < result["detectors"]["lstmae"]["alarm_rate"]  # it binds
+
+
 def test_floors_fail_without_training_rows_and_the_other_rules_still_run():
     # validation blocks on a short series (NAB's rogue_agent_key_hold: 282 rows, 5 blocks) leave no training
     # part as long as a window: the floors cannot be fitted there, and the run must go on
