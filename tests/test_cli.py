@@ -177,6 +177,16 @@ def test_window_problems(workspace, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_fit_with_a_threshold_floor_stores_the_floors(workspace, tmp_path):
+    result = run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10, "--time-column", "timestamp",
+                 "--label-column", "label", "--threshold-floor", 0.5, *TINY)
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["params"]["threshold_floor"] == 0.5
+    assert set(config["threshold"]["floors"]) == {"mean", "window"}
+    assert config["threshold"]["value"] >= config["threshold"]["floors"]["mean"]
+
+
 def test_scoring_with_missing_or_extra_feature_columns(workspace, tmp_path):
     frame = sensor_frame(60)
     frame.drop(columns="flow").to_csv(tmp_path / "missing.csv", index=False)
