@@ -185,6 +185,8 @@ def test_fit_with_a_threshold_floor_stores_the_floors(workspace, tmp_path):
     assert config["params"]["threshold_floor"] == 0.5
     assert set(config["threshold"]["floors"]) == {"mean", "window"}
     assert config["threshold"]["value"] >= config["threshold"]["floors"]["mean"]
+    assert "held-out row scores (how=mean), never below" in result.output
+    assert "the 0.5 quantile of the training rows' scores" in result.output
 
 
 def test_scoring_with_missing_or_extra_feature_columns(workspace, tmp_path):

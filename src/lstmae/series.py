@@ -382,6 +382,17 @@ def threshold_for(model, spec, labels_scores=None, *, how: str | None = None) ->
     return max(float(rule.fit(calibration_for(model, how))), floor)
 
 
+def threshold_source(model) -> str:
+    """What the model's threshold was fitted on, in words, with its floor when one is set (`fit_series`)."""
+    kind = "window" if model.threshold_how_ == "window" else "row"
+    text = f"held-out {kind} scores" + ("" if kind == "window" else f" (how={model.threshold_how_})")
+    floor = getattr(model, "threshold_floors_", {}).get(model.threshold_how_)
+    if floor is not None:
+        text += (f", never below {floor:.4g}, the {model.threshold_floor:g} quantile of the training rows' scores"
+                 + (" (it is)" if model.threshold_ == floor else ""))
+    return text
+
+
 def needs_labels(rule) -> bool:
     """Whether a threshold rule is fitted on labelled scores (best-f1, best-f:BETA)."""
     return rule.method in ("best-f1", "best-f")

@@ -216,7 +216,7 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
     """
     from ..data.io import read_sequences, read_series
     from ..estimator import LSTMAutoencoder
-    from ..series import fit_data
+    from ..series import fit_data, threshold_source
 
     from ..data.validation import check_positive_int
 
@@ -251,7 +251,7 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
     click.echo(f"trained on {model.data_settings_['n_train']} {model.data_settings_['unit']} in "
                f"{time.perf_counter() - started:.1f}s ({history['epochs_run']} epochs, best {history['best_epoch']})"
                f"{interrupted}; threshold {model.threshold_:.4g} ({model.threshold_rule_}, fitted on "
-               f"{_threshold_kind(model)}); saved {model_dir}", err=True)
+               f"{threshold_source(model)}); saved {model_dir}", err=True)
 
 
 def _number_or_text(value: str | None):
@@ -264,9 +264,6 @@ def _number_or_text(value: str | None):
         return value
 
 
-def _threshold_kind(model) -> str:
-    return "held-out window scores" if model.threshold_how_ == "window" else \
-        f"held-out row scores, how={model.threshold_how_}"
 
 
 # -------------------------------------------------------------------------- score

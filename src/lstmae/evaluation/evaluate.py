@@ -60,7 +60,7 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     alarms = DEFAULT_ALARM if alarms is None else alarms
     from ..data.io import SequenceData
     from ..config import DEFAULTS
-    from ..series import rule_for, score_data, threshold_for
+    from ..series import rule_for, score_data, threshold_for, threshold_source
 
     if data.labels is None:
         raise DataError(f"{data.source}: no labels; name the 0/1 label column with --label-column")
@@ -95,8 +95,7 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     figures = _figures(model, data, table, events, labels, scores, row_threshold if row_threshold is not None
                        else value, sequences)
     threshold_info = {"rule": rule_text, "value": float(value),
-                      "fitted on": ("held-out window scores" if model.threshold_how_ == "window"
-                                    else f"held-out row scores (how={model.threshold_how_})"),
+                      "fitted on": threshold_source(model),
                       "alternatives": _alternatives(model, scores[np.isfinite(scores)] if sequences
                                                     else scores[table["valid"].to_numpy()],
                                                     "window" if sequences else how)}
