@@ -172,7 +172,7 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
         floors = {how: train_scores, "window": model.anomaly_score(train_X)}
         model.threshold_floors_ = {kind: float(np.quantile(kind_scores[np.isfinite(kind_scores)], model.threshold_floor))
                                    for kind, kind_scores in floors.items() if np.isfinite(kind_scores).any()}
-        if model.threshold_rule_.method not in ("value", "best-f1", "best-f"):
+        if model.threshold_rule_.method != "value" and not needs_labels(model.threshold_rule_):  # as threshold_for
             model.threshold_ = max(model.threshold_, model.threshold_floors_.get(how, -np.inf))
     return model
 

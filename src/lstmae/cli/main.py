@@ -264,8 +264,6 @@ def _number_or_text(value: str | None):
         return value
 
 
-
-
 # -------------------------------------------------------------------------- score
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
