@@ -250,6 +250,17 @@ def test_threshold_floor_is_refused_with_an_adaptive_rule_or_without_training_ro
     assert not hasattr(model, "module_")  # refused before training
 
 
+def test_threshold_floor_is_refused_for_independent_sequences():
+    from lstmae.data.io import SequenceData
+    from lstmae.series import fit_data
+
+    data = SequenceData(np.zeros((20, 10, 1), np.float32), ["x"], None, pd.RangeIndex(20), "beats.csv")
+    model = LSTMAutoencoder(encoder=(4,), epochs=1, threshold_floor=0.9, progress=False)
+    with pytest.raises(DataError, match="threshold_floor applies to a series .* drop --threshold-floor"):
+        fit_data(model, data)
+    assert not hasattr(model, "module_")
+
+
 def test_training_rows_lie_between_the_held_out_ranges():
     runs = held_out_runs(91, 0.1, 3)
     ranges = held_out_rows(runs, 100, 10)

@@ -559,6 +559,9 @@ def fit_data(model, data, *, window: int | None = None, stride: int = 1, how: st
         keep = np.ones(len(X), bool) if labels is None else labels == 0
         if not keep.any():
             raise DataError(f"{data.source}: every sequence contains a labelled anomaly; nothing normal to train on")
+        if model.threshold_floor is not None:
+            raise DataError("threshold_floor applies to a series (rows in time); these are independent sequences: "
+                            "drop --threshold-floor, or fit the data as a series (--layout series)")
         model.fit(X if keep.all() else X[keep], feature_names=data.feature_names, checkpoint_dir=checkpoint_dir)
         settings.update(layout="sequences", n_train=int(keep.sum()), unit="sequences")
     else:
