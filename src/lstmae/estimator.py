@@ -420,7 +420,7 @@ PARAMETERS_HERE
             "threshold": {"rule": str(self.threshold_rule_), "value": float(self.threshold_),
                           "how": self.threshold_how_,
                           # only when set: a model without floors keeps the state (and fingerprint) it had
-                          **({"floors": self.threshold_floors_} if getattr(self, "threshold_floors_", None) else {})},
+                          **({"floors": self.threshold_floors_} if self.threshold_floors_ else {})},
             "random_state": self.random_state,
             "training": _jsonable(self.history_),
             "data": _jsonable(self.data_settings_),

@@ -166,14 +166,14 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     row_labels = None if labels is None else labels[valid_rows]
     model.set_calibration(scores, how=how, labels=row_labels)
     if model.threshold_floor is not None:
-        train_scores, train_rows = _calibration_rows(model, values, groups, train_runs, how)
-        if labels is not None:
-            train_scores = train_scores[labels[train_rows] == 0]
-        floors = {how: train_scores, "window": model.anomaly_score(train_X)}
+        floors = {"window": model.anomaly_score(train_X)}
+        if how != "end":  # how="end" row scores are the window scores (`_threshold_floor`)
+            train_scores, train_rows = _calibration_rows(model, values, groups, train_runs, how)
+            floors[how] = train_scores if labels is None else train_scores[labels[train_rows] == 0]
         model.threshold_floors_ = {kind: float(np.quantile(kind_scores[np.isfinite(kind_scores)], model.threshold_floor))
                                    for kind, kind_scores in floors.items() if np.isfinite(kind_scores).any()}
-        if model.threshold_rule_.method != "value" and not needs_labels(model.threshold_rule_):  # as threshold_for
-            model.threshold_ = max(model.threshold_, model.threshold_floors_.get(how, -np.inf))
+        if not needs_labels(model.threshold_rule_):  # the model's own rule, refitted as every other is: floored
+            model.threshold_ = threshold_for(model, model.threshold_rule_)
     return model
 
 
@@ -378,15 +378,21 @@ def threshold_for(model, spec, labels_scores=None, *, how: str | None = None) ->
         labels, scores = labels_scores
         return float(rule.fit(scores, labels))
     how = how or model.threshold_how_
-    floor = getattr(model, "threshold_floors_", {}).get("window" if how == "end" else how, -np.inf)
-    return max(float(rule.fit(calibration_for(model, how))), floor)
+    floor = _threshold_floor(model, how)
+    return max(float(rule.fit(calibration_for(model, how))), -np.inf if floor is None else floor)
+
+
+def _threshold_floor(model, how: str) -> float | None:
+    """The lowest static threshold of the kind `how` (`threshold_floor`), None without one. Row scores with
+    how="end" are window scores, as in `calibration_for`."""
+    return model.threshold_floors_.get("window" if how == "end" else how)
 
 
 def threshold_source(model) -> str:
     """What the model's threshold was fitted on, in words, with its floor when one is set (`fit_series`)."""
     kind = "window" if model.threshold_how_ == "window" else "row"
     text = f"held-out {kind} scores" + ("" if kind == "window" else f" (how={model.threshold_how_})")
-    floor = getattr(model, "threshold_floors_", {}).get(model.threshold_how_)
+    floor = _threshold_floor(model, model.threshold_how_)
     if floor is not None:
         text += (f", never below {floor:.4g}, the {model.threshold_floor:g} quantile of the training rows' scores"
                  + (" (it is)" if model.threshold_ == floor else ""))

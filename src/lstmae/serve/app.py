@@ -152,7 +152,7 @@ class ScoringService:
             "features": self.features,
             "threshold": {"rule": str(model.threshold_rule_), "value": float(model.threshold_),
                           "fitted_on": model.threshold_how_,
-                          "floors": dict(getattr(model, "threshold_floors_", {})),  # threshold_floor's, by kind
+                          "floors": dict(model.threshold_floors_),  # threshold_floor's, by kind
                           "adaptive": bool(getattr(model.threshold_rule_, "adaptive", False))},
             "default_how": DEFAULTS["how"],
             "how_choices": list(HOW_CHOICES),
