@@ -566,3 +566,11 @@ def test_compare_sets_runs_side_by_side_with_goals_and_leads(tmp_path, capsys):
 def test_compare_without_results_exits_2_naming_the_file(tmp_path, capsys):
     assert detection_study.main(["--compare", str(tmp_path)]) == 2
     assert str(tmp_path / "detection_results.json") in capsys.readouterr().err
+
+
+def test_missed_alarm_goals_names_each_goal_missed():
+    met = {"alarm_ratio": 1.5, "event_recall": 0.7, "n_failed": 0}
+    assert detection_study.missed_alarm_goals(met) == [] and detection_study.meets_alarm_goals(met)
+    assert detection_study.missed_alarm_goals({**met, "alarm_ratio": None}) == ["rate"]
+    assert detection_study.missed_alarm_goals({"alarm_ratio": 2.5, "event_recall": None, "n_failed": 1}) == [
+        "rate", "recall", "a series failed"]
