@@ -62,6 +62,7 @@ from sklearn.preprocessing import StandardScaler
 
 from lstmae import LSTMAutoencoder
 from lstmae.config import DEFAULTS, ENCODINGS
+from overrides import parse_assignments
 from variants_study import (check_data_dir, common_arguments, ecg_beats, load_ecg5000, load_ucr, log, machine,
                             run_and_write, write_outputs)
 
@@ -343,15 +344,11 @@ def default_autoencoder(seed: int, quick: bool = False, changes: dict | None = N
 def parse_changes(items: list[str]) -> dict:
     """--set NAME=VALUE items as parameters; VALUE is JSON or a string. Unknown names are refused."""
     changes = {}
-    for item in items:
-        name, _, text = item.partition("=")
+    for item, (name, value) in zip(items, parse_assignments(items)):
         if name not in DEFAULTS:
             raise SystemExit(f"--set {item!r}: {name!r} is not an LSTMAutoencoder parameter "
                              f"(one of: {', '.join(sorted(DEFAULTS))})")
-        try:
-            changes[name] = json.loads(text)
-        except json.JSONDecodeError:
-            changes[name] = text
+        changes[name] = value
     return changes
 
 

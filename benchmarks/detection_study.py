@@ -56,6 +56,7 @@ from lstmae.config import AUTO_ERROR_MODEL, DEFAULT_THRESHOLDS, DEFAULTS
 from lstmae.evaluation import detection_metrics, sequence_metrics
 from lstmae.evaluation.metrics import vus_window_from_period
 from lstmae.scoring import DEFAULT_ALARM, default_threshold, parse_threshold, window_to_points
+from overrides import parse_assignments
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("ecg5000",) + SERIES_FAMILIES
@@ -228,12 +229,7 @@ def build_settings(args) -> dict:
     settings = copy.deepcopy(SETTINGS)
     if args.quick:
         settings = merge(settings, QUICK)
-    for item in args.set:
-        key, _, text = item.partition("=")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
+    for key, value in parse_assignments(args.set):
         node = settings
         *parents, leaf = key.split(".")
         for part in parents:

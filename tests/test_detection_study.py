@@ -291,6 +291,13 @@ def test_set_overrides_nested_settings_with_json_values():
     assert detection_study.family_settings(settings, "msl")["how"] == detection_study.SETTINGS["series"]["how"]
 
 
+def test_set_items_are_json_where_they_parse_and_text_otherwise():
+    from overrides import parse_assignments
+
+    assert parse_assignments(["a=10", "b=[8,4]", "c=null", "d=period", "e=x=y", "f="]) == [
+        ("a", 10), ("b", [8, 4]), ("c", None), ("d", "period"), ("e", "x=y"), ("f", "")]
+
+
 def test_period_window_is_the_training_part_s_period_within_bounds():
     low, fallback, high = detection_study.PERIOD_WINDOWS
     steps = np.arange(3000)

@@ -19,6 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for `overrides`
+
+from overrides import parse_assignments  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -29,13 +33,7 @@ def main(argv=None) -> int:
     parser.add_argument("--window", type=int, default=50)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=JSON")
     args = parser.parse_args(argv)
-    params = {}
-    for item in args.set:
-        name, _, text = item.partition("=")
-        try:
-            params[name] = json.loads(text)
-        except json.JSONDecodeError:
-            params[name] = text
+    params = dict(parse_assignments(args.set))
     import torch
 
     from lstmae import LSTMAutoencoder
