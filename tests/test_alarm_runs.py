@@ -12,12 +12,6 @@ from detection import alarm_runs  # noqa: E402
 from detection.datasets import SeriesTask  # noqa: E402
 
 
-def test_a_run_touches_a_label_when_they_share_a_row():
-    labelled = [(10, 20)]
-    assert alarm_runs.touches((5, 10), labelled) and alarm_runs.touches((20, 30), labelled)
-    assert not alarm_runs.touches((0, 9), labelled) and not alarm_runs.touches((21, 25), labelled)
-
-
 def test_spans_are_shown_with_lengths_marks_and_a_cut():
     assert alarm_runs.shown([(3, 5), (9, 9)], [False, True]) == "3-5 (3), 9-9 (1)*"
     assert alarm_runs.shown([]) == "none"

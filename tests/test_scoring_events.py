@@ -117,3 +117,21 @@ def test_flag_runs_match_brute_force(merge_gap):
 
     flags = (np.random.default_rng(merge_gap).random(400) < 0.4).astype(int)
     assert list(zip(*(a.tolist() for a in flag_runs(flags, merge_gap)))) == _reference_runs(flags, merge_gap, 1)
+
+
+def test_a_run_touches_the_rows_when_they_share_a_row():
+    from lstmae.scoring import flag_runs
+    from lstmae.scoring.events import runs_touching
+
+    labels = np.zeros(40, int)
+    labels[10:21] = 1
+    touched = runs_touching([5, 20, 0, 21], [10, 30, 9, 25], labels)
+    assert touched.tolist() == [True, True, False, False] and touched.dtype == bool
+    assert runs_touching([], [], labels).tolist() == []
+    rng = np.random.default_rng(0)  # against the pairwise test of every run and labelled range
+    rows = rng.random(300) < 0.05
+    starts = np.sort(rng.choice(290, 30, replace=False))
+    ends = starts + rng.integers(0, 10, 30)
+    labelled = list(zip(*(r.tolist() for r in flag_runs(rows))))
+    expected = [any(s <= b and a <= e for a, b in labelled) for s, e in zip(starts, ends)]
+    assert runs_touching(starts, ends, rows).tolist() == expected

@@ -29,23 +29,19 @@ def ranges(starts, ends) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(starts, ends)]
 
 
-def touches(run: tuple[int, int], labelled: list[tuple[int, int]]) -> bool:
-    return any(run[0] <= end and start <= run[1] for start, end in labelled)
-
-
 def series_row(task, window: int, seed: int) -> dict:
     """One series: labelled ranges, alarm runs (and which touch a label), row counts, fit seconds."""
     from lstmae import LSTMAutoencoder
-    from lstmae.scoring.events import flag_runs
+    from lstmae.scoring.events import flag_runs, runs_touching
     from lstmae.series import fit_series, score_values
 
     started = time.perf_counter()
     model = fit_series(LSTMAutoencoder(random_state=seed, progress=False), task.train, window=window)
     alarms = score_values(model, task.test)["alarm"].to_numpy() != 0
-    labelled = ranges(*flag_runs(task.labels))
-    runs = ranges(*flag_runs(alarms))
-    return {"name": task.name, "rows": len(task.test), "labelled": labelled, "alarm_runs": runs,
-            "true_runs": [touches(run, labelled) for run in runs], "labelled_rows": int(task.labels.sum()),
+    run_starts, run_ends = flag_runs(alarms)
+    return {"name": task.name, "rows": len(task.test), "labelled": ranges(*flag_runs(task.labels)),
+            "alarm_runs": ranges(run_starts, run_ends),
+            "true_runs": runs_touching(run_starts, run_ends, task.labels).tolist(), "labelled_rows": int(task.labels.sum()),
             "alarm_rows": int(alarms.sum()), "seconds": time.perf_counter() - started}
 
 

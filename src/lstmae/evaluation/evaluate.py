@@ -146,10 +146,10 @@ def _alternatives(model, scores: np.ndarray, how: str) -> dict:
 
 def _label_events(events: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     """The events table with `matches_label`: whether the alarm run touches a labelled anomaly."""
-    labelled = np.concatenate([[0], np.cumsum(np.asarray(labels, dtype=np.int64))])
-    starts, ends = events["start_row"].to_numpy(), events["end_row"].to_numpy()
+    from ..scoring.events import runs_touching
+
     events = events.copy()
-    events["matches_label"] = (labelled[ends + 1] - labelled[starts]) > 0
+    events["matches_label"] = runs_touching(events["start_row"].to_numpy(), events["end_row"].to_numpy(), labels)
     return events
 
 

@@ -36,7 +36,7 @@ from sklearn.metrics import (
 )
 
 from lstmae.exceptions import DataError
-from lstmae.scoring.events import flag_runs
+from lstmae.scoring.events import flag_runs, runs_touching
 
 VUS_THRESHOLDS = 250  # TSB-AD's thre
 VUS_DEFAULT_WINDOW = 125  # TSB-AD's find_length_rank when the series shows no period
@@ -477,8 +477,7 @@ def _run_metrics(starts, ends, flagged, early_window: int, event_recall) -> dict
     covered = np.zeros(len(flagged) + 1, np.int64)  # +1 at each widened event's start, -1 after its end
     np.add.at(covered, np.maximum(starts - early_window, 0), 1)
     np.add.at(covered, ends + 1, -1)
-    in_event = np.concatenate([[0], np.cumsum(np.cumsum(covered[:-1]) > 0)])  # rows in events before i
-    correct = in_event[run_ends + 1] - in_event[run_starts] > 0
+    correct = runs_touching(run_starts, run_ends, np.cumsum(covered[:-1]) > 0)
     precision = float(correct.mean())
     if event_recall is None:
         f1 = None
