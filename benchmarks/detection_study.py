@@ -417,15 +417,12 @@ def lstmae_parts(model, train, train_windows, window: int, stride: int):
     """What `fit_series` held out of the training part `train` (T, F) cut into `train_windows`: the rows of
     each held-out run and of the training rows before each (lists of (T_r, F), each a series of its own,
     those shorter than a window left out), and the held-out windows (n, L, F)."""
-    from lstmae.series import held_out_rows, held_out_runs, training_rows
+    from lstmae.series import held_out_rows, held_out_runs, runs_mask, training_rows
 
     runs = held_out_runs(len(train_windows), model.validation_fraction, model.validation_blocks)
     ranges = held_out_rows(runs, len(train), window, stride)
-    held = np.zeros(len(train_windows), bool)
-    for first, stop in runs:
-        held[first:stop] = True
     trained = [train[first:stop] for first, stop in training_rows(ranges, len(train)) if stop - first >= window]
-    return [train[first:stop] for first, stop in ranges], trained, train_windows[held]
+    return [train[first:stop] for first, stop in ranges], trained, train_windows[runs_mask(runs, len(train_windows))]
 
 
 def joined_rows(model, parts: list, window: int, hows=VARIANTS["hows"]) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ import pytest
 from lstmae import LSTMAutoencoder
 from lstmae.exceptions import DataError
 from lstmae.series import (SkippedGroupWarning, encode_values, fit_series, groups_of, held_out_rows, held_out_runs,
-                           rule_for, score_frame, score_values, threshold_for, training_rows)
+                           rule_for, runs_mask, score_frame, score_values, threshold_for, training_rows)
 
 
 def series(n=400, seed=0, features=2):
@@ -141,6 +141,9 @@ def test_held_out_runs_spread_round_n_fraction_windows_over_the_blocks_and_leave
     assert len(runs) <= blocks and runs[-1][1] == n  # each block's LAST windows: the last block ends the group
     if blocks == 1:
         assert runs == [(n - round(n * fraction), n)]  # the tail, as before blocks existed
+    mask = runs_mask(runs, n)
+    assert mask.shape == (n,) and mask.sum() == round(n * fraction)
+    assert all(mask[first:stop].all() for first, stop in runs)
 
 
 def test_held_out_runs_leave_a_short_group_to_training():

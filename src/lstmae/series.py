@@ -134,10 +134,8 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     train_parts, val_parts, val_runs, train_runs = [], [], [], []
     for group in windowed_groups(len(values), window, groups):
         X, _ = temporalize(values[group.rows], window, stride)
-        held_out = np.zeros(len(X), bool)
         runs = held_out_runs(len(X), fraction, model.validation_blocks)
-        for first, stop in runs:
-            held_out[first:stop] = True
+        held_out = runs_mask(runs, len(X))
         keep = np.ones(len(X), bool)
         if labels is not None:
             contains = np.lib.stride_tricks.sliding_window_view(labels[group.rows], window).max(axis=1)[::stride]
@@ -196,6 +194,14 @@ def held_out_runs(n_windows: int, fraction: float, blocks: int = 1) -> list[tupl
     held = np.round(bounds * fraction).astype(int)
     held[-1] = n_val
     return [(int(stop - size), int(stop)) for stop, size in zip(bounds[1:], np.diff(held)) if size > 0]
+
+
+def runs_mask(runs: list[tuple[int, int]], n_windows: int) -> np.ndarray:
+    """(n_windows,) bool: True for the windows of the runs [first, stop) (`held_out_runs`)."""
+    mask = np.zeros(n_windows, bool)
+    for first, stop in runs:
+        mask[first:stop] = True
+    return mask
 
 
 def held_out_rows(runs: list[tuple[int, int]], n_rows: int, window: int, stride: int = 1) -> list[tuple[int, int]]:
