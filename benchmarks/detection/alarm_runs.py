@@ -41,8 +41,9 @@ def series_row(task, window: int, seed: int) -> dict:
     run_starts, run_ends = flag_runs(alarms)
     return {"name": task.name, "rows": len(task.test), "labelled": ranges(*flag_runs(task.labels)),
             "alarm_runs": ranges(run_starts, run_ends),
-            "true_runs": runs_touching(run_starts, run_ends, task.labels).tolist(), "labelled_rows": int(task.labels.sum()),
-            "alarm_rows": int(alarms.sum()), "seconds": time.perf_counter() - started}
+            "true_runs": runs_touching(run_starts, run_ends, task.labels).tolist(),
+            "labelled_rows": int(task.labels.sum()), "alarm_rows": int(alarms.sum()),
+            "seconds": time.perf_counter() - started}
 
 
 def shown(spans: list[tuple[int, int]], marks: list[bool] | None = None, most: int = 12) -> str:
