@@ -114,8 +114,10 @@ VARIANTS = {"error_models": ["mse", "mae", "normalized", "normalized-max"], "how
 # series.window="period": (shortest, fallback where no period is found, longest) window in rows.
 PERIOD_WINDOWS = (20, 50, 100)
 # Alarm rules beside the defaults (DEFAULT_ALARM), each at the default row threshold rule x every mapping and
-# error model, named "rule+min_length=M,merge_gap=G" in the ranking (cooldown as the default).
-ALARM_VARIANTS = [{"min_length": m, "merge_gap": g} for m in (1, 3, 5, 10) for g in (10, 30)]
+# error model, named "rule+min_length=M,merge_gap=G" (the cool-down as the default) or "rule+cooldown=C" (the
+# others as the defaults) in the ranking.
+ALARM_VARIANTS = ([{"min_length": m, "merge_gap": g} for m in (1, 3, 5, 10) for g in (10, 30)]
+                  + [{"cooldown": c} for c in (0, 100)])
 # {name suffix: alarm rule}; the default alarm rules' own suffix is "" (the rule's own row).
 ALARM_RULES = {"": {}, **{"+" + ",".join(f"{name}={value}" for name, value in alarm.items()): alarm
                           for alarm in ALARM_VARIANTS

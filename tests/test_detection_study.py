@@ -187,6 +187,31 @@ def test_a_floor_at_a_quantile_raises_the_alarms_of_the_library_s_threshold_floo
     assert floored["detectors"]["lstmae"]["alarm_rate"] < result["detectors"]["lstmae"]["alarm_rate"]  # it binds
 
 
+def test_the_cool_down_variants_are_the_alarm_rules_with_that_cool_down():
+    from lstmae import LSTMAutoencoder, temporalize
+    from lstmae.scoring import alarms_from_flags
+    from lstmae.series import fit_series
+
+    task = _series_task()
+    model = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, random_state=0, progress=False), task.train,
+                       window=10, how="mean")
+    held, _, _ = detection_study.lstmae_parts(model, task.train, temporalize(task.train, 10)[0], 10, 1)
+    held_rows = detection_study.joined_rows(model, held, 10)
+    # quiet test rows but for a burst at 300 (the label) and one 40 rows after it: past the merge gap (30), inside
+    # the default cool-down (50), so only a shorter cool-down pages the second burst
+    scores = np.full(len(task.test), float(np.median(held_rows["mean"])))
+    scores[300:320] = scores[360:370] = 1e6
+    common = np.ones(len(task.test), bool)
+    results = detection_study.threshold_variants(model, task, {"mean": scores}, held_rows, common, held_rows)
+    flags = (scores > 1e5).astype(np.int8)
+    for cooldown in (0, DEFAULT_ALARM["cooldown"], 100):
+        suffix = "" if cooldown == DEFAULT_ALARM["cooldown"] else f"+cooldown={cooldown}"
+        key = f"{detection_study.ROW_THRESHOLD_RULE}{suffix}/mean"
+        expected = alarms_from_flags(flags, causal=False, **{**DEFAULT_ALARM, "cooldown": cooldown})
+        assert results[key]["alarm_rate"] == pytest.approx(expected.mean()), key
+    assert results["mad:8+cooldown=0/mean"]["alarm_rate"] > results["mad:8/mean"]["alarm_rate"]  # the second burst
+
+
 def test_floors_fail_without_training_rows_and_the_other_rules_still_run():
     # validation blocks on a short series (NAB's rogue_agent_key_hold: 282 rows, 5 blocks) leave no training
     # part as long as a window: the floors cannot be fitted there, and the run must go on
@@ -406,10 +431,10 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     assert detection_study.main(["--tables-only", "--out", str(out), "--data-dir", str(tmp_path / "absent")]) == 0
     assert "**Note:** variants left out" in (out / "detection_results.md").read_text()
     thresholds = ucr["series"][0]["lstmae_thresholds"]
-    alarm_variants = [f"{detection_study.ROW_THRESHOLD_RULE}+min_length={a['min_length']},merge_gap={a['merge_gap']}"
-                      for a in detection_study.ALARM_VARIANTS
-                      if a != {"min_length": DEFAULT_ALARM["min_length"], "merge_gap": DEFAULT_ALARM["merge_gap"]}]
+    alarm_variants = [f"{detection_study.ROW_THRESHOLD_RULE}+" + ",".join(f"{k}={v}" for k, v in a.items())
+                      for a in detection_study.ALARM_VARIANTS if any(DEFAULT_ALARM[k] != v for k, v in a.items())]
     assert len(alarm_variants) == len(detection_study.ALARM_VARIANTS) - 1  # the default's is the rule's own row
+    assert f"{detection_study.ROW_THRESHOLD_RULE}+cooldown=0" in alarm_variants
     # the alarm variants are ranked with the rules, but stay out of the rule x mapping grid
     grid = table.split("threshold rules x window-to-row mapping")[1].split("### Choosing")[0]
     assert set(thresholds) == {f"{rule}/{how}/{model}"
