@@ -96,6 +96,18 @@ def _series_task(n_train=600, n_test=500, features=1, seed=0):
                       labels, anomaly=(300, 319))
 
 
+def _tiny_model_and_held_out_parts(task):
+    """A one-epoch (4,) model fitted on task's training part (windows of 10, how="mean") and the rows of its
+    held-out parts, as the study cuts them."""
+    from lstmae import LSTMAutoencoder, temporalize
+    from lstmae.series import fit_series
+
+    model = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, random_state=0, progress=False), task.train,
+                       window=10, how="mean")
+    held, _, _ = detection_study.lstmae_parts(model, task.train, temporalize(task.train, 10)[0], 10, 1)
+    return model, held
+
+
 def _tiny_series_settings(peers=()):
     return {"window": 10, "how": "max", "max_train_steps": 4000, "peers": list(peers),
             "lstmae": {"encoder": [4], "epochs": 1}, "baseline_threshold": "sigma:5"}
@@ -151,13 +163,8 @@ def test_lstmae_rules_are_fitted_on_the_runs_fit_series_held_out_whatever_valida
 
 
 def test_train_rules_pool_the_training_rows_for_every_mapping():
-    from lstmae import LSTMAutoencoder, temporalize
-    from lstmae.series import fit_series
-
     task = _series_task()
-    model = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, random_state=0, progress=False), task.train,
-                       window=10, how="mean")
-    held, _, _ = detection_study.lstmae_parts(model, task.train, temporalize(task.train, 10)[0], 10, 1)
+    model, held = _tiny_model_and_held_out_parts(task)
     test_rows = detection_study.rows_by_how(model, task.test, 10)
     held_rows = detection_study.joined_rows(model, held, 10)
     # training rows far above everything, ten times as many as the held-out ones: pooled, the rule flags nothing
@@ -188,14 +195,10 @@ def test_a_floor_at_a_quantile_raises_the_alarms_of_the_library_s_threshold_floo
 
 
 def test_the_cool_down_variants_are_the_alarm_rules_with_that_cool_down():
-    from lstmae import LSTMAutoencoder, temporalize
     from lstmae.scoring import alarms_from_flags
-    from lstmae.series import fit_series
 
     task = _series_task()
-    model = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, random_state=0, progress=False), task.train,
-                       window=10, how="mean")
-    held, _, _ = detection_study.lstmae_parts(model, task.train, temporalize(task.train, 10)[0], 10, 1)
+    model, held = _tiny_model_and_held_out_parts(task)
     held_rows = detection_study.joined_rows(model, held, 10)
     # quiet test rows but for a burst at 300 (the label) and one 40 rows after it: past the merge gap (30), inside
     # the default cool-down (50), so only a shorter cool-down pages the second burst
@@ -215,13 +218,8 @@ def test_the_cool_down_variants_are_the_alarm_rules_with_that_cool_down():
 def test_floors_fail_without_training_rows_and_the_other_rules_still_run():
     # validation blocks on a short series (NAB's rogue_agent_key_hold: 282 rows, 5 blocks) leave no training
     # part as long as a window: the floors cannot be fitted there, and the run must go on
-    from lstmae import LSTMAutoencoder, temporalize
-    from lstmae.series import fit_series
-
     task = _series_task()
-    model = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, random_state=0, progress=False), task.train,
-                       window=10, how="mean")
-    held, _, _ = detection_study.lstmae_parts(model, task.train, temporalize(task.train, 10)[0], 10, 1)
+    model, held = _tiny_model_and_held_out_parts(task)
     held_rows = detection_study.joined_rows(model, held, 10)
     no_training_rows = {how: np.empty(0) for how in held_rows}
     results = detection_study.threshold_variants(model, task, detection_study.rows_by_how(model, task.test, 10),
