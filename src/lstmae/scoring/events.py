@@ -137,8 +137,9 @@ def flag_runs(mask, merge_gap: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def runs_touching(run_starts, run_ends, rows) -> np.ndarray:
     """Whether each run [run_starts[i], run_ends[i]] (inclusive rows) holds at least one True row of `rows`
-    (T,), such as the labelled anomalies: (n_runs,) bool. Example: runs_touching([0, 5], [2, 6], [0, 0, 1, 0,
-    0, 0, 0]) -> [True, False]."""
+    (T,), such as the labelled anomalies: (n_runs,) bool.
+    Example: runs_touching([0, 5], [2, 6], [0, 0, 1, 0, 0, 0, 0]) -> [True, False].
+    """
     before = np.concatenate([[0], np.cumsum(np.asarray(rows) != 0, dtype=np.int64)])  # True rows before row i
     return before[np.asarray(run_ends, np.int64) + 1] - before[np.asarray(run_starts, np.int64)] > 0
 
