@@ -384,8 +384,8 @@ def threshold_for(model, spec, labels_scores=None, *, how: str | None = None) ->
         labels, scores = labels_scores
         return float(rule.fit(scores, labels))
     how = how or model.threshold_how_
-    floor = _threshold_floor(model, how)
-    return max(float(rule.fit(calibration_for(model, how))), -np.inf if floor is None else floor)
+    threshold, floor = float(rule.fit(calibration_for(model, how))), _threshold_floor(model, how)
+    return threshold if floor is None else max(threshold, floor)
 
 
 def _threshold_floor(model, how: str) -> float | None:
