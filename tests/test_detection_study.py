@@ -432,7 +432,10 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     alarm_variants = [f"{detection_study.ROW_THRESHOLD_RULE}+" + ",".join(f"{k}={v}" for k, v in a.items())
                       for a in detection_study.ALARM_VARIANTS if any(DEFAULT_ALARM[k] != v for k, v in a.items())]
     assert len(alarm_variants) == len(detection_study.ALARM_VARIANTS) - 1  # the default's is the rule's own row
-    assert f"{detection_study.ROW_THRESHOLD_RULE}+cooldown=0" in alarm_variants
+    for cooldown in (0, 100):  # the run ranked the cool-downs, at every mapping and error model
+        assert sum(key.startswith(f"{detection_study.ROW_THRESHOLD_RULE}+cooldown={cooldown}/")
+                   for key in thresholds) == len(detection_study.VARIANTS["hows"]) * len(
+                       detection_study.VARIANTS["error_models"])
     # the alarm variants are ranked with the rules, but stay out of the rule x mapping grid
     grid = table.split("threshold rules x window-to-row mapping")[1].split("### Choosing")[0]
     assert set(thresholds) == {f"{rule}/{how}/{model}"
