@@ -20,7 +20,7 @@ from lstmae.data.io import (
     write_table,
     write_text_atomic,
 )
-from lstmae.data.validation import check_positive_int
+from lstmae.data.validation import check_integer, is_integer, is_number
 from lstmae.data.windowing import GAP_FACTOR, segment_ids, segment_rows, temporalize
 from lstmae.exceptions import DataError
 
@@ -323,15 +323,26 @@ def test_parquet_output_without_pyarrow_fails_before_the_work(tmp_path, monkeypa
     assert os.listdir(tmp_path) == []
 
 
-# --- check_positive_int -----------------------------------------------------------------------
+# --- check_integer -----------------------------------------------------------------------
 
 
-def test_check_positive_int():
-    assert check_positive_int(3, "window") == 3
-    assert type(check_positive_int(np.int64(2), "stride")) is int
+def test_check_integer():
+    assert check_integer(3, "window") == 3
+    assert type(check_integer(np.int64(2), "stride")) is int
     for bad in (0, -1, 2.0, True, "3", None):
         with pytest.raises(DataError, match=f"batch_size must be an integer >= 1, got {bad!r}"):
-            check_positive_int(bad, "batch_size")
+            check_integer(bad, "batch_size")
+    assert check_integer(0, "merge_gap", minimum=0) == 0
+    with pytest.raises(DataError, match="merge_gap must be an integer >= 0, got -1"):
+        check_integer(-1, "merge_gap", minimum=0)
+
+
+def test_is_integer_and_is_number():
+    assert is_integer(3) and is_integer(np.int32(3)) and is_integer(2, minimum=2)
+    assert not any(is_integer(value) for value in (True, 3.0, np.float64(3), "3", None))
+    assert not is_integer(1, minimum=2)
+    assert all(is_number(value) for value in (3, 2.5, np.int64(1), np.float32(0.5), float("nan")))
+    assert not any(is_number(value) for value in (True, np.bool_(True), "1", None, [1]))
 
 
 def test_temporalize_uses_the_same_check():

@@ -75,10 +75,10 @@ def test_defaults_and_nan_flags():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: AlarmFilter(min_length=0), r"min_length must be an integer >= 1; got 0"),
-        (lambda: AlarmFilter(merge_gap=-1), r"merge_gap must be an integer >= 0; got -1"),
-        (lambda: AlarmFilter(cooldown=1.5), r"cooldown must be an integer >= 0; got 1.5"),
-        (lambda: AlarmFilter(cooldown=True), r"cooldown must be an integer >= 0; got True"),
+        (lambda: AlarmFilter(min_length=0), r"min_length must be an integer >= 1, got 0"),
+        (lambda: AlarmFilter(merge_gap=-1), r"merge_gap must be an integer >= 0, got -1"),
+        (lambda: AlarmFilter(cooldown=1.5), r"cooldown must be an integer >= 0, got 1.5"),
+        (lambda: AlarmFilter(cooldown=True), r"cooldown must be an integer >= 0, got True"),
         (lambda: alarms_from_flags([0, 2]), r"flags must be 0 \(normal\) or 1 \(anomaly\); got 2 at row 1"),
         (lambda: alarms_from_flags([[0, 1]]), r"flags must be 1-D"),
     ],

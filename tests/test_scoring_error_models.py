@@ -99,7 +99,7 @@ def test_unknown_model_name():
 
 
 def test_bad_max_dim():
-    with pytest.raises(DataError, match="max_dim must be an integer >= 1; got 0"):
+    with pytest.raises(DataError, match="max_dim must be an integer >= 1, got 0"):
         MahalanobisError(max_dim=0)
 
 

@@ -83,8 +83,8 @@ def test_default_feature_names_and_no_events():
         ({"feature_errors": np.ones((2, 2))}, r"feature_errors must have shape \(3, F\); got \(2, 2\)"),
         ({"feature_errors": np.ones((3, 2)), "feature_names": ["a"]}, r"got 1 feature_names for 2"),
         ({"index": [1, 2]}, r"index must have 3 entries like flags; got 2"),
-        ({"min_length": -1}, r"min_length must be an integer >= 0; got -1"),
-        ({"merge_gap": 0.5}, r"merge_gap must be an integer >= 0; got 0.5"),
+        ({"min_length": -1}, r"min_length must be an integer >= 0, got -1"),
+        ({"merge_gap": 0.5}, r"merge_gap must be an integer >= 0, got 0.5"),
     ],
 )
 def test_bad_input(kwargs, message):
@@ -107,7 +107,7 @@ def test_flag_runs_hand_examples_and_inputs():
     assert [a.tolist() for a in flag_runs([])] == [[], []]
     with pytest.raises(DataError, match=r"flag_runs needs a 1-D mask \(T,\); got shape \(2, 2\)"):
         flag_runs(np.ones((2, 2)))
-    with pytest.raises(DataError, match=r"merge_gap must be an integer >= 0; got -1"):
+    with pytest.raises(DataError, match=r"merge_gap must be an integer >= 0, got -1"):
         flag_runs([1, 0], merge_gap=-1)
 
 

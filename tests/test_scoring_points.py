@@ -106,7 +106,7 @@ def test_wrong_number_of_windows():
         ({"how": "median"}, "unknown how='median'; use one of end, max, mean"),
         ({"window": 0}, "window must be an integer >= 1, got 0"),
         ({"stride": 1.5}, "stride must be an integer >= 1, got 1.5"),
-        ({"n_rows": -1}, "n_rows must be an integer >= 0; got -1"),
+        ({"n_rows": -1}, "n_rows must be an integer >= 0, got -1"),
     ],
 )
 def test_bad_arguments(kwargs, message):

@@ -17,6 +17,7 @@ from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, DEFAULTS, ENCODINGS,
                      check_architecture, make_architecture, parameters_docstring)
 from .data.batches import iterate_batches
 from .data.scaling import SCALERS, FeatureScaler
+from .data.validation import is_integer, is_number
 from .exceptions import DataError, ModelFileError
 from .nn.model import LSTMAutoencoderModule
 from .scoring import (
@@ -500,11 +501,10 @@ PARAMETERS_HERE
             raise ValueError(f"scaler must be one of {SCALERS}, got {self.scaler!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
-        if isinstance(self.validation_blocks, bool) or not isinstance(self.validation_blocks, (int, np.integer)) \
-                or self.validation_blocks < 1:
+        if not is_integer(self.validation_blocks, 1):
             raise ValueError(f"validation_blocks must be an int >= 1, got {self.validation_blocks!r}")
-        if self.threshold_floor is not None and (isinstance(self.threshold_floor, bool) or not isinstance(
-                self.threshold_floor, (int, float, np.integer, np.floating)) or not 0.0 < self.threshold_floor <= 1.0):
+        if self.threshold_floor is not None and (not is_number(self.threshold_floor)
+                                                 or not 0.0 < self.threshold_floor <= 1.0):
             raise ValueError(f"threshold_floor must be a quantile in (0, 1] or None, got {self.threshold_floor!r}")
         if int(self.epochs) < 0:
             raise ValueError(f"epochs must be >= 0 (0: no training), got {self.epochs!r}")

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from .exceptions import DataError, ModelFileError
+from .data.validation import is_integer
 
 PARITY_TOLERANCE = 1e-5  # max |onnxruntime score - lstmae score|, relative for scores above 1
 MIN_OPSET = 18  # the dynamo exporter's lowest
@@ -286,10 +287,10 @@ def export_onnx(model, path, *, batch_example: int = DEFAULT_BATCH_EXAMPLE, opse
     from .data.io import check_output_path
 
     path = Path(path)
-    if isinstance(batch_example, bool) or not isinstance(batch_example, (int, np.integer)) or batch_example < 2:
+    if not is_integer(batch_example, 2):
         raise DataError(f"batch_example must be an integer >= 2 (a batch of 1 would be fixed into the graph); "
                         f"got {batch_example!r}")
-    if opset is not None and (isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or opset < MIN_OPSET):
+    if opset is not None and not is_integer(opset, MIN_OPSET):
         raise DataError(f"opset must be an integer >= {MIN_OPSET} (the exporter's lowest); got {opset!r}")
     check_output_path(path, overwrite)
     check_exportable(model)

@@ -19,6 +19,7 @@ from safetensors.torch import load as parse_safetensors, save as serialize_safet
 
 from . import __version__
 from .data.io import staged_directory
+from .data.validation import is_integer
 from .exceptions import ModelFileError
 
 FORMAT_VERSION = 1
@@ -90,7 +91,7 @@ def read_config(path) -> dict:
     if not isinstance(config, dict) or "format_version" not in config:
         raise ModelFileError(f"{path / CONFIG_FILE} is not an lstmae model config (no format_version)")
     version = config["format_version"]
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    if not is_integer(version, 1):
         raise ModelFileError(f"{path / CONFIG_FILE}: format_version must be a whole number >= 1, got {version!r}; "
                              "the model is corrupt")
     if version > FORMAT_VERSION:

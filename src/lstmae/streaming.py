@@ -37,6 +37,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .data.io import staged_directory, write_bytes_atomic, write_text_atomic
+from .data.validation import is_integer, is_number
 from .exceptions import DataError, ModelFileError
 from .scoring import DEFAULT_ALARM, AlarmFilter, adaptive_from_state, apply_threshold, parse_threshold
 from .series import _name, _same_kind, calibration_for, feature_values, groups_of, threshold_for
@@ -338,7 +339,7 @@ class StreamingScorer:
 
     def _entity_from_state(self, entry: dict, tensors: dict) -> _Entity:
         rows_seen = entry["rows_seen"]
-        if isinstance(rows_seen, bool) or not isinstance(rows_seen, int) or rows_seen < 1:
+        if not is_integer(rows_seen, 1):
             raise ValueError(f"rows_seen must be a whole number >= 1, got {rows_seen!r}")
         buffer = tensors[entry["buffer"]]
         expected = (min(rows_seen, self.window - 1), self.n_features)
@@ -440,7 +441,7 @@ def _resolve_threshold(model, threshold):
         if threshold is None and _same_kind("end", model.threshold_how_):
             return float(model.threshold_), None
         return threshold_for(model, rule, how="end"), None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+    if not is_number(threshold):
         raise DataError(f"threshold must be None, a rule such as 'quantile:0.995' or 'dspot:1e-3', or a number; "
                         f"got {threshold!r}")
     return float(threshold), None

@@ -218,13 +218,13 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
     from ..estimator import LSTMAutoencoder
     from ..series import fit_data, threshold_source
 
-    from ..data.validation import check_positive_int
+    from ..data.validation import check_integer
 
     if layout == "series" and window is None:
         raise click.UsageError("--window is required for --layout series (the number of rows per window)")
     if layout == "series":
-        check_positive_int(window, "--window")
-    check_positive_int(stride, "--stride")
+        check_integer(window, "--window")
+    check_integer(stride, "--stride")
     _check_output(model_dir, overwrite)
     params = _model_params(preset, **options)
     params["random_state"] = seed

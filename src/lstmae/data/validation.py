@@ -7,7 +7,7 @@ or ``values[0]`` of an array). Sequences are numbered the same way, and so are t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 
@@ -60,19 +60,29 @@ def check_features(expected: Sequence[str], got: Sequence[str], source: str) -> 
     return np.array([got.index(name) for name in expected], dtype=np.intp)
 
 
-def check_positive_int(value: object, name: str) -> int:
-    """`value` as an int when it is an integer >= 1 (numpy integers too, not bools or floats).
+def is_integer(value: object, minimum: int | None = None) -> bool:
+    """True for an int or numpy integer (a bool is not one), and >= `minimum` where given."""
+    return isinstance(value, Integral) and not isinstance(value, bool) and (minimum is None or value >= minimum)
 
-    Raises `DataError`: ``{name} must be an integer >= 1, got {value!r}``.
+
+def is_number(value: object) -> bool:
+    """True for an int or float, numpy ones too (a bool is not one); NaN and inf are numbers here."""
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def check_integer(value: object, name: str, minimum: int = 1) -> int:
+    """`value` as an int when it is an integer >= `minimum` (numpy integers too, not bools or floats).
+
+    Raises `DataError`: ``{name} must be an integer >= {minimum}, got {value!r}``.
     """
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise DataError(f"{name} must be an integer >= 1, got {value!r}")
+    if not is_integer(value, minimum):
+        raise DataError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
 def check_window(window: int, n_rows: int, source: str) -> None:
     """`window` must be an integer in ``[1, n_rows]``."""
-    check_positive_int(window, "window")
+    check_integer(window, "window")
     if window > n_rows:
         raise DataError(
             f"{source}: series has {n_rows} rows, shorter than the window {window}; "
@@ -82,7 +92,7 @@ def check_window(window: int, n_rows: int, source: str) -> None:
 
 def check_stride(stride: int) -> None:
     """`stride` must be an integer >= 1."""
-    check_positive_int(stride, "stride")
+    check_integer(stride, "stride")
 
 
 def check_finite(

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
-from .validation import check_positive_int
+from .validation import check_integer
 
 
 def n_windows(n_rows: int, window: int, stride: int = 1) -> int:
@@ -43,7 +43,7 @@ def temporalize(series, window: int, stride: int = 1, labels=None, label_shift: 
         values = values[:, None]
     if values.ndim != 2:
         raise DataError(f"series must be 2-D (T rows, F features), got shape {values.shape}")
-    window, stride = check_positive_int(window, "window"), check_positive_int(stride, "stride")
+    window, stride = check_integer(window, "window"), check_integer(stride, "stride")
     if len(values) < window:
         raise DataError(f"series has {len(values)} rows, shorter than the window {window}; "
                         "use a smaller window or more data")

@@ -14,7 +14,6 @@ so a single spike, alarm or labelled row stays visible.
 from __future__ import annotations
 
 import io
-import numbers
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,7 @@ from sklearn.metrics import (
 )
 
 from lstmae.exceptions import DataError
+from lstmae.data.validation import is_integer
 from lstmae.scoring.events import flag_runs
 
 DPI = 100
@@ -199,7 +199,7 @@ def plot_alarms(
     alarms = _as_flags(alarms, n_rows, "alarms")
     labels = None if labels is None else _as_flags(labels, n_rows, "labels")
     names = _feature_names(feature_names, n_features)
-    if not isinstance(max_features, numbers.Integral) or max_features < 1:
+    if not is_integer(max_features, 1):
         raise DataError(f"max_features must be an integer >= 1, got {max_features!r}")
     if feature_errors is None:
         shown = np.arange(min(max_features, n_features))
@@ -429,7 +429,7 @@ def plot_reconstruction(
             f"window and x_hat must be non-empty (L, F) arrays of the same shape, got "
             f"{window.shape} and {x_hat.shape}"
         )
-    if not isinstance(max_features, numbers.Integral) or max_features < 1:
+    if not is_integer(max_features, 1):
         raise DataError(f"max_features must be an integer >= 1, got {max_features!r}")
     n_steps, n_features = window.shape
     names = _feature_names(feature_names, n_features)

@@ -62,6 +62,7 @@ import math
 import numpy as np
 
 from lstmae.exceptions import DataError, ModelFileError
+from lstmae.data.validation import is_number
 
 DSPOT_INITIAL_QUANTILE = 0.98
 DSPOT_LOWEST_INITIAL_QUANTILE = 0.9  # where there are too few residuals for DSPOT_MIN_PEAKS above the 0.98 quantile
@@ -456,7 +457,7 @@ def _format_number(value: float) -> str:
 
 
 def _check_number(value, name: str, low: float, high: float, example: str, closed_low: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_number(value):
         raise DataError(f"{name} must be a number; got {value!r}, e.g. {example}")
     value = float(value)
     above_low = value >= low if closed_low else value > low
@@ -467,8 +468,7 @@ def _check_number(value, name: str, low: float, high: float, example: str, close
 
 
 def _check_integer(value, name: str, minimum: int, example: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not float(value).is_integer() or value < minimum:
+    if not is_number(value) or not float(value).is_integer() or value < minimum:
         hint = f", e.g. {example}" if example else ""
         raise DataError(f"{name} must be an integer >= {minimum}; got {value!r}{hint}")
     return int(value)
@@ -537,7 +537,7 @@ class _state_errors:
 
 def _state_float(config: dict, key: str) -> float:
     value = config[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_number(value) or not math.isfinite(value):
         raise DataError(f"{key} must be a finite number, got {value!r}")
     return float(value)
 

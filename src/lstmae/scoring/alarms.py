@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from lstmae.config import ALARM_DEFAULTS
+from lstmae.data.validation import check_integer
 from lstmae.exceptions import DataError, ModelFileError
 from lstmae.scoring.events import _check_flags, flag_runs
 
@@ -49,9 +50,9 @@ class AlarmFilter:
         merge_gap: int = DEFAULT_ALARM["merge_gap"],
         cooldown: int = DEFAULT_ALARM["cooldown"],
     ):
-        self.min_length = _check_count(min_length, "min_length", minimum=1)
-        self.merge_gap = _check_count(merge_gap, "merge_gap")
-        self.cooldown = _check_count(cooldown, "cooldown")
+        self.min_length = check_integer(min_length, "min_length")
+        self.merge_gap = check_integer(merge_gap, "merge_gap", minimum=0)
+        self.cooldown = check_integer(cooldown, "cooldown", minimum=0)
         self._streak = 0  # consecutive flagged rows, outside an alarm and its cool-down
         self._open = False  # is an alarm open?
         self._quiet = 0  # unflagged rows since the open alarm's last flag
@@ -120,9 +121,9 @@ class AlarmFilter:
             raise ModelFileError(f"saved alarm state lacks {', '.join(missing)}; save it again")
         try:
             alarms = cls(config["min_length"], config["merge_gap"], config["cooldown"])
-            alarms._streak = _check_count(config["streak"], "streak")
-            alarms._quiet = _check_count(config["quiet"], "quiet")
-            alarms._cooldown_left = _check_count(config["cooldown_left"], "cooldown_left")
+            alarms._streak = check_integer(config["streak"], "streak", minimum=0)
+            alarms._quiet = check_integer(config["quiet"], "quiet", minimum=0)
+            alarms._cooldown_left = check_integer(config["cooldown_left"], "cooldown_left", minimum=0)
         except DataError as error:
             raise ModelFileError(f"saved alarm state is invalid: {error}") from None
         if not isinstance(config["open"], bool):
@@ -154,7 +155,3 @@ def alarms_from_flags(
     return alarms
 
 
-def _check_count(value, name: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DataError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)

@@ -22,6 +22,7 @@ from sklearn.covariance import LedoitWolf
 from sklearn.exceptions import NotFittedError
 
 from lstmae.exceptions import DataError, ModelFileError
+from lstmae.data.validation import check_integer, is_number
 from lstmae.scoring.errors import check_same_shape, reconstruction_errors
 
 ERROR_MODEL_NAMES = ("mse", "mae", "mahalanobis", "normalized")
@@ -129,9 +130,7 @@ class MahalanobisError(ErrorModel):
     name = "mahalanobis"
 
     def __init__(self, max_dim: int = 512):
-        if isinstance(max_dim, bool) or not isinstance(max_dim, (int, np.integer)) or max_dim < 1:
-            raise DataError(f"max_dim must be an integer >= 1; got {max_dim!r}")
-        self.max_dim = int(max_dim)
+        self.max_dim = check_integer(max_dim, "max_dim")
 
     def window_vectors(self, X, X_hat) -> np.ndarray:
         """Absolute-error vectors (N, D), D = min(L*F, max_dim) as described in the class doc."""
@@ -218,8 +217,7 @@ class NormalizedError(ErrorModel):
     def __init__(self, reduce: str = "mean", floor: float = 0.01):
         if reduce not in self.REDUCTIONS:
             raise DataError(f"unknown reduce {reduce!r} for the normalized error model; use mean or max")
-        if isinstance(floor, bool) or not isinstance(floor, (int, float, np.integer, np.floating)) \
-                or not 0.0 < float(floor) <= 1.0:
+        if not is_number(floor) or not 0.0 < float(floor) <= 1.0:
             raise DataError(f"floor must be a number in (0, 1]; got {floor!r}")
         self.reduce = reduce
         self.floor = float(floor)

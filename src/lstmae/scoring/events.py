@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lstmae.exceptions import DataError
+from lstmae.data.validation import check_integer
 
 EVENT_COLUMNS = [
     "event", "start", "end", "start_row", "end_row", "length", "peak_score", "peak_at", "top_features",
@@ -47,8 +48,7 @@ def find_events(
     if scores.shape != (n_rows,):
         raise DataError(f"scores must have shape ({n_rows},) like flags; got {scores.shape}")
     for value, name in ((min_length, "min_length"), (merge_gap, "merge_gap"), (top_k, "top_k")):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise DataError(f"{name} must be an integer >= 0; got {value!r}")
+        check_integer(value, name, minimum=0)
     if feature_errors is not None:
         feature_errors = np.asarray(feature_errors, dtype=np.float64)
         if feature_errors.ndim != 2 or feature_errors.shape[0] != n_rows:
@@ -124,8 +124,7 @@ def flag_runs(mask, merge_gap: int = 0) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"flag_runs needs a 1-D mask (T,); got shape {mask.shape}")
     if mask.dtype.kind == "f":
         mask = np.nan_to_num(mask, nan=0.0)
-    if isinstance(merge_gap, bool) or not isinstance(merge_gap, (int, np.integer)) or merge_gap < 0:
-        raise DataError(f"merge_gap must be an integer >= 0; got {merge_gap!r}")
+    check_integer(merge_gap, "merge_gap", minimum=0)
     edges = np.diff(np.concatenate([[0], (mask != 0).astype(np.int8), [0]]))
     starts = np.flatnonzero(edges == 1).astype(np.int64)
     ends = np.flatnonzero(edges == -1).astype(np.int64) - 1

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import correlate1d, maximum_filter1d
 
-from lstmae.data.validation import check_positive_int
+from lstmae.data.validation import check_integer
 from lstmae.data.windowing import n_windows as count_windows
 from lstmae.exceptions import DataError
 
@@ -41,10 +41,9 @@ def window_to_points(window_values, n_rows: int, window: int, stride: int = 1, h
     """
     if how not in AGGREGATIONS:
         raise DataError(f"unknown how={how!r}; use one of {', '.join(AGGREGATIONS)}")
-    check_positive_int(window, "window")
-    check_positive_int(stride, "stride")
-    if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 0:
-        raise DataError(f"n_rows must be an integer >= 0; got {n_rows!r}")
+    check_integer(window, "window")
+    check_integer(stride, "stride")
+    check_integer(n_rows, "n_rows", minimum=0)
     values = np.asarray(window_values, dtype=np.float64)
     if values.ndim not in (1, 2):
         raise DataError(f"window_values must be (N,) or (N, K); got shape {values.shape}")

@@ -36,6 +36,7 @@ from scipy.stats import genpareto
 from sklearn.metrics import precision_recall_curve
 
 from lstmae.config import DEFAULT_THRESHOLDS
+from lstmae.data.validation import is_number
 from lstmae.exceptions import DataError
 from lstmae.scoring.adaptive import (
     ADAPTIVE_CLASSES,
@@ -171,7 +172,7 @@ class ThresholdRule:
                     f"threshold '{self.method}' has no option {key!r}; its options are "
                     f"{', '.join(f'{name} (default {default:g})' for name, default in defaults.items())}"
                 )
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            if not is_number(value):
                 raise DataError(f"threshold option {key}={value!r} is not a number")
             value = float(value)
             if value != defaults[key]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.validation import is_number
+
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 ROWS_EXAMPLE = '{"rows": [{"a": 0.1, "b": 2.0}, ...]} or {"columns": ["a", "b"], "data": [[0.1, 2.0], ...]}'
 
@@ -180,7 +182,7 @@ def _numbers(matrix: list, names: list[str], n_features: int, where) -> np.ndarr
 
 def _bad_number(value) -> str | None:
     """Why a JSON value is not a usable feature value, or None when it is."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         shown = json.dumps(value)[:40] if isinstance(value, (str, bool)) or value is None else _json_type(value)
         return f"{shown} is not a number"
     try:
