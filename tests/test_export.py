@@ -126,11 +126,31 @@ def test_unfitted_model_is_refused(tmp_path):
     (dict(batch_example=1), "batch_example must be an integer >= 2"),
     (dict(opset=11), "opset must be an integer >= 18"),
     (dict(check_data=np.zeros((3, 5, FEATURES), np.float32)), r"check_data must be \(N, 12, 2\)"),
+    # an empty batch made onnxruntime abort the whole process
+    (dict(check_data=np.zeros((0, LENGTH, FEATURES), np.float32)), r"with N >= 1; got shape \(0, 12, 2\)"),
+    (dict(check_data="windows"), r"check_data must be numbers in \(N, 12, 2\) windows; got str"),
+    (dict(check_data=np.full((2, LENGTH, FEATURES), np.nan, np.float32)), "check_data holds NaN or inf"),
+    (dict(opset=999), "opset 999 is newer than this onnx package knows"),
 ])
 def test_bad_arguments_are_refused_in_one_line(tanh_model, tmp_path, kwargs, message):
     with pytest.raises(DataError, match=message) as info:
         export_onnx(tanh_model, tmp_path / "m.onnx", **kwargs)
     assert "\n" not in str(info.value)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_path_that_is_no_file_path_is_refused_before_the_export(tanh_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_module, "_export", lambda *args: pytest.fail("exported before refusing the path"))
+    with pytest.raises(DataError, match="path must be a file path such as 'model.onnx'; got None"):
+        export_onnx(tanh_model, None)
+    with pytest.raises(DataError, match="is a folder; give the path of the .onnx file"):
+        export_onnx(tanh_model, tmp_path, overwrite=True)
+
+
+def test_an_opset_the_exporter_did_not_write_is_refused(tanh_model, tmp_path, cached_export):
+    written = export_module._opset_of(cached_export(None, None, None))
+    with pytest.raises(DataError, match=f"cannot write opset {written + 1} \\(it wrote {written}\\)"):
+        export_onnx(tanh_model, tmp_path / "m.onnx", opset=written + 1)
     assert not (tmp_path / "m.onnx").exists()
 
 

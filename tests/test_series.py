@@ -386,3 +386,63 @@ def test_fit_series_with_point_calibrates_on_point_scores_and_an_overflow_still_
     # a model calibrated on another kind has no threshold for point scores: one clear error, not a wrong one
     with pytest.raises(DataError, match="refit it with how='point'"):
         score_values(fitted, values, how="point")
+
+
+# --- bad input: one DataError line each, never an internal exception or a silently wrong result ---------------
+
+def _frame(n=60):
+    return pd.DataFrame(series(n), columns=["a", "b"])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m.score_series(_frame()[["a", "b", "a"]]), "column 'a' appears more than once"),
+    (lambda m: m.score_series(_frame().assign(b=pd.date_range("2020", periods=60, freq="h"))),
+     "feature column 'b' holds datetime64.* values, not real numbers; pass it as the time column"),
+    (lambda m: m.score_series(_frame().assign(b=_frame()["b"] + 1j)), "feature column 'b' holds complex"),
+    (lambda m: m.score_series(series(60)[None]), r"a series is \(T, F\).*got shape \(1, 60, 2\)"),
+    (lambda m: score_values(m, series(60)[None]), r"a series is \(T, F\).*got shape \(1, 60, 2\)"),
+    (lambda m: score_values(m, np.array([["x", 1.0]] * 20, dtype=object)),
+     "column 1 row 1 holds 'x', not a number"),
+    (lambda m: score_values(m, series(60), how="foo"), "unknown how='foo'; use one of max, mean, end, point"),
+    (lambda m: score_values(m, series(60), threshold=float("nan")), r"or a number \(not NaN\); got nan"),
+    (lambda m: score_values(m, series(60), threshold=[1]), r"or a number \(not NaN\); got \[1\]"),
+    (lambda m: score_values(m, series(60), alarms={"cool_down": 5}), "unknown alarm option 'cool_down'"),
+    (lambda m: score_values(m, series(60), alarms=[1]), "alarms must be a dict of min_length"),
+    (lambda m: threshold_for(m, None), "threshold_for needs a rule such as 'mad:8'.*got None"),
+    (lambda m: threshold_for(m, 3), "threshold_for needs a rule such as 'mad:8'.*got 3"),
+    (lambda m: m.score_series(_frame().assign(e=None), entity_column="e"),
+     r"id is missing at row 1 \(60 of 60 rows have none\)"),
+    (lambda m: m.score_series(_frame().assign(e=[[1]] * 60), entity_column="e"), "id at row 1 is a list"),
+])
+def test_bad_scoring_input_is_one_line(fitted, call, message):
+    with pytest.raises(DataError, match=message) as info:
+        call(fitted)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_ids_are_refused_not_merged_into_one_group():
+    # None and NaN used to become one group, whose windows then crossed from one stretch to the other
+    with pytest.raises(DataError, match=r"missing at row 11 \(30 of 40 rows have none\)"):
+        groups_of(40, ["a"] * 10 + [None] * 20 + [np.nan] * 10)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(window=None), "window must be an integer >= 1, got None"),
+    (dict(window=10, feature_names=["a", "a"]), "feature name 'a' is given twice"),
+    (dict(window=10, labels=[0, 1]), r"labels must have shape \(400,\) like the series' rows; got \(2,\)"),
+    (dict(window=10, labels=["a"] * 400), "labels must be 0 \\(normal\\) or 1 \\(anomaly\\); got 'a' at position 0"),
+    (dict(window=10, how="sum"), "unknown how='sum'"),
+])
+def test_bad_fit_input_is_one_line_before_training(kwargs, message):
+    model = LSTMAutoencoder(encoder=(4,), epochs=1, progress=False)
+    with pytest.raises(DataError, match=message):
+        fit_series(model, series(), **kwargs)
+    assert not hasattr(model, "module_")
+
+
+def test_a_value_the_scaling_turns_into_inf_is_named_by_row_and_column(fitted):
+    values = series(60)
+    values[12, 1] = np.finfo(np.float32).max  # finite, but not after scaling by b's spread (< 1)
+    assert fitted.scaler_.scale[1] < 1
+    with pytest.raises(DataError, match=r"column 'b' row 13 has value 3.40282e\+38, too large for the model's scaling"):
+        score_values(fitted, values)

@@ -263,6 +263,10 @@ def test_wrong_features_are_refused(model):
         scorer.update_many(pd.DataFrame(make_series(3), columns=FEATURES), "id")
     with pytest.raises(DataError, match="entity ids must be strings or numbers"):
         scorer.update(make_series(2), entity=("a", 1))
+    with pytest.raises(DataError, match="entity id True is a bool"):  # True == 1 as a key; a saved state refuses it
+        scorer.update(make_series(2), entity=True)
+    with pytest.raises(DataError, match="entity id False is a bool"):
+        scorer.update_many(pd.DataFrame(make_series(2), columns=FEATURES).assign(id=[False, False]), "id")
     assert scorer.entities == []
 
 
@@ -291,6 +295,12 @@ def test_nan_row_names_entity_and_row_and_changes_nothing(model):
 def test_bad_threshold_and_alarm_options(model):
     with pytest.raises(DataError, match="threshold must be None"):
         StreamingScorer(model, threshold=[1.0])
+    with pytest.raises(DataError, match=r"or a number \(not NaN\); got nan"):  # it flagged nothing, ever
+        StreamingScorer(model, threshold=float("nan"))
+    with pytest.raises(DataError, match="unknown alarm option 'gap'"):
+        StreamingScorer(model, alarms={"gap": 3})
+    with pytest.raises(DataError, match="alarms must be a dict"):
+        StreamingScorer(model, alarms=[1])
     with pytest.raises(DataError, match="needs labels"):
         StreamingScorer(model, threshold="best-f1")
     with pytest.raises(DataError, match="min_length"):
@@ -345,6 +355,10 @@ def test_corrupt_state_is_refused(model, tmp_path):
         load_with(lambda s: s["entities"][0]["threshold"].update(z=float("nan")))
     with pytest.raises(ModelFileError, match="corrupt"):
         load_with(lambda s: s["entities"][0].update(buffer="entity9.buffer"))
+    with pytest.raises(ModelFileError, match="entity 'a' appears twice"):
+        load_with(lambda s: s["entities"].append(dict(s["entities"][0])))
+    with pytest.raises(ModelFileError, match="corrupt or incomplete: OverflowError"):
+        load_with(lambda s: s["entities"][0]["threshold"].update(n_peaks=10**400))
     # tensors_sha256 matching a different, valid tensor file is still checked tensor by tensor
     assert state["entities"][0]["rows_seen"] == 20
     (path / STATE_JSON).write_text(good_json)
@@ -360,6 +374,18 @@ def test_save_refuses_to_overwrite_unless_asked(model, tmp_path):
     scorer.save(tmp_path / "state", overwrite=True)
     assert StreamingScorer.load(tmp_path / "state", model).rows_seen() == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]  # no staging left behind
+
+
+def test_save_refuses_a_file_or_the_current_folder(model, tmp_path, monkeypatch):
+    scorer = StreamingScorer(model)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DataError, match="afile: is a file, not a folder"):
+        scorer.save(tmp_path / "afile", overwrite=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="is the current folder or one above it"):
+        scorer.save(".", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing staged, the file kept
+    assert (tmp_path / "afile").read_text() == "x"
 
 
 def test_sequence_models_are_refused(model):

@@ -204,6 +204,9 @@ PARAMETERS_HERE
         if feature_names is not None:
             if len(feature_names) != n_features:
                 raise DataError(f"got {len(feature_names)} feature names for {n_features} features")
+            repeated = pd.Index(feature_names)[pd.Index(feature_names).duplicated()].unique()
+            if len(repeated):
+                raise DataError(f"feature name {repeated[0]!r} is given twice; each feature needs its own name")
             self.feature_names_in_ = np.asarray(feature_names, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_

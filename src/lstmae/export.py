@@ -31,6 +31,7 @@ import copy
 import io
 import json
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,7 +287,11 @@ def export_onnx(model, path, *, batch_example: int = DEFAULT_BATCH_EXAMPLE, opse
     """
     from .data.io import check_output_path
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataError(f"path must be a file path such as 'model.onnx'; got {path!r}")
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give the path of the .onnx file to write, e.g. {path / 'model.onnx'}")
     if not is_integer(batch_example, 2):
         raise DataError(f"batch_example must be an integer >= 2 (a batch of 1 would be fixed into the graph); "
                         f"got {batch_example!r}")
@@ -295,19 +300,34 @@ def export_onnx(model, path, *, batch_example: int = DEFAULT_BATCH_EXAMPLE, opse
     check_output_path(path, overwrite)
     check_exportable(model)
     onnxruntime = _import_onnxruntime()
+    import onnx
+
+    if opset is not None and opset > onnx.defs.onnx_opset_version():
+        raise DataError(f"opset {opset} is newer than this onnx package knows ({onnx.defs.onnx_opset_version()}); "
+                        f"choose {MIN_OPSET} to {onnx.defs.onnx_opset_version()} or leave it out")
 
     window, n_features = int(model.n_timesteps_), int(model.n_features_in_)
     if check_data is None:
         rng = np.random.default_rng(0)
         check_data = (rng.standard_normal((int(batch_example), window, n_features)) * model.scaler_.scale
                       + model.scaler_.offset).astype(np.float32)
-    check_data = np.ascontiguousarray(check_data, dtype=np.float32)
-    if check_data.ndim != 3 or check_data.shape[1:] != (window, n_features):
-        raise DataError(f"check_data must be (N, {window}, {n_features}) windows; got shape {check_data.shape}")
+    try:
+        check_data = np.ascontiguousarray(check_data, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise DataError(f"check_data must be numbers in (N, {window}, {n_features}) windows; got "
+                        f"{type(check_data).__name__}") from None
+    if check_data.ndim != 3 or check_data.shape[1:] != (window, n_features) or not len(check_data):
+        raise DataError(f"check_data must be (N, {window}, {n_features}) windows with N >= 1; got shape "
+                        f"{check_data.shape}")
+    if not np.isfinite(check_data).all():
+        raise DataError("check_data holds NaN or inf; give finite windows (or leave check_data out)")
 
     graph = _ScoringGraph(model)
     example = torch.zeros(int(batch_example), window, n_features)
     proto = _export(graph, example, opset)
+    if opset is not None and _opset_of(proto) != opset:
+        raise DataError(f"the exporter cannot write opset {opset} (it wrote {_opset_of(proto)}); choose another opset "
+                        "or leave it out; nothing was written")
     _check_signature(proto, window, n_features)
     _add_metadata(proto, model)
     data = proto.SerializeToString()

@@ -20,25 +20,27 @@ Everything here is pure (no files, no printing) and never changes the model it i
 from __future__ import annotations
 
 import warnings
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .config import DEFAULTS
-from .data.validation import check_finite
+from .config import DEFAULTS, HOW_CHOICES
+from .data.validation import check_finite, check_integer, is_number
 from .data.windowing import temporalize, window_ends
 from .exceptions import DataError
 from .scoring import (
     DEFAULT_ALARM,
     alarms_from_flags,
     apply_threshold,
+    check_alarm_options,
     default_threshold,
     parse_threshold,
     window_to_points,
 )
 from .scoring.points import add_steps
-from .scoring.thresholds import resolve_threshold
+from .scoring.thresholds import ThresholdRule, check_labels, resolve_threshold
 
 
 class SkippedGroupWarning(UserWarning):
@@ -63,7 +65,16 @@ def groups_of(n_rows: int, groups=None) -> list[Group]:
     groups = np.asarray(groups)
     if groups.shape != (n_rows,):
         raise DataError(f"expected one group id per row ({n_rows},), got shape {groups.shape}")
-    codes, names = pd.factorize(groups, sort=False)
+    missing = pd.isna(groups)
+    if missing.any():
+        raise DataError(f"the entity / group id is missing at row {int(np.flatnonzero(missing)[0]) + 1} "
+                        f"({int(missing.sum())} of {n_rows} rows have none); fill it or drop those rows")
+    try:
+        codes, names = pd.factorize(groups, sort=False)
+    except TypeError:
+        bad = next(i for i, value in enumerate(groups) if not isinstance(value, Hashable))
+        raise DataError(f"the entity / group id at row {bad + 1} is a {type(groups[bad]).__name__}, not a string "
+                        "or a number") from None
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
     return [Group(names[codes[part[0]]], part) for part in np.split(order, bounds) if len(part)]
@@ -86,6 +97,39 @@ def windowed_groups(n_rows: int, window: int, groups=None) -> list[Group]:
         warnings.warn(f"skipped {len(skipped)} group(s) shorter than the window of {window} rows: {names}{more}; "
                       "their rows are not scored (valid=False)", SkippedGroupWarning, stacklevel=3)
     return kept
+
+
+def first_unscalable(model, values: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the first finite value of `values` (T, F) that the model's scaling turns into inf."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~np.isfinite(model.scaler_.transform(values)) if len(values) else np.zeros(values.shape, bool)
+    return tuple(int(i) for i in np.argwhere(bad)[0]) if bad.any() else None
+
+
+def check_how(how) -> None:
+    """DataError unless `how` is one of the window -> row mappings (HOW_CHOICES)."""
+    if how not in HOW_CHOICES:
+        raise DataError(f"unknown how={how!r}; use one of {', '.join(HOW_CHOICES)}")
+
+
+def series_array(values) -> np.ndarray:
+    """`values` as a (T, F) array of real numbers ((T,) is one feature); DataError naming what is not."""
+    values = np.asarray(values)
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2:
+        raise DataError(f"a series is (T, F): rows x features (or (T,) for one feature); got shape {values.shape} "
+                        "(windows (N, L, F) go to the estimator's fit / anomaly_score)")
+    if values.dtype.kind in "biuf":
+        return values
+    if values.dtype.kind == "O":
+        for (row, column), value in np.ndenumerate(values):
+            if value is not None and not is_number(value):
+                raise DataError(f"the series: column {column + 1} row {row + 1} holds {value!r}, not a number; fix "
+                                "the cell or leave the column out")
+        return values.astype(np.float64)
+    raise DataError(f"the series holds {values.dtype} values, not real numbers; give numbers (a timestamp column: "
+                    "pass it as the time column)")
 
 
 def _name(value) -> str:
@@ -118,13 +162,13 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     windows, and each kind's Q quantile is kept as `threshold_floors_`: no static threshold of that
     kind goes below it (`threshold_for`).
     """
-    values = np.asarray(values)
-    if values.ndim == 1:
-        values = values[:, None]
+    check_integer(window, "window")
+    check_how(how)
+    values = series_array(values)
     check_finite(values, list(feature_names) if feature_names is not None else
                  [f"f{j}" for j in range(values.shape[1])], "the series")
     if labels is not None:
-        labels = np.asarray(labels)
+        labels = check_labels(labels, len(values), like="the series' rows")
     model._check_params()
     if model.threshold_floor is not None and getattr(parse_threshold(resolve_threshold(model.threshold, how)),
                                                      "adaptive", False):
@@ -257,10 +301,18 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     spec such as "quantile:0.995" fitted by `threshold_for` on the model's calibration scores.
     The model is never changed.
     """
-    values = np.asarray(values)
+    values = series_array(values)
+    check_how(how)
+    if alarms is not None:
+        alarms = check_alarm_options(alarms)
     n_rows, window = len(values), model.n_timesteps_
     names = list(feature_names) if feature_names is not None else model._feature_names()
     check_finite(values, names, "the series")  # names the row and column, not a window number
+    too_large = first_unscalable(model, values)
+    if too_large is not None:
+        row, column = too_large
+        raise DataError(f"the series: column '{names[column]}' row {row + 1} has value {values[row, column]:g}, too "
+                        "large for the model's scaling (inf after it); fix the cell or leave the row out")
     points = np.full(n_rows, np.nan)
     valid = np.zeros(n_rows, bool)
     overflow = np.zeros(n_rows, bool)
@@ -374,6 +426,8 @@ def threshold_for(model, spec, labels_scores=None, *, how: str | None = None) ->
 
     labels_scores: (labels, scores) of labelled data, needed by label-based rules (best-f1) only.
     """
+    if not isinstance(spec, (str, ThresholdRule)):
+        raise DataError(f"threshold_for needs a rule such as 'mad:8' or 'quantile:0.995'; got {spec!r}")
     rule = parse_threshold(spec) if isinstance(spec, str) else spec
     if rule.method == "value":
         return float(rule.param)
@@ -422,8 +476,11 @@ def flag_rows(model, scores, valid, groups, threshold, how):
             value = model.threshold_
         else:
             value = threshold_for(model, rule, how=how)
-    else:
+    elif is_number(threshold) and not np.isnan(threshold):
         value = float(threshold)
+    else:
+        raise DataError(f"threshold must be None (the model's own), a rule such as 'mad:8' or 'quantile:0.995', or a "
+                        f"number (not NaN); got {threshold!r}")
     return apply_threshold(scores, value), None
 
 
@@ -462,7 +519,7 @@ def score_frame(model, frame, *, stride: int = 1, how: str = DEFAULTS["how"], en
     """`score_values` for a DataFrame (or an array (T, F)): the trained feature columns are picked by
     name when the model knows them (other columns are ignored); the result keeps the input's index.
     With `entity_column`, windows never cross from one entity to the next."""
-    frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(np.asarray(frame))
+    frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(series_array(frame))
     entities = None
     if entity_column is not None:
         if entity_column not in frame.columns:
@@ -480,12 +537,19 @@ def score_frame(model, frame, *, stride: int = 1, how: str = DEFAULTS["how"], en
 
 def feature_values(model, frame: pd.DataFrame) -> np.ndarray:
     """(T, F) float32 values of the model's features from `frame`, by name when the model knows them."""
+    repeated = frame.columns[frame.columns.duplicated()].unique()
+    if len(repeated):
+        raise DataError(f"column {repeated[0]!r} appears more than once; rename or drop the copies")
     if hasattr(model, "feature_names_in_") and all(isinstance(c, str) for c in frame.columns):
         missing = [name for name in model.feature_names_in_ if name not in frame.columns]
         if missing:
             raise DataError(f"expected {model.n_features_in_} features (trained on "
                             f"{', '.join(model.feature_names_in_)}), missing {', '.join(map(repr, missing))}")
         frame = frame[list(model.feature_names_in_)]
+    for name, dtype in frame.dtypes.items():
+        if dtype.kind in "mMc" or isinstance(dtype, pd.DatetimeTZDtype):
+            hint = "pass it as the time column or drop it" if dtype.kind != "c" else "drop it or convert it"
+            raise DataError(f"feature column {name!r} holds {dtype} values, not real numbers; {hint}")
     try:
         values = frame.to_numpy(dtype=np.float32)
     except (TypeError, ValueError) as err:

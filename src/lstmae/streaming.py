@@ -39,8 +39,10 @@ from safetensors.torch import save as save_tensors
 from .data.io import staged_directory, write_bytes_atomic, write_text_atomic
 from .data.validation import is_integer, is_number
 from .exceptions import DataError, ModelFileError
-from .scoring import DEFAULT_ALARM, AlarmFilter, adaptive_from_state, apply_threshold, parse_threshold
-from .series import _name, _same_kind, calibration_for, feature_values, groups_of, threshold_for
+from .scoring import (DEFAULT_ALARM, AlarmFilter, adaptive_from_state, apply_threshold, check_alarm_options,
+                      parse_threshold)
+from .series import (_name, _same_kind, calibration_for, feature_values, first_unscalable, groups_of,
+                     threshold_for)
 
 STATE_KIND = "lstmae-streaming"
 STATE_VERSION = 1
@@ -83,9 +85,7 @@ class StreamingScorer:
         if hasattr(threshold, "method"):  # a ThresholdRule
             threshold = str(threshold)
         self.threshold = threshold
-        self.alarms = None if alarms is None else dict(alarms)
-        if self.alarms is not None:
-            AlarmFilter(**self.alarms)  # check the options now, not at the first row
+        self.alarms = None if alarms is None else check_alarm_options(alarms)  # now, not at the first row
         self._static, self._template = _resolve_threshold(model, threshold)
         self._column_names = pd.Index([name for name in COLUMNS if self.alarms is not None or not name.startswith("alarm")])
         self._entities: dict = {}
@@ -178,12 +178,10 @@ class StreamingScorer:
     def _check_finite(self, values: np.ndarray, key, index) -> None:
         """DataError naming the entity, the row and the feature of the first value that is NaN/inf, or
         that the model's scaling turns into inf; checked before any state changes."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            scaled = self.model.scaler_.transform(values) if len(values) else values
-        bad = ~np.isfinite(scaled)
-        if not bad.any():
+        position = first_unscalable(self.model, values)  # NaN and inf stay non-finite after scaling
+        if position is None:
             return
-        row, column = (int(i) for i in np.argwhere(bad)[0])
+        row, column = position
         name = self.model._feature_names()[column]
         value = float(values[row, column])
         what = (f"{name}={value}" if not math.isfinite(value)
@@ -329,10 +327,13 @@ class StreamingScorer:
         try:
             scorer = cls(model, threshold=config["threshold"], alarms=config["alarms"])
             for entry in config["entities"]:
-                scorer._entities[_state_key(entry["id"])] = scorer._entity_from_state(entry, tensors)
+                key = _state_key(entry["id"])
+                if key in scorer._entities:
+                    raise ValueError(f"entity {_name(key)} appears twice")
+                scorer._entities[key] = scorer._entity_from_state(entry, tensors)
         except ModelFileError as err:
             raise ModelFileError(f"{source} is corrupt: {err}") from None
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as err:
             raise ModelFileError(f"{source} is corrupt or incomplete: {type(err).__name__} "
                                  f"{str(err).splitlines()[0] if str(err) else ''}".rstrip()) from None
         return scorer
@@ -441,9 +442,9 @@ def _resolve_threshold(model, threshold):
         if threshold is None and _same_kind("end", model.threshold_how_):
             return float(model.threshold_), None
         return threshold_for(model, rule, how="end"), None
-    if not is_number(threshold):
-        raise DataError(f"threshold must be None, a rule such as 'quantile:0.995' or 'dspot:1e-3', or a number; "
-                        f"got {threshold!r}")
+    if not is_number(threshold) or math.isnan(threshold):
+        raise DataError(f"threshold must be None, a rule such as 'quantile:0.995' or 'dspot:1e-3', or a number "
+                        f"(not NaN); got {threshold!r}")
     return float(threshold), None
 
 
@@ -457,6 +458,8 @@ def _entity_key(entity):
     """An entity id as the state stores it: None, a str, an int or a float (numpy scalars as Python ones)."""
     if isinstance(entity, np.generic):
         entity = entity.item()
+    if isinstance(entity, bool):  # True == 1 as a dict key, and a saved state refuses it
+        raise DataError(f"entity id {entity!r} is a bool; use a string or a number")
     if entity is None or isinstance(entity, (str, int, float)):
         if isinstance(entity, float) and not math.isfinite(entity):
             raise DataError(f"entity id {entity!r} is not a usable id; use a string or a number")

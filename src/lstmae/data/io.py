@@ -922,6 +922,12 @@ def staged_directory(target: str | os.PathLike, *, overwrite: bool = False) -> I
     """
     target = Path(target)
     check_output_path(target, overwrite)
+    if target.exists() and not target.is_dir():
+        raise DataError(f"{target}: is a file, not a folder; remove it or choose another path")
+    here = Path.cwd()
+    if target.resolve() in (here, *here.parents):
+        raise DataError(f"{target}: is the current folder or one above it, which cannot be replaced; name a new "
+                        "folder, e.g. ./state")
     _remove_stale_staging(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_STAGING}-{os.getpid()}-", dir=target.parent))
     try:

@@ -5,7 +5,7 @@ numpy / scipy / scikit-learn only (no torch). Higher score = more anomalous; fla
 """
 
 from lstmae.scoring.adaptive import DSPOT, AdaptiveThreshold, Telemanom, adaptive_from_state
-from lstmae.scoring.alarms import DEFAULT_ALARM, AlarmFilter, alarms_from_flags
+from lstmae.scoring.alarms import DEFAULT_ALARM, AlarmFilter, alarms_from_flags, check_alarm_options
 from lstmae.scoring.error_models import (
     ERROR_MODEL_NAMES,
     ErrorModel,
@@ -40,6 +40,7 @@ __all__ = [
     "ThresholdRule",
     "adaptive_from_state",
     "alarms_from_flags",
+    "check_alarm_options",
     "apply_threshold",
     "default_threshold",
     "error_model_from_state",

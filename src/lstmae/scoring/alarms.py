@@ -25,6 +25,8 @@ sampling rate (at one row a minute: 3 minutes, 30 minutes, 50 minutes).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from lstmae.config import ALARM_DEFAULTS
@@ -130,6 +132,17 @@ class AlarmFilter:
             raise ModelFileError(f"saved alarm state is invalid: open must be true or false, got {config['open']!r}")
         alarms._open = config["open"]
         return alarms
+
+
+def check_alarm_options(alarms) -> dict:
+    """`alarms` as a dict of AlarmFilter's options (min_length, merge_gap, cooldown; any subset), checked."""
+    if not isinstance(alarms, Mapping):
+        raise DataError(f"alarms must be a dict of {', '.join(DEFAULT_ALARM)} (or None for no alarms); got {alarms!r}")
+    unknown = [key for key in alarms if key not in DEFAULT_ALARM]
+    if unknown:
+        raise DataError(f"unknown alarm option {unknown[0]!r}; the options are {', '.join(DEFAULT_ALARM)}")
+    AlarmFilter(**alarms)
+    return dict(alarms)
 
 
 def alarms_from_flags(

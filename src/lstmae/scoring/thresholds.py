@@ -186,7 +186,7 @@ class ThresholdRule:
         """
         scores = _check_scores(scores)
         if labels is not None:
-            labels = _check_labels(labels, len(scores))
+            labels = check_labels(labels, len(scores))
         if self.method in _NEEDS_LABELS:
             if labels is None:
                 raise DataError(
@@ -274,11 +274,16 @@ def _check_scores(scores) -> np.ndarray:
     return scores
 
 
-def _check_labels(labels, n_scores: int) -> np.ndarray:
+def check_labels(labels, n_scores: int, like: str = "the scores") -> np.ndarray:
+    """labels (n_scores,) of 0 (normal) and 1 (anomaly) as int8; DataError naming the first that is not."""
     labels = np.asarray(labels)
     if labels.shape != (n_scores,):
-        raise DataError(f"labels must have shape ({n_scores},) like the scores; got {labels.shape}")
-    not_binary = np.flatnonzero((labels != 0) & (labels != 1))
+        raise DataError(f"labels must have shape ({n_scores},) like {like}; got {labels.shape}")
+    if labels.dtype.kind in "biuf":
+        not_binary = np.flatnonzero((labels != 0) & (labels != 1))
+    else:  # objects or strings: compare each value as it is ("1" is not a label)
+        not_binary = np.flatnonzero([not (isinstance(value, (bool, np.bool_)) or is_number(value)) or value not in (0, 1)
+                                     for value in labels])
     if not_binary.size:
         position = not_binary[0]
         raise DataError(
