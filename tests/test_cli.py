@@ -297,3 +297,84 @@ def test_fit_how_point_scores_rows_by_their_own_error_and_a_max_model_refuses_po
     refused = workspace / "refused.csv"
     result = run("score", workspace / "model", workspace / "test.csv", "-o", refused, "--how", "point")
     assert result.exit_code == 2 and "refit it with how='point'" in result.output and not refused.exists()
+
+
+# --- found by a tester's sweep: accepted, then quietly not honoured, or a misleading message -----------------
+
+@pytest.mark.parametrize("options, fragment", [
+    (["--threshold", "best-f1"], "--threshold best-f1 is fitted on labels: add --label-column"),
+    (["--entity-column", "label", "--label-column", "label"], "--entity-column label is also the label"),
+    (["--max-gap", "5"], "--max-gap needs --time-column"),
+    (["--max-grad-norm=-1"], "max_grad_norm must be a number > 0"),  # it reversed the gradients
+    (["--patience", "0"], "patience must be an integer >= 1"),
+    (["--learning-rate", "0"], "learning_rate must be a number > 0"),
+])
+def test_fit_refuses_options_it_would_not_honour(workspace, tmp_path, options, fragment):
+    assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10, *TINY, *options),
+                      fragment)
+    assert not (tmp_path / "m").exists()
+
+
+def test_score_output_paths_are_checked_against_each_other_and_folders(workspace, tmp_path):
+    same = tmp_path / "same.csv"
+    assert_user_error(run("score", workspace / "model", workspace / "test.csv", "-o", same, "--events", same),
+                      "is the scores' output too")
+    (tmp_path / "dir.csv").mkdir()
+    assert_user_error(run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "dir.csv",
+                          "--overwrite"), "is a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.csv"]
+
+
+def test_a_misspelled_label_column_is_named(workspace, tmp_path):
+    assert_user_error(run("evaluate", workspace / "model", workspace / "test.csv", "--label-column", "lable",
+                          "-o", tmp_path / "report"), "no column 'lable' (--label-column)", "'label'")
+
+
+def test_a_cell_that_is_not_a_date_in_a_date_column_is_named(workspace, tmp_path):
+    frame = sensor_frame()
+    frame.loc[59, "timestamp"] = "notadate"
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    assert_user_error(run("fit", tmp_path / "t.csv", "-o", tmp_path / "m", "--window", 10, "--time-column",
+                          "timestamp", "--label-column", "label", *TINY),
+                      "time column 'timestamp' row 60 holds 'notadate'")
+
+
+def test_a_first_row_with_an_extra_field_is_named_not_read_as_an_index(tmp_path):
+    lines = sensor_frame(30).to_csv(index=False).splitlines()
+    lines[1] += ",7"
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    assert_user_error(run("fit", tmp_path / "r.csv", "-o", tmp_path / "m", "--window", 5, *TINY),
+                      "the first data row has more fields than the header (4)")
+
+
+def test_entity_models_say_whose_each_row_and_event_is(tmp_path):
+    # two machines over the same minutes: without the entity column the rows could not be told apart
+    one, two = sensor_frame(120, seed=0), sensor_frame(120, seed=1)
+    two.loc[40:60, "temp"] += 4.0
+    data = pd.concat([one.assign(machine="m1"), two.assign(machine="m2")], ignore_index=True)
+    data.to_csv(tmp_path / "d.csv", index=False)
+    assert run("fit", tmp_path / "d.csv", "-o", tmp_path / "m", "--window", 10, "--time-column", "timestamp",
+               "--entity-column", "machine", "--label-column", "label", *TINY).exit_code == 0
+    result = run("score", tmp_path / "m", tmp_path / "d.csv", "-o", tmp_path / "s.csv", "--events",
+                 tmp_path / "e.csv", "--threshold", "quantile:0.5")
+    assert result.exit_code == 0, result.output
+    scores, events = pd.read_csv(tmp_path / "s.csv"), pd.read_csv(tmp_path / "e.csv")
+    assert scores["machine"].tolist() == ["m1"] * 120 + ["m2"] * 120
+    assert list(events.columns[:2]) == ["event", "machine"] and events["event"].tolist() == list(range(len(events)))
+    for _, event in events.iterrows():  # no event runs from one machine into the next
+        assert set(scores["machine"][event["start_row"]:event["end_row"] + 1]) == {event["machine"]}
+    one.to_csv(tmp_path / "one.csv", index=False)
+    result = run("score", tmp_path / "m", tmp_path / "one.csv", "-o", tmp_path / "s1.csv")
+    assert result.exit_code == 0 and "no column 'machine', the model's --entity-column" in result.output
+
+
+def test_summary_refuses_sizes_below_one_and_names_a_corrupt_model(workspace, tmp_path):
+    result = run("summary", "--features", 2, "--timesteps", -1)
+    assert result.exit_code == 2 and "-1 is not in the range x>=1" in result.output
+    (tmp_path / "bad").mkdir()
+    config = json.loads((workspace / "model" / "config.json").read_text())
+    del config["architecture"]
+    (tmp_path / "bad" / "config.json").write_text(json.dumps(config))
+    (tmp_path / "bad" / "model.safetensors").write_bytes((workspace / "model" / "model.safetensors").read_bytes())
+    result = run("summary", tmp_path / "bad")
+    assert result.exit_code == 2 and "Traceback" not in result.output and "KeyError" not in result.output

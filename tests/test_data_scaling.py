@@ -37,6 +37,18 @@ def test_a_spread_of_rounding_noise_counts_as_constant(method):
     assert scaler.constant.tolist() == [True] and scaler.scale.tolist() == [1.0]
 
 
+@pytest.mark.parametrize("method", ["standard", "minmax"])
+def test_tiny_units_are_not_constant_scaling_does_not_depend_on_the_unit(method):
+    # a feature in units that make it ~1e-7 was once taken for constant (scale 1): its changes vanished
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(50, 10, 2))
+    ones, tiny = FeatureScaler.fit(X, method), FeatureScaler.fit(X * 1e-7, method)
+    assert not tiny.constant.any()
+    np.testing.assert_allclose(tiny.transform(X[:3] * 1e-7), ones.transform(X[:3]), rtol=1e-4, atol=1e-5)
+    zeros = FeatureScaler.fit(np.zeros((5, 4, 1)), method)
+    assert zeros.constant.tolist() == [True] and zeros.scale.tolist() == [1.0]
+
+
 def test_large_mean_with_a_real_small_spread_keeps_that_spread():
     rng = np.random.default_rng(1)
     X = (1e6 + rng.normal(scale=10.0, size=(300, 20, 1))).astype(np.float64)

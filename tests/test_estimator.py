@@ -252,6 +252,12 @@ def test_relu_bidirectional_and_dropout_variants():
     (dict(batch_size=0), "batch_size must be >= 1"),
     (dict(steps_per_epoch=0), "steps_per_epoch must be >= 1 or None"),
     (dict(encoding="last"), "encoding must be one of"),
+    # each of these trained, wrongly, without a word: -1 reversed the gradients, 0 trained nothing / stopped at once
+    (dict(learning_rate=0), "learning_rate must be a number > 0, got 0"),
+    (dict(patience=0), r"patience must be an integer >= 1 .* or None \(no early stopping\), got 0"),
+    (dict(patience=2.5), "patience must be an integer >= 1"),
+    (dict(max_grad_norm=-1.0), r"max_grad_norm must be a number > 0 or None \(no clipping\), got -1.0"),
+    (dict(max_grad_norm=0), "max_grad_norm must be a number > 0"),
 ])
 def test_bad_parameters_fail_at_fit_with_the_fix(params, match):
     with pytest.raises(ValueError, match=match):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from collections.abc import Callable
 
@@ -515,6 +516,14 @@ PARAMETERS_HERE
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
         if self.steps_per_epoch is not None and int(self.steps_per_epoch) < 1:
             raise ValueError(f"steps_per_epoch must be >= 1 or None (every sample), got {self.steps_per_epoch!r}")
+        if not is_number(self.learning_rate) or not 0 < self.learning_rate < math.inf:
+            raise ValueError(f"learning_rate must be a number > 0, got {self.learning_rate!r}")
+        if self.patience is not None and not is_integer(self.patience, 1):
+            raise ValueError(f"patience must be an integer >= 1 (epochs without a better validation loss) or None "
+                             f"(no early stopping), got {self.patience!r}")
+        if self.max_grad_norm is not None and (not is_number(self.max_grad_norm)
+                                               or not 0 < self.max_grad_norm < math.inf):
+            raise ValueError(f"max_grad_norm must be a number > 0 or None (no clipping), got {self.max_grad_norm!r}")
         if self.error_model != "auto":
             make_error_model(self.error_model)
         parse_threshold(resolve_threshold(self.threshold))

@@ -605,9 +605,20 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error")
         data = read_sequences(path, columns=settings.get("columns"), label_column=label_column,
                               nan_policy=nan_policy)
     else:
-        present = set(table_columns(path) or ())
+        in_file = table_columns(path)
+        present = set(in_file or ())
         reserved = {key: settings.get(key) for key in ("time_column", "entity_column")}
+        if reserved["entity_column"] is not None and reserved["entity_column"] not in present:
+            warnings.warn(f"{path}: no column {reserved['entity_column']!r}, the model's --entity-column: its rows are "
+                          "scored as one machine's series", UserWarning, stacklevel=2)
+        if reserved["time_column"] is not None and reserved["time_column"] not in present:
+            warnings.warn(f"{path}: no column {reserved['time_column']!r}, the model's --time-column: rows are taken "
+                          "in file order, numbered instead of timed, and no time gap splits them", UserWarning,
+                          stacklevel=2)
         reserved = {key: name for key, name in reserved.items() if name in present}
+        if label_column is not None and in_file is not None and label_column not in present:
+            raise DataError(f"{path}: no column {label_column!r} (--label-column); the columns are "
+                            f"{', '.join(map(repr, in_file[:12]))}")
         label = label_column or settings.get("label_column")
         data = read_series(path, columns=settings.get("columns"), label_column=label if label in present else None,
                            nan_policy=nan_policy, **reserved)
@@ -669,20 +680,44 @@ def score_data(model, data, *, how: str = DEFAULTS["how"], stride: int = 1, thre
     table = score_values(model, data.values, stride=stride, how=how, groups=groups,
                          feature_errors=feature_errors or events, threshold=threshold, alarms=alarms)
     table.index = data.index
+    entity_column = model.data_settings_.get("entity_column") if data.entities is not None else None
+    if entity_column is not None:  # rows of several machines may share their times: say whose each row is
+        table.insert(0, entity_column, np.asarray(data.entities, dtype=object))
     if data.labels is not None:
         table["label"] = data.labels
     table = _on_input_rows(table, data)
     found = None
     if events:
         error_columns = [f"error_{name}" for name in data.feature_names]
-        found = find_events(table["alarm" if alarms is not None else "is_anomaly"].to_numpy(),
-                            table["score"].to_numpy(),
-                            feature_errors=np.nan_to_num(table[error_columns].to_numpy(),
-                                                         posinf=np.finfo(np.float32).max),
-                            feature_names=data.feature_names, index=table.index)
+        found = _events_per_entity(table, entity_column, "alarm" if alarms is not None else "is_anomaly",
+                                   error_columns, data.feature_names)
         if not feature_errors:
             table = table.drop(columns=error_columns)
     return table, found
+
+
+def _events_per_entity(table: pd.DataFrame, entity_column, flag_column: str, error_columns: list, feature_names):
+    """The events table of a scored table, found per entity (an alarm never runs from one machine into the
+    next), with the entity's column; start_row / end_row are positions in `table`."""
+    from .scoring import find_events
+
+    flags, scores = table[flag_column].to_numpy(), table["score"].to_numpy()
+    errors = np.nan_to_num(table[error_columns].to_numpy(), posinf=np.finfo(np.float32).max)
+    # rows that --nan-policy drop left out have no entity in the table: each takes its neighbours' (never flagged)
+    ids = None if entity_column is None else table[entity_column].ffill().bfill().to_numpy()
+    parts = []
+    for group in groups_of(len(table), ids):
+        part = find_events(flags[group.rows], scores[group.rows], feature_errors=errors[group.rows],
+                           feature_names=feature_names, index=table.index[group.rows])
+        part["start_row"] = group.rows[part["start_row"].to_numpy(np.int64)]
+        part["end_row"] = group.rows[part["end_row"].to_numpy(np.int64)]
+        if entity_column is not None:
+            part.insert(1, entity_column, group.name)
+        parts.append(part)
+    found = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    found = found.sort_values("start_row", kind="stable", ignore_index=True)
+    found["event"] = np.arange(len(found))
+    return found
 
 
 def data_groups(data, max_gap=None) -> tuple[np.ndarray | None, int]:
@@ -710,6 +745,8 @@ def _on_input_rows(table: pd.DataFrame, data) -> pd.DataFrame:
         values = table[column].to_numpy()
         if values.dtype == bool:
             spread[column] = data.to_input_rows(values, fill=False)
+        elif values.dtype == object:  # entity ids
+            spread[column] = data.to_input_rows(values, fill=None)
         elif np.issubdtype(values.dtype, np.integer):
             spread[column] = data.to_input_rows(values, fill=0)
         else:

@@ -154,11 +154,11 @@ def _alarm_options(func):
     from ..config import ALARM_DEFAULTS
 
     options = [
-        click.option("--min-alarm-rows", type=int, default=ALARM_DEFAULTS["min_length"], show_default=True,
+        click.option("--min-alarm-rows", type=click.IntRange(min=1), default=ALARM_DEFAULTS["min_length"], show_default=True,
                      help="An alarm starts once this many consecutive rows are flagged (1: every flag)."),
-        click.option("--merge-gap", type=int, default=ALARM_DEFAULTS["merge_gap"], show_default=True,
+        click.option("--merge-gap", type=click.IntRange(min=0), default=ALARM_DEFAULTS["merge_gap"], show_default=True,
                      help="Flagged runs separated by at most this many unflagged rows are one alarm."),
-        click.option("--cooldown", type=int, default=ALARM_DEFAULTS["cooldown"], show_default=True,
+        click.option("--cooldown", type=click.IntRange(min=0), default=ALARM_DEFAULTS["cooldown"], show_default=True,
                      help="Rows after an alarm ends during which no new alarm starts."),
     ]
     for option in reversed(options):
@@ -230,6 +230,7 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
     params["random_state"] = seed
     model = LSTMAutoencoder(**params)
     model._check_params()  # bad settings fail before the data is read
+    _check_fit_options(model, label_column, entity_column, time_column, max_gap)
     started = time.perf_counter()
     names = _split_columns(columns)
     if layout == "sequences":
@@ -252,6 +253,21 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
                f"{time.perf_counter() - started:.1f}s ({history['epochs_run']} epochs, best {history['best_epoch']})"
                f"{interrupted}; threshold {model.threshold_:.4g} ({model.threshold_rule_}, fitted on "
                f"{threshold_source(model)}); saved {model_dir}", err=True)
+
+
+def _check_fit_options(model, label_column, entity_column, time_column, max_gap) -> None:
+    """Option combinations fit would otherwise accept and quietly not honour."""
+    from ..scoring import parse_threshold
+    from ..scoring.thresholds import resolve_threshold
+    from ..series import needs_labels
+
+    if label_column is None and needs_labels(parse_threshold(resolve_threshold(model.threshold))):
+        raise UserError(f"--threshold {model.threshold} is fitted on labels: add --label-column, or choose a "
+                               "rule without labels (e.g. mad:8) and refit it later with evaluate --label-column")
+    if entity_column is not None and entity_column in (label_column, time_column):
+        raise UserError(f"--entity-column {entity_column} is also the label or time column; name another")
+    if max_gap is not None and time_column is None:
+        raise UserError("--max-gap needs --time-column (the gaps are measured in its units)")
 
 
 def _number_or_text(value: str | None):
@@ -283,8 +299,9 @@ def _number_or_text(value: str | None):
 @click.option("--events", "events_path", type=click.Path(path_type=Path),
               help="Series: also write the table of events (flagged runs) to this file.")
 @_alarm_options
-@click.option("--columns", help="Comma-separated feature columns, when DATA names them differently than the "
-                                "training file's selection (default: the model's).")
+@click.option("--columns", help="Comma-separated feature columns of DATA (names or glob patterns), when it has "
+                                "other numeric columns beside the model's features (default: the model's "
+                                "selection); the names must be the features the model was trained on.")
 @click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def score(model_dir, data, output, how, stride, threshold, feature_errors, events_path, min_alarm_rows,
@@ -305,6 +322,8 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
     _check_output(output, overwrite, table=True)
     if events_path is not None:
         _check_output(events_path, overwrite, table=True)
+        if Path(events_path).resolve() == Path(output).resolve():
+            raise UserError(f"--events {events_path} is the scores' output too; give the events their own file")
     model = _load(model_dir, columns)
     how = how or _model_how(model)
     dataset = read_for_model(model, data, nan_policy=nan_policy)
@@ -464,8 +483,8 @@ def demo(out_dir, epochs, seed, overwrite):
 # -------------------------------------------------------------------------- summary
 @cli.command()
 @click.argument("model_dir", required=False, type=click.Path(path_type=Path))
-@click.option("--features", type=int, help="F, features per timestep (without MODEL_DIR).")
-@click.option("--timesteps", type=int, help="L, timesteps per window (without MODEL_DIR).")
+@click.option("--features", type=click.IntRange(min=1), help="F, features per timestep (without MODEL_DIR).")
+@click.option("--timesteps", type=click.IntRange(min=1), help="L, timesteps per window (without MODEL_DIR).")
 @_parameter_options(architecture_only=True)
 def summary(model_dir, features, timesteps, preset, **options):
     """Layer-by-layer table: output shape per sample, return sequences, parameters.
@@ -475,16 +494,14 @@ def summary(model_dir, features, timesteps, preset, **options):
       lstmae summary model
       lstmae summary --preset keras_tutorial --features 2 --timesteps 3
     """
-    from ..config import ARCHITECTURE_PARAMS, Architecture, make_architecture
+    from ..config import ARCHITECTURE_PARAMS, make_architecture
     from ..nn.model import LSTMAutoencoderModule
 
     if model_dir is None and (features is None or timesteps is None):
         raise click.UsageError("give a MODEL_DIR, or --features and --timesteps with architecture options")
     if model_dir is not None:
-        from ..persistence import read_config
-
-        config = read_config(model_dir)
-        arch, timesteps = Architecture.from_dict(config["architecture"]), timesteps or config["n_timesteps"]
+        model = _load(model_dir)  # checked as score checks it: a corrupt model is one line, not a KeyError
+        arch, timesteps = model.architecture_, timesteps or model.n_timesteps_
     else:
         params = _model_params(preset, **options)
         if params.get("vocab_size") == "auto":

@@ -253,6 +253,11 @@ def _read_csv(
             f"{source}: not a readable table ({_first_line(error)}); "
             "every line needs the same number of comma-separated fields"
         ) from error
+    if not isinstance(table.index, pd.RangeIndex):  # pandas took the first column(s) for an index
+        raise DataError(
+            f"{source}: the first data row has more fields than the header ({table.shape[1]}); "
+            "every line needs the same number of comma-separated fields"
+        )
     if header is None:
         table.columns = [f"f{i}" for i in range(table.shape[1])]
     elif _maybe_renamed_duplicates(table.columns):
@@ -535,7 +540,15 @@ def _time_index(column: pd.Series, source: str) -> pd.Index:
             warnings.simplefilter("ignore")  # "could not infer format" when falling back
             return pd.DatetimeIndex(pd.to_datetime(column), name=column.name)
     except (ValueError, TypeError, OverflowError):
-        return pd.Index(column, name=column.name)
+        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(column, errors="coerce")
+    if parsed.notna().mean() >= 0.5:  # dates with a few cells that are not: a typo, not a text column
+        row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+        raise DataError(f"{source}: time column '{column.name}' row {row + 1} holds {column.iloc[row]!r}, not a date "
+                        "like the rest; fix the cell or drop the row")
+    return pd.Index(column, name=column.name)
 
 
 def _check_nan_policy(nan_policy: str, allowed: tuple[str, ...]) -> None:
@@ -850,6 +863,8 @@ def check_output_path(path: str | os.PathLike, overwrite: bool, *, table: bool =
         raise DataError(f"{path}: writing Parquet needs pyarrow; pip install pyarrow, or name the file .csv")
     if path.exists() and not overwrite:
         raise DataError(f"{path}: exists; pass --overwrite (in Python: overwrite=True) to replace it")
+    if table and path.is_dir():
+        raise DataError(f"{path}: is a folder; give the path of the table file to write, e.g. {path / 'scores.csv'}")
     parent = path.parent
     if not parent.is_dir():
         raise DataError(f"{path}: folder '{parent}' does not exist; create it first")

@@ -10,8 +10,9 @@ from lstmae.exceptions import ModelFileError
 SCALERS = ("standard", "minmax", "none")
 
 #: A feature whose spread (std for "standard", max - min for "minmax") is at most this
-#: fraction of its magnitude, max(1, |mean|) or max(1, |min|, |max|), counts as constant.
-#: float32 data carries ~7 significant digits, so a smaller spread is rounding noise.
+#: fraction of its magnitude, max(|min|, |max|), counts as constant (all zeros too).
+#: float32 data carries ~7 significant digits, so a smaller spread is rounding noise. Relative
+#: only: a feature measured in units that make its values tiny (1e-7) is not constant.
 CONSTANT_TOLERANCE = 1e-6
 
 
@@ -66,10 +67,8 @@ class FeatureScaler:
 
         std = np.sqrt(np.maximum(m2 / count, 0.0))
         spread = high - low
-        if method == "minmax":
-            constant = spread <= CONSTANT_TOLERANCE * np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
-        else:
-            constant = std <= CONSTANT_TOLERANCE * np.maximum(1.0, np.abs(mean))
+        magnitude = np.maximum(np.abs(low), np.abs(high))
+        constant = (spread if method == "minmax" else std) <= CONSTANT_TOLERANCE * magnitude
         if method == "standard":
             offset, scale = mean, std
         elif method == "minmax":
