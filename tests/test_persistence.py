@@ -87,6 +87,27 @@ def test_corrupt_and_missing_models(fitted_small, tmp_path):
             load(tmp_path / "model4")
 
 
+
+@pytest.mark.parametrize("data, message", [
+    ({"layout": "zzz"}, "data setting 'layout' is 'zzz', not 'series' or 'sequences'"),
+    ({"window": "x"}, "data setting 'window' is 'x', not an integer >= 1"),
+    ({"stride": 0}, "data setting 'stride' is 0, not an integer >= 1"),
+    ({"entity_column": 3}, "data setting 'entity_column' is 3, not a column name"),
+    ({"columns": "a,b"}, "data setting 'columns' is 'a,b', not a list of column names"),
+    ({"max_gap": [1]}, "data setting 'max_gap' is \\[1\\], not a number"),
+    ([1, 2], "its data settings are a list, not a mapping"),
+])
+def test_corrupt_data_settings_are_refused_at_load(fitted_small, tmp_path, data, message):
+    # they were loaded as they were and failed later, at scoring, far from the cause
+    model, _ = fitted_small
+    model.save(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    config["data"] = data
+    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match=message):
+        load(tmp_path / "model")
+
+
 WRITER = """
 import sys
 sys.path.insert(0, {tests!r})

@@ -483,7 +483,7 @@ PARAMETERS_HERE
         if config.get("feature_names"):
             model.feature_names_in_ = np.asarray(config["feature_names"], dtype=object)
         model.history_ = config.get("training", {})
-        model.data_settings_ = config.get("data") or {}
+        model.data_settings_ = _checked_data_settings(config.get("data") or {}, source)
         model.calibration_scores_ = {name[len(_CALIBRATION):]: tensor.numpy().astype(np.float64)
                                      for name, tensor in tensors.items() if name.startswith(_CALIBRATION)}
         if not model.calibration_scores_:  # a model saved before calibration scores were stored
@@ -653,6 +653,30 @@ def load(path, *, device: str = "cpu") -> LSTMAutoencoder:
 
     config, tensors = read_model(path)
     return LSTMAutoencoder.from_state(config, tensors, device=device, source=str(path))
+
+
+def _checked_data_settings(settings, source: str) -> dict:
+    """The stored data settings (how the training file was read and windowed), or ModelFileError naming the
+    first that scoring could not use."""
+    def bad(key, what):
+        raise ModelFileError(f"{source} is corrupt: its data setting {key!r} is {settings.get(key)!r}, not {what}")
+
+    if not isinstance(settings, dict):
+        raise ModelFileError(f"{source} is corrupt: its data settings are a {type(settings).__name__}, not a mapping")
+    if settings.get("layout", "series") not in ("series", "sequences"):
+        bad("layout", "'series' or 'sequences'")
+    for key in ("window", "stride"):
+        if settings.get(key) is not None and not is_integer(settings[key], 1):
+            bad(key, "an integer >= 1")
+    for key in ("time_column", "label_column", "entity_column"):
+        if settings.get(key) is not None and not isinstance(settings[key], str):
+            bad(key, "a column name")
+    columns = settings.get("columns")
+    if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
+        bad("columns", "a list of column names")
+    if settings.get("max_gap") is not None and not (is_number(settings["max_gap"]) or isinstance(settings["max_gap"], str)):
+        bad("max_gap", "a number or a duration such as '5min'")
+    return settings
 
 
 def _check_weights(architecture: Architecture, weights: dict, source: str) -> None:
