@@ -375,7 +375,7 @@ def test_point_scores_peak_on_a_short_anomaly_where_max_spreads_over_the_windows
 
 def test_fit_series_with_point_calibrates_on_point_scores_and_an_overflow_still_scores_inf(fitted_point, fitted):
     model = fitted_point
-    assert model.threshold_how_ == "point" and set(model.calibration_scores_) == {"window", "point"}
+    assert model.threshold_how_ == "point" and set(model.calibration_scores_) == {"window", "point", "max", "mean"}
     tail = score_values(model, series()[-(39 + 9):], how="point")
     np.testing.assert_allclose(np.sort(tail["score"][tail["valid"]]), np.sort(model.calibration_scores_["point"]))
     values = series(50)
@@ -446,3 +446,22 @@ def test_a_value_the_scaling_turns_into_inf_is_named_by_row_and_column(fitted):
     assert fitted.scaler_.scale[1] < 1
     with pytest.raises(DataError, match=r"column 'b' row 13 has value 3.40282e\+38, too large for the model's scaling"):
         score_values(fitted, values)
+
+
+def test_scoring_with_another_mapping_refits_the_rule_on_that_mapping_s_own_held_out_rows():
+    # a mean-fitted model scored with how="max" applied the mean rows' threshold to max rows (15% flagged, not 10%)
+    model = fit_series(LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0), series(),
+                       window=10, how="mean")
+    assert {"window", "mean", "max"} <= set(model.calibration_scores_)
+    max_rows = score_values(model, series()[-(39 + 9):], how="max", threshold=np.inf)
+    np.testing.assert_allclose(np.sort(max_rows["score"][max_rows["valid"]]), np.sort(model.calibration_scores_["max"]))
+    assert threshold_for(model, "mad:8", how="max") > threshold_for(model, "mad:8", how="mean")
+    table = score_values(model, series(seed=2), how="max")
+    valid = table["valid"].to_numpy()
+    np.testing.assert_array_equal(table["is_anomaly"][valid],
+                                  table["score"][valid] > threshold_for(model, "mad:8", how="max"))
+    # a row-fitted model saved before both kinds were stored is refused, not scored on the wrong kind
+    del model.calibration_scores_["max"]
+    with pytest.raises(DataError, match=r"no held-out how='max' scores .* fitted on how='mean'\); score with "
+                                        r"how='mean'"):
+        score_values(model, series(seed=2), how="max")

@@ -207,6 +207,10 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     scores, valid_rows = _calibration_rows(model, values, groups, val_runs or None, how)
     row_labels = None if labels is None else labels[valid_rows]
     model.set_calibration(scores, how=how, labels=row_labels)
+    for other in {"max", "mean"} - {how}:  # so that scoring with another mapping refits the rule on its own kind
+        other_scores, other_rows = _calibration_rows(model, values, groups, val_runs or None, other)
+        normal = other_scores if labels is None else other_scores[labels[other_rows] == 0]
+        model.calibration_scores_[other] = normal[np.isfinite(normal)]
     if model.threshold_floor is not None:
         floors = {"window": model.anomaly_score(train_X)}
         if how != "end":  # how="end" row scores are the window scores (`_threshold_floor`)
@@ -407,16 +411,22 @@ def _point_rows(model, X, n_rows: int, stride: int, feature_errors: bool):
 
 
 def calibration_for(model, how: str) -> np.ndarray:
-    """The model's held-out normal scores of the kind `how` ("window", "end", "max", "mean"). Row scores
-    with how="end" are the window scores (each row takes the window ending there); a kind the model
-    has no scores of falls back to the kind its threshold was fitted on."""
+    """The model's held-out normal scores of the kind `how` ("window", "end", "max", "mean", "point"). Row
+    scores with how="end" are the window scores (each row takes the window ending there). `fit_series`
+    stores "max" and "mean" beside the kind it was fitted on. A model fitted on windows (`fit`) has
+    window scores only, which stand in for every kind but "point"; a row-fitted model without the kind
+    asked for (saved before both were stored) is refused: a rule fitted on another kind of row score
+    would flag far more or fewer rows than it says."""
     scores = model.calibration_scores_
     kind = "window" if how == "end" else how
-    if kind == "point" and kind not in scores:  # per-row errors are on another scale than window scores
-        raise DataError(f"the model has no held-out how='point' scores to fit a threshold on (its threshold was "
-                        f"fitted on how={model.threshold_how_!r}); refit it with how='point' (lstmae fit --how "
-                        "point), or give a fixed threshold such as value:0.5")
-    return scores.get(kind, scores.get(model.threshold_how_, next(iter(scores.values()))))
+    if kind not in scores and kind != "point" and model.threshold_how_ == "window" and "window" in scores:
+        return scores["window"]
+    if kind not in scores:
+        fitted = {"window": "end"}.get(model.threshold_how_, model.threshold_how_)
+        raise DataError(f"the model has no held-out how={how!r} scores to fit a threshold on (its threshold was "
+                        f"fitted on how={fitted!r}); score with how={fitted!r}, refit it with how={how!r} (lstmae fit "
+                        "--how), or give a fixed threshold such as value:0.5")
+    return scores[kind]
 
 
 def threshold_for(model, spec, labels_scores=None, *, how: str | None = None) -> float:
