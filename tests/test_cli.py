@@ -1,5 +1,6 @@
 """The command line: the happy path once, then every bad-input path (exit 2, one line, nothing written)."""
 import json
+import re
 import subprocess
 import sys
 
@@ -378,3 +379,77 @@ def test_summary_refuses_sizes_below_one_and_names_a_corrupt_model(workspace, tm
     (tmp_path / "bad" / "model.safetensors").write_bytes((workspace / "model" / "model.safetensors").read_bytes())
     result = run("summary", tmp_path / "bad")
     assert result.exit_code == 2 and "Traceback" not in result.output and "KeyError" not in result.output
+
+
+def _evaluate_file(workspace, frame, tmp_path, **options):
+    from lstmae.estimator import load
+    from lstmae.evaluation.evaluate import evaluate
+    from lstmae.series import read_for_model
+
+    frame.to_csv(tmp_path / "e.csv", index=False)
+    model = load(workspace / "model")
+    data = read_for_model(model, tmp_path / "e.csv", label_column="label",
+                          nan_policy=options.pop("nan_policy", "error"))
+    return evaluate(model, data, **options)
+
+
+def _bumped(seed=1):
+    frame = sensor_frame(seed=seed)
+    frame["label"] = 0
+    frame.loc[100:109, "temp"] += 6.0
+    frame.loc[121:123, "label"] = 1  # after the alarm: found only with an early window
+    frame.loc[180:184, "temp"] += 6.0
+    frame.loc[180:184, "label"] = 1
+    return frame
+
+
+def test_events_match_labels_as_the_event_metrics_count_them(workspace, tmp_path):
+    # matches_label ignored --early-window, and with --nan-policy drop compared input rows with kept rows
+    for options in ({"early_window": 0}, {"early_window": 15}, {"early_window": 15, "nan_policy": "drop"}):
+        frame = _bumped()
+        if options.get("nan_policy"):
+            frame.loc[30:59, "flow"] = np.nan
+        result = _evaluate_file(workspace, frame, tmp_path, how="end", threshold="value:3",
+                                alarms={"merge_gap": 10, "cooldown": 0}, **dict(options))
+        assert len(result.events) >= 2
+        assert int(result.events["matches_label"].sum()) == result.metrics["n_correct_runs"], options
+        scores = result.scores
+        for _, event in result.events.iterrows():  # input-row positions, as score's events.csv has them
+            assert scores.index[event["start_row"] if not options.get("nan_policy") else
+                                list(scores.index).index(event["start"])] == event["start"]
+    assert any("30 input rows were dropped" in note for note in result.metrics["notes"])
+
+
+def test_an_event_s_reconstruction_window_never_spans_a_time_gap(workspace, tmp_path):
+    frame = _bumped()
+    times = pd.to_datetime(frame["timestamp"])
+    times[104:] += pd.Timedelta(hours=2)  # the first bump's event sits on the gap
+    frame["timestamp"] = times.astype(str)
+    result = _evaluate_file(workspace, frame, tmp_path, how="end", threshold="value:3",
+                            alarms={"merge_gap": 10, "cooldown": 0})
+    titles = [figure[2]._suptitle.get_text() for figure in result.figures if figure[0].endswith("_reconstruction")]
+    assert titles
+    for title in titles:
+        first, last = (pd.Timestamp(part) for part in title.split("window ")[1].split(" .. "))
+        assert last - first == pd.Timedelta(minutes=9), title  # 10 consecutive minutes, no gap inside
+
+
+def test_undefined_event_metrics_say_why(workspace, tmp_path):
+    frame = sensor_frame(seed=1)
+    frame["label"] = 0
+    result = _evaluate_file(workspace, frame, tmp_path, threshold="value:1e9")
+    notes = " ".join(result.metrics["notes"])
+    assert "no labelled event among the scored rows" in notes and "no alarm was raised" in notes
+
+
+def test_the_report_says_what_the_threshold_applied_was_fitted_on_and_that_row_metrics_count_alarms(workspace,
+                                                                                                   tmp_path):
+    # it always showed the model's own "held-out row scores (how=...)", whatever threshold was applied
+    frame = _bumped()
+    for options, basis in (({}, "held-out row scores (how=mean)"),
+                           ({"how": "end"}, "held-out window scores, refitted for this scoring"),
+                           ({"threshold": "value:3"}, "nothing: a fixed value"),
+                           ({"threshold": "best-f1"}, "the labels and scores of the evaluated rows")):
+        html = _evaluate_file(workspace, frame, tmp_path, **options).html
+        assert re.search(r"fitted on</t[dh]>\s*<td>" + re.escape(basis), html), (options, basis)
+    assert "share of evaluated rows in an alarm" in html and "rows flagged among" not in html

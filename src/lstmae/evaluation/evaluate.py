@@ -16,12 +16,28 @@ from ..exceptions import DataError
 from .metrics import detection_metrics, sequence_metrics
 from .plots import (figure_png, plot_alarms, plot_error_heatmap, plot_error_histogram, plot_pr_roc,
                     plot_reconstruction, plot_scores, plot_training_history)
-from .report import PLOT_HELP, render_report
+from .report import METRIC_HELP, PLOT_HELP, render_report
 
 # Rules whose flag rate on the evaluated data the report lists beside the model's own, each fitted on
 # the model's held-out normal scores.
 ALTERNATIVE_THRESHOLDS = ("sigma:2", "sigma:3", "sigma:5", "mad:5", "mad:8", "quantile:0.99", "quantile:0.999",
                           "pot:1e-3")
+
+# A series is judged on its alarms (the flags after the alarm rules), what a person is shown: the row
+# metrics count alarm rows, not the rows above the threshold (raw_flag_rate).
+ALARM_ROW_HELP = {
+    "n_flagged": ("rows in an alarm (score above the threshold, then the alarm rules) among the rows evaluated",
+                  "rows"),
+    "alarm_rate": ("share of evaluated rows in an alarm: how often someone is asked to look", "0-1"),
+    "precision": ("share of alarm rows that are labelled anomalous; the rest are false alarms", "0-1"),
+    "recall": ("share of anomalous rows that lie in an alarm", "0-1"),
+    "f1": ("point-wise F1 of the alarm rows: harmonic mean of precision and recall (1 = perfect)", "0-1"),
+    "confusion_matrix": ("rows counted by label and alarm", "rows"),
+    "confusion_matrix / tn": ("normal and in no alarm", "rows"),
+    "confusion_matrix / fp": ("normal but in an alarm: false alarm rows", "rows"),
+    "confusion_matrix / fn": ("anomalous but in no alarm: missed", "rows"),
+    "confusion_matrix / tp": ("anomalous and in an alarm: found", "rows"),
+}
 
 
 @dataclass
@@ -68,6 +84,7 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     how = how or (DEFAULTS["how"] if model.threshold_how_ == "window" else model.threshold_how_)
     labels = data.labels
     rule_text = str(threshold) if threshold is not None else str(rule_for(model, None, "window" if sequences else how))
+    basis = _threshold_basis(model, threshold, "window" if sequences else how)
     if threshold is not None and _needs_labels(threshold):
         # a label-based rule can only be fitted on the evaluated data itself: say so in the report
         preliminary, _ = score_data(model, data, how=how, threshold=np.inf)
@@ -76,8 +93,9 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
         rule_text += " (fitted on these labels: an optimistic upper bound, not a deployable threshold)"
     table, events = score_data(model, data, how=how, threshold=threshold, feature_errors=not sequences,
                                events=not sequences, alarms=alarms)
+    kept = None if sequences else data.kept_rows()
     if not sequences and len(table) != len(data.values):  # rows dropped by --nan-policy drop: not evaluated
-        table = table.iloc[data.kept_rows()]
+        table = table.iloc[kept]
     scores = table["score"].to_numpy()
     flags = table["is_anomaly" if sequences else "alarm"].to_numpy()
     row_threshold = table["threshold"].to_numpy() if "threshold" in table else None
@@ -90,26 +108,57 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
         metrics["n_alarm_events"] = int(len(events))
         metrics["raw_flag_rate"] = float(table["is_anomaly"].to_numpy()[table["valid"].to_numpy()].mean())
         metrics["alarm_rules"] = dict(alarms)
+        if len(kept) < len(data.dropped):
+            metrics.setdefault("notes", []).append(
+                f"{len(data.dropped) - len(kept)} input rows were dropped (--nan-policy drop) and are not evaluated; "
+                "a labelled anomaly that lay only in them is not counted")
     metrics["threshold_rule"] = rule_text
 
+    if events is not None:  # events name input rows; the evaluated table holds the kept ones
+        events = events.assign(start_row=np.searchsorted(kept, events["start_row"].to_numpy()),
+                               end_row=np.searchsorted(kept, events["end_row"].to_numpy()))
     figures = _figures(model, data, table, events, labels, scores, row_threshold if row_threshold is not None
                        else value, sequences)
     threshold_info = {"rule": rule_text, "value": float(value),
-                      "fitted on": threshold_source(model),
+                      "fitted on": basis,
                       "alternatives": _alternatives(model, scores[np.isfinite(scores)] if sequences
                                                     else scores[table["valid"].to_numpy()],
                                                     "window" if sequences else how)}
     if events is not None:
-        events = _label_events(events, labels)
+        events = _label_events(events, labels, early_window)
+        events = events.assign(start_row=kept[events["start_row"].to_numpy()], end_row=kept[events["end_row"].to_numpy()])
     report_summary = {"data": data.source, ("sequences" if sequences else "rows"): int(len(table)),
                       "model window": model.n_timesteps_, "scoring": f"how={how}" if not sequences else "per sequence",
                       **(summary or {})}
     html = render_report(title="lstmae evaluation", summary=report_summary, metrics=metrics,
+                         metric_help=METRIC_HELP if sequences else {**METRIC_HELP, **ALARM_ROW_HELP},
                          images=[(caption, figure, help_text) for _, caption, figure, help_text in figures],
                          tables=[("Detected events", events.head(50))] if events is not None else [],
                          notes=metrics.get("notes", []) + metrics.get("warnings", []),
                          threshold_info=threshold_info)
     return Evaluation(metrics, table, events, figures, html)
+
+
+def _threshold_basis(model, threshold, how: str) -> str:
+    """What the threshold applied was fitted on, in words (the report's "fitted on")."""
+    from ..scoring import parse_threshold
+    from ..series import _same_kind, threshold_source
+
+    if threshold is not None and not isinstance(threshold, str):
+        return "nothing: a fixed value"
+    if threshold is not None and _needs_labels(threshold):
+        return "the labels and scores of the evaluated rows"
+    rule = model.threshold_rule_ if threshold is None else parse_threshold(threshold)
+    if rule.method == "value":
+        return "nothing: a fixed value"
+    if threshold is None and _same_kind(how, model.threshold_how_):
+        text = threshold_source(model)
+    else:
+        kind = "window scores" if how in ("end", "window") else f"row scores (how={how})"
+        text = f"held-out {kind}, refitted for this scoring"
+    if getattr(rule, "adaptive", False):
+        text += "; it then moves with the scored rows' own past"
+    return text
 
 
 def _needs_labels(spec) -> bool:
@@ -144,12 +193,15 @@ def _alternatives(model, scores: np.ndarray, how: str) -> dict:
     return found
 
 
-def _label_events(events: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
-    """The events table with `matches_label`: whether the alarm run touches a labelled anomaly."""
-    from ..scoring.events import runs_touching
+def _label_events(events: pd.DataFrame, labels: np.ndarray, early_window: int = 0) -> pd.DataFrame:
+    """The events table with `matches_label`: whether the alarm run touches a labelled anomaly (or the
+    `early_window` rows before one, as the event metrics count it). Rows are positions in `labels`."""
+    from ..scoring.events import flag_runs, runs_touching
+    from .metrics import event_reach
 
     events = events.copy()
-    events["matches_label"] = runs_touching(events["start_row"].to_numpy(), events["end_row"].to_numpy(), labels)
+    reach = event_reach(*flag_runs(labels), len(labels), early_window)
+    events["matches_label"] = runs_touching(events["start_row"].to_numpy(), events["end_row"].to_numpy(), reach)
     return events
 
 
@@ -177,7 +229,7 @@ def _figures(model, data, table, events, labels, scores, threshold, sequences) -
         names = list(data.feature_names)
         errors = table[[f"error_{n}" for n in names]].to_numpy()
         figures.append(("error_heatmap", "Reconstruction error per feature over time",
-                        plot_error_heatmap(np.nan_to_num(errors, posinf=np.finfo(np.float32).max),
+                        plot_error_heatmap(np.nan_to_num(errors, nan=np.nan, posinf=np.finfo(np.float32).max),
                                            feature_names=names, index=table.index), PLOT_HELP["heatmap"]))
         figures += _event_reconstructions(model, data, table, events)
     return figures
@@ -188,38 +240,52 @@ def _event_reconstructions(model, data, table, events, n: int = 2) -> list:
     own time axis."""
     if events is None or events.empty:
         return []
-    length = model.n_timesteps_
+    import warnings
+
+    from ..series import data_groups, groups_of
+
+    with warnings.catch_warnings():  # the gaps were announced when the data was scored
+        warnings.simplefilter("ignore")
+        ids, _ = data_groups(data, model.data_settings_.get("max_gap"))
+    group_of_row = np.empty(len(data.values), np.int64)
+    groups = groups_of(len(data.values), ids)
+    for number, group in enumerate(groups):
+        group_of_row[group.rows] = number
     figures = []
     for _, event in events.sort_values("peak_score", ascending=False).head(n).iterrows():
-        start = _highest_window_start(model, data.values, int(event["start_row"]), int(event["end_row"]))
-        if start is None:
+        rows = _highest_window_rows(model, data.values, groups[group_of_row[int(event["start_row"])]].rows,
+                                    int(event["start_row"]), int(event["end_row"]))
+        if rows is None:
             continue
-        window = data.values[start : start + length]
+        window = data.values[rows]
         x_hat = model.reconstruct(window[None])[0]
         # Ranked in the model's scaled units: in raw units the largest-valued sensor would win.
         errors = model.reconstruction_error(window[None], per="feature")[0]
         number = int(event["event"])
         figures.append((f"event_{number}_reconstruction",
                         f"Event {number}: input vs reconstruction of its highest-scoring window",
-                        plot_reconstruction(window, x_hat, index=table.index[start : start + length],
+                        plot_reconstruction(window, x_hat, index=table.index[rows],
                                             feature_names=data.feature_names,
-                                            title=f"event {number}: window {table.index[start]} .. "
-                                                  f"{table.index[start + length - 1]}",
+                                            title=f"event {number}: window {table.index[rows[0]]} .. "
+                                                  f"{table.index[rows[-1]]}",
                                             feature_errors=np.nan_to_num(errors, posinf=np.finfo(np.float32).max)),
                         PLOT_HELP["reconstruction"]))
     return figures
 
 
-def _highest_window_start(model, values, first_row: int, last_row: int) -> int | None:
-    """Start row of the highest-scoring window that covers any row of [first_row, last_row]."""
+def _highest_window_rows(model, values, group_rows: np.ndarray, first_row: int, last_row: int):
+    """Rows (L,) of the highest-scoring window that covers any row of [first_row, last_row], inside the
+    segment / entity `group_rows` (as scoring cut them: no window spans a time gap or two machines)."""
     length = model.n_timesteps_
-    low, high = max(0, first_row - length + 1), min(last_row, len(values) - length)
+    first, last = np.searchsorted(group_rows, first_row), np.searchsorted(group_rows, last_row, side="right") - 1
+    low, high = max(0, first - length + 1), min(last, len(group_rows) - length)
     if high < low:
         return None
     from ..data.windowing import temporalize
 
-    X, _ = temporalize(values[low : high + length], length)
-    return low + int(np.argmax(np.nan_to_num(model.anomaly_score(X), posinf=np.finfo(float).max)))
+    X, _ = temporalize(values[group_rows[low : high + length]], length)
+    start = low + int(np.argmax(np.nan_to_num(model.anomaly_score(X), posinf=np.finfo(float).max)))
+    return group_rows[start : start + length]
 
 
 def _json_default(value):

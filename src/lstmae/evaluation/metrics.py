@@ -201,6 +201,13 @@ def detection_metrics(
     starts, ends = starts[has_scored_row], ends[has_scored_row]
     result.update(_event_metrics(starts, ends, flagged, early_window))
     result.update(_run_metrics(starts, ends, flagged, early_window, result["event_recall"]))
+    if result["n_events"] == 0:
+        notes.append("no labelled event among the scored rows: event_recall, event_f1 and mean_lead_time are "
+                     "undefined")
+    elif result["n_detected_events"] == 0:
+        notes.append("no labelled event was detected: mean_lead_time is undefined")
+    if result["n_flagged_runs"] == 0:
+        notes.append("no alarm was raised: event_precision and event_f1 are undefined")
 
     if not vus:
         result["vus_pr"] = None
@@ -468,16 +475,22 @@ def _event_metrics(starts, ends, flagged, early_window: int) -> dict:
     }
 
 
+def event_reach(starts, ends, n_rows: int, early_window: int = 0) -> np.ndarray:
+    """(T,) bool: the rows where an alarm counts for a labelled event ``[starts[i], ends[i]]`` (inclusive),
+    each widened by ``early_window`` rows before its start."""
+    covered = np.zeros(n_rows + 1, np.int64)  # +1 at each widened event's start, -1 after its end
+    np.add.at(covered, np.maximum(np.asarray(starts) - early_window, 0), 1)
+    np.add.at(covered, np.asarray(ends) + 1, -1)
+    return np.cumsum(covered[:-1]) > 0
+
+
 def _run_metrics(starts, ends, flagged, early_window: int, event_recall) -> dict:
     """Event precision and F1: a run of flagged rows is right when it touches a labelled event
     ``[starts[i] - early_window, ends[i]]``."""
     run_starts, run_ends = flag_runs(flagged)
     if len(run_starts) == 0:
         return {"n_flagged_runs": 0, "n_correct_runs": 0, "event_precision": None, "event_f1": None}
-    covered = np.zeros(len(flagged) + 1, np.int64)  # +1 at each widened event's start, -1 after its end
-    np.add.at(covered, np.maximum(starts - early_window, 0), 1)
-    np.add.at(covered, ends + 1, -1)
-    correct = runs_touching(run_starts, run_ends, np.cumsum(covered[:-1]) > 0)
+    correct = runs_touching(run_starts, run_ends, event_reach(starts, ends, len(flagged), early_window))
     precision = float(correct.mean())
     if event_recall is None:
         f1 = None
