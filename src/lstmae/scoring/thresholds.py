@@ -75,14 +75,14 @@ POT_MIN_EXCESSES = 10
 _PARAMETER_RULES = {
     "quantile": (lambda p: 0 < p < 1, "Q must be in (0, 1)", "quantile:0.99"),
     "contamination": (lambda p: 0 < p < 1, "C must be in (0, 1)", "contamination:0.01"),
-    "sigma": (lambda p: p > 0, "K must be > 0", "sigma:3"),
-    "mad": (lambda p: p > 0, "K must be > 0", "mad:5"),
+    "sigma": (lambda p: 0 < p < math.inf, "K must be a finite number > 0", "sigma:3"),
+    "mad": (lambda p: 0 < p < math.inf, "K must be a finite number > 0", "mad:5"),
     "pot": (
         lambda p: 0 < p < 1 - POT_INITIAL_QUANTILE,
         f"the risk Q must be in (0, {1 - POT_INITIAL_QUANTILE:g}) (larger: use quantile:1-Q)",
         "pot:1e-3",
     ),
-    "best-f": (lambda p: p > 0, "BETA must be > 0", "best-f:2"),
+    "best-f": (lambda p: 0 < p < math.inf, "BETA must be a finite number > 0", "best-f:2"),
     "fpr": (lambda p: 0 < p < 1, "R must be in (0, 1)", "fpr:0.01"),
     "value": (lambda p: True, "", "value:0.3"),
     "dspot": (
