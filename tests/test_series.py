@@ -460,6 +460,10 @@ def test_scoring_with_another_mapping_refits_the_rule_on_that_mapping_s_own_held
     valid = table["valid"].to_numpy()
     np.testing.assert_array_equal(table["is_anomaly"][valid],
                                   table["score"][valid] > threshold_for(model, "mad:8", how="max"))
+    # a new calibration of one row kind (another error model: other units) drops the previous one's other kinds
+    recalibrated = LSTMAutoencoder.from_state(*model.get_state())
+    recalibrated.set_calibration(model.calibration_scores_["max"] * 2, how="max")
+    assert set(recalibrated.calibration_scores_) == {"window", "max"}
     # a row-fitted model saved before both kinds were stored is refused, not scored on the wrong kind
     del model.calibration_scores_["max"]
     with pytest.raises(DataError, match=r"no held-out how='max' scores .* fitted on how='mean'\); score with "

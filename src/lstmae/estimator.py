@@ -282,6 +282,9 @@ PARAMETERS_HERE
         self.threshold_how_ = how
         if how == "window" or not hasattr(self, "calibration_scores_"):
             self.calibration_scores_ = {}
+        else:  # row scores of other mappings were of the previous calibration: `fit_series` adds today's
+            self.calibration_scores_ = {kind: values for kind, values in self.calibration_scores_.items()
+                                        if kind == "window"}
         self.calibration_scores_[how] = normal
         self.threshold_floors_ = {}  # in the units of the calibration they were set beside
         return self.threshold_
