@@ -453,4 +453,4 @@ def test_the_report_says_what_the_threshold_applied_was_fitted_on_and_that_row_m
                            ({"threshold": "best-f1"}, "the labels and scores of the evaluated rows")):
         html = _evaluate_file(workspace, frame, tmp_path, **options).html
         assert re.search(r"fitted on</t[dh]>\s*<td>" + re.escape(basis), html), (options, basis)
-    assert "share of evaluated rows in an alarm" in html and "rows flagged among" not in html
+    assert "rows flagged, i.e. in an alarm" in html and "rows flagged among" not in html

@@ -23,20 +23,12 @@ from .report import METRIC_HELP, PLOT_HELP, render_report
 ALTERNATIVE_THRESHOLDS = ("sigma:2", "sigma:3", "sigma:5", "mad:5", "mad:8", "quantile:0.99", "quantile:0.999",
                           "pot:1e-3")
 
-# A series is judged on its alarms (the flags after the alarm rules), what a person is shown: the row
-# metrics count alarm rows, not the rows above the threshold (raw_flag_rate).
+# A series is judged on its alarms (the flags after the alarm rules), what a person is shown: its "flagged"
+# rows, which every row metric counts, are the alarm rows, not the rows above the threshold (raw_flag_rate).
 ALARM_ROW_HELP = {
-    "n_flagged": ("rows in an alarm (score above the threshold, then the alarm rules) among the rows evaluated",
-                  "rows"),
+    "n_flagged": ("rows flagged, i.e. in an alarm: score above the threshold, then the alarm rules (raw_flag_rate: "
+                  "before them); precision, recall, f1 and the confusion matrix count these", "rows"),
     "alarm_rate": ("share of evaluated rows in an alarm: how often someone is asked to look", "0-1"),
-    "precision": ("share of alarm rows that are labelled anomalous; the rest are false alarms", "0-1"),
-    "recall": ("share of anomalous rows that lie in an alarm", "0-1"),
-    "f1": ("point-wise F1 of the alarm rows: harmonic mean of precision and recall (1 = perfect)", "0-1"),
-    "confusion_matrix": ("rows counted by label and alarm", "rows"),
-    "confusion_matrix / tn": ("normal and in no alarm", "rows"),
-    "confusion_matrix / fp": ("normal but in an alarm: false alarm rows", "rows"),
-    "confusion_matrix / fn": ("anomalous but in no alarm: missed", "rows"),
-    "confusion_matrix / tp": ("anomalous and in an alarm: found", "rows"),
 }
 
 

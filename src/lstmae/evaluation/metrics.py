@@ -65,7 +65,7 @@ METRIC_HELP: dict[str, tuple[str, str]] = {
     "precision": ("share of flagged rows (sequences) that are labelled anomalous; the rest are "
                   "false alarms", "0-1"),
     "recall": ("share of anomalous rows (sequences) that are flagged", "0-1"),
-    "f1": ("point-wise F1: harmonic mean of precision and recall at this threshold (1 = perfect)",
+    "f1": ("point-wise F1: harmonic mean of precision and recall of the flagged rows (1 = perfect)",
            "0-1"),
     "balanced_accuracy": ("mean of the recall on anomalous and on normal rows (0.5 = guessing, "
                           "1 = perfect)", "0-1"),
