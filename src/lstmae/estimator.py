@@ -677,7 +677,8 @@ def _checked_data_settings(settings, source: str) -> dict:
     columns = settings.get("columns")
     if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
         bad("columns", "a list of column names")
-    if settings.get("max_gap") is not None and not (is_number(settings["max_gap"]) or isinstance(settings["max_gap"], str)):
+    max_gap = settings.get("max_gap")
+    if max_gap is not None and not (is_number(max_gap) or isinstance(max_gap, str)):
         bad("max_gap", "a number or a duration such as '5min'")
     return settings
 

@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .exceptions import DataError, ModelFileError
 from .data.validation import is_integer
+from .exceptions import DataError, ModelFileError
 
 PARITY_TOLERANCE = 1e-5  # max |onnxruntime score - lstmae score|, relative for scores above 1
 MIN_OPSET = 18  # the dynamo exporter's lowest

@@ -154,11 +154,14 @@ def _alarm_options(func):
     from ..config import ALARM_DEFAULTS
 
     options = [
-        click.option("--min-alarm-rows", type=click.IntRange(min=1), default=ALARM_DEFAULTS["min_length"], show_default=True,
+        click.option("--min-alarm-rows", type=click.IntRange(min=1), default=ALARM_DEFAULTS["min_length"],
+                     show_default=True,
                      help="An alarm starts once this many consecutive rows are flagged (1: every flag)."),
-        click.option("--merge-gap", type=click.IntRange(min=0), default=ALARM_DEFAULTS["merge_gap"], show_default=True,
+        click.option("--merge-gap", type=click.IntRange(min=0), default=ALARM_DEFAULTS["merge_gap"],
+                     show_default=True,
                      help="Flagged runs separated by at most this many unflagged rows are one alarm."),
-        click.option("--cooldown", type=click.IntRange(min=0), default=ALARM_DEFAULTS["cooldown"], show_default=True,
+        click.option("--cooldown", type=click.IntRange(min=0), default=ALARM_DEFAULTS["cooldown"],
+                     show_default=True,
                      help="Rows after an alarm ends during which no new alarm starts."),
     ]
     for option in reversed(options):
@@ -265,7 +268,7 @@ def _check_fit_options(model, label_column, entity_column, time_column, max_gap)
 
     if label_column is None and needs_labels(parse_threshold(resolve_threshold(model.threshold))):
         raise UserError(f"--threshold {model.threshold} is fitted on labels: add --label-column, or choose a "
-                               "rule without labels (e.g. mad:8) and refit it later with evaluate --label-column")
+                        "rule without labels (e.g. mad:8) and refit it later with evaluate --label-column")
     if entity_column is not None and entity_column in (label_column, time_column):
         raise UserError(f"--entity-column {entity_column} is also the label or time column; name another")
     if max_gap is not None and time_column is None:

@@ -118,7 +118,8 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
                                                     "window" if sequences else how)}
     if events is not None:
         events = _label_events(events, labels, early_window)
-        events = events.assign(start_row=kept[events["start_row"].to_numpy()], end_row=kept[events["end_row"].to_numpy()])
+        events = events.assign(start_row=kept[events["start_row"].to_numpy()],
+                               end_row=kept[events["end_row"].to_numpy()])
     report_summary = {"data": data.source, ("sequences" if sequences else "rows"): int(len(table)),
                       "model window": model.n_timesteps_, "scoring": f"how={how}" if not sequences else "per sequence",
                       **(summary or {})}
