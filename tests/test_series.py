@@ -395,7 +395,8 @@ def _frame(n=60):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda m: m.score_series(_frame()[["a", "b", "a"]]), "column 'a' appears more than once"),
+    (lambda m: m.score_series(_frame()[["a", "b", "a"]]),
+     r"the data: column name 'a' appears twice \(columns 1 and 3\)"),
     (lambda m: m.score_series(_frame().assign(b=pd.date_range("2020", periods=60, freq="h"))),
      "feature column 'b' holds datetime64.* values, not real numbers; pass it as the time column"),
     (lambda m: m.score_series(_frame().assign(b=_frame()["b"] + 1j)), "feature column 'b' holds complex"),
@@ -428,7 +429,7 @@ def test_missing_ids_are_refused_not_merged_into_one_group():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(window=None), "window must be an integer >= 1, got None"),
-    (dict(window=10, feature_names=["a", "a"]), "feature name 'a' is given twice"),
+    (dict(window=10, feature_names=["a", "a"]), "feature_names: column name 'a' appears twice"),
     (dict(window=10, labels=[0, 1]), r"labels must have shape \(400,\) like the series' rows; got \(2,\)"),
     (dict(window=10, labels=["a"] * 400), "labels must be 0 \\(normal\\) or 1 \\(anomaly\\); got 'a' at position 0"),
     (dict(window=10, how="sum"), "unknown how='sum'"),

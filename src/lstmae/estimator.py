@@ -18,7 +18,7 @@ from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, DEFAULTS, ENCODINGS,
                      check_architecture, make_architecture, parameters_docstring)
 from .data.batches import iterate_batches
 from .data.scaling import SCALERS, FeatureScaler
-from .data.validation import is_integer, is_number
+from .data.validation import check_unique_names, is_integer, is_number
 from .exceptions import DataError, ModelFileError
 from .nn.model import LSTMAutoencoderModule
 from .scoring import (
@@ -205,9 +205,7 @@ PARAMETERS_HERE
         if feature_names is not None:
             if len(feature_names) != n_features:
                 raise DataError(f"got {len(feature_names)} feature names for {n_features} features")
-            repeated = pd.Index(feature_names)[pd.Index(feature_names).duplicated()].unique()
-            if len(repeated):
-                raise DataError(f"feature name {repeated[0]!r} is given twice; each feature needs its own name")
+            check_unique_names([str(name) for name in feature_names], "feature_names")
             self.feature_names_in_ = np.asarray(feature_names, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .config import DEFAULTS, HOW_CHOICES
-from .data.validation import check_finite, check_integer, is_number
+from .data.validation import check_finite, check_integer, check_unique_names, is_number
 from .data.windowing import temporalize, window_ends
 from .exceptions import DataError
 from .scoring import (
@@ -547,9 +547,7 @@ def score_frame(model, frame, *, stride: int = 1, how: str = DEFAULTS["how"], en
 
 def feature_values(model, frame: pd.DataFrame) -> np.ndarray:
     """(T, F) float32 values of the model's features from `frame`, by name when the model knows them."""
-    repeated = frame.columns[frame.columns.duplicated()].unique()
-    if len(repeated):
-        raise DataError(f"column {repeated[0]!r} appears more than once; rename or drop the copies")
+    check_unique_names([str(name) for name in frame.columns], "the data")
     if hasattr(model, "feature_names_in_") and all(isinstance(c, str) for c in frame.columns):
         missing = [name for name in model.feature_names_in_ if name not in frame.columns]
         if missing:
@@ -679,7 +677,6 @@ def score_data(model, data, *, how: str = DEFAULTS["how"], stride: int = 1, thre
     only). `alarms`: the alarm rules' options, as in `score_values`; None makes every flagged run an
     event."""
     from .data.io import SequenceData
-    from .scoring import find_events
 
     if isinstance(data, SequenceData):
         table = score_sequences(model, data.values, threshold=threshold, index=data.ids)

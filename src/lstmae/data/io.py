@@ -44,6 +44,7 @@ import pandas as pd
 from lstmae.data.validation import (
     SEQUENCE_NAN_POLICIES,
     check_finite,
+    check_unique_names,
     quote_names,
 )
 from lstmae.exceptions import DataError
@@ -158,7 +159,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     if len(table) == 0:
         raise DataError(f"{source}: has no data rows; the file needs a header and at least one row")
     table.columns = [str(name) for name in table.columns]
-    _check_unique_names(list(table.columns), source)
+    check_unique_names(list(table.columns), source)
     if table.shape[1] == 1 and pd.to_numeric(table.iloc[:, 0], errors="coerce").isna().all():
         raise DataError(
             f"{source}: one column of text and no numbers, not a data table; "
@@ -210,7 +211,7 @@ def _check_parquet_names(path: Path, source: str) -> None:
         names = parquet.read_schema(path).names
     except Exception:  # noqa: BLE001 - not even a schema: the caller reports the first error
         return
-    _check_unique_names([str(name) for name in names], source)
+    check_unique_names([str(name) for name in names], source)
 
 
 def _read_csv(
@@ -266,7 +267,7 @@ def _read_csv(
             path, sep=separator, header=None, nrows=1, dtype=str, keep_default_na=False,
             encoding_errors="replace",
         )
-        _check_unique_names([str(name) for name in raw.iloc[0]], source, skip_empty=True)
+        check_unique_names([str(name) for name in raw.iloc[0]], source, skip_empty=True)
     return table
 
 
@@ -278,20 +279,6 @@ def _maybe_renamed_duplicates(columns: pd.Index) -> bool:
         if dot and number.isdigit() and stem in names:
             return True
     return False
-
-
-def _check_unique_names(names: Sequence[str], source: str, *, skip_empty: bool = False) -> None:
-    """Refuse a name that appears twice (empty names skipped if asked: pandas numbers them)."""
-    seen: dict[str, int] = {}
-    for position, name in enumerate(names):
-        if skip_empty and name == "":
-            continue
-        if name in seen:
-            raise DataError(
-                f"{source}: column name '{name}' appears twice (columns {seen[name] + 1} and "
-                f"{position + 1}); rename one of them"
-            )
-        seen[name] = position
 
 
 def _first_line(error: BaseException) -> str:

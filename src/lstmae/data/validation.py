@@ -60,6 +60,20 @@ def check_features(expected: Sequence[str], got: Sequence[str], source: str) -> 
     return np.array([got.index(name) for name in expected], dtype=np.intp)
 
 
+def check_unique_names(names: Sequence[str], source: str, *, skip_empty: bool = False) -> None:
+    """Refuse a name that appears twice (empty names skipped if asked: pandas numbers them)."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names):
+        if skip_empty and name == "":
+            continue
+        if name in seen:
+            raise DataError(
+                f"{source}: column name '{name}' appears twice (columns {seen[name] + 1} and "
+                f"{position + 1}); rename one of them"
+            )
+        seen[name] = position
+
+
 def is_integer(value: object, minimum: int | None = None) -> bool:
     """True for an int or numpy integer (a bool is not one), and >= `minimum` where given."""
     return isinstance(value, Integral) and not isinstance(value, bool) and (minimum is None or value >= minimum)
