@@ -100,10 +100,16 @@ def windowed_groups(n_rows: int, window: int, groups=None) -> list[Group]:
 
 
 def first_unscalable(model, values: np.ndarray) -> tuple[int, int] | None:
-    """(row, column) of the first finite value of `values` (T, F) that the model's scaling turns into inf."""
+    """(row, column) of the first value of `values` (T, F) that is not finite after the model's scaling (NaN,
+    inf, or a finite value the scaling turns into inf); None when there is none."""
+    if not len(values):
+        return None
     with np.errstate(over="ignore", invalid="ignore"):
-        bad = ~np.isfinite(model.scaler_.transform(values)) if len(values) else np.zeros(values.shape, bool)
-    return tuple(int(i) for i in np.argwhere(bad)[0]) if bad.any() else None
+        # the scaling is increasing and per feature: each column's extremes decide, without a (T, F) copy
+        if np.isfinite(model.scaler_.transform(np.stack([values.min(axis=0), values.max(axis=0)]))).all():
+            return None
+        bad = ~np.isfinite(model.scaler_.transform(values))
+    return tuple(int(i) for i in np.argwhere(bad)[0])
 
 
 def check_how(how) -> None:
