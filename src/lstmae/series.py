@@ -425,14 +425,14 @@ def calibration_for(model, how: str) -> np.ndarray:
     would flag far more or fewer rows than it says."""
     scores = model.calibration_scores_
     kind = "window" if how == "end" else how
-    if kind not in scores and kind != "point" and model.threshold_how_ == "window" and "window" in scores:
+    if kind in scores:
+        return scores[kind]
+    if model.threshold_how_ == "window" and kind != "point":
         return scores["window"]
-    if kind not in scores:
-        fitted = {"window": "end"}.get(model.threshold_how_, model.threshold_how_)
-        raise DataError(f"the model has no held-out how={how!r} scores to fit a threshold on (its threshold was "
-                        f"fitted on how={fitted!r}); score with how={fitted!r}, refit it with how={how!r} (lstmae fit "
-                        "--how), or give a fixed threshold such as value:0.5")
-    return scores[kind]
+    fitted = {"window": "end"}.get(model.threshold_how_, model.threshold_how_)
+    raise DataError(f"the model has no held-out how={how!r} scores to fit a threshold on (its threshold was "
+                    f"fitted on how={fitted!r}); score with how={fitted!r}, refit it with how={how!r} (lstmae fit "
+                    "--how), or give a fixed threshold such as value:0.5")
 
 
 def threshold_for(model, spec, labels_scores=None, *, how: str | None = None) -> float:
@@ -492,12 +492,17 @@ def flag_rows(model, scores, valid, groups, threshold, how):
             value = model.threshold_
         else:
             value = threshold_for(model, rule, how=how)
-    elif is_number(threshold) and not np.isnan(threshold):
-        value = float(threshold)
     else:
-        raise DataError(f"threshold must be None (the model's own), a rule such as 'mad:8' or 'quantile:0.995', or a "
-                        f"number (not NaN); got {threshold!r}")
+        value = fixed_threshold(threshold)
     return apply_threshold(scores, value), None
+
+
+def fixed_threshold(threshold) -> float:
+    """A threshold given as a number (neither None nor a rule), as a float; DataError for anything else."""
+    if not is_number(threshold) or np.isnan(threshold):
+        raise DataError(f"threshold must be None (the model's own), a rule such as 'mad:8', 'quantile:0.995' or "
+                        f"'dspot:1e-3', or a number (not NaN); got {threshold!r}")
+    return float(threshold)
 
 
 def rule_for(model, threshold, how: str):

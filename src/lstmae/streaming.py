@@ -37,12 +37,12 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .data.io import staged_directory, write_bytes_atomic, write_text_atomic
-from .data.validation import is_integer, is_number
+from .data.validation import is_integer
 from .exceptions import DataError, ModelFileError
 from .scoring import (DEFAULT_ALARM, AlarmFilter, adaptive_from_state, apply_threshold, check_alarm_options,
                       parse_threshold)
-from .series import (_name, _same_kind, calibration_for, feature_values, first_unscalable, groups_of,
-                     threshold_for)
+from .series import (_name, _same_kind, calibration_for, feature_values, first_unscalable, fixed_threshold,
+                     groups_of, threshold_for)
 
 STATE_KIND = "lstmae-streaming"
 STATE_VERSION = 1
@@ -442,10 +442,7 @@ def _resolve_threshold(model, threshold):
         if threshold is None and _same_kind("end", model.threshold_how_):
             return float(model.threshold_), None
         return threshold_for(model, rule, how="end"), None
-    if not is_number(threshold) or math.isnan(threshold):
-        raise DataError(f"threshold must be None, a rule such as 'quantile:0.995' or 'dspot:1e-3', or a number "
-                        f"(not NaN); got {threshold!r}")
-    return float(threshold), None
+    return fixed_threshold(threshold), None
 
 
 def _copy_detector(detector):
