@@ -612,6 +612,13 @@ def reconstruct_values(model, values, *, groups=None) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ tables read in a model's layout
+# What scoring does when the data lacks the model's time or entity column (a warning says so).
+_WITHOUT_COLUMN = {
+    "time_column": "rows are taken in file order, numbered instead of timed, and no time gap splits them",
+    "entity_column": "its rows are scored as one machine's series",
+}
+
+
 def read_for_model(model, path, *, label_column=None, nan_policy: str = "error"):
     """Read DATA (a file) in the layout the model was trained on (`model.data_settings_`), with its
     features checked against the model's and put in its order: SeriesData or SequenceData."""
@@ -627,13 +634,10 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error")
         in_file = table_columns(path)
         present = set(in_file or ())
         reserved = {key: settings.get(key) for key in ("time_column", "entity_column")}
-        if reserved["entity_column"] is not None and reserved["entity_column"] not in present:
-            warnings.warn(f"{path}: no column {reserved['entity_column']!r}, the model's --entity-column: its rows are "
-                          "scored as one machine's series", UserWarning, stacklevel=2)
-        if reserved["time_column"] is not None and reserved["time_column"] not in present:
-            warnings.warn(f"{path}: no column {reserved['time_column']!r}, the model's --time-column: rows are taken "
-                          "in file order, numbered instead of timed, and no time gap splits them", UserWarning,
-                          stacklevel=2)
+        for key, name in reserved.items():
+            if name is not None and name not in present:
+                warnings.warn(f"{path}: no column {name!r}, the model's --{key.replace('_', '-')}: "
+                              f"{_WITHOUT_COLUMN[key]}", UserWarning, stacklevel=2)
         reserved = {key: name for key, name in reserved.items() if name in present}
         if label_column is not None and in_file is not None and label_column not in present:
             raise DataError(f"{path}: no column {label_column!r} (--label-column); the columns are "
@@ -732,8 +736,7 @@ def _events_per_entity(table: pd.DataFrame, entity_column, flag_column: str, err
         if entity_column is not None:
             part.insert(1, entity_column, group.name)
         parts.append(part)
-    found = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    found = found.sort_values("start_row", kind="stable", ignore_index=True)
+    found = pd.concat(parts, ignore_index=True).sort_values("start_row", kind="stable", ignore_index=True)
     found["event"] = np.arange(len(found))
     return found
 
