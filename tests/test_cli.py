@@ -414,10 +414,9 @@ def test_events_match_labels_as_the_event_metrics_count_them(workspace, tmp_path
                                 alarms={"merge_gap": 10, "cooldown": 0}, **dict(options))
         assert len(result.events) >= 2
         assert int(result.events["matches_label"].sum()) == result.metrics["n_correct_runs"], options
-        scores = result.scores
         for _, event in result.events.iterrows():  # input-row positions, as score's events.csv has them
-            assert scores.index[event["start_row"] if not options.get("nan_policy") else
-                                list(scores.index).index(event["start"])] == event["start"]
+            assert pd.Timestamp(frame["timestamp"][event["start_row"]]) == event["start"], options
+            assert pd.Timestamp(frame["timestamp"][event["end_row"]]) == event["end"], options
     assert any("30 input rows were dropped" in note for note in result.metrics["notes"])
 
 

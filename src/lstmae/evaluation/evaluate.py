@@ -68,7 +68,7 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     alarms = DEFAULT_ALARM if alarms is None else alarms
     from ..data.io import SequenceData
     from ..config import DEFAULTS
-    from ..series import rule_for, score_data, threshold_for, threshold_source
+    from ..series import rule_for, score_data, threshold_for
 
     if data.labels is None:
         raise DataError(f"{data.source}: no labels; name the 0/1 label column with --label-column")
@@ -106,10 +106,11 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
                 "a labelled anomaly that lay only in them is not counted")
     metrics["threshold_rule"] = rule_text
 
-    if events is not None:  # events name input rows; the evaluated table holds the kept ones
-        events = events.assign(start_row=np.searchsorted(kept, events["start_row"].to_numpy()),
-                               end_row=np.searchsorted(kept, events["end_row"].to_numpy()))
-    figures = _figures(model, data, table, events, labels, scores, row_threshold if row_threshold is not None
+    # the events name input rows (as events.csv does); the evaluated table and labels hold the kept ones
+    kept_events = None if events is None else events.assign(
+        start_row=np.searchsorted(kept, events["start_row"].to_numpy()),
+        end_row=np.searchsorted(kept, events["end_row"].to_numpy()))
+    figures = _figures(model, data, table, kept_events, labels, scores, row_threshold if row_threshold is not None
                        else value, sequences)
     threshold_info = {"rule": rule_text, "value": float(value),
                       "fitted on": basis,
@@ -117,9 +118,7 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
                                                     else scores[table["valid"].to_numpy()],
                                                     "window" if sequences else how)}
     if events is not None:
-        events = _label_events(events, labels, early_window)
-        events = events.assign(start_row=kept[events["start_row"].to_numpy()],
-                               end_row=kept[events["end_row"].to_numpy()])
+        events = events.assign(matches_label=_matches_label(kept_events, labels, early_window))
     report_summary = {"data": data.source, ("sequences" if sequences else "rows"): int(len(table)),
                       "model window": model.n_timesteps_, "scoring": f"how={how}" if not sequences else "per sequence",
                       **(summary or {})}
@@ -186,16 +185,14 @@ def _alternatives(model, scores: np.ndarray, how: str) -> dict:
     return found
 
 
-def _label_events(events: pd.DataFrame, labels: np.ndarray, early_window: int = 0) -> pd.DataFrame:
-    """The events table with `matches_label`: whether the alarm run touches a labelled anomaly (or the
-    `early_window` rows before one, as the event metrics count it). Rows are positions in `labels`."""
+def _matches_label(events: pd.DataFrame, labels: np.ndarray, early_window: int = 0) -> np.ndarray:
+    """(n_events,) bool: whether each alarm run touches a labelled anomaly (or the `early_window` rows before
+    one, as the event metrics count it). Event rows are positions in `labels`."""
     from ..scoring.events import flag_runs, runs_touching
     from .metrics import event_reach
 
-    events = events.copy()
     reach = event_reach(*flag_runs(labels), len(labels), early_window)
-    events["matches_label"] = runs_touching(events["start_row"].to_numpy(), events["end_row"].to_numpy(), reach)
-    return events
+    return runs_touching(events["start_row"].to_numpy(), events["end_row"].to_numpy(), reach)
 
 
 def _figures(model, data, table, events, labels, scores, threshold, sequences) -> list:
@@ -235,19 +232,16 @@ def _event_reconstructions(model, data, table, events, n: int = 2) -> list:
         return []
     import warnings
 
-    from ..series import data_groups, groups_of
+    from ..series import data_groups
 
     with warnings.catch_warnings():  # the gaps were announced when the data was scored
         warnings.simplefilter("ignore")
         ids, _ = data_groups(data, model.data_settings_.get("max_gap"))
-    group_of_row = np.empty(len(data.values), np.int64)
-    groups = groups_of(len(data.values), ids)
-    for number, group in enumerate(groups):
-        group_of_row[group.rows] = number
     figures = []
     for _, event in events.sort_values("peak_score", ascending=False).head(n).iterrows():
-        rows = _highest_window_rows(model, data.values, groups[group_of_row[int(event["start_row"])]].rows,
-                                    int(event["start_row"]), int(event["end_row"]))
+        first, last = int(event["start_row"]), int(event["end_row"])
+        group_rows = np.arange(len(data.values)) if ids is None else np.flatnonzero(ids == ids[first])
+        rows = _highest_window_rows(model, data.values, group_rows, first, last)
         if rows is None:
             continue
         window = data.values[rows]
