@@ -36,7 +36,9 @@ from sklearn.metrics import roc_auc_score
 
 import lstmae
 from lstmae import LSTMAutoencoder
+from lstmae.config import ARCHITECTURE_PARAMS, Architecture, make_architecture
 from lstmae.exceptions import DataError, TrainingDiverged
+from lstmae.nn.model import LSTMAutoencoderModule
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
@@ -141,9 +143,8 @@ def variant_data(data_dir: Path, settings: dict, seed: int) -> dict:
 
 
 # ------------------------------------------------------------------------------- the study
-def describe(model: LSTMAutoencoder) -> str:
+def describe(arch: Architecture) -> str:
     """A short architecture line such as 'tanh, encoder 128-64, decoder 64-128, dense'."""
-    arch = model.architecture_
     parts = [arch.activation, f"encoder {'-'.join(map(str, arch.encoder))}",
              f"decoder {'-'.join(map(str, arch.decoder))}"]
     if getattr(arch, "decoder_type", "repeat") != "repeat":
@@ -176,10 +177,14 @@ def run_variant(name: str, data: dict, training: dict, seed: int) -> dict:
         diverged = None
     except (FloatingPointError, TrainingDiverged) as error:  # relu LSTMs can blow up: a result to report
         diverged = str(error).split(";")[0]
+    # a fit that fails leaves the model unfitted: its network is rebuilt from the parameters to describe it
+    train = np.asarray(data["train"])
+    arch = make_architecture(1 if train.ndim == 2 else train.shape[2],
+                             **{key: getattr(model, key) for key in ARCHITECTURE_PARAMS if key != "vocab_size"})
     result = {
-        "variant": name, "preset": preset, "overrides": overrides, "architecture": describe(model),
-        "params": int(sum(p.numel() for p in model.module_.parameters())),
-        "code_size": model.architecture_.code_size if model.architecture_.bottleneck else None,
+        "variant": name, "preset": preset, "overrides": overrides, "architecture": describe(arch),
+        "params": int(sum(p.numel() for p in LSTMAutoencoderModule(arch).parameters())),
+        "code_size": arch.code_size if arch.bottleneck else None,
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     if diverged:

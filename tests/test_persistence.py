@@ -204,3 +204,85 @@ def test_a_model_file_is_checked_before_it_is_trusted(fitted_small, tmp_path):
     save_file(tensors, str(tmp_path / "m" / "model.safetensors"))
     with pytest.raises(ModelFileError, match="int32"):
         load(tmp_path / "m")
+
+
+def _tamper(model, path, config_change=None, tensor_change=None):
+    """Save `model` to `path`, change its config (a function of the dict) and/or its tensors (of the dict of
+    tensors), and drop the checksum so that only the change itself can be refused."""
+    from safetensors.torch import load_file, save_file
+
+    model.save(path, overwrite=True)
+    config = json.loads((path / "config.json").read_text())
+    config.pop("weights_sha256")
+    if config_change:
+        config_change(config)
+    (path / "config.json").write_text(json.dumps(config))
+    if tensor_change:
+        tensors = load_file(str(path / "model.safetensors"))
+        tensor_change(tensors)
+        save_file(tensors, str(path / "model.safetensors"))
+
+
+def _set_first(prefix, make):
+    def change(tensors):
+        name = next(k for k in sorted(tensors) if k.startswith(prefix))
+        tensors[name] = make(tensors[name])
+    return change
+
+
+@pytest.mark.parametrize("config_change, tensor_change, message", [
+    # each loaded and then scored wrongly (every row flagged, or the wrong windows), or failed far from the cause
+    (None, _set_first("output", lambda t: t * float("nan")), "weight 'output.* holds NaN or inf values"),
+    (None, _set_first("encoder", lambda t: t + float("inf")), "weight 'encoder.* holds NaN or inf values"),
+    (None, _set_first("calibration.", lambda t: t * float("nan")), "held-out scores 'calibration.* are not"),
+    (None, _set_first("calibration.", lambda t: t[:0]), r"shape \(0,\)"),
+    (None, _set_first("calibration.", lambda t: t.reshape(1, -1)), r"shape \(1, "),
+    (None, _set_first("calibration.", lambda t: t > 0), "torch.bool"),
+    (lambda c: c["scaler"].update({k: c["scaler"][k][:2] for k in ("offset", "scale", "constant")}), None,
+     "its scaler has 2 features, its architecture 3"),
+    (lambda c: c.update(n_timesteps=10.7), None, "n_timesteps is 10.7, not an integer >= 1"),
+    (lambda c: c["threshold"].update(how="bogus"), None, "threshold was fitted on 'bogus' scores"),
+    (lambda c: c.update(training="abc"), None, "its training record is a str, not a mapping"),
+    (lambda c: c["scaler"]["offset"].__setitem__(1, float("inf")), None, "model.* scaler offset of feature 2 is inf"),
+])
+def test_a_corrupt_model_file_is_refused_at_load_naming_it(fitted_small, tmp_path, config_change, tensor_change,
+                                                            message):
+    model, _ = fitted_small
+    _tamper(model, tmp_path / "model", config_change, tensor_change)
+    with pytest.raises(ModelFileError, match=message) as refused:
+        load(tmp_path / "model")
+    assert str(tmp_path / "model") in str(refused.value)
+
+
+def test_a_window_setting_that_contradicts_the_network_is_refused(tmp_path):
+    import pandas as pd
+
+    from lstmae.data.io import read_series
+    from lstmae.series import fit_data
+
+    csv = tmp_path / "train.csv"
+    pd.DataFrame({"a": np.sin(np.arange(200) / 4.0), "b": np.cos(np.arange(200) / 4.0)}).to_csv(csv, index=False)
+    model = fit_data(LSTMAutoencoder(encoder=(4,), epochs=0, progress=False, random_state=0), read_series(csv),
+                     window=10)
+    model.save(tmp_path / "ok")
+    assert load(tmp_path / "ok").data_settings_["window"] == 10
+    _tamper(model, tmp_path / "model", lambda c: c.update(n_timesteps=5))
+    with pytest.raises(ModelFileError, match="its data setting 'window' is 10 but its network was trained on 5-step"):
+        load(tmp_path / "model")
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json"])
+def test_a_model_file_that_is_a_folder_or_a_pipe_is_refused_without_waiting(fitted_small, tmp_path, name):
+    import os
+
+    model, _ = fitted_small
+    model.save(tmp_path / "folder")
+    (tmp_path / "folder" / name).unlink()
+    (tmp_path / "folder" / name).mkdir()
+    with pytest.raises(ModelFileError, match=f"{name} is not a regular file"):
+        load(tmp_path / "folder")
+    model.save(tmp_path / "pipe")
+    (tmp_path / "pipe" / name).unlink()
+    os.mkfifo(tmp_path / "pipe" / name)  # reading it waited forever
+    with pytest.raises(ModelFileError, match=f"{name} is not a regular file"):
+        load(tmp_path / "pipe")

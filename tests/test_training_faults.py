@@ -23,6 +23,49 @@ def test_an_exploding_learning_rate_is_refused_naming_it():
         small(learning_rate=1e3, max_grad_norm=None, activation="relu").fit(sine_windows(n=64))
 
 
+def _fitted_state(model):
+    return {name: value for name, value in vars(model).items() if name.endswith("_") and not name.startswith("_")}
+
+
+def test_a_refit_that_fails_leaves_the_model_as_it_was():
+    # it left a new scaler and half-trained weights beside the old threshold: the model then flagged every
+    # window of its own training data and saved without a word
+    X = sine_windows(n=64)
+    model = small(max_grad_norm=None, activation="relu").fit(X)
+    before, scores = dict(_fitted_state(model)), model.anomaly_score(X)
+    model.set_params(learning_rate=1e3)
+    with pytest.raises(TrainingDiverged):
+        model.fit(X * 100 + 5)
+    assert _fitted_state(model).keys() == before.keys()
+    assert all(getattr(model, name) is value for name, value in before.items() if not isinstance(value, dict))
+    np.testing.assert_array_equal(model.anomaly_score(X), scores)
+
+
+def test_a_series_fit_whose_calibration_fails_keeps_the_previous_model(monkeypatch):
+    import lstmae.series as series
+
+    values = np.sin(np.arange(400) / 5.0)[:, None] + np.zeros((1, 2))
+    model = series.fit_series(small(), values, window=10)
+    threshold, calibration, module = model.threshold_, dict(model.calibration_scores_), model.module_
+
+    def broken(*args, **kwargs):
+        raise MemoryError("no room for the held-out scores")
+
+    monkeypatch.setattr(series, "_calibration_rows", broken)
+    with pytest.raises(MemoryError):
+        series.fit_series(model.set_params(random_state=1), values * 2, window=10)
+    assert model.module_ is module and model.threshold_ == threshold
+    assert model.calibration_scores_.keys() == calibration.keys()
+    assert all(model.calibration_scores_[kind] is calibration[kind] for kind in calibration)
+
+
+def test_a_first_fit_that_fails_leaves_no_fitted_attribute():
+    model = small(learning_rate=1e3, max_grad_norm=None, activation="relu")
+    with pytest.raises(TrainingDiverged):
+        model.fit(sine_windows(n=64))
+    assert not _fitted_state(model)
+
+
 def test_ctrl_c_keeps_the_best_epoch_so_far():
     def interrupt(epoch, history):
         if epoch == 2:

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
+from .data.validation import is_integer, is_number
+
 ACTIVATIONS = ("tanh", "relu")
 DECODER_TYPES = ("repeat", "encdec_ad")
 # What LSTMAutoencoder.transform returns (its `encoding`): the bottleneck, each encoder layer's states averaged
@@ -195,13 +199,16 @@ def check_architecture(encoder, decoder, activation, dropout, *, output_layer=Tr
     for name, units in (("encoder", encoder), ("decoder", decoder)):
         if units is None and name == "decoder":
             continue
-        if isinstance(units, int) or not len(units):
+        if not isinstance(units, (tuple, list)) or not len(units):
             raise ValueError(f"{name} must be a non-empty tuple of layer sizes such as (128, 64), got {units!r}")
-        if any(int(u) < 1 for u in units):
-            raise ValueError(f"{name} layer sizes must be >= 1, got {tuple(units)!r}")
+        if not all(is_integer(u, 1) for u in units):
+            raise ValueError(f"{name} layer sizes must be integers >= 1, got {tuple(units)!r}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    if not 0.0 <= float(dropout) < 1.0:
+    for name, flag in (("output_layer", output_layer), ("bottleneck", bottleneck)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
+    if not is_number(dropout) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     if decoder_type not in DECODER_TYPES:
         raise ValueError(f"decoder_type must be one of {DECODER_TYPES}, got {decoder_type!r}")

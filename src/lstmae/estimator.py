@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sys
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, DEFAULTS, ENCODINGS, PRESETS, Architecture,
+from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, DEFAULTS, ENCODINGS, HOW_CHOICES, PRESETS, Architecture,
                      check_architecture, make_architecture, parameters_docstring)
 from .data.batches import iterate_batches
 from .data.scaling import SCALERS, FeatureScaler
@@ -36,6 +37,35 @@ from .training.loop import LOSSES, token_cross_entropy, train
 
 PER_CHOICES = ("sample", "timestep", "feature", "none")
 PROGRESS_MIN_SAMPLES = 20_000  # below this, scoring takes seconds: no bar
+
+
+@contextlib.contextmanager
+def kept_on_failure(model):
+    """Put back the model's fitted attributes (the names ending in "_") when the block raises: a fit or
+    calibration that fails leaves the model as it was before, never half-updated (a new scaler beside the
+    old threshold scores everything wrongly and says nothing)."""
+    def fitted():
+        return [name for name in vars(model) if name.endswith("_") and not name.startswith("_")]
+
+    before = {name: (value.copy() if isinstance(value, dict) else value)  # fit_series adds to its dicts
+              for name, value in ((name, getattr(model, name)) for name in fitted())}
+    try:
+        yield
+    except BaseException:
+        for name in fitted():
+            delattr(model, name)
+        for name, value in before.items():
+            setattr(model, name, value)
+        raise
+
+
+def _unchanged_on_failure(method):
+    """`method` run within `kept_on_failure(self)`."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with kept_on_failure(self):
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 class LSTMAutoencoder(TransformerMixin, BaseEstimator):
@@ -163,6 +193,7 @@ PARAMETERS_HERE
 
     # ------------------------------------------------------------------ fit
     @flush_denormals()
+    @_unchanged_on_failure
     def fit(self, X, y=None, *, feature_names=None, X_val=None, checkpoint_dir=None,
             on_epoch: Callable | None = None) -> "LSTMAutoencoder":
         """Train on X of normal behaviour: (N, L, F), or a list of (L_i, F) (token ids: (N, L) or
@@ -236,6 +267,7 @@ PARAMETERS_HERE
 
         return self.recalibrate(X[n_train:] if len(val_idx) else X[:n_train])
 
+    @_unchanged_on_failure
     def recalibrate(self, X) -> "LSTMAutoencoder":
         """Refit the error model (`self.error_model`) and the threshold (`self.threshold`) on X of
         held-out normal behaviour, (N, L, F), without retraining the network; `fit` ends with it
@@ -287,6 +319,7 @@ PARAMETERS_HERE
         self.threshold_floors_ = {}  # in the units of the calibration they were set beside
         return self.threshold_
 
+    @_unchanged_on_failure
     def calibrate_threshold(self, X, y=None, threshold: str | None = None) -> float:
         """Set `threshold_` from the scores of X (N, L, F) by a rule (default: `self.threshold`; "auto": sigma:2).
 
@@ -463,9 +496,9 @@ PARAMETERS_HERE
             model.threshold_how_ = config["threshold"].get("how", "window")
             model.threshold_floors_ = {str(kind): float(value)
                                        for kind, value in config["threshold"].get("floors", {}).items()}
-            model.n_timesteps_ = int(config["n_timesteps"])
-        except ModelFileError:
-            raise
+            model.n_timesteps_ = config["n_timesteps"]
+        except ModelFileError as err:  # a part's own check: say which model it is
+            raise (err if source in str(err) else ModelFileError(f"{source}: {err}")) from err
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             raise ModelFileError(f"{source} is corrupt or incomplete: {str(err).splitlines()[0]}") from err
         if not np.isfinite(model.threshold_) or (model.threshold_ < 0 and isinstance(model.error_model_, MeanError)):
@@ -477,15 +510,29 @@ PARAMETERS_HERE
         bad = [name for name, array in error_arrays.items() if not np.isfinite(array).all()]
         if bad:
             raise ModelFileError(f"{source} is corrupt: the error model's {bad[0]!r} holds NaN or inf values")
-        if model.n_timesteps_ < 1:
-            raise ModelFileError(f"{source} is corrupt: n_timesteps is {model.n_timesteps_}")
+        if not is_integer(model.n_timesteps_, 1):
+            raise ModelFileError(f"{source} is corrupt: n_timesteps is {model.n_timesteps_!r}, not an integer >= 1")
+        if model.threshold_how_ not in ("window", *HOW_CHOICES):
+            raise ModelFileError(f"{source} is corrupt: its threshold was fitted on {model.threshold_how_!r} scores, "
+                                 f"not window scores or one of the row mappings {', '.join(HOW_CHOICES)}")
+        n_features = model.architecture_.n_features
+        if len(model.scaler_.offset) != n_features:
+            raise ModelFileError(f"{source} is corrupt: its scaler has {len(model.scaler_.offset)} features, its "
+                                 f"architecture {n_features}")
         model.module_ = module.to(device).eval()
-        model.n_features_in_ = model.architecture_.n_features
+        model.n_features_in_ = n_features
         if config.get("feature_names"):
             model.feature_names_in_ = np.asarray(config["feature_names"], dtype=object)
         model.history_ = config.get("training", {})
+        if not isinstance(model.history_, dict):
+            raise ModelFileError(f"{source} is corrupt: its training record is a {type(model.history_).__name__}, "
+                                 "not a mapping")
         model.data_settings_ = _checked_data_settings(config.get("data") or {}, source)
-        model.calibration_scores_ = {name[len(_CALIBRATION):]: tensor.numpy().astype(np.float64)
+        window = model.data_settings_.get("window")
+        if window is not None and window != model.n_timesteps_:
+            raise ModelFileError(f"{source} is corrupt: its data setting 'window' is {window} but its network was "
+                                 f"trained on {model.n_timesteps_}-step windows (n_timesteps)")
+        model.calibration_scores_ = {name[len(_CALIBRATION):]: _checked_calibration(name, tensor, source)
                                      for name, tensor in tensors.items() if name.startswith(_CALIBRATION)}
         if not model.calibration_scores_:  # a model saved before calibration scores were stored
             model.calibration_scores_ = {model.threshold_how_: np.array([model.threshold_])}
@@ -504,19 +551,25 @@ PARAMETERS_HERE
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.scaler not in SCALERS:
             raise ValueError(f"scaler must be one of {SCALERS}, got {self.scaler!r}")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        if not is_number(self.validation_fraction) or not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be a number in [0, 1), got {self.validation_fraction!r}")
         if not is_integer(self.validation_blocks, 1):
             raise ValueError(f"validation_blocks must be an int >= 1, got {self.validation_blocks!r}")
         if self.threshold_floor is not None and (not is_number(self.threshold_floor)
                                                  or not 0.0 < self.threshold_floor <= 1.0):
             raise ValueError(f"threshold_floor must be a quantile in (0, 1] or None, got {self.threshold_floor!r}")
-        if int(self.epochs) < 0:
-            raise ValueError(f"epochs must be >= 0 (0: no training), got {self.epochs!r}")
-        if int(self.batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
-        if self.steps_per_epoch is not None and int(self.steps_per_epoch) < 1:
-            raise ValueError(f"steps_per_epoch must be >= 1 or None (every sample), got {self.steps_per_epoch!r}")
+        if not is_integer(self.epochs, 0):
+            raise ValueError(f"epochs must be an integer >= 0 (0: no training), got {self.epochs!r}")
+        if not is_integer(self.batch_size, 1):
+            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if self.steps_per_epoch is not None and not is_integer(self.steps_per_epoch, 1):
+            raise ValueError(f"steps_per_epoch must be an integer >= 1 or None (every sample), "
+                             f"got {self.steps_per_epoch!r}")
+        if self.random_state is not None and not is_integer(self.random_state, 0):
+            raise ValueError(f"random_state must be an integer >= 0 or None (unseeded), got {self.random_state!r}")
+        for name in ("bidirectional", "progress"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not is_number(self.learning_rate) or not 0 < self.learning_rate < math.inf:
             raise ValueError(f"learning_rate must be a number > 0, got {self.learning_rate!r}")
         if self.patience is not None and not is_integer(self.patience, 1):
@@ -681,6 +734,15 @@ def _checked_data_settings(settings, source: str) -> dict:
     return settings
 
 
+def _checked_calibration(name: str, tensor: torch.Tensor, source: str) -> np.ndarray:
+    """A stored held-out score array (n,) as float64, or ModelFileError naming the tensor: every threshold
+    rule is refitted on it."""
+    if tensor.ndim != 1 or not len(tensor) or not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+        raise ModelFileError(f"{source} is corrupt: its held-out scores {name!r} are not a non-empty 1-D array of "
+                             f"finite floats (shape {tuple(tensor.shape)}, {tensor.dtype}); refit the model")
+    return tensor.numpy().astype(np.float64)
+
+
 def _check_weights(architecture: Architecture, weights: dict, source: str) -> None:
     """Refuse weights that do not fit the architecture (names, shapes, float dtypes) before building it: a
     config that claims 20,000 units must not allocate gigabytes for a 6 KB weights file."""
@@ -697,6 +759,9 @@ def _check_weights(architecture: Architecture, weights: dict, source: str) -> No
                                  f"config.json's architecture needs {tuple(expected[name].shape)}")
         if not tensor.is_floating_point():
             raise ModelFileError(f"{source} is corrupt: weight {name!r} holds {tensor.dtype} values, not floats")
+        if not torch.isfinite(tensor).all():
+            raise ModelFileError(f"{source} is corrupt: weight {name!r} holds NaN or inf values; refit the model "
+                                 "or restore its file")
 
 
 def _jsonable(value):

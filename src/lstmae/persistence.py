@@ -53,11 +53,13 @@ def read_model(path) -> tuple[dict, dict[str, torch.Tensor]]:
     for attempt in range(_READ_ATTEMPTS):
         config = read_config(path)
         try:
-            weights = (path / WEIGHTS_FILE).read_bytes()
+            weights = _read_regular(path / WEIGHTS_FILE).read_bytes()
         except FileNotFoundError:
             if attempt + 1 < _READ_ATTEMPTS:
                 continue
             raise ModelFileError(f"{path} is not a model directory: {WEIGHTS_FILE} is missing") from None
+        except PermissionError as err:
+            raise ModelFileError(f"{path / WEIGHTS_FILE} cannot be read ({err.strerror})") from err
         expected = config.get("weights_sha256")
         if expected is None or hashlib.sha256(weights).hexdigest() == expected:
             break
@@ -67,6 +69,14 @@ def read_model(path) -> tuple[dict, dict[str, torch.Tensor]]:
         raise ModelFileError(f"{path / WEIGHTS_FILE} does not match {CONFIG_FILE} (SHA-256 differs): the "
                              "directory mixes two saves or the weights were changed; save the model again")
     return config, tensors
+
+
+def _read_regular(file: Path) -> Path:
+    """`file`, or ModelFileError when it exists but is not a regular file: reading a folder fails and reading a
+    named pipe waits forever."""
+    if file.exists() and not file.is_file():
+        raise ModelFileError(f"{file} is not a regular file; the model is corrupt: save it again")
+    return file
 
 
 def _parse_weights(weights: bytes, source: Path) -> dict[str, torch.Tensor]:
@@ -81,7 +91,7 @@ def read_config(path) -> dict:
     """config.json of a model directory, checked to be an lstmae config this version reads."""
     path = Path(path)
     try:
-        config = json.loads((path / CONFIG_FILE).read_text())
+        config = json.loads(_read_regular(path / CONFIG_FILE).read_text())
     except FileNotFoundError as err:
         raise ModelFileError(f"{path} is not a model directory: {CONFIG_FILE} is missing") from err
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:

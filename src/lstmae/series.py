@@ -207,25 +207,29 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     val_X = _join(val_parts) if val_parts else None
     if val_X is not None and not len(val_X):
         val_X = None
-    model.fit(train_X, feature_names=feature_names, X_val=val_X, checkpoint_dir=checkpoint_dir)
+    from .estimator import kept_on_failure
 
-    # The threshold on row scores of the held-out rows (or of all rows without a validation part).
-    scores, valid_rows = _calibration_rows(model, values, groups, val_runs or None, how)
-    row_labels = None if labels is None else labels[valid_rows]
-    model.set_calibration(scores, how=how, labels=row_labels)
-    for other in {"max", "mean"} - {how}:  # so that scoring with another mapping refits the rule on its own kind
-        other_scores, other_rows = _calibration_rows(model, values, groups, val_runs or None, other)
-        normal = other_scores if labels is None else other_scores[labels[other_rows] == 0]
-        model.calibration_scores_[other] = normal[np.isfinite(normal)]
-    if model.threshold_floor is not None:
-        floors = {"window": model.anomaly_score(train_X)}
-        if how != "end":  # how="end" row scores are the window scores (`_threshold_floor`)
-            train_scores, train_rows = _calibration_rows(model, values, groups, train_runs, how)
-            floors[how] = train_scores if labels is None else train_scores[labels[train_rows] == 0]
-        model.threshold_floors_ = {kind: float(np.quantile(kind_scores[np.isfinite(kind_scores)], model.threshold_floor))
-                                   for kind, kind_scores in floors.items() if np.isfinite(kind_scores).any()}
-        if not needs_labels(model.threshold_rule_):  # the model's own rule, refitted as every other is: floored
-            model.threshold_ = threshold_for(model, model.threshold_rule_)
+    with kept_on_failure(model):  # a failed calibration must not leave a new network beside old thresholds
+        model.fit(train_X, feature_names=feature_names, X_val=val_X, checkpoint_dir=checkpoint_dir)
+
+        # The threshold on row scores of the held-out rows (or of all rows without a validation part).
+        scores, valid_rows = _calibration_rows(model, values, groups, val_runs or None, how)
+        row_labels = None if labels is None else labels[valid_rows]
+        model.set_calibration(scores, how=how, labels=row_labels)
+        for other in {"max", "mean"} - {how}:  # so that scoring with another mapping refits the rule on its own kind
+            other_scores, other_rows = _calibration_rows(model, values, groups, val_runs or None, other)
+            normal = other_scores if labels is None else other_scores[labels[other_rows] == 0]
+            model.calibration_scores_[other] = normal[np.isfinite(normal)]
+        if model.threshold_floor is not None:
+            floors = {"window": model.anomaly_score(train_X)}
+            if how != "end":  # how="end" row scores are the window scores (`_threshold_floor`)
+                train_scores, train_rows = _calibration_rows(model, values, groups, train_runs, how)
+                floors[how] = train_scores if labels is None else train_scores[labels[train_rows] == 0]
+            model.threshold_floors_ = {
+                kind: float(np.quantile(kind_scores[np.isfinite(kind_scores)], model.threshold_floor))
+                for kind, kind_scores in floors.items() if np.isfinite(kind_scores).any()}
+            if not needs_labels(model.threshold_rule_):  # the model's own rule, refitted as every other is: floored
+                model.threshold_ = threshold_for(model, model.threshold_rule_)
     return model
 
 
