@@ -199,7 +199,12 @@ BAD_REQUESTS = [
     ("/v1/score", {"rows": [GOOD_ROW] * 5001}, 413, "rows", "limit of 5000"),
     ("/v1/stream/e1", {"rows": [{"a": 1.0}]}, 422, "rows[0].b", "no feature 'b'"),
     ("/v1/stream/e1", {"rows": [GOOD_ROW], "how": "max"}, 422, "how", "unknown field"),
-    ("/v1/stream/e1", {"rows": [{"a": 3e38, "b": 0}]}, 422, "rows", "too large for the model's scaling"),
+    ("/v1/stream/e1", {"rows": [{"a": 3e38, "b": 0}]}, 422, "rows[0].a", "too large for the model's scaling"),
+    # batch scoring named this cell "row 6" (counted from 1) in the field "rows", unlike every other error
+    ("/v1/score", {"rows": [GOOD_ROW] * 10 + [{"a": 0, "b": 3.3e38}]}, 422, "rows[10].b",
+     "row 10, feature 'b': 3.3e+38 is too large for the model's scaling"),
+    ("/v1/score", {"columns": ["a", "b"], "data": [[0, 0]] * 3 + [[-3.3e38, 0]] * 9}, 422, "data[3].a",
+     "row 3, feature 'a'"),
     ("/v1/stream/" + "x" * 201, {"rows": [GOOD_ROW]}, 422, "entity_id", "201 characters"),
     ("/v1/stream/", {"rows": [GOOD_ROW]}, 404, "path", "Not Found"),
     ("/v1/nothing", {"rows": [GOOD_ROW]}, 404, "path", "Not Found"),
@@ -286,6 +291,18 @@ def test_cli_refuses_a_bad_model_dir_with_one_line_before_serving(tmp_path):
     assert result.output.count("\n") == 1 and result.output.startswith("Error:")
     help_text = CliRunner().invoke(cli, ["serve", "--help"]).output
     assert "curl" in help_text and "127.0.0.1" in help_text
+
+
+def test_cli_refuses_a_taken_port_with_one_line(model, tmp_path):
+    model.save(tmp_path / "model")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", str(tmp_path / "model"), "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "choose another --port" in result.output
 
 
 def test_cli_serves_a_saved_model(model, tmp_path):

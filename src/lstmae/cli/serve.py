@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import socket
 from pathlib import Path
 
 import click
@@ -75,6 +76,11 @@ def register(cli: click.Group) -> None:
         limits = {"max_rows": max_rows, "max_entities": max_entities}
         model = load(model_dir)  # a bad directory: ModelFileError -> one line, exit 2
         app = create_app(model, **limits, streaming=workers == 1)  # refuses a sequences model: exit 2
+        try:  # uvicorn logs a taken port and exits 3 with no fix
+            socket.create_server((host, port)).close()
+        except OSError as err:
+            raise UserError(f"cannot listen on {host}:{port} ({err.strerror or err}); choose another --port, or "
+                            "stop what is listening there") from None
         if not _is_loopback(host):
             click.echo(f"warning: listening on {host}: anyone who reaches it can score and stream, with no "
                        "authentication or TLS", err=True)

@@ -186,6 +186,7 @@ class ScoringService:
         with self._batch_lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
+                _check_scalable(self.model, table)
                 result = score_values(self.model, table.values, how=how, groups=table.entities)
             except DataError as err:
                 raise _data_error(err, "rows") from None
@@ -224,6 +225,7 @@ class ScoringService:
                                                 "or restart the server with a larger --max-entities")
             scorer = self._streaming_scorer()
             try:
+                _check_scalable(self.model, table)
                 result = scorer.update(table.values, entity=entity_id)
             except DataError as err:
                 raise _data_error(err, "rows") from None
@@ -288,6 +290,20 @@ def records(frame, columns: list[str]) -> list[dict]:
             lists.append([None if v is None or (isinstance(v, float) and v != v) else
                           (v.item() if isinstance(v, np.generic) else v) for v in array.tolist()])
     return [dict(zip(columns, row)) for row in zip(*lists)]
+
+
+def _check_scalable(model, table) -> None:
+    """RequestError naming the cell (row counted from 0, as every request error counts it) of the first value that
+    the model's scaling turns into inf."""
+    from ..series import first_unscalable
+
+    position = first_unscalable(model, table.values)
+    if position is not None:
+        row, column = position
+        name = model._feature_names()[column]
+        raise RequestError(422, f"row {row}, feature {name!r}: {float(table.values[row, column]):g} is too large for "
+                                "the model's scaling (inf after it)", f"{table.where(row)}.{name}",
+                           "fix the value or leave the row out")
 
 
 def _data_error(err: DataError, field: str) -> RequestError:

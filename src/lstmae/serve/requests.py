@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,7 @@ class Table:
 
     values: np.ndarray
     entities: list | None = None
+    where: Callable[[int], str] = lambda i: f"rows[{i}]"  # the request field of row i, as errors name it
 
 
 def parse_json(body: bytes) -> dict:
@@ -93,7 +95,7 @@ def parse_table(data: dict, features: list[str], *, max_rows: int, entity_column
             if isinstance(entity, bool) or not isinstance(entity, (str, int)):
                 raise RequestError(422, f"row {i}: entity column {entity_column!r} holds a {_json_type(entity)}",
                                    f"{where(i)}.{entity_column}", "give each row's entity id as a string or an integer")
-    return Table(values, entities)
+    return Table(values, entities, where)
 
 
 def _records(rows, features, max_rows, entity_column):
