@@ -470,3 +470,12 @@ def test_scoring_with_another_mapping_refits_the_rule_on_that_mapping_s_own_held
     with pytest.raises(DataError, match=r"no held-out how='max' scores .* fitted on how='mean'\); score with "
                                         r"how='mean'"):
         score_values(model, series(seed=2), how="max")
+
+
+def test_half_precision_values_score_as_their_float32_copy_without_a_warning(fitted):
+    model, half = fitted, series(120).astype(np.float16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the float32 range check warned "overflow encountered in cast"
+        scores = score_values(model, half)
+    expected = score_values(model, half.astype(np.float32))
+    np.testing.assert_array_equal(scores["score"].to_numpy(), expected["score"].to_numpy())
