@@ -243,6 +243,8 @@ def _set_first(prefix, make):
     (lambda c: c.update(n_timesteps=10.7), None, "n_timesteps is 10.7, not an integer >= 1"),
     (lambda c: c["threshold"].update(how="bogus"), None, "threshold was fitted on 'bogus' scores"),
     (lambda c: c.update(training="abc"), None, "its training record is a str, not a mapping"),
+    (lambda c: c["params"].update(encoding="nonsense"), None, "corrupt or incomplete: encoding must be one of"),
+    (lambda c: c["params"].update(epochs=2.5), None, "corrupt or incomplete: epochs must be an integer"),
     (lambda c: c["scaler"]["offset"].__setitem__(1, float("inf")), None, "model.* scaler offset of feature 2 is inf"),
 ])
 def test_a_corrupt_model_file_is_refused_at_load_naming_it(fitted_small, tmp_path, config_change, tensor_change,

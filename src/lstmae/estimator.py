@@ -481,6 +481,7 @@ PARAMETERS_HERE
                 if isinstance(params.get(key), list):
                     params[key] = tuple(params[key])
             model = cls(**params)
+            model._check_params()  # e.g. an encoding that transform would refuse far from the file
             model.architecture_ = Architecture.from_dict(config["architecture"])
             weights = {k: v for k, v in tensors.items()
                        if not k.startswith(_ERROR_MODEL_PREFIX) and not k.startswith(_CALIBRATION)}
