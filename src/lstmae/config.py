@@ -199,7 +199,7 @@ def check_architecture(encoder, decoder, activation, dropout, *, output_layer=Tr
     for name, units in (("encoder", encoder), ("decoder", decoder)):
         if units is None and name == "decoder":
             continue
-        if not isinstance(units, (tuple, list)) or not len(units):
+        if not isinstance(units, (tuple, list, np.ndarray)) or np.ndim(units) != 1 or not len(units):
             raise ValueError(f"{name} must be a non-empty tuple of layer sizes such as (128, 64), got {units!r}")
         if not all(is_integer(u, 1) for u in units):
             raise ValueError(f"{name} layer sizes must be integers >= 1, got {tuple(units)!r}")
