@@ -243,6 +243,7 @@ def _set_first(prefix, make):
     (lambda c: c.update(n_timesteps=10.7), None, "n_timesteps is 10.7, not an integer >= 1"),
     (lambda c: c["threshold"].update(how="bogus"), None, "threshold was fitted on 'bogus' scores"),
     (lambda c: c.update(training="abc"), None, "its training record is a str, not a mapping"),
+    (lambda c: c["training"].update(loss=["abc"]), None, "its training record's 'loss' is \\['abc'\\], not a list of"),
     (lambda c: c["params"].update(encoding="nonsense"), None, "corrupt or incomplete: encoding must be one of"),
     (lambda c: c["params"].update(epochs=2.5), None, "corrupt or incomplete: epochs must be an integer"),
     (lambda c: c["scaler"]["offset"].__setitem__(1, float("inf")), None, "model.* scaler offset of feature 2 is inf"),

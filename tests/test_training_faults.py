@@ -108,3 +108,17 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     # another run's settings are refused, naming the fix
     with pytest.raises(DataError, match="checkpoint of another run"):
         small(learning_rate=1e-2).fit(sine_windows(n=64), checkpoint_dir=directory)
+
+
+def test_a_checkpoint_whose_tensors_file_is_a_pipe_is_refused_without_waiting(tmp_path):
+    import json
+    import os
+
+    from lstmae.exceptions import ModelFileError
+
+    small(epochs=2).fit(sine_windows(n=64), checkpoint_dir=tmp_path / "ckpt")
+    tensors = tmp_path / "ckpt" / json.loads((tmp_path / "ckpt" / "checkpoint.json").read_text())["tensors"]
+    tensors.unlink()
+    os.mkfifo(tensors)  # resuming read it and waited forever
+    with pytest.raises(ModelFileError, match="is not a regular file; remove the checkpoint folder to start over"):
+        small(epochs=2).fit(sine_windows(n=64), checkpoint_dir=tmp_path / "ckpt")

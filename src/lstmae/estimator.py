@@ -528,6 +528,11 @@ PARAMETERS_HERE
         if not isinstance(model.history_, dict):
             raise ModelFileError(f"{source} is corrupt: its training record is a {type(model.history_).__name__}, "
                                  "not a mapping")
+        for key in ("loss", "val_loss"):  # the curves evaluate's report plots
+            curve = model.history_.get(key, [])
+            if not isinstance(curve, list) or not all(is_number(value) for value in curve):
+                raise ModelFileError(f"{source} is corrupt: its training record's {key!r} is {curve!r:.60}, not a "
+                                     "list of numbers")
         model.data_settings_ = _checked_data_settings(config.get("data") or {}, source)
         window = model.data_settings_.get("window")
         if window is not None and window != model.n_timesteps_:

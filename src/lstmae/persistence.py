@@ -71,11 +71,11 @@ def read_model(path) -> tuple[dict, dict[str, torch.Tensor]]:
     return config, tensors
 
 
-def _read_regular(file: Path) -> Path:
-    """`file`, or ModelFileError when it exists but is not a regular file: reading a folder fails and reading a
-    named pipe waits forever."""
+def _read_regular(file: Path, fix: str = "the model is corrupt: save it again") -> Path:
+    """`file`, or ModelFileError with `fix` when it exists but is not a regular file: reading a folder fails and
+    reading a named pipe waits forever."""
     if file.exists() and not file.is_file():
-        raise ModelFileError(f"{file} is not a regular file; the model is corrupt: save it again")
+        raise ModelFileError(f"{file} is not a regular file; {fix}")
     return file
 
 
@@ -138,7 +138,8 @@ def read_checkpoint(directory) -> tuple[dict, dict[str, torch.Tensor]] | None:
         return None
     try:
         config = json.loads(path.read_text())
-        tensors = _parse_weights((directory / config["tensors"]).read_bytes(), directory / config["tensors"])
+        tensors_path = _read_regular(directory / config["tensors"], "remove the checkpoint folder to start over")
+        tensors = _parse_weights(tensors_path.read_bytes(), tensors_path)
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, OSError) as err:
         raise ModelFileError(f"{path}: not a readable lstmae checkpoint ({str(err)[:80]}); remove the folder "
                              "to start over") from err
