@@ -66,7 +66,8 @@ DETECTOR_TITLES = {"lstmae": "lstmae", "isolation_forest": "IsolationForest", "p
                    "rolling_zscore": "rolling z-score", "pyod_autoencoder": "PyOD AutoEncoder",
                    "pyod_iforest": "PyOD IForest", "discord": "MP discord"}
 FAMILY_TITLES = {"msl": "MSL (NASA)", "nab": "NAB", "keogh": "Keogh ECG", "ucr": "UCR anomaly 135-138"}
-# lstmae trained at settings["series"]["ensemble_seeds"]: detector SEED_PREFIX + seed, and "lstmae_ensemble".
+# lstmae trained at settings["series"]["ensemble_seeds"]: detector SEED_PREFIX + seed, "lstmae_ensemble" and
+# "lstmae_selected" (the network of the lowest held-out loss).
 SEED_PREFIX = "lstmae_seed_"
 # The baselines' threshold rules: lstmae's defaults, fitted the same way on their held-out scores.
 BEAT_THRESHOLD = parse_threshold(default_threshold("window"))
@@ -441,7 +442,9 @@ def seed_ensemble(model, rows: RowScores, task, held_parts: list, settings: dict
     scores (T,) (with the default error model, each in units of its own validation errors), thresholded by the
     default row rule fitted on the mean of their scores of the held-out training rows (`held_parts`, the
     fitted model's held-out runs: `lstmae_parts`), then the default
-    alarm rules, as lstmae.series does for one model. Empty when there are no extra seeds."""
+    alarm rules, as lstmae.series does for one model; and "lstmae_selected", the scores and alarms of the one
+    network whose best held-out loss (what early stopping keeps) is the lowest, as a user choosing among seeds
+    without labels would. Empty when there are no extra seeds."""
     from lstmae import LSTMAutoencoder
     from lstmae.scoring import alarms_from_flags
     from lstmae.series import fit_series
@@ -463,6 +466,10 @@ def seed_ensemble(model, rows: RowScores, task, held_parts: list, settings: dict
     alarms = alarms_from_flags(flags_above(test, threshold), causal=False, **DEFAULT_ALARM)
     seconds = sum(member.info["seconds"] for member in member_rows) + time.perf_counter() - started
     results["lstmae_ensemble"] = RowScores(test, alarms, {"seconds": seconds, "n_members": len(members)})
+    losses = [min(member.history_["val_loss"], default=np.inf) for member in members]
+    chosen = int(np.argmin(losses))
+    results["lstmae_selected"] = member_rows[chosen]._replace(
+        info={**member_rows[chosen].info, "seed": members[chosen].random_state})
     return results
 
 
@@ -838,8 +845,9 @@ def seed_spread(with_events: list[dict], seeds: list[str], means: dict) -> dict:
     for key in ("vus_pr", "event_f1"):
         values = [means[name][key] for name in seeds]
         spread[f"{key}_range"] = float(np.ptp(values))
-        if "lstmae_ensemble" in means:
-            spread[f"ensemble_minus_seed_mean_{key}"] = means["lstmae_ensemble"][key] - float(np.mean(values))
+        for name, label in (("lstmae_ensemble", "ensemble"), ("lstmae_selected", "selected")):
+            if name in means:
+                spread[f"{label}_minus_seed_mean_{key}"] = means[name][key] - float(np.mean(values))
     return spread
 
 
@@ -848,14 +856,15 @@ def detector_names(names) -> list[str]:
     DETECTORS."""
     seeds = sorted((name for name in names if name.startswith(SEED_PREFIX)),
                    key=lambda name: int(name.removeprefix(SEED_PREFIX)))
-    order = ["lstmae", *seeds, "lstmae_ensemble", *DETECTORS[1:]]
+    order = ["lstmae", *seeds, "lstmae_ensemble", "lstmae_selected", *DETECTORS[1:]]
     return [name for name in order if name in names]
 
 
 def detector_title(name: str) -> str:
     if name.startswith(SEED_PREFIX):
         return f"lstmae seed {name.removeprefix(SEED_PREFIX)}"
-    return "lstmae ensemble" if name == "lstmae_ensemble" else DETECTOR_TITLES[name]
+    titles = {"lstmae_ensemble": "lstmae ensemble", "lstmae_selected": "lstmae lowest held-out loss"}
+    return titles[name] if name in titles else DETECTOR_TITLES[name]
 
 
 def _mean(values) -> float | None:
@@ -1035,22 +1044,26 @@ def markdown(report: dict) -> str:
                       f"{settings['seed']}); lstmae ensemble: the mean of the row scores of those "
                       f"{len(series_settings['ensemble_seeds']) + 1} networks, its threshold the default rule on "
                       "the mean of their held-out row scores, then the default alarm rules; its seconds are all "
-                      "of theirs.", "",
+                      "of theirs. lstmae lowest held-out loss: on each series the one of those networks whose best "
+                      "held-out loss is the lowest, with its own scores and alarms.", "",
                       "How far the seeds lie apart (series with anomalies): VUS-PR range (max - min over the seeds) "
-                      "per series, its mean and max; the range of the seeds' family means; the ensemble's family "
-                      "mean minus the seeds' mean.", "",
+                      "per series, its mean and max; the range of the seeds' family means; the ensemble's and the "
+                      "lowest held-out loss's family means minus the seeds' mean.", "",
                       "| data set | seeds | per-series VUS-PR range, mean / max | family VUS-PR range | family event "
-                      "F1 range | ensemble - seeds' mean: VUS-PR / event F1 |", "|---|---|---|---|---|---|"]
+                      "F1 range | ensemble - seeds' mean: VUS-PR / event F1 | lowest held-out loss - seeds' mean |",
+                      "|---|---|---|---|---|---|---|"]
             for family in families:
                 spread = datasets[family]["means"].get("seeds")
                 if spread is None:
                     continue
-                ensemble = " / ".join(f"{spread[f'ensemble_minus_seed_mean_{key}']:+.3f}" for key in
-                                      ("vus_pr", "event_f1")) if "ensemble_minus_seed_mean_vus_pr" in spread else "-"
+                against_mean = [" / ".join(f"{spread[f'{label}_minus_seed_mean_{key}']:+.3f}"
+                                           for key in ("vus_pr", "event_f1"))
+                                if f"{label}_minus_seed_mean_vus_pr" in spread else "-"
+                                for label in ("ensemble", "selected")]
                 lines.append(f"| {FAMILY_TITLES[family]} | {spread['n_seeds']} | "
                              f"{spread['series_vus_pr_range_mean']:.3f} / "
                              f"{spread['series_vus_pr_range_max']:.3f} | {spread['vus_pr_range']:.3f} | "
-                             f"{spread['event_f1_range']:.3f} | {ensemble} |")
+                             f"{spread['event_f1_range']:.3f} | {' | '.join(against_mean)} |")
             lines.append("")
         epochs = [f"{FAMILY_TITLES[family]} {datasets[family]['means']['lstmae']['epochs_run']:.0f}"
                   for family in families if "epochs_run" in datasets[family]["means"].get("lstmae", {})]

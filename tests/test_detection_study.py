@@ -234,7 +234,7 @@ def test_seed_ensemble_averages_the_seeds_row_scores_and_ranks_after_lstmae():
     settings = {**_tiny_series_settings(), "how": "mean", "ensemble_seeds": [1]}
     result = detection_study.run_series(task, settings, seed=0)
     assert detection_study.detector_names(result["detectors"]) == [
-        "lstmae", "lstmae_seed_1", "lstmae_ensemble", "isolation_forest", "pca", "rolling_zscore"]
+        "lstmae", "lstmae_seed_1", "lstmae_ensemble", "lstmae_selected", "isolation_forest", "pca", "rolling_zscore"]
     assert result["detectors"]["lstmae_ensemble"]["n_members"] == 2
     # the ensemble's scores are the mean of the two networks' row scores
     from lstmae import LSTMAutoencoder
@@ -250,6 +250,11 @@ def test_seed_ensemble_averages_the_seeds_row_scores_and_ranks_after_lstmae():
     ensemble = detection_study.seed_ensemble(models[0], first, task, [task.train[500:]], settings, 10, 1, "mean")
     assert np.allclose(ensemble["lstmae_ensemble"].scores, mean, equal_nan=True)
     assert not np.allclose(members[0], members[1], equal_nan=True)  # two seeds, two networks
+    # the selected network is the one whose best held-out loss is lower, with its own scores and alarms
+    chosen = int(np.argmin([min(model.history_["val_loss"]) for model in models]))
+    selected = ensemble["lstmae_selected"]
+    assert selected.info["seed"] == chosen
+    assert np.allclose(selected.scores, (first if chosen == 0 else ensemble["lstmae_seed_1"]).scores, equal_nan=True)
     assert detection_study.seed_ensemble(models[0], first, task, [task.train[500:]], _tiny_series_settings(), 10, 1,
                                          "mean") == {}  # no extra seeds: no extra detectors
 
@@ -258,12 +263,12 @@ def test_family_means_give_the_seeds_spread_and_the_ensemble_against_their_mean(
     def series(vus, f1):
         detectors = {name: {"vus_pr": v, "roc_auc": 0.5, "pr_auc": 0.5, "alarm_rate": 0.1, "event_precision": 0.5,
                             "event_recall": 0.5, "event_f1": f, "seconds": 1.0, "epochs_run": 10}
-                     for name, v, f in zip(("lstmae", "lstmae_seed_1", "lstmae_ensemble"), vus, f1)}
+                     for name, v, f in zip(("lstmae", "lstmae_seed_1", "lstmae_ensemble", "lstmae_selected"), vus, f1)}
         return {"n_anomalous_rows": 5, "anomaly_fraction": 0.1, "detectors": detectors, "lstmae_variants": {},
                 "lstmae_thresholds": {}}
 
-    means = detection_study.family_means([series((0.2, 0.6, 0.5), (0.1, 0.3, 0.4)),
-                                          series((0.5, 0.4, 0.5), (0.5, 0.5, 0.5))])
+    means = detection_study.family_means([series((0.2, 0.6, 0.5, 0.6), (0.1, 0.3, 0.4, 0.3)),
+                                          series((0.5, 0.4, 0.5, 0.5), (0.5, 0.5, 0.5, 0.5))])
     spread = means["seeds"]
     assert spread["n_seeds"] == 2
     assert spread["series_vus_pr_range_mean"] == pytest.approx(0.25)  # ranges 0.4 and 0.1
@@ -271,6 +276,8 @@ def test_family_means_give_the_seeds_spread_and_the_ensemble_against_their_mean(
     assert spread["vus_pr_range"] == pytest.approx(0.15)  # family means 0.35 and 0.5
     assert spread["ensemble_minus_seed_mean_vus_pr"] == pytest.approx(0.5 - 0.425)
     assert spread["ensemble_minus_seed_mean_event_f1"] == pytest.approx(0.45 - 0.35)
+    assert spread["selected_minus_seed_mean_vus_pr"] == pytest.approx(0.55 - 0.425)
+    assert spread["selected_minus_seed_mean_event_f1"] == pytest.approx(0.4 - 0.35)
     assert means["lstmae"]["epochs_run"] == 10
     assert "seeds" not in detection_study.family_means([series((0.2,), (0.1,))])  # one seed: no spread
 
