@@ -128,6 +128,29 @@ def test_evaluate_writes_metrics_plots_and_report(workspace):
     assert "data:image/png;base64" in (out / "report.html").read_text()
 
 
+@pytest.mark.parametrize("rule", ["telemanom:3", "quantile:0.9"])
+def test_evaluate_reports_the_threshold_it_applied(tmp_path, rule):
+    # with an adaptive rule the report gave the model's static mad:8 value, which no row was compared with
+    from lstmae import load
+    from lstmae.series import read_for_model, score_data
+
+    sensor_frame(800).to_csv(tmp_path / "train.csv", index=False)  # telemanom needs 100 held-out scores
+    sensor_frame(seed=1).to_csv(tmp_path / "test.csv", index=False)
+    assert run("fit", tmp_path / "train.csv", "-o", tmp_path / "model", "--window", 10, "--time-column",
+               "timestamp", "--label-column", "label", "--validation-fraction", 0.2, *TINY).exit_code == 0
+    result = run("evaluate", tmp_path / "model", tmp_path / "test.csv", "--label-column", "label", "-o",
+                 tmp_path / "report", "--threshold", rule)
+    assert result.exit_code == 0, result.output
+    reported = json.loads((tmp_path / "report" / "metrics.json").read_text())["threshold"]
+    model = load(tmp_path / "model")
+    table, _ = score_data(model, read_for_model(model, tmp_path / "test.csv"), threshold=rule)
+    if "threshold" in table:  # adaptive: the first threshold a scored row was compared with
+        applied = table["threshold"][table["valid"]].iloc[0]
+        assert reported == pytest.approx(applied) and reported != pytest.approx(model.threshold_)
+    else:
+        assert table["is_anomaly"].equals((table["score"] > reported).astype(table["is_anomaly"].dtype))
+
+
 def assert_user_error(result, *fragments):
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output

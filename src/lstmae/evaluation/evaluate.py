@@ -92,6 +92,9 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     flags = table["is_anomaly" if sequences else "alarm"].to_numpy()
     row_threshold = table["threshold"].to_numpy() if "threshold" in table else None
     value = _scalar_threshold(model, threshold, "window" if sequences else how)
+    if row_threshold is not None:  # an adaptive rule: the one it started from, not the model's static one
+        applied = row_threshold[np.isfinite(scores) & np.isfinite(row_threshold)]
+        value = float(applied[0]) if len(applied) else value
     if sequences:
         metrics = sequence_metrics(labels, np.where(np.isfinite(scores), scores, np.finfo(float).max), value)
     else:
