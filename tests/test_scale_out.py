@@ -1,4 +1,5 @@
 """Scale-out scoring on Dask (lstmae.distributed): equal to single-process `series.score_frame`, row for row."""
+import re
 import warnings
 
 import numpy as np
@@ -175,6 +176,36 @@ def test_other_bad_input(model_dir, tmp_path, synchronous):
     with pytest.raises(DataError, match="entity column 'machine' has missing values"):
         score_entities_pandas(model_dir, frame.assign(machine=frame["machine"].where(frame["t"] != 0)),
                               entity_column="machine")
+
+
+def _spoiled(frame, entity, column, position, value):
+    """`frame` with the cell of `column` in the `position`-th row (from 0) of `entity`'s rows set to `value`."""
+    frame = frame.copy()
+    if value is not None and not isinstance(value, float):
+        frame[column] = frame[column].astype(object)
+    frame.loc[frame.index[frame["machine"] == entity][position], column] = value
+    return frame
+
+
+@pytest.mark.parametrize("column, value, message", [
+    # each was scored with valid=True and no word, while lstmae score refuses it in a file
+    ("t", None, "entity 'm2' (its rows in input order): time column 't' row 6 is empty"),
+    ("t", "x", "entity 'm2' (its rows in input order): time column 't' row 6 holds 'x', not a date"),
+    ("t", "2024-01-01 00:00:41", "time column 't' has 2024-01-01 00:00:41 twice (rows 5 and 6)"),
+    # named row 11 of the whole partition, no entity, and suggested --nan-policy, which this API lacks
+    ("x", float("nan"), "entity 'm2' (its rows in input order): column 'x' row 6 is missing"),
+])
+def test_a_bad_cell_is_refused_naming_the_entity_and_its_row(model_dir, synchronous, column, value, message):
+    frame = make_frame()  # times as a CSV gives them: text dates
+    frame["t"] = (pd.Timestamp("2024-01-01") + pd.to_timedelta(frame["t"], unit="s")).astype(str)
+    frame = _spoiled(frame, "m2", column, 5, value)
+    with pytest.raises(DataError, match=re.escape(message)):
+        score_entities_pandas(model_dir, frame, entity_column="machine", time_column="t", npartitions=2)
+
+
+def test_one_column_as_entity_and_time_is_refused(model_dir, synchronous):
+    with pytest.raises(DataError, match="'machine' is given as both the entity and the time column"):
+        score_entities_pandas(model_dir, make_frame(), entity_column="machine", time_column="machine")
 
 
 def test_local_cluster_two_processes(model_dir, model):

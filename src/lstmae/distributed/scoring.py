@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,8 @@ def _score(model_dir, ddf, entity_column, time_column, npartitions, torch_thread
     for role, name in (("entity", entity_column), ("time", time_column)):
         if name is not None and name not in columns:
             raise DataError(f"no {role} column {name!r}; the columns are {columns[:12]}")
+    if time_column == entity_column:
+        raise DataError(f"{entity_column!r} is given as both the entity and the time column; name each its own column")
     reserved = [entity_column] + ([time_column] if time_column is not None else [])
     # Missing or non-numeric features fail here, before any work is sent out.
     feature_values(model, ddf._meta.drop(columns=reserved))
@@ -159,6 +162,7 @@ def _score_partition(part, path, sha, entity_column, time_column, features, opti
         return meta
     if part[entity_column].isna().any():
         raise DataError(f"entity column {entity_column!r} has missing values; give every row an entity")
+    _check_entities(part.sort_values(_ORDER, kind="stable"), entity_column, time_column, features)
     keys = ([time_column] if time_column is not None else []) + _ORDER
     part = part.sort_values(keys, kind="stable")
     model = _cached_model(path, sha)
@@ -168,6 +172,35 @@ def _score_partition(part, path, sha, entity_column, time_column, features, opti
     keep = [entity_column] + ([time_column] if time_column is not None else [])
     result = pd.concat([part[keep + _ORDER], scored], axis=1)
     return result.reindex(columns=meta.columns)
+
+
+def _check_entities(part: pd.DataFrame, entity_column: str, time_column: str | None, features: list) -> None:
+    """DataError naming the entity and its row (counted in the input order of its rows) for what `lstmae score`
+    refuses in a file: a missing feature value, and an empty, unreadable or repeated time."""
+    from ..data.io import _time_index, _time_order
+
+    def check_times(rows, entities, source):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # rows out of time order are put in order below, as documented
+            _time_order(_time_index(rows[time_column].reset_index(drop=True), source), entities, source)
+
+    try:  # the whole partition at once; only a partition with a bad cell is searched entity by entity
+        if part[features].isna().to_numpy().any():
+            raise DataError("a missing value")
+        if time_column is not None:
+            check_times(part, part[entity_column].to_numpy(), "the partition")
+        return
+    except DataError:
+        pass
+    for entity, rows in part.groupby(entity_column, sort=False):
+        source = f"entity {entity!r} (its rows in input order)"
+        missing = rows[features].isna().to_numpy()
+        if missing.any():
+            row, column = np.argwhere(missing)[0]
+            raise DataError(f"{source}: column {features[column]!r} row {row + 1} is missing; fill or drop it "
+                            "before scoring (e.g. frame.groupby(entity).ffill())")
+        if time_column is not None:
+            check_times(rows, None, source)
 
 
 def _padded(part: pd.DataFrame, entity_column: str, window: int) -> pd.DataFrame:
