@@ -151,6 +151,20 @@ def test_evaluate_reports_the_threshold_it_applied(tmp_path, rule):
         assert table["is_anomaly"].equals((table["score"] > reported).astype(table["is_anomaly"].dtype))
 
 
+@pytest.mark.parametrize("args", [
+    ["encode", "MODEL", "DATA", "-o", "OUT", "--stride", "99999999999999999999"],  # OverflowError, exit 1
+    ["score", "MODEL", "DATA", "-o", "OUT", "--stride", str(2**31)],
+    ["demo", "-o", "OUT", "--seed", "99999999999999999999999"],  # torch's "Overflow when unpacking long long"
+    ["demo", "-o", "OUT", "--seed", "-1"],  # numpy's "expected non-negative integer"
+])
+def test_numbers_out_of_range_name_the_option(workspace, tmp_path, args):
+    names = {"MODEL": workspace / "model", "DATA": workspace / "test.csv", "OUT": tmp_path / "out"}
+    result = run(*[names.get(arg, arg) for arg in args])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"Invalid value for '{args[-2]}'" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
 def assert_user_error(result, *fragments):
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output

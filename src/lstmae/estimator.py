@@ -571,8 +571,9 @@ PARAMETERS_HERE
         if self.steps_per_epoch is not None and not is_integer(self.steps_per_epoch, 1):
             raise ValueError(f"steps_per_epoch must be an integer >= 1 or None (every sample), "
                              f"got {self.steps_per_epoch!r}")
-        if self.random_state is not None and not is_integer(self.random_state, 0):
-            raise ValueError(f"random_state must be an integer >= 0 or None (unseeded), got {self.random_state!r}")
+        if self.random_state is not None and not (is_integer(self.random_state, 0) and self.random_state < 2**32):
+            raise ValueError(f"random_state must be an integer in [0, 2**32 - 1] or None (unseeded), "
+                             f"got {self.random_state!r}")
         for name in ("bidirectional", "progress"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -16,6 +16,9 @@ from ..config import DEFAULTS, ENCODINGS, HOW_CHOICES, PARAMETERS
 
 LAYOUTS = ("series", "sequences")
 NAN_POLICIES = ("error", "ffill", "interpolate", "drop")
+# Bounds that keep a number within what numpy and torch take (a larger one crashed with OverflowError).
+STRIDE = click.IntRange(1, 2**31 - 1)
+SEED = click.IntRange(0, 2**32 - 1)
 
 
 class UserError(click.ClickException):
@@ -186,7 +189,7 @@ def _check_output(path, overwrite, table: bool = False):
 @click.option("-o", "--output", "model_dir", required=True, type=click.Path(path_type=Path),
               help="Model directory to write (config.json + model.safetensors).")
 @click.option("--window", type=int, help="Rows per window (series layout; required there).")
-@click.option("--stride", type=int, default=1, show_default=True, help="Rows between window starts.")
+@click.option("--stride", type=STRIDE, default=1, show_default=True, help="Rows between window starts.")
 @click.option("--how", type=click.Choice(HOW_CHOICES), default=DEFAULTS["how"], show_default=True,
               help="Series: the kind of row score the threshold is fitted on, and scoring's default (see "
                    "`lstmae score --help`).")
@@ -196,7 +199,7 @@ def _check_output(path, overwrite, table: bool = False):
 @_parameter_options()
 @click.option("--max-gap", help="With --time-column: the longest time step that is not a gap, e.g. 5min or 60 "
                                 "(default: 10 times the median step). Windows never span a gap.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same model on CPU).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (same seed, same model on CPU).")
 @click.option("--checkpoint-dir", type=click.Path(path_type=Path),
               help="Save a checkpoint here after every epoch; the same command resumes from it after a kill.")
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
@@ -295,7 +298,7 @@ def _number_or_text(value: str | None):
                    "the row itself averaged over those windows, so an alarm covers the anomalous rows and not "
                    "the window around them, or (end) the score of the window ending there: the causal choice "
                    "for live monitoring. Default: what the model's threshold was fitted on.")
-@click.option("--stride", type=int, default=1, show_default=True, help="Series: rows between scored windows.")
+@click.option("--stride", type=STRIDE, default=1, show_default=True, help="Series: rows between scored windows.")
 @click.option("--threshold", help="Override the stored threshold for this run: value:V, or a rule such as "
                                   "quantile:0.995 or sigma:4, fitted on the model's held-out normal scores (never "
                                   "on the data being scored); dspot:RISK and other adaptive rules follow the "
@@ -366,7 +369,7 @@ def _model_how(model) -> str:
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=".csv or .parquet")
-@click.option("--stride", type=int, default=1, show_default=True, help="Series: rows between windows.")
+@click.option("--stride", type=STRIDE, default=1, show_default=True, help="Series: rows between windows.")
 @click.option("--encoding", type=click.Choice(ENCODINGS), default=None,
               help="bottleneck: the vector z the decoder gets (columns z_j); mean: each encoder layer's states "
                    "averaged over time (columns mean_j). Default: the model's own setting.")
@@ -467,7 +470,7 @@ def _metrics_line(metrics: dict) -> str:
 @click.option("-o", "--output", "out_dir", default="demo_output", show_default=True, type=click.Path(path_type=Path),
               help="Directory for the model, scores, metrics.json, plots and report.html.")
 @click.option("--epochs", type=int, default=30, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace the output directory if it exists.")
 def demo(out_dir, epochs, seed, overwrite):
     """The whole pipeline on a built-in synthetic sensor data set with rare events.
