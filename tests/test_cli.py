@@ -151,6 +151,17 @@ def test_evaluate_reports_the_threshold_it_applied(tmp_path, rule):
         assert table["is_anomaly"].equals((table["score"] > reported).astype(table["is_anomaly"].dtype))
 
 
+def test_summary_counts_without_allocating_and_refuses_options_beside_a_model(workspace):
+    # it allocated 200 TB of weights to print a table, and printed the saved model's table for --features 3
+    huge = run("summary", "--encoder", 10**8, "--features", 2, "--timesteps", 3)
+    assert huge.exit_code == 0, huge.output
+    assert f"{4 * 10**8 * (2 + 10**8 + 2):,}" in huge.output  # the encoder LSTM's weights and two biases
+    assert_user_error(run("summary", "--encoder", 10**11, "--features", 2, "--timesteps", 3), "too large to build")
+    assert_user_error(run("summary", workspace / "model", "--features", 3), "--features describes a new architecture")
+    assert_user_error(run("summary", workspace / "model", "--preset", "keras_tutorial"), "--preset")
+    assert run("summary", workspace / "model", "--timesteps", 20).exit_code == 0
+
+
 @pytest.mark.parametrize("args", [
     ["encode", "MODEL", "DATA", "-o", "OUT", "--stride", "99999999999999999999"],  # OverflowError, exit 1
     ["score", "MODEL", "DATA", "-o", "OUT", "--stride", str(2**31)],

@@ -502,11 +502,17 @@ def summary(model_dir, features, timesteps, preset, **options):
       lstmae summary model
       lstmae summary --preset keras_tutorial --features 2 --timesteps 3
     """
+    import torch
+
     from ..config import ARCHITECTURE_PARAMS, make_architecture
     from ..nn.model import LSTMAutoencoderModule
 
     if model_dir is None and (features is None or timesteps is None):
         raise click.UsageError("give a MODEL_DIR, or --features and --timesteps with architecture options")
+    given = [name for name, value in {"features": features, "preset": preset, **options}.items() if value is not None]
+    if model_dir is not None and given:  # they were ignored: the saved model's table printed as if they applied
+        raise UserError(f"--{given[0].replace('_', '-')} describes a new architecture; with MODEL_DIR the saved "
+                        "model's is shown: drop it, or drop MODEL_DIR")
     if model_dir is not None:
         model = _load(model_dir)  # checked as score checks it: a corrupt model is one line, not a KeyError
         arch, timesteps = model.architecture_, timesteps or model.n_timesteps_
@@ -515,7 +521,13 @@ def summary(model_dir, features, timesteps, preset, **options):
         if params.get("vocab_size") == "auto":
             raise UserError("a token model's vocabulary comes from its data; summarise a saved model instead")
         arch = make_architecture(features, **{k: params[k] for k in ARCHITECTURE_PARAMS if k in params})
-    click.echo(LSTMAutoencoderModule(arch).summary(timesteps))
+    try:
+        with torch.device("meta"):  # shapes and counts only: 10**8 units must not allocate their weights
+            table = LSTMAutoencoderModule(arch).summary(timesteps)
+    except RuntimeError as err:  # beyond 2**63 numbers in one weight matrix
+        raise UserError(f"this network is too large to build ({str(err).splitlines()[0]}); use smaller layer "
+                        "sizes") from None
+    click.echo(table)
 
 
 from .export import register as _register_export  # noqa: E402 - commands kept in their own files
