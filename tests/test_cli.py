@@ -162,6 +162,20 @@ def test_summary_counts_without_allocating_and_refuses_options_beside_a_model(wo
     assert run("summary", workspace / "model", "--timesteps", 20).exit_code == 0
 
 
+def test_a_long_legal_output_name_is_written_and_a_too_long_one_is_one_line(workspace, tmp_path):
+    # the temporary names beside the output added ~40 characters: 247 of the 255 allowed crashed every writer
+    long = "b" * 247
+    assert run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / f"{long}.csv").exit_code == 0
+    result = run("evaluate", workspace / "model", workspace / "test.csv", "--label-column", "label", "-o",
+                 tmp_path / long)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / long / "metrics.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"{long}.csv", long])  # no temporary left
+    too_long = tmp_path / ("c" * 300 + ".csv")
+    assert_user_error(run("encode", workspace / "model", workspace / "test.csv", "-o", too_long),
+                      "the name is 304 bytes long, more than the 255 a file name may have")
+
+
 @pytest.mark.parametrize("args", [
     ["encode", "MODEL", "DATA", "-o", "OUT", "--stride", "99999999999999999999"],  # OverflowError, exit 1
     ["score", "MODEL", "DATA", "-o", "OUT", "--stride", str(2**31)],

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fnmatch
+import glob
 import gzip
 import os
 import shutil
@@ -842,6 +843,9 @@ def check_output_path(path: str | os.PathLike, overwrite: bool, *, table: bool =
     Parquet pyarrow must be installed.
     """
     path = Path(path)
+    if len(os.fsencode(path.name)) > _NAME_MAX:
+        raise DataError(f"{path.name[:40]}...: the name is {len(os.fsencode(path.name))} bytes long, more than the "
+                        f"{_NAME_MAX} a file name may have; choose a shorter name")
     if table and _table_format(path) is None:
         raise DataError(
             f"{path}: unknown output type; name the file .csv, .csv.gz, .parquet or .pq"
@@ -855,6 +859,12 @@ def check_output_path(path: str | os.PathLike, overwrite: bool, *, table: bool =
     parent = path.parent
     if not parent.is_dir():
         raise DataError(f"{path}: folder '{parent}' does not exist; create it first")
+
+
+_NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+# The temporary names beside an output keep this much of its name (plus ~40 characters of their own), so
+# that a long but legal output name leaves room for them.
+_TEMPORARY_STEM = 120
 
 
 def _pyarrow_available() -> bool:
@@ -892,7 +902,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     `tempfile`. Checks nothing else: call `check_output_path` first for user-given paths.
     """
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary = path.with_name(f".{path.name[:_TEMPORARY_STEM]}.{uuid.uuid4().hex}.tmp")
     try:
         yield temporary
         with open(temporary, "rb") as file:
@@ -931,7 +941,7 @@ def staged_directory(target: str | os.PathLike, *, overwrite: bool = False) -> I
         raise DataError(f"{target}: is the current folder or one above it, which cannot be replaced; name a new "
                         "folder, e.g. ./state")
     _remove_stale_staging(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_STAGING}-{os.getpid()}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(target)}{os.getpid()}-", dir=target.parent))
     try:
         os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes an owner-only directory
         yield staging
@@ -949,6 +959,10 @@ def staged_directory(target: str | os.PathLike, *, overwrite: bool = False) -> I
 
 
 _STAGING = "lstmae-staging"
+
+
+def _staging_prefix(target: Path) -> str:
+    return f".{target.name[:_TEMPORARY_STEM]}.{_STAGING}-"
 
 
 def _exchange(first: Path, second: Path) -> bool:
@@ -970,9 +984,10 @@ def _exchange(first: Path, second: Path) -> bool:
 
 def _remove_stale_staging(target: Path) -> None:
     """Remove the staging folders a killed save of `target` left behind (their process no longer runs)."""
-    for folder in target.parent.glob(f".{target.name}.{_STAGING}-*"):
+    prefix = _staging_prefix(target)
+    for folder in target.parent.glob(glob.escape(prefix) + "*"):
         try:
-            pid = int(folder.name[len(f".{target.name}.{_STAGING}-"):].split("-", 1)[0])
+            pid = int(folder.name[len(prefix):].split("-", 1)[0])
             os.kill(pid, 0)
         except ProcessLookupError:
             shutil.rmtree(folder, ignore_errors=True)
