@@ -162,6 +162,16 @@ def test_summary_counts_without_allocating_and_refuses_options_beside_a_model(wo
     assert run("summary", workspace / "model", "--timesteps", 20).exit_code == 0
 
 
+def test_a_model_feature_as_the_label_column_is_named(workspace, tmp_path):
+    # it said "missing 'temp' (the data needs every column the model was trained on)" of a column that was there
+    from lstmae import load
+
+    feature = load(workspace / "model").feature_names_in_[0]
+    assert_user_error(run("evaluate", workspace / "model", workspace / "test.csv", "--label-column", feature, "-o",
+                          tmp_path / "report"), f"--label-column '{feature}' is one of the model's features")
+    assert not (tmp_path / "report").exists()
+
+
 def test_a_long_legal_output_name_is_written_and_a_too_long_one_is_one_line(workspace, tmp_path):
     # the temporary names beside the output added ~40 characters: 247 of the 255 allowed crashed every writer
     long = "b" * 247

@@ -631,6 +631,9 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error")
 
     settings = model.data_settings_
     layout = settings.get("layout", "series")
+    if label_column is not None and label_column in model._feature_names():  # read as a label, it went missing
+        raise DataError(f"{path}: --label-column {label_column!r} is one of the model's features; name the column "
+                        "that holds the 0/1 labels")
     if layout == "sequences":
         data = read_sequences(path, columns=settings.get("columns"), label_column=label_column,
                               nan_policy=nan_policy)
