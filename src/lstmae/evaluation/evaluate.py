@@ -91,10 +91,7 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     scores = table["score"].to_numpy()
     flags = table["is_anomaly" if sequences else "alarm"].to_numpy()
     row_threshold = table["threshold"].to_numpy() if "threshold" in table else None
-    value = _scalar_threshold(model, threshold, "window" if sequences else how)
-    if row_threshold is not None:  # an adaptive rule: the one it started from, not the model's static one
-        applied = row_threshold[np.isfinite(scores) & np.isfinite(row_threshold)]
-        value = float(applied[0]) if len(applied) else value
+    value = _scalar_threshold(model, threshold, "window" if sequences else how, row_threshold)
     if sequences:
         metrics = sequence_metrics(labels, np.where(np.isfinite(scores), scores, np.finfo(float).max), value)
     else:
@@ -160,15 +157,19 @@ def _needs_labels(spec) -> bool:
     return isinstance(spec, str) and spec.strip().lower().startswith("best-f")
 
 
-def _scalar_threshold(model, threshold, how: str) -> float:
-    """The static threshold applied (for an adaptive rule, the model's fitted one, which it starts from)."""
+def _scalar_threshold(model, threshold, how: str, row_threshold=None) -> float:
+    """The threshold applied: for an adaptive rule (`row_threshold`, the table's threshold each row was compared
+    with) the one it started from, the first row's (rows without a score keep the current one); else the static
+    value."""
     from ..series import threshold_for
     from ..scoring import parse_threshold
 
+    if row_threshold is not None:
+        return float(row_threshold[0])
     if threshold is not None and not isinstance(threshold, str):
         return float(threshold)
     rule = model.threshold_rule_ if threshold is None else parse_threshold(threshold)
-    if getattr(rule, "adaptive", False) or (threshold is None and how == model.threshold_how_):
+    if threshold is None and how == model.threshold_how_:
         return float(model.threshold_)
     return threshold_for(model, rule, how=how)
 
