@@ -6,7 +6,13 @@ class LstmaeError(Exception):
 
 
 class DataError(LstmaeError, ValueError):
-    """Bad input data: the message names the file/column/row/value and the fix."""
+    """Bad input data: the message names the file/column/row/value and the fix. `cell`: (row, column), counted
+    from 0 in the array that was checked, where one value is to blame (a caller that numbers rows its own way,
+    such as the HTTP service, names it from there)."""
+
+    def __init__(self, *args, cell: tuple[int, int] | None = None):
+        super().__init__(*args)
+        self.cell = cell
 
 
 class ModelFileError(LstmaeError, ValueError):

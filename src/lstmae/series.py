@@ -326,7 +326,8 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     if too_large is not None:
         row, column = too_large
         raise DataError(f"the series: column '{names[column]}' row {row + 1} has value {values[row, column]:g}, too "
-                        "large for the model's scaling (inf after it); fix the cell or leave the row out")
+                        "large for the model's scaling (inf after it); fix the cell or leave the row out",
+                        cell=(row, column))
     points = np.full(n_rows, np.nan)
     valid = np.zeros(n_rows, bool)
     overflow = np.zeros(n_rows, bool)

@@ -187,7 +187,7 @@ class StreamingScorer:
         what = (f"{name}={value}" if not math.isfinite(value)
                 else f"{name}={value:g} is too large for the model's scaling (inf after it)")
         raise DataError(f"entity {_name(key)}, row {index[row]!r} (its row {self.rows_seen(key) + row}): {what}; "
-                        "streaming needs finite values: fill or drop the row before update")
+                        "streaming needs finite values: fill or drop the row before update", cell=(row, column))
 
     def _advance(self, parts: list, n_rows: int, index) -> pd.DataFrame:
         """Score parts [(entity key, values (n, F), output positions (n,), index (n,))], then take them.

@@ -186,10 +186,9 @@ class ScoringService:
         with self._batch_lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                _check_scalable(self.model, table)
                 result = score_values(self.model, table.values, how=how, groups=table.entities)
             except DataError as err:
-                raise _data_error(err, "rows") from None
+                raise _data_error(err, "rows", table, self.features) from None
         alarm = result["alarm"].to_numpy()
         previous = np.zeros_like(alarm)
         if table.entities is None:
@@ -225,10 +224,9 @@ class ScoringService:
                                                 "or restart the server with a larger --max-entities")
             scorer = self._streaming_scorer()
             try:
-                _check_scalable(self.model, table)
                 result = scorer.update(table.values, entity=entity_id)
             except DataError as err:
-                raise _data_error(err, "rows") from None
+                raise _data_error(err, "rows", table, self.features) from None
             self._entities[entity_id] = self._entities.get(entity_id, 0) + len(table.values)
             self.metrics.entities.set(len(self._entities))
             rows_seen = self._entities[entity_id]
@@ -292,22 +290,16 @@ def records(frame, columns: list[str]) -> list[dict]:
     return [dict(zip(columns, row)) for row in zip(*lists)]
 
 
-def _check_scalable(model, table) -> None:
-    """RequestError naming the cell (row counted from 0, as every request error counts it) of the first value that
-    the model's scaling turns into inf."""
-    from ..series import first_unscalable
-
-    position = first_unscalable(model, table.values)
-    if position is not None:
-        row, column = position
-        name = model._feature_names()[column]
-        raise RequestError(422, f"row {row}, feature {name!r}: {float(table.values[row, column]):g} is too large for "
-                                "the model's scaling (inf after it)", f"{table.where(row)}.{name}",
-                           "fix the value or leave the row out")
-
-
-def _data_error(err: DataError, field: str) -> RequestError:
-    """lstmae's one-line DataError ("what; the fix") as a 422."""
+def _data_error(err: DataError, field: str, table=None, features: list | None = None) -> RequestError:
+    """lstmae's one-line DataError ("what; the fix") as a 422. One that blames a cell of `table` (columns
+    `features`: a value the model's scaling turns into inf, since NaN and inf were refused when the request was
+    read) names that cell, its row counted from 0 as every request error counts it."""
+    if err.cell is not None and table is not None:
+        row, column = err.cell
+        name = features[column]
+        return RequestError(422, f"row {row}, feature {name!r}: {float(table.values[row, column]):g} is too large "
+                                 "for the model's scaling (inf after it)", f"{table.where(row)}.{name}",
+                            "fix the value or leave the row out")
     message = str(err)
     what, _, fix = message.partition("; ")
     return RequestError(422, what, field, fix or "check the rows against GET /v1/model")
