@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .data.validation import is_integer, is_number
+from .data.validation import is_flag, is_integer, is_number
 
 ACTIVATIONS = ("tanh", "relu")
 DECODER_TYPES = ("repeat", "encdec_ad")
@@ -206,7 +206,7 @@ def check_architecture(encoder, decoder, activation, dropout, *, output_layer=Tr
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     for name, flag in (("output_layer", output_layer), ("bottleneck", bottleneck)):
-        if not isinstance(flag, (bool, np.bool_)):
+        if not is_flag(flag):
             raise ValueError(f"{name} must be True or False, got {flag!r}")
     if not is_number(dropout) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")

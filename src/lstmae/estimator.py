@@ -19,7 +19,7 @@ from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, DEFAULTS, ENCODINGS,
                      check_architecture, make_architecture, parameters_docstring)
 from .data.batches import iterate_batches
 from .data.scaling import SCALERS, FeatureScaler
-from .data.validation import check_unique_names, is_integer, is_number
+from .data.validation import check_unique_names, is_flag, is_integer, is_number
 from .exceptions import DataError, ModelFileError
 from .nn.model import LSTMAutoencoderModule
 from .scoring import (
@@ -575,7 +575,7 @@ PARAMETERS_HERE
             raise ValueError(f"random_state must be an integer in [0, 2**32 - 1] or None (unseeded), "
                              f"got {self.random_state!r}")
         for name in ("bidirectional", "progress"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
+            if not is_flag(getattr(self, name)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not is_number(self.learning_rate) or not 0 < self.learning_rate < math.inf:
             raise ValueError(f"learning_rate must be a number > 0, got {self.learning_rate!r}")

@@ -79,6 +79,11 @@ def is_integer(value: object, minimum: int | None = None) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool) and (minimum is None or value >= minimum)
 
 
+def is_flag(value: object) -> bool:
+    """True for True or False, numpy's too (not 1, 0 or a string such as 'no')."""
+    return isinstance(value, (bool, np.bool_))
+
+
 def is_number(value: object) -> bool:
     """True for an int or float, numpy ones too (a bool is not one); NaN and inf are numbers here."""
     return isinstance(value, Real) and not isinstance(value, bool)

@@ -36,7 +36,7 @@ from scipy.stats import genpareto
 from sklearn.metrics import precision_recall_curve
 
 from lstmae.config import DEFAULT_THRESHOLDS
-from lstmae.data.validation import is_number
+from lstmae.data.validation import is_flag, is_number
 from lstmae.exceptions import DataError
 from lstmae.scoring.adaptive import (
     ADAPTIVE_CLASSES,
@@ -282,7 +282,7 @@ def check_labels(labels, n_scores: int, like: str = "the scores") -> np.ndarray:
     if labels.dtype.kind in "biuf":
         not_binary = np.flatnonzero((labels != 0) & (labels != 1))
     else:  # objects or strings: compare each value as it is ("1" is not a label)
-        not_binary = np.flatnonzero([not (isinstance(value, (bool, np.bool_)) or is_number(value)) or value not in (0, 1)
+        not_binary = np.flatnonzero([not (is_flag(value) or is_number(value)) or value not in (0, 1)
                                      for value in labels])
     if not_binary.size:
         position = not_binary[0]
