@@ -184,14 +184,14 @@ def _check_entities(part: pd.DataFrame, entity_column: str, time_column: str | N
             warnings.simplefilter("ignore")  # rows out of time order are put in order below, as documented
             _time_order(_time_index(rows[time_column].reset_index(drop=True), source), entities, source)
 
-    try:  # the whole partition at once; only a partition with a bad cell is searched entity by entity
-        if part[features].isna().to_numpy().any():
-            raise DataError("a missing value")
-        if time_column is not None:
-            check_times(part, part[entity_column].to_numpy(), "the partition")
-        return
-    except DataError:
-        pass
+    # the whole partition at once; only a partition with a bad cell is searched entity by entity
+    if not part[features].isna().to_numpy().any():
+        try:
+            if time_column is not None:
+                check_times(part, part[entity_column].to_numpy(), "the partition")
+            return
+        except DataError:
+            pass
     for entity, rows in part.groupby(entity_column, sort=False):
         source = f"entity {entity!r} (its rows in input order)"
         missing = rows[features].isna().to_numpy()
