@@ -232,7 +232,6 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
         check_integer(window, "--window")
     elif window is not None:
         raise UserError("--window applies to --layout series; sequences are windows of their own length already")
-    check_integer(stride, "--stride")
     _check_output(model_dir, overwrite)
     params = _model_params(preset, **options)
     params["random_state"] = seed
