@@ -191,6 +191,7 @@ def test_a_long_legal_output_name_is_written_and_a_too_long_one_is_one_line(work
     ["score", "MODEL", "DATA", "-o", "OUT", "--stride", str(2**31)],
     ["demo", "-o", "OUT", "--seed", "99999999999999999999999"],  # torch's "Overflow when unpacking long long"
     ["demo", "-o", "OUT", "--seed", "-1"],  # numpy's "expected non-negative integer"
+    ["evaluate", "MODEL", "DATA", "--label-column", "label", "-o", "OUT", "--early-window", "-1"],  # "early_window"
 ])
 def test_numbers_out_of_range_name_the_option(workspace, tmp_path, args):
     names = {"MODEL": workspace / "model", "DATA": workspace / "test.csv", "OUT": tmp_path / "out"}
@@ -238,11 +239,17 @@ def test_text_cell_and_nan_name_column_and_row(tmp_path):
 
 def test_window_problems(workspace, tmp_path):
     sensor_frame(5).to_csv(tmp_path / "short.csv", index=False)
+    short = str(tmp_path / "short.csv")
     assert_user_error(run("fit", tmp_path / "short.csv", "-o", tmp_path / "m", "--window", 10, "--time-column",
-                          "timestamp", "--label-column", "label"), "5 rows", "window 10")
+                          "timestamp", "--label-column", "label"), f"{short}: series has 5 rows", "window 10",
+                      "use a smaller --window")
     assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 0), "window", "0")
-    assert_user_error(run("score", workspace / "model", tmp_path / "short.csv", "-o", tmp_path / "s.csv"),
-                      "5 rows", "window 10")
+    for command in ("score", "encode", "reconstruct"):
+        assert_user_error(run(command, workspace / "model", tmp_path / "short.csv", "-o", tmp_path / "s.csv"),
+                          f"{short}: series has 5 rows", "window 10", "give at least that many")
+    assert_user_error(run("evaluate", workspace / "model", tmp_path / "short.csv", "--label-column", "label", "-o",
+                          tmp_path / "r"), f"{short}: series has 5 rows")
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "r").exists()
     assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10,
                           "--validation-blocks", 0), "validation_blocks must be an int >= 1, got 0")
     assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10,

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .config import DEFAULTS, HOW_CHOICES
-from .data.validation import check_finite, check_integer, check_unique_names, is_number
+from .data.validation import check_finite, check_integer, check_unique_names, check_window, is_number
 from .data.windowing import temporalize, window_ends
 from .exceptions import DataError
 from .scoring import (
@@ -660,6 +660,9 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error")
     if layout == "sequences" and data.values.shape[1] != model.n_timesteps_:
         raise DataError(f"{data.source}: sequences have {data.values.shape[1]} timesteps, the model was "
                         f"trained on {model.n_timesteps_}; resample them to that length")
+    if layout == "series":
+        check_window(model.n_timesteps_, len(data.values), data.source,
+                     fix=f"the model reads windows of {model.n_timesteps_} rows: give at least that many")
     return data
 
 
@@ -683,6 +686,7 @@ def fit_data(model, data, *, window: int | None = None, stride: int = 1, how: st
         model.fit(X if keep.all() else X[keep], feature_names=data.feature_names, checkpoint_dir=checkpoint_dir)
         settings.update(layout="sequences", n_train=int(keep.sum()), unit="sequences")
     else:
+        check_window(window, len(data.values), data.source)
         groups, n_gaps = data_groups(data, settings.get("max_gap"))
         fit_series(model, data.values, window=window, stride=stride, groups=groups, labels=data.labels,
                    feature_names=data.feature_names, how=how, checkpoint_dir=checkpoint_dir)

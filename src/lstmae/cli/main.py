@@ -427,7 +427,7 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
                    "over those windows) or end (the window ending there). Default: what the model's threshold "
                    "was fitted on.")
 @click.option("--threshold", help="Override the stored threshold rule for this evaluation.")
-@click.option("--early-window", type=int, default=0, show_default=True,
+@click.option("--early-window", type=click.IntRange(min=0), default=0, show_default=True,
               help="Rows before an event in which a flag still counts as detecting it (lead time).")
 @click.option("--point-adjust", is_flag=True,
               help="Also report point-adjusted F1. It inflates results: a single hit marks a whole event found.")

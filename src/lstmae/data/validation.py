@@ -99,14 +99,11 @@ def check_integer(value: object, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_window(window: int, n_rows: int, source: str) -> None:
-    """`window` must be an integer in ``[1, n_rows]``."""
+def check_window(window: int, n_rows: int, source: str, fix: str = "use a smaller --window or more data") -> None:
+    """`window` must be an integer in ``[1, n_rows]``; `fix` ends the error."""
     check_integer(window, "window")
     if window > n_rows:
-        raise DataError(
-            f"{source}: series has {n_rows} rows, shorter than the window {window}; "
-            "use a smaller --window or more data"
-        )
+        raise DataError(f"{source}: series has {n_rows} rows, shorter than the window {window}; {fix}")
 
 
 def check_stride(stride: int) -> None:
