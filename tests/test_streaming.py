@@ -286,6 +286,13 @@ def test_nan_row_names_entity_and_row_and_changes_nothing(model):
     huge[1, 0] = 3.3e38  # finite in float32, inf once scaled
     with pytest.raises(DataError, match=r"entity 'pump', row 11 \(its row 11\): a=3.3e\+38 is too large"):
         scorer.update(huge, entity="pump")
+    beyond = frame.assign(a=[0.0, 0.0, 0.0, 1e39])  # inf once cast to float32: named as given, not as inf
+    with pytest.raises(DataError, match=r"entity 'fan', row 3 \(its row 2\): a=1e\+39 is beyond float32"):
+        scorer.update_many(beyond.assign(b=0.0), "id")
+    huge = huge.astype(np.float64)  # a float64 array, as a user's rows often are
+    huge[1, 0] = -1e39
+    with pytest.raises(DataError, match=r"entity 'pump', row 11 \(its row 11\): a=-1e\+39 is beyond float32"):
+        scorer.update(huge, entity="pump")
     after = scorer.get_state()
     assert before[0] == after[0] and scorer.rows_seen("pump") == 10 and "fan" not in scorer.entities
     with pytest.raises(DataError, match="is empty at row 1"):

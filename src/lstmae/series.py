@@ -561,8 +561,8 @@ def score_frame(model, frame, *, stride: int = 1, how: str = DEFAULTS["how"], en
     return result
 
 
-def feature_values(model, frame: pd.DataFrame) -> np.ndarray:
-    """(T, F) float32 values of the model's features from `frame`, by name when the model knows them."""
+def feature_values(model, frame: pd.DataFrame, dtype=np.float32) -> np.ndarray:
+    """(T, F) values (`dtype`) of the model's features from `frame`, by name when the model knows them."""
     check_unique_names([str(name) for name in frame.columns], "the data")
     if hasattr(model, "feature_names_in_") and all(isinstance(c, str) for c in frame.columns):
         missing = [name for name in model.feature_names_in_ if name not in frame.columns]
@@ -570,12 +570,12 @@ def feature_values(model, frame: pd.DataFrame) -> np.ndarray:
             raise DataError(f"expected {model.n_features_in_} features (trained on "
                             f"{', '.join(model.feature_names_in_)}), missing {', '.join(map(repr, missing))}")
         frame = frame[list(model.feature_names_in_)]
-    for name, dtype in frame.dtypes.items():
-        if dtype.kind in "mMc" or isinstance(dtype, pd.DatetimeTZDtype):
-            hint = "pass it as the time column or drop it" if dtype.kind != "c" else "drop it or convert it"
-            raise DataError(f"feature column {name!r} holds {dtype} values, not real numbers; {hint}")
+    for name, kind in frame.dtypes.items():
+        if kind.kind in "mMc" or isinstance(kind, pd.DatetimeTZDtype):
+            hint = "pass it as the time column or drop it" if kind.kind != "c" else "drop it or convert it"
+            raise DataError(f"feature column {name!r} holds {kind} values, not real numbers; {hint}")
     try:
-        values = frame.to_numpy(dtype=np.float32)
+        values = frame.to_numpy(dtype=dtype)
     except (TypeError, ValueError) as err:
         raise DataError(f"feature columns must hold numbers ({str(err).splitlines()[0]})") from None
     if values.shape[1] != model.n_features_in_:

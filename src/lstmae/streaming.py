@@ -143,26 +143,28 @@ class StreamingScorer:
         if missing.size:
             raise DataError(f"entity column {entity_column!r} is empty at row {frame.index[missing[0]]!r}; "
                             "give every row its entity")
-        values = feature_values(self.model, frame.drop(columns=[entity_column]))
+        values = feature_values(self.model, frame.drop(columns=[entity_column]), dtype=np.float64)
         parts = []
         for group in groups_of(len(frame), ids.to_numpy()):
             key = _entity_key(group.name)
             parts.append((key, values[group.rows], group.rows, frame.index[group.rows]))
         for key, part_values, _, part_index in parts:
             self._check_finite(part_values, key, part_index)
+        parts = [(key, part_values.astype(np.float32), rows, index) for key, part_values, rows, index in parts]
         result = self._advance(parts, len(frame), frame.index)
         result.insert(0, entity_column, ids.to_numpy())
         return result
 
     def _rows(self, rows, key) -> tuple[np.ndarray, pd.Index]:
-        """(values (n, F) float32, index) of rows given to `update`, checked finite."""
+        """(values (n, F) float32, index) of rows given to `update`, checked finite (read as float64 first, so
+        that a value beyond float32 is named as given, not as the inf its cast would make)."""
         if isinstance(rows, pd.Series):
             rows = rows.to_frame().T
         if isinstance(rows, pd.DataFrame):
-            values, index = feature_values(self.model, rows), rows.index
+            values, index = feature_values(self.model, rows, dtype=np.float64), rows.index
         else:
             try:
-                values = np.asarray(rows, dtype=np.float32)
+                values = np.asarray(rows, dtype=np.float64)
             except (TypeError, ValueError) as err:
                 raise DataError(f"rows must hold numbers ({str(err).splitlines()[0]})") from None
             if values.ndim == 1:
@@ -173,18 +175,21 @@ class StreamingScorer:
             seen = self.rows_seen(key)
             index = pd.RangeIndex(seen, seen + len(values))
         self._check_finite(values, key, index)
-        return values, index
+        return values.astype(np.float32), index
 
     def _check_finite(self, values: np.ndarray, key, index) -> None:
         """DataError naming the entity, the row and the feature of the first value that is NaN/inf, or
         that the model's scaling turns into inf; checked before any state changes."""
-        position = first_unscalable(self.model, values)  # NaN and inf stay non-finite after scaling
-        if position is None:
+        with np.errstate(invalid="ignore"):
+            beyond = np.argwhere(np.abs(values) > np.finfo(np.float32).max)
+        position = tuple(beyond[0]) if len(beyond) else first_unscalable(self.model, values.astype(np.float32))
+        if position is None:  # NaN and inf stay non-finite after scaling
             return
-        row, column = position
+        row, column = (int(i) for i in position)
         name = self.model._feature_names()[column]
         value = float(values[row, column])
         what = (f"{name}={value}" if not math.isfinite(value)
+                else f"{name}={value:g} is beyond float32, in which the model computes" if len(beyond)
                 else f"{name}={value:g} is too large for the model's scaling (inf after it)")
         raise DataError(f"entity {_name(key)}, row {index[row]!r} (its row {self.rows_seen(key) + row}): {what}; "
                         "streaming needs finite values: fill or drop the row before update", cell=(row, column))
