@@ -171,23 +171,28 @@ def test_normalized_a_high_variance_feature_does_not_swamp_the_others():
     # Feature 1's errors are 100x larger and noisier; a jump of 10 of its own MADs in feature 0
     # must outrank the largest normal excursion of feature 1, which the mean absolute error misses.
     rng = np.random.default_rng(0)
-    E = np.abs(rng.normal(size=(500, 2)) * [0.01, 1.0])
-    test = np.array([[0.01 + 0.1, 0.7], [0.01, E[:, 1].max()]])
+    E = np.abs(rng.normal(size=(500, 2)) * [0.2, 20.0])
+    test = np.array([[0.2 + 2.0, 14.0], [0.2, E[:, 1].max()]])
     scores = NormalizedError().fit_vectors(E).score_vectors(test)
     assert scores[0] > scores[1]
     mae = MeanError("mae").score_vectors(test.mean(axis=1, keepdims=True))
     assert mae[0] < mae[1]
 
 
-def test_normalized_constant_feature_is_floored_at_a_hundredth_of_the_typical_scale():
+def test_normalized_scales_are_at_least_min_scale():
     rng = np.random.default_rng(1)
-    E = np.column_stack([rng.random(200), rng.random(200) * 2, np.zeros(200)])  # feature 2 never errs
+    # feature 2 never errs, feature 3 errs a little (a flag that rarely switches), feature 0 is ordinary
+    E = np.column_stack([rng.random(200), rng.random(200) * 2, np.zeros(200), rng.random(200) * 1e-3])
     model = NormalizedError().fit_vectors(E)
-    typical = np.median(model.scale_[:2])
-    assert model.scale_[2] == pytest.approx(0.01 * typical)
+    assert model.scale_[0] > 0.1 and model.scale_[1] > 0.1
+    np.testing.assert_array_equal(model.scale_[2:], [0.1, 0.1])  # in scaled units: a tenth of a standard deviation
+    # a small error of the quiet features (0.05 scaled units) no longer outranks a large one of feature 0
+    quiet, loud = np.array([[0.5, 1.0, 0.05, 0.05]]), np.array([[3.0, 1.0, 0.0, 0.0]])
+    for reduce in ("mean", "max"):
+        fitted = NormalizedError(reduce=reduce).fit_vectors(E)
+        assert fitted.score_vectors(loud)[0] > fitted.score_vectors(quiet)[0]
     assert np.isfinite(model.score_vectors(E + 1.0)).all()
-    all_constant = NormalizedError().fit_vectors(np.zeros((5, 2)))
-    np.testing.assert_allclose(all_constant.scale_, [0.01, 0.01])  # 1% of one scaled unit
+    np.testing.assert_allclose(NormalizedError(min_scale=0.5).fit_vectors(np.zeros((5, 2))).scale_, [0.5, 0.5])
 
 
 def test_normalized_with_one_feature_ranks_as_mae():
@@ -228,8 +233,9 @@ def test_normalized_max_scores_the_largest_robust_z():
 def test_normalized_errors():
     with pytest.raises(DataError, match="unknown reduce 'median'"):
         NormalizedError(reduce="median")
-    with pytest.raises(DataError, match=r"floor must be a number in \(0, 1\]; got 0"):
-        NormalizedError(floor=0)
+    for bad in (0, -1.0, np.inf, np.nan, "0.1", True):
+        with pytest.raises(DataError, match="min_scale must be a finite number > 0"):
+            NormalizedError(min_scale=bad)
     with pytest.raises(DataError, match="needs at least 2 normal windows to fit; got 1"):
         NormalizedError().fit_vectors(np.ones((1, 3)))
     X, X_hat = _windows(3, 2, 2)
@@ -243,7 +249,7 @@ def test_normalized_errors():
 
 
 def test_normalized_bad_states():
-    config = {"name": "normalized", "reduce": "mean", "floor": 0.01}
+    config = {"name": "normalized", "reduce": "mean", "min_scale": 0.1}
     with pytest.raises(ModelFileError, match=r"needs arrays 'median' and 'scale'; got \['median'\]"):
         NormalizedError.from_state(config, {"median": np.zeros(2)})
     with pytest.raises(ModelFileError, match="scales > 0: the model files are corrupt"):
@@ -252,6 +258,13 @@ def test_normalized_bad_states():
         NormalizedError.from_state(config, {"median": np.zeros(2), "scale": np.ones(3)})
     with pytest.raises(ModelFileError, match="unknown reduce 'sum'"):
         NormalizedError.from_state({**config, "reduce": "sum"}, {"median": np.zeros(2), "scale": np.ones(2)})
+    with pytest.raises(ModelFileError, match="min_scale must be a finite number > 0; got -1"):
+        NormalizedError.from_state({**config, "min_scale": -1}, {"median": np.zeros(2), "scale": np.ones(2)})
+    # a model saved before min_scale ("floor", relative) loads with its stored scales and refits with min_scale
+    old = NormalizedError.from_state({"name": "normalized", "reduce": "max", "floor": 0.01},
+                                     {"median": np.zeros(2), "scale": np.array([0.01, 1.0])})
+    np.testing.assert_array_equal(old.scale_, [0.01, 1.0])
+    assert old.min_scale == 0.1 and old.fit_vectors(np.zeros((3, 2))).scale_.tolist() == [0.1, 0.1]
 
 
 @pytest.mark.parametrize("name", ["mse", "mae", "mahalanobis", "normalized", "normalized-max"])

@@ -204,23 +204,23 @@ class NormalizedError(ErrorModel):
     for normal data). The score is the mean over features (``reduce="mean"``) or the largest
     (``reduce="max"``) of (e_f - m_f) / s_f. With one feature it ranks windows exactly as "mae".
 
-    A feature whose error hardly varies on normal data (a constant input, a one-hot flag that
-    never switched) would have s_f ~ 0 and turn its first small error into an enormous z. Its
-    scale is therefore floored at `floor` (default 1%) of the median scale of the features that
-    do vary (of 1.0, one scaled unit, when none does): a feature up to 100 times quieter than the
-    typical one is still measured on its own scale.
+    A feature the network reconstructs almost perfectly on normal data (a constant input, a one-hot
+    flag that rarely switches, such as MSL's command columns) would have s_f ~ 0 and turn its first
+    small error into an enormous z that swamps the feature where the anomaly is. No scale is
+    therefore below `min_scale`, in the scaled units the errors are in (default 0.1: with the
+    default standard scaler, a tenth of the feature's standard deviation on the training data).
     """
 
     name = "normalized"
     REDUCTIONS = ("mean", "max")
 
-    def __init__(self, reduce: str = "mean", floor: float = 0.01):
+    def __init__(self, reduce: str = "mean", min_scale: float = 0.1):
         if reduce not in self.REDUCTIONS:
             raise DataError(f"unknown reduce {reduce!r} for the normalized error model; use mean or max")
-        if not is_number(floor) or not 0.0 < float(floor) <= 1.0:
-            raise DataError(f"floor must be a number in (0, 1]; got {floor!r}")
+        if not is_number(min_scale) or not 0.0 < float(min_scale) < np.inf:
+            raise DataError(f"min_scale must be a finite number > 0; got {min_scale!r}")
         self.reduce = reduce
-        self.floor = float(floor)
+        self.min_scale = float(min_scale)
 
     @property
     def spec(self) -> str:
@@ -231,7 +231,7 @@ class NormalizedError(ErrorModel):
         return reconstruction_errors(X, X_hat, per="feature", kind="mae")
 
     def fit_vectors(self, E) -> NormalizedError:
-        """Learn each feature's median error and floored MAD scale from E (N, F) of normal windows."""
+        """Learn each feature's median error and MAD scale (at least min_scale) from E (N, F) of normal windows."""
         E = _check_vectors(E)
         if E.shape[0] < 2:
             raise DataError(
@@ -239,10 +239,7 @@ class NormalizedError(ErrorModel):
                 "give more validation data or use the mae error model"
             )
         self.median_ = np.median(E, axis=0)
-        scale = 1.4826 * np.median(np.abs(E - self.median_), axis=0)
-        varying = scale[scale > 1e-12]
-        typical = float(np.median(varying)) if varying.size else 1.0
-        self.scale_ = np.maximum(scale, self.floor * typical)
+        self.scale_ = np.maximum(1.4826 * np.median(np.abs(E - self.median_), axis=0), self.min_scale)
         return self
 
     def score_vectors(self, E) -> np.ndarray:
@@ -255,7 +252,7 @@ class NormalizedError(ErrorModel):
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         if not hasattr(self, "scale_"):
             raise NotFittedError("NormalizedError is not fitted; nothing to save")
-        return {"name": self.name, "reduce": self.reduce, "floor": self.floor}, {
+        return {"name": self.name, "reduce": self.reduce, "min_scale": self.min_scale}, {
             "median": self.median_, "scale": self.scale_}
 
     @classmethod
@@ -274,7 +271,8 @@ class NormalizedError(ErrorModel):
                 "two (F,) arrays, finite, scales > 0: the model files are corrupt"
             )
         try:
-            model = cls(reduce=config.get("reduce", "mean"), floor=config.get("floor", 0.01))
+            # a model saved before min_scale (its "floor" was relative) refits, if recalibrated, with the default
+            model = cls(reduce=config.get("reduce", "mean"), min_scale=config.get("min_scale", 0.1))
         except DataError as err:
             raise ModelFileError(f"normalized error model state is corrupt: {err}") from None
         model.median_, model.scale_ = median, scale

@@ -1,0 +1,175 @@
+"""The normalized error model's smallest feature scale, on the multivariate families: before and after.
+
+    python benchmarks/detection/error_scales.py [--datasets msl,keogh] [--seeds 0,1,2]
+                                                [--cache DIR] [--out benchmarks/results/error_scales]
+
+`normalized-max` scores a window by the largest robust z-score of its features' errors, (e_f - m_f) / s_f.
+Where a feature's error scale s_f is near 0 (MSL's one-hot command columns), a small error of that feature
+outranks a large one of the telemetry value. Two floors for s_f are compared on the same networks:
+
+- "relative" (before): s_f >= 1% of the median scale of the features whose errors vary at all;
+- "min_scale" (lstmae's NormalizedError now): s_f >= min_scale, 0.1 scaled units (a tenth of the feature's
+  training standard deviation).
+
+On one feature both rank windows as "mae" and flag the same rows, so the univariate families (NAB, UCR,
+ECG5000) cannot change: only MSL and Keogh ECG (two leads) are run. Each series is trained as
+`detection_study.py` trains it (its defaults, its seed), once per seed; the per-feature window errors
+(held-out windows, the held-out rows' windows, the test windows) are kept in --cache as .npz, so a rerun
+only scores. Each floor is then fitted on the held-out windows and scored as lstmae.series scores
+(how="mean", the `mad:8` rule on the held-out row scores, the default alarm rules). Writes
+error_scales.json and error_scales.md to --out: per family and seed, mean VUS-PR, event recall / F1 and
+the median alarm rate / labelled fraction, and per series VUS-PR.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
+
+import detection_study as study  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+FLOORS = ("relative", "min_scale")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="msl,keogh")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "error_scales")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "error_scales")
+    args = parser.parse_args(argv)
+    families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
+    settings = study.build_settings(study.parse_args(["--set", "series.peers=[]"]))
+    args.cache.mkdir(parents=True, exist_ok=True)
+    tasks = {family: study.LOADERS[family](args.data_dir) for family in families}
+    jobs = [(task, study.family_settings(settings, family), seed, cache_path(args.cache, task, seed))
+            for seed in seeds for family in families for task in tasks[family]]
+    missing = [job for job in jobs if not job[3].exists()]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn"), initializer=study.set_threads,
+                             initargs=(1,)) as pool:
+        for done in as_completed([pool.submit(train_and_cache, *job) for job in missing]):
+            study.log(f"trained {done.result()}")
+    results = {family: {seed: {task.name: {floor: score(np.load(cache_path(args.cache, task, seed)), floor)
+                                           for floor in FLOORS} for task in tasks[family]}
+                        for seed in seeds} for family in families}
+    report = {"command": " ".join(["python benchmarks/detection/error_scales.py", *(argv or sys.argv[1:])]),
+              "seconds": round(time.perf_counter() - started, 1), "networks_trained": len(missing),
+              "networks_from_cache": len(jobs) - len(missing), "results": results}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "error_scales.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / "error_scales.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def cache_path(cache: Path, task, seed: int) -> Path:
+    return cache / f"{task.family}--{task.name}--seed{seed}.npz"
+
+
+def train_and_cache(task, settings: dict, seed: int, path: Path) -> str:
+    """Fit lstmae on the task's training part as the study does; keep its per-feature window errors (N, F)."""
+    from lstmae import LSTMAutoencoder, temporalize
+    from lstmae.series import fit_series
+
+    window = study.series_window(task.train, settings["window"])
+    stride = study.train_stride(len(task.train), window, settings["max_train_steps"])
+    model = LSTMAutoencoder(**settings["lstmae"], random_state=seed, progress=False)
+    fit_series(model, task.train, window=window, stride=stride, how=settings["how"])
+    train_windows, _ = temporalize(task.train, window, stride)
+    held_parts, _, held_windows = study.lstmae_parts(model, task.train, train_windows, window, stride)
+    arrays = {"labels": task.labels, "window": np.array(window), "vus_window": np.array(
+        study.vus_window_from_period(task.test)),
+              "held": model.reconstruction_error(held_windows, per="feature", kind="mae"),
+              "test": model.reconstruction_error(temporalize(task.test, window)[0], per="feature", kind="mae")}
+    for i, part in enumerate(part for part in held_parts if len(part) >= window):
+        arrays[f"part{i}"] = model.reconstruction_error(temporalize(part, window)[0], per="feature", kind="mae")
+        arrays[f"part{i}_rows"] = np.array(len(part))
+    temporary = path.with_suffix(".partial.npz")
+    np.savez_compressed(temporary, **arrays)
+    temporary.replace(path)
+    return f"{task.family}/{task.name} seed {seed}"
+
+
+def scaled(cached, floor: str):
+    """`score_vectors` of normalized-max fitted on the held-out windows with the floor `floor`."""
+    from lstmae.scoring.error_models import NormalizedError
+
+    model = NormalizedError(reduce="max").fit_vectors(cached["held"])
+    if floor == "relative":  # the rule before min_scale, from the same medians and MADs
+        scale = 1.4826 * np.median(np.abs(cached["held"] - model.median_), axis=0)
+        varying = scale[scale > 1e-12]
+        model.scale_ = np.maximum(scale, 0.01 * (float(np.median(varying)) if varying.size else 1.0))
+    return model.score_vectors
+
+
+def score(cached, floor: str) -> dict:
+    """VUS-PR, alarm rate and event metrics of one series' test rows, as lstmae.series scores them."""
+    from lstmae.evaluation import detection_metrics
+    from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags, window_to_points
+
+    window, labels = int(cached["window"]), cached["labels"]
+    score_vectors = scaled(cached, floor)
+
+    def rows(vectors, n_rows):
+        return window_to_points(score_vectors(vectors), n_rows, window, how="mean")[0]
+
+    held = np.concatenate([rows(cached[key], int(cached[f"{key}_rows"])) for key in cached.files
+                           if key.startswith("part") and not key.endswith("_rows")])
+    threshold = study.ROW_THRESHOLD.fit(held[np.isfinite(held)])
+    test = rows(cached["test"], len(labels))
+    valid = ~np.isnan(test) & (np.arange(len(test)) >= window)  # the rows detection_study.py scores with every
+    # detector: its rolling z-score starts after one window
+    alarms = alarms_from_flags(study.flags_above(test, threshold), causal=False, **DEFAULT_ALARM)
+    metrics = detection_metrics(labels, test, flags=alarms, valid=valid, vus_sliding_window=int(cached["vus_window"]))
+    if metrics["n_events"] and metrics["event_f1"] is None:
+        metrics["event_f1"] = 0.0  # no alarm: no event found
+    fraction = float(labels[valid].mean())
+    return {"anomaly_fraction": fraction, **{key: metrics[key] for key in
+                                             ("vus_pr", "alarm_rate", "event_recall", "event_f1")}}
+
+
+def summary(series: dict, floor: str) -> dict:
+    rows = [result[floor] for result in series.values() if result[floor]["anomaly_fraction"] > 0]
+    return {"vus_pr": np.mean([row["vus_pr"] for row in rows]),
+            "event_recall": np.mean([row["event_recall"] for row in rows]),
+            "event_f1": np.mean([row["event_f1"] for row in rows]),
+            "alarm_ratio": np.median([row["alarm_rate"] / row["anomaly_fraction"] for row in rows])}
+
+
+def markdown(report: dict) -> str:
+    lines = ["## The normalized error model's smallest scale: relative (before) / min_scale 0.1 (now)", "",
+             f"`{report['command']}`", "",
+             "| family | seed | VUS-PR | event recall | event F1 | alarm rate (x labelled, median) |",
+             "|---|---|---|---|---|---|"]
+    for family, by_seed in report["results"].items():
+        for seed, series in by_seed.items():
+            before, after = (summary(series, floor) for floor in FLOORS)
+            lines.append(f"| {study.FAMILY_TITLES[family]} ({len(series)}) | {seed} | "
+                         + " | ".join(f"{before[key]:.3f} / {after[key]:.3f}" for key in
+                                      ("vus_pr", "event_recall", "event_f1"))
+                         + f" | {before['alarm_ratio']:.2f}x / {after['alarm_ratio']:.2f}x |")
+    lines += ["", "Per series, VUS-PR relative / min_scale at each seed:", "",
+              "| series | " + " | ".join(f"seed {seed}" for seed in next(iter(report["results"].values()))) + " |",
+              "|---|" + "---|" * len(next(iter(report["results"].values())))]
+    for family, by_seed in report["results"].items():
+        for name in next(iter(by_seed.values())):
+            cells = [by_seed[seed][name] for seed in by_seed]
+            if cells[0]["relative"]["anomaly_fraction"] > 0:
+                lines.append(f"| {family} {name} | " + " | ".join(
+                    f"{cell['relative']['vus_pr']:.2f} / {cell['min_scale']['vus_pr']:.2f}" for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
