@@ -88,8 +88,8 @@ def train_and_cache(task, settings: dict, seed: int, path: Path) -> str:
     fit_series(model, task.train, window=window, stride=stride, how=settings["how"])
     train_windows, _ = temporalize(task.train, window, stride)
     held_parts, _, held_windows = study.lstmae_parts(model, task.train, train_windows, window, stride)
-    arrays = {"labels": task.labels, "window": np.array(window), "vus_window": np.array(
-        study.vus_window_from_period(task.test)),
+    arrays = {"labels": task.labels, "window": np.array(window),
+              "vus_window": np.array(study.vus_window_from_period(task.test)),
               "held": model.reconstruction_error(held_windows, per="feature", kind="mae"),
               "test": model.reconstruction_error(temporalize(task.test, window)[0], per="feature", kind="mae")}
     for i, part in enumerate(part for part in held_parts if len(part) >= window):

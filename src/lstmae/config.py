@@ -95,8 +95,8 @@ PARAMETERS: tuple[Parameter, ...] = (
               "(normalized-max, or mae for token models, sequences of different lengths and a single held-out "
               "sample, which it cannot score or fit), mse, mae, "
               "mahalanobis (EncDec-AD), normalized (each feature's error as a robust z-score on validation "
-              "data, its scale at least 0.1 scaled units, averaged) or normalized-max (the largest of those z-scores: one feature out of line is "
-              "enough)", ERROR_MODEL_CHOICES),
+              "data, its scale at least 0.1 scaled units, averaged) or normalized-max (the largest of those "
+              "z-scores: one feature out of line is enough)", ERROR_MODEL_CHOICES),
     Parameter("threshold", "auto", "str", "rule for threshold_ from the held-out scores: auto (sigma:2 on "
               "sequence scores as fit fits them, mad:8 on a series' row scores as fit_series fits them: its "
               "thousands of overlapping, correlated rows need a stricter rule, and one robust to their heavy "
