@@ -148,9 +148,7 @@ class StreamingScorer:
         for group in groups_of(len(frame), ids.to_numpy()):
             key = _entity_key(group.name)
             parts.append((key, values[group.rows], group.rows, frame.index[group.rows]))
-        for key, part_values, _, part_index in parts:
-            self._check_finite(part_values, key, part_index)
-        parts = [(key, part_values.astype(np.float32), rows, index) for key, part_values, rows, index in parts]
+        parts = [(key, self._checked(part_values, key, index), rows, index) for key, part_values, rows, index in parts]
         result = self._advance(parts, len(frame), frame.index)
         result.insert(0, entity_column, ids.to_numpy())
         return result
@@ -174,17 +172,18 @@ class StreamingScorer:
                                 f"got shape {np.shape(rows)}")
             seen = self.rows_seen(key)
             index = pd.RangeIndex(seen, seen + len(values))
-        self._check_finite(values, key, index)
-        return values.astype(np.float32), index
+        return self._checked(values, key, index), index
 
-    def _check_finite(self, values: np.ndarray, key, index) -> None:
-        """DataError naming the entity, the row and the feature of the first value that is NaN/inf, or
-        that the model's scaling turns into inf; checked before any state changes."""
+    def _checked(self, values: np.ndarray, key, index) -> np.ndarray:
+        """`values` (n, F) as float32, or DataError naming the entity, the row and the feature of the first value
+        that is NaN/inf, beyond float32, or that the model's scaling turns into inf; checked before any state
+        changes."""
         with np.errstate(invalid="ignore"):
             beyond = np.argwhere(np.abs(values) > np.finfo(np.float32).max)
-        position = tuple(beyond[0]) if len(beyond) else first_unscalable(self.model, values.astype(np.float32))
+        single = values.astype(np.float32)
+        position = tuple(beyond[0]) if len(beyond) else first_unscalable(self.model, single)
         if position is None:  # NaN and inf stay non-finite after scaling
-            return
+            return single
         row, column = (int(i) for i in position)
         name = self.model._feature_names()[column]
         value = float(values[row, column])
