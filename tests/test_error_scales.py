@@ -40,7 +40,8 @@ def test_the_floor_decides_whether_a_quiet_flag_outranks_the_anomaly(monkeypatch
     assert results["min_scale"]["vus_pr"] > results["relative"]["vus_pr"] + 0.2, results
     for floor, result in results.items():
         assert 0 <= result["alarm_rate"] <= 1 and result["anomaly_fraction"] == cached["labels"][20:].mean()
-    report = {"command": "python benchmarks/detection/error_scales.py", "results": {"msl": {0: {"flag": results}}}}
+    report = {"command": "python benchmarks/detection/error_scales.py", "threshold": "mad:8", "min_scale": 0.1,
+              "results": {"msl": {0: {"flag": results}}}}
     text = error_scales.markdown(report)
     vus = [results[floor]["vus_pr"] for floor in error_scales.FLOORS]
     assert f"| MSL (NASA) (1) | 0 | {vus[0]:.3f} / {vus[1]:.3f} |" in text

@@ -1,6 +1,7 @@
 """The normalized error model's smallest feature scale, on the multivariate families: before and after.
 
     python benchmarks/detection/error_scales.py [--datasets msl,keogh] [--seeds 0,1,2]
+                                                [--threshold mad:8] [--min-scale 0.1]
                                                 [--cache DIR] [--out benchmarks/results/error_scales]
 
 `normalized-max` scores a window by the largest robust z-score of its features' errors, (e_f - m_f) / s_f.
@@ -16,7 +17,8 @@ ECG5000) cannot change: only MSL and Keogh ECG (two leads) are run. Each series 
 `detection_study.py` trains it (its defaults, its seed), once per seed; the per-feature window errors
 (held-out windows, the held-out rows' windows, the test windows) are kept in --cache as .npz, so a rerun
 only scores. Each floor is then fitted on the held-out windows and scored as lstmae.series scores
-(how="mean", the `mad:8` rule on the held-out row scores, the default alarm rules). Writes
+(how="mean", lstmae's row rule, `mad:8`, or --threshold, on the held-out row scores, the default alarm
+rules); --min-scale sets the floor of the "min_scale" column. Writes
 error_scales.json and error_scales.md to --out: per family and seed, mean VUS-PR, event recall / F1 and
 the median alarm rate / labelled fraction, and per series VUS-PR.
 """
@@ -35,6 +37,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 
 import detection_study as study  # noqa: E402
+from lstmae.scoring import parse_threshold  # noqa: E402
+from lstmae.scoring.error_models import NormalizedError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 FLOORS = ("relative", "min_scale")
@@ -47,6 +51,10 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "error_scales")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "error_scales")
+    parser.add_argument("--threshold", default=study.ROW_THRESHOLD_RULE,
+                        help="the row threshold rule fitted on the held-out rows (default: lstmae's)")
+    parser.add_argument("--min-scale", type=float, default=NormalizedError().min_scale,
+                        help="the smallest scale of the 'min_scale' column (default: lstmae's)")
     args = parser.parse_args(argv)
     families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     settings = study.build_settings(study.parse_args(["--set", "series.peers=[]"]))
@@ -60,10 +68,13 @@ def main(argv=None) -> int:
                              initargs=(1,)) as pool:
         for done in as_completed([pool.submit(train_and_cache, *job) for job in missing]):
             study.log(f"trained {done.result()}")
-    results = {family: {seed: {task.name: {floor: score(np.load(cache_path(args.cache, task, seed)), floor)
-                                           for floor in FLOORS} for task in tasks[family]}
-                        for seed in seeds} for family in families}
+    rule = parse_threshold(args.threshold)
+    results = {family: {seed: {} for seed in seeds} for family in families}
+    for task, _, seed, path in jobs:
+        cached = dict(np.load(path))  # read once: an .npz member is decompressed on every access
+        results[task.family][seed][task.name] = {floor: score(cached, floor, rule, args.min_scale) for floor in FLOORS}
     report = {"command": " ".join(["python benchmarks/detection/error_scales.py", *(argv or sys.argv[1:])]),
+              "threshold": args.threshold, "min_scale": args.min_scale,
               "seconds": round(time.perf_counter() - started, 1), "networks_trained": len(missing),
               "networks_from_cache": len(jobs) - len(missing), "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -101,11 +112,9 @@ def train_and_cache(task, settings: dict, seed: int, path: Path) -> str:
     return f"{task.family}/{task.name} seed {seed}"
 
 
-def scaled(cached, floor: str):
+def scaled(cached, floor: str, min_scale: float):
     """`score_vectors` of normalized-max fitted on the held-out windows with the floor `floor`."""
-    from lstmae.scoring.error_models import NormalizedError
-
-    model = NormalizedError(reduce="max").fit_vectors(cached["held"])
+    model = NormalizedError(reduce="max", min_scale=min_scale).fit_vectors(cached["held"])
     if floor == "relative":  # the rule before min_scale, from the same medians and MADs
         scale = 1.4826 * np.median(np.abs(cached["held"] - model.median_), axis=0)
         varying = scale[scale > 1e-12]
@@ -113,20 +122,21 @@ def scaled(cached, floor: str):
     return model.score_vectors
 
 
-def score(cached, floor: str) -> dict:
-    """VUS-PR, alarm rate and event metrics of one series' test rows, as lstmae.series scores them."""
+def score(cached, floor: str, rule=study.ROW_THRESHOLD, min_scale: float = NormalizedError().min_scale) -> dict:
+    """VUS-PR, alarm rate and event metrics of one series' test rows, as lstmae.series scores them with the row
+    threshold `rule` (parsed)."""
     from lstmae.evaluation import detection_metrics
     from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags, window_to_points
 
     window, labels = int(cached["window"]), cached["labels"]
-    score_vectors = scaled(cached, floor)
+    score_vectors = scaled(cached, floor, min_scale)
 
     def rows(vectors, n_rows):
         return window_to_points(score_vectors(vectors), n_rows, window, how="mean")[0]
 
-    held = np.concatenate([rows(cached[key], int(cached[f"{key}_rows"])) for key in cached.files
+    held = np.concatenate([rows(cached[key], int(cached[f"{key}_rows"])) for key in cached
                            if key.startswith("part") and not key.endswith("_rows")])
-    threshold = study.ROW_THRESHOLD.fit(held[np.isfinite(held)])
+    threshold = rule.fit(held[np.isfinite(held)])
     test = rows(cached["test"], len(labels))
     valid = ~np.isnan(test) & (np.arange(len(test)) >= window)  # the rows detection_study.py scores with every
     # detector: its rolling z-score starts after one window
@@ -148,8 +158,8 @@ def summary(series: dict, floor: str) -> dict:
 
 
 def markdown(report: dict) -> str:
-    lines = ["## The normalized error model's smallest scale: relative (before) / min_scale 0.1 (now)", "",
-             f"`{report['command']}`", "",
+    lines = [f"## The normalized error model's smallest scale: relative (before) / min_scale {report['min_scale']:g}",
+             "", f"`{report['command']}` (row threshold `{report['threshold']}`)", "",
              "| family | seed | VUS-PR | event recall | event F1 | alarm rate (x labelled, median) |",
              "|---|---|---|---|---|---|"]
     for family, by_seed in report["results"].items():
