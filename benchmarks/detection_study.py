@@ -3,7 +3,7 @@
     python benchmarks/detection_study.py [--quick] [--datasets ecg5000,msl,nab,keogh,ucr]
                                          [--out benchmarks/results] [--data-dir DIR]
                                          [--set series.window=100 ...] [--resume] [--partial-report] [--tables-only]
-    python benchmarks/detection_study.py --compare RUN_DIR [RUN_DIR ...]
+    python benchmarks/detection_study.py --compare RUN_DIR[+RUN_DIR] [RUN_DIR ...]
 
 Protocol (the same for every detector):
 - ECG5000: train on a seeded 80% of the normal beats; test on the other 20% and all anomalous
@@ -134,12 +134,21 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.compare:
         reports = []
-        for folder in args.compare:
-            source = folder / "detection_results.json"
-            if not source.is_file():
-                print(f"error: {source} not found; each --compare folder is a study's --out", file=sys.stderr)
+        for run in args.compare:
+            parts = []
+            for folder in map(Path, run.split("+")):
+                source = folder / "detection_results.json"
+                if not source.is_file():
+                    print(f"error: {source} not found; each --compare folder is a study's --out", file=sys.stderr)
+                    return 2
+                parts.append((folder.name, json.loads(source.read_text())))
+            seeds = {report["settings"].get("seed") for _, report in parts}
+            if len(seeds) > 1:
+                print(f"error: {run} joins runs of seeds {sorted(seeds)}; join only runs of one seed", file=sys.stderr)
                 return 2
-            reports.append((folder.name, json.loads(source.read_text())))
+            report = {"settings": parts[0][1]["settings"],  # the later part's families win
+                      "datasets": {family: data for _, part in parts for family, data in part["datasets"].items()}}
+            reports.append(("+".join(name for name, _ in parts), report))
         print("\n".join(comparison(reports)))
         return 0
     if args.tables_only:
@@ -209,9 +218,10 @@ def parse_args(argv):
                              "per process ran several times slower)")
     parser.add_argument("--tables-only", action="store_true",
                         help="rewrite detection_results.md from the detection_results.json in --out, running nothing")
-    parser.add_argument("--compare", nargs="+", type=Path, metavar="RUN_DIR",
+    parser.add_argument("--compare", nargs="+", metavar="RUN_DIR",
                         help="print lstmae against the best peer in each run's folder (a study's --out), side by "
-                             "side, as markdown on stdout, running nothing")
+                             "side, as markdown on stdout, running nothing; DIR1+DIR2 joins the families of two runs "
+                             "of one seed (DIR2's where both have one)")
     parser.add_argument("--partial-report", action="store_true",
                         help="write the tables from the jobs a stopped run finished, running nothing (implies --resume)")
     parser.add_argument("--resume", action="store_true",

@@ -603,6 +603,27 @@ def test_compare_sets_runs_side_by_side_with_goals_and_leads(tmp_path, capsys):
     assert "| tail | 0 | 1/1 | 0.50 | 0.400 | 20.0% |" in lines and "| blocks | 1 | 0/1 | 0.20 | 0.200 | 0.0% |" in lines
 
 
+def test_compare_joins_the_families_of_two_runs_of_one_seed(tmp_path, capsys):
+    def series(vus):
+        row = {"vus_pr": vus, "roc_auc": 0.5, "pr_auc": 0.5, "alarm_rate": 0.1, "event_precision": 0.5,
+               "event_recall": 0.7, "event_f1": 0.5, "seconds": 1.0}
+        return {"n_anomalous_rows": 5, "anomaly_fraction": 0.1, "lstmae_variants": {}, "lstmae_thresholds": {},
+                "detectors": {"lstmae": row, "pca": {**row, "vus_pr": 0.3}}}
+
+    runs = {"multi": (1, {"msl": [series(0.4)]}), "uni": (1, {"nab": [series(0.2)], "msl": [series(0.1)]}),
+            "other": (2, {"nab": [series(0.2)]})}
+    for name, (seed, datasets) in runs.items():
+        (tmp_path / name).mkdir()
+        report = {"settings": {"seed": seed}, "datasets": {f: {"series": s, "means": {}} for f, s in datasets.items()}}
+        (tmp_path / name / "detection_results.json").write_text(json.dumps(report))
+    assert detection_study.main(["--compare", f"{tmp_path / 'uni'}+{tmp_path / 'multi'}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("| MSL (NASA) (1) | uni+multi | 1 | **0.400** (PCA 0.300) |")  # the later run's MSL
+    assert lines[3].startswith("| NAB (1) | uni+multi | 1 | 0.200 (PCA 0.300) |")
+    assert detection_study.main(["--compare", f"{tmp_path / 'multi'}+{tmp_path / 'other'}"]) == 2
+    assert "seeds [1, 2]" in capsys.readouterr().err
+
+
 def test_compare_without_results_exits_2_naming_the_file(tmp_path, capsys):
     assert detection_study.main(["--compare", str(tmp_path)]) == 2
     assert str(tmp_path / "detection_results.json") in capsys.readouterr().err
