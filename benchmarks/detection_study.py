@@ -43,6 +43,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -56,6 +57,7 @@ from lstmae.config import AUTO_ERROR_MODEL, DEFAULT_THRESHOLDS, DEFAULTS
 from lstmae.evaluation import detection_metrics, sequence_metrics
 from lstmae.evaluation.metrics import vus_window_from_period
 from lstmae.scoring import DEFAULT_ALARM, default_threshold, parse_threshold, window_to_points
+from lstmae.series import STORM_SHARE, AlarmStormWarning
 from overrides import parse_assignments
 
 REPO = Path(__file__).resolve().parents[1]
@@ -332,7 +334,9 @@ def set_threads(threads: int) -> None:
 
 def run_job(job: tuple) -> dict:
     kind, task, settings, seed = job
-    return run_beats(task, settings, seed) if kind == "ecg5000" else run_series(task, settings, seed)
+    with warnings.catch_warnings():  # the study counts the storms itself ("storms" in its tables)
+        warnings.simplefilter("ignore", AlarmStormWarning)
+        return run_beats(task, settings, seed) if kind == "ecg5000" else run_series(task, settings, seed)
 
 
 # ------------------------------------------------------------------------- ECG5000
@@ -829,6 +833,7 @@ def family_means(results: list[dict]) -> dict:
                                                       / result["anomaly_fraction"] for result in with_events
                                                       if name in result["detectors"]])) if scored else None
         means[name]["n_series"] = len(scored)
+        means[name]["storms"] = [sum(row["alarm_rate"] > STORM_SHARE for row in rows), len(rows)]
         means[name]["clean_alarm_rate"] = _mean(result["detectors"][name]["alarm_rate"] for result in clean
                                                 if name in result["detectors"])
         means[name]["seconds"] = float(sum(row["seconds"] for row in rows))
@@ -1143,17 +1148,17 @@ def detector_summary(datasets: dict, families: list[str]) -> list[str]:
              f"{EVENT_RECALL_GOAL:g}), its mean event F1 and VUS-PR over the families"
              + (", and the mean share of rows it alarms on the series without anomalies (every alarm false)"
                 if with_clean else "") + ".", "",
-             "| detector | goals met | mean event F1 | mean VUS-PR |"
+             "| detector | goals met | mean event F1 | mean VUS-PR | storms |"
              + "".join(f" clean: {FAMILY_TITLES[family]} |" for family in with_clean),
-             "|---|---|---|---|" + "---|" * len(with_clean)]
+             "|---|---|---|---|---|" + "---|" * len(with_clean)]
     for name in names:
         rows = [datasets[family]["means"][name] for family in families]
         clean = [datasets[family]["means"][name].get("clean_alarm_rate") for family in with_clean]
         lines.append(f"| {detector_title(name)} | {sum(map(meets_alarm_goals, rows))}/{len(families)} | "
                      f"{fmt(_mean(row['event_f1'] for row in rows))} | "
-                     f"{_mean(row['vus_pr'] for row in rows):.3f} |"
+                     f"{_mean(row['vus_pr'] for row in rows):.3f} | {storm_count(rows)} |"
                      + "".join(" n/a |" if rate is None else f" {rate:.1%} |" for rate in clean))
-    return lines + [""]
+    return lines + ["", STORMS_NOTE, ""]
 
 
 def comparison(reports: list[tuple[str, dict]]) -> list[str]:
@@ -1192,16 +1197,25 @@ def comparison(reports: list[tuple[str, dict]]) -> list[str]:
                          f"{fmt(mine['event_recall'])} ({goals}) |")
     with_clean = [family for family in families
                   if any(datasets[family]["lstmae"]["clean_alarm_rate"] is not None for _, _, datasets in runs)]
-    lines += ["", "| run | seed | lstmae's goals met | mean event F1 | mean VUS-PR |"
+    lines += ["", "| run | seed | lstmae's goals met | mean event F1 | mean VUS-PR | storms |"
               + "".join(f" clean: {FAMILY_TITLES[family]} |" for family in with_clean),
-              "|---|---|---|---|---|" + "---|" * len(with_clean)]
+              "|---|---|---|---|---|---|" + "---|" * len(with_clean)]
     for name, seed, datasets in runs:
         rows = [datasets[family]["lstmae"] for family in families]
         clean = [datasets[family]["lstmae"]["clean_alarm_rate"] for family in with_clean]
         lines.append(f"| {name} | {seed} | {sum(map(meets_alarm_goals, rows))}/{len(families)} | "
-                     f"{fmt(_mean(row['event_f1'] for row in rows))} | {fmt(_mean(row['vus_pr'] for row in rows), 3)} |"
-                     + "".join(" n/a |" if rate is None else f" {rate:.1%} |" for rate in clean))
-    return lines
+                     f"{fmt(_mean(row['event_f1'] for row in rows))} | {fmt(_mean(row['vus_pr'] for row in rows), 3)} | "
+                     f"{storm_count(rows)} |" + "".join(" n/a |" if rate is None else f" {rate:.1%} |" for rate in clean))
+    return lines + ["", STORMS_NOTE]
+
+
+STORMS_NOTE = (f"storms: the series whose alarms cover more than {STORM_SHARE:.0%} of their rows (lstmae warns on "
+               "them: AlarmStormWarning), of all the families' series, those without anomalies included.")
+
+
+def storm_count(rows: list[dict]) -> str:
+    """'storms/series' summed over family means (`family_means` of one detector per family)."""
+    return f"{sum(row['storms'][0] for row in rows)}/{sum(row['storms'][1] for row in rows)}"
 
 
 def cell(value, best) -> str:

@@ -532,3 +532,15 @@ def test_the_report_says_what_the_threshold_applied_was_fitted_on_and_that_row_m
         html = _evaluate_file(workspace, frame, tmp_path, **options).html
         assert re.search(r"fitted on</t[dh]>\s*<td>" + re.escape(basis), html), (options, basis)
     assert "rows flagged, i.e. in an alarm" in html and "rows flagged among" not in html
+
+
+def test_score_says_when_alarms_cover_too_many_rows_to_act_on(workspace, tmp_path):
+    changed = sensor_frame(seed=2)
+    changed[["temp", "flow"]] = 3 * changed[["temp", "flow"]] + 2  # the machine is not the one trained on
+    changed.to_csv(tmp_path / "changed.csv", index=False)
+    result = run("score", workspace / "model", tmp_path / "changed.csv", "-o", tmp_path / "scores.csv")
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.output.splitlines() if line.startswith("warning: "))
+    assert "alarms cover" in warning and "refit on recent normal rows" in warning
+    calm = run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "calm.csv")
+    assert calm.exit_code == 0 and "alarms cover" not in calm.output

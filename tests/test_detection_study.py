@@ -576,8 +576,9 @@ def test_detector_summary_counts_goals_means_and_clean_alarms_per_detector():
                                                                series(0, 0.2, None, None, None),
                                                                series(0, 0.4, None, None, None)])}}
     lines = detection_study.detector_summary(datasets, ["msl", "nab"])
-    assert lines[2] == "| detector | goals met | mean event F1 | mean VUS-PR | clean: NAB |"
-    assert "| lstmae | 1/2 | 0.50 | 0.400 | 30.0% |" in lines and "| PCA | 1/2 | 0.50 | 0.400 | 30.0% |" in lines
+    assert lines[2] == "| detector | goals met | mean event F1 | mean VUS-PR | storms | clean: NAB |"
+    # storms: alarms on more than a third of the rows (NAB's second clean series, 40%), of all 4 series
+    assert "| lstmae | 1/2 | 0.50 | 0.400 | 1/4 | 30.0% |" in lines and "| PCA | 1/2 | 0.50 | 0.400 | 1/4 | 30.0% |" in lines
 
 
 def test_compare_sets_runs_side_by_side_with_goals_and_leads(tmp_path, capsys):
@@ -590,7 +591,7 @@ def test_compare_sets_runs_side_by_side_with_goals_and_leads(tmp_path, capsys):
                 "lstmae_variants": {}, "lstmae_thresholds": {},
                 "detectors": {"lstmae": row(*lstmae), "pca": row(*pca)}}
 
-    runs = {"tail": [series(5, (0.15, 0.7, 0.5, 0.4), (0.1, 0.5, 0.3, 0.3)), series(0, (0.2,) * 4, (0.0,) * 4)],
+    runs = {"tail": [series(5, (0.15, 0.7, 0.5, 0.4), (0.1, 0.5, 0.3, 0.3)), series(0, (0.4,) * 4, (0.0,) * 4)],
             "blocks": [series(5, (0.3, 0.5, 0.2, 0.2), (0.1, 0.5, 0.3, 0.3)), series(0, (0.0,) * 4, (0.0,) * 4)]}
     for seed, (name, nab) in enumerate(runs.items()):
         (tmp_path / name).mkdir()
@@ -600,7 +601,9 @@ def test_compare_sets_runs_side_by_side_with_goals_and_leads(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[2] == "| NAB (1) | tail | 0 | **0.400** (PCA 0.300) | **0.500** (PCA 0.300) | 1.5x; 0.70 (met) |"
     assert lines[3] == "|  | blocks | 1 | 0.200 (PCA 0.300) | 0.200 (PCA 0.300) | 3.0x; 0.50 (missed: rate, recall) |"
-    assert "| tail | 0 | 1/1 | 0.50 | 0.400 | 20.0% |" in lines and "| blocks | 1 | 0/1 | 0.20 | 0.200 | 0.0% |" in lines
+    # storms: series alarmed on more than a third of their rows (tail's clean one, 40%), of all series
+    assert "| tail | 0 | 1/1 | 0.50 | 0.400 | 1/2 | 40.0% |" in lines
+    assert "| blocks | 1 | 0/1 | 0.20 | 0.200 | 0/2 | 0.0% |" in lines
 
 
 def test_compare_joins_the_families_of_two_runs_of_one_seed(tmp_path, capsys):

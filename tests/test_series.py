@@ -479,3 +479,22 @@ def test_half_precision_values_score_as_their_float32_copy_without_a_warning(fit
         scores = score_values(model, half)
     expected = score_values(model, half.astype(np.float32))
     np.testing.assert_array_equal(scores["score"].to_numpy(), expected["score"].to_numpy())
+
+
+def test_alarms_over_a_third_of_the_rows_warn_naming_the_group_and_what_to_do(fitted):
+    from lstmae.series import STORM_SHARE, AlarmStormWarning
+
+    normal, changed = series(200, seed=4), 3 * series(200, seed=5) + 2  # a new level and amplitude
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AlarmStormWarning)
+        calm = score_values(fitted, normal, alarms={})
+    assert calm["alarm"][calm["valid"]].mean() <= STORM_SHARE
+    with pytest.warns(AlarmStormWarning, match=r"^alarms cover \d+% of the scored rows, too many.*refit on recent"):
+        stormy = score_values(fitted, changed, alarms={})
+    assert stormy["alarm"][stormy["valid"]].mean() > STORM_SHARE
+    entities = np.array(["calm"] * 200 + ["m2"] * 200)
+    with pytest.warns(AlarmStormWarning, match=r"of the scored rows of 'm2', too many") as caught:
+        score_values(fitted, np.concatenate([normal, changed]), groups=entities, alarms={})
+    assert "'calm'" not in str(caught[0].message)
+    with pytest.warns(AlarmStormWarning, match=r"^flags cover"):  # no alarm rules: the flags are what is raised
+        score_values(fitted, changed, alarms=None)

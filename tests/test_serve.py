@@ -119,6 +119,14 @@ def test_columns_format_and_entity_column_score_each_entity_apart(client, model)
     assert any("7 (4 rows)" in w and "'7'" not in w for w in response.json()["warnings"])
 
 
+def test_scoring_rows_that_alarm_throughout_warns_in_the_response(client):
+    response = client.post("/v1/score", json={"rows": rows_of(3 * series(60, seed=8) + 2)})
+    assert response.status_code == 200
+    assert any(w.startswith("alarms cover") and "refit" in w for w in response.json()["warnings"])
+    calm = client.post("/v1/score", json={"rows": rows_of(series(60, seed=8))}).json()
+    assert not any("alarms cover" in w for w in calm["warnings"])
+
+
 def test_streaming_row_by_row_equals_batch_end_scores(client, model):
     values = series(40, seed=7)
     values[30] += 4

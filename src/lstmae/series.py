@@ -4,7 +4,9 @@ A *series* is a table whose rows are time steps (T, F). Rows may belong to sever
 (entities such as machines, and the segments between time gaps); windows of `window` rows are cut
 every `stride` rows inside each group and never cross from one group to the next. A group shorter
 than the window gets no window: it is named in a `SkippedGroupWarning` and its rows come out with
-``valid == False``, the same way in fitting and in scoring.
+``valid == False``, the same way in fitting and in scoring. Alarms (or flags) that cover more than a
+third of a group's scored rows are too many to act on: an `AlarmStormWarning` names the group and
+what to do.
 
 Everything here is pure (no files, no printing) and never changes the model it is given: the CLI,
 `LSTMAutoencoder.score_series`, the streaming scorer and scale-out scoring all call it.
@@ -45,6 +47,14 @@ from .scoring.thresholds import ThresholdRule, check_labels, resolve_threshold
 
 class SkippedGroupWarning(UserWarning):
     """A group (entity or segment) shorter than the window: no window covers it, so it is not scored."""
+
+
+class AlarmStormWarning(UserWarning):
+    """Alarms (or, without alarm rules, flags) cover more than `STORM_SHARE` of a group's scored rows."""
+
+
+# A person paged on a third of all rows switches the tool off; past that, say what to do instead.
+STORM_SHARE = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -364,6 +374,8 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
         for group in groups_of(n_rows, groups):
             alarm[group.rows] = alarms_from_flags(flags[group.rows], causal=False, **alarms)
         result.insert(2, "alarm", alarm)
+    _warn_storms(result["alarm" if alarms is not None else "is_anomaly"].to_numpy(), valid, groups,
+                 "alarms" if alarms is not None else "flags")
     if per_row_threshold is not None:
         result["threshold"] = per_row_threshold
     if feature_errors:
@@ -372,6 +384,24 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     if overflow.any():
         result["overflow"] = overflow
     return result
+
+
+def _warn_storms(alarm: np.ndarray, valid: np.ndarray, groups, what: str) -> None:
+    """An AlarmStormWarning naming each group whose `what` ("alarms" or "flags": alarm (T,) 0/1) cover more
+    than STORM_SHARE of its valid rows."""
+    storms = []
+    for group in groups_of(len(alarm), groups):
+        scored = valid[group.rows]
+        if scored.any() and alarm[group.rows][scored].mean() > STORM_SHARE:
+            storms.append((group.name, alarm[group.rows][scored].mean()))
+    if not storms:
+        return
+    where = ", ".join(f"{share:.0%} of the scored rows" + ("" if name is None else f" of {_name(name)}")
+                      for name, share in storms[:5]) + (f" and more in {len(storms) - 5} other groups"
+                                                         if len(storms) > 5 else "")
+    warnings.warn(f"{what} cover {where}, too many to act on; if those rows are normal, the series has changed "
+                  "since the model was trained: refit on recent normal rows, or raise the threshold (e.g. 'mad:12')",
+                  AlarmStormWarning, stacklevel=3)
 
 
 # Windows per pass of how="point" scoring: bounds the (chunk, L, D) step-error temporaries.
