@@ -544,3 +544,16 @@ def test_score_says_when_alarms_cover_too_many_rows_to_act_on(workspace, tmp_pat
     assert "alarms cover" in warning and "refit on recent normal rows" in warning
     calm = run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "calm.csv")
     assert calm.exit_code == 0 and "alarms cover" not in calm.output
+
+
+def test_evaluate_puts_an_alarm_storm_in_the_report_and_on_stderr(workspace, tmp_path):
+    changed = sensor_frame(seed=2)
+    changed[["temp", "flow"]] = 3 * changed[["temp", "flow"]] + 2
+    changed.to_csv(tmp_path / "changed.csv", index=False)
+    result = run("evaluate", workspace / "model", tmp_path / "changed.csv", "--label-column", "label",
+                 "-o", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert any(line.startswith("warning: alarms cover") for line in result.output.splitlines())
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert any(note.startswith("alarms cover") for note in metrics["notes"])
+    assert "alarms cover" in (tmp_path / "report" / "report.html").read_text()

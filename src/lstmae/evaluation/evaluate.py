@@ -7,6 +7,7 @@ name, for `lstmae.data.io` to write.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,7 +69,7 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     alarms = DEFAULT_ALARM if alarms is None else alarms
     from ..data.io import SequenceData
     from ..config import DEFAULTS
-    from ..series import rule_for, score_data, threshold_for
+    from ..series import AlarmStormWarning, rule_for, score_data, threshold_for
 
     if data.labels is None:
         raise DataError(f"{data.source}: no labels; name the 0/1 label column with --label-column")
@@ -83,8 +84,13 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
         usable = np.isfinite(preliminary["score"].to_numpy())
         threshold = threshold_for(model, threshold, (labels[usable], preliminary["score"].to_numpy()[usable]))
         rule_text += " (fitted on these labels: an optimistic upper bound, not a deployable threshold)"
-    table, events = score_data(model, data, how=how, threshold=threshold, feature_errors=not sequences,
-                               events=not sequences, alarms=alarms)
+    with warnings.catch_warnings(record=True) as caught:  # storms also go into the report, not only to stderr
+        warnings.simplefilter("always")
+        table, events = score_data(model, data, how=how, threshold=threshold, feature_errors=not sequences,
+                                   events=not sequences, alarms=alarms)
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    storms = [str(warning.message) for warning in caught if issubclass(warning.category, AlarmStormWarning)]
     kept = None if sequences else data.kept_rows()
     if not sequences and len(table) != len(data.values):  # rows dropped by --nan-policy drop: not evaluated
         table = table.iloc[kept]
@@ -104,6 +110,8 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
             metrics.setdefault("notes", []).append(
                 f"{len(data.dropped) - len(kept)} input rows were dropped (--nan-policy drop) and are not evaluated; "
                 "a labelled anomaly that lay only in them is not counted")
+    if storms:
+        metrics.setdefault("notes", []).extend(storms)
     metrics["threshold_rule"] = rule_text
 
     # the events name input rows (as events.csv does); the evaluated table and labels hold the kept ones
@@ -234,7 +242,6 @@ def _event_reconstructions(model, data, table, events, n: int = 2) -> list:
     own time axis."""
     if events is None or events.empty:
         return []
-    import warnings
 
     from ..series import data_groups
 
