@@ -557,3 +557,20 @@ def test_evaluate_puts_an_alarm_storm_in_the_report_and_on_stderr(workspace, tmp
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert any(note.startswith("alarms cover") for note in metrics["notes"])
     assert "alarms cover" in (tmp_path / "report" / "report.html").read_text()
+
+
+def test_warnings_name_a_time_gap_segment_by_where_it_starts_and_a_single_series_by_nothing(workspace, tmp_path):
+    frame = sensor_frame(240)
+    stamps = pd.to_datetime(frame["timestamp"])
+    stamps[235:] += pd.Timedelta(days=1)  # a 5-row stretch after a gap: shorter than the window
+    frame["timestamp"] = stamps.astype(str)
+    frame.to_csv(tmp_path / "gap.csv", index=False)
+    result = run("score", workspace / "model", tmp_path / "gap.csv", "-o", tmp_path / "s.csv",
+                 "--threshold", "value:0")  # every row flagged: a storm in each segment
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 group(s) shorter than the window of 10 rows: segment 2 from 2026-01-02 03:55:00 (5 rows)" \
+        in result.output
+    assert "of the scored rows of segment 1 from 2026-01-01 00:00:00," in result.output
+    whole = run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "w.csv", "--threshold", "value:0")
+    storm = next(line for line in whole.output.splitlines() if "alarms cover" in line)
+    assert re.match(r"warning: alarms cover \d+% of the scored rows, too many", storm)  # no group named

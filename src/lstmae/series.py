@@ -792,10 +792,22 @@ def data_groups(data, max_gap=None) -> tuple[np.ndarray | None, int]:
     if isinstance(data.index, pd.RangeIndex) and max_gap is None:
         return data.entities, 0
     ids, n_gaps = segment_ids(data.index, max_gap, entities=data.entities)
-    if n_gaps:
-        warnings.warn(f"split the series at {n_gaps} time gap(s) (a step longer than "
-                      f"{max_gap or '10 sampling periods'}); no window spans a gap", UserWarning, stacklevel=3)
-    return ids, n_gaps
+    if not n_gaps:
+        return data.entities, 0
+    warnings.warn(f"split the series at {n_gaps} time gap(s) (a step longer than "
+                  f"{max_gap or '10 sampling periods'}); no window spans a gap", UserWarning, stacklevel=3)
+    _, first_rows = np.unique(ids, return_index=True)  # ids count segments in the order of their first rows
+    names = np.array([Segment(("" if data.entities is None else f"{_name(data.entities[row])}, ")
+                              + f"segment {number} from {data.index[row]}")
+                      for number, row in enumerate(first_rows, 1)], dtype=object)
+    return names[ids], n_gaps
+
+
+class Segment(str):
+    """A group id naming a stretch between time gaps, shown in messages as it reads (not quoted as an id)."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def _on_input_rows(table: pd.DataFrame, data) -> pd.DataFrame:
