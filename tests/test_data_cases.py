@@ -194,6 +194,21 @@ def test_unsorted_times_are_sorted_with_a_one_line_warning(tmp_path):
     assert series.index.is_monotonic_increasing
 
 
+def test_times_across_a_daylight_saving_change_are_read_in_utc_and_naive_beside_aware_refused(tmp_path):
+    # 01:30 at +00:00, then the clocks go forward: 02:40+01:00 is 01:40 UTC
+    path = write_text(tmp_path / "dst.csv", "t,v\n2026-03-29T01:30:00+00:00,1\n2026-03-29T02:40:00+01:00,2\n"
+                                             "2026-03-29T02:50:00+01:00,3\n")
+    with pytest.warns(UserWarning, match=r"dst.csv: time column 't' has several UTC offsets; its times are read in UTC"):
+        series = read_series(path, time_column="t")
+    assert list(series.index) == list(pd.to_datetime(["2026-03-29 01:30", "2026-03-29 01:40", "2026-03-29 01:50"],
+                                                     utc=True))
+    path = write_text(tmp_path / "mixed.csv", "t,v\n2026-03-29T01:30:00,1\n2026-03-29T01:40:00,2\n"
+                                               "2026-03-29T02:50:00+01:00,3\n")
+    with pytest.raises(DataError, match=r"mixed.csv: time column 't' row 3 holds '2026-03-29T02:50:00\+01:00', not a "
+                                        r"date like the rest"):
+        read_series(path, time_column="t")
+
+
 def test_sorted_times_give_no_warning(tmp_path):
     path = write_text(tmp_path / "s.csv", "t,v\n1,1\n2,2\n5,3\n")
     with warnings.catch_warnings():

@@ -518,6 +518,10 @@ def _complete_column(column: pd.Series, role: str, source: str) -> pd.Series:
     return column
 
 
+# A time that names its UTC offset: ...Z, ...+01:00 or ...+0100.
+_AWARE_TIME = r".*\d(?:Z|[+-]\d\d:?\d\d)"
+
+
 def _time_index(column: pd.Series, source: str) -> pd.Index:
     """Dates when the column parses as dates; numbers and other text are kept as they are."""
     column = _complete_column(column, "time", source)
@@ -529,6 +533,15 @@ def _time_index(column: pd.Series, source: str) -> pd.Index:
             return pd.DatetimeIndex(pd.to_datetime(column), name=column.name)
     except (ValueError, TypeError, OverflowError):
         pass
+    if column.astype(str).str.fullmatch(_AWARE_TIME).all():  # several UTC offsets, as across a daylight-saving change
+        try:
+            times = pd.DatetimeIndex(pd.to_datetime(column, utc=True), name=column.name)
+        except (ValueError, TypeError, OverflowError):
+            pass
+        else:
+            warnings.warn(f"{source}: time column '{column.name}' has several UTC offsets; its times are read in UTC",
+                          UserWarning, stacklevel=2)
+            return times
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         parsed = pd.to_datetime(column, errors="coerce")
