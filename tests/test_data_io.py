@@ -307,6 +307,9 @@ def test_read_series_rejects_bad_numpy_files(tmp_path):
     np.save(tmp_path / "text.npy", np.array(["a", "b"]))
     with pytest.raises(DataError, match="holds <U1 values, not numbers"):
         read_series(tmp_path / "text.npy")
+    np.save(tmp_path / "complex.npy", np.ones((30, 2), complex))  # numpy would drop the imaginary parts with a warning
+    with pytest.raises(DataError, match=r"complex.npy: holds complex128 values; save real numbers \(X.real"):
+        read_series(tmp_path / "complex.npy")
     np.save(tmp_path / "objects.npy", np.array([{}, 1], dtype=object), allow_pickle=True)
     with pytest.raises(DataError, match="not a readable NumPy file"):
         read_series(tmp_path / "objects.npy")

@@ -257,8 +257,11 @@ def test_wrong_features_are_refused(model):
         scorer.update(pd.DataFrame(make_series(3)[:, :2], columns=["a", "b"]))
     with pytest.raises(DataError, match=r"expected rows \(n, 3\)"):
         scorer.update(np.zeros((4, 2)))
-    with pytest.raises(DataError, match="must hold numbers"):
-        scorer.update(pd.DataFrame({"a": ["x"], "b": [1.0], "c": [1.0]}))
+    with pytest.raises(DataError, match=r"feature column 'b' must hold numbers: row 1 holds 'x'; fix the cell"):
+        scorer.update(pd.DataFrame({"a": [1.0, 2.0], "b": [1.0, "x"], "c": [1.0, 2.0]}))
+    with pytest.raises(DataError, match="rows hold complex numbers; pass real numbers"):
+        scorer.update(np.ones((2, 3), complex))
+    assert scorer.rows_seen(None) == 0
     with pytest.raises(DataError, match="no entity column 'id'"):
         scorer.update_many(pd.DataFrame(make_series(3), columns=FEATURES), "id")
     with pytest.raises(DataError, match="entity ids must be strings or numbers"):

@@ -607,6 +607,12 @@ def feature_values(model, frame: pd.DataFrame, dtype=np.float32) -> np.ndarray:
     try:
         values = frame.to_numpy(dtype=dtype)
     except (TypeError, ValueError) as err:
+        for name in frame.columns:
+            cells = frame[name]
+            bad = (pd.to_numeric(cells, errors="coerce").isna() & cells.notna()).to_numpy()
+            if bad.any():
+                raise DataError(f"feature column {name!r} must hold numbers: row {cells.index[bad][0]!r} holds "
+                                f"{cells[bad].iloc[0]!r}; fix the cell or drop the row") from None
         raise DataError(f"feature columns must hold numbers ({str(err).splitlines()[0]})") from None
     if values.shape[1] != model.n_features_in_:
         raise DataError(f"expected {model.n_features_in_} feature columns, got {values.shape[1]}")

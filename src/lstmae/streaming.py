@@ -161,6 +161,8 @@ class StreamingScorer:
         if isinstance(rows, pd.DataFrame):
             values, index = feature_values(self.model, rows, dtype=np.float64), rows.index
         else:
+            if np.iscomplexobj(rows):
+                raise DataError("rows hold complex numbers; pass real numbers (their .real, or np.abs for magnitudes)")
             try:
                 values = np.asarray(rows, dtype=np.float64)
             except (TypeError, ValueError) as err:

@@ -315,6 +315,9 @@ def _load_arrays(path: Path, source: str) -> tuple[np.ndarray, np.ndarray | None
             f"{source}: not a readable NumPy file ({_first_line(error)}); "
             "save a numeric array with numpy.save or numpy.savez"
         ) from error
+    if np.issubdtype(values.dtype, np.complexfloating):
+        raise DataError(f"{source}: holds {values.dtype} values; save real numbers (X.real, or np.abs(X) for the "
+                        "magnitudes)")
     if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
         raise DataError(f"{source}: holds {values.dtype} values, not numbers; save a numeric array")
     if values.ndim == 0:
