@@ -574,3 +574,23 @@ def test_warnings_name_a_time_gap_segment_by_where_it_starts_and_a_single_series
     whole = run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "w.csv", "--threshold", "value:0")
     storm = next(line for line in whole.output.splitlines() if "alarms cover" in line)
     assert re.match(r"warning: alarms cover \d+% of the scored rows, too many", storm)  # no group named
+
+
+def test_a_sequences_model_refuses_the_options_of_a_series(tmp_path):
+    rng = np.random.default_rng(0)
+    beats = pd.DataFrame(np.sin(np.arange(12) / 2) + 0.05 * rng.normal(size=(40, 12)),
+                         columns=[f"t{i}" for i in range(12)])
+    beats["label"] = 0
+    beats.to_csv(tmp_path / "beats.csv", index=False)
+    fitted = run("fit", tmp_path / "beats.csv", "-o", tmp_path / "m", "--layout", "sequences", "--columns", "t*",
+                 "--label-column", "label", *TINY)
+    assert fitted.exit_code == 0, fitted.output
+    for options, name in ((["--events", tmp_path / "ev.csv"], "--events"), (["--how", "end"], "--how"),
+                          (["--feature-errors"], "--feature-errors")):
+        result = run("score", tmp_path / "m", tmp_path / "beats.csv", "-o", tmp_path / "s.csv", *options)
+        assert_user_error(result, f"{name} applies to a model of a series", f"drop {name}")
+        assert not (tmp_path / "s.csv").exists() and not (tmp_path / "ev.csv").exists()
+    result = run("evaluate", tmp_path / "m", tmp_path / "beats.csv", "--label-column", "label", "-o", tmp_path / "r",
+                 "--how", "mean")
+    assert_user_error(result, "--how applies to a model of a series")
+    assert run("score", tmp_path / "m", tmp_path / "beats.csv", "-o", tmp_path / "s.csv").exit_code == 0

@@ -332,6 +332,7 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
         if Path(events_path).resolve() == Path(output).resolve():
             raise UserError(f"--events {events_path} is the scores' output too; give the events their own file")
     model = _load(model_dir, columns)
+    _refuse_series_options(model, {"--events": events_path, "--how": how, "--feature-errors": feature_errors or None})
     how = how or _model_how(model)
     dataset = read_for_model(model, data, nan_policy=nan_policy)
     scores, events = score_data(model, dataset, how=how, stride=stride, threshold=threshold,
@@ -357,6 +358,17 @@ def _load(model_dir, columns=None):
     if columns is not None:
         model.data_settings_ = {**model.data_settings_, "columns": _split_columns(columns)}
     return model
+
+
+def _refuse_series_options(model, given: dict) -> None:
+    """UserError for the first option in `given` (name: value, None when not given) that a model of
+    sequences cannot honour."""
+    if model.data_settings_.get("layout") != "sequences":
+        return
+    for name, value in given.items():
+        if value is not None:
+            raise UserError(f"{name} applies to a model of a series; this model scores sequences (one score per "
+                            f"sequence, no rows or events): drop {name}")
 
 
 def _model_how(model) -> str:
@@ -446,6 +458,7 @@ def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_wi
         click.echo("warning: point-adjusted F1 inflates results (any hit in an event counts the whole event)",
                    err=True)
     model = _load(model_dir)
+    _refuse_series_options(model, {"--how": how})
     dataset = read_for_model(model, data, label_column=label_column, nan_policy=nan_policy)
     result = evaluate_data(model, dataset, how=how, threshold=threshold, early_window=early_window,
                            point_adjust=point_adjust, alarms=_alarms(min_alarm_rows, merge_gap, cooldown))
