@@ -1,8 +1,10 @@
 """The command line: the happy path once, then every bad-input path (exit 2, one line, nothing written)."""
 import json
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -594,3 +596,28 @@ def test_a_sequences_model_refuses_the_options_of_a_series(tmp_path):
                  "--how", "mean")
     assert_user_error(result, "--how applies to a model of a series")
     assert run("score", tmp_path / "m", tmp_path / "beats.csv", "-o", tmp_path / "s.csv").exit_code == 0
+
+
+def test_output_that_cannot_be_written_fails_in_one_line_before_or_without_leaving_half(workspace, tmp_path,
+                                                                                        monkeypatch):
+    import errno
+
+    import lstmae.data.io as io
+
+    (tmp_path / "locked").mkdir()
+    monkeypatch.setattr(io.os, "access", lambda path, mode: Path(path).name != "locked")
+    result = run("fit", workspace / "train.csv", "-o", tmp_path / "locked" / "m", "--window", 10, *TINY)
+    assert_user_error(result, "locked/m: folder", "is not writable")
+    monkeypatch.undo()
+    real_to_csv = pd.DataFrame.to_csv
+
+    def events_disk_full(frame, path, *args, **kwargs):
+        if "ev.csv" in str(path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_to_csv(frame, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", events_disk_full)
+    result = run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "s.csv",
+                 "--events", tmp_path / "ev.csv")
+    assert_user_error(result, "ev.csv: could not be written (No space left on device)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked"]  # no scores without their events

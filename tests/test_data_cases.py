@@ -5,6 +5,7 @@ and the shared helpers (positive integers, atomic writes)."""
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -395,6 +396,39 @@ def test_atomic_output_failure_keeps_the_old_file_and_leaves_nothing(tmp_path):
         assert temporary.parent == tmp_path and temporary.name.startswith(".model.safetensors.")
         temporary.write_bytes(b"new")
     assert path.read_bytes() == b"new"
+
+
+def test_a_full_disk_is_one_line_naming_the_output_and_leaves_nothing(tmp_path):
+    import errno
+
+    from lstmae.data.io import staged_directory
+
+    def fill(temporary):
+        temporary.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(DataError, match=r"scores.csv: could not be written \(No space left on device\); free some"):
+        with atomic_output(tmp_path / "scores.csv") as temporary:
+            fill(temporary)
+    with pytest.raises(DataError, match=r"model: could not be written \(No space left on device\)"):
+        with staged_directory(tmp_path / "model") as staging:
+            fill(staging / "weights")
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_unwritable_folder_is_refused_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path / "locked")
+    (tmp_path / "locked").mkdir()
+    with pytest.raises(DataError, match=r"locked/m: folder '.*locked' is not writable; choose another folder"):
+        check_output_path(tmp_path / "locked" / "m", overwrite=False)
+    check_output_path(tmp_path / "m", overwrite=False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in any folder")
+def test_a_read_only_folder_is_refused(tmp_path):
+    (tmp_path / "ro").mkdir(mode=0o555)
+    with pytest.raises(DataError, match="is not writable"):
+        check_output_path(tmp_path / "ro" / "scores.csv", overwrite=False, table=True)
 
 
 def test_large_integer_times_are_compared_exactly(tmp_path):

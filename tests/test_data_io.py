@@ -442,7 +442,7 @@ def test_write_table_failure_leaves_no_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", crash_part_way)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DataError, match=r"out.parquet: could not be written \(disk full\)"):
         write_table(pd.DataFrame({"a": [1]}), tmp_path / "out.parquet")
     assert os.listdir(tmp_path) == []
 

@@ -338,14 +338,21 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
     scores, events = score_data(model, dataset, how=how, stride=stride, threshold=threshold,
                                 feature_errors=feature_errors, events=events_path is not None,
                                 alarms=_alarms(min_alarm_rows, merge_gap, cooldown))
+    new_output = not Path(output).exists()
     write_table(scores, output, overwrite=overwrite)
+    if events is not None:
+        try:
+            write_table(events, events_path, overwrite=overwrite)
+        except Exception:  # one command, one result: no scores without the events asked for
+            if new_output:
+                Path(output).unlink(missing_ok=True)
+            raise
     flagged = int(scores["is_anomaly"].sum())
     rate = flagged / max(1, int(scores.get("valid", scores["is_anomaly"] >= 0).sum()))
     message = f"scored {len(scores)} rows: {flagged} flagged ({rate:.1%}); wrote {output}"
     if "overflow" in scores and scores["overflow"].any():
         message += f"; {int(scores['overflow'].sum())} rows overflowed (an extreme value: scored inf, see 'overflow')"
     if events is not None:
-        write_table(events, events_path, overwrite=overwrite)
         message += f"; {len(events)} events to {events_path}"
     click.echo(message, err=True)
 

@@ -875,6 +875,14 @@ def check_output_path(path: str | os.PathLike, overwrite: bool, *, table: bool =
     parent = path.parent
     if not parent.is_dir():
         raise DataError(f"{path}: folder '{parent}' does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{path}: folder '{parent}' is not writable; choose another folder or change its permissions")
+
+
+def _unwritten(path: Path, error: OSError) -> DataError:
+    """A write that failed (a full disk, a lost permission) as one line naming `path`."""
+    return DataError(f"{path}: could not be written ({error.strerror or error}); free some space or choose "
+                     "another folder")
 
 
 _NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
@@ -924,6 +932,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         with open(temporary, "rb") as file:
             os.fsync(file.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        raise _unwritten(path, error) from error
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -957,7 +967,10 @@ def staged_directory(target: str | os.PathLike, *, overwrite: bool = False) -> I
         raise DataError(f"{target}: is the current folder or one above it, which cannot be replaced; name a new "
                         "folder, e.g. ./state")
     _remove_stale_staging(target)
-    staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(target)}{os.getpid()}-", dir=target.parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(target)}{os.getpid()}-", dir=target.parent))
+    except OSError as error:
+        raise _unwritten(target, error) from error
     try:
         os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes an owner-only directory
         yield staging
@@ -970,6 +983,8 @@ def staged_directory(target: str | os.PathLike, *, overwrite: bool = False) -> I
                 shutil.rmtree(backup, ignore_errors=True)
         else:
             os.replace(staging, target)
+    except OSError as error:
+        raise _unwritten(target, error) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # after an exchange: the old directory
 
