@@ -621,3 +621,19 @@ def test_output_that_cannot_be_written_fails_in_one_line_before_or_without_leavi
                  "--events", tmp_path / "ev.csv")
     assert_user_error(result, "ev.csv: could not be written (No space left on device)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["locked"]  # no scores without their events
+
+
+def test_evaluate_ranks_rows_that_overflowed_highest_as_score_does(workspace, tmp_path):
+    result = run("fit", workspace / "train.csv", "-o", tmp_path / "mse", "--window", 10, "--time-column", "timestamp",
+                 "--label-column", "label", "--error-model", "mse", *TINY)
+    assert result.exit_code == 0, result.output
+    frame = sensor_frame(seed=1)
+    frame.loc[100, "temp"] = 1e20  # its squared error overflows float32: scored inf
+    frame.to_csv(tmp_path / "huge.csv", index=False)
+    scored = run("score", tmp_path / "mse", tmp_path / "huge.csv", "-o", tmp_path / "s.csv")
+    assert scored.exit_code == 0 and pd.read_csv(tmp_path / "s.csv")["overflow"].any(), scored.output
+    result = run("evaluate", tmp_path / "mse", tmp_path / "huge.csv", "--label-column", "label", "-o", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert any("scored inf" in note and "rank above every other row" in note for note in metrics["notes"])
+    assert metrics["roc_auc"] is not None

@@ -101,8 +101,15 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     if sequences:
         metrics = sequence_metrics(labels, np.where(np.isfinite(scores), scores, np.finfo(float).max), value)
     else:
-        metrics = detection_metrics(labels, scores, value, flags=flags, valid=table["valid"].to_numpy(),
+        overflowed = np.isposinf(scores)
+        finite = scores[np.isfinite(scores)]
+        ranked = np.where(overflowed, (finite.max() if finite.size else 0.0) + 1.0, scores)  # the highest, in rank
+        metrics = detection_metrics(labels, ranked, value, flags=flags, valid=table["valid"].to_numpy(),
                                     early_window=early_window, point_adjust=point_adjust)
+        if overflowed.any():
+            metrics.setdefault("notes", []).append(
+                f"{int(overflowed.sum())} rows scored inf (an extreme value overflowed the error; see 'overflow' in "
+                "`lstmae score`): they rank above every other row")
         metrics["n_alarm_events"] = int(len(events))
         metrics["raw_flag_rate"] = float(table["is_anomaly"].to_numpy()[table["valid"].to_numpy()].mean())
         metrics["alarm_rules"] = dict(alarms)
