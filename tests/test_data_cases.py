@@ -422,6 +422,9 @@ def test_an_unwritable_folder_is_refused_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"locked/m: folder '.*locked' is not writable; choose another folder"):
         check_output_path(tmp_path / "locked" / "m", overwrite=False)
     check_output_path(tmp_path / "m", overwrite=False)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DataError, match=r"afile/m: '.*afile' is a file, not a folder"):  # said "does not exist"
+        check_output_path(tmp_path / "afile" / "m", overwrite=False)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes in any folder")

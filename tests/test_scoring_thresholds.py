@@ -113,7 +113,8 @@ def test_apply_threshold_is_strictly_above_and_nan_is_normal():
     [
         ("foo:1", r"unknown threshold 'foo:1'; use one of quantile:Q, contamination:C, sigma:K"),
         ("quantile", r"threshold 'quantile' needs a parameter, e.g. quantile:0.99"),
-        ("quantile:abc", r"threshold 'quantile:abc': 'abc' is not a number"),
+        ("quantile:abc", r"threshold 'quantile:abc': 'abc' is not a number; e.g. quantile:0.99"),
+        ("telemanom:abc", r"threshold 'telemanom:abc': 'abc' is not a number; e.g. telemanom:"),  # said quantile
         ("quantile:1.5", r"threshold 'quantile:1.5': Q must be in \(0, 1\)"),
         ("contamination:0", r"C must be in \(0, 1\)"),
         ("sigma:-1", r"K must be a finite number > 0"),

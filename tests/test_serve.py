@@ -313,6 +313,14 @@ def test_cli_refuses_a_taken_port_with_one_line(model, tmp_path):
     assert "choose another --port" in result.output
 
 
+def test_cli_refuses_an_address_not_of_this_machine_naming_host_not_port(model, tmp_path):
+    model.save(tmp_path / "model")
+    result = CliRunner().invoke(cli, ["serve", str(tmp_path / "model"), "--host", "999.1.1.1"])
+    assert result.exit_code == 2, result.output
+    assert "cannot listen on 999.1.1.1" in result.output and "check --host" in result.output
+    assert "--port" not in result.output
+
+
 def test_cli_serves_a_saved_model(model, tmp_path):
     model.save(tmp_path / "model")
     with socket.socket() as probe:

@@ -1,6 +1,7 @@
 """`lstmae serve`: one model directory -> an HTTP service (see lstmae.serve.app). Parse, load, run."""
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
@@ -79,8 +80,9 @@ def register(cli: click.Group) -> None:
         try:  # uvicorn logs a taken port and exits 3 with no fix
             socket.create_server((host, port)).close()
         except OSError as err:
-            raise UserError(f"cannot listen on {host}:{port} ({err.strerror or err}); choose another --port, or "
-                            "stop what is listening there") from None
+            fix = ("choose another --port, or stop what is listening there" if err.errno == errno.EADDRINUSE
+                   else "check --host: an address of this machine, e.g. 127.0.0.1 or 0.0.0.0")
+            raise UserError(f"cannot listen on {host}:{port} ({err.strerror or err}); {fix}") from None
         if not _is_loopback(host):
             click.echo(f"warning: listening on {host}: anyone who reaches it can score and stream, with no "
                        "authentication or TLS", err=True)

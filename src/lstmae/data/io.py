@@ -873,6 +873,8 @@ def check_output_path(path: str | os.PathLike, overwrite: bool, *, table: bool =
     if table and path.is_dir():
         raise DataError(f"{path}: is a folder; give the path of the table file to write, e.g. {path / 'scores.csv'}")
     parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise DataError(f"{path}: '{parent}' is a file, not a folder; choose a path in a folder")
     if not parent.is_dir():
         raise DataError(f"{path}: folder '{parent}' does not exist; create it first")
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -241,7 +241,8 @@ def parse_threshold(spec: str) -> ThresholdRule:
     try:
         param = float(param_text)
     except ValueError:
-        raise DataError(f"threshold {spec!r}: {param_text!r} is not a number; e.g. quantile:0.99") from None
+        raise DataError(f"threshold {spec!r}: {param_text!r} is not a number; e.g. {_PARAMETER_RULES[method][2]}") \
+            from None
     options = {}
     for text in option_texts:
         key, equals, value_text = (part.strip() for part in text.partition("="))
