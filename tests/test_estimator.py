@@ -25,6 +25,17 @@ def test_same_seed_same_model_and_different_seed_differs():
     assert not np.array_equal(first.anomaly_score(X), other.anomaly_score(X))
 
 
+def test_numpy_integer_seed_trains_and_saves_like_the_same_python_int(tmp_path):
+    X = sine_windows(n=32)
+    python_seed = LSTMAutoencoder(encoder=(8, 4), **{**FAST, "random_state": 3}).fit(X)
+    numpy_seed = LSTMAutoencoder(encoder=(8, 4), **{**FAST, "random_state": np.int64(3)}).fit(X)
+    for name, weights in python_seed.module_.state_dict().items():
+        torch.testing.assert_close(numpy_seed.module_.state_dict()[name], weights, rtol=0, atol=0)
+    np.testing.assert_array_equal(numpy_seed.anomaly_score(X), python_seed.anomaly_score(X))
+    numpy_seed.save(tmp_path / "model")
+    assert lstmae.load(tmp_path / "model").random_state == 3
+
+
 def test_training_reduces_the_loss_and_keeps_the_best_epoch():
     X = sine_windows(n=64)
     model = LSTMAutoencoder(encoder=(16, 8), epochs=12, batch_size=16, random_state=0, progress=False).fit(X)
@@ -139,6 +150,18 @@ def test_anomalous_windows_score_higher(fitted_small):
     assert model.predict(broken).all()
     per_feature = model.reconstruction_error(broken, per="feature")
     assert (per_feature.argmax(axis=1) == 0).all()
+
+
+@pytest.mark.parametrize("length", [7, 30])
+def test_normalized_error_model_refuses_an_array_of_another_length_as_it_does_a_list(fitted_small, length):
+    model, X = fitted_small
+    assert model.error_model_.spec == "normalized-max"
+    windows = np.zeros((3, length, X.shape[2]), np.float32)
+    message = (f"sequence 0 has {length} steps; the normalized error model scores sequences of the trained "
+               f"length {X.shape[1]} only")
+    for given in (windows, list(windows)):
+        with pytest.raises(DataError, match=message):
+            model.anomaly_score(given)
 
 
 def test_reconstruction_error_per_axes_agree(fitted_small):

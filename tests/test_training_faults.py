@@ -122,3 +122,47 @@ def test_a_checkpoint_whose_tensors_file_is_a_pipe_is_refused_without_waiting(tm
     os.mkfifo(tensors)  # resuming read it and waited forever
     with pytest.raises(ModelFileError, match="is not a regular file; remove the checkpoint folder to start over"):
         small(epochs=2).fit(sine_windows(n=64), checkpoint_dir=tmp_path / "ckpt")
+
+
+def test_a_checkpoint_dir_that_is_a_file_is_refused_before_training(tmp_path):
+    # it trained an epoch, then failed with an unexpected FileExistsError (exit 1)
+    (tmp_path / "afile").write_text("")
+    epochs = []
+    with pytest.raises(DataError, match="afile is a file, not a folder; give the path of a folder"):
+        small(epochs=2).fit(sine_windows(n=64), checkpoint_dir=tmp_path / "afile",
+                            on_epoch=lambda epoch, history: epochs.append(epoch))
+    assert epochs == []
+
+
+@pytest.fixture(scope="module")
+def two_epoch_checkpoint(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("saved") / "ckpt"
+    small(epochs=2).fit(sine_windows(n=64), checkpoint_dir=directory)
+    return directory
+
+
+@pytest.mark.parametrize("edit, field", [
+    ({"waited": "x"}, "waited"),
+    ({"rng": {"bit_generator": "MT19937", "state": {"key": [0], "pos": 0}}}, "rng"),
+    ({"optimizer_groups": 5}, "optimizer_groups"),
+    ({"history": {"loss": [], "val_loss": [], "best_epoch": 99, "initial_loss": 1.0}}, "history.loss"),
+    ({"history": {"loss": [1.0, 0.9], "val_loss": [1.0], "best_epoch": 2, "initial_loss": 1.0}}, "history.val_loss"),
+    ({"history": {"loss": [1.0, 0.9], "val_loss": [], "best_epoch": 99, "initial_loss": 1.0}}, "history.best_epoch"),
+    ({"has_best": "yes"}, "has_best"),
+    ({"optimizer_state_keys": {"0": ["no_such_tensor"]}}, "optimizer_state_keys"),
+])
+def test_a_hand_edited_checkpoint_is_refused_naming_the_file_and_field(two_epoch_checkpoint, tmp_path, edit, field):
+    # each failed with an error naming no file (int() of "x", numpy's PCG64 check, a TypeError), or was accepted
+    import json
+    import re
+    import shutil
+
+    from lstmae.exceptions import ModelFileError
+
+    directory = tmp_path / "ckpt"
+    shutil.copytree(two_epoch_checkpoint, directory)
+    saved = json.loads((directory / "checkpoint.json").read_text())
+    (directory / "checkpoint.json").write_text(json.dumps({**saved, **edit}))
+    message = re.escape(f"{directory / 'checkpoint.json'}: {field} must be ") + r".*; remove the checkpoint folder"
+    with pytest.raises(ModelFileError, match=message):
+        small(epochs=2).fit(sine_windows(n=64), checkpoint_dir=directory)

@@ -460,7 +460,7 @@ PARAMETERS_HERE
                           "how": self.threshold_how_,
                           # only when set: a model without floors keeps the state (and fingerprint) it had
                           **({"floors": self.threshold_floors_} if self.threshold_floors_ else {})},
-            "random_state": self.random_state,
+            "random_state": None if self.random_state is None else int(self.random_state),
             "training": _jsonable(self.history_),
             "data": _jsonable(self.data_settings_),
         }
@@ -683,10 +683,11 @@ PARAMETERS_HERE
         the vector of token cross-entropies (as |X - X_hat| with X_hat = 0).
         """
         error_model = error_model or self.error_model_
-        if isinstance(X, (list, tuple)) and not isinstance(error_model, MeanError):
-            for i, sample in enumerate(X):
-                if len(sample) != self.n_timesteps_:
-                    raise DataError(f"sequence {i} has {len(sample)} steps; the {error_model.name} error model "
+        if not isinstance(error_model, MeanError):
+            lengths = [len(sample) for sample in X] if isinstance(X, (list, tuple)) else np.shape(X)[1:2]
+            for i, length in enumerate(lengths):
+                if length != self.n_timesteps_:
+                    raise DataError(f"sequence {i} has {length} steps; the {error_model.name} error model "
                                     f"scores sequences of the trained length {self.n_timesteps_} only")
         if not self._tokens:
             return np.concatenate(self._map_samples(X, error_model.window_vectors))

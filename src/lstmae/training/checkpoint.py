@@ -9,19 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..exceptions import DataError
+from ..data.validation import is_integer, is_number
+from ..exceptions import DataError, ModelFileError
 
 
 class Checkpoint:
-    """The checkpoint of one run in `directory`; `fingerprint` says which run (settings and data) it is for."""
+    """The checkpoint of one run in `directory`; `fingerprint` says which run (settings and data) it is for.
+    The folder is made here, so that a path that cannot be one is refused before training starts."""
 
     def __init__(self, directory, fingerprint: str):
-        self.directory = directory
+        self.directory = Path(directory)
         self.fingerprint = fingerprint
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise DataError(f"checkpoint folder {self.directory} is a file, not a folder; give the path of a "
+                            "folder (it is made if missing)") from None
+        except OSError as err:
+            raise DataError(f"checkpoint folder {self.directory} cannot be made ({err.strerror}); give another "
+                            "folder") from None
 
     def save(self, module, optimizer, rng: np.random.Generator, history: dict, best_state, waited: int) -> None:
         from ..persistence import write_checkpoint
@@ -52,6 +64,13 @@ class Checkpoint:
         if config.get("fingerprint") != self.fingerprint:
             raise DataError(f"{self.directory}: holds the checkpoint of another run (other settings or data); "
                             "remove it or give another --checkpoint-dir")
+        problem = _unresumable(config, tensors, module, optimizer, rng)
+        if problem is not None:
+            from ..persistence import CHECKPOINT_FILE
+
+            field, expected, got = problem
+            raise ModelFileError(f"{self.directory / CHECKPOINT_FILE}: {field} must be {expected}, got "
+                                 f"{json.dumps(got)[:60]}; remove the checkpoint folder to start over")
         module.load_state_dict({k[len("module."):]: v for k, v in tensors.items() if k.startswith("module.")})
         best_state = ({k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
                       if config["has_best"] else None)
@@ -63,6 +82,54 @@ class Checkpoint:
         rng.bit_generator.state = config["rng"]
         torch.set_rng_state(tensors["torch_rng"])
         return config["history"], best_state, int(config["waited"])
+
+
+def _unresumable(config: dict, tensors: dict, module, optimizer, rng: np.random.Generator) -> tuple | None:
+    """(field, what it must be, what it is) of the first field of a saved checkpoint that this run cannot
+    resume from, or None."""
+    history = config.get("history")
+    if not isinstance(history, dict):
+        return "history", "an object", history
+    loss, val_loss, best_epoch = history.get("loss"), history.get("val_loss"), history.get("best_epoch")
+    if not _finite_numbers(loss) or not loss:
+        return "history.loss", "a non-empty list of finite numbers", loss
+    if not _finite_numbers(val_loss) or len(val_loss) not in (0, len(loss)):
+        return "history.val_loss", f"a list of finite numbers, empty or one per epoch ({len(loss)})", val_loss
+    if not is_integer(best_epoch, 1) or best_epoch > len(loss):
+        return "history.best_epoch", f"an epoch of history.loss, 1 to {len(loss)}", best_epoch
+    initial_loss = history.get("initial_loss")
+    if not _finite_numbers([initial_loss]) or initial_loss < 0:
+        return "history.initial_loss", "a finite number >= 0", initial_loss
+    waited = config.get("waited")
+    if not is_integer(waited, 0) or waited > len(loss):
+        return "waited", f"a whole number of epochs, 0 to {len(loss)}", waited
+    if not isinstance(config.get("has_best"), bool):
+        return "has_best", "true or false", config.get("has_best")
+    try:
+        type(rng.bit_generator)().state = config.get("rng")
+    except (TypeError, ValueError, KeyError, ArithmeticError):
+        return "rng", f"the state of a NumPy {type(rng.bit_generator).__name__} generator", config.get("rng")
+    groups = optimizer.state_dict()["param_groups"]
+    if config.get("optimizer_groups") != json.loads(json.dumps(groups)):
+        return "optimizer_groups", "the parameter groups of this run's Adam optimizer", config.get("optimizer_groups")
+    indices = {str(index) for group in groups for index in group["params"]}
+    state_keys = config.get("optimizer_state_keys")
+    if not isinstance(state_keys, dict) or not all(
+            index in indices and isinstance(names, list)
+            and all(isinstance(name, str) and f"optimizer.{index}.{name}" in tensors for name in names)
+            for index, names in state_keys.items()):
+        return "optimizer_state_keys", "parameter numbers, each with the names of its saved tensors", state_keys
+    shapes = {name: value.shape for name, value in module.state_dict().items()}
+    for prefix in ("module.", "best.") if config["has_best"] else ("module.",):
+        if {k[len(prefix):]: v.shape for k, v in tensors.items() if k.startswith(prefix)} != shapes:
+            return "tensors", f"a file with this network's weights under {prefix}", config.get("tensors")
+    if "torch_rng" not in tensors:
+        return "tensors", "a file with torch's random state under torch_rng", config.get("tensors")
+    return None
+
+
+def _finite_numbers(values) -> bool:
+    return isinstance(values, list) and all(is_number(value) and math.isfinite(value) for value in values)
 
 
 def run_fingerprint(params: dict, X, n_train: int) -> str:

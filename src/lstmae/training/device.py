@@ -34,6 +34,7 @@ def resolve_device(device: str = "auto", *, activation: str = "tanh") -> torch.d
 def seed_everything(seed: int | None) -> np.random.Generator:
     """Seed Python, NumPy and torch from one integer; return the NumPy generator for shuffling."""
     if seed is not None:
+        seed = int(seed)  # a NumPy integer too: random.seed takes Python ints only
         random.seed(seed)
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
