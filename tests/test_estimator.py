@@ -356,3 +356,10 @@ def test_long_scoring_shows_a_progress_bar_when_asked(fitted_small, monkeypatch)
     made = len(bars)
     model.set_params(progress=False).anomaly_score(X)
     assert len(bars) == made  # no bar at all (a streaming row scores one window per call)
+
+
+def test_feature_names_given_as_one_string_are_refused_at_fit():
+    X = np.random.default_rng(0).normal(size=(8, 5, 2)).astype(np.float32)
+    model = LSTMAutoencoder(encoder=(4,), epochs=1, progress=False)
+    with pytest.raises(DataError, match="feature_names must be a list of 2 names, got 'ab'"):
+        model.fit(X, feature_names="ab")  # len("ab") == 2: accepted, and then the model could not be saved

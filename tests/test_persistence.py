@@ -247,6 +247,11 @@ def _set_first(prefix, make):
     (lambda c: c["params"].update(encoding="nonsense"), None, "corrupt or incomplete: encoding must be one of"),
     (lambda c: c["params"].update(epochs=2.5), None, "corrupt or incomplete: epochs must be an integer"),
     (lambda c: c["scaler"]["offset"].__setitem__(1, float("inf")), None, "model.* scaler offset of feature 2 is inf"),
+    # loaded, then failed as 'unexpected TypeError' in score, or blamed the data for the model's names
+    (lambda c: c["threshold"].update(value="3.2"), None, "corrupt or incomplete: its threshold value is '3.2', not a"),
+    (lambda c: c["threshold"].update(value=True), None, "its threshold value is True, not a number"),
+    (lambda c: c.update(feature_names="abc"), None, "its feature_names are 'abc', not 3 different names"),
+    (lambda c: c.update(feature_names=["a", "a", "b"]), None, r"feature_names are \['a', 'a', 'b'\], not 3 different"),
 ])
 def test_a_corrupt_model_file_is_refused_at_load_naming_it(fitted_small, tmp_path, config_change, tensor_change,
                                                             message):

@@ -234,6 +234,8 @@ PARAMETERS_HERE
         self.n_features_in_ = n_features
         self.n_timesteps_ = max(len(x) for x in X) if variable else X.shape[1]  # the longest, for a list
         if feature_names is not None:
+            if isinstance(feature_names, str) or np.ndim(feature_names) != 1:
+                raise DataError(f"feature_names must be a list of {n_features} names, got {feature_names!r:.60}")
             if len(feature_names) != n_features:
                 raise DataError(f"got {len(feature_names)} feature names for {n_features} features")
             check_unique_names([str(name) for name in feature_names], "feature_names")
@@ -493,6 +495,8 @@ PARAMETERS_HERE
             model.error_model_ = error_model_from_state(config["error_model"], error_arrays)
             model.scaler_ = FeatureScaler.from_dict(config["scaler"])
             model.threshold_rule_ = parse_threshold(config["threshold"]["rule"])
+            if not is_number(config["threshold"]["value"]):
+                raise TypeError(f"its threshold value is {config['threshold']['value']!r}, not a number")
             model.threshold_ = float(config["threshold"]["value"])
             model.threshold_how_ = config["threshold"].get("how", "window")
             model.threshold_floors_ = {str(kind): float(value)
@@ -522,8 +526,13 @@ PARAMETERS_HERE
                                  f"architecture {n_features}")
         model.module_ = module.to(device).eval()
         model.n_features_in_ = n_features
-        if config.get("feature_names"):
-            model.feature_names_in_ = np.asarray(config["feature_names"], dtype=object)
+        names = config.get("feature_names")
+        if names:
+            if not (isinstance(names, list) and len(names) == n_features and all(isinstance(n, str) for n in names)
+                    and len(set(names)) == n_features):
+                raise ModelFileError(f"{source} is corrupt: its feature_names are {names!r:.60}, not {n_features} "
+                                     "different names")
+            model.feature_names_in_ = np.asarray(names, dtype=object)
         model.history_ = config.get("training", {})
         if not isinstance(model.history_, dict):
             raise ModelFileError(f"{source} is corrupt: its training record is a {type(model.history_).__name__}, "
