@@ -498,3 +498,15 @@ def test_alarms_over_a_third_of_the_rows_warn_naming_the_group_and_what_to_do(fi
     assert "'calm'" not in str(caught[0].message)
     with pytest.warns(AlarmStormWarning, match=r"^flags cover"):  # no alarm rules: the flags are what is raised
         score_values(fitted, changed, alarms=None)
+
+
+def test_the_threshold_source_says_training_rows_when_nothing_was_held_out():
+    from lstmae.series import threshold_source
+
+    model = LSTMAutoencoder(encoder=(4,), epochs=1, validation_fraction=0.0, progress=False, random_state=0)
+    fit_series(model, series(120), window=10)
+    assert model.history_["n_validation"] == 0
+    assert threshold_source(model) == ("training row scores (how=mean): nothing was held out "
+                                       "(validation_fraction=0)")
+    held = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, progress=False, random_state=0), series(120), window=10)
+    assert threshold_source(held) == "held-out row scores (how=mean)"

@@ -502,7 +502,10 @@ def _threshold_floor(model, how: str) -> float | None:
 def threshold_source(model) -> str:
     """What the model's threshold was fitted on, in words, with its floor when one is set (`fit_series`)."""
     kind = "window" if model.threshold_how_ == "window" else "row"
-    text = f"held-out {kind} scores" + ("" if kind == "window" else f" (how={model.threshold_how_})")
+    held_out = model.history_.get("n_validation", 1) != 0  # validation_fraction=0: fitted on the training data
+    text = (f"{'held-out' if held_out else 'training'} {kind} scores"
+            + ("" if kind == "window" else f" (how={model.threshold_how_})")
+            + ("" if held_out else ": nothing was held out (validation_fraction=0)"))
     floor = _threshold_floor(model, model.threshold_how_)
     if floor is not None:
         text += (f", never below {floor:.4g}, the {model.threshold_floor:g} quantile of the training rows' scores"
