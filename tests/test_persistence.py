@@ -95,6 +95,8 @@ def test_corrupt_and_missing_models(fitted_small, tmp_path):
     ({"entity_column": 3}, "data setting 'entity_column' is 3, not a column name"),
     ({"columns": "a,b"}, "data setting 'columns' is 'a,b', not a list of column names"),
     ({"max_gap": [1]}, "data setting 'max_gap' is \\[1\\], not a number"),
+    ({"max_gap": "abc"}, "data setting 'max_gap' is 'abc', not a number or a duration"),
+    ({"nan_policy": "bogus"}, "data setting 'nan_policy' is 'bogus', not one of error, ffill"),
     ([1, 2], "its data settings are a list, not a mapping"),
 ])
 def test_corrupt_data_settings_are_refused_at_load(fitted_small, tmp_path, data, message):
@@ -248,6 +250,7 @@ def _set_first(prefix, make):
     (lambda c: c["params"].update(epochs=2.5), None, "corrupt or incomplete: epochs must be an integer"),
     (lambda c: c["scaler"]["offset"].__setitem__(1, float("inf")), None, "model.* scaler offset of feature 2 is inf"),
     # loaded, then failed as 'unexpected TypeError' in score, or blamed the data for the model's names
+    (lambda c: c["architecture"].update(decoder_type="foo"), None, "decoder_type must be one of repeat, encdec_ad"),
     (lambda c: c["threshold"].update(value="3.2"), None, "corrupt or incomplete: its threshold value is '3.2', not a"),
     (lambda c: c["threshold"].update(value=True), None, "its threshold value is True, not a number"),
     (lambda c: c.update(feature_names="abc"), None, "its feature_names are 'abc', not 3 different names"),

@@ -173,6 +173,9 @@ class Architecture:
         data = dict(data)
         data["encoder"] = tuple(data["encoder"])
         data["decoder"] = tuple(data["decoder"])
+        for key, choices in (("activation", ACTIVATIONS), ("decoder_type", DECODER_TYPES)):
+            if data.get(key, getattr(cls, key)) not in choices:
+                raise ValueError(f"architecture {key} must be one of {', '.join(choices)}, got {data[key]!r}")
         return cls(**data)
 
     @property

@@ -19,7 +19,7 @@ from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, DEFAULTS, ENCODINGS,
                      check_architecture, make_architecture, parameters_docstring)
 from .data.batches import iterate_batches
 from .data.scaling import SCALERS, FeatureScaler
-from .data.validation import check_unique_names, is_flag, is_integer, is_number
+from .data.validation import SERIES_NAN_POLICIES, check_unique_names, is_flag, is_integer, is_number
 from .exceptions import DataError, ModelFileError
 from .nn.model import LSTMAutoencoderModule
 from .scoring import (
@@ -748,6 +748,13 @@ def _checked_data_settings(settings, source: str) -> dict:
     max_gap = settings.get("max_gap")
     if max_gap is not None and not (is_number(max_gap) or isinstance(max_gap, str)):
         bad("max_gap", "a number or a duration such as '5min'")
+    if isinstance(max_gap, str):
+        try:
+            pd.Timedelta(max_gap)
+        except ValueError:
+            bad("max_gap", "a number or a duration such as '5min'")
+    if settings.get("nan_policy") not in (None, "error", *SERIES_NAN_POLICIES.split("|")):
+        bad("nan_policy", f"one of error, {SERIES_NAN_POLICIES.replace('|', ', ')}")
     return settings
 
 
