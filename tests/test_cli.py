@@ -543,7 +543,7 @@ def test_score_says_when_alarms_cover_too_many_rows_to_act_on(workspace, tmp_pat
     result = run("score", workspace / "model", tmp_path / "changed.csv", "-o", tmp_path / "scores.csv")
     assert result.exit_code == 0, result.output
     warning = next(line for line in result.output.splitlines() if line.startswith("warning: "))
-    assert "alarms cover" in warning and "refit on recent normal rows" in warning
+    assert "alarms cover" in warning and "refit on more or more recent normal rows" in warning
     calm = run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "calm.csv")
     assert calm.exit_code == 0 and "alarms cover" not in calm.output
 

@@ -399,8 +399,9 @@ def _warn_storms(alarm: np.ndarray, valid: np.ndarray, groups, what: str) -> Non
     where = ", ".join(f"{share:.0%} of the scored rows" + ("" if name is None else f" of {_name(name)}")
                       for name, share in storms[:5]) + (f" and more in {len(storms) - 5} other groups"
                                                          if len(storms) > 5 else "")
-    warnings.warn(f"{what} cover {where}, too many to act on; if those rows are normal, the series has changed "
-                  "since the model was trained: refit on recent normal rows, or raise the threshold (e.g. 'mad:12')",
+    warnings.warn(f"{what} cover {where}, too many to act on; if those rows are normal, the model has not learnt "
+                  "them (the series changed after training, or its training part lacked this behaviour): refit on "
+                  "more or more recent normal rows, or raise the threshold (e.g. 'mad:12')",
                   AlarmStormWarning, stacklevel=3)
 
 
