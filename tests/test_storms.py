@@ -23,7 +23,11 @@ def test_a_run_is_reported_per_family_with_lstmae_s_storms_and_their_shares(tmp_
     monkeypatch.setattr(storms, "LOADERS", {"nab": lambda data_dir: tasks})
 
     def result(name, lstmae, pca):
-        return {"name": name, "detectors": {"lstmae": {"alarm_rate": lstmae}, "pca": {"alarm_rate": pca}}}
+        rules = {"mad:8/mean/normalized-max": {"alarm_rate": lstmae, "event_recall": 1.0, "event_precision": 0.5},
+                 "mad:8+floor/mean/normalized-max": {"alarm_rate": 0.05, "event_recall": 0.0, "event_precision": None},
+                 "telemanom:2.5/mean/normalized-max": {"alarm_rate": None, "event_recall": None}}  # not fitted
+        return {"name": name, "n_anomalous_rows": 2, "lstmae_thresholds": rules,
+                "detectors": {"lstmae": {"alarm_rate": lstmae}, "pca": {"alarm_rate": pca}}}
 
     run = tmp_path / "run"
     run.mkdir()
@@ -33,4 +37,7 @@ def test_a_run_is_reported_per_family_with_lstmae_s_storms_and_their_shares(tmp_
     text = capsys.readouterr().out
     assert "| lstmae | 1 |" in text and "| pca | 1 |" in text
     assert "| shifted | 90% | 100.0% |" in text and "| (the other 1 series: median) | | 0.0% |" in text
+    # the rules on the one series lstmae storms on; one that could not be fitted finds nothing
+    assert "| `mad:8` | 1 | 90% | 1.00 | 0.50 |" in text and "| `mad:8+floor` | 0 | 5% | 0.00 | n/a |" in text
+    assert "| `telemanom:2.5` | 0 | 0% | 0.00 | n/a |" in text and "mad:12" not in text
     assert storms.main(["--run", str(tmp_path / "none"), "--data-dir", str(tmp_path)]) == 2
