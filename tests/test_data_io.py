@@ -310,6 +310,10 @@ def test_read_series_rejects_bad_numpy_files(tmp_path):
     np.save(tmp_path / "complex.npy", np.ones((30, 2), complex))  # numpy would drop the imaginary parts with a warning
     with pytest.raises(DataError, match=r"complex.npy: holds complex128 values; save real numbers \(X.real"):
         read_series(tmp_path / "complex.npy")
+    (tmp_path / "text.npy").write_text("a,b\n1,2\n")  # numpy took it for a pickle and suggested allow_pickle
+    with pytest.raises(DataError, match=r"text.npy: not a NumPy file \(no .npy or .npz header\)") as refused:
+        read_series(tmp_path / "text.npy")
+    assert "pickle" not in str(refused.value)
     np.save(tmp_path / "objects.npy", np.array([{}, 1], dtype=object), allow_pickle=True)
     with pytest.raises(DataError, match="not a readable NumPy file"):
         read_series(tmp_path / "objects.npy")

@@ -290,6 +290,11 @@ def _first_line(error: BaseException) -> str:
 def _load_arrays(path: Path, source: str) -> tuple[np.ndarray, np.ndarray | None]:
     """The values of a .npy file, or arrays ``X`` and ``y`` (or None) of an .npz file."""
     try:
+        with open(path, "rb") as file:
+            head = file.read(6)
+        if head[:6] != b"\x93NUMPY" and head[:2] != b"PK":  # numpy would take it for a pickle and suggest loading one
+            raise DataError(f"{source}: not a NumPy file (no .npy or .npz header); save a numeric array with "
+                            "numpy.save or numpy.savez")
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):
             values, labels = loaded, None
