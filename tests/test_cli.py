@@ -637,3 +637,15 @@ def test_evaluate_ranks_rows_that_overflowed_highest_as_score_does(workspace, tm
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert any("scored inf" in note and "rank above every other row" in note for note in metrics["notes"])
     assert metrics["roc_auc"] is not None
+
+
+def test_an_output_inside_the_model_folder_is_refused_and_the_model_kept(workspace, tmp_path):
+    import shutil
+
+    shutil.copytree(workspace / "model", tmp_path / "m")
+    before = {f.name: f.read_bytes() for f in (tmp_path / "m").iterdir()}
+    for args in (["score", tmp_path / "m", workspace / "test.csv", "-o", tmp_path / "m" / "config.csv"],
+                 ["encode", tmp_path / "m", workspace / "test.csv", "-o", tmp_path / "m" / "x.csv"],
+                 ["evaluate", tmp_path / "m", workspace / "test.csv", "--label-column", "label", "-o", tmp_path / "m"]):
+        assert_user_error(run(*args, "--overwrite"), "is inside the model folder", "write it elsewhere")
+    assert {f.name: f.read_bytes() for f in (tmp_path / "m").iterdir()} == before

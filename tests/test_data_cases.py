@@ -427,6 +427,16 @@ def test_an_unwritable_folder_is_refused_before_any_work(tmp_path, monkeypatch):
         check_output_path(tmp_path / "afile" / "m", overwrite=False)
 
 
+def test_a_link_or_special_file_is_never_replaced(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "target.csv").write_text("kept")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "target.csv")
+    for name in ("pipe", "link.csv"):  # with --overwrite they were replaced by regular files (as root: /dev/full too)
+        with pytest.raises(DataError, match=f"{name}: is a link or a special file"):
+            check_output_path(tmp_path / name, overwrite=True)
+    assert (tmp_path / "target.csv").read_text() == "kept"
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes in any folder")
 def test_a_read_only_folder_is_refused(tmp_path):
     (tmp_path / "ro").mkdir(mode=0o555)

@@ -253,6 +253,14 @@ def test_cli_export_errors_are_one_line_exit_2(cli, model_dir, tmp_path, case):
     assert output.exists() == (case == "existing output")
 
 
+def test_cli_export_refuses_to_write_into_the_model_it_exports(cli, model_dir):
+    weights = model_dir / "model.safetensors"
+    before = weights.read_bytes()
+    result = CliRunner().invoke(cli, ["export", str(model_dir), "-o", str(weights), "--overwrite"])
+    assert result.exit_code == 2 and "is inside the model folder" in result.output, result.output
+    assert weights.read_bytes() == before  # it replaced the weights with the ONNX file
+
+
 def test_cli_export_help_has_an_example(cli):
     result = CliRunner().invoke(cli, ["export", "--help"])
     assert result.exit_code == 0 and "lstmae export model -o model.onnx" in result.output

@@ -37,8 +37,10 @@ def register(cli: click.Group) -> None:
         from ..data.io import check_output_path
         from ..export import export_onnx
         from ..estimator import load
+        from .main import check_outside_model
 
         check_output_path(output, overwrite)  # before loading: fail fast
+        check_outside_model(Path(output), Path(model_dir))
         result = export_onnx(load(model_dir), output, opset=opset, overwrite=overwrite)
         click.echo(f"wrote {result.path} (opset {result.opset}; onnxruntime's scores within "
                    f"{result.max_score_difference:.2g} of lstmae's)", err=True)

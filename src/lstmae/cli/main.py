@@ -176,11 +176,22 @@ def _alarms(min_alarm_rows, merge_gap, cooldown) -> dict:
     return {"min_length": min_alarm_rows, "merge_gap": merge_gap, "cooldown": cooldown}
 
 
-def _check_output(path, overwrite, table: bool = False):
-    """Fail before any work when the output cannot be written (exists, no folder, unknown table type)."""
+def _check_output(path, overwrite, table: bool = False, model_dir=None):
+    """Fail before any work when the output cannot be written (exists, no folder, unknown table type), or
+    would overwrite the model it is made from (inside `model_dir`)."""
     from ..data.io import check_output_path
 
     check_output_path(Path(path), overwrite, table=table)
+    if model_dir is not None:
+        check_outside_model(Path(path), Path(model_dir))
+
+
+def check_outside_model(path: Path, model_dir: Path) -> None:
+    """UserError when `path` is `model_dir` or lies inside it: --overwrite would destroy the model read."""
+    target, model = path.resolve(), model_dir.resolve()
+    if target == model or model in target.parents:
+        raise UserError(f"{path} is inside the model folder {model_dir}; write it elsewhere (it would replace a "
+                        "part of the model)")
 
 
 # ---------------------------------------------------------------------------- fit
@@ -326,9 +337,9 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
     from ..data.io import write_table
     from ..series import read_for_model, score_data
 
-    _check_output(output, overwrite, table=True)
+    _check_output(output, overwrite, table=True, model_dir=model_dir)
     if events_path is not None:
-        _check_output(events_path, overwrite, table=True)
+        _check_output(events_path, overwrite, table=True, model_dir=model_dir)
         if Path(events_path).resolve() == Path(output).resolve():
             raise UserError(f"--events {events_path} is the scores' output too; give the events their own file")
     model = _load(model_dir, columns)
@@ -402,7 +413,7 @@ def encode(model_dir, data, output, stride, encoding, columns, nan_policy, overw
     from ..data.io import write_table
     from ..series import encode_data, read_for_model
 
-    _check_output(output, overwrite, table=True)
+    _check_output(output, overwrite, table=True, model_dir=model_dir)
     model = _load(model_dir, columns)
     if encoding is not None:
         model.set_params(encoding=encoding)  # this process's copy only
@@ -427,7 +438,7 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
     from ..data.io import write_table
     from ..series import read_for_model, reconstruct_data
 
-    _check_output(output, overwrite, table=True)
+    _check_output(output, overwrite, table=True, model_dir=model_dir)
     model = _load(model_dir)
     table = reconstruct_data(model, read_for_model(model, data, nan_policy=nan_policy))
     write_table(table, output, overwrite=overwrite)
@@ -460,7 +471,7 @@ def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_wi
     from ..evaluation.evaluate import evaluate as evaluate_data
     from ..series import read_for_model
 
-    _check_output(report_dir, overwrite)
+    _check_output(report_dir, overwrite, model_dir=model_dir)
     if point_adjust:
         click.echo("warning: point-adjusted F1 inflates results (any hit in an event counts the whole event)",
                    err=True)

@@ -873,6 +873,9 @@ def check_output_path(path: str | os.PathLike, overwrite: bool, *, table: bool =
         )
     if table and _table_format(path) == "parquet" and not _pyarrow_available():
         raise DataError(f"{path}: writing Parquet needs pyarrow; pip install pyarrow, or name the file .csv")
+    if path.is_symlink() or (path.exists() and not path.is_file() and not path.is_dir()):
+        raise DataError(f"{path}: is a link or a special file (a device, a pipe), which lstmae does not replace; "
+                        "give the path of a regular file")
     if path.exists() and not overwrite:
         raise DataError(f"{path}: exists; pass --overwrite (in Python: overwrite=True) to replace it")
     if table and path.is_dir():
