@@ -69,6 +69,15 @@ def test_anomalous_windows_score_higher_in_onnx_too(exported):
     assert np.all(anomalous > normal)
 
 
+def test_a_window_with_nan_or_inf_scores_nan_not_normal(exported):
+    _, path, _ = exported
+    X = raw_windows(3, seed=4)
+    X[0, 3, 1], X[2, 0, 0] = np.nan, np.inf  # lstmae refuses these; onnxruntime gave the NaN window a low score
+    scores, reconstruction = session(path).run(None, {"x": X})
+    assert np.isnan(scores[[0, 2]]).all() and np.isfinite(scores[1])
+    assert np.isnan(reconstruction[[0, 2]]).all() and np.isfinite(reconstruction[1]).all()
+
+
 def test_signature_metadata_and_result(exported):
     model, path, result = exported
     proto = onnx.load(str(path))
@@ -79,7 +88,8 @@ def test_signature_metadata_and_result(exported):
     assert metadata["window"] == str(LENGTH)
     assert json.loads(metadata["feature_names"]) == ["a", "b"]
     assert json.loads(metadata["threshold"]) == pytest.approx(model.threshold_)
-    assert metadata["error_model"] == model.error_model_.name
+    reduce = getattr(model.error_model_, "reduce", None)  # normalized-max and normalized-mean differ
+    assert metadata["error_model"] == model.error_model_.name + (f"-{reduce}" if reduce else "")
     assert result.path == path and result.max_score_difference <= 1e-5 and result.opset >= 18
     assert {node.op_type for node in proto.graph.node} >= {"LSTM"}  # the native op, not an unrolled loop
 

@@ -241,7 +241,14 @@ class _ScoringGraph(nn.Module):
                 vectors = absolute.double().mean(dim=2) @ self.groups
             centred = vectors - self.mean
             score = ((centred @ self.precision) * centred).sum(dim=1)
-        return score, (reconstructed.double() * self.scale + self.offset).float()
+        reconstruction = (reconstructed.double() * self.scale + self.offset).float()
+        # lstmae refuses a window with NaN or inf; the graph scores it NaN, which onnxruntime's reductions
+        # would otherwise turn into a finite score below the threshold
+        nonfinite = (torch.isnan(x) | torch.isinf(x)).flatten(1).double().sum(dim=1) > 0
+        score = torch.where(nonfinite, torch.full_like(score, float("nan")), score)
+        reconstruction = torch.where(nonfinite[:, None, None], torch.full_like(reconstruction, float("nan")),
+                                     reconstruction)
+        return score, reconstruction
 
 
 def _group_means(length: int, max_dim: int) -> np.ndarray:
@@ -407,7 +414,8 @@ def _add_metadata(proto, model) -> None:
         "n_features": str(int(model.n_features_in_)),
         "feature_names": json.dumps(names),
         "threshold": json.dumps(float(model.threshold_) if hasattr(model, "threshold_") else None),
-        "error_model": model.error_model_.name,
+        "error_model": model.error_model_.name + (f"-{model.error_model_.reduce}"
+                                                  if hasattr(model.error_model_, "reduce") else ""),
         "activation": arch.activation,
         "decoder_type": arch.decoder_type,
         "inputs": "x (batch, window, n_features) float32 in raw units",
