@@ -77,9 +77,11 @@ def test_groups_need_not_be_adjacent():
 
 
 def test_no_group_long_enough_is_one_clear_error(fitted):
-    with pytest.raises(DataError, match="the series has 8 rows, shorter than the window 10"):
+    # scoring cannot take "use a smaller window" (the model's is fixed): the fix names the rows to give
+    with pytest.raises(DataError, match="the series has 8 rows, shorter than the window 10; give at least 10 rows"):
         score_values(fitted, series(8))
-    with pytest.raises(DataError, match=r"no entity or segment has the 10 rows one window needs \(the longest has 5\)"):
+    with pytest.raises(DataError, match=r"no entity or segment has the 10 rows one window needs \(the longest has 5\); "
+                                        r"give one at least 10 rows"):
         score_values(fitted, series(8), groups=np.array([0] * 5 + [1] * 3))
 
 

@@ -182,7 +182,8 @@ class StreamingScorer:
         changes."""
         with np.errstate(invalid="ignore"):
             beyond = np.argwhere(np.abs(values) > np.finfo(np.float32).max)
-        single = values.astype(np.float32)
+        with np.errstate(over="ignore"):  # a value beyond float32 is named below, not warned about by numpy
+            single = values.astype(np.float32)
         position = tuple(beyond[0]) if len(beyond) else first_unscalable(self.model, single)
         if position is None:  # NaN and inf stay non-finite after scaling
             return single
