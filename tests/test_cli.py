@@ -449,6 +449,15 @@ def test_entity_models_say_whose_each_row_and_event_is(tmp_path):
     one.to_csv(tmp_path / "one.csv", index=False)
     result = run("score", tmp_path / "m", tmp_path / "one.csv", "-o", tmp_path / "s1.csv")
     assert result.exit_code == 0 and "no column 'machine', the model's --entity-column" in result.output
+    # encode and reconstruct dropped the column, leaving each time twice with no machine
+    result = run("encode", tmp_path / "m", tmp_path / "d.csv", "-o", tmp_path / "z.csv", "--stride", 7)
+    assert result.exit_code == 0, result.output
+    codes = pd.read_csv(tmp_path / "z.csv")
+    assert f"encodings of size {codes.shape[1] - 2} " in result.output  # the machine column is not a code
+    assert list(codes.columns[:2]) == ["end", "machine"] and set(codes["machine"]) == {"m1", "m2"}
+    assert codes.groupby("machine").size().tolist() == [len(range(9, 120, 7))] * 2  # no window spans two machines
+    assert run("reconstruct", tmp_path / "m", tmp_path / "d.csv", "-o", tmp_path / "r.csv").exit_code == 0
+    assert pd.read_csv(tmp_path / "r.csv")["machine"].tolist() == ["m1"] * 120 + ["m2"] * 120
 
 
 def test_summary_refuses_sizes_below_one_and_names_a_corrupt_model(workspace, tmp_path):

@@ -756,9 +756,8 @@ def score_data(model, data, *, how: str = DEFAULTS["how"], stride: int = 1, thre
     table = score_values(model, data.values, stride=stride, how=how, groups=groups,
                          feature_errors=feature_errors or events, threshold=threshold, alarms=alarms)
     table.index = data.index
+    table = _with_entities(table, model, data)
     entity_column = model.data_settings_.get("entity_column") if data.entities is not None else None
-    if entity_column is not None:  # rows of several machines may share their times: say whose each row is
-        table.insert(0, entity_column, np.asarray(data.entities, dtype=object))
     if data.labels is not None:
         table["label"] = data.labels
     table = _on_input_rows(table, data)
@@ -846,14 +845,27 @@ def encode_data(model, data, *, stride: int = 1) -> pd.DataFrame:
     per sequence: columns z_j (bottleneck) or mean_j (encoding="mean")."""
     from .data.io import SequenceData
 
+    ends = None
     if isinstance(data, SequenceData):
         codes, index = model.transform(data.values), data.ids
     else:
-        codes, ends = encode_values(model, data.values, stride=stride, groups=data.entities)
+        groups, _ = data_groups(data, model.data_settings_.get("max_gap"))  # as scoring: no window spans a gap
+        codes, ends = encode_values(model, data.values, stride=stride, groups=groups)
         index = pd.Index(data.index[ends], name="end")
     prefix = "z" if model.encoding == "bottleneck" else model.encoding
     table = pd.DataFrame(codes, columns=[f"{prefix}_{j}" for j in range(codes.shape[1])], index=index)
     table.index.name = table.index.name or "sequence"
+    return _with_entities(table, model, data, ends)
+
+
+def _with_entities(table: pd.DataFrame, model, data, rows=None) -> pd.DataFrame:
+    """`table` with the model's entity column first, the entity of each of its rows (`rows`: positions in
+    `data`, default all): rows of several machines may share their times."""
+    entity_column = model.data_settings_.get("entity_column")
+    if entity_column is None or getattr(data, "entities", None) is None:
+        return table
+    entities = np.asarray(data.entities, dtype=object)
+    table.insert(0, entity_column, entities if rows is None else entities[rows])
     return table
 
 
@@ -867,5 +879,6 @@ def reconstruct_data(model, data) -> pd.DataFrame:
         columns = [f"t{t:03d}_{name}" for t in range(X_hat.shape[1]) for name in data.feature_names] \
             if X_hat.ndim == 3 and X_hat.shape[2] > 1 else [f"t{t:03d}" for t in range(X_hat.shape[1])]
         return pd.DataFrame(X_hat.reshape(len(X_hat), -1), columns=columns, index=data.ids)
-    stitched = reconstruct_values(model, data.values, groups=data.entities)
-    return pd.DataFrame(stitched, columns=data.feature_names, index=data.index)
+    groups, _ = data_groups(data, model.data_settings_.get("max_gap"))
+    stitched = reconstruct_values(model, data.values, groups=groups)
+    return _with_entities(pd.DataFrame(stitched, columns=data.feature_names, index=data.index), model, data)

@@ -419,7 +419,8 @@ def encode(model_dir, data, output, stride, encoding, columns, nan_policy, overw
         model.set_params(encoding=encoding)  # this process's copy only
     table = encode_data(model, read_for_model(model, data, nan_policy=nan_policy), stride=stride)
     write_table(table, output, overwrite=overwrite)
-    click.echo(f"wrote {len(table)} encodings of size {table.shape[1]} to {output}", err=True)
+    size = table.shape[1] - (model.data_settings_.get("entity_column") in table.columns)
+    click.echo(f"wrote {len(table)} encodings of size {size} to {output}", err=True)
 
 
 @cli.command()
