@@ -227,3 +227,20 @@ def test_local_cluster_two_processes(model_dir, model):
     assert_same(got, want)
     assert_same(lazy.loc[want.index, want.columns], want)
     assert set(threads.values()) == {1} and set(cached.values()) == {1}
+
+
+def test_text_times_keep_the_input_order_and_mixed_entity_ids_are_refused(model_dir, model):
+    frame = make_frame()
+    frame = frame[frame["machine"] == "m2"].assign(t=[f"step-{i}" for i in range((frame["machine"] == "m2").sum())])
+    # "step-10" sorts before "step-2" as text; lstmae score keeps such times in the file's order
+    got = score_entities_pandas(model_dir, frame, entity_column="machine", time_column="t", npartitions=2)
+    want = score_frame(model, frame.drop(columns="t"), entity_column="machine")
+    np.testing.assert_allclose(got["score"].to_numpy(), want["score"].to_numpy(), rtol=1e-6, equal_nan=True)
+    mixed = make_frame().assign(machine=lambda f: np.where(f["machine"] == "m2", 1, f["machine"]).astype(object))
+    mixed.loc[mixed.index[::7], "machine"] = "1"  # 1 and "1": one entity to Dask, two to score_frame
+    with pytest.raises(DataError, match=r"entity column 'machine' has the ids (1 and '1'|'1' and 1), which scale-out"):
+        score_entities_pandas(model_dir, mixed, entity_column="machine")
+    floats = make_frame().assign(machine=lambda f: f["machine"].astype(object))
+    floats.loc[floats["machine"] == "m1", "machine"], floats.loc[floats["machine"] == "m4", "machine"] = 1, 1.0
+    with pytest.raises(DataError, match=r"has the ids (1 and 1.0|1.0 and 1), which"):  # one entity, or two as text
+        score_entities_pandas(model_dir, floats, entity_column="machine")

@@ -37,6 +37,7 @@ from ..series import feature_values, score_frame
 # Columns that carry each row's place in the input through the shuffle; dropped from the result.
 _PART, _POS = "__lstmae_partition", "__lstmae_position"
 _ORDER = [_PART, _POS]
+_TIME = "__lstmae_time"
 _CACHE_SIZE = 4
 _models: dict[tuple[str, str], object] = {}
 _models_lock = threading.Lock()
@@ -90,6 +91,8 @@ def score_entities_pandas(model_dir, frame: pd.DataFrame, *, entity_column: str,
     """
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    if entity_column in frame.columns and frame[entity_column].dtype == object:
+        _check_distinct_ids(frame[entity_column].dropna(), entity_column)
     if npartitions is None:
         threads = sum(client.nthreads().values()) if client is not None else (os.cpu_count() or 1)
         npartitions = 2 * threads
@@ -104,6 +107,20 @@ def score_entities_pandas(model_dir, frame: pd.DataFrame, *, entity_column: str,
     for name in [entity_column] + ([time_column] if time_column is not None else []):
         result[name] = frame[name].to_numpy()
     return result
+
+
+def _check_distinct_ids(ids: pd.Series, entity_column: str) -> None:
+    """DataError for two ids that are one entity to `score_frame` but two to Dask, which may store them as text,
+    or the reverse: 1 and 1.0 (equal values, other text), 1 and "1" (other values, the same text)."""
+    typed = set(zip(ids.map(type), ids))
+    for key in (str, lambda value: value):
+        seen = {}
+        for kind, value in typed:
+            other = seen.setdefault(key(value), value)
+            if other is not value and type(other) is not kind:
+                raise DataError(f"entity column {entity_column!r} has the ids {other!r} and {value!r}, which scale-out "
+                                f"scoring cannot tell apart as score_frame does; give the ids one type (e.g. "
+                                f"frame[{entity_column!r}].astype(str))")
 
 
 def _score(model_dir, ddf, entity_column, time_column, npartitions, torch_threads, options):
@@ -163,8 +180,7 @@ def _score_partition(part, path, sha, entity_column, time_column, features, opti
     if part[entity_column].isna().any():
         raise DataError(f"entity column {entity_column!r} has missing values; give every row an entity")
     _check_entities(part.sort_values(_ORDER, kind="stable"), entity_column, time_column, features)
-    keys = ([time_column] if time_column is not None else []) + _ORDER
-    part = part.sort_values(keys, kind="stable")
+    part = _in_time_order(part, time_column)
     model = _cached_model(path, sha)
     table = _padded(part[features + [entity_column]], entity_column, model.n_timesteps_)
     scored = score_frame(model, table, entity_column=entity_column, **options).iloc[: len(part)]
@@ -172,6 +188,19 @@ def _score_partition(part, path, sha, entity_column, time_column, features, opti
     keep = [entity_column] + ([time_column] if time_column is not None else [])
     result = pd.concat([part[keep + _ORDER], scored], axis=1)
     return result.reindex(columns=meta.columns)
+
+
+def _in_time_order(part: pd.DataFrame, time_column: str | None) -> pd.DataFrame:
+    """`part`'s rows in the order `lstmae score` puts a file's: by the times read as dates or numbers (ties,
+    and text times that are neither, in the input order)."""
+    from ..data.io import _time_index
+
+    if time_column is not None:
+        times = _time_index(part[time_column].reset_index(drop=True), "the partition")
+        if pd.api.types.is_datetime64_any_dtype(times) or pd.api.types.is_numeric_dtype(times):
+            timed = part.assign(**{_TIME: times.to_numpy()})
+            return timed.sort_values([_TIME] + _ORDER, kind="stable").drop(columns=_TIME)
+    return part.sort_values(_ORDER, kind="stable")
 
 
 def _check_entities(part: pd.DataFrame, entity_column: str, time_column: str | None, features: list) -> None:
