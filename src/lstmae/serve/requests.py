@@ -190,7 +190,8 @@ def _bad_number(value) -> str | None:
     try:
         number = float(value)
     except OverflowError:
-        return f"{str(value)[:40]} is out of range (float32 holds +-3.4e38)"
+        digits, sign = str(abs(value)), "-" if value < 0 else ""  # an integer too large for a float
+        return f"{sign}{digits[0]}.{digits[1:4]}e+{len(digits) - 1} is out of range (float32 holds +-3.4e38)"
     if math.isnan(number):
         return "NaN is not a value the model can score"
     if math.isinf(number):
