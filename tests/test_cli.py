@@ -582,7 +582,8 @@ def test_warnings_name_a_time_gap_segment_by_where_it_starts_and_a_single_series
     assert "skipped 1 group(s) shorter than the window of 10 rows: segment 2 from 2026-01-02 03:55:00 (5 rows)" \
         in result.output
     assert "of the scored rows of segment 1 from 2026-01-01 00:00:00," in result.output
-    whole = run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "w.csv", "--threshold", "value:0")
+    whole = run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "w.csv",
+                "--threshold", "value:0")
     storm = next(line for line in whole.output.splitlines() if "alarms cover" in line)
     assert re.match(r"warning: alarms cover \d+% of the scored rows, too many", storm)  # no group named
 

@@ -192,7 +192,7 @@ BAD_REQUESTS = [
     ("/v1/score", b'{"rows": [{"a": NaN, "b": 0}]}', 422, "rows[0].a", "NaN"),
     ("/v1/score", b'{"rows": [{"a": 0, "b": -Infinity}]}', 422, "rows[0].b", "not finite"),
     ("/v1/score", {"rows": [{"a": 0, "b": 1e300}]}, 422, "rows[0].b", "out of range"),
-    ("/v1/score", {"rows": [{"a": 10 ** 400, "b": 0}]}, 422, "rows[0].a", "1.000e+400 is out of range"),  # was 40 digits
+    ("/v1/score", {"rows": [{"a": 10 ** 400, "b": 0}]}, 422, "rows[0].a", "1.000e+400 is out of range"),
     ("/v1/score", {"rows": [GOOD_ROW] * (WINDOW - 1)}, 422, "rows", "fewer than the model's window of 10"),
     ("/v1/score", {"rows": [GOOD_ROW] * 20, "how": "median"}, 422, "how", "median"),
     ("/v1/score", {"rows": [GOOD_ROW] * 20, "entity_column": 3}, 422, "entity_column", "string"),

@@ -65,7 +65,8 @@ def rule_rows(series: list[dict]) -> list[str]:
     lines = [f"### lstmae's threshold rules on the {len(stormy)} series its default storms on", "",
              "Each rule on the same networks and row scores (`how=mean`, `normalized-max`); `+floor`: never below the "
              "highest score of the training rows (`threshold_floor=1`), `+floor:0.95`: their 0.95 quantile.", "",
-             "| rule | still storming | median alarmed rows | event recall | event precision |", "|---|---|---|---|---|"]
+             "| rule | still storming | median alarmed rows | event recall | event precision |",
+             "|---|---|---|---|---|"]
     for rule in rules:
         rows = [s["lstmae_thresholds"][rule + VARIANT] for s in stormy]
         rates = [row["alarm_rate"] or 0.0 for row in rows]
