@@ -187,8 +187,11 @@ def _check_output(path, overwrite, table: bool = False, model_dir=None):
 
 
 def check_outside_model(path: Path, model_dir: Path) -> None:
-    """UserError when `path` is `model_dir` or lies inside it: --overwrite would destroy the model read."""
+    """UserError when `path` is the model folder `model_dir` or lies inside it: --overwrite would destroy the
+    model read. A folder that is not a model is left to the model's loading to name."""
     target, model = path.resolve(), model_dir.resolve()
+    if not (model / "config.json").is_file():
+        return
     if target == model or model in target.parents:
         raise UserError(f"{path} is inside the model folder {model_dir}; write it elsewhere (it would replace a "
                         "part of the model)")
