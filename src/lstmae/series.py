@@ -370,12 +370,13 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     result = pd.DataFrame({"score": points, "valid": valid})
     flags, per_row_threshold = flag_rows(model, result["score"].to_numpy(), valid, groups, threshold, how)
     result.insert(1, "is_anomaly", flags)
+    every_group = groups_of(n_rows, groups)
     if alarms is not None:
         alarm = np.zeros(n_rows, np.int8)
-        for group in groups_of(n_rows, groups):
+        for group in every_group:
             alarm[group.rows] = alarms_from_flags(flags[group.rows], causal=False, **alarms)
         result.insert(2, "alarm", alarm)
-    _warn_storms(result["alarm" if alarms is not None else "is_anomaly"].to_numpy(), valid, groups,
+    _warn_storms(result["alarm" if alarms is not None else "is_anomaly"].to_numpy(), valid, every_group,
                  "alarms" if alarms is not None else "flags")
     if per_row_threshold is not None:
         result["threshold"] = per_row_threshold
@@ -387,14 +388,12 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     return result
 
 
-def _warn_storms(alarm: np.ndarray, valid: np.ndarray, groups, what: str) -> None:
-    """An AlarmStormWarning naming each group whose `what` ("alarms" or "flags": alarm (T,) 0/1) cover more
-    than STORM_SHARE of its valid rows."""
-    storms = []
-    for group in groups_of(len(alarm), groups):
-        scored = valid[group.rows]
-        if scored.any() and alarm[group.rows][scored].mean() > STORM_SHARE:
-            storms.append((group.name, alarm[group.rows][scored].mean()))
+def _warn_storms(alarm: np.ndarray, valid: np.ndarray, groups: list[Group], what: str) -> None:
+    """An AlarmStormWarning naming each of `groups` whose `what` ("alarms" or "flags": alarm (T,) 0/1) cover
+    more than STORM_SHARE of its valid rows."""
+    shares = [(group.name, alarm[group.rows][valid[group.rows]].mean()) for group in groups
+              if valid[group.rows].any()]
+    storms = [(name, share) for name, share in shares if share > STORM_SHARE]
     if not storms:
         return
     where = ", ".join(f"{share:.0%} of the scored rows" + ("" if name is None else f" of {_name(name)}")
@@ -454,6 +453,11 @@ def _point_rows(model, X, n_rows: int, stride: int, feature_errors: bool):
     return points, valid, overflow, errors
 
 
+def fitted_how(model) -> str:
+    """The `how` the model's threshold was fitted on ("end" for one fitted on window scores)."""
+    return {"window": "end"}.get(model.threshold_how_, model.threshold_how_)
+
+
 def calibration_for(model, how: str) -> np.ndarray:
     """The model's held-out normal scores of the kind `how` ("window", "end", "max", "mean", "point"). Row
     scores with how="end" are the window scores (each row takes the window ending there). `fit_series`
@@ -467,7 +471,7 @@ def calibration_for(model, how: str) -> np.ndarray:
         return scores[kind]
     if model.threshold_how_ == "window" and kind != "point":
         return scores["window"]
-    fitted = {"window": "end"}.get(model.threshold_how_, model.threshold_how_)
+    fitted = fitted_how(model)
     raise DataError(f"the model has no held-out how={how!r} scores to fit a threshold on (its threshold was "
                     f"fitted on how={fitted!r}); score with how={fitted!r}, refit it with how={how!r} (lstmae fit "
                     "--how), or give a fixed threshold such as value:0.5")

@@ -99,16 +99,14 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     row_threshold = table["threshold"].to_numpy() if "threshold" in table else None
     value = _scalar_threshold(model, threshold, "window" if sequences else how, row_threshold)
     if sequences:
-        metrics = sequence_metrics(labels, np.where(np.isfinite(scores), scores, np.finfo(float).max), value)
+        metrics = sequence_metrics(labels, _inf_ranked_highest(scores), value)
     else:
-        overflowed = np.isposinf(scores)
-        finite = scores[np.isfinite(scores)]
-        ranked = np.where(overflowed, (finite.max() if finite.size else 0.0) + 1.0, scores)  # the highest, in rank
-        metrics = detection_metrics(labels, ranked, value, flags=flags, valid=table["valid"].to_numpy(),
-                                    early_window=early_window, point_adjust=point_adjust)
-        if overflowed.any():
+        metrics = detection_metrics(labels, _inf_ranked_highest(scores), value, flags=flags,
+                                    valid=table["valid"].to_numpy(), early_window=early_window,
+                                    point_adjust=point_adjust)
+        if np.isposinf(scores).any():
             metrics.setdefault("notes", []).append(
-                f"{int(overflowed.sum())} rows scored inf (an extreme value overflowed the error; see 'overflow' in "
+                f"{int(np.isposinf(scores).sum())} rows scored inf (an extreme value overflowed the error; see 'overflow' in "
                 "`lstmae score`): they rank above every other row")
         metrics["n_alarm_events"] = int(len(events))
         metrics["raw_flag_rate"] = float(table["is_anomaly"].to_numpy()[table["valid"].to_numpy()].mean())
@@ -144,6 +142,12 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
                          notes=metrics.get("notes", []) + metrics.get("warnings", []),
                          threshold_info=threshold_info)
     return Evaluation(metrics, table, events, figures, html)
+
+
+def _inf_ranked_highest(scores: np.ndarray) -> np.ndarray:
+    """Scores (n,) with the windows whose error overflowed (inf) at the largest float, above every other: the
+    metrics rank scores and refuse inf; NaN (no score) stays NaN."""
+    return np.where(np.isposinf(scores), np.finfo(float).max, scores)
 
 
 def _threshold_basis(model, threshold, how: str) -> str:

@@ -166,7 +166,7 @@ class ScoringService:
     # ---------------------------------------------------------------- batch
     def score(self, body: bytes) -> dict:
         """POST /v1/score for a request body: one result per row (runs in a worker thread)."""
-        from ..series import calibration_for, score_values
+        from ..series import calibration_for, fitted_how, score_values
 
         data = parse_json(body)
         check_keys(data, ("rows", "columns", "data", "how", "entity_column"))
@@ -177,9 +177,8 @@ class ScoringService:
         try:
             calibration_for(self.model, how)
         except DataError as err:  # its fix offers a fixed threshold, which a request cannot give
-            fitted = {"window": "end"}.get(self.model.threshold_how_, self.model.threshold_how_)
-            raise RequestError(422, str(err).partition("; ")[0], "how",
-                               f"send how={fitted!r}, or refit the model with lstmae fit --how {how}") from None
+            raise RequestError(422, str(err).partition("; ")[0], "how", f"send how={fitted_how(self.model)!r}, or "
+                               f"refit the model with lstmae fit --how {how}") from None
         entity_column = data.get("entity_column")
         if entity_column is not None and not isinstance(entity_column, str):
             raise RequestError(422, "'entity_column' must be a column name (a string)", "entity_column",
