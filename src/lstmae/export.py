@@ -414,8 +414,7 @@ def _add_metadata(proto, model) -> None:
         "n_features": str(int(model.n_features_in_)),
         "feature_names": json.dumps(names),
         "threshold": json.dumps(float(model.threshold_) if hasattr(model, "threshold_") else None),
-        "error_model": model.error_model_.name + (f"-{model.error_model_.reduce}"
-                                                  if hasattr(model.error_model_, "reduce") else ""),
+        "error_model": model.error_model_.spec,
         "activation": arch.activation,
         "decoder_type": arch.decoder_type,
         "inputs": "x (batch, window, n_features) float32 in raw units",

@@ -34,13 +34,11 @@ def register(cli: click.Group) -> None:
           python -c "import onnxruntime as ort, numpy as np; s = ort.InferenceSession('model.onnx'); \\
             print(s.run(['score'], {'x': np.zeros((4, 140, 1), np.float32)})[0])"
         """
-        from ..data.io import check_output_path
         from ..export import export_onnx
         from ..estimator import load
-        from .main import check_outside_model
+        from .main import check_output
 
-        check_output_path(output, overwrite)  # before loading: fail fast
-        check_outside_model(Path(output), Path(model_dir))
+        check_output(output, overwrite, model_dir=model_dir)  # before loading: fail fast
         result = export_onnx(load(model_dir), output, opset=opset, overwrite=overwrite)
         click.echo(f"wrote {result.path} (opset {result.opset}; onnxruntime's scores within "
                    f"{result.max_score_difference:.2g} of lstmae's)", err=True)

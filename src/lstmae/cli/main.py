@@ -176,21 +176,23 @@ def _alarms(min_alarm_rows, merge_gap, cooldown) -> dict:
     return {"min_length": min_alarm_rows, "merge_gap": merge_gap, "cooldown": cooldown}
 
 
-def _check_output(path, overwrite, table: bool = False, model_dir=None):
+def check_output(path, overwrite, table: bool = False, model_dir=None):
     """Fail before any work when the output cannot be written (exists, no folder, unknown table type), or
     would overwrite the model it is made from (inside `model_dir`)."""
     from ..data.io import check_output_path
 
     check_output_path(Path(path), overwrite, table=table)
     if model_dir is not None:
-        check_outside_model(Path(path), Path(model_dir))
+        _check_outside_model(Path(path), Path(model_dir))
 
 
-def check_outside_model(path: Path, model_dir: Path) -> None:
+def _check_outside_model(path: Path, model_dir: Path) -> None:
     """UserError when `path` is the model folder `model_dir` or lies inside it: --overwrite would destroy the
     model read. A folder that is not a model is left to the model's loading to name."""
+    from ..persistence import CONFIG_FILE
+
     target, model = path.resolve(), model_dir.resolve()
-    if not (model / "config.json").is_file():
+    if not (model / CONFIG_FILE).is_file():
         return
     if target == model or model in target.parents:
         raise UserError(f"{path} is inside the model folder {model_dir}; write it elsewhere (it would replace a "
@@ -246,7 +248,7 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
         check_integer(window, "--window")
     elif window is not None:
         raise UserError("--window applies to --layout series; sequences are windows of their own length already")
-    _check_output(model_dir, overwrite)
+    check_output(model_dir, overwrite)
     params = _model_params(preset, **options)
     params["random_state"] = seed
     model = LSTMAutoencoder(**params)
@@ -340,9 +342,9 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
     from ..data.io import write_table
     from ..series import read_for_model, score_data
 
-    _check_output(output, overwrite, table=True, model_dir=model_dir)
+    check_output(output, overwrite, table=True, model_dir=model_dir)
     if events_path is not None:
-        _check_output(events_path, overwrite, table=True, model_dir=model_dir)
+        check_output(events_path, overwrite, table=True, model_dir=model_dir)
         if Path(events_path).resolve() == Path(output).resolve():
             raise UserError(f"--events {events_path} is the scores' output too; give the events their own file")
     model = _load(model_dir, columns)
@@ -416,7 +418,7 @@ def encode(model_dir, data, output, stride, encoding, columns, nan_policy, overw
     from ..data.io import write_table
     from ..series import encode_data, read_for_model
 
-    _check_output(output, overwrite, table=True, model_dir=model_dir)
+    check_output(output, overwrite, table=True, model_dir=model_dir)
     model = _load(model_dir, columns)
     if encoding is not None:
         model.set_params(encoding=encoding)  # this process's copy only
@@ -442,7 +444,7 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
     from ..data.io import write_table
     from ..series import read_for_model, reconstruct_data
 
-    _check_output(output, overwrite, table=True, model_dir=model_dir)
+    check_output(output, overwrite, table=True, model_dir=model_dir)
     model = _load(model_dir)
     table = reconstruct_data(model, read_for_model(model, data, nan_policy=nan_policy))
     write_table(table, output, overwrite=overwrite)
@@ -475,7 +477,7 @@ def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_wi
     from ..evaluation.evaluate import evaluate as evaluate_data
     from ..series import read_for_model
 
-    _check_output(report_dir, overwrite, model_dir=model_dir)
+    check_output(report_dir, overwrite, model_dir=model_dir)
     if point_adjust:
         click.echo("warning: point-adjusted F1 inflates results (any hit in an event counts the whole event)",
                    err=True)
@@ -514,7 +516,7 @@ def demo(out_dir, epochs, seed, overwrite):
     """
     from ..demo import run_demo
 
-    _check_output(out_dir, overwrite)
+    check_output(out_dir, overwrite)
     started = time.perf_counter()
     metrics = run_demo(out_dir, epochs=epochs, seed=seed, overwrite=overwrite)
     click.echo(f"demo done in {time.perf_counter() - started:.0f}s: {_metrics_line(metrics)}; "

@@ -292,7 +292,7 @@ def _load_arrays(path: Path, source: str) -> tuple[np.ndarray, np.ndarray | None
     try:
         with open(path, "rb") as file:
             head = file.read(6)
-        if head[:6] != b"\x93NUMPY" and head[:2] != b"PK":  # numpy would take it for a pickle and suggest loading one
+        if head != b"\x93NUMPY" and head[:2] != b"PK":  # numpy would take it for a pickle and suggest loading one
             raise DataError(f"{source}: not a NumPy file (no .npy or .npz header); save a numeric array with "
                             "numpy.save or numpy.savez")
         loaded = np.load(path, allow_pickle=False)
