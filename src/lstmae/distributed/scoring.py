@@ -179,8 +179,9 @@ def _score_partition(part, path, sha, entity_column, time_column, features, opti
         return meta
     if part[entity_column].isna().any():
         raise DataError(f"entity column {entity_column!r} has missing values; give every row an entity")
-    _check_entities(part.sort_values(_ORDER, kind="stable"), entity_column, time_column, features)
-    part = _in_time_order(part, time_column)
+    part = part.sort_values(_ORDER, kind="stable")  # the input order
+    times = _check_entities(part, entity_column, time_column, features)
+    part = _in_time_order(part, time_column, times)
     model = _cached_model(path, sha)
     table = _padded(part[features + [entity_column]], entity_column, model.n_timesteps_)
     scored = score_frame(model, table, entity_column=entity_column, **options).iloc[: len(part)]
@@ -190,35 +191,38 @@ def _score_partition(part, path, sha, entity_column, time_column, features, opti
     return result.reindex(columns=meta.columns)
 
 
-def _in_time_order(part: pd.DataFrame, time_column: str | None) -> pd.DataFrame:
-    """`part`'s rows in the order `lstmae score` puts a file's: by the times read as dates or numbers (ties,
-    and text times that are neither, in the input order)."""
+def _in_time_order(part: pd.DataFrame, time_column: str | None, times: pd.Index | None) -> pd.DataFrame:
+    """`part` (rows in input order) in the order `lstmae score` puts a file's: by its `times` (the time column
+    as read, parsed here when None) where they are dates or numbers; ties, and text times, in the input order."""
     from ..data.io import _time_index
 
-    if time_column is not None:
+    if time_column is None:
+        return part
+    if times is None:
         times = _time_index(part[time_column].reset_index(drop=True), "the partition")
-        if pd.api.types.is_datetime64_any_dtype(times) or pd.api.types.is_numeric_dtype(times):
-            timed = part.assign(**{_TIME: times.to_numpy()})
-            return timed.sort_values([_TIME] + _ORDER, kind="stable").drop(columns=_TIME)
-    return part.sort_values(_ORDER, kind="stable")
+    if not (pd.api.types.is_datetime64_any_dtype(times) or pd.api.types.is_numeric_dtype(times)):
+        return part
+    return part.assign(**{_TIME: times.to_numpy()}).sort_values(_TIME, kind="stable").drop(columns=_TIME)
 
 
-def _check_entities(part: pd.DataFrame, entity_column: str, time_column: str | None, features: list) -> None:
+def _check_entities(part: pd.DataFrame, entity_column: str, time_column: str | None,
+                    features: list) -> pd.Index | None:
     """DataError naming the entity and its row (counted in the input order of its rows) for what `lstmae score`
-    refuses in a file: a missing feature value, and an empty, unreadable or repeated time."""
+    refuses in a file: a missing feature value, and an empty, unreadable or repeated time. Returns the time
+    column of `part` (rows in input order) as read, when the whole partition was checked at once (else None)."""
     from ..data.io import _time_index, _time_order
 
     def check_times(rows, entities, source):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # rows out of time order are put in order below, as documented
-            _time_order(_time_index(rows[time_column].reset_index(drop=True), source), entities, source)
+            times = _time_index(rows[time_column].reset_index(drop=True), source)
+            _time_order(times, entities, source)
+        return times
 
     # the whole partition at once; only a partition with a bad cell is searched entity by entity
     if not part[features].isna().to_numpy().any():
         try:
-            if time_column is not None:
-                check_times(part, part[entity_column].to_numpy(), "the partition")
-            return
+            return None if time_column is None else check_times(part, part[entity_column].to_numpy(), "the partition")
         except DataError:
             pass
     for entity, rows in part.groupby(entity_column, sort=False):
@@ -230,6 +234,7 @@ def _check_entities(part: pd.DataFrame, entity_column: str, time_column: str | N
                             "before scoring (e.g. frame.groupby(entity).ffill())")
         if time_column is not None:
             check_times(rows, None, source)
+    return None
 
 
 def _padded(part: pd.DataFrame, entity_column: str, window: int) -> pd.DataFrame:
