@@ -37,6 +37,8 @@ def test_a_run_is_reported_per_family_with_lstmae_s_storms_and_their_shares(tmp_
     text = capsys.readouterr().out
     assert "| lstmae | 1 |" in text and "| pca | 1 |" in text
     assert "| shifted | 90% | 100.0% |" in text and "| (the other 1 series: median) | | 0.0% |" in text
+    assert "| (these 1 series: median) | | 100.0% |" in text  # the share the README quotes for lstmae's storms
+    assert "| lstmae | 1 of 2 |" in text.split("### Every family")[1]
     # the rules on the one series lstmae storms on; one that could not be fitted finds nothing
     assert "| `mad:8` | 1 | 90% | 1.00 | 0.50 |" in text and "| `mad:8+floor` | 0 | 5% | 0.00 | n/a |" in text
     assert "| `telemanom:2.5` | 0 | 0% | 0.00 | n/a |" in text and "mad:12" not in text

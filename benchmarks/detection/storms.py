@@ -36,11 +36,16 @@ def out_of_range_share(train: np.ndarray, test: np.ndarray) -> float:
     return float(((test < low - margin) | (test > high + margin)).any(axis=1).mean())
 
 
+def stormy(series: list[dict], detector: str) -> list[str]:
+    """The names of the series (results rows) on which `detector` alarms on more than STORM_SHARE of the rows."""
+    return [s["name"] for s in series
+            if detector in s["detectors"] and (s["detectors"][detector]["alarm_rate"] or 0) > STORM_SHARE]
+
+
 def family_rows(family: str, series: list[dict], data_dir: Path) -> list[str]:
     tasks = {task.name: task for task in LOADERS[family](data_dir)}
     detectors = list(series[0]["detectors"])
-    storms = {name: [s["name"] for s in series if (s["detectors"][name]["alarm_rate"] or 0) > STORM_SHARE]
-              for name in detectors}
+    storms = {name: stormy(series, name) for name in detectors}
     shares = {s["name"]: out_of_range_share(tasks[s["name"]].train, tasks[s["name"]].test) for s in series}
     calm = [shares[name] for name in shares if name not in storms["lstmae"]]
     lines = [f"### {family} ({len(series)} series)", "",
@@ -49,6 +54,9 @@ def family_rows(family: str, series: list[dict], data_dir: Path) -> list[str]:
     lines += ["", "| lstmae storms on | alarmed rows | test rows outside the training range |", "|---|---|---|"]
     rate = {s["name"]: s["detectors"]["lstmae"]["alarm_rate"] for s in series}
     lines += [f"| {name} | {rate[name]:.0%} | {shares[name]:.1%} |" for name in storms["lstmae"]]
+    if storms["lstmae"]:
+        lines.append(f"| (these {len(storms['lstmae'])} series: median) | | "
+                     f"{np.median([shares[name] for name in storms['lstmae']]):.1%} |")
     if calm:
         lines.append(f"| (the other {len(calm)} series: median) | | {np.median(calm):.1%} |")
     return lines + [""]
@@ -58,20 +66,21 @@ def rule_rows(series: list[dict]) -> list[str]:
     """lstmae's other threshold rules on the same networks, over the series its default storms on: how many
     still storm, their median alarmed share, mean event recall and precision (a rule that could not be
     fitted on a series counts as no alarm)."""
-    stormy = [s for s in series if (s["detectors"]["lstmae"]["alarm_rate"] or 0) > STORM_SHARE]
-    rules = [rule for rule in RULES if stormy and rule + VARIANT in stormy[0]["lstmae_thresholds"]]
+    names = set(stormy(series, "lstmae"))
+    stormy_series = [s for s in series if s["name"] in names]
+    rules = [rule for rule in RULES if stormy_series and rule + VARIANT in stormy_series[0]["lstmae_thresholds"]]
     if not rules:
         return []
-    lines = [f"### lstmae's threshold rules on the {len(stormy)} series its default storms on", "",
+    lines = [f"### lstmae's threshold rules on the {len(stormy_series)} series its default storms on", "",
              "Each rule on the same networks and row scores (`how=mean`, `normalized-max`); `+floor`: never below the "
              "highest score of the training rows (`threshold_floor=1`), `+floor:0.95`: their 0.95 quantile.", "",
              "| rule | still storming | median alarmed rows | event recall | event precision |",
              "|---|---|---|---|---|"]
     for rule in rules:
-        rows = [s["lstmae_thresholds"][rule + VARIANT] for s in stormy]
+        rows = [s["lstmae_thresholds"][rule + VARIANT] for s in stormy_series]
         rates = [row["alarm_rate"] or 0.0 for row in rows]
         recall = [0.0 if row["alarm_rate"] is None else row["event_recall"]
-                  for row, s in zip(rows, stormy) if s["n_anomalous_rows"]]
+                  for row, s in zip(rows, stormy_series) if s["n_anomalous_rows"]]
         precision = [row["event_precision"] for row in rows if row.get("event_precision") is not None]
         lines.append(f"| `{rule}` | {sum(rate > STORM_SHARE for rate in rates)} | {np.median(rates):.0%} | "
                      f"{_mean(recall)} | {_mean(precision)} |")
@@ -104,7 +113,12 @@ def main(argv=None) -> int:
              f"part's range (widened by {MARGIN:.0%}).", ""]
     for family in families:
         lines += family_rows(family, report["datasets"][family]["series"], args.data_dir)
-    lines += rule_rows([s for family in families for s in report["datasets"][family]["series"]])
+    every = [s for family in families for s in report["datasets"][family]["series"]]
+    detectors = list(dict.fromkeys(name for s in every for name in s["detectors"]))
+    lines += ["### Every family", "", "| detector | storms |", "|---|---|"]
+    lines += [f"| {name} | {len(stormy(every, name))} of {sum(name in s['detectors'] for s in every)} |"
+              for name in detectors] + [""]
+    lines += rule_rows(every)
     text = "\n".join(lines)
     if args.out:
         args.out.write_text(text)
