@@ -10,7 +10,7 @@ from lstmae.scoring import DSPOT, Telemanom, adaptive_from_state, parse_threshol
 from lstmae.scoring.adaptive import DSPOT_INITIAL_QUANTILE
 
 SPECS = ["dspot:1e-3", "dspot:0.005,depth=0", "dspot:1e-3,depth=30", "telemanom:2.5",
-         "telemanom:2.5,every=1,window=300", "telemanom:3,span=5,every=7"]
+         "telemanom:2.5,every=1,window=300", "telemanom:3,span=5,every=7", "telemanom:2,mad=8"]
 
 
 def calibration_and_test(seed=0, n_test=3000):
@@ -202,6 +202,30 @@ def test_telemanom_window_and_smoothing():
     assert flags.tolist() == [int(0.2 * 30 + 0.8 * smoothed[-1] > detector.get_state()[0]["epsilon"])]
 
 
+def test_telemanom_with_a_mad_floor_flags_what_both_rules_flag():
+    calibration, test = calibration_and_test()
+    plain_flags, plain_thresholds = Telemanom(2).fit(calibration).update(test)
+    floor = parse_threshold("mad:8").fit(calibration)
+    detector = parse_threshold("telemanom:2,mad=8").make_adaptive().fit(calibration)
+    assert detector.threshold == max(floor, Telemanom(2).fit(calibration).threshold)
+    flags, thresholds = detector.update(test)
+    np.testing.assert_array_equal(thresholds, np.maximum(plain_thresholds, floor))
+    np.testing.assert_array_equal(flags, plain_flags & (np.nan_to_num(test) > floor))
+    assert 0 < flags.sum() < plain_flags.sum()  # the floor removes some of Telemanom's flags, not all
+    assert detector.spec == "telemanom:2,mad=8" and Telemanom(2, mad=0).spec == "telemanom:2"
+
+
+def test_telemanom_with_a_floor_starts_from_fewer_calibration_scores_and_follows_a_shifted_stream():
+    rng = np.random.default_rng(3)
+    calibration = rng.gamma(2.0, 1.0, 60)  # Telemanom alone needs 100
+    with pytest.raises(DataError, match="needs at least 100 calibration scores"):
+        Telemanom(2).fit(calibration)
+    shifted = rng.gamma(2.0, 1.0, 3000) + 15.0  # the whole stream above the held-out scores
+    static = shifted > parse_threshold("mad:8").fit(calibration)
+    flags, _ = Telemanom(2, mad=8).fit(calibration).update(shifted)
+    assert static.mean() > 0.99 and flags.mean() < 0.1
+
+
 def test_state_is_plain_json_and_named_arrays():
     calibration, test = calibration_and_test()
     for spec in SPECS:
@@ -225,6 +249,8 @@ def test_state_is_plain_json_and_named_arrays():
         (lambda: Telemanom(2.5, window=5), r"telemanom window must be an integer >= 10"),
         (lambda: Telemanom(2.5, span=0.5), r"telemanom span must be in \[1, inf\)"),
         (lambda: Telemanom(2.5, every=0), r"telemanom every must be an integer >= 1"),
+        (lambda: Telemanom(2, mad=-1), r"telemanom mad must be in \[0, inf\); got -1.0, e.g. telemanom:2,mad=8"),
+        (lambda: parse_threshold("telemanom:2,mad=high"), r"option mad='high' is not a number"),
         (lambda: DSPOT(1e-3).update([1.0]), r"'dspot:0.001' is not fitted; call fit\(calibration_scores\) first"),
         (lambda: Telemanom(2.5).threshold, r"is not fitted"),
         (lambda: DSPOT(1e-3).fit(np.arange(200.0)), r"needs at least 210 calibration scores \(depth 100 \+ 110\); got 200"),
@@ -270,3 +296,16 @@ def test_bad_saved_states():
         adaptive_from_state({**telemanom_config, "filled": 101}, telemanom_arrays)
     with pytest.raises(ModelFileError, match=r"kind None"):
         adaptive_from_state([], {})
+    floored_config, floored_arrays = Telemanom(2, mad=8).fit(calibration).get_state()
+    with pytest.raises(ModelFileError, match=r"floor must be a finite number, got None"):
+        adaptive_from_state({**floored_config, "floor": None}, floored_arrays)
+
+
+def test_a_telemanom_state_saved_before_the_floor_reads_as_no_floor():
+    calibration, test = calibration_and_test()
+    detector = Telemanom(2.5).fit(calibration)
+    config, arrays = detector.get_state()
+    old = {key: value for key, value in config.items() if key not in ("mad", "floor")}
+    restored = adaptive_from_state(old, arrays)
+    assert restored.spec == "telemanom:2.5"
+    np.testing.assert_array_equal(restored.update(test)[0], detector.update(test)[0])

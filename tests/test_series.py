@@ -502,6 +502,20 @@ def test_alarms_over_a_third_of_the_rows_warn_naming_the_group_and_what_to_do(fi
         score_values(fitted, changed, alarms=None)
 
 
+def test_a_threshold_that_follows_the_stream_ends_a_storm_the_static_rule_raises(fitted):
+    from lstmae.series import STORM_SHARE, AlarmStormWarning
+
+    moved = np.concatenate([series(200, seed=4), 3 * series(600, seed=5) + 2])  # normal, then a new level for good
+    with pytest.warns(AlarmStormWarning, match=r"telemanom:2,mad=8"):
+        static = score_values(fitted, moved, threshold="mad:8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AlarmStormWarning)
+        following = score_values(fitted, moved, threshold="telemanom:2,mad=8")
+    assert static["alarm"][static["valid"]].mean() > 2 * STORM_SHARE
+    assert following["alarm"][following["valid"]].mean() < STORM_SHARE / 2
+    assert not following["alarm"][:190].any() and not static["alarm"][:190].any()  # before windows reach the change
+
+
 def test_the_threshold_source_says_training_rows_when_nothing_was_held_out():
     from lstmae.series import threshold_source
 

@@ -17,6 +17,7 @@ from lstmae.streaming import COLUMNS, STATE_JSON, STATE_TENSORS, StreamingScorer
 WINDOW = 8
 FEATURES = ["a", "b", "c"]
 DSPOT = "dspot:1e-2,depth=10"  # DSPOT needs depth + 110 calibration scores: the fixture holds out ~570
+FLOORED = "telemanom:1,mad=2,window=100,every=5"  # Telemanom above a static floor, which it keeps in its state
 ALARMS = {"min_length": 2, "merge_gap": 3, "cooldown": 5}
 RTOL = 1e-5  # a window's score may differ in the last bits with the batch it is computed in
 
@@ -96,13 +97,13 @@ def test_model_threshold_used_as_is_when_fitted_on_window_scores(model):
     assert (result["threshold"] == windowed.threshold_).all()
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_random_chunks_equal_batch_adaptive(model, seed):
+@pytest.mark.parametrize("seed, rule", [(0, DSPOT), (1, DSPOT), (0, FLOORED)])
+def test_random_chunks_equal_batch_adaptive(model, seed, rule):
     values = make_series(400, seed=seed + 5)
-    batch = score_values(model, values, how="end", threshold=DSPOT, alarms=ALARMS)
+    batch = score_values(model, values, how="end", threshold=rule, alarms=ALARMS)
     assert batch["is_anomaly"].sum() > 3
     sizes = list(np.random.default_rng(seed).integers(1, 40, size=50))
-    result = feed(StreamingScorer(model, threshold=DSPOT, alarms=ALARMS), values, sizes)
+    result = feed(StreamingScorer(model, threshold=rule, alarms=ALARMS), values, sizes)
     check_same_as_batch(result, batch, threshold_column=batch["threshold"].to_numpy())
     assert result["threshold"].nunique() > 10  # it moved with the stream
 
@@ -130,7 +131,7 @@ def test_index_is_kept(model):
 def test_save_restore_midway_gives_identical_results(model, tmp_path):
     values = make_series(170, seed=2)
     sizes = [3, 1, 17, 5]
-    for threshold in (None, DSPOT):
+    for threshold in (None, DSPOT, FLOORED):
         straight = feed(StreamingScorer(model, threshold=threshold, alarms=ALARMS), values, sizes)
         scorer = StreamingScorer(model, threshold=threshold, alarms=ALARMS)
         first = feed(scorer, values[:104], sizes)  # 104 = 4 laps of the sizes: the same chunks follow

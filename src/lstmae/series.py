@@ -401,8 +401,8 @@ def _warn_storms(alarm: np.ndarray, valid: np.ndarray, groups: list[Group], what
                                                          if len(storms) > 5 else "")
     warnings.warn(f"{what} cover {where}, too many to act on; if those rows are normal, the model has not learnt "
                   "them (the series changed after training, or its training part lacked this behaviour): refit on "
-                  "more or more recent normal rows, or with a threshold floor (lstmae fit --threshold-floor 1; "
-                  "threshold_floor=1.0), which keeps the threshold above every score of the training rows",
+                  "more or more recent normal rows, or score with a threshold that follows the stream's own level "
+                  "(--threshold telemanom:2,mad=8; threshold=\"telemanom:2,mad=8\"), without refitting",
                   AlarmStormWarning, stacklevel=3)
 
 

@@ -8,7 +8,7 @@ only the past moves them: a score is compared with a threshold computed from ear
 | spec | method | options (``spec,key=value``) |
 |------|--------|------------------------------|
 | ``dspot:RISK`` | DSPOT (Siffer et al., KDD 2017): peaks over threshold with drift | ``depth`` (100) |
-| ``telemanom:Z`` | Telemanom's non-parametric dynamic threshold (Hundman et al., KDD 2018), causal | ``window`` (2100), ``span`` (1), ``every`` (70) |
+| ``telemanom:Z`` | Telemanom's non-parametric dynamic threshold (Hundman et al., KDD 2018), causal | ``window`` (2100), ``span`` (1), ``every`` (70), ``mad`` (0: no floor) |
 
 Both classes share one API (:class:`AdaptiveThreshold`):
 
@@ -53,6 +53,15 @@ before the one it is next compared with; all scores, flagged or not, enter the w
 Telemanom, whose criterion prunes the large ones). ``Z = 2.5`` is the published range;
 a larger Z flags less. Telemanom's error buffer (widening each run before counting) is left
 out. The calibration tail (up to ``window`` scores) fills the first window.
+
+``mad=K`` (K > 0) adds a static floor, fitted once on the calibration scores as the ``mad:K``
+rule fits it (median + K x 1.4826 x MAD): the threshold is the larger of the two, so a row is
+flagged only when it stands out both from the held-out data and from the stream's own recent
+past (Telemanom has a fixed floor of its own, ``min_error_value``). With a floor, fewer than
+the 100 calibration scores Telemanom needs alone will do: the floor holds while the window fills
+with the stream's scores. ``telemanom:2,mad=8`` keeps the ``mad:8`` alarms except where the whole
+stream has moved above the held-out scores: the alarm storms a static threshold raises on a
+shifted series.
 """
 
 from __future__ import annotations
@@ -72,7 +81,7 @@ TELEMANOM_Z_MAX = 12.0
 TELEMANOM_Z_STEP = 0.5
 TELEMANOM_MAX_RUNS = 5
 TELEMANOM_MIN_CALIBRATION = 100
-TELEMANOM_DEFAULTS = {"window": 2100, "span": 1.0, "every": 70}
+TELEMANOM_DEFAULTS = {"window": 2100, "span": 1.0, "every": 70, "mad": 0.0}
 STATE_VERSION = 1
 
 
@@ -279,17 +288,19 @@ class Telemanom(AdaptiveThreshold):
     kind = "telemanom"
 
     def __init__(self, z_min: float, window: int = TELEMANOM_DEFAULTS["window"],
-                 span: float = TELEMANOM_DEFAULTS["span"], every: int = TELEMANOM_DEFAULTS["every"]):
+                 span: float = TELEMANOM_DEFAULTS["span"], every: int = TELEMANOM_DEFAULTS["every"],
+                 mad: float = TELEMANOM_DEFAULTS["mad"]):
         self.z_min = _check_number(z_min, "telemanom Z", 0.0, TELEMANOM_Z_MAX, "telemanom:2.5")
         self.window = _check_integer(window, "telemanom window", 10, "telemanom:2.5,window=2100")
         self.span = _check_number(span, "telemanom span", 1.0, math.inf, "telemanom:2.5,span=5", closed_low=True)
         self.every = _check_integer(every, "telemanom every", 1, "telemanom:2.5,every=70")
+        self.mad = _check_number(mad, "telemanom mad", 0.0, math.inf, "telemanom:2,mad=8", closed_low=True)
         self._z_grid = np.arange(self.z_min, TELEMANOM_Z_MAX, TELEMANOM_Z_STEP)
         self._fitted = False
 
     @property
     def spec(self) -> str:
-        options = {"window": self.window, "span": self.span, "every": self.every}
+        options = {"window": self.window, "span": self.span, "every": self.every, "mad": self.mad}
         return _spec(self.kind, self.z_min, options, TELEMANOM_DEFAULTS)
 
     @property
@@ -298,7 +309,7 @@ class Telemanom(AdaptiveThreshold):
 
     def fit(self, calibration_scores) -> "Telemanom":
         scores = _check_calibration(calibration_scores, self.spec)
-        if scores.size < TELEMANOM_MIN_CALIBRATION:
+        if scores.size < TELEMANOM_MIN_CALIBRATION and not self.mad:  # with a floor, the floor carries the start
             raise DataError(
                 f"threshold '{self.spec}' needs at least {TELEMANOM_MIN_CALIBRATION} calibration scores; "
                 f"got {scores.size}; give more validation data"
@@ -311,6 +322,7 @@ class Telemanom(AdaptiveThreshold):
         self._position = self._filled % self.window
         self._last = float(smoothed[-1])
         self._since = 0
+        self._floor = mad_threshold(scores, self.mad) if self.mad else -math.inf
         self._epsilon = self._compute_epsilon()
         self._fitted = True
         return self
@@ -318,21 +330,21 @@ class Telemanom(AdaptiveThreshold):
     @property
     def threshold(self) -> float:
         self._check_fitted()
-        return self._epsilon
+        return max(self._epsilon, self._floor)
 
     def update(self, scores) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
         values = _check_stream(scores)
         flags = np.zeros(values.size, np.int8)
         thresholds = np.empty(values.size)
-        alpha, window, every, buffer = self._alpha, self.window, self.every, self._buffer
-        epsilon, last = self._epsilon, self._last
+        alpha, window, every, buffer, floor = self._alpha, self.window, self.every, self._buffer, self._floor
+        threshold, last = max(self._epsilon, floor), self._last
         for row, score in enumerate(values.tolist()):
-            thresholds[row] = epsilon
+            thresholds[row] = threshold
             if score != score:  # NaN: no score, no update
                 continue
             last = alpha * score + (1.0 - alpha) * last
-            if last > epsilon:
+            if last > threshold:
                 flags[row] = 1
             buffer[self._position] = last
             self._position = (self._position + 1) % window
@@ -340,7 +352,8 @@ class Telemanom(AdaptiveThreshold):
             self._since += 1
             if self._since == every:
                 self._since = 0
-                epsilon = self._epsilon = self._compute_epsilon()
+                self._epsilon = self._compute_epsilon()
+                threshold = max(self._epsilon, floor)
         self._last = last
         return flags, thresholds
 
@@ -390,6 +403,8 @@ class Telemanom(AdaptiveThreshold):
             "window": self.window,
             "span": self.span,
             "every": self.every,
+            "mad": self.mad,
+            "floor": self._floor if self.mad else None,  # JSON has no -inf
             "filled": self._filled,
             "position": self._position,
             "last": self._last,
@@ -403,7 +418,8 @@ class Telemanom(AdaptiveThreshold):
         _check_state(config, cls.kind, ("z_min", "window", "span", "every", "filled", "position", "last", "since",
                                         "epsilon"))
         with _state_errors(cls.kind):
-            detector = cls(config["z_min"], config["window"], config["span"], config["every"])
+            detector = cls(config["z_min"], config["window"], config["span"], config["every"],
+                           config.get("mad", TELEMANOM_DEFAULTS["mad"]))  # states saved before the floor have none
             detector._buffer = _state_array(arrays, "window", detector.window).copy()
             detector._filled = _check_integer(config["filled"], "filled", 1, "")
             detector._position = _check_integer(config["position"], "position", 0, "")
@@ -414,11 +430,22 @@ class Telemanom(AdaptiveThreshold):
                 raise DataError(f"since {detector._since} must be below every {detector.every}")
             detector._last = _state_float(config, "last")
             detector._epsilon = _state_float(config, "epsilon")
+            detector._floor = _state_float(config, "floor") if detector.mad else -math.inf
         detector._fitted = True
         return detector
 
 
 ADAPTIVE_CLASSES = {DSPOT.kind: DSPOT, Telemanom.kind: Telemanom}
+
+
+def mad_threshold(scores: np.ndarray, k: float) -> float:
+    """The `mad:K` rule: median + k * 1.4826 * MAD; where more than half the scores are equal (MAD 0), the
+    mean absolute deviation from the median (x 1.2533, the standard deviation for normal data) stands
+    in, so that the threshold does not fall on the median itself."""
+    median = float(np.median(scores))
+    deviations = np.abs(scores - median)
+    scale = 1.4826 * float(np.median(deviations)) or 1.2533 * float(deviations.mean())
+    return median + k * scale
 
 
 def adaptive_from_state(config: dict, arrays: dict) -> AdaptiveThreshold:
@@ -536,7 +563,7 @@ class _state_errors:
 
 
 def _state_float(config: dict, key: str) -> float:
-    value = config[key]
+    value = config.get(key)
     if not is_number(value) or not math.isfinite(value):
         raise DataError(f"{key} must be a finite number, got {value!r}")
     return float(value)

@@ -21,7 +21,9 @@ The last two are *adaptive* (`rule.adaptive`): `rule.make_adaptive()` returns a 
 detector (lstmae.scoring.adaptive) that starts from calibration scores and moves with the
 stream, each score compared with a threshold computed from the scores before it. They take
 options after the parameter, e.g. `dspot:1e-3,depth=200` or `telemanom:3,window=1000,every=10`
-(see lstmae.scoring.adaptive for their meaning and defaults). `rule.fit(scores)` of an
+(see lstmae.scoring.adaptive for their meaning and defaults). `telemanom:2,mad=8` never goes below
+the `mad:8` threshold of the calibration scores: the static rule's alarms, less those where the
+whole stream has moved above the held-out scores (alarm storms). `rule.fit(scores)` of an
 adaptive rule returns the threshold the detector starts with (one number, for code that
 needs a static value).
 """
@@ -45,6 +47,7 @@ from lstmae.scoring.adaptive import (
     TELEMANOM_DEFAULTS,
     TELEMANOM_Z_MAX,
     AdaptiveThreshold,
+    mad_threshold,
 )
 
 
@@ -201,7 +204,7 @@ class ThresholdRule:
         if self.method == "sigma":
             return float(scores.mean() + self.param * scores.std())
         if self.method == "mad":
-            return _mad_threshold(scores, self.param)
+            return mad_threshold(scores, self.param)
         if self.method == "pot":
             return _pot_threshold(scores, self.param, self)
         if self.adaptive:
@@ -212,16 +215,6 @@ class ThresholdRule:
                 raise DataError(f"threshold '{self}' needs normal (label 0) scores; all labels are 1")
             return float(np.quantile(normal_scores, 1 - self.param))
         return float(self.param)  # "value"
-
-
-def _mad_threshold(scores: np.ndarray, k: float) -> float:
-    """median + k * 1.4826 * MAD; where more than half the scores are equal (MAD 0), the mean
-    absolute deviation from the median (x 1.2533, the standard deviation for normal data) stands
-    in, so that the threshold does not fall on the median itself."""
-    median = float(np.median(scores))
-    deviations = np.abs(scores - median)
-    scale = 1.4826 * float(np.median(deviations)) or 1.2533 * float(deviations.mean())
-    return median + k * scale
 
 
 def parse_threshold(spec: str) -> ThresholdRule:
