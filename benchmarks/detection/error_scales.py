@@ -57,31 +57,40 @@ def main(argv=None) -> int:
                         help="the smallest scale of the 'min_scale' column (default: lstmae's)")
     args = parser.parse_args(argv)
     families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
-    settings = study.build_settings(study.parse_args(["--set", "series.peers=[]"]))
-    args.cache.mkdir(parents=True, exist_ok=True)
-    tasks = {family: study.LOADERS[family](args.data_dir) for family in families}
-    jobs = [(task, study.family_settings(settings, family), seed, cache_path(args.cache, task, seed))
-            for seed in seeds for family in families for task in tasks[family]]
-    missing = [job for job in jobs if not job[3].exists()]
     started = time.perf_counter()
-    with ProcessPoolExecutor(2, mp_context=get_context("spawn"), initializer=study.set_threads,
-                             initargs=(1,)) as pool:
-        for done in as_completed([pool.submit(train_and_cache, *job) for job in missing]):
-            study.log(f"trained {done.result()}")
+    jobs, trained = cached_networks(families, seeds, args.data_dir, args.cache)
     rule = parse_threshold(args.threshold)
     results = {family: {seed: {} for seed in seeds} for family in families}
-    for task, _, seed, path in jobs:
+    for task, seed, path in jobs:
         cached = dict(np.load(path))  # read once: an .npz member is decompressed on every access
         results[task.family][seed][task.name] = {floor: score(cached, floor, rule, args.min_scale) for floor in FLOORS}
     report = {"command": " ".join(["python benchmarks/detection/error_scales.py", *(argv or sys.argv[1:])]),
               "threshold": args.threshold, "min_scale": args.min_scale,
-              "seconds": round(time.perf_counter() - started, 1), "networks_trained": len(missing),
-              "networks_from_cache": len(jobs) - len(missing), "results": results}
+              "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
+              "networks_from_cache": len(jobs) - trained, "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "error_scales.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "error_scales.md").write_text(markdown(report))
     print(markdown(report))
     return 0
+
+
+def cached_networks(families: list, seeds: list, data_dir: Path, cache: Path) -> tuple[list, int]:
+    """(task, seed, cache file) for each series of `families` at each seed, training (two at a time) the
+    networks not yet in `cache`; and how many were trained."""
+    settings = study.build_settings(study.parse_args(["--set", "series.peers=[]"]))
+    cache.mkdir(parents=True, exist_ok=True)
+    tasks = {family: study.LOADERS[family](data_dir) for family in families}
+    jobs = [(task, seed, cache_path(cache, task, seed)) for seed in seeds for family in families
+            for task in tasks[family]]
+    missing = [job for job in jobs if not job[2].exists()]
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn"), initializer=study.set_threads,
+                             initargs=(1,)) as pool:
+        futures = [pool.submit(train_and_cache, task, study.family_settings(settings, task.family), seed, path)
+                   for task, seed, path in missing]
+        for done in as_completed(futures):
+            study.log(f"trained {done.result()}")
+    return jobs, len(missing)
 
 
 def cache_path(cache: Path, task, seed: int) -> Path:
@@ -124,7 +133,7 @@ def scaled(cached, floor: str, min_scale: float):
 
 def score(cached, floor: str, rule=study.ROW_THRESHOLD, min_scale: float = NormalizedError().min_scale) -> dict:
     """VUS-PR, alarm rate and event metrics of one series' test rows, as lstmae.series scores them with the row
-    threshold `rule` (parsed)."""
+    threshold `rule` (parsed; an adaptive rule starts from the held-out rows and follows the test rows)."""
     from lstmae.evaluation import detection_metrics
     from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags, window_to_points
 
@@ -136,11 +145,15 @@ def score(cached, floor: str, rule=study.ROW_THRESHOLD, min_scale: float = Norma
 
     held = np.concatenate([rows(cached[key], int(cached[f"{key}_rows"])) for key in cached
                            if key.startswith("part") and not key.endswith("_rows")])
-    threshold = rule.fit(held[np.isfinite(held)])
+    held = held[np.isfinite(held)]
     test = rows(cached["test"], len(labels))
     valid = ~np.isnan(test) & (np.arange(len(test)) >= window)  # the rows detection_study.py scores with every
     # detector: its rolling z-score starts after one window
-    alarms = alarms_from_flags(study.flags_above(test, threshold), causal=False, **DEFAULT_ALARM)
+    if rule.adaptive:  # as lstmae.series scores: started from the held-out rows, then the test rows in order
+        flags = rule.make_adaptive().fit(held).update(test)[0]
+    else:
+        flags = study.flags_above(test, rule.fit(held))
+    alarms = alarms_from_flags(flags, causal=False, **DEFAULT_ALARM)
     metrics = detection_metrics(labels, test, flags=alarms, valid=valid, vus_sliding_window=int(cached["vus_window"]))
     if metrics["n_events"] and metrics["event_f1"] is None:
         metrics["event_f1"] = 0.0  # no alarm: no event found

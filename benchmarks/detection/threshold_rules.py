@@ -1,0 +1,126 @@
+"""Row threshold rules compared on the same networks: alarm goals, storms and event F1 per family and seed.
+
+    python benchmarks/detection/threshold_rules.py [--rules "mad:8;telemanom:2,mad=8"]
+                                                   [--datasets msl,keogh,nab,ucr] [--seeds 0,1,2,3]
+                                                   [--cache DIR] [--out benchmarks/results/threshold_rules]
+
+Each series is trained as `detection_study.py` trains lstmae at its defaults (the networks and the
+per-feature error cache of `error_scales.py`, shared with it: a rerun only scores). Each rule of
+`--rules` (separated by ";", as a spec holds commas) is fitted on the held-out rows' scores, or for an
+adaptive rule started from them and run over the test rows in order, then the default alarm rules,
+as `lstmae.series` scores. Per family and seed: mean event recall and F1 over the series with
+anomalies, the median alarm rate / labelled fraction, whether the issue's alarm goals hold (median
+rate <= 2x, mean recall >= 0.6), and the storms (series alarmed on more than a third of their rows,
+`lstmae.series.STORM_SHARE`, of all the family's series). A rule that cannot be fitted on a series
+(too few held-out rows) raises no alarm there and is counted under "unfitted". VUS-PR does not
+depend on the threshold (see `error_scales.py`). Writes threshold_rules.json and .md to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
+
+import detection_study as study  # noqa: E402
+import error_scales  # noqa: E402
+from lstmae.exceptions import DataError  # noqa: E402
+from lstmae.scoring import parse_threshold  # noqa: E402
+from lstmae.series import STORM_SHARE  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+GOAL_RATIO, GOAL_RECALL = 2.0, 0.6
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rules", default=f"{study.ROW_THRESHOLD_RULE};telemanom:2,mad=8",
+                        help='threshold specs separated by ";" (default: lstmae\'s row rule and telemanom:2,mad=8)')
+    parser.add_argument("--datasets", default="msl,keogh,nab,ucr")
+    parser.add_argument("--seeds", default="0,1,2,3")
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "error_scales")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "threshold_rules")
+    args = parser.parse_args(argv)
+    rules = [str(parse_threshold(text)) for text in args.rules.split(";")]
+    families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
+    started = time.perf_counter()
+    jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
+    results = {rule: {family: {seed: {} for seed in seeds} for family in families} for rule in rules}
+    for task, seed, path in jobs:
+        cached = dict(np.load(path))
+        for rule in rules:
+            results[rule][task.family][seed][task.name] = score(cached, rule)
+    report = {"command": " ".join(["python benchmarks/detection/threshold_rules.py", *(argv or sys.argv[1:])]),
+              "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
+              "networks_from_cache": len(jobs) - trained,
+              "summary": {rule: {family: {seed: summary(series) for seed, series in by_seed.items()}
+                                 for family, by_seed in by_family.items()} for rule, by_family in results.items()},
+              "results": results}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "threshold_rules.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / "threshold_rules.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def score(cached: dict, rule: str) -> dict:
+    """One series' metrics under `rule` (error_scales.score at lstmae's error model), or no alarm where the
+    rule cannot be fitted on its held-out rows."""
+    try:
+        return {**error_scales.score(cached, "min_scale", parse_threshold(rule)), "unfitted": False}
+    except DataError:
+        labels = cached["labels"][int(cached["window"]):]
+        return {"anomaly_fraction": float(labels.mean()), "vus_pr": None, "alarm_rate": 0.0,
+                "event_recall": 0.0 if labels.any() else None, "event_f1": 0.0 if labels.any() else None,
+                "unfitted": True}
+
+
+def summary(series: dict) -> dict:
+    labelled = [row for row in series.values() if row["anomaly_fraction"] > 0]
+    recall = float(np.mean([row["event_recall"] for row in labelled]))
+    ratio = float(np.median([row["alarm_rate"] / row["anomaly_fraction"] for row in labelled]))
+    return {"event_recall": recall, "event_f1": float(np.mean([row["event_f1"] for row in labelled])),
+            "alarm_ratio": ratio, "goals_met": ratio <= GOAL_RATIO and recall >= GOAL_RECALL,
+            "storms": sum(row["alarm_rate"] > STORM_SHARE for row in series.values()),
+            "unfitted": sum(row["unfitted"] for row in series.values()), "n_series": len(series)}
+
+
+def markdown(report: dict) -> str:
+    rules = list(report["summary"])
+    lines = ["## Row threshold rules on the same networks", "", f"`{report['command']}`", "",
+             "Each cell: mean event recall / mean event F1 / median alarm rate (x labelled) / storms; "
+             "**bold**: the alarm goals hold (rate <= 2x, recall >= 0.6).", "",
+             "| family | seed | " + " | ".join(f"`{rule}`" for rule in rules) + " |",
+             "|---|---|" + "---|" * len(rules)]
+    first = report["summary"][rules[0]]
+    for family, by_seed in first.items():
+        for seed in by_seed:
+            cells = []
+            for rule in rules:
+                row = report["summary"][rule][family][seed]
+                text = (f"{row['event_recall']:.2f} / {row['event_f1']:.3f} / {row['alarm_ratio']:.2f}x / "
+                        f"{row['storms']}" + (f" ({row['unfitted']} unfitted)" if row["unfitted"] else ""))
+                cells.append(f"**{text}**" if row["goals_met"] else text)
+            lines.append(f"| {study.FAMILY_TITLES[family]} ({by_seed[seed]['n_series']}) | {seed} | "
+                         + " | ".join(cells) + " |")
+    lines += ["", "Per seed, over the families: goals met / storms / mean of the families' mean event F1:", "",
+              "| seed | " + " | ".join(f"`{rule}`" for rule in rules) + " |", "|---|" + "---|" * len(rules)]
+    for seed in next(iter(first.values())):
+        cells = []
+        for rule in rules:
+            rows = [report["summary"][rule][family][seed] for family in first]
+            cells.append(f"{sum(row['goals_met'] for row in rows)}/{len(rows)} / {sum(row['storms'] for row in rows)}"
+                         f" / {np.mean([row['event_f1'] for row in rows]):.3f}")
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

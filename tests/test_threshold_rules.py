@@ -1,0 +1,74 @@
+"""benchmarks/detection/threshold_rules.py: row threshold rules on the same cached networks."""
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from detection import error_scales, threshold_rules  # noqa: E402
+from lstmae.scoring import parse_threshold  # noqa: E402
+
+WINDOW = 10
+
+
+def cached_errors(shift: float = 0.0, held_rows: int = 209, seed: int = 0) -> dict:
+    """What error_scales caches for one series, made up: per-feature window errors (N, 2) of the held-out
+    rows and of 1,500 test rows (rows 1200-1219 labelled, where the errors burst); `shift` moves the test
+    errors after the first 100 rows for good."""
+    rng = np.random.default_rng(seed)
+    n_test = 1500
+    labels = np.zeros(n_test, np.int8)
+    labels[1200:1220] = 1
+    test = rng.gamma(2.0, 0.1, (n_test - WINDOW + 1, 2))
+    test[100:] += shift
+    test[1200:1211] += 20.0  # the windows starting in the labelled rows
+    held = rng.gamma(2.0, 0.1, (held_rows - WINDOW + 1, 2))
+    return {"labels": labels, "window": np.array(WINDOW), "vus_window": np.array(20), "held": held, "test": test,
+            "part0": held, "part0_rows": np.array(held_rows)}
+
+
+def test_a_series_is_scored_as_error_scales_scores_it_and_an_unfittable_rule_raises_no_alarm():
+    cached = cached_errors()
+    static = threshold_rules.score(cached, "mad:8")
+    assert static == {**error_scales.score(cached, "min_scale", parse_threshold("mad:8")), "unfitted": False}
+    assert static["event_recall"] == 1.0 and static["alarm_rate"] < 0.1
+    following = threshold_rules.score(cached, "telemanom:2,mad=8")  # 209 held-out rows: the floor carries the start
+    assert following["event_recall"] == 1.0 and not following["unfitted"]
+    unfitted = threshold_rules.score(cached, "dspot:1e-3")  # DSPOT needs depth + 110 = 210 held-out rows
+    assert unfitted["unfitted"] and unfitted["alarm_rate"] == 0.0 and unfitted["event_recall"] == 0.0
+    assert unfitted["anomaly_fraction"] == pytest.approx(20 / 1490)
+
+
+def test_a_shifted_series_storms_under_the_static_rule_and_not_under_the_one_that_follows_it():
+    series = {"calm": cached_errors(), "shifted": cached_errors(shift=3.0, seed=1)}
+    results = {rule: {name: threshold_rules.score(cached, rule) for name, cached in series.items()}
+               for rule in ("mad:8", "telemanom:2,mad=8")}
+    static, following = (threshold_rules.summary(results[rule]) for rule in results)
+    assert static["storms"] == 1 and following["storms"] == 0
+    assert results["mad:8"]["shifted"]["alarm_rate"] > 0.9
+    assert static["alarm_ratio"] > 2 and not static["goals_met"]  # the median of about 1x and 70x the labelled rows
+    assert following["alarm_ratio"] < static["alarm_ratio"] / 5 and following["event_recall"] == 1.0
+    assert static["n_series"] == 2 and static["unfitted"] == 0
+
+
+def test_the_command_writes_each_rule_per_family_and_seed(tmp_path, monkeypatch):
+    paths = []
+    for seed in (0, 1):
+        path = tmp_path / f"toy-{seed}.npz"
+        np.savez(path, **cached_errors(shift=3.0 * seed, seed=seed))
+        paths.append((SimpleNamespace(family="nab", name="toy"), seed, path))
+    monkeypatch.setattr(threshold_rules.error_scales, "cached_networks", lambda *args: (paths, 0))
+    out = tmp_path / "out"
+    assert threshold_rules.main(["--rules", "mad:8;telemanom:2,mad=8", "--datasets", "nab", "--seeds", "0,1",
+                                 "--out", str(out)]) == 0
+    report = json.loads((out / "threshold_rules.json").read_text())
+    assert list(report["summary"]) == ["mad:8", "telemanom:2,mad=8"]
+    assert report["summary"]["mad:8"]["nab"]["1"]["storms"] == 1
+    assert report["summary"]["telemanom:2,mad=8"]["nab"]["1"]["storms"] == 0
+    text = (out / "threshold_rules.md").read_text()
+    assert "| NAB (1) | 0 | **1.00 / " in text  # the goals hold: bold
+    assert "| 1 | 0/1 / 1 / " in text and "| `mad:8` | `telemanom:2,mad=8` |" in text
