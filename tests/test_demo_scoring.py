@@ -12,15 +12,16 @@ from detection import demo_scoring  # noqa: E402
 
 def test_each_rule_is_one_row_and_out_writes_them_with_the_command(tmp_path, capsys):
     out = tmp_path / "demo.json"
-    argv = ["--hows", "mean", "--error-models", "mae", "--thresholds", "mad:8,mad:12", "--out", str(out)]
+    argv = ["--hows", "mean", "--error-models", "mae", "--thresholds", "mad:8;mad:12;telemanom:2,mad=8",
+            "--out", str(out)]  # ";" where a spec has options
     assert demo_scoring.main(argv) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     written = json.loads(out.read_text())
     assert written["rows"] == printed and written["command"].endswith(" ".join(argv))
-    loose, strict = printed
-    assert (loose["threshold"], strict["threshold"]) == ("mad:8", "mad:12")
+    loose, strict, following = printed
+    assert (loose["threshold"], strict["threshold"], following["threshold"]) == ("mad:8", "mad:12", "telemanom:2,mad=8")
     assert strict["alarm_rate"] <= loose["alarm_rate"]  # the same network: a higher K flags no more rows
-    assert loose["vus_pr"] == strict["vus_pr"]  # the threshold does not move the scores
+    assert loose["vus_pr"] == strict["vus_pr"] == following["vus_pr"]  # the threshold does not move the scores
 
 
 def test_validation_blocks_reach_the_model():
