@@ -133,8 +133,10 @@ def scaled(cached, floor: str, min_scale: float):
 
 def score(cached, floor: str, rule=study.ROW_THRESHOLD, min_scale: float = NormalizedError().min_scale) -> dict:
     """VUS-PR, alarm rate and event metrics of one series' test rows, as lstmae.series scores them with the row
-    threshold `rule` (parsed; an adaptive rule starts from the held-out rows and follows the test rows)."""
+    threshold `rule` (parsed; an adaptive rule starts from the held-out rows and follows the test rows). A rule
+    that cannot be fitted on the held-out rows (too few of them) raises no alarm: "unfitted" says so."""
     from lstmae.evaluation import detection_metrics
+    from lstmae.exceptions import DataError
     from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags, window_to_points
 
     window, labels = int(cached["window"]), cached["labels"]
@@ -149,21 +151,28 @@ def score(cached, floor: str, rule=study.ROW_THRESHOLD, min_scale: float = Norma
     test = rows(cached["test"], len(labels))
     valid = ~np.isnan(test) & (np.arange(len(test)) >= window)  # the rows detection_study.py scores with every
     # detector: its rolling z-score starts after one window
-    if rule.adaptive:  # as lstmae.series scores: started from the held-out rows, then the test rows in order
-        flags = rule.make_adaptive().fit(held).update(test)[0]
-    else:
-        flags = study.flags_above(test, rule.fit(held))
+    try:
+        if rule.adaptive:  # as lstmae.series scores: started from the held-out rows, then the test rows in order
+            flags = rule.make_adaptive().fit(held).update(test)[0]
+        else:
+            flags = study.flags_above(test, rule.fit(held))
+        unfitted = False
+    except DataError:
+        flags, unfitted = np.zeros(len(test), np.int8), True
     alarms = alarms_from_flags(flags, causal=False, **DEFAULT_ALARM)
     metrics = detection_metrics(labels, test, flags=alarms, valid=valid, vus_sliding_window=int(cached["vus_window"]))
     if metrics["n_events"] and metrics["event_f1"] is None:
         metrics["event_f1"] = 0.0  # no alarm: no event found
     fraction = float(labels[valid].mean())
     return {"anomaly_fraction": fraction, **{key: metrics[key] for key in
-                                             ("vus_pr", "alarm_rate", "event_recall", "event_f1")}}
+                                             ("vus_pr", "alarm_rate", "event_recall", "event_f1")},
+            "unfitted": unfitted}
 
 
-def summary(series: dict, floor: str) -> dict:
-    rows = [result[floor] for result in series.values() if result[floor]["anomaly_fraction"] > 0]
+def summary(results: list[dict]) -> dict:
+    """Means over the series with anomalies of `score`'s `results` (one per series): VUS-PR, event recall and
+    F1, and the median alarm rate / labelled fraction."""
+    rows = [row for row in results if row["anomaly_fraction"] > 0]
     return {"vus_pr": np.mean([row["vus_pr"] for row in rows]),
             "event_recall": np.mean([row["event_recall"] for row in rows]),
             "event_f1": np.mean([row["event_f1"] for row in rows]),
@@ -177,7 +186,7 @@ def markdown(report: dict) -> str:
              "|---|---|---|---|---|---|"]
     for family, by_seed in report["results"].items():
         for seed, series in by_seed.items():
-            before, after = (summary(series, floor) for floor in FLOORS)
+            before, after = (summary([result[floor] for result in series.values()]) for floor in FLOORS)
             lines.append(f"| {study.FAMILY_TITLES[family]} ({len(series)}) | {seed} | "
                          + " | ".join(f"{before[key]:.3f} / {after[key]:.3f}" for key in
                                       ("vus_pr", "event_recall", "event_f1"))
