@@ -17,7 +17,7 @@ from lstmae.streaming import COLUMNS, STATE_JSON, STATE_TENSORS, StreamingScorer
 WINDOW = 8
 FEATURES = ["a", "b", "c"]
 DSPOT = "dspot:1e-2,depth=10"  # DSPOT needs depth + 110 calibration scores: the fixture holds out ~570
-FLOORED = "telemanom:1,mad=2,window=100,every=5"  # Telemanom above a static floor, which it keeps in its state
+FLOORED = "telemanom:1,mad=4,window=100,every=5"  # above Telemanom's own threshold on 102 of the 400 rows below
 ALARMS = {"min_length": 2, "merge_gap": 3, "cooldown": 5}
 RTOL = 1e-5  # a window's score may differ in the last bits with the batch it is computed in
 
@@ -131,7 +131,7 @@ def test_index_is_kept(model):
 def test_save_restore_midway_gives_identical_results(model, tmp_path):
     values = make_series(170, seed=2)
     sizes = [3, 1, 17, 5]
-    for threshold in (None, DSPOT, FLOORED):
+    for threshold in (None, DSPOT):  # the floor's own save/restore: test_scoring_adaptive
         straight = feed(StreamingScorer(model, threshold=threshold, alarms=ALARMS), values, sizes)
         scorer = StreamingScorer(model, threshold=threshold, alarms=ALARMS)
         first = feed(scorer, values[:104], sizes)  # 104 = 4 laps of the sizes: the same chunks follow
