@@ -726,6 +726,17 @@ def load(path, *, device: str = "cpu") -> LSTMAutoencoder:
     return LSTMAutoencoder.from_state(config, tensors, device=device, source=str(path))
 
 
+def _is_duration(value) -> bool:
+    """Whether `value` is text that pandas reads as a duration, such as '5min'."""
+    if not isinstance(value, str):
+        return False
+    try:
+        pd.Timedelta(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _checked_data_settings(settings, source: str) -> dict:
     """The stored data settings (how the training file was read and windowed), or ModelFileError naming the
     first that scoring could not use."""
@@ -746,13 +757,8 @@ def _checked_data_settings(settings, source: str) -> dict:
     if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
         bad("columns", "a list of column names")
     max_gap = settings.get("max_gap")
-    if max_gap is not None and not (is_number(max_gap) or isinstance(max_gap, str)):
+    if max_gap is not None and not (is_number(max_gap) or _is_duration(max_gap)):
         bad("max_gap", "a number or a duration such as '5min'")
-    if isinstance(max_gap, str):
-        try:
-            pd.Timedelta(max_gap)
-        except ValueError:
-            bad("max_gap", "a number or a duration such as '5min'")
     if settings.get("nan_policy") not in (None, "error", *SERIES_NAN_POLICIES.split("|")):
         bad("nan_policy", f"one of error, {SERIES_NAN_POLICIES.replace('|', ', ')}")
     return settings
