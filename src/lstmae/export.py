@@ -244,7 +244,7 @@ class _ScoringGraph(nn.Module):
         reconstruction = (reconstructed.double() * self.scale + self.offset).float()
         # lstmae refuses a window with NaN or inf; the graph scores it NaN, which onnxruntime's reductions
         # would otherwise turn into a finite score below the threshold
-        nonfinite = (torch.isnan(x) | torch.isinf(x)).flatten(1).double().sum(dim=1) > 0
+        nonfinite = ~torch.isfinite(x).flatten(1).all(dim=1)
         score = torch.where(nonfinite, torch.full_like(score, float("nan")), score)
         reconstruction = torch.where(nonfinite[:, None, None], torch.full_like(reconstruction, float("nan")),
                                      reconstruction)
