@@ -574,6 +574,26 @@ def test_evaluate_puts_an_alarm_storm_in_the_report_and_on_stderr(workspace, tmp
     assert "alarms cover" in (tmp_path / "report" / "report.html").read_text()
 
 
+def test_the_report_lists_what_the_storm_remedy_would_flag_as_score_flags_it(workspace, tmp_path):
+    changed = sensor_frame(seed=2)
+    changed[["temp", "flow"]] = 3 * changed[["temp", "flow"]] + 2
+    changed["label"] = 0
+    stamps = pd.to_datetime(changed["timestamp"])
+    stamps[120:] += pd.Timedelta(days=1)  # two segments: the adaptive rule starts afresh in each
+    changed["timestamp"] = stamps.astype(str)
+    html = _evaluate_file(workspace, changed, tmp_path).html
+
+    def share(spec):  # the alternative's flag rate, in percent
+        return float(re.search(re.escape(spec) + r"</th><td>[^<]*flags ([\d.]+)% of rows", html).group(1))
+
+    assert run("score", workspace / "model", tmp_path / "e.csv", "-o", tmp_path / "s.csv",
+               "--threshold", "telemanom:2,mad=8").exit_code == 0
+    scored = pd.read_csv(tmp_path / "s.csv")
+    flagged = scored.loc[scored["valid"], "is_anomaly"].mean()
+    assert share("telemanom:2,mad=8") == pytest.approx(100 * flagged, abs=0.006)
+    assert share("telemanom:2,mad=8") < share("mad:8")
+
+
 def test_warnings_name_a_time_gap_segment_by_where_it_starts_and_a_single_series_by_nothing(workspace, tmp_path):
     frame = sensor_frame(240)
     stamps = pd.to_datetime(frame["timestamp"])

@@ -20,9 +20,10 @@ from .plots import (figure_png, plot_alarms, plot_error_heatmap, plot_error_hist
 from .report import METRIC_HELP, PLOT_HELP, render_report
 
 # Rules whose flag rate on the evaluated data the report lists beside the model's own, each fitted on
-# the model's held-out normal scores.
+# the model's held-out normal scores; the adaptive one (a series' remedy for an alarm storm) then follows
+# the evaluated rows' own past.
 ALTERNATIVE_THRESHOLDS = ("sigma:2", "sigma:3", "sigma:5", "mad:5", "mad:8", "quantile:0.99", "quantile:0.999",
-                          "pot:1e-3")
+                          "pot:1e-3", "telemanom:2,mad=8")
 
 # A series is judged on its alarms (the flags after the alarm rules), what a person is shown: its "flagged"
 # rows, which every row metric counts, are the alarm rows, not the rows above the threshold (raw_flag_rate).
@@ -127,8 +128,7 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
                        else value, sequences)
     threshold_info = {"rule": rule_text, "value": float(value),
                       "fitted on": basis,
-                      "alternatives": _alternatives(model, scores[np.isfinite(scores)] if sequences
-                                                    else scores[table["valid"].to_numpy()],
+                      "alternatives": _alternatives(model, data, scores, None if sequences else table["valid"].to_numpy(),
                                                     "window" if sequences else how)}
     if events is not None:
         events = events.assign(matches_label=_matches_label(kept_events, labels, early_window))
@@ -193,18 +193,35 @@ def _scalar_threshold(model, threshold, how: str, row_threshold=None) -> float:
     return threshold_for(model, rule, how=how)
 
 
-def _alternatives(model, scores: np.ndarray, how: str) -> dict:
-    """What other rules, fitted on the same held-out normal scores, would have flagged here."""
-    from ..series import threshold_for
+def _alternatives(model, data, scores: np.ndarray, valid, how: str) -> dict:
+    """What other rules, fitted on the same held-out normal scores, would have flagged among the evaluated
+    `scores` (n,): a static rule compared with every row; an adaptive one (series only, `valid` (n,) given)
+    started from those scores and moved with each segment's past rows, as `lstmae score --threshold SPEC`
+    flags them."""
+    from ..scoring import parse_threshold
+    from ..series import data_groups, flag_rows, threshold_for
 
+    used = np.isfinite(scores) if valid is None else valid
     found = {}
     for spec in ALTERNATIVE_THRESHOLDS:
+        adaptive = parse_threshold(spec).adaptive
+        if adaptive and valid is None:
+            continue  # sequences: one score each, no stream to follow
         try:
+            if adaptive:
+                with warnings.catch_warnings():  # scoring has already said where the series was split
+                    warnings.simplefilter("ignore")
+                    groups, _ = data_groups(data, model.data_settings_.get("max_gap"))
+                flags, thresholds = flag_rows(model, scores, valid, groups, spec, how)
+                start = thresholds[valid][0] if valid.any() else np.nan
+                found[spec] = (f"starts at {start:.4g}, then follows the rows' past: flags "
+                               f"{np.mean(flags[valid]):.2%} of rows")
+                continue
             value = threshold_for(model, spec, how=how)
         except DataError as err:  # e.g. pot needs more held-out scores
             found[spec] = f"not available ({err})"
             continue
-        found[spec] = f"threshold {value:.4g}: flags {np.mean(scores > value):.2%} of rows"
+        found[spec] = f"threshold {value:.4g}: flags {np.mean(scores[used] > value):.2%} of rows"
     return found
 
 
