@@ -33,9 +33,13 @@ def test_the_floor_decides_whether_a_quiet_flag_outranks_the_anomaly(monkeypatch
     settings = error_scales.study.family_settings(
         error_scales.study.build_settings(error_scales.study.parse_args([])), "msl")
     path = tmp_path / "toy.npz"
-    error_scales.train_and_cache(flag_and_burst_task(), {**settings, "window": 20}, 0, path)
+    error_scales.train_and_cache(flag_and_burst_task(), {**settings, "window": 20}, 0, path, codes=True)
     cached = np.load(path)
     assert cached["held"].shape[1] == cached["test"].shape[1] == 2 and not list(tmp_path.glob("*.partial.npz"))
+    # the codes (code_novelty.py) of the same windows: held-out, test, and each held-out run's
+    assert len(cached["codes_test"]) == len(cached["test"]) and len(cached["codes_held"]) == len(cached["held"])
+    assert len(cached["codes_part0"]) == len(cached["part0"]) and cached["codes_fit"].shape[1] == 8 + 8
+    assert len(cached["codes_fit"]) + len(cached["held"]) <= 800 - 20 + 1  # trained and held-out windows apart
     results = {floor: error_scales.score(cached, floor) for floor in error_scales.FLOORS}
     assert results["min_scale"]["vus_pr"] > results["relative"]["vus_pr"] + 0.2, results
     for floor, result in results.items():

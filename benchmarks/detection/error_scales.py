@@ -75,9 +75,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def cached_networks(families: list, seeds: list, data_dir: Path, cache: Path) -> tuple[list, int]:
+def cached_networks(families: list, seeds: list, data_dir: Path, cache: Path, codes: bool = False) -> tuple[list, int]:
     """(task, seed, cache file) for each series of `families` at each seed, training (two at a time) the
-    networks not yet in `cache`; and how many were trained."""
+    networks not yet in `cache` (with their windows' codes: `codes`); and how many were trained."""
     settings = study.build_settings(study.parse_args(["--set", "series.peers=[]"]))
     cache.mkdir(parents=True, exist_ok=True)
     tasks = {family: study.LOADERS[family](data_dir) for family in families}
@@ -86,7 +86,7 @@ def cached_networks(families: list, seeds: list, data_dir: Path, cache: Path) ->
     missing = [job for job in jobs if not job[2].exists()]
     with ProcessPoolExecutor(2, mp_context=get_context("spawn"), initializer=study.set_threads,
                              initargs=(1,)) as pool:
-        futures = [pool.submit(train_and_cache, task, study.family_settings(settings, task.family), seed, path)
+        futures = [pool.submit(train_and_cache, task, study.family_settings(settings, task.family), seed, path, codes)
                    for task, seed, path in missing]
         for done in as_completed(futures):
             study.log(f"trained {done.result()}")
@@ -97,8 +97,10 @@ def cache_path(cache: Path, task, seed: int) -> Path:
     return cache / f"{task.family}--{task.name}--seed{seed}.npz"
 
 
-def train_and_cache(task, settings: dict, seed: int, path: Path) -> str:
-    """Fit lstmae on the task's training part as the study does; keep its per-feature window errors (N, F)."""
+def train_and_cache(task, settings: dict, seed: int, path: Path, codes: bool = False) -> str:
+    """Fit lstmae on the task's training part as the study does; keep its per-feature window errors (N, F)
+    and, with `codes`, the windows' codes (N, D) (the default "pooled" encoding) under "codes_<key>", with
+    "codes_fit" those of the windows the network was trained on."""
     from lstmae import LSTMAutoencoder, temporalize
     from lstmae.series import fit_series
 
@@ -107,7 +109,7 @@ def train_and_cache(task, settings: dict, seed: int, path: Path) -> str:
     model = LSTMAutoencoder(**settings["lstmae"], random_state=seed, progress=False)
     fit_series(model, task.train, window=window, stride=stride, how=settings["how"])
     train_windows, _ = temporalize(task.train, window, stride)
-    held_parts, _, held_windows = study.lstmae_parts(model, task.train, train_windows, window, stride)
+    held_parts, trained_parts, held_windows = study.lstmae_parts(model, task.train, train_windows, window, stride)
     arrays = {"labels": task.labels, "window": np.array(window),
               "vus_window": np.array(study.vus_window_from_period(task.test)),
               "held": model.reconstruction_error(held_windows, per="feature", kind="mae"),
@@ -115,6 +117,12 @@ def train_and_cache(task, settings: dict, seed: int, path: Path) -> str:
     for i, part in enumerate(part for part in held_parts if len(part) >= window):
         arrays[f"part{i}"] = model.reconstruction_error(temporalize(part, window)[0], per="feature", kind="mae")
         arrays[f"part{i}_rows"] = np.array(len(part))
+        if codes:
+            arrays[f"codes_part{i}"] = model.transform(temporalize(part, window)[0])
+    if codes:
+        arrays["codes_fit"] = model.transform(np.concatenate([temporalize(part, window)[0] for part in trained_parts]))
+        arrays["codes_held"] = model.transform(held_windows)
+        arrays["codes_test"] = model.transform(temporalize(task.test, window)[0])
     temporary = path.with_suffix(".partial.npz")
     np.savez_compressed(temporary, **arrays)
     temporary.replace(path)
@@ -131,24 +139,31 @@ def scaled(cached, floor: str, min_scale: float):
     return model.score_vectors
 
 
-def score(cached, floor: str, rule=study.ROW_THRESHOLD, min_scale: float = NormalizedError().min_scale) -> dict:
+def score(cached, floor: str, rule=study.ROW_THRESHOLD, min_scale: float = NormalizedError().min_scale,
+          scorer=None) -> dict:
     """VUS-PR, alarm rate and event metrics of one series' test rows, as lstmae.series scores them with the row
     threshold `rule` (parsed; an adaptive rule starts from the held-out rows and follows the test rows). A rule
-    that cannot be fitted on the held-out rows (too few of them) raises no alarm: "unfitted" says so."""
+    that cannot be fitted on the held-out rows (too few of them) raises no alarm: "unfitted" says so.
+    `scorer`: window scores (N,) from a cache key ("held", "test", "part0", ...) in place of lstmae's error
+    model with the floor `floor`."""
     from lstmae.evaluation import detection_metrics
     from lstmae.exceptions import DataError
     from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags, window_to_points
 
     window, labels = int(cached["window"]), cached["labels"]
-    score_vectors = scaled(cached, floor, min_scale)
+    if scorer is None:
+        score_vectors = scaled(cached, floor, min_scale)
 
-    def rows(vectors, n_rows):
-        return window_to_points(score_vectors(vectors), n_rows, window, how="mean")[0]
+        def scorer(key):
+            return score_vectors(cached[key])
 
-    held = np.concatenate([rows(cached[key], int(cached[f"{key}_rows"])) for key in cached
+    def rows(key, n_rows):
+        return window_to_points(scorer(key), n_rows, window, how="mean")[0]
+
+    held = np.concatenate([rows(key, int(cached[f"{key}_rows"])) for key in cached
                            if key.startswith("part") and not key.endswith("_rows")])
     held = held[np.isfinite(held)]
-    test = rows(cached["test"], len(labels))
+    test = rows("test", len(labels))
     valid = ~np.isnan(test) & (np.arange(len(test)) >= window)  # the rows detection_study.py scores with every
     # detector: its rolling z-score starts after one window
     try:

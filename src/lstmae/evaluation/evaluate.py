@@ -128,7 +128,8 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
                        else value, sequences)
     threshold_info = {"rule": rule_text, "value": float(value),
                       "fitted on": basis,
-                      "alternatives": _alternatives(model, data, scores, None if sequences else table["valid"].to_numpy(),
+                      "alternatives": _alternatives(model, data, scores,
+                                                    None if sequences else table["valid"].to_numpy(),
                                                     "window" if sequences else how)}
     if events is not None:
         events = events.assign(matches_label=_matches_label(kept_events, labels, early_window))

@@ -1,0 +1,123 @@
+"""lstmae's window score beside a novelty score of the window's code, on the same networks.
+
+    python benchmarks/detection/code_novelty.py [--datasets nab,ucr] [--seeds 0,1,2] [--weights 1,8]
+                                                [--neighbours 5] [--cache DIR]
+                                                [--out benchmarks/results/code_novelty]
+
+Why: an autoencoder reconstructs some windows well although it never saw anything like them (NAB's
+art_daily_flatmiddle: a day stuck at the middle level; art_daily_jumpsdown), so its error misses them
+while PyOD's IsolationForest on the raw windows finds them. Such a window's code (the default "pooled"
+encoding, (N, D)) may lie far from the codes of the windows the network was trained on. The novelty of
+a window is the mean distance of its code to its `--neighbours` nearest trained-window codes, as a robust
+z-score of the held-out windows' novelties ((d - median) / (1.4826 MAD)). The combined window score is
+max(lstmae's normalized-max error score, novelty / weight) for each of `--weights` (a weight of 8 counts
+a code 8 held-out MADs out as one of the error's), then rows, `mad:8` and the alarm rules exactly as
+`error_scales.score` scores lstmae (equal to the study's lstmae to the third decimal).
+
+Each series is trained as `detection_study.py` trains lstmae at its defaults and cached with its codes
+in --cache (`error_scales.train_and_cache(codes=True)`; the networks are those of error_scales.py's
+cache, error for error). Per family and seed: mean VUS-PR, event recall and F1, median alarm rate /
+labelled fraction, for lstmae and each weight. Writes code_novelty.json and .md to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
+
+import detection_study as study  # noqa: E402
+import error_scales  # noqa: E402
+from lstmae.scoring.error_models import NormalizedError  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="nab,ucr")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--weights", default="1,8", help="divisors of the novelty z-score, comma-separated")
+    parser.add_argument("--neighbours", type=int, default=5)
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "code_novelty")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "code_novelty")
+    args = parser.parse_args(argv)
+    families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
+    columns = ["lstmae", *(f"novelty/{weight}" for weight in args.weights.split(","))]
+    started = time.perf_counter()
+    jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache, codes=True)
+    series = {column: {family: {seed: {} for seed in seeds} for family in families} for column in columns}
+    for task, seed, path in jobs:
+        cached = dict(np.load(path))
+        for column in columns:
+            scorer = None if column == "lstmae" else novelty_scorer(cached, float(column.split("/")[1]),
+                                                                     args.neighbours)
+            series[column][task.family][seed][task.name] = error_scales.score(cached, "min_scale", scorer=scorer)
+    summary = {column: {family: {seed: error_scales.summary(list(by_name.values()))
+                                 for seed, by_name in by_seed.items()}
+                        for family, by_seed in by_family.items()}
+               for column, by_family in series.items()}
+    report = {"command": " ".join(["python benchmarks/detection/code_novelty.py", *(argv or sys.argv[1:])]),
+              "neighbours": args.neighbours, "seconds": round(time.perf_counter() - started, 1),
+              "networks_trained": trained, "networks_from_cache": len(jobs) - trained,
+              "summary": summary, "series": series}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "code_novelty.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    (args.out / "code_novelty.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def novelty_scorer(cached, weight: float, neighbours: int = 5):
+    """Window scores (N,) by cache key: max(lstmae's normalized-max error score, code novelty / `weight`)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    errors = NormalizedError(reduce="max").fit_vectors(cached["held"])
+    index = NearestNeighbors(n_neighbors=neighbours).fit(cached["codes_fit"])
+
+    def distance(key):
+        return index.kneighbors(cached[f"codes_{key}"])[0].mean(axis=1)
+
+    held = distance("held")
+    median = np.median(held)
+    scale = max(1.4826 * np.median(np.abs(held - median)), 1e-12)
+
+    def scorer(key):
+        return np.maximum(errors.score_vectors(cached[key]), (distance(key) - median) / scale / weight)
+
+    return scorer
+
+
+def markdown(report: dict) -> str:
+    columns = list(report["summary"])
+    lines = ["## A code-space novelty score beside lstmae's error", "",
+             f"`{report['command']}` ({report['neighbours']} neighbours)", "",
+             "Each cell: mean VUS-PR / mean event recall / mean event F1 / median alarm rate (x labelled).", "",
+             "| family | seed | " + " | ".join(f"`{column}`" for column in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    first = report["summary"][columns[0]]
+    for family, by_seed in first.items():
+        for seed in by_seed:
+            cells = [report["summary"][column][family][seed] for column in columns]
+            lines.append(f"| {family} | {seed} | " + " | ".join(
+                f"{c['vus_pr']:.3f} / {c['event_recall']:.2f} / {c['event_f1']:.3f} / {c['alarm_ratio']:.2f}x"
+                for c in cells) + " |")
+    lines += ["", "Per series VUS-PR (" + ", ".join(columns) + "):", ""]
+    for family, by_seed in report["series"][columns[0]].items():
+        for seed, by_name in by_seed.items():
+            for name, result in by_name.items():
+                if result["anomaly_fraction"] > 0:
+                    vus = [report["series"][column][family][seed][name]["vus_pr"] for column in columns]
+                    lines.append(f"- {family} {name} seed {seed}: " + " / ".join(f"{value:.3f}" for value in vus))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
