@@ -24,6 +24,13 @@ def test_each_rule_is_one_row_and_out_writes_them_with_the_command(tmp_path, cap
     assert loose["vus_pr"] == strict["vus_pr"] == following["vus_pr"]  # the threshold does not move the scores
 
 
+def test_a_comma_starts_a_new_spec_only_before_a_rule_name():
+    assert demo_scoring.threshold_specs("telemanom:2,mad=8") == ["telemanom:2,mad=8"]  # one spec, with an option
+    assert demo_scoring.threshold_specs("sigma:5,sigma:3") == ["sigma:5", "sigma:3"]
+    assert demo_scoring.threshold_specs("mad:8, telemanom:2,mad=8,window=500;dspot:1e-3") == [
+        "mad:8", "telemanom:2,mad=8,window=500", "dspot:1e-3"]
+
+
 def test_validation_blocks_reach_the_model():
     with pytest.raises(ValueError, match="validation_blocks must be an int >= 1, got 0"):
         demo_scoring.main(["--hows", "mean", "--error-models", "mae", "--validation-blocks", "0"])

@@ -1,7 +1,7 @@
 """The demo's sensors scored every way: how the row mapping and error model change its alarms.
 
     python benchmarks/detection/demo_scoring.py [--hows mean,max,point] [--error-models mse,normalized-max]
-                                                [--thresholds sigma:5,sigma:3 | "mad:8;telemanom:2,mad=8"] [--seeds 0]
+                                                [--thresholds "sigma:5,telemanom:2,mad=8"] [--seeds 0]
                                                 [--train-fraction 0.5] [--merge-gaps 10,30] [--window 30]
                                                 [--validation-blocks 1]
                                                 [--out benchmarks/results/demo_scoring.json]
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -29,8 +30,8 @@ def main(argv=None) -> int:
     parser.add_argument("--hows", default="mean,max,point")
     parser.add_argument("--error-models", default="mse,normalized-max")
     parser.add_argument("--thresholds", default="sigma:5,sigma:3",
-                        help='threshold specs, separated by "," or, where a spec has options, by ";" '
-                             '(e.g. "mad:8;telemanom:2,mad=8")')
+                        help='threshold specs, separated by "," or ";" (a spec\'s own options, NAME=VALUE, '
+                             'stay with it: "mad:8,telemanom:2,mad=8" is two specs)')
     parser.add_argument("--seeds", default="0", help="model seeds (the data is the demo's, seed 0)")
     parser.add_argument("--train-fraction", type=float, default=None,
                         help="the first fraction of the rows to train on (default: the demo's)")
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
         model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model,
                                 random_state=seed, progress=False, device="cpu", **blocks)
         fit_series(model, values[:n_train], window=args.window or DEMO_WINDOW, labels=labels[:n_train], how=how)
-        for threshold, gap in itertools.product(args.thresholds.split(";" if ";" in args.thresholds else ","), gaps):
+        for threshold, gap in itertools.product(threshold_specs(args.thresholds), gaps):
             table = score_values(model, values[n_train:], how=how, threshold=threshold,
                                  alarms={**DEFAULT_ALARM, "merge_gap": gap})
             metrics = detection_metrics(labels[n_train:], table["score"].to_numpy(), flags=table["alarm"].to_numpy(),
@@ -77,6 +78,12 @@ def main(argv=None) -> int:
         command = " ".join(["python benchmarks/detection/demo_scoring.py", *given])
         args.out.write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
     return 0
+
+
+def threshold_specs(text: str) -> list[str]:
+    """The threshold specs of a list separated by ";" or ",": a comma starts a new spec only before a rule
+    name ("sigma:5"), not before one of a spec's own options ("mad=8")."""
+    return [spec.strip() for spec in re.split(r";|,(?=\s*[A-Za-z-]+:)", text) if spec.strip()]
 
 
 if __name__ == "__main__":
