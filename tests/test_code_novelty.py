@@ -40,6 +40,24 @@ def test_a_window_the_error_misses_is_found_by_its_code_unless_the_weight_drowns
     assert novel["vus_pr"] > 0.8 and novel["event_recall"] == 1.0 and novel["alarm_rate"] < 0.05
     drowned = error_scales.score(cached, "min_scale", scorer=code_novelty.novelty_scorer(cached, 1e6))
     assert drowned["event_recall"] == 0.0  # ten code units out is nothing at this weight
+    one_scale = error_scales.score(cached, "min_scale", scorer=code_novelty.novelty_scorer(cached, 1.0, quantile=0.99))
+    assert one_scale["vus_pr"] > 0.8 and one_scale["event_recall"] == 1.0
+
+
+def test_on_one_scale_an_error_burst_outranks_codes_that_are_often_this_far_out():
+    # the labelled windows' errors burst (a few robust z-units: the error model's smallest scale compresses
+    # them) while 3% of all windows, held-out ones included, have codes far out, none of them labelled
+    rng = np.random.default_rng(1)
+    cached = cached_codes()
+    cached["codes_test"] = rng.normal(size=cached["codes_test"].shape)
+    for key in ("codes_test", "codes_held"):
+        far = rng.random(len(cached[key])) < 0.03
+        cached[key][far] *= 6.0
+    cached["codes_part0"] = cached["codes_held"]
+    cached["test"][1200:1211] += 0.5
+    z_scale = error_scales.score(cached, "min_scale", scorer=code_novelty.novelty_scorer(cached, 1.0))
+    one_scale = error_scales.score(cached, "min_scale", scorer=code_novelty.novelty_scorer(cached, 1.0, quantile=0.99))
+    assert one_scale["vus_pr"] > 0.7 and z_scale["vus_pr"] < 0.4, (one_scale, z_scale)
 
 
 def test_the_command_writes_lstmae_and_each_weight_per_family_and_seed(tmp_path, monkeypatch):
@@ -50,10 +68,11 @@ def test_the_command_writes_lstmae_and_each_weight_per_family_and_seed(tmp_path,
         paths.append((SimpleNamespace(family="nab", name="toy"), seed, path))
     monkeypatch.setattr(code_novelty.error_scales, "cached_networks", lambda *args, **kwargs: (paths, 0))
     out = tmp_path / "out"
-    assert code_novelty.main(["--datasets", "nab", "--seeds", "0,1", "--weights", "1,8", "--out", str(out)]) == 0
+    assert code_novelty.main(["--datasets", "nab", "--seeds", "0,1", "--weights", "1,8", "--quantiles", "0.99",
+                              "--out", str(out)]) == 0
     report = json.loads((out / "code_novelty.json").read_text())
-    assert list(report["summary"]) == ["lstmae", "novelty/1", "novelty/8"]
+    assert list(report["summary"]) == ["lstmae", "novelty/1", "novelty/8", "quantile/0.99"]
     assert report["summary"]["novelty/1"]["nab"]["1"]["vus_pr"] > report["summary"]["lstmae"]["nab"]["1"]["vus_pr"]
     text = (out / "code_novelty.md").read_text()
-    assert "| `lstmae` | `novelty/1` | `novelty/8` |" in text and "| nab | 1 | " in text
+    assert "| `lstmae` | `novelty/1` | `novelty/8` | `quantile/0.99` |" in text and "| nab | 1 | " in text
     assert "- nab toy seed 0: " in text

@@ -1,7 +1,7 @@
 """lstmae's window score beside a novelty score of the window's code, on the same networks.
 
     python benchmarks/detection/code_novelty.py [--datasets nab,ucr] [--seeds 0,1,2] [--weights 1,8]
-                                                [--neighbours 5] [--cache DIR]
+                                                [--quantiles 0.99] [--neighbours 5] [--cache DIR]
                                                 [--out benchmarks/results/code_novelty]
 
 Why: an autoencoder reconstructs some windows well although it never saw anything like them (NAB's
@@ -11,13 +11,16 @@ encoding, (N, D)) may lie far from the codes of the windows the network was trai
 a window is the mean distance of its code to its `--neighbours` nearest trained-window codes, as a robust
 z-score of the held-out windows' novelties ((d - median) / (1.4826 MAD)). The combined window score is
 max(lstmae's normalized-max error score, novelty / weight) for each of `--weights` (a weight of 8 counts
-a code 8 held-out MADs out as one of the error's), then rows, `mad:8` and the alarm rules exactly as
-`error_scales.score` scores lstmae (equal to the study's lstmae to the third decimal).
+a code 8 held-out MADs out as one of the error's). For each of `--quantiles` Q both are put on one scale
+first: each component (the error score, the code distance) minus its held-out median, divided by its
+held-out Q quantile minus that median (1 = the held-out windows' Q quantile), then the max. Then rows,
+`mad:8` and the alarm rules exactly as `error_scales.score` scores lstmae (equal to the study's lstmae to
+the third decimal).
 
 Each series is trained as `detection_study.py` trains lstmae at its defaults and cached with its codes
 in --cache (`error_scales.train_and_cache(codes=True)`; the networks are those of error_scales.py's
 cache, error for error). Per family and seed: mean VUS-PR, event recall and F1, median alarm rate /
-labelled fraction, for lstmae and each weight. Writes code_novelty.json and .md to --out.
+labelled fraction, for lstmae and each weight and quantile. Writes code_novelty.json and .md to --out.
 """
 from __future__ import annotations
 
@@ -44,21 +47,26 @@ def main(argv=None) -> int:
     parser.add_argument("--datasets", default="nab,ucr")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--weights", default="1,8", help="divisors of the novelty z-score, comma-separated")
+    parser.add_argument("--quantiles", default="",
+                        help="held-out quantiles that put both components on one scale, comma-separated")
     parser.add_argument("--neighbours", type=int, default=5)
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "code_novelty")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "code_novelty")
     args = parser.parse_args(argv)
     families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
-    columns = ["lstmae", *(f"novelty/{weight}" for weight in args.weights.split(","))]
+    columns = ["lstmae", *(f"novelty/{weight}" for weight in args.weights.split(",") if weight),
+               *(f"quantile/{quantile}" for quantile in args.quantiles.split(",") if quantile)]
     started = time.perf_counter()
     jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache, codes=True)
     series = {column: {family: {seed: {} for seed in seeds} for family in families} for column in columns}
     for task, seed, path in jobs:
         cached = dict(np.load(path))
         for column in columns:
-            scorer = None if column == "lstmae" else novelty_scorer(cached, float(column.split("/")[1]),
-                                                                     args.neighbours)
+            kind, _, value = column.partition("/")
+            scorer = None if kind == "lstmae" else (
+                novelty_scorer(cached, float(value), args.neighbours) if kind == "novelty"
+                else novelty_scorer(cached, 1.0, args.neighbours, quantile=float(value)))
             series[column][task.family][seed][task.name] = error_scales.score(cached, "min_scale", scorer=scorer)
     summary = {column: {family: {seed: error_scales.summary(list(by_name.values()))
                                  for seed, by_name in by_seed.items()}
@@ -75,8 +83,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def novelty_scorer(cached, weight: float, neighbours: int = 5):
-    """Window scores (N,) by cache key: max(lstmae's normalized-max error score, code novelty / `weight`)."""
+def novelty_scorer(cached, weight: float, neighbours: int = 5, quantile: float | None = None):
+    """Window scores (N,) by cache key: max(lstmae's normalized-max error score, code novelty / `weight`), the
+    novelty a robust z-score of the held-out windows'; with `quantile`, both components instead in units of
+    their held-out `quantile` above their held-out median."""
     from sklearn.neighbors import NearestNeighbors
 
     errors = NormalizedError(reduce="max").fit_vectors(cached["held"])
@@ -85,12 +95,17 @@ def novelty_scorer(cached, weight: float, neighbours: int = 5):
     def distance(key):
         return index.kneighbors(cached[f"codes_{key}"])[0].mean(axis=1)
 
-    held = distance("held")
-    median = np.median(held)
-    scale = max(1.4826 * np.median(np.abs(held - median)), 1e-12)
+    def units(held):  # (origin, scale) of a component from its held-out windows' values
+        median = np.median(held)
+        spread = 1.4826 * np.median(np.abs(held - median)) if quantile is None else np.quantile(held, quantile) - median
+        return median, max(spread, 1e-12)
+
+    error_units = (0.0, 1.0) if quantile is None else units(errors.score_vectors(cached["held"]))
+    code_units = units(distance("held"))
 
     def scorer(key):
-        return np.maximum(errors.score_vectors(cached[key]), (distance(key) - median) / scale / weight)
+        error = (errors.score_vectors(cached[key]) - error_units[0]) / error_units[1]
+        return np.maximum(error, (distance(key) - code_units[0]) / code_units[1] / weight)
 
     return scorer
 
