@@ -275,6 +275,26 @@ def test_fit_with_a_threshold_floor_stores_the_floors(workspace, tmp_path):
     assert "the 0.5 quantile of the training rows' scores" in result.output
 
 
+def test_fit_names_the_0_1_features_it_does_not_score_and_scores_them_when_asked(tmp_path):
+    frame = sensor_frame()
+    frame["valve"] = (np.arange(len(frame)) % 40 < 5).astype(int)  # a command flag
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    fitted = {}
+    for mode in ("context", "scored"):
+        result = run("fit", tmp_path / "train.csv", "-o", tmp_path / mode, "--window", 10, "--time-column",
+                     "timestamp", "--label-column", "label", "--binary-features", mode, *TINY)
+        assert result.exit_code == 0, result.output
+        fitted[mode] = result.output
+        config = json.loads((tmp_path / mode / "config.json").read_text())
+        assert config["params"]["binary_features"] == mode and config["binary_features"] == [2]
+    assert "0/1 features, fed to the network but not scored (1): valve (--binary-features scored" in fitted["context"]
+    assert "not scored" not in fitted["scored"]
+    refused = run("fit", tmp_path / "train.csv", "-o", tmp_path / "bad", "--window", 10, "--binary-features", "ignored",
+                  *TINY)
+    assert refused.exit_code == 2 and "Traceback" not in refused.output and not (tmp_path / "bad").exists()
+    assert "Invalid value for '--binary-features': 'ignored' is not one of 'scored', 'context'" in refused.output
+
+
 def test_scoring_with_missing_or_extra_feature_columns(workspace, tmp_path):
     frame = sensor_frame(60)
     frame.drop(columns="flow").to_csv(tmp_path / "missing.csv", index=False)

@@ -118,6 +118,18 @@ def _tanh_proto(model) -> bytes:
     return _PROTOS[id(model)]
 
 
+def test_a_flag_feature_left_out_of_the_score_is_left_out_in_onnx_too(tmp_path):
+    X = raw_windows(48, 0)
+    X[:, :, 1] = np.random.default_rng(0).random((48, LENGTH)) < 0.1  # a 0/1 flag: context, not scored
+    model = LSTMAutoencoder(encoder=(6,), binary_features="context", **FAST).fit(X)
+    assert model.error_model_.scored.tolist() == [True, False]
+    export_onnx(model, tmp_path / "model.onnx")
+    held_on = X[:8].copy()
+    held_on[:, :, 1] = 1.0  # scored, this flag would dominate the score
+    scores = session(tmp_path / "model.onnx").run(["score"], {"x": held_on})[0]
+    assert np.max(np.abs(scores - model.anomaly_score(held_on))) <= 1e-5
+
+
 def test_token_models_are_refused(tmp_path):
     tokens = np.random.default_rng(0).integers(0, 5, size=(16, 6))
     model = LSTMAutoencoder(vocab_size="auto", encoder=(4,), embedding_dim=2, **FAST).fit(tokens)

@@ -267,6 +267,35 @@ def test_normalized_bad_states():
     assert old.min_scale == 0.1 and old.fit_vectors(np.zeros((3, 2))).scale_.tolist() == [0.1, 0.1]
 
 
+def test_normalized_leaves_the_features_it_does_not_score_out_of_the_score_and_keeps_the_mask():
+    rng = np.random.default_rng(0)
+    E = rng.random((40, 3))
+    masked = NormalizedError(reduce="max", scored=[True, False, True]).fit_vectors(E)
+    whole = NormalizedError(reduce="max").fit_vectors(E)
+    burst = E[:5].copy()
+    burst[:, 1] += 100.0  # only the unscored feature's error bursts
+    np.testing.assert_array_equal(masked.score_vectors(burst), masked.score_vectors(E[:5]))
+    assert (whole.score_vectors(burst) > 100).all()
+    config, arrays = masked.get_state()
+    assert arrays["scored"].tolist() == [1, 0, 1] and "scored" not in whole.get_state()[1]
+    restored = error_model_from_state(json.loads(json.dumps(config)), {k: v.copy() for k, v in arrays.items()})
+    np.testing.assert_array_equal(restored.score_vectors(burst), masked.score_vectors(burst))
+    assert restored.scored.tolist() == [True, False, True]
+
+
+def test_normalized_refuses_a_mask_that_scores_nothing_or_does_not_fit():
+    with pytest.raises(DataError, match="at least one True"):
+        NormalizedError(scored=[False, False])
+    with pytest.raises(DataError, match="scored names 2 features but the error vectors have 3"):
+        NormalizedError(scored=[True, False]).fit_vectors(np.ones((4, 3)))
+    state = {"median": np.zeros(2), "scale": np.ones(2)}
+    for bad in (np.array([1, 0, 1], np.uint8), np.array([2, 1], np.uint8)):
+        with pytest.raises(ModelFileError, match="'scored' mask .* the model files are corrupt"):
+            NormalizedError.from_state({"name": "normalized"}, {**state, "scored": bad})
+    with pytest.raises(ModelFileError, match="at least one True"):
+        NormalizedError.from_state({"name": "normalized"}, {**state, "scored": np.zeros(2, np.uint8)})
+
+
 @pytest.mark.parametrize("name", ["mse", "mae", "mahalanobis", "normalized", "normalized-max"])
 def test_spec_names_what_make_error_model_builds(name):
     assert make_error_model(name).spec == name

@@ -526,3 +526,47 @@ def test_the_threshold_source_says_training_rows_when_nothing_was_held_out():
                                        "(validation_fraction=0)")
     held = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, progress=False, random_state=0), series(120), window=10)
     assert threshold_source(held) == "held-out row scores (how=mean)"
+
+
+def _sensor_and_flag(n=900, seed=0):
+    """(T, 2): a noisy sine and a 0/1 command flag, on for 3 rows every 150 (MSL's telemetry and commands)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    flag = (t % 150 < 3).astype(float)
+    return np.column_stack([np.sin(2 * np.pi * t / 30) + 0.05 * rng.normal(size=n), flag]).astype(np.float32)
+
+
+def test_a_flag_feature_is_an_input_but_not_scored_with_binary_features_context(tmp_path):
+    from lstmae.estimator import load
+
+    values = _sensor_and_flag()
+    test = values[600:].copy()
+    test[100:140, 1] = 1.0  # a command held on: not what the sensor is watched for
+    scores = {}
+    for mode in ("scored", "context"):
+        model = LSTMAutoencoder(encoder=(8,), epochs=10, progress=False, random_state=0, binary_features=mode)
+        fit_series(model, values[:600], window=20)
+        scores[mode] = score_values(model, test)
+        assert model.binary_features_.tolist() == [False, True]
+    assert model.error_model_.scored.tolist() == [True, False]
+    flipped = slice(120, 140)  # rows whose every window holds flipped flags
+    # scored, the flipped flag alarms; as context it is the sensor's reconstruction only that counts
+    assert scores["scored"]["is_anomaly"].iloc[flipped].all()
+    assert scores["context"]["score"].iloc[flipped].max() < scores["scored"]["score"].iloc[flipped].min()
+    model.save(tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert loaded.binary_features_.tolist() == [False, True] and loaded.error_model_.scored.tolist() == [True, False]
+    pd.testing.assert_frame_equal(score_values(loaded, test), scores["context"])
+    loaded.recalibrate(np.stack([values[i:i + 20] for i in range(500, 580)]))
+    assert loaded.error_model_.scored.tolist() == [True, False]  # a refit keeps what the training data was
+
+
+def test_every_feature_is_scored_when_all_are_flags_or_none_is():
+    rng = np.random.default_rng(1)
+    flags = (rng.random((300, 2)) > 0.5).astype(np.float32)
+    for values in (flags, _sensor_and_flag(300)[:, :1]):
+        model = LSTMAutoencoder(encoder=(4,), epochs=1, progress=False, random_state=0, binary_features="context")
+        fit_series(model, values, window=10)
+        assert model.error_model_.scored is None
+    with pytest.raises(ValueError, match=r"binary_features must be one of \('scored', 'context'\), got 'ignore'"):
+        LSTMAutoencoder(binary_features="ignore").fit(np.zeros((4, 5, 1)))

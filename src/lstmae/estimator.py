@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, DEFAULTS, ENCODINGS, HOW_CHOICES, PRESETS, Architecture,
+from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, BINARY_FEATURE_CHOICES, DEFAULTS, ENCODINGS, HOW_CHOICES, PRESETS, Architecture,
                      check_architecture, make_architecture, parameters_docstring)
 from .data.batches import iterate_batches
 from .data.scaling import SCALERS, FeatureScaler
@@ -30,7 +30,7 @@ from .scoring import (
     reconstruction_errors,
     resolve_threshold,
 )
-from .scoring.error_models import MeanError, error_model_from_state
+from .scoring.error_models import MeanError, NormalizedError, error_model_from_state
 from .training.device import flush_denormals, full_float32, resolve_device, seed_everything
 from .training.checkpoint import Checkpoint, run_fingerprint
 from .training.loop import LOSSES, token_cross_entropy, train
@@ -154,8 +154,8 @@ PARAMETERS_HERE
                  validation_blocks=DEFAULTS["validation_blocks"], threshold_floor=DEFAULTS["threshold_floor"],
                  patience=DEFAULTS["patience"],
                  max_grad_norm=DEFAULTS["max_grad_norm"], scaler=DEFAULTS["scaler"],
-                 error_model=DEFAULTS["error_model"], threshold=DEFAULTS["threshold"], encoding=DEFAULTS["encoding"],
-                 random_state=DEFAULTS["random_state"], device=DEFAULTS["device"], progress=DEFAULTS["progress"]):
+                 error_model=DEFAULTS["error_model"], binary_features=DEFAULTS["binary_features"],
+                 threshold=DEFAULTS["threshold"], encoding=DEFAULTS["encoding"], random_state=DEFAULTS["random_state"], device=DEFAULTS["device"], progress=DEFAULTS["progress"]):
         self.encoder = encoder
         self.decoder = decoder
         self.activation = activation
@@ -178,6 +178,7 @@ PARAMETERS_HERE
         self.max_grad_norm = max_grad_norm
         self.scaler = scaler
         self.error_model = error_model
+        self.binary_features = binary_features
         self.threshold = threshold
         self.encoding = encoding
         self.random_state = random_state
@@ -243,6 +244,7 @@ PARAMETERS_HERE
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         self.data_settings_ = {}
+        self.binary_features_ = _binary_features(X[:n_train], n_features, tokens)
         if tokens:
             self.scaler_ = FeatureScaler(np.zeros(1), np.ones(1), "none")
         else:
@@ -278,6 +280,9 @@ PARAMETERS_HERE
         """
         check_is_fitted(self, "module_")
         error_model = make_error_model(self._resolved_error_model(X))
+        if isinstance(error_model, NormalizedError) and self.binary_features == "context":
+            binary = getattr(self, "binary_features_", np.zeros(self.n_features_in_, bool))
+            error_model.scored = None if binary.all() or not binary.any() else ~binary
         vectors = self._error_vectors(X, error_model)
         self.error_model_ = error_model.fit_vectors(vectors)
         self.set_calibration(self._scores_of_vectors(vectors), how="window")  # the same windows: no second pass
@@ -465,6 +470,9 @@ PARAMETERS_HERE
             "random_state": None if self.random_state is None else int(self.random_state),
             "training": _jsonable(self.history_),
             "data": _jsonable(self.data_settings_),
+            # only when some are: a model without 0/1 features keeps the state (and fingerprint) it had
+            **({"binary_features": np.flatnonzero(self.binary_features_).tolist()}
+               if getattr(self, "binary_features_", np.zeros(0, bool)).any() else {}),
         }
         tensors = {name: t.detach().cpu().contiguous() for name, t in self.module_.state_dict().items()}
         for name, array in error_arrays.items():
@@ -502,6 +510,8 @@ PARAMETERS_HERE
             model.threshold_floors_ = {str(kind): float(value)
                                        for kind, value in config["threshold"].get("floors", {}).items()}
             model.n_timesteps_ = config["n_timesteps"]
+            model.binary_features_ = np.zeros(model.architecture_.n_features, bool)
+            model.binary_features_[np.asarray(config.get("binary_features", []), dtype=np.int64)] = True
         except ModelFileError as err:  # a part's own check: say which model it is
             raise (err if source in str(err) else ModelFileError(f"{source}: {err}")) from err
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
@@ -596,6 +606,8 @@ PARAMETERS_HERE
             raise ValueError(f"max_grad_norm must be a number > 0 or None (no clipping), got {self.max_grad_norm!r}")
         if self.error_model != "auto":
             make_error_model(self.error_model)
+        if self.binary_features not in BINARY_FEATURE_CHOICES:
+            raise ValueError(f"binary_features must be one of {BINARY_FEATURE_CHOICES}, got {self.binary_features!r}")
         parse_threshold(resolve_threshold(self.threshold))
         _check_encoding(self.encoding)
 
@@ -825,6 +837,17 @@ def _collect(X, results: list, ragged: bool):
     if isinstance(X, (list, tuple)) and ragged:
         return [result[0] for result in results]
     return np.concatenate(results)
+
+
+def _binary_features(X_train, n_features: int, tokens: bool) -> np.ndarray:
+    """(F,) bool: the features whose values in the training samples X_train ((N, L, F) or a list of (L_i, F))
+    are all 0 or 1 (none for token models)."""
+    binary = np.full(n_features, not tokens)
+    chunks = X_train if isinstance(X_train, list) else (X_train[i:i + 1024] for i in range(0, len(X_train), 1024))
+    for chunk in chunks if not tokens else ():
+        values = np.asarray(chunk).reshape(-1, n_features)
+        binary &= ((values == 0) | (values == 1)).all(axis=0)
+    return binary
 
 
 def _as_samples(X, vocab_size=None):

@@ -218,6 +218,8 @@ class _ScoringGraph(nn.Module):
             self.error_kind = "normalized-" + error_model.reduce
             self.register_buffer("median", torch.as_tensor(np.asarray(error_model.median_, np.float64)))
             self.register_buffer("feature_scale", torch.as_tensor(np.asarray(error_model.scale_, np.float64)))
+            scored = np.ones(len(error_model.median_), bool) if error_model.scored is None else error_model.scored
+            self.register_buffer("scored", torch.as_tensor(np.flatnonzero(scored)))
         else:
             raise ModelFileError(f"cannot export error model {type(error_model).__name__}: the ONNX export knows "
                                  "mse, mae, mahalanobis and normalized")
@@ -231,7 +233,7 @@ class _ScoringGraph(nn.Module):
         elif self.error_kind == "mae":
             score = difference.abs().double().mean(dim=(1, 2))
         elif self.error_kind.startswith("normalized"):
-            z = (difference.abs().double().mean(dim=1) - self.median) / self.feature_scale
+            z = ((difference.abs().double().mean(dim=1) - self.median) / self.feature_scale).index_select(1, self.scored)
             score = z.mean(dim=1) if self.error_kind == "normalized-mean" else z.amax(dim=1)
         else:
             absolute = difference.abs()

@@ -272,6 +272,11 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
     history = model.history_
     interrupted = " (interrupted: kept the best epoch so far)" if history.get("interrupted") else ""
     click.echo(f"features ({len(dataset.feature_names)}): {', '.join(dataset.feature_names)}", err=True)
+    scored = getattr(model.error_model_, "scored", None)
+    if scored is not None:
+        context = [name for name, kept in zip(dataset.feature_names, scored) if not kept]
+        click.echo(f"0/1 features, fed to the network but not scored ({len(context)}): {', '.join(context[:10])}"
+                   f"{', ...' if len(context) > 10 else ''} (--binary-features scored to score them too)", err=True)
     click.echo(f"trained on {model.data_settings_['n_train']} {model.data_settings_['unit']} in "
                f"{time.perf_counter() - started:.1f}s ({history['epochs_run']} epochs, best {history['best_epoch']})"
                f"{interrupted}; threshold {model.threshold_:.4g} ({model.threshold_rule_}, fitted on "

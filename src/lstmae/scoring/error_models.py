@@ -209,18 +209,28 @@ class NormalizedError(ErrorModel):
     small error into an enormous z that swamps the feature where the anomaly is. No scale is
     therefore below `min_scale`, in the scaled units the errors are in (default 0.1: with the
     default standard scaler, a tenth of the feature's standard deviation on the training data).
+
+    `scored`: (F,) bool, the features whose z-scores make the score (None: all). The estimator leaves
+    out features that are 0/1 flags in training (`binary_features="context"`): they stay inputs of the
+    network, as Telemanom predicts a channel from its command flags without scoring the flags.
     """
 
     name = "normalized"
     REDUCTIONS = ("mean", "max")
 
-    def __init__(self, reduce: str = "mean", min_scale: float = 0.1):
+    def __init__(self, reduce: str = "mean", min_scale: float = 0.1, scored=None):
         if reduce not in self.REDUCTIONS:
             raise DataError(f"unknown reduce {reduce!r} for the normalized error model; use mean or max")
         if not is_number(min_scale) or not 0.0 < float(min_scale) < np.inf:
             raise DataError(f"min_scale must be a finite number > 0; got {min_scale!r}")
+        if scored is not None:
+            scored = np.asarray(scored, bool)
+            if scored.ndim != 1 or not scored.any():
+                raise DataError(f"scored must be a (F,) mask of the features to score, at least one True; got "
+                                f"{scored.tolist()!r:.60}")
         self.reduce = reduce
         self.min_scale = float(min_scale)
+        self.scored = scored
 
     @property
     def spec(self) -> str:
@@ -238,6 +248,8 @@ class NormalizedError(ErrorModel):
                 f"the normalized error model needs at least 2 normal windows to fit; got {E.shape[0]}; "
                 "give more validation data or use the mae error model"
             )
+        if self.scored is not None and self.scored.shape[0] != E.shape[1]:
+            raise DataError(f"scored names {self.scored.shape[0]} features but the error vectors have {E.shape[1]}")
         self.median_ = np.median(E, axis=0)
         self.scale_ = np.maximum(1.4826 * np.median(np.abs(E - self.median_), axis=0), self.min_scale)
         return self
@@ -247,13 +259,17 @@ class NormalizedError(ErrorModel):
             raise NotFittedError("NormalizedError is not fitted; call fit or fit_vectors first")
         E = _check_vectors(E, n_dims=self.median_.shape[0])
         z = (E - self.median_) / self.scale_
+        if self.scored is not None:
+            z = z[:, self.scored]
         return z.mean(axis=1) if self.reduce == "mean" else z.max(axis=1)
 
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         if not hasattr(self, "scale_"):
             raise NotFittedError("NormalizedError is not fitted; nothing to save")
+        # the mask only when set: a model scoring every feature keeps the state (and fingerprint) it had
         return {"name": self.name, "reduce": self.reduce, "min_scale": self.min_scale}, {
-            "median": self.median_, "scale": self.scale_}
+            "median": self.median_, "scale": self.scale_,
+            **({} if self.scored is None else {"scored": self.scored.astype(np.uint8)})}
 
     @classmethod
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> NormalizedError:
@@ -270,9 +286,15 @@ class NormalizedError(ErrorModel):
                 f"normalized error model state has median {median.shape} and scale {scale.shape}; expected "
                 "two (F,) arrays, finite, scales > 0: the model files are corrupt"
             )
+        scored = arrays.get("scored")
+        if scored is not None and (np.shape(scored) != median.shape or not np.isin(scored, (0, 1)).all()):
+            raise ModelFileError(f"normalized error model state has a 'scored' mask of shape {np.shape(scored)} for "
+                                 f"{median.shape[0]} features, or values other than 0/1: the model files are corrupt")
         try:
-            # a model saved before min_scale (its "floor" was relative) refits, if recalibrated, with the default
-            model = cls(reduce=config.get("reduce", "mean"), min_scale=config.get("min_scale", 0.1))
+            # a model saved before min_scale (its "floor" was relative) refits, if recalibrated, with the default;
+            # one saved before `scored` scores every feature
+            model = cls(reduce=config.get("reduce", "mean"), min_scale=config.get("min_scale", 0.1),
+                        scored=None if scored is None else np.asarray(scored).astype(bool))
         except DataError as err:
             raise ModelFileError(f"normalized error model state is corrupt: {err}") from None
         model.median_, model.scale_ = median, scale

@@ -1,0 +1,114 @@
+"""0/1 features scored or kept as context (`binary_features`), on the same networks.
+
+    python benchmarks/detection/binary_features.py [--datasets msl] [--seeds 0,1,2,3] [--cache DIR]
+                                                   [--out benchmarks/results/binary_features]
+
+MSL's channels are one telemetry value and 54 one-hot command flags; the labelled anomalies are in the
+telemetry. With `binary_features="scored"` the normalized-max error model takes the largest robust
+z-score of all 55 features' errors, so a command that behaves unusually can outrank the telemetry; with
+"context" the flags (the features whose training values are all 0 or 1) stay inputs of the network and
+are left out of the score, as Telemanom predicts the telemetry from the commands. Each series is trained
+as `detection_study.py` trains lstmae at its defaults (the networks and per-feature error cache of
+`error_scales.py`, shared with it: a rerun only scores); both ways are then scored exactly as
+`error_scales.score` scores lstmae (equal to the study's lstmae to the third decimal). The other
+families have no 0/1 feature, so they cannot change; the script says so for each family given.
+Per family and seed: mean VUS-PR, event recall and F1, the median alarm rate / labelled fraction and
+whether the issue's alarm goals hold. Writes binary_features.json and .md to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
+
+import detection_study as study  # noqa: E402
+import error_scales  # noqa: E402
+from lstmae.config import BINARY_FEATURE_CHOICES  # noqa: E402
+from lstmae.estimator import _binary_features  # noqa: E402
+from lstmae.scoring.error_models import NormalizedError  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="msl")
+    parser.add_argument("--seeds", default="0,1,2,3")
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "error_scales")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "binary_features")
+    args = parser.parse_args(argv)
+    families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
+    started = time.perf_counter()
+    jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
+    series = {mode: {family: {seed: {} for seed in seeds} for family in families} for mode in BINARY_FEATURE_CHOICES}
+    flags = {}
+    for task, seed, path in jobs:
+        cached = dict(np.load(path))
+        binary = _binary_features(task.train[None], task.train.shape[1], tokens=False)
+        flags[f"{task.family}/{task.name}"] = int(binary.sum())
+        for mode in BINARY_FEATURE_CHOICES:
+            series[mode][task.family][seed][task.name] = error_scales.score(
+                cached, "min_scale", scorer=window_scorer(cached, binary if mode == "context" else None))
+    summary = {mode: {family: {seed: goals(error_scales.summary(list(by_name.values())))
+                               for seed, by_name in by_seed.items()}
+                      for family, by_seed in by_family.items()}
+               for mode, by_family in series.items()}
+    report = {"command": " ".join(["python benchmarks/detection/binary_features.py", *(argv or sys.argv[1:])]),
+              "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
+              "networks_from_cache": len(jobs) - trained,
+              "binary_features": {family: sorted({n for key, n in flags.items() if key.startswith(family + "/")})
+                                  for family in families},
+              "summary": summary, "series": series}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "binary_features.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    (args.out / "binary_features.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def window_scorer(cached, binary=None):
+    """Window scores (N,) by cache key: lstmae's normalized-max error model fitted on the held-out windows,
+    leaving out the features `binary` (F,) marks, as binary_features="context" does (None: every feature)."""
+    scored = None if binary is None or binary.all() or not binary.any() else ~binary
+    model = NormalizedError(reduce="max", scored=scored).fit_vectors(cached["held"])
+    return lambda key: model.score_vectors(cached[key])
+
+
+def goals(means: dict) -> dict:
+    return {**means, "goals_met": study.meets_alarm_goals(means)}
+
+
+def markdown(report: dict) -> str:
+    lines = ["## 0/1 features scored or kept as context", "", f"`{report['command']}`", "",
+             "Each cell: mean VUS-PR / mean event recall / mean event F1 / median alarm rate (x labelled); "
+             "**bold**: the alarm goals hold (rate <= 2x, recall >= 0.6).", "",
+             "| family | 0/1 features per series | seed | `scored` | `context` |", "|---|---|---|---|---|"]
+    for family, by_seed in report["summary"]["scored"].items():
+        for seed in by_seed:
+            cells = []
+            for mode in ("scored", "context"):
+                c = report["summary"][mode][family][seed]
+                text = (f"{c['vus_pr']:.3f} / {c['event_recall']:.2f} / {c['event_f1']:.3f} / "
+                        f"{c['alarm_ratio']:.2f}x")
+                cells.append(f"**{text}**" if c["goals_met"] else text)
+            counts = ", ".join(map(str, report["binary_features"][family]))
+            lines.append(f"| {family} | {counts} | {seed} | " + " | ".join(cells) + " |")
+    lines += ["", "Per series VUS-PR (scored / context):", ""]
+    for family, by_seed in report["series"]["scored"].items():
+        for seed, by_name in by_seed.items():
+            changed = [f"{name} {r['vus_pr']:.3f} / {report['series']['context'][family][seed][name]['vus_pr']:.3f}"
+                       for name, r in by_name.items() if r["anomaly_fraction"] > 0]
+            lines.append(f"- {family} seed {seed}: " + "; ".join(changed))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

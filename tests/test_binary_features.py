@@ -1,0 +1,58 @@
+"""benchmarks/detection/binary_features.py: 0/1 features scored or kept as context, on the same networks."""
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from detection import binary_features  # noqa: E402
+
+WINDOW = 10
+
+
+def flagged_series(seed: int = 0):
+    """A task whose second feature is a 0/1 flag in training, and what error_scales caches for it, made up:
+    the labelled test windows (rows 1200-1219) burst in the first feature, while the flag's error bursts, far
+    larger, in unlabelled windows (rows 300-339)."""
+    rng = np.random.default_rng(seed)
+    train = np.column_stack([rng.normal(size=400), rng.random(400) < 0.1]).astype(np.float32)
+    n_test, held_rows = 1500, 300
+    labels = np.zeros(n_test, np.int8)
+    labels[1200:1220] = 1
+    test = rng.gamma(2.0, 0.1, (n_test - WINDOW + 1, 2))
+    test[1200:1211, 0] += 3.0
+    test[300:331, 1] += 30.0
+    held = rng.gamma(2.0, 0.1, (held_rows - WINDOW + 1, 2))
+    cached = {"labels": labels, "window": np.array(WINDOW), "vus_window": np.array(20), "held": held, "test": test,
+              "part0": held, "part0_rows": np.array(held_rows)}
+    return SimpleNamespace(family="msl", name=f"toy{seed}", train=train), cached
+
+
+def test_a_flag_left_out_of_the_score_no_longer_outranks_the_anomaly(tmp_path, monkeypatch):
+    jobs = []
+    for seed in (0, 1):
+        task, cached = flagged_series(seed)
+        np.savez(tmp_path / f"toy-{seed}.npz", **cached)
+        jobs.append((task, seed, tmp_path / f"toy-{seed}.npz"))
+    monkeypatch.setattr(binary_features.error_scales, "cached_networks", lambda *args: (jobs, 0))
+    out = tmp_path / "out"
+    assert binary_features.main(["--datasets", "msl", "--seeds", "0,1", "--out", str(out)]) == 0
+    report = json.loads((out / "binary_features.json").read_text())
+    assert report["binary_features"] == {"msl": [1]}
+    scored, context = (report["summary"][mode]["msl"]["0"] for mode in ("scored", "context"))
+    assert context["vus_pr"] > 0.8 > 0.5 > scored["vus_pr"]
+    assert context["event_recall"] == 1.0 and context["goals_met"]
+    text = (out / "binary_features.md").read_text()
+    assert "| msl | 1 | 0 | " in text and f"**{context['vus_pr']:.3f} / 1.00 / " in text
+
+
+def test_without_a_flag_both_ways_score_the_same():
+    task, cached = flagged_series()
+    task.train[:, 1] += 0.5  # no longer 0/1
+    binary = binary_features._binary_features(task.train[None], 2, tokens=False)
+    assert not binary.any()
+    np.testing.assert_array_equal(binary_features.window_scorer(cached, binary)("test"),
+                                  binary_features.window_scorer(cached)("test"))
