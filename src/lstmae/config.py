@@ -98,10 +98,10 @@ PARAMETERS: tuple[Parameter, ...] = (
               "mahalanobis (EncDec-AD), normalized (each feature's error as a robust z-score on validation "
               "data, its scale at least 0.1 scaled units, averaged) or normalized-max (the largest of those "
               "z-scores: one feature out of line is enough)", ERROR_MODEL_CHOICES),
-    Parameter("binary_features", "scored", "str", "features whose training values are all 0 or 1 (flags, one-hot "
-              "commands, as MSL's): scored, their errors count like any other's; or context, they are fed to the "
-              "network but left out of the normalized error models' score (as Telemanom scores a channel, not the "
-              "commands beside it; every feature counts when all are 0/1)", BINARY_FEATURE_CHOICES),
+    Parameter("binary_features", "context", "str", "features whose training values are all 0 or 1 (flags, one-hot "
+              "commands, as MSL's): context, they are fed to the network but left out of the normalized error "
+              "models' score (as Telemanom scores a channel, not the commands beside it; every feature counts when "
+              "all are 0/1); or scored, their errors count like any other's", BINARY_FEATURE_CHOICES),
     Parameter("threshold", "auto", "str", "rule for threshold_ from the held-out scores: auto (sigma:2 on "
               "sequence scores as fit fits them, mad:8 on a series' row scores as fit_series fits them: its "
               "thousands of overlapping, correlated rows need a stricter rule, and one robust to their heavy "
