@@ -18,7 +18,6 @@ whether the issue's alarm goals hold. Writes binary_features.json and .md to --o
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -34,16 +33,11 @@ from lstmae.config import BINARY_FEATURE_CHOICES  # noqa: E402
 from lstmae.estimator import _binary_features  # noqa: E402
 from lstmae.scoring.error_models import NormalizedError  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default="msl")
-    parser.add_argument("--seeds", default="0,1,2,3")
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "error_scales")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "binary_features")
+    error_scales.add_run_arguments(parser, "msl", "0,1,2,3", "binary_features")
     args = parser.parse_args(argv)
     families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     started = time.perf_counter()
@@ -67,10 +61,7 @@ def main(argv=None) -> int:
               "binary_features": {family: sorted({n for key, n in flags.items() if key.startswith(family + "/")})
                                   for family in families},
               "summary": summary, "series": series}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "binary_features.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
-    (args.out / "binary_features.md").write_text(markdown(report))
-    print(markdown(report))
+    error_scales.write_results(args.out, "binary_features", report, markdown(report))
     return 0
 
 

@@ -25,7 +25,6 @@ labelled fraction, for lstmae and each weight and quantile. Writes code_novelty.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,24 +34,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
 
-import detection_study as study  # noqa: E402
 import error_scales  # noqa: E402
 from lstmae.scoring.error_models import NormalizedError  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default="nab,ucr")
-    parser.add_argument("--seeds", default="0,1,2")
+    error_scales.add_run_arguments(parser, "nab,ucr", "0,1,2", "code_novelty", cache="code_novelty")
     parser.add_argument("--weights", default="1,8", help="divisors of the novelty z-score, comma-separated")
     parser.add_argument("--quantiles", default="",
                         help="held-out quantiles that put both components on one scale, comma-separated")
     parser.add_argument("--neighbours", type=int, default=5)
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "code_novelty")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "code_novelty")
     args = parser.parse_args(argv)
     families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     columns = ["lstmae", *(f"novelty/{weight}" for weight in args.weights.split(",") if weight),
@@ -76,10 +69,7 @@ def main(argv=None) -> int:
               "neighbours": args.neighbours, "seconds": round(time.perf_counter() - started, 1),
               "networks_trained": trained, "networks_from_cache": len(jobs) - trained,
               "summary": summary, "series": series}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "code_novelty.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
-    (args.out / "code_novelty.md").write_text(markdown(report))
-    print(markdown(report))
+    error_scales.write_results(args.out, "code_novelty", report, markdown(report))
     return 0
 
 

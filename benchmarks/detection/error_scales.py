@@ -46,11 +46,7 @@ FLOORS = ("relative", "min_scale")
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default="msl,keogh")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "error_scales")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "error_scales")
+    add_run_arguments(parser, "msl,keogh", "0,1,2", "error_scales")
     parser.add_argument("--threshold", default=study.ROW_THRESHOLD_RULE,
                         help="the row threshold rule fitted on the held-out rows (default: lstmae's)")
     parser.add_argument("--min-scale", type=float, default=NormalizedError().min_scale,
@@ -68,11 +64,26 @@ def main(argv=None) -> int:
               "threshold": args.threshold, "min_scale": args.min_scale,
               "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
               "networks_from_cache": len(jobs) - trained, "results": results}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "error_scales.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "error_scales.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results(args.out, "error_scales", report, markdown(report))
     return 0
+
+
+def write_results(out: Path, stem: str, report: dict, text: str) -> None:
+    """`report` as out/STEM.json and `text` as out/STEM.md, and `text` on stdout."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    (out / f"{stem}.md").write_text(text)
+    print(text)
+
+
+def add_run_arguments(parser, datasets: str, seeds: str, results: str, cache: str = "error_scales") -> None:
+    """The options every script on these cached networks takes: --datasets, --seeds, --data-dir, --cache
+    (default .cache/`cache`) and --out (default benchmarks/results/`results`)."""
+    parser.add_argument("--datasets", default=datasets)
+    parser.add_argument("--seeds", default=seeds)
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--cache", type=Path, default=REPO / ".cache" / cache)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / results)
 
 
 def cached_networks(families: list, seeds: list, data_dir: Path, cache: Path, codes: bool = False) -> tuple[list, int]:

@@ -18,7 +18,6 @@ depend on the threshold (see `error_scales.py`). Writes threshold_rules.json and
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,18 +32,13 @@ import error_scales  # noqa: E402
 from lstmae.scoring import parse_threshold  # noqa: E402
 from lstmae.series import STORM_SHARE  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rules", default=f"{study.ROW_THRESHOLD_RULE};telemanom:2,mad=8",
                         help='threshold specs separated by ";" (default: lstmae\'s row rule and telemanom:2,mad=8)')
-    parser.add_argument("--datasets", default="msl,keogh,nab,ucr")
-    parser.add_argument("--seeds", default="0,1,2,3")
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "error_scales")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "threshold_rules")
+    error_scales.add_run_arguments(parser, "msl,keogh,nab,ucr", "0,1,2,3", "threshold_rules")
     args = parser.parse_args(argv)
     rules = [str(parse_threshold(text)) for text in args.rules.split(";")]
     families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
@@ -62,10 +56,7 @@ def main(argv=None) -> int:
               "summary": {rule: {family: {seed: summary(series) for seed, series in by_seed.items()}
                                  for family, by_seed in by_family.items()} for rule, by_family in results.items()},
               "results": results}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "threshold_rules.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "threshold_rules.md").write_text(markdown(report))
-    print(markdown(report))
+    error_scales.write_results(args.out, "threshold_rules", report, markdown(report))
     return 0
 
 
