@@ -65,12 +65,14 @@ def test_the_command_writes_each_rule_per_family_and_seed(tmp_path, monkeypatch)
     for seed in (0, 1):
         path = tmp_path / f"toy-{seed}.npz"
         np.savez(path, **cached_errors(shift=3.0 * seed, seed=seed))
-        paths.append((SimpleNamespace(family="nab", name="toy"), seed, path))
+        train = np.random.default_rng(seed).normal(size=(300, 2))  # no 0/1 feature: context scores as scored
+        paths.append((SimpleNamespace(family="nab", name="toy", train=train), seed, path))
     monkeypatch.setattr(threshold_rules.error_scales, "cached_networks", lambda *args: (paths, 0))
     out = tmp_path / "out"
     assert threshold_rules.main(["--rules", "mad:8;telemanom:2,mad=8", "--datasets", "nab", "--seeds", "0,1",
                                  "--out", str(out)]) == 0
     report = json.loads((out / "threshold_rules.json").read_text())
+    assert report["binary_features"] == "context"  # lstmae's default
     assert list(report["summary"]) == ["mad:8", "telemanom:2,mad=8"]
     assert report["summary"]["mad:8"]["nab"]["1"]["storms"] == 1
     assert report["summary"]["telemanom:2,mad=8"]["nab"]["1"]["storms"] == 0

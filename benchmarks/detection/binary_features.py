@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     flags = {}
     for task, seed, path in jobs:
         cached = dict(np.load(path))
-        binary = _binary_features(task.train[None], task.train.shape[1], tokens=False)
+        binary = task_binary_features(task)
         flags[f"{task.family}/{task.name}"] = int(binary.sum())
         for mode in BINARY_FEATURE_CHOICES:
             series[mode][task.family][seed][task.name] = error_scales.score(
@@ -63,6 +63,11 @@ def main(argv=None) -> int:
               "summary": summary, "series": series}
     error_scales.write_results(args.out, "binary_features", report, markdown(report))
     return 0
+
+
+def task_binary_features(task) -> np.ndarray:
+    """(F,) bool: the features of the task's training part (T, F) that lstmae takes for 0/1 features."""
+    return _binary_features(task.train[None], task.train.shape[1], tokens=False)
 
 
 def window_scorer(cached, binary=None):

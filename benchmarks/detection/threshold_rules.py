@@ -5,7 +5,8 @@
                                                    [--cache DIR] [--out benchmarks/results/threshold_rules]
 
 Each series is trained as `detection_study.py` trains lstmae at its defaults (the networks and the
-per-feature error cache of `error_scales.py`, shared with it: a rerun only scores). Each rule of
+per-feature error cache of `error_scales.py`, shared with it: a rerun only scores) and scored with its
+0/1 features kept as context or scored (`--binary-features`, default lstmae's). Each rule of
 `--rules` (separated by ";", as a spec holds commas) is fitted on the held-out rows' scores, or for an
 adaptive rule started from them and run over the test rows in order, then the default alarm rules,
 as `lstmae.series` scores. Per family and seed: mean event recall and F1 over the series with
@@ -28,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
 
 import detection_study as study  # noqa: E402
+import binary_features  # noqa: E402
 import error_scales  # noqa: E402
+from lstmae.config import BINARY_FEATURE_CHOICES, DEFAULTS  # noqa: E402
 from lstmae.scoring import parse_threshold  # noqa: E402
 from lstmae.series import STORM_SHARE  # noqa: E402
 
@@ -38,6 +41,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rules", default=f"{study.ROW_THRESHOLD_RULE};telemanom:2,mad=8",
                         help='threshold specs separated by ";" (default: lstmae\'s row rule and telemanom:2,mad=8)')
+    parser.add_argument("--binary-features", default=DEFAULTS["binary_features"], choices=BINARY_FEATURE_CHOICES,
+                        help="0/1 features scored or kept as context (default: lstmae's)")
     error_scales.add_run_arguments(parser, "msl,keogh,nab,ucr", "0,1,2,3", "threshold_rules")
     args = parser.parse_args(argv)
     rules = [str(parse_threshold(text)) for text in args.rules.split(";")]
@@ -47,11 +52,13 @@ def main(argv=None) -> int:
     results = {rule: {family: {seed: {} for seed in seeds} for family in families} for rule in rules}
     for task, seed, path in jobs:
         cached = dict(np.load(path))
+        scorer = binary_features.window_scorer(
+            cached, binary_features.task_binary_features(task) if args.binary_features == "context" else None)
         for rule in rules:
             results[rule][task.family][seed][task.name] = error_scales.score(cached, "min_scale",
-                                                                            parse_threshold(rule))
+                                                                            parse_threshold(rule), scorer=scorer)
     report = {"command": " ".join(["python benchmarks/detection/threshold_rules.py", *(argv or sys.argv[1:])]),
-              "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
+              "binary_features": args.binary_features, "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
               "networks_from_cache": len(jobs) - trained,
               "summary": {rule: {family: {seed: summary(series) for seed, series in by_seed.items()}
                                  for family, by_seed in by_family.items()} for rule, by_family in results.items()},
