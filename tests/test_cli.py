@@ -289,6 +289,19 @@ def test_fit_names_the_0_1_features_it_does_not_score_and_scores_them_when_asked
         assert config["params"]["binary_features"] == mode and config["binary_features"] == [2]
     assert "0/1 features, fed to the network but not scored (1): valve (--binary-features scored" in fitted["context"]
     assert "not scored" not in fitted["scored"]
+    held_on = sensor_frame(seed=1)
+    held_on["valve"] = 0
+    held_on.loc[100:160, "valve"] = 1  # the command stuck on, while the temperature jumps
+    held_on.loc[120:129, "temp"] += 6.0
+    held_on.to_csv(tmp_path / "test.csv", index=False)
+    named = {}
+    for mode in ("context", "scored"):
+        result = run("score", tmp_path / mode, tmp_path / "test.csv", "-o", tmp_path / f"{mode}.csv",
+                     "--events", tmp_path / f"{mode}_events.csv")
+        assert result.exit_code == 0, result.output
+        named[mode] = " ".join(pd.read_csv(tmp_path / f"{mode}_events.csv")["top_features"].fillna(""))
+    # events name what made their score: as context the flag is never named, though its error is large
+    assert "valve" in named["scored"] and "temp" in named["context"] and "valve" not in named["context"]
     refused = run("fit", tmp_path / "train.csv", "-o", tmp_path / "bad", "--window", 10, "--binary-features", "ignored",
                   *TINY)
     assert refused.exit_code == 2 and "Traceback" not in refused.output and not (tmp_path / "bad").exists()
