@@ -58,7 +58,8 @@ def main(argv=None) -> int:
             results[rule][task.family][seed][task.name] = error_scales.score(cached, "min_scale",
                                                                             parse_threshold(rule), scorer=scorer)
     report = {"command": " ".join(["python benchmarks/detection/threshold_rules.py", *(argv or sys.argv[1:])]),
-              "binary_features": args.binary_features, "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
+              "binary_features": args.binary_features, "seconds": round(time.perf_counter() - started, 1),
+              "networks_trained": trained,
               "networks_from_cache": len(jobs) - trained,
               "summary": {rule: {family: {seed: summary(series) for seed, series in by_seed.items()}
                                  for family, by_seed in by_family.items()} for rule, by_family in results.items()},

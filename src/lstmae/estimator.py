@@ -15,8 +15,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, BINARY_FEATURE_CHOICES, DEFAULTS, ENCODINGS, HOW_CHOICES, PRESETS, Architecture,
-                     check_architecture, make_architecture, parameters_docstring)
+from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, BINARY_FEATURE_CHOICES, DEFAULTS, ENCODINGS,
+                     HOW_CHOICES, PRESETS, Architecture, check_architecture, make_architecture, parameters_docstring)
 from .data.batches import iterate_batches
 from .data.scaling import SCALERS, FeatureScaler
 from .data.validation import SERIES_NAN_POLICIES, check_unique_names, is_flag, is_integer, is_number
@@ -155,7 +155,8 @@ PARAMETERS_HERE
                  patience=DEFAULTS["patience"],
                  max_grad_norm=DEFAULTS["max_grad_norm"], scaler=DEFAULTS["scaler"],
                  error_model=DEFAULTS["error_model"], binary_features=DEFAULTS["binary_features"],
-                 threshold=DEFAULTS["threshold"], encoding=DEFAULTS["encoding"], random_state=DEFAULTS["random_state"], device=DEFAULTS["device"], progress=DEFAULTS["progress"]):
+                 threshold=DEFAULTS["threshold"], encoding=DEFAULTS["encoding"],
+                 random_state=DEFAULTS["random_state"], device=DEFAULTS["device"], progress=DEFAULTS["progress"]):
         self.encoder = encoder
         self.decoder = decoder
         self.activation = activation

@@ -233,7 +233,8 @@ class _ScoringGraph(nn.Module):
         elif self.error_kind == "mae":
             score = difference.abs().double().mean(dim=(1, 2))
         elif self.error_kind.startswith("normalized"):
-            z = ((difference.abs().double().mean(dim=1) - self.median) / self.feature_scale).index_select(1, self.scored)
+            z = (difference.abs().double().mean(dim=1) - self.median) / self.feature_scale
+            z = z.index_select(1, self.scored)
             score = z.mean(dim=1) if self.error_kind == "normalized-mean" else z.amax(dim=1)
         else:
             absolute = difference.abs()
