@@ -28,7 +28,7 @@ def flagged_series(seed: int = 0):
     held = rng.gamma(2.0, 0.1, (held_rows - WINDOW + 1, 2))
     cached = {"labels": labels, "window": np.array(WINDOW), "vus_window": np.array(20), "held": held, "test": test,
               "part0": held, "part0_rows": np.array(held_rows)}
-    return SimpleNamespace(family="msl", name=f"toy{seed}", train=train), cached
+    return SimpleNamespace(family="msl", name="toy", train=train), cached
 
 
 def test_a_flag_left_out_of_the_score_no_longer_outranks_the_anomaly(tmp_path, monkeypatch):
@@ -45,14 +45,19 @@ def test_a_flag_left_out_of_the_score_no_longer_outranks_the_anomaly(tmp_path, m
     scored, context = (report["summary"][mode]["msl"]["0"] for mode in ("scored", "context"))
     assert context["vus_pr"] > 0.8 > 0.5 > scored["vus_pr"]
     assert context["event_recall"] == 1.0 and context["goals_met"]
+    assert scored["storms"] == context["storms"] == 0
     text = (out / "binary_features.md").read_text()
     assert "| msl | 1 | 0 | " in text and f"**{context['vus_pr']:.3f} / 1.00 / " in text
+    vus = [np.mean([report["series"][mode]["msl"][seed]["toy"]["vus_pr"] for seed in ("0", "1")])
+           for mode in ("scored", "context")]
+    assert f"- msl: toy {vus[0]:.3f} / {vus[1]:.3f} (0 / 0)" in text  # each series over the seeds
 
 
 def test_without_a_flag_both_ways_score_the_same():
     task, cached = flagged_series()
+    assert binary_features.error_scales.task_binary_features(task).tolist() == [False, True]
     task.train[:, 1] += 0.5  # no longer 0/1
-    binary = binary_features._binary_features(task.train[None], 2, tokens=False)
+    binary = binary_features.error_scales.task_binary_features(task)
     assert not binary.any()
-    np.testing.assert_array_equal(binary_features.window_scorer(cached, binary)("test"),
-                                  binary_features.window_scorer(cached)("test"))
+    np.testing.assert_array_equal(binary_features.error_scales.lstmae_scorer(cached, binary)("test"),
+                                  binary_features.error_scales.lstmae_scorer(cached)("test"))

@@ -27,12 +27,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
 
-import detection_study as study  # noqa: E402
 import error_scales  # noqa: E402
+import threshold_rules  # noqa: E402
 from lstmae.config import BINARY_FEATURE_CHOICES  # noqa: E402
-from lstmae.estimator import _binary_features  # noqa: E402
-from lstmae.scoring.error_models import NormalizedError  # noqa: E402
-
+from lstmae.series import STORM_SHARE  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -46,13 +44,12 @@ def main(argv=None) -> int:
     flags = {}
     for task, seed, path in jobs:
         cached = dict(np.load(path))
-        binary = task_binary_features(task)
+        binary = error_scales.task_binary_features(task)
         flags[f"{task.family}/{task.name}"] = int(binary.sum())
         for mode in BINARY_FEATURE_CHOICES:
             series[mode][task.family][seed][task.name] = error_scales.score(
-                cached, "min_scale", scorer=window_scorer(cached, binary if mode == "context" else None))
-    summary = {mode: {family: {seed: goals(error_scales.summary(list(by_name.values())))
-                               for seed, by_name in by_seed.items()}
+                cached, "min_scale", scorer=error_scales.lstmae_scorer(cached, binary if mode == "context" else None))
+    summary = {mode: {family: {seed: threshold_rules.summary(by_name) for seed, by_name in by_seed.items()}
                       for family, by_seed in by_family.items()}
                for mode, by_family in series.items()}
     report = {"command": " ".join(["python benchmarks/detection/binary_features.py", *(argv or sys.argv[1:])]),
@@ -65,27 +62,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def task_binary_features(task) -> np.ndarray:
-    """(F,) bool: the features of the task's training part (T, F) that lstmae takes for 0/1 features."""
-    return _binary_features(task.train[None], task.train.shape[1], tokens=False)
-
-
-def window_scorer(cached, binary=None):
-    """Window scores (N,) by cache key: lstmae's normalized-max error model fitted on the held-out windows,
-    leaving out the features `binary` (F,) marks, as binary_features="context" does (None: every feature)."""
-    scored = None if binary is None or binary.all() or not binary.any() else ~binary
-    model = NormalizedError(reduce="max", scored=scored).fit_vectors(cached["held"])
-    return lambda key: model.score_vectors(cached[key])
-
-
-def goals(means: dict) -> dict:
-    return {**means, "goals_met": study.meets_alarm_goals(means)}
-
-
 def markdown(report: dict) -> str:
     lines = ["## 0/1 features scored or kept as context", "", f"`{report['command']}`", "",
-             "Each cell: mean VUS-PR / mean event recall / mean event F1 / median alarm rate (x labelled); "
-             "**bold**: the alarm goals hold (rate <= 2x, recall >= 0.6).", "",
+             "Each cell: mean VUS-PR / mean event recall / mean event F1 / median alarm rate (x labelled) / "
+             "storms (series alarmed on more than a third of their rows, of all the family's); **bold**: the "
+             "alarm goals hold (rate <= 2x, recall >= 0.6).", "",
              "| family | 0/1 features per series | seed | `scored` | `context` |", "|---|---|---|---|---|"]
     for family, by_seed in report["summary"]["scored"].items():
         for seed in by_seed:
@@ -93,16 +74,22 @@ def markdown(report: dict) -> str:
             for mode in ("scored", "context"):
                 c = report["summary"][mode][family][seed]
                 text = (f"{c['vus_pr']:.3f} / {c['event_recall']:.2f} / {c['event_f1']:.3f} / "
-                        f"{c['alarm_ratio']:.2f}x")
+                        f"{c['alarm_ratio']:.2f}x / {c['storms']}")
                 cells.append(f"**{text}**" if c["goals_met"] else text)
             counts = ", ".join(map(str, report["binary_features"][family]))
             lines.append(f"| {family} | {counts} | {seed} | " + " | ".join(cells) + " |")
-    lines += ["", "Per series VUS-PR (scored / context):", ""]
+    lines += ["", "Per series with anomalies, VUS-PR scored / context, the mean over the seeds; in brackets the "
+              "seeds where its alarms cover more than a third of its rows, scored / context:", ""]
     for family, by_seed in report["series"]["scored"].items():
-        for seed, by_name in by_seed.items():
-            changed = [f"{name} {r['vus_pr']:.3f} / {report['series']['context'][family][seed][name]['vus_pr']:.3f}"
-                       for name, r in by_name.items() if r["anomaly_fraction"] > 0]
-            lines.append(f"- {family} seed {seed}: " + "; ".join(changed))
+        cells = []
+        for name, result in next(iter(by_seed.values())).items():
+            if result["anomaly_fraction"] > 0:
+                runs = {mode: [report["series"][mode][family][seed][name] for seed in by_seed]
+                        for mode in ("scored", "context")}
+                vus = [np.mean([run["vus_pr"] for run in runs[mode]]) for mode in runs]
+                storms = [sum(run["alarm_rate"] > STORM_SHARE for run in runs[mode]) for mode in runs]
+                cells.append(f"{name} {vus[0]:.3f} / {vus[1]:.3f} ({storms[0]} / {storms[1]})")
+        lines.append(f"- {family}: " + "; ".join(cells))
     return "\n".join(lines) + "\n"
 
 

@@ -35,8 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
 
 import error_scales  # noqa: E402
-from lstmae.scoring.error_models import NormalizedError  # noqa: E402
-
 
 
 def main(argv=None) -> int:
@@ -79,7 +77,7 @@ def novelty_scorer(cached, weight: float, neighbours: int = 5, quantile: float |
     their held-out `quantile` above their held-out median."""
     from sklearn.neighbors import NearestNeighbors
 
-    errors = NormalizedError(reduce="max").fit_vectors(cached["held"])
+    errors = error_scales.scaled(cached)
     index = NearestNeighbors(n_neighbors=neighbours).fit(cached["codes_fit"])
 
     def distance(key):
@@ -90,11 +88,11 @@ def novelty_scorer(cached, weight: float, neighbours: int = 5, quantile: float |
         spread = 1.4826 * np.median(np.abs(held - median)) if quantile is None else np.quantile(held, quantile) - median
         return median, max(spread, 1e-12)
 
-    error_units = (0.0, 1.0) if quantile is None else units(errors.score_vectors(cached["held"]))
+    error_units = (0.0, 1.0) if quantile is None else units(errors(cached["held"]))
     code_units = units(distance("held"))
 
     def scorer(key):
-        error = (errors.score_vectors(cached[key]) - error_units[0]) / error_units[1]
+        error = (errors(cached[key]) - error_units[0]) / error_units[1]
         return np.maximum(error, (distance(key) - code_units[0]) / code_units[1] / weight)
 
     return scorer

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for
 
 import detection_study as study  # noqa: E402
 from lstmae.scoring import parse_threshold  # noqa: E402
-from lstmae.scoring.error_models import NormalizedError  # noqa: E402
+from lstmae.scoring.error_models import NormalizedError, scored_features, zero_one_features  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 FLOORS = ("relative", "min_scale")
@@ -121,33 +121,45 @@ def train_and_cache(task, settings: dict, seed: int, path: Path, codes: bool = F
     fit_series(model, task.train, window=window, stride=stride, how=settings["how"])
     train_windows, _ = temporalize(task.train, window, stride)
     held_parts, trained_parts, held_windows = study.lstmae_parts(model, task.train, train_windows, window, stride)
+    windows = {"held": held_windows, "test": temporalize(task.test, window)[0]}
     arrays = {"labels": task.labels, "window": np.array(window),
-              "vus_window": np.array(study.vus_window_from_period(task.test)),
-              "held": model.reconstruction_error(held_windows, per="feature", kind="mae"),
-              "test": model.reconstruction_error(temporalize(task.test, window)[0], per="feature", kind="mae")}
+              "vus_window": np.array(study.vus_window_from_period(task.test))}
     for i, part in enumerate(part for part in held_parts if len(part) >= window):
-        arrays[f"part{i}"] = model.reconstruction_error(temporalize(part, window)[0], per="feature", kind="mae")
+        windows[f"part{i}"] = temporalize(part, window)[0]
         arrays[f"part{i}_rows"] = np.array(len(part))
+    for key, key_windows in windows.items():
+        arrays[key] = model.reconstruction_error(key_windows, per="feature", kind="mae")
         if codes:
-            arrays[f"codes_part{i}"] = model.transform(temporalize(part, window)[0])
+            arrays[f"codes_{key}"] = model.transform(key_windows)
     if codes:
         arrays["codes_fit"] = model.transform(np.concatenate([temporalize(part, window)[0] for part in trained_parts]))
-        arrays["codes_held"] = model.transform(held_windows)
-        arrays["codes_test"] = model.transform(temporalize(task.test, window)[0])
     temporary = path.with_suffix(".partial.npz")
     np.savez_compressed(temporary, **arrays)
     temporary.replace(path)
     return f"{task.family}/{task.name} seed {seed}"
 
 
-def scaled(cached, floor: str, min_scale: float):
-    """`score_vectors` of normalized-max fitted on the held-out windows with the floor `floor`."""
-    model = NormalizedError(reduce="max", min_scale=min_scale).fit_vectors(cached["held"])
+def scaled(cached, floor: str = "min_scale", min_scale: float = NormalizedError().min_scale, scored=None):
+    """`score_vectors` of normalized-max fitted on the held-out windows with the floor `floor`, scoring the
+    features `scored` (F,) marks (None: all)."""
+    model = NormalizedError(reduce="max", min_scale=min_scale, scored=scored).fit_vectors(cached["held"])
     if floor == "relative":  # the rule before min_scale, from the same medians and MADs
         scale = 1.4826 * np.median(np.abs(cached["held"] - model.median_), axis=0)
         varying = scale[scale > 1e-12]
         model.scale_ = np.maximum(scale, 0.01 * (float(np.median(varying)) if varying.size else 1.0))
     return model.score_vectors
+
+
+def task_binary_features(task) -> np.ndarray:
+    """(F,) bool: the features of the task's training part (T, F) that lstmae takes for 0/1 features."""
+    return zero_one_features(task.train, task.train.shape[1])
+
+
+def lstmae_scorer(cached, binary=None):
+    """Window scores (N,) by cache key as lstmae's normalized-max error model gives them with the 0/1 features
+    `binary` (F,) kept as context (binary_features="context"; None: every feature scored)."""
+    score_vectors = scaled(cached, scored=None if binary is None else scored_features(binary))
+    return lambda key: score_vectors(cached[key])
 
 
 def score(cached, floor: str, rule=study.ROW_THRESHOLD, min_scale: float = NormalizedError().min_scale,

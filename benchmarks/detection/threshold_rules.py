@@ -29,12 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
 
 import detection_study as study  # noqa: E402
-import binary_features  # noqa: E402
 import error_scales  # noqa: E402
 from lstmae.config import BINARY_FEATURE_CHOICES, DEFAULTS  # noqa: E402
 from lstmae.scoring import parse_threshold  # noqa: E402
 from lstmae.series import STORM_SHARE  # noqa: E402
-
 
 
 def main(argv=None) -> int:
@@ -52,8 +50,8 @@ def main(argv=None) -> int:
     results = {rule: {family: {seed: {} for seed in seeds} for family in families} for rule in rules}
     for task, seed, path in jobs:
         cached = dict(np.load(path))
-        scorer = binary_features.window_scorer(
-            cached, binary_features.task_binary_features(task) if args.binary_features == "context" else None)
+        scorer = error_scales.lstmae_scorer(
+            cached, error_scales.task_binary_features(task) if args.binary_features == "context" else None)
         for rule in rules:
             results[rule][task.family][seed][task.name] = error_scales.score(cached, "min_scale",
                                                                             parse_threshold(rule), scorer=scorer)

@@ -30,7 +30,8 @@ from .scoring import (
     reconstruction_errors,
     resolve_threshold,
 )
-from .scoring.error_models import MeanError, NormalizedError, error_model_from_state
+from .scoring.error_models import (MeanError, NormalizedError, error_model_from_state, scored_features,
+                                   zero_one_features)
 from .training.device import flush_denormals, full_float32, resolve_device, seed_everything
 from .training.checkpoint import Checkpoint, run_fingerprint
 from .training.loop import LOSSES, token_cross_entropy, train
@@ -245,7 +246,7 @@ PARAMETERS_HERE
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         self.data_settings_ = {}
-        self.binary_features_ = _binary_features(X[:n_train], n_features, tokens)
+        self.binary_features_ = np.zeros(n_features, bool) if tokens else zero_one_features(X[:n_train], n_features)
         if tokens:
             self.scaler_ = FeatureScaler(np.zeros(1), np.ones(1), "none")
         else:
@@ -282,8 +283,7 @@ PARAMETERS_HERE
         check_is_fitted(self, "module_")
         error_model = make_error_model(self._resolved_error_model(X))
         if isinstance(error_model, NormalizedError) and self.binary_features == "context":
-            binary = getattr(self, "binary_features_", np.zeros(self.n_features_in_, bool))
-            error_model.scored = None if binary.all() or not binary.any() else ~binary
+            error_model.scored = scored_features(self.binary_features_)
         vectors = self._error_vectors(X, error_model)
         self.error_model_ = error_model.fit_vectors(vectors)
         self.set_calibration(self._scores_of_vectors(vectors), how="window")  # the same windows: no second pass
@@ -473,7 +473,7 @@ PARAMETERS_HERE
             "data": _jsonable(self.data_settings_),
             # only when some are: a model without 0/1 features keeps the state (and fingerprint) it had
             **({"binary_features": np.flatnonzero(self.binary_features_).tolist()}
-               if getattr(self, "binary_features_", np.zeros(0, bool)).any() else {}),
+               if self.binary_features_.any() else {}),
         }
         tensors = {name: t.detach().cpu().contiguous() for name, t in self.module_.state_dict().items()}
         for name, array in error_arrays.items():
@@ -838,17 +838,6 @@ def _collect(X, results: list, ragged: bool):
     if isinstance(X, (list, tuple)) and ragged:
         return [result[0] for result in results]
     return np.concatenate(results)
-
-
-def _binary_features(X_train, n_features: int, tokens: bool) -> np.ndarray:
-    """(F,) bool: the features whose values in the training samples X_train ((N, L, F) or a list of (L_i, F))
-    are all 0 or 1 (none for token models)."""
-    binary = np.full(n_features, not tokens)
-    chunks = X_train if isinstance(X_train, list) else (X_train[i:i + 1024] for i in range(0, len(X_train), 1024))
-    for chunk in chunks if not tokens else ():
-        values = np.asarray(chunk).reshape(-1, n_features)
-        binary &= ((values == 0) | (values == 1)).all(axis=0)
-    return binary
 
 
 def _as_samples(X, vocab_size=None):

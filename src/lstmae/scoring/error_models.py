@@ -301,6 +301,23 @@ class NormalizedError(ErrorModel):
         return model
 
 
+def zero_one_features(samples, n_features: int) -> np.ndarray:
+    """(F,) bool: the features whose values are all 0 or 1 in `samples`, an array (..., F) or a list of
+    arrays (L_i, F) (read a chunk at a time: no copy of a long training set)."""
+    binary = np.ones(n_features, bool)
+    chunks = samples if isinstance(samples, list) else (samples[i:i + 1024] for i in range(0, len(samples), 1024))
+    for chunk in chunks:
+        values = np.asarray(chunk).reshape(-1, n_features)
+        binary &= ((values == 0) | (values == 1)).all(axis=0)
+    return binary
+
+
+def scored_features(binary: np.ndarray) -> np.ndarray | None:
+    """The `scored` mask of a normalized error model that keeps the 0/1 features `binary` (F,) as context:
+    every other feature, or None (all) when none or all of them are 0/1."""
+    return None if binary.all() or not binary.any() else ~binary
+
+
 def make_error_model(name: str) -> ErrorModel:
     """A new, unfitted error model: "mse", "mae", "mahalanobis", "normalized" or "normalized-max" (the
     normalized model with reduce="max")."""
