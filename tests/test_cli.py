@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -614,7 +615,10 @@ def test_the_report_lists_what_the_storm_remedy_would_flag_as_score_flags_it(wor
     stamps = pd.to_datetime(changed["timestamp"])
     stamps[120:] += pd.Timedelta(days=1)  # two segments: the adaptive rule starts afresh in each
     changed["timestamp"] = stamps.astype(str)
-    html = _evaluate_file(workspace, changed, tmp_path).html
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        html = _evaluate_file(workspace, changed, tmp_path).html
+    assert sum("split the series at 1 time gap" in str(w.message) for w in caught) == 1  # said once, not again
 
     def share(spec):  # the alternative's flag rate, in percent
         return float(re.search(re.escape(spec) + r"</th><td>[^<]*flags ([\d.]+)% of rows", html).group(1))

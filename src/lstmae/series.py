@@ -801,10 +801,10 @@ def _events_per_entity(table: pd.DataFrame, entity_column, flag_column: str, err
     return found
 
 
-def data_groups(data, max_gap=None) -> tuple[np.ndarray | None, int]:
+def data_groups(data, max_gap=None, *, announce: bool = True) -> tuple[np.ndarray | None, int]:
     """Group ids (T,) for SeriesData: its entities, each split where the time column jumps by more than
     `max_gap` (None: 10 times the median step; see `data.windowing.segment_ids`), and the number of
-    gaps split at (announced in a warning)."""
+    gaps split at (announced in a warning unless `announce` is False: the data's scoring already did)."""
     from .data.windowing import segment_ids
 
     if isinstance(data.index, pd.RangeIndex) and max_gap is None:
@@ -812,8 +812,9 @@ def data_groups(data, max_gap=None) -> tuple[np.ndarray | None, int]:
     ids, n_gaps = segment_ids(data.index, max_gap, entities=data.entities)
     if not n_gaps:
         return data.entities, 0
-    warnings.warn(f"split the series at {n_gaps} time gap(s) (a step longer than "
-                  f"{max_gap or '10 sampling periods'}); no window spans a gap", UserWarning, stacklevel=3)
+    if announce:
+        warnings.warn(f"split the series at {n_gaps} time gap(s) (a step longer than "
+                      f"{max_gap or '10 sampling periods'}); no window spans a gap", UserWarning, stacklevel=3)
     _, first_rows = np.unique(ids, return_index=True)  # ids count segments in the order of their first rows
     names = np.array([Segment(("" if data.entities is None else f"{_name(data.entities[row])}, ")
                               + f"segment {number} from {data.index[row]}")

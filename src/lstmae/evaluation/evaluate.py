@@ -70,7 +70,7 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     alarms = DEFAULT_ALARM if alarms is None else alarms
     from ..data.io import SequenceData
     from ..config import DEFAULTS
-    from ..series import AlarmStormWarning, rule_for, score_data, threshold_for
+    from ..series import AlarmStormWarning, data_groups, rule_for, score_data, threshold_for
 
     if data.labels is None:
         raise DataError(f"{data.source}: no labels; name the 0/1 label column with --label-column")
@@ -124,13 +124,14 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     kept_events = None if events is None else events.assign(
         start_row=np.searchsorted(kept, events["start_row"].to_numpy()),
         end_row=np.searchsorted(kept, events["end_row"].to_numpy()))
+    # the series' segments (entities, time gaps) as scoring split them; announced when it did
+    groups = None if sequences else data_groups(data, model.data_settings_.get("max_gap"), announce=False)[0]
     figures = _figures(model, data, table, kept_events, labels, scores, row_threshold if row_threshold is not None
-                       else value, sequences)
+                       else value, sequences, groups)
     threshold_info = {"rule": rule_text, "value": float(value),
                       "fitted on": basis,
-                      "alternatives": _alternatives(model, data, scores,
-                                                    None if sequences else table["valid"].to_numpy(),
-                                                    "window" if sequences else how)}
+                      "alternatives": _alternatives(model, scores, None if sequences else table["valid"].to_numpy(),
+                                                    groups, "window" if sequences else how)}
     if events is not None:
         events = events.assign(matches_label=_matches_label(kept_events, labels, early_window))
     report_summary = {"data": data.source, ("sequences" if sequences else "rows"): int(len(table)),
@@ -194,13 +195,13 @@ def _scalar_threshold(model, threshold, how: str, row_threshold=None) -> float:
     return threshold_for(model, rule, how=how)
 
 
-def _alternatives(model, data, scores: np.ndarray, valid, how: str) -> dict:
+def _alternatives(model, scores: np.ndarray, valid, groups, how: str) -> dict:
     """What other rules, fitted on the same held-out normal scores, would have flagged among the evaluated
     `scores` (n,): a static rule compared with every row; an adaptive one (series only, `valid` (n,) given)
-    started from those scores and moved with each segment's past rows, as `lstmae score --threshold SPEC`
-    flags them."""
+    started from those scores and moved with the past rows of each of the series' `groups` (n,) (None: one
+    series), as `lstmae score --threshold SPEC` flags them."""
     from ..scoring import parse_threshold
-    from ..series import data_groups, flag_rows, threshold_for
+    from ..series import flag_rows, threshold_for
 
     used = np.isfinite(scores) if valid is None else valid
     found = {}
@@ -210,9 +211,6 @@ def _alternatives(model, data, scores: np.ndarray, valid, how: str) -> dict:
             continue  # sequences: one score each, no stream to follow
         try:
             if adaptive:
-                with warnings.catch_warnings():  # scoring has already said where the series was split
-                    warnings.simplefilter("ignore")
-                    groups, _ = data_groups(data, model.data_settings_.get("max_gap"))
                 flags, thresholds = flag_rows(model, scores, valid, groups, spec, how)
                 start = thresholds[valid][0] if valid.any() else np.nan
                 found[spec] = (f"starts at {start:.4g}, then follows the rows' past: flags "
@@ -236,7 +234,7 @@ def _matches_label(events: pd.DataFrame, labels: np.ndarray, early_window: int =
     return runs_touching(events["start_row"].to_numpy(), events["end_row"].to_numpy(), reach)
 
 
-def _figures(model, data, table, events, labels, scores, threshold, sequences) -> list:
+def _figures(model, data, table, events, labels, scores, threshold, sequences, groups) -> list:
     figures = []
     history = {k: v for k, v in model.history_.items() if k in ("loss", "val_loss")}
     if history.get("loss"):
@@ -262,21 +260,15 @@ def _figures(model, data, table, events, labels, scores, threshold, sequences) -
         figures.append(("error_heatmap", "Reconstruction error per feature over time",
                         plot_error_heatmap(np.nan_to_num(errors, nan=np.nan, posinf=np.finfo(np.float32).max),
                                            feature_names=names, index=table.index), PLOT_HELP["heatmap"]))
-        figures += _event_reconstructions(model, data, table, events)
+        figures += _event_reconstructions(model, data, table, events, groups)
     return figures
 
 
-def _event_reconstructions(model, data, table, events, n: int = 2) -> list:
+def _event_reconstructions(model, data, table, events, ids, n: int = 2) -> list:
     """The two highest events' windows that scored highest, input against reconstruction, on the data's
-    own time axis."""
+    own time axis; `ids` (T,): the series' segments, windows never span two (None: one series)."""
     if events is None or events.empty:
         return []
-
-    from ..series import data_groups
-
-    with warnings.catch_warnings():  # the gaps were announced when the data was scored
-        warnings.simplefilter("ignore")
-        ids, _ = data_groups(data, model.data_settings_.get("max_gap"))
     figures = []
     for _, event in events.sort_values("peak_score", ascending=False).head(n).iterrows():
         first, last = int(event["start_row"]), int(event["end_row"])
