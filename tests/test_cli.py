@@ -264,6 +264,20 @@ def test_window_problems(workspace, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_fit_with_n_init_keeps_the_run_of_the_lowest_held_out_loss_and_says_which(workspace, tmp_path):
+    result = run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10, "--time-column", "timestamp",
+                 "--label-column", "label", "--n-init", 2, *TINY)
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["params"]["n_init"] == 2
+    losses, chosen = config["training"]["run_losses"], config["training"]["chosen_run"]
+    assert len(losses) == 2 and losses[chosen - 1] == min(losses)
+    assert f"kept run {chosen} of 2 (--n-init)" in result.output
+    assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m2", "--window", 10, "--n-init", 0),
+                      "n_init must be an integer >= 1", "got 0")
+    assert not (tmp_path / "m2").exists()
+
+
 def test_fit_with_a_threshold_floor_stores_the_floors(workspace, tmp_path):
     result = run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10, "--time-column", "timestamp",
                  "--label-column", "label", "--threshold-floor", 0.5, *TINY)

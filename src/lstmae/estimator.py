@@ -6,6 +6,7 @@ import functools
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ from .scoring.error_models import (MeanError, NormalizedError, error_model_from_
                                    zero_one_features)
 from .training.device import flush_denormals, full_float32, resolve_device, seed_everything
 from .training.checkpoint import Checkpoint, run_fingerprint
-from .training.loop import LOSSES, token_cross_entropy, train
+from .training.loop import LOSSES, evaluate_loss, token_cross_entropy, train
 
 PER_CHOICES = ("sample", "timestep", "feature", "none")
 PROGRESS_MIN_SAMPLES = 20_000  # below this, scoring takes seconds: no bar
@@ -153,7 +154,7 @@ PARAMETERS_HERE
                  learning_rate=DEFAULTS["learning_rate"], loss=DEFAULTS["loss"],
                  validation_fraction=DEFAULTS["validation_fraction"],
                  validation_blocks=DEFAULTS["validation_blocks"], threshold_floor=DEFAULTS["threshold_floor"],
-                 patience=DEFAULTS["patience"],
+                 patience=DEFAULTS["patience"], n_init=DEFAULTS["n_init"],
                  max_grad_norm=DEFAULTS["max_grad_norm"], scaler=DEFAULTS["scaler"],
                  error_model=DEFAULTS["error_model"], binary_features=DEFAULTS["binary_features"],
                  threshold=DEFAULTS["threshold"], encoding=DEFAULTS["encoding"],
@@ -177,6 +178,7 @@ PARAMETERS_HERE
         self.validation_blocks = validation_blocks
         self.threshold_floor = threshold_floor
         self.patience = patience
+        self.n_init = n_init
         self.max_grad_norm = max_grad_norm
         self.scaler = scaler
         self.error_model = error_model
@@ -230,7 +232,6 @@ PARAMETERS_HERE
             raise DataError(f"need at least one training sample after holding out validation_fraction="
                             f"{self.validation_fraction} of {n}")
         train_idx, val_idx = np.arange(n_train), np.arange(n_train, n)
-        rng = seed_everything(self.random_state)
         device = resolve_device(self.device, activation=self.activation)
 
         n_features = 1 if tokens else (X[0].shape[1] if variable else X.shape[2])
@@ -258,17 +259,36 @@ PARAMETERS_HERE
         self.architecture_ = make_architecture(
             n_features, vocab_size=vocab_size,
             **{name: getattr(self, name) for name in ARCHITECTURE_PARAMS if name != "vocab_size"})
-        self.module_ = LSTMAutoencoderModule(self.architecture_).to(device)
-        checkpoint = None
-        if checkpoint_dir is not None:
-            checkpoint = Checkpoint(checkpoint_dir, run_fingerprint(_jsonable(self.get_params()), X, n_train))
-        self.history_ = train(
-            self.module_, X, train_idx, val_idx, transform=None if tokens else self.scaler_.transform,
-            tokens=tokens, epochs=self.epochs, batch_size=self.batch_size,
-            steps_per_epoch=self.steps_per_epoch, learning_rate=self.learning_rate,
-            loss="cross_entropy" if tokens else self.loss, patience=self.patience,
-            max_grad_norm=self.max_grad_norm, rng=rng, device=device, progress=self.progress,
-            checkpoint=checkpoint, on_epoch=on_epoch)
+        fingerprint = None if checkpoint_dir is None else run_fingerprint(_jsonable(self.get_params()), X, n_train)
+        transform = None if tokens else self.scaler_.transform
+        loss = "cross_entropy" if tokens else self.loss
+        chosen, losses = None, []
+        for run in range(self.n_init):
+            seed = None if self.random_state is None else (int(self.random_state) + run) % 2**32
+            rng = seed_everything(seed)
+            module = LSTMAutoencoderModule(self.architecture_).to(device)
+            checkpoint = None
+            if checkpoint_dir is not None:
+                folder = checkpoint_dir if self.n_init == 1 else Path(checkpoint_dir) / f"run-{run + 1}"
+                checkpoint = Checkpoint(folder, fingerprint)
+            history = train(
+                module, X, train_idx, val_idx, transform=transform, tokens=tokens, epochs=self.epochs,
+                batch_size=self.batch_size, steps_per_epoch=self.steps_per_epoch, learning_rate=self.learning_rate,
+                loss=loss, patience=self.patience, max_grad_norm=self.max_grad_norm, rng=rng, device=device,
+                progress=self.progress, checkpoint=checkpoint, on_epoch=on_epoch,
+                desc="training" if self.n_init == 1 else f"training {run + 1}/{self.n_init}")
+            if self.n_init > 1:  # every run judged on the same, whole held-out part (early stopping samples it)
+                losses.append(evaluate_loss(module, X, val_idx if len(val_idx) else train_idx, self.batch_size, loss,
+                                            device, transform=transform, tokens=tokens))
+                if chosen is None or losses[-1] < losses[chosen]:
+                    chosen, self.module_, self.history_ = run, module, history
+            else:
+                self.module_, self.history_ = module, history
+            if history.get("interrupted"):
+                break  # Ctrl-C: no further runs; the best of those trained so far is kept
+        if self.n_init > 1:
+            self.history_.update(run_losses=losses, chosen_run=chosen + 1,
+                                 **({"interrupted": True} if history.get("interrupted") else {}))
         self.history_.update(n_train=int(n_train), n_validation=int(n - n_train))
 
         return self.recalibrate(X[n_train:] if len(val_idx) else X[:n_train])
@@ -584,6 +604,8 @@ PARAMETERS_HERE
         if self.threshold_floor is not None and (not is_number(self.threshold_floor)
                                                  or not 0.0 < self.threshold_floor <= 1.0):
             raise ValueError(f"threshold_floor must be a quantile in (0, 1] or None, got {self.threshold_floor!r}")
+        if not is_integer(self.n_init, 1):
+            raise ValueError(f"n_init must be an integer >= 1 (networks trained from different seeds), got {self.n_init!r}")
         if not is_integer(self.epochs, 0):
             raise ValueError(f"epochs must be an integer >= 0 (0: no training), got {self.epochs!r}")
         if not is_integer(self.batch_size, 1):

@@ -277,6 +277,10 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
         context = [name for name, kept in zip(dataset.feature_names, scored) if not kept]
         click.echo(f"0/1 features, fed to the network but not scored ({len(context)}): {', '.join(context[:10])}"
                    f"{', ...' if len(context) > 10 else ''} (--binary-features scored to score them too)", err=True)
+    if "run_losses" in history:
+        losses = ", ".join(f"{loss:.4g}" for loss in history["run_losses"])
+        click.echo(f"kept run {history['chosen_run']} of {len(history['run_losses'])} (--n-init), the lowest "
+                   f"held-out loss: {losses}", err=True)
     click.echo(f"trained on {model.data_settings_['n_train']} {model.data_settings_['unit']} in "
                f"{time.perf_counter() - started:.1f}s ({history['epochs_run']} epochs, best {history['best_epoch']})"
                f"{interrupted}; threshold {model.threshold_:.4g} ({model.threshold_rule_}, fitted on "

@@ -70,7 +70,7 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
           steps_per_epoch: int | None = None,
           patience: int | None, max_grad_norm: float | None, rng: np.random.Generator,
           device: torch.device, progress: bool = True, checkpoint: Checkpoint | None = None,
-          on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+          on_epoch: Callable[[int, dict], None] | None = None, desc: str = "training") -> dict:
     """Fit `module` to reconstruct X; return the history {"loss": [...], "val_loss": [...], ...}.
 
     X, transform, tokens: as `data.batches.iterate_batches` reads them. loss: "mse", "mae" or "cross_entropy" (tokens).
@@ -105,7 +105,7 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
         if resumed is not None:
             history, best_state, waited = resumed
             best_loss = min(history["val_loss"] if len(val_idx) else history["loss"], default=float("inf"))
-    bar = tqdm(range(len(history["loss"]), epochs), desc="training", unit="epoch", file=sys.stderr,
+    bar = tqdm(range(len(history["loss"]), epochs), desc=desc, unit="epoch", file=sys.stderr,
                disable=None if progress and parallel.is_main else True, leave=False)
     try:
         for epoch in bar:
