@@ -264,11 +264,16 @@ def test_window_problems(workspace, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
-def test_fit_with_n_init_keeps_the_run_of_the_lowest_held_out_loss_and_says_which(workspace, tmp_path):
+def fit_demo(workspace, tmp_path, *options):
+    """`lstmae fit` on the demo's training table into tmp_path/m with `options`: its result and config.json."""
     result = run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10, "--time-column", "timestamp",
-                 "--label-column", "label", "--n-init", 2, *TINY)
+                 "--label-column", "label", *options, *TINY)
     assert result.exit_code == 0, result.output
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    return result, json.loads((tmp_path / "m" / "config.json").read_text())
+
+
+def test_fit_with_n_init_keeps_the_run_of_the_lowest_held_out_loss_and_says_which(workspace, tmp_path):
+    result, config = fit_demo(workspace, tmp_path, "--n-init", 2)
     assert config["params"]["n_init"] == 2
     losses, chosen = config["training"]["run_losses"], config["training"]["chosen_run"]
     assert len(losses) == 2 and losses[chosen - 1] == min(losses)
@@ -279,10 +284,7 @@ def test_fit_with_n_init_keeps_the_run_of_the_lowest_held_out_loss_and_says_whic
 
 
 def test_fit_with_a_threshold_floor_stores_the_floors(workspace, tmp_path):
-    result = run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10, "--time-column", "timestamp",
-                 "--label-column", "label", "--threshold-floor", 0.5, *TINY)
-    assert result.exit_code == 0, result.output
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    result, config = fit_demo(workspace, tmp_path, "--threshold-floor", 0.5)
     assert config["params"]["threshold_floor"] == 0.5
     assert set(config["threshold"]["floors"]) == {"mean", "window"}
     assert config["threshold"]["value"] >= config["threshold"]["floors"]["mean"]
