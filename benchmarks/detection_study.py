@@ -69,7 +69,7 @@ DETECTOR_TITLES = {"lstmae": "lstmae", "isolation_forest": "IsolationForest", "p
                    "pyod_iforest": "PyOD IForest", "discord": "MP discord"}
 FAMILY_TITLES = {"msl": "MSL (NASA)", "nab": "NAB", "keogh": "Keogh ECG", "ucr": "UCR anomaly 135-138"}
 # lstmae trained at settings["series"]["ensemble_seeds"]: detector SEED_PREFIX + seed, "lstmae_ensemble" and
-# "lstmae_selected" (the network of the lowest held-out loss).
+# "lstmae_selected" (the network of the lowest loss on the whole held-out part, as n_init chooses).
 SEED_PREFIX = "lstmae_seed_"
 # The baselines' threshold rules: lstmae's defaults, fitted the same way on their held-out scores.
 BEAT_THRESHOLD = parse_threshold(default_threshold("window"))
@@ -458,8 +458,7 @@ def seed_ensemble(model, rows: RowScores, task, held_parts: list, settings: dict
     default row rule fitted on the mean of their scores of the held-out training rows (`held_parts`, the
     fitted model's held-out runs: `lstmae_parts`), then the default
     alarm rules, as lstmae.series does for one model; and "lstmae_selected", the scores and alarms of the one
-    network whose best held-out loss (what early stopping keeps) is the lowest, as a user choosing among seeds
-    without labels would. Empty when there are no extra seeds."""
+    network whose loss on the whole held-out part is the lowest, as `n_init` chooses among seeds without labels. Empty when there are no extra seeds."""
     from lstmae import LSTMAutoencoder
     from lstmae.scoring import alarms_from_flags
     from lstmae.series import fit_series
@@ -481,7 +480,7 @@ def seed_ensemble(model, rows: RowScores, task, held_parts: list, settings: dict
     alarms = alarms_from_flags(flags_above(test, threshold), causal=False, **DEFAULT_ALARM)
     seconds = sum(member.info["seconds"] for member in member_rows) + time.perf_counter() - started
     results["lstmae_ensemble"] = RowScores(test, alarms, {"seconds": seconds, "n_members": len(members)})
-    losses = [min(member.history_["val_loss"], default=np.inf) for member in members]
+    losses = [member.history_["held_out_loss"] for member in members]  # what n_init compares
     chosen = int(np.argmin(losses))
     results["lstmae_selected"] = member_rows[chosen]._replace(
         info={**member_rows[chosen].info, "seed": members[chosen].random_state})
@@ -1060,8 +1059,8 @@ def markdown(report: dict) -> str:
                       f"{settings['seed']}); lstmae ensemble: the mean of the row scores of those "
                       f"{len(series_settings['ensemble_seeds']) + 1} networks, its threshold the default rule on "
                       "the mean of their held-out row scores, then the default alarm rules; its seconds are all "
-                      "of theirs. lstmae lowest held-out loss: on each series the one of those networks whose best "
-                      "held-out loss is the lowest, with its own scores and alarms.", "",
+                      "of theirs. lstmae lowest held-out loss: on each series the one of those networks whose loss on "
+                      "the whole held-out part is the lowest (as n_init chooses), with its own scores and alarms.", "",
                       "How far the seeds lie apart (series with anomalies): VUS-PR range (max - min over the seeds) "
                       "per series, its mean and max; the range of the seeds' family means; the ensemble's and the "
                       "lowest held-out loss's family means minus the seeds' mean.", "",
