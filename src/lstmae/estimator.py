@@ -604,7 +604,8 @@ PARAMETERS_HERE
                                                  or not 0.0 < self.threshold_floor <= 1.0):
             raise ValueError(f"threshold_floor must be a quantile in (0, 1] or None, got {self.threshold_floor!r}")
         if not is_integer(self.n_init, 1):
-            raise ValueError(f"n_init must be an integer >= 1 (networks trained from different seeds), got {self.n_init!r}")
+            raise ValueError(f"n_init must be an integer >= 1 (networks trained from different seeds), "
+                             f"got {self.n_init!r}")
         if not is_integer(self.epochs, 0):
             raise ValueError(f"epochs must be an integer >= 0 (0: no training), got {self.epochs!r}")
         if not is_integer(self.batch_size, 1):
