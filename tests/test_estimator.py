@@ -83,7 +83,9 @@ def test_steps_per_epoch_bounds_the_samples_each_epoch_trains_and_validates_on(m
     LSTMAutoencoder(encoder=(4,), **{**FAST, "epochs": 2, "patience": None, "batch_size": 8,
                                      "steps_per_epoch": 2}).fit(X)
     assert seen[True] == [8, 8, 8, 8]  # 2 epochs x 2 steps of 8, not 2 x 180 samples
-    assert seen[False] == [16, 16, 16]  # the initial loss and one per epoch, each on 16 of the 20 validation windows
+    # the initial loss and one per epoch, each on 16 of the 20 validation windows; then the kept network's loss on all
+    # 20 (history_["held_out_loss"], what n_init compares)
+    assert seen[False] == [16, 16, 16, 20]
     seen[True].clear()
     LSTMAutoencoder(encoder=(4,), **{**FAST, "epochs": 1, "batch_size": 8, "steps_per_epoch": None}).fit(X)
     assert sum(seen[True]) == 180
@@ -92,7 +94,7 @@ def test_steps_per_epoch_bounds_the_samples_each_epoch_trains_and_validates_on(m
     seen[False].clear()
     LSTMAutoencoder(encoder=(4,), **{**FAST, "epochs": 1, "patience": None, "batch_size": 8, "steps_per_epoch": 2,
                                      "validation_fraction": 0.0}).fit(X)
-    assert seen[False][0] == 16
+    assert seen[False] == [16]  # and no held-out loss to record, with nothing held out
 
 
 def test_default_threshold_is_two_sigma_of_the_validation_scores(fitted_small):

@@ -83,3 +83,12 @@ def test_each_run_has_its_own_checkpoint_and_a_rerun_resumes_to_the_same_network
 def test_n_init_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="n_init must be an integer >= 1"):
         small(n_init=bad).fit(sine_windows(n=32))
+
+
+def test_with_nothing_held_out_the_runs_are_compared_on_the_training_windows():
+    X = sine_windows(n=64)
+    model = small(n_init=2, validation_fraction=0.0).fit(X)
+    losses = [float(small(random_state=3 + run, validation_fraction=0.0).fit(X)
+                    .reconstruction_error(X, per="sample", kind="mae").mean()) for run in range(2)]
+    np.testing.assert_allclose(model.history_["run_losses"], losses, rtol=1e-5)
+    assert "held_out_loss" not in model.history_

@@ -90,8 +90,9 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("patience", 20, "int or None", "epochs without a better validation loss before stopping "
               "(None: never)"),
     Parameter("n_init", 1, "int", "networks trained, from seeds random_state, random_state + 1, ... (the CLI's "
-              "--seed); the one with the lowest loss on the whole held-out part is kept, as scikit-learn's KMeans "
-              "keeps its best of n_init runs (n_init times the training time)"),
+              "--seed); the one with the lowest loss on the whole held-out part (on the training windows when nothing "
+              "is held out) is kept, as scikit-learn's KMeans keeps its best of n_init runs (n_init times the "
+              "training time)"),
     Parameter("max_grad_norm", 1.0, "float or None", "gradient clipping norm (None: no clipping)"),
     Parameter("scaler", "standard", "str", "per-feature scaling fitted on the training part only",
               SCALER_CHOICES),

@@ -277,14 +277,17 @@ PARAMETERS_HERE
                 loss=loss, patience=self.patience, max_grad_norm=self.max_grad_norm, rng=rng, device=device,
                 progress=self.progress, checkpoint=checkpoint, on_epoch=on_epoch,
                 desc="training" if self.n_init == 1 else f"training {run + 1}/{self.n_init}")
-            # every run judged on the same, whole held-out part (early stopping's loss is taken on a sample of it)
-            losses.append(evaluate_loss(module, X, val_idx if len(val_idx) else train_idx, self.batch_size, loss,
-                                        device, transform=transform, tokens=tokens))
+            # every run judged on the same, whole held-out part (early stopping's loss is taken on a sample of it);
+            # with nothing held out, on the training windows, and only to choose among runs
+            if len(val_idx) or self.n_init > 1:
+                losses.append(evaluate_loss(module, X, val_idx if len(val_idx) else train_idx, self.batch_size, loss,
+                                            device, transform=transform, tokens=tokens))
             if chosen is None or losses[-1] < losses[chosen]:
                 chosen, self.module_, self.history_ = run, module, history
             if history.get("interrupted"):
                 break  # Ctrl-C: no further runs; the best of those trained so far is kept
-        self.history_["held_out_loss"] = losses[chosen]
+        if len(val_idx):
+            self.history_["held_out_loss"] = losses[chosen]
         if self.n_init > 1:
             self.history_.update(run_losses=losses, chosen_run=chosen + 1,
                                  **({"interrupted": True} if history.get("interrupted") else {}))
