@@ -458,7 +458,8 @@ def seed_ensemble(model, rows: RowScores, task, held_parts: list, settings: dict
     default row rule fitted on the mean of their scores of the held-out training rows (`held_parts`, the
     fitted model's held-out runs: `lstmae_parts`), then the default
     alarm rules, as lstmae.series does for one model; and "lstmae_selected", the scores and alarms of the one
-    network whose loss on the whole held-out part is the lowest, as `n_init` chooses among seeds without labels. Empty when there are no extra seeds."""
+    network whose loss on the whole held-out part is the lowest, as `n_init` chooses among seeds without labels.
+    Empty when there are no extra seeds."""
     from lstmae import LSTMAutoencoder
     from lstmae.scoring import alarms_from_flags
     from lstmae.series import fit_series
@@ -480,7 +481,7 @@ def seed_ensemble(model, rows: RowScores, task, held_parts: list, settings: dict
     alarms = alarms_from_flags(flags_above(test, threshold), causal=False, **DEFAULT_ALARM)
     seconds = sum(member.info["seconds"] for member in member_rows) + time.perf_counter() - started
     results["lstmae_ensemble"] = RowScores(test, alarms, {"seconds": seconds, "n_members": len(members)})
-    losses = [member.history_["held_out_loss"] for member in members]  # what n_init compares
+    losses = [member.history_.get("held_out_loss", np.inf) for member in members]  # n_init's; none held out: inf
     chosen = int(np.argmin(losses))
     results["lstmae_selected"] = member_rows[chosen]._replace(
         info={**member_rows[chosen].info, "seed": members[chosen].random_state})
