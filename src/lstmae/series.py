@@ -769,7 +769,7 @@ def score_data(model, data, *, how: str = DEFAULTS["how"], stride: int = 1, thre
     if events:
         error_columns = [f"error_{name}" for name in data.feature_names]
         # an event's top features are among those its score is made of (not the 0/1 features kept as context)
-        scored = getattr(model.error_model_, "scored", None)
+        scored = model.error_model_.scored
         ranked = [i for i in range(len(error_columns)) if scored is None or scored[i]]
         found = _events_per_entity(table, entity_column, "alarm" if alarms is not None else "is_anomaly",
                                    [error_columns[i] for i in ranked], [data.feature_names[i] for i in ranked])

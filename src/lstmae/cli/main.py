@@ -272,7 +272,7 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
     history = model.history_
     interrupted = " (interrupted: kept the best epoch so far)" if history.get("interrupted") else ""
     click.echo(f"features ({len(dataset.feature_names)}): {', '.join(dataset.feature_names)}", err=True)
-    scored = getattr(model.error_model_, "scored", None)
+    scored = model.error_model_.scored
     if scored is not None:
         context = [name for name, kept in zip(dataset.feature_names, scored) if not kept]
         click.echo(f"0/1 features, fed to the network but not scored ({len(context)}): {', '.join(context[:10])}"

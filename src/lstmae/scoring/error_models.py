@@ -54,6 +54,8 @@ class ErrorModel(ABC):
     """Turns reconstruction errors into one anomaly score per window."""
 
     name: str
+    # (F,) bool: the features the score is made of (None: all); only NormalizedError leaves some out
+    scored: np.ndarray | None = None
 
     @property
     def spec(self) -> str:
