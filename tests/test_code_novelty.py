@@ -34,13 +34,13 @@ def cached_codes(seed: int = 0) -> dict:
 
 def test_a_window_the_error_misses_is_found_by_its_code_unless_the_weight_drowns_it():
     cached = cached_codes()
-    plain = error_scales.score(cached, "min_scale")
-    novel = error_scales.score(cached, "min_scale", scorer=code_novelty.novelty_scorer(cached, 1.0))
+    plain = error_scales.score(cached)
+    novel = error_scales.score(cached, scorer=code_novelty.novelty_scorer(cached, 1.0))
     assert plain["vus_pr"] < 0.2 and plain["event_recall"] == 0.0
     assert novel["vus_pr"] > 0.8 and novel["event_recall"] == 1.0 and novel["alarm_rate"] < 0.05
-    drowned = error_scales.score(cached, "min_scale", scorer=code_novelty.novelty_scorer(cached, 1e6))
+    drowned = error_scales.score(cached, scorer=code_novelty.novelty_scorer(cached, 1e6))
     assert drowned["event_recall"] == 0.0  # ten code units out is nothing at this weight
-    one_scale = error_scales.score(cached, "min_scale", scorer=code_novelty.novelty_scorer(cached, 1.0, quantile=0.99))
+    one_scale = error_scales.score(cached, scorer=code_novelty.novelty_scorer(cached, 1.0, quantile=0.99))
     assert one_scale["vus_pr"] > 0.8 and one_scale["event_recall"] == 1.0
 
 
@@ -55,8 +55,8 @@ def test_on_one_scale_an_error_burst_outranks_codes_that_are_often_this_far_out(
         cached[key][far] *= 6.0
     cached["codes_part0"] = cached["codes_held"]
     cached["test"][1200:1211] += 0.5
-    z_scale = error_scales.score(cached, "min_scale", scorer=code_novelty.novelty_scorer(cached, 1.0))
-    one_scale = error_scales.score(cached, "min_scale", scorer=code_novelty.novelty_scorer(cached, 1.0, quantile=0.99))
+    z_scale = error_scales.score(cached, scorer=code_novelty.novelty_scorer(cached, 1.0))
+    one_scale = error_scales.score(cached, scorer=code_novelty.novelty_scorer(cached, 1.0, quantile=0.99))
     assert one_scale["vus_pr"] > 0.7 and z_scale["vus_pr"] < 0.4, (one_scale, z_scale)
 
 

@@ -40,7 +40,8 @@ def test_the_floor_decides_whether_a_quiet_flag_outranks_the_anomaly(monkeypatch
     assert len(cached["codes_test"]) == len(cached["test"]) and len(cached["codes_held"]) == len(cached["held"])
     assert len(cached["codes_part0"]) == len(cached["part0"]) and cached["codes_fit"].shape[1] == 8 + 8
     assert len(cached["codes_fit"]) + len(cached["held"]) <= 800 - 20 + 1  # trained and held-out windows apart
-    results = {floor: error_scales.score(cached, floor) for floor in error_scales.FLOORS}
+    results = {floor: error_scales.score(cached, scorer=error_scales.lstmae_scorer(cached, floor=floor))
+               for floor in error_scales.FLOORS}
     assert results["min_scale"]["vus_pr"] > results["relative"]["vus_pr"] + 0.2, results
     for floor, result in results.items():
         assert 0 <= result["alarm_rate"] <= 1 and result["anomaly_fraction"] == cached["labels"][20:].mean()

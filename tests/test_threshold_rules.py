@@ -32,7 +32,7 @@ def cached_errors(shift: float = 0.0, held_rows: int = 209, seed: int = 0) -> di
 
 
 def score(cached: dict, rule: str) -> dict:
-    return error_scales.score(cached, "min_scale", parse_threshold(rule))
+    return error_scales.score(cached, parse_threshold(rule))
 
 
 def test_a_series_is_scored_with_static_and_adaptive_rules_and_an_unfittable_rule_raises_no_alarm():

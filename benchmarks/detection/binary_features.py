@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         flags[f"{task.family}/{task.name}"] = int(binary.sum())
         for mode in BINARY_FEATURE_CHOICES:
             series[mode][task.family][seed][task.name] = error_scales.score(
-                cached, "min_scale", scorer=error_scales.lstmae_scorer(cached, binary if mode == "context" else None))
+                cached, scorer=error_scales.lstmae_scorer(cached, binary if mode == "context" else None))
     summary = {mode: {family: {seed: threshold_rules.summary(by_name) for seed, by_name in by_seed.items()}
                       for family, by_seed in by_family.items()}
                for mode, by_family in series.items()}

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
             scorer = None if kind == "lstmae" else (
                 novelty_scorer(cached, float(value), args.neighbours) if kind == "novelty"
                 else novelty_scorer(cached, 1.0, args.neighbours, quantile=float(value)))
-            series[column][task.family][seed][task.name] = error_scales.score(cached, "min_scale", scorer=scorer)
+            series[column][task.family][seed][task.name] = error_scales.score(cached, scorer=scorer)
     summary = {column: {family: {seed: error_scales.summary(list(by_name.values()))
                                  for seed, by_name in by_seed.items()}
                         for family, by_seed in by_family.items()}

@@ -59,7 +59,8 @@ def main(argv=None) -> int:
     results = {family: {seed: {} for seed in seeds} for family in families}
     for task, seed, path in jobs:
         cached = dict(np.load(path))  # read once: an .npz member is decompressed on every access
-        results[task.family][seed][task.name] = {floor: score(cached, floor, rule, args.min_scale) for floor in FLOORS}
+        results[task.family][seed][task.name] = {
+            floor: score(cached, rule, lstmae_scorer(cached, floor=floor, min_scale=args.min_scale)) for floor in FLOORS}
     report = {"command": " ".join(["python benchmarks/detection/error_scales.py", *(argv or sys.argv[1:])]),
               "threshold": args.threshold, "min_scale": args.min_scale,
               "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
@@ -155,30 +156,25 @@ def task_binary_features(task) -> np.ndarray:
     return zero_one_features(task.train, task.train.shape[1])
 
 
-def lstmae_scorer(cached, binary=None):
-    """Window scores (N,) by cache key as lstmae's normalized-max error model gives them with the 0/1 features
-    `binary` (F,) kept as context (binary_features="context"; None: every feature scored)."""
-    score_vectors = scaled(cached, scored=None if binary is None else scored_features(binary))
+def lstmae_scorer(cached, binary=None, floor: str = "min_scale", min_scale: float = NormalizedError().min_scale):
+    """Window scores (N,) by cache key ("held", "test", "part0", ...) as lstmae's normalized-max error model
+    gives them with the 0/1 features `binary` (F,) kept as context (binary_features="context"; None: every
+    feature scored), and the smallest scale `floor` (see `scaled`)."""
+    score_vectors = scaled(cached, floor, min_scale, scored=None if binary is None else scored_features(binary))
     return lambda key: score_vectors(cached[key])
 
 
-def score(cached, floor: str, rule=study.ROW_THRESHOLD, min_scale: float = NormalizedError().min_scale,
-          scorer=None) -> dict:
+def score(cached, rule=study.ROW_THRESHOLD, scorer=None) -> dict:
     """VUS-PR, alarm rate and event metrics of one series' test rows, as lstmae.series scores them with the row
     threshold `rule` (parsed; an adaptive rule starts from the held-out rows and follows the test rows). A rule
     that cannot be fitted on the held-out rows (too few of them) raises no alarm: "unfitted" says so.
-    `scorer`: window scores (N,) from a cache key ("held", "test", "part0", ...) in place of lstmae's error
-    model with the floor `floor`."""
+    `scorer`: window scores (N,) by cache key (default: `lstmae_scorer`, every feature scored)."""
     from lstmae.evaluation import detection_metrics
     from lstmae.exceptions import DataError
     from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags, window_to_points
 
     window, labels = int(cached["window"]), cached["labels"]
-    if scorer is None:
-        score_vectors = scaled(cached, floor, min_scale)
-
-        def scorer(key):
-            return score_vectors(cached[key])
+    scorer = lstmae_scorer(cached) if scorer is None else scorer
 
     def rows(key, n_rows):
         return window_to_points(scorer(key), n_rows, window, how="mean")[0]

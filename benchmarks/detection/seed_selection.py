@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         cached = dict(np.load(path))
         key = (task.family, task.name, seed)
         losses[key] = float(cached["held"].mean())
-        results[key] = error_scales.score(cached, "min_scale", scorer=error_scales.lstmae_scorer(
+        results[key] = error_scales.score(cached, scorer=error_scales.lstmae_scorer(
             cached, error_scales.task_binary_features(task)))
     names = {family: sorted({name for fam, name, _ in results if fam == family}) for family in families}
     sets = {k: [list(chosen) for chosen in itertools.combinations(seeds, k)] for k in runs}

@@ -53,8 +53,7 @@ def main(argv=None) -> int:
         scorer = error_scales.lstmae_scorer(
             cached, error_scales.task_binary_features(task) if args.binary_features == "context" else None)
         for rule in rules:
-            results[rule][task.family][seed][task.name] = error_scales.score(cached, "min_scale",
-                                                                            parse_threshold(rule), scorer=scorer)
+            results[rule][task.family][seed][task.name] = error_scales.score(cached, parse_threshold(rule), scorer)
     report = {"command": " ".join(["python benchmarks/detection/threshold_rules.py", *(argv or sys.argv[1:])]),
               "binary_features": args.binary_features, "seconds": round(time.perf_counter() - started, 1),
               "networks_trained": trained,
