@@ -9,7 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import lstmae  # noqa: E402
 from detection import seed_selection  # noqa: E402
+from detection.datasets import SeriesTask  # noqa: E402
 
 WINDOW = 10
 
@@ -62,3 +64,23 @@ def test_more_runs_than_seeds_is_refused(capsys):
         seed_selection.main(["--seeds", "0,1", "--runs", "3"])
     assert exit.value.code == 2
     assert "--runs must lie in 2..2" in capsys.readouterr().err
+
+
+def test_the_cached_held_out_loss_is_the_one_n_init_compares(monkeypatch, tmp_path):
+    # seed_selection.py rests on it: the mean of the cached held-out errors is the fitted network's
+    # history_["held_out_loss"], the number n_init keeps the lowest of
+    made = []
+    real = lstmae.LSTMAutoencoder
+
+    def small(**params):
+        made.append(real(**{**params, "encoder": (8,), "epochs": 3}))
+        return made[-1]
+
+    monkeypatch.setattr(lstmae, "LSTMAutoencoder", small)
+    values = np.sin(np.arange(1000) / 6.0)[:, None].astype(np.float32)
+    task = SeriesTask("nab", "sine", values[:700], values[700:], np.zeros(300, np.int8))
+    settings = seed_selection.study.family_settings(
+        seed_selection.study.build_settings(seed_selection.study.parse_args([])), "nab")
+    seed_selection.error_scales.train_and_cache(task, {**settings, "window": 20}, 0, tmp_path / "sine.npz")
+    cached = np.load(tmp_path / "sine.npz")
+    assert float(cached["held"].mean()) == pytest.approx(made[0].history_["held_out_loss"], rel=1e-5)
