@@ -55,14 +55,13 @@ def main(argv=None) -> int:
         results[key] = error_scales.score(cached, scorer=error_scales.lstmae_scorer(
             cached, error_scales.task_binary_features(task)))
     names = {family: sorted({name for fam, name, _ in results if fam == family}) for family in families}
+    single = {seed: {family: family_summary(results, family, family_names, {name: seed for name in family_names})
+                     for family, family_names in names.items()} for seed in seeds}
     sets = {k: [list(chosen) for chosen in itertools.combinations(seeds, k)] for k in runs}
-    compared = {k: [compare(results, losses, names, members) for members in sets[k]] for k in runs}
+    compared = {k: [compare(results, losses, names, single, members) for members in sets[k]] for k in runs}
     report = {"command": " ".join(["python benchmarks/detection/seed_selection.py", *(argv or sys.argv[1:])]),
               "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
-              "networks_from_cache": len(jobs) - trained, "seeds": seeds,
-              "single_seeds": {seed: {family: family_summary(results, family, names[family], {n: seed for n in
-                                                                                             names[family]})
-                                      for family in families} for seed in seeds},
+              "networks_from_cache": len(jobs) - trained, "seeds": seeds, "single_seeds": single,
               "sets": {k: [{"seeds": members, **result} for members, result in zip(sets[k], compared[k])]
                        for k in runs}}
     error_scales.write_results(args.out, "seed_selection", report, markdown(report, families))
@@ -74,15 +73,14 @@ def family_summary(results: dict, family: str, names: list, picks: dict) -> dict
     return threshold_rules.summary({name: results[(family, name, picks[name])] for name in names})
 
 
-def compare(results: dict, losses: dict, names: dict, members: list) -> dict:
+def compare(results: dict, losses: dict, names: dict, single: dict, members: list) -> dict:
     """Per family: the summary of the networks n_init keeps among the seeds `members` ("kept", and which seed
-    it kept per series) and the members' own summaries ("members")."""
+    it kept per series) and the members' own summaries ("members", from `single`: {seed: {family: summary}})."""
     out = {}
     for family, family_names in names.items():
         picks = {name: min(members, key=lambda seed: losses[(family, name, seed)]) for name in family_names}
         out[family] = {"kept": family_summary(results, family, family_names, picks), "picks": picks,
-                       "members": [family_summary(results, family, family_names, {name: seed for name in family_names})
-                                   for seed in members]}
+                       "members": [single[seed][family] for seed in members]}
     return out
 
 

@@ -289,8 +289,9 @@ PARAMETERS_HERE
         if len(val_idx):
             self.history_["held_out_loss"] = losses[chosen]
         if self.n_init > 1:
-            self.history_.update(run_losses=losses, chosen_run=chosen + 1,
-                                 **({"interrupted": True} if history.get("interrupted") else {}))
+            self.history_.update(run_losses=losses, chosen_run=chosen + 1)
+        if history.get("interrupted"):  # the last run's; the kept one may be an earlier, finished run
+            self.history_["interrupted"] = True
         self.history_.update(n_train=int(n_train), n_validation=int(n - n_train))
 
         return self.recalibrate(X[n_train:] if len(val_idx) else X[:n_train])
