@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 
 import detection_study as study  # noqa: E402
+from lstmae.config import DEFAULTS  # noqa: E402
 from lstmae.scoring import parse_threshold  # noqa: E402
 from lstmae.scoring.error_models import NormalizedError, scored_features, zero_one_features  # noqa: E402
 
@@ -162,6 +163,12 @@ def lstmae_scorer(cached, binary=None, floor: str = "min_scale", min_scale: floa
     feature scored), and the smallest scale `floor` (see `scaled`)."""
     score_vectors = scaled(cached, floor, min_scale, scored=None if binary is None else scored_features(binary))
     return lambda key: score_vectors(cached[key])
+
+
+def task_scorer(cached, task, binary_features: str = DEFAULTS["binary_features"]):
+    """`lstmae_scorer` of a task's cached network as lstmae scores it with `binary_features` ("context": the
+    task's 0/1 training features left out of the score; default: lstmae's)."""
+    return lstmae_scorer(cached, task_binary_features(task) if binary_features == "context" else None)
 
 
 def score(cached, rule=study.ROW_THRESHOLD, scorer=None) -> dict:

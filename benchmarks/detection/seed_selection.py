@@ -52,8 +52,7 @@ def main(argv=None) -> int:
         cached = dict(np.load(path))
         key = (task.family, task.name, seed)
         losses[key] = float(cached["held"].mean())
-        results[key] = error_scales.score(cached, scorer=error_scales.lstmae_scorer(
-            cached, error_scales.task_binary_features(task)))
+        results[key] = error_scales.score(cached, scorer=error_scales.task_scorer(cached, task))
     names = {family: sorted({name for fam, name, _ in results if fam == family}) for family in families}
     single = {seed: {family: family_summary(results, family, family_names, {name: seed for name in family_names})
                      for family, family_names in names.items()} for seed in seeds}

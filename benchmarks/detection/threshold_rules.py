@@ -50,8 +50,7 @@ def main(argv=None) -> int:
     results = {rule: {family: {seed: {} for seed in seeds} for family in families} for rule in rules}
     for task, seed, path in jobs:
         cached = dict(np.load(path))
-        scorer = error_scales.lstmae_scorer(
-            cached, error_scales.task_binary_features(task) if args.binary_features == "context" else None)
+        scorer = error_scales.task_scorer(cached, task, args.binary_features)
         for rule in rules:
             results[rule][task.family][seed][task.name] = error_scales.score(cached, parse_threshold(rule), scorer)
     report = {"command": " ".join(["python benchmarks/detection/threshold_rules.py", *(argv or sys.argv[1:])]),
