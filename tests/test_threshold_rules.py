@@ -60,22 +60,36 @@ def test_a_shifted_series_storms_under_the_static_rule_and_not_under_the_one_tha
     assert static["n_series"] == 2 and static["unfitted"] == 0
 
 
-def test_the_command_writes_each_rule_per_family_and_seed(tmp_path, monkeypatch):
+def run_command(tmp_path, monkeypatch, shifts: dict) -> tuple[dict, str]:
+    """threshold_rules.py's report and markdown for one NAB series "toy" at seeds 0 and 1, its test part shifted
+    by `shifts[seed]`."""
     paths = []
     for seed in (0, 1):
         path = tmp_path / f"toy-{seed}.npz"
-        np.savez(path, **cached_errors(shift=3.0 * seed, seed=seed))
+        np.savez(path, **cached_errors(shift=shifts[seed], seed=seed))
         train = np.random.default_rng(seed).normal(size=(300, 2))  # no 0/1 feature: context scores as scored
         paths.append((SimpleNamespace(family="nab", name="toy", train=train), seed, path))
     monkeypatch.setattr(threshold_rules.error_scales, "cached_networks", lambda *args: (paths, 0))
     out = tmp_path / "out"
     assert threshold_rules.main(["--rules", "mad:8;telemanom:2,mad=8", "--datasets", "nab", "--seeds", "0,1",
                                  "--out", str(out)]) == 0
-    report = json.loads((out / "threshold_rules.json").read_text())
+    return json.loads((out / "threshold_rules.json").read_text()), (out / "threshold_rules.md").read_text()
+
+
+def test_the_command_writes_each_rule_per_family_and_seed(tmp_path, monkeypatch):
+    report, text = run_command(tmp_path, monkeypatch, {0: 0.0, 1: 3.0})
     assert report["binary_features"] == "context"  # lstmae's default
     assert list(report["summary"]) == ["mad:8", "telemanom:2,mad=8"]
     assert report["summary"]["mad:8"]["nab"]["1"]["storms"] == 1
     assert report["summary"]["telemanom:2,mad=8"]["nab"]["1"]["storms"] == 0
-    text = (out / "threshold_rules.md").read_text()
     assert "| NAB (1) | 0 | **1.00 / " in text  # the goals hold: bold
     assert "| 1 | 0/1 / 1 / " in text and "| `mad:8` | `telemanom:2,mad=8` |" in text
+    # over the seeds: the goals at seed 0 only, the storm at seed 1 only
+    assert "| `mad:8` | 1/2 (nab 1) | 1.000 (nab 1.000) | 0-1 | none |" in text
+
+
+def test_over_the_seeds_a_series_that_storms_at_every_seed_is_named(tmp_path, monkeypatch):
+    report, text = run_command(tmp_path, monkeypatch, {0: 3.0, 1: 3.0})
+    assert [report["summary"]["mad:8"]["nab"][seed]["storms"] for seed in ("0", "1")] == [1, 1]
+    assert "| 1-1 | nab/toy |" in text
+    assert "| `telemanom:2,mad=8` | " in text and "| 0-0 | none |" in text
