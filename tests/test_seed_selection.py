@@ -56,6 +56,7 @@ def test_the_kept_network_is_the_seed_of_the_lowest_held_out_loss(tmp_path, monk
     kept = np.mean([single[1], single[2], single[1]])
     members = np.mean([np.mean([single[a], single[b]]) for a, b in ((0, 1), (0, 2), (1, 2))])
     assert f"| NAB | 2 (3) | {kept:.3f} / {members:.3f} (" in text
+    assert f"| 2 | all | {kept:.3f} / {members:.3f} ({kept - members:+.3f}; " in text  # over the families and pairs
     assert f"| 3 | 0, 1, 2 | {single[1]:.3f} / {np.mean(list(single.values())):.3f} (" in text
 
 

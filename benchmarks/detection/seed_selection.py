@@ -83,41 +83,55 @@ def compare(results: dict, losses: dict, names: dict, single: dict, members: lis
     return out
 
 
+def kept_and_members(entry: dict, family: str, measure: str) -> tuple[float, float]:
+    """A set's `measure` in `family` with the networks n_init keeps, and its members' mean (one seed, on average)."""
+    return (float(entry[family]["kept"][measure]),
+            float(np.mean([float(member[measure]) for member in entry[family]["members"]])))
+
+
+def over_families(entry: dict, families: list, measure: str) -> tuple[float, float]:
+    """`kept_and_members` averaged over `families` (summed for "goals_met": families meeting the goals)."""
+    pairs = np.array([kept_and_members(entry, family, measure) for family in families])
+    return tuple(pairs.sum(axis=0) if measure == "goals_met" else pairs.mean(axis=0))
+
+
 def markdown(report: dict, families: list) -> str:
     lines = ["## n_init: the network of the lowest held-out loss among K seeds, against one seed", "",
              f"`{report['command']}`", "",
              "Each cell: the mean over the sets of K seeds (every combination of K of seeds "
              f"{', '.join(map(str, report['seeds']))}) of the family's mean with the networks n_init keeps / of its "
              "members' mean (one seed, on average); in brackets, the smallest and largest difference over the sets. "
-             "Alarm rate: the median over the series of the alarm rate / labelled fraction.", "",
+             "Alarm rate: the median over the series of the alarm rate / labelled fraction. Goals met and storms: "
+             "summed over the sets.", "",
              "| family | K (sets) | VUS-PR | event F1 | event recall | alarm rate (x labelled) | goals met | storms |",
              "|---|---|---|---|---|---|---|---|"]
     for family in families:
         for k, sets in report["sets"].items():
             cells = []
             for measure in (*MEASURES, "goals_met", "storms"):
-                kept = np.array([float(entry[family]["kept"][measure]) for entry in sets])
-                members = np.array([np.mean([float(m[measure]) for m in entry[family]["members"]]) for entry in sets])
+                kept, members = np.array([kept_and_members(entry, family, measure) for entry in sets]).T
                 difference = kept - members
                 cells.append(f"{kept.mean():.3f} / {members.mean():.3f} ({difference.min():+.3f} .. "
                              f"{difference.max():+.3f})" if measure in MEASURES[:3] else
-                             f"{kept.mean():.2f} / {members.mean():.2f}")
+                             f"{kept.mean():.2f} / {members.mean():.2f}" if measure == "alarm_ratio" else
+                             f"{kept.sum():.0f} / {members.sum():.1f}")
             lines.append(f"| {study.FAMILY_TITLES[family]} | {k} ({len(sets)}) | " + " | ".join(cells) + " |")
-    lines += ["", "Over the families, per set: the families' mean VUS-PR and event F1 and the families meeting the "
-              "alarm goals, kept / members' mean:", "", "| K | seeds | VUS-PR | event F1 | goals met |",
+    lines += ["", "Over the families: the families' mean VUS-PR and event F1 and the families meeting the alarm "
+              "goals, kept / members' mean; per K, the mean over the sets (smallest and largest difference) and "
+              "the goals summed, then each set:", "", "| K | seeds | VUS-PR | event F1 | goals met |",
               "|---|---|---|---|---|"]
     for k, sets in report["sets"].items():
-        for entry in sets:
+        rows = [("all", sets)] * (len(sets) > 1) + [(", ".join(map(str, entry["seeds"])), [entry]) for entry in sets]
+        for label, chosen in rows:
             cells = []
             for measure in ("vus_pr", "event_f1", "goals_met"):
-                kept = np.mean([float(entry[family]["kept"][measure]) for family in families])
-                members = np.mean([np.mean([float(m[measure]) for m in entry[family]["members"]])
-                                   for family in families])
-                if measure == "goals_met":
-                    kept, members = kept * len(families), members * len(families)
-                cells.append(f"{kept:.3f} / {members:.3f} ({kept - members:+.3f})" if measure != "goals_met"
-                             else f"{kept:.0f} / {members:.2f}")
-            lines.append(f"| {k} | {', '.join(map(str, entry['seeds']))} | " + " | ".join(cells) + " |")
+                kept, members = np.array([over_families(entry, families, measure) for entry in chosen]).T
+                difference = kept - members
+                cells.append(f"{kept.sum():.0f} / {members.sum():.2f}" if measure == "goals_met" else
+                             f"{kept.mean():.3f} / {members.mean():.3f} ({difference.mean():+.3f})" if len(chosen) == 1
+                             else f"{kept.mean():.3f} / {members.mean():.3f} ({difference.mean():+.3f}; "
+                                  f"{difference.min():+.3f} .. {difference.max():+.3f})")
+            lines.append(f"| {k} | {label} | " + " | ".join(cells) + " |")
     lines += ["", "One seed, per family: VUS-PR / event F1 / goals met:", "",
               "| family | " + " | ".join(f"seed {seed}" for seed in report["seeds"]) + " |",
               "|---|" + "---|" * len(report["seeds"])]
@@ -126,7 +140,6 @@ def markdown(report: dict, families: list) -> str:
             f"{row['vus_pr']:.3f} / {row['event_f1']:.3f} / {'met' if row['goals_met'] else 'missed'}"
             for row in (report["single_seeds"][seed][family] for seed in report["seeds"])) + " |")
     return "\n".join(lines) + "\n"
-
 
 if __name__ == "__main__":
     sys.exit(main())
