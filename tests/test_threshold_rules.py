@@ -1,5 +1,6 @@
 """benchmarks/detection/threshold_rules.py: row threshold rules on the same cached networks."""
 import json
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -60,7 +61,7 @@ def test_a_shifted_series_storms_under_the_static_rule_and_not_under_the_one_tha
     assert static["n_series"] == 2 and static["unfitted"] == 0
 
 
-def run_command(tmp_path, monkeypatch, shifts: dict) -> tuple[dict, str]:
+def run_command(tmp_path, monkeypatch, shifts: dict, rules: str = "mad:8;telemanom:2,mad=8") -> tuple[dict, str]:
     """threshold_rules.py's report and markdown for one NAB series "toy" at seeds 0 and 1, its test part shifted
     by `shifts[seed]`."""
     paths = []
@@ -71,7 +72,7 @@ def run_command(tmp_path, monkeypatch, shifts: dict) -> tuple[dict, str]:
         paths.append((SimpleNamespace(family="nab", name="toy", train=train), seed, path))
     monkeypatch.setattr(threshold_rules.error_scales, "cached_networks", lambda *args: (paths, 0))
     out = tmp_path / "out"
-    assert threshold_rules.main(["--rules", "mad:8;telemanom:2,mad=8", "--datasets", "nab", "--seeds", "0,1",
+    assert threshold_rules.main(["--rules", rules, "--datasets", "nab", "--seeds", "0,1",
                                  "--out", str(out)]) == 0
     return json.loads((out / "threshold_rules.json").read_text()), (out / "threshold_rules.md").read_text()
 
@@ -93,3 +94,34 @@ def test_over_the_seeds_a_series_that_storms_at_every_seed_is_named(tmp_path, mo
     assert [report["summary"]["mad:8"]["nab"][seed]["storms"] for seed in ("0", "1")] == [1, 1]
     assert "| 1-1 | nab/toy |" in text
     assert "| `telemanom:2,mad=8` | " in text and "| 0-0 | none |" in text
+
+
+def test_a_rule_names_its_alarm_rules_after_a_plus_and_a_bad_one_exits_with_one_line():
+    assert threshold_rules.parse_rule("mad:8") == ("mad:8", "mad:8", {})
+    assert threshold_rules.parse_rule(" mad:8+cooldown=150 ") == ("mad:8+cooldown=150", "mad:8", {"cooldown": 150})
+    assert threshold_rules.parse_rule("telemanom:2,mad=8+min_length=5,merge_gap=10") == (
+        "telemanom:2,mad=8+min_length=5,merge_gap=10", "telemanom:2,mad=8", {"min_length": 5, "merge_gap": 10})
+    for text, named in (("mad:8+cooldown=x", "invalid literal"), ("mad:8+colddown=1", "unknown alarm option 'colddown'"),
+                        ("mad:8+cooldown=-1", "cooldown must be an integer >= 0"), ("mud:8", "unknown threshold")):
+        with pytest.raises(SystemExit, match=re.escape(f"rule '{text}': {named}")):
+            threshold_rules.parse_rule(text)
+
+
+def test_a_cool_down_silences_the_event_that_follows_a_false_alarm():
+    cached = cached_errors()
+    cached["test"][900:911] += 20.0  # a false alarm 300 rows before the labelled burst at 1200
+    default = error_scales.score(cached, parse_threshold("mad:8"))
+    assert default["event_recall"] == 1.0 and default["event_f1"] == pytest.approx(2 / 3)  # 1 of 2 alarms right
+    short = error_scales.score(cached, parse_threshold("mad:8"), alarm={"cooldown": 200})
+    assert short == default  # the burst comes after the cool-down
+    long = error_scales.score(cached, parse_threshold("mad:8"), alarm={"cooldown": 400})
+    assert long["event_recall"] == 0.0 and long["alarm_rate"] < default["alarm_rate"]
+
+
+def test_the_command_scores_a_rule_with_its_own_alarm_rules(tmp_path, monkeypatch):
+    report, text = run_command(tmp_path, monkeypatch, {0: 0.0, 1: 3.0}, rules="mad:8;mad:8+min_length=100")
+    assert list(report["summary"]) == ["mad:8", "mad:8+min_length=100"]
+    burst, patient = (report["results"][rule]["nab"]["0"]["toy"] for rule in report["summary"])
+    assert burst["event_recall"] == 1.0 and patient["event_recall"] == 0.0  # a 20-row burst is not 100 rows long
+    assert report["summary"]["mad:8+min_length=100"]["nab"]["1"]["storms"] == 1  # the storm lasts
+    assert "| `mad:8+min_length=100` | 0/2 (nab 0) | 0.500 (nab 0.500) | 0-1 | none |" in text

@@ -171,9 +171,10 @@ def task_scorer(cached, task, binary_features: str = DEFAULTS["binary_features"]
     return lstmae_scorer(cached, task_binary_features(task) if binary_features == "context" else None)
 
 
-def score(cached, rule=study.ROW_THRESHOLD, scorer=None) -> dict:
+def score(cached, rule=study.ROW_THRESHOLD, scorer=None, alarm=None) -> dict:
     """VUS-PR, alarm rate and event metrics of one series' test rows, as lstmae.series scores them with the row
-    threshold `rule` (parsed; an adaptive rule starts from the held-out rows and follows the test rows). A rule
+    threshold `rule` (parsed; an adaptive rule starts from the held-out rows and follows the test rows) and the
+    alarm rules `alarm` (a dict of DEFAULT_ALARM's options; those not given, and None: the defaults). A rule
     that cannot be fitted on the held-out rows (too few of them) raises no alarm: "unfitted" says so.
     `scorer`: window scores (N,) by cache key (default: `lstmae_scorer`, every feature scored)."""
     from lstmae.evaluation import detection_metrics
@@ -200,7 +201,7 @@ def score(cached, rule=study.ROW_THRESHOLD, scorer=None) -> dict:
         unfitted = False
     except DataError:
         flags, unfitted = np.zeros(len(test), np.int8), True
-    alarms = alarms_from_flags(flags, causal=False, **DEFAULT_ALARM)
+    alarms = alarms_from_flags(flags, causal=False, **{**DEFAULT_ALARM, **(alarm or {})})
     metrics = detection_metrics(labels, test, flags=alarms, valid=valid, vus_sliding_window=int(cached["vus_window"]))
     if metrics["n_events"] and metrics["event_f1"] is None:
         metrics["event_f1"] = 0.0  # no alarm: no event found

@@ -4,6 +4,9 @@
                                                    [--datasets msl,keogh,nab,ucr] [--seeds 0,1,2,3]
                                                    [--cache DIR] [--out benchmarks/results/threshold_rules]
 
+A rule may name alarm rules after a "+" (`mad:8+cooldown=150`, `mad:8+min_length=5,merge_gap=10`, the study's
+names): those replace the defaults (`lstmae.scoring.DEFAULT_ALARM`) for that rule.
+
 Each series is trained as `detection_study.py` trains lstmae at its defaults (the networks and the
 per-feature error cache of `error_scales.py`, shared with it: a rerun only scores) and scored with its
 0/1 features kept as context or scored (`--binary-features`, default lstmae's). Each rule of
@@ -31,19 +34,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
 import detection_study as study  # noqa: E402
 import error_scales  # noqa: E402
 from lstmae.config import BINARY_FEATURE_CHOICES, DEFAULTS  # noqa: E402
-from lstmae.scoring import parse_threshold  # noqa: E402
+from lstmae.scoring import check_alarm_options, parse_threshold  # noqa: E402
 from lstmae.series import STORM_SHARE  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rules", default=f"{study.ROW_THRESHOLD_RULE};telemanom:2,mad=8",
-                        help='threshold specs separated by ";" (default: lstmae\'s row rule and telemanom:2,mad=8)')
+                        help='threshold specs separated by ";", each with alarm rules after a "+" if any '
+                             '("mad:8+cooldown=150"; default: lstmae\'s row rule and telemanom:2,mad=8)')
     parser.add_argument("--binary-features", default=DEFAULTS["binary_features"], choices=BINARY_FEATURE_CHOICES,
                         help="0/1 features scored or kept as context (default: lstmae's)")
     error_scales.add_run_arguments(parser, "msl,keogh,nab,ucr", "0,1,2,3", "threshold_rules")
     args = parser.parse_args(argv)
-    rules = [str(parse_threshold(text)) for text in args.rules.split(";")]
+    rules = {name: (parse_threshold(spec), alarm) for name, spec, alarm in map(parse_rule, args.rules.split(";"))}
     families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     started = time.perf_counter()
     jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
@@ -51,8 +55,8 @@ def main(argv=None) -> int:
     for task, seed, path in jobs:
         cached = dict(np.load(path))
         scorer = error_scales.task_scorer(cached, task, args.binary_features)
-        for rule in rules:
-            results[rule][task.family][seed][task.name] = error_scales.score(cached, parse_threshold(rule), scorer)
+        for rule, (threshold, alarm) in rules.items():
+            results[rule][task.family][seed][task.name] = error_scales.score(cached, threshold, scorer, alarm)
     report = {"command": " ".join(["python benchmarks/detection/threshold_rules.py", *(argv or sys.argv[1:])]),
               "binary_features": args.binary_features, "seconds": round(time.perf_counter() - started, 1),
               "networks_trained": trained,
@@ -62,6 +66,20 @@ def main(argv=None) -> int:
               "results": results}
     error_scales.write_results(args.out, "threshold_rules", report, markdown(report))
     return 0
+
+
+def parse_rule(text: str) -> tuple[str, str, dict]:
+    """"SPEC[+NAME=ROWS,...]" -> (its name, the threshold spec, the alarm options it sets), checked; the name is
+    the spec as lstmae writes it, then the options ("mad:8+cooldown=150"). A bad rule exits with one line."""
+    spec, _, options = text.strip().partition("+")
+    try:
+        alarm = {name.strip(): int(value) for name, _, value in
+                 (option.partition("=") for option in options.split(",") if option)}
+        spec = str(parse_threshold(spec))
+        check_alarm_options(alarm)
+    except ValueError as error:  # lstmae's DataError is one
+        raise SystemExit(f"rule {text!r}: {error} (alarm options: NAME=ROWS, e.g. mad:8+cooldown=150)") from None
+    return spec + ("+" + ",".join(f"{name}={value}" for name, value in alarm.items()) if alarm else ""), spec, alarm
 
 
 def summary(series: dict) -> dict:
