@@ -43,6 +43,16 @@ def test_mad_ignores_the_tail_that_inflates_sigma():
     assert parse_threshold("mad:3").fit(normal) == pytest.approx(parse_threshold("sigma:3").fit(normal), abs=0.03)
 
 
+def test_mad_with_a_quantile_never_flags_the_calibration_scores_own_peaks():
+    rng = np.random.default_rng(0)
+    scores = np.where(np.arange(1000) % 100 < 10, 20.0, 1.0) + rng.normal(0, 0.1, 1000)  # a periodic normal peak
+    plain, floored = parse_threshold("mad:8").fit(scores), parse_threshold("mad:8,quantile=1").fit(scores)
+    assert plain < 5 and floored == scores.max()  # the MAD ignores the peaks: mad:8 flags every one of them
+    assert parse_threshold("mad:8,quantile=0.5").fit(scores) == plain  # the median is below mad:8
+    assert parse_threshold("mad:8,quantile=0") == parse_threshold("mad:8")  # the default: no floor
+    assert str(parse_threshold(" MAD:8, quantile=1 ")) == "mad:8,quantile=1"
+
+
 def test_mad_of_mostly_equal_scores_stays_above_the_median():
     scores = np.array([0.0] * 8 + [1.0, 3.0])  # MAD 0: the mean absolute deviation (0.4) stands in
     assert parse_threshold("mad:5").fit(scores) == pytest.approx(5 * 1.2533 * 0.4)
@@ -203,7 +213,10 @@ def test_adaptive_rule_fit_gives_the_starting_threshold():
         ("dspot:1e-3,depth", r"option 'depth' must be name=value, e.g. dspot:1e-3,depth=200"),
         ("dspot:1e-3,depth=x", r"option depth='x' is not a number"),
         ("dspot:1e-3,depth=5,depth=6", r"option 'depth' is given twice"),
-        ("sigma:3,depth=5", r"threshold 'sigma' takes no options \(got depth\); only dspot, telemanom do"),
+        ("sigma:3,depth=5", r"threshold 'sigma' takes no options \(got depth\); only dspot, telemanom, mad do"),
+        ("mad:8,quantile=1.5", r"threshold option quantile=1.5 must be in \[0, 1\], e.g. mad:8,quantile=1"),
+        ("mad:8,quantile=-0.1", r"threshold option quantile=-0.1 must be in \[0, 1\]"),
+        ("mad:8,depth=5", r"threshold 'mad' has no option 'depth'; its options are quantile \(default 0\)"),
         ("foo:1,depth=5", r"unknown threshold 'foo:1,depth=5'"),
     ],
 )

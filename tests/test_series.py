@@ -516,6 +516,20 @@ def test_a_threshold_that_follows_the_stream_ends_a_storm_the_static_rule_raises
     assert not following["alarm"][:190].any() and not static["alarm"][:190].any()  # before windows reach the change
 
 
+def test_mad_with_quantile_1_is_never_below_the_highest_held_out_row_score(fitted):
+    from lstmae.series import calibration_for, threshold_for
+
+    held = calibration_for(fitted, fitted.threshold_how_)
+    assert threshold_for(fitted, "mad:1") < held.max() == threshold_for(fitted, "mad:1,quantile=1")
+    assert threshold_for(fitted, "mad:8,quantile=1") == max(threshold_for(fitted, "mad:8"), held.max())
+    values = series(300, seed=6)
+    plain, floored = (score_values(fitted, values, how=fitted.threshold_how_, threshold=spec, alarms=None)
+                      for spec in ("mad:1", "mad:1,quantile=1"))
+    assert 0 < floored["is_anomaly"].sum() < plain["is_anomaly"].sum()
+    assert (floored["is_anomaly"] <= plain["is_anomaly"]).all()  # a higher threshold: a subset of the flags
+    assert (floored["score"][floored["is_anomaly"] == 1] > held.max()).all()
+
+
 def test_the_threshold_source_says_training_rows_when_nothing_was_held_out():
     from lstmae.series import threshold_source
 

@@ -8,7 +8,7 @@ A window or time point is an anomaly when its score is strictly above the thresh
 | `quantile:Q`   | the Q quantile of the scores                 | no labels; validation data is (mostly) normal             |
 | `contamination:C` | same as `quantile:(1-C)`                  | you know roughly the fraction C of anomalies              |
 | `sigma:K`      | mean + K standard deviations (ddof 0)        | the default on sequences (sigma:2): stable on small validation sets |
-| `mad:K`        | median + K x 1.4826 x MAD (the standard deviation for normal data) | the default on a series' rows (mad:8): held-out scores with a heavy tail, which inflates sigma:K |
+| `mad:K`        | median + K x 1.4826 x MAD (the standard deviation for normal data); `mad:K,quantile=Q`: and at least the Q quantile of the same scores (1: the highest) | the default on a series' rows (mad:8): held-out scores with a heavy tail, which inflates sigma:K |
 | `pot:Q`        | peaks over threshold (SPOT, Siffer 2017)     | no labels, very rare anomalies: a false-alarm risk Q below 0.02, beyond the largest validation scores |
 | `best-f1`      | maximises F1 on labelled validation scores   | labelled validation data                                   |
 | `best-f:BETA`  | maximises F-beta                             | labels; BETA > 1 favours recall, BETA < 1 precision        |
@@ -21,7 +21,10 @@ The last two are *adaptive* (`rule.adaptive`): `rule.make_adaptive()` returns a 
 detector (lstmae.scoring.adaptive) that starts from calibration scores and moves with the
 stream, each score compared with a threshold computed from the scores before it. They take
 options after the parameter, e.g. `dspot:1e-3,depth=200` or `telemanom:3,window=1000,every=10`
-(see lstmae.scoring.adaptive for their meaning and defaults). `telemanom:2,mad=8` never goes below
+(see lstmae.scoring.adaptive for their meaning and defaults). One static rule takes an option:
+`mad:8,quantile=1` never goes below the highest calibration score, so scores as high as the
+held-out part's own (a periodic series' normal peaks, a few large normal errors that the MAD
+ignores) are never flagged; `quantile=0`, the default, changes nothing. `telemanom:2,mad=8` never goes below
 the `mad:8` threshold of the calibration scores: the static rule's alarms, less those where the
 whole stream has moved above the held-out scores (alarm storms). `rule.fit(scores)` of an
 adaptive rule returns the threshold the detector starts with (one number, for code that
@@ -67,8 +70,9 @@ USAGE = (
     "dspot:RISK, telemanom:Z"
 )
 ADAPTIVE_METHODS = tuple(ADAPTIVE_CLASSES)
-# adaptive method -> {option: default}; integer options must be whole numbers
-_OPTION_DEFAULTS = {"dspot": DSPOT_DEFAULTS, "telemanom": TELEMANOM_DEFAULTS}
+# method -> {option: default}; an adaptive method's integer options must be whole numbers
+MAD_DEFAULTS = {"quantile": 0.0}  # mad:K,quantile=Q: at least the Q quantile of the calibration scores
+_OPTION_DEFAULTS = {"dspot": DSPOT_DEFAULTS, "telemanom": TELEMANOM_DEFAULTS, "mad": MAD_DEFAULTS}
 
 # SPOT initialisation: the GPD is fitted to the excesses over this quantile of the scores.
 POT_INITIAL_QUANTILE = 0.98
@@ -107,7 +111,7 @@ def _format_number(value: float) -> str:
 class ThresholdRule:
     """How to pick a threshold: `method` as in the module table and its parameter (None for best-f1).
 
-    options: for adaptive methods only, ((name, value), ...) or a dict, e.g. {"depth": 200};
+    options: for adaptive methods and mad, ((name, value), ...) or a dict, e.g. {"depth": 200};
     stored sorted, without the ones equal to their default (so equal rules compare equal).
     """
 
@@ -166,7 +170,7 @@ class ThresholdRule:
         if defaults is None:
             raise DataError(
                 f"threshold '{self.method}' takes no options (got {', '.join(options)}); only "
-                f"{', '.join(ADAPTIVE_METHODS)} do, e.g. dspot:1e-3,depth=200"
+                f"{', '.join((*ADAPTIVE_METHODS, 'mad'))} do, e.g. dspot:1e-3,depth=200"
             )
         kept = []
         for key, value in sorted(options.items()):
@@ -178,6 +182,8 @@ class ThresholdRule:
             if not is_number(value):
                 raise DataError(f"threshold option {key}={value!r} is not a number")
             value = float(value)
+            if self.method == "mad" and not 0 <= value <= 1:
+                raise DataError(f"threshold option quantile={value!r} must be in [0, 1], e.g. mad:8,quantile=1")
             if value != defaults[key]:
                 kept.append((key, value))
         return tuple(kept)
@@ -204,7 +210,8 @@ class ThresholdRule:
         if self.method == "sigma":
             return float(scores.mean() + self.param * scores.std())
         if self.method == "mad":
-            return mad_threshold(scores, self.param)
+            return max(mad_threshold(scores, self.param), float(np.quantile(scores, dict(self.options).get(
+                "quantile", MAD_DEFAULTS["quantile"]))))
         if self.method == "pot":
             return _pot_threshold(scores, self.param, self)
         if self.adaptive:
