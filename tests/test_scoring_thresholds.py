@@ -24,7 +24,7 @@ def test_parse_fields_and_default():
     assert parse_threshold(default_threshold()) == ThresholdRule("sigma", 2.0)
     assert parse_threshold(default_threshold("window")) == ThresholdRule("sigma", 2.0)
     for how in ("max", "mean", "end", "point"):
-        assert parse_threshold(default_threshold(how)) == ThresholdRule("mad", 8.0)
+        assert parse_threshold(default_threshold(how)) == ThresholdRule("mad", 8.0, {"quantile": 1.0})
 
 
 def test_quantile_contamination_sigma_value_on_hand_examples():

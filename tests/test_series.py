@@ -92,11 +92,11 @@ def test_auto_threshold_takes_the_default_rule_of_the_kind_of_score_it_flags():
     assert model.threshold_how_ == "window"
     assert str(rule_for(model, None, "window")) == str(rule_for(model, None, "end")) == "sigma:2"
     # row scores of a series: many overlapping, correlated rows, the stricter default
-    assert str(rule_for(model, None, "mean")) == str(rule_for(model, None, "max")) == "mad:8"
+    assert str(rule_for(model, None, "mean")) == str(rule_for(model, None, "max")) == "mad:8,quantile=1"
     values = values.copy()
     values[200:204] += 4.0  # rows that sigma:2 flags more of than mad:8: the rule applied shows
     table = score_values(model, values, how="mean")
-    expected = threshold_for(model, "mad:8", how="mean")
+    expected = threshold_for(model, "mad:8,quantile=1", how="mean")
     assert (table["is_anomaly"] == (table["score"] > expected)).all() and table["is_anomaly"].any()
     assert (table["score"] > threshold_for(model, "sigma:2", how="mean")).sum() > table["is_anomaly"].sum()
     assert str(rule_for(model, "quantile:0.9", "mean")) == "quantile:0.9"

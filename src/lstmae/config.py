@@ -107,7 +107,7 @@ PARAMETERS: tuple[Parameter, ...] = (
               "models' score (as Telemanom scores a channel, not the commands beside it; every feature counts when "
               "all are 0/1); or scored, their errors count like any other's", BINARY_FEATURE_CHOICES),
     Parameter("threshold", "auto", "str", "rule for threshold_ from the held-out scores: auto (sigma:2 on "
-              "sequence scores as fit fits them, mad:8 on a series' row scores as fit_series fits them: its "
+              "sequence scores as fit fits them, mad:8,quantile=1 on a series' row scores as fit_series fits them: its "
               "thousands of overlapping, correlated rows need a stricter rule, and one robust to their heavy "
               "tail), or e.g. sigma:3, mad:5, quantile:0.99, "
               "pot:1e-3, dspot:1e-3, fpr:0.01, best-f1 (needs labels), value:0.3 (see lstmae.scoring.thresholds)"),
@@ -132,7 +132,7 @@ DEFAULTS = {**{p.name: p.default for p in PARAMETERS}, "how": "mean"}
 AUTO_ERROR_MODEL = "normalized-max"
 # threshold="auto"'s rule by the kind of held-out score it is fitted on: "window" (one score per
 # sequence) or "rows" (a series' row scores, any `how`).
-DEFAULT_THRESHOLDS = {"window": "sigma:2", "rows": "mad:8"}
+DEFAULT_THRESHOLDS = {"window": "sigma:2", "rows": "mad:8,quantile=1"}
 
 
 def parameters_docstring() -> str:

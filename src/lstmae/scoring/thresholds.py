@@ -8,7 +8,7 @@ A window or time point is an anomaly when its score is strictly above the thresh
 | `quantile:Q`   | the Q quantile of the scores                 | no labels; validation data is (mostly) normal             |
 | `contamination:C` | same as `quantile:(1-C)`                  | you know roughly the fraction C of anomalies              |
 | `sigma:K`      | mean + K standard deviations (ddof 0)        | the default on sequences (sigma:2): stable on small validation sets |
-| `mad:K`        | median + K x 1.4826 x MAD (the standard deviation for normal data); `mad:K,quantile=Q`: and at least the Q quantile of the same scores (1: the highest) | the default on a series' rows (mad:8): held-out scores with a heavy tail, which inflates sigma:K |
+| `mad:K`        | median + K x 1.4826 x MAD (the standard deviation for normal data); `mad:K,quantile=Q`: and at least the Q quantile of the same scores (1: the highest) | the default on a series' rows (mad:8,quantile=1): held-out scores with a heavy tail, which inflates sigma:K |
 | `pot:Q`        | peaks over threshold (SPOT, Siffer 2017)     | no labels, very rare anomalies: a false-alarm risk Q below 0.02, beyond the largest validation scores |
 | `best-f1`      | maximises F1 on labelled validation scores   | labelled validation data                                   |
 | `best-f:BETA`  | maximises F-beta                             | labels; BETA > 1 favours recall, BETA < 1 precision        |
