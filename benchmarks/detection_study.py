@@ -107,13 +107,16 @@ SETTINGS = {
 }
 # Scored from the same trained network (no retraining): error models x window->row mappings,
 # threshold rules (with the default alarm rules) on the series, and for ECG5000 the threshold
-# rules, so the study can say which default wins.
+# rules, so the study can say which default wins. The series rules and the floored ones always hold the default
+# row rule (ROW_THRESHOLD_RULE, added where a list lacks it): lstmae's own alarms are one of their rows.
 VARIANTS = {"error_models": ["mse", "mae", "normalized", "normalized-max"], "hows": ["max", "mean", "end", "point"],
             "thresholds": ["quantile:0.99", "quantile:0.98", "quantile:0.995", "sigma:2", "sigma:3", "sigma:4", "sigma:5"],
-            "series_thresholds": ["sigma:3", "sigma:5", "mad:5", "mad:8", "mad:8,quantile=1", "mad:12", "mad:16",
-                                  "quantile:0.999", "pot:1e-3", "dspot:1e-3", "dspot:1e-4", "telemanom:2.5", "telemanom:4",
-                                  "telemanom:2,mad=8"],
-            "floored_thresholds": ["mad:8", "mad:8,quantile=1", "mad:12"], "floor_quantiles": [1.0, 0.99, 0.95, 0.9],
+            "series_thresholds": list(dict.fromkeys(["sigma:3", "sigma:5", "mad:5", "mad:8", ROW_THRESHOLD_RULE,
+                                                     "mad:12", "mad:16", "quantile:0.999", "pot:1e-3", "dspot:1e-3",
+                                                     "dspot:1e-4", "telemanom:2.5", "telemanom:4",
+                                                     "telemanom:2,mad=8"])),
+            "floored_thresholds": list(dict.fromkeys(["mad:8", ROW_THRESHOLD_RULE, "mad:12"])),
+            "floor_quantiles": [1.0, 0.99, 0.95, 0.9],
             "pooled_thresholds": ["mad:8", "mad:12"]}
 # series.window="period": (shortest, fallback where no period is found, longest) window in rows.
 PERIOD_WINDOWS = (20, 50, 100)
