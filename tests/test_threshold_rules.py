@@ -97,10 +97,12 @@ def test_over_the_seeds_a_series_that_storms_at_every_seed_is_named(tmp_path, mo
 
 
 def test_a_rule_names_its_alarm_rules_after_a_plus_and_a_bad_one_exits_with_one_line():
-    assert threshold_rules.parse_rule("mad:8") == ("mad:8", "mad:8", {})
-    assert threshold_rules.parse_rule(" mad:8+cooldown=150 ") == ("mad:8+cooldown=150", "mad:8", {"cooldown": 150})
+    assert threshold_rules.parse_rule("mad:8") == ("mad:8", parse_threshold("mad:8"), {})
+    assert threshold_rules.parse_rule(" mad:8+cooldown=150 ") == ("mad:8+cooldown=150", parse_threshold("mad:8"),
+                                                                 {"cooldown": 150})
     assert threshold_rules.parse_rule("telemanom:2,mad=8+min_length=5,merge_gap=10") == (
-        "telemanom:2,mad=8+min_length=5,merge_gap=10", "telemanom:2,mad=8", {"min_length": 5, "merge_gap": 10})
+        "telemanom:2,mad=8+min_length=5,merge_gap=10", parse_threshold("telemanom:2,mad=8"),
+        {"min_length": 5, "merge_gap": 10})
     for text, named in (("mad:8+cooldown=x", "invalid literal"), ("mad:8+colddown=1", "unknown alarm option 'colddown'"),
                         ("mad:8+cooldown=-1", "cooldown must be an integer >= 0"), ("mud:8", "unknown threshold")):
         with pytest.raises(SystemExit, match=re.escape(f"rule '{text}': {named}")):
@@ -125,3 +127,13 @@ def test_the_command_scores_a_rule_with_its_own_alarm_rules(tmp_path, monkeypatc
     assert burst["event_recall"] == 1.0 and patient["event_recall"] == 0.0  # a 20-row burst is not 100 rows long
     assert report["summary"]["mad:8+min_length=100"]["nab"]["1"]["storms"] == 1  # the storm lasts
     assert "| `mad:8+min_length=100` | 0/2 (nab 0) | 0.500 (nab 0.500) | 0-1 | none |" in text
+
+
+def test_scoring_several_rules_at_once_gives_each_rule_s_own_score():
+    cached = cached_errors(shift=3.0, seed=1)
+    rules = [(parse_threshold("mad:8"), None), (parse_threshold("telemanom:2,mad=8"), None),
+             (parse_threshold("mad:8"), {"min_length": 100})]
+    together = error_scales.score_rules(cached, rules)
+    assert together == [error_scales.score(cached, rule, alarm=alarm) for rule, alarm in rules]
+    assert together[0]["alarm_rate"] > together[1]["alarm_rate"]  # the rules differ; the VUS-PR, computed once, not
+    assert len({result["vus_pr"] for result in together}) == 1

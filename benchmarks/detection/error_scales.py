@@ -177,6 +177,12 @@ def score(cached, rule=study.ROW_THRESHOLD, scorer=None, alarm=None) -> dict:
     alarm rules `alarm` (a dict of DEFAULT_ALARM's options; those not given, and None: the defaults). A rule
     that cannot be fitted on the held-out rows (too few of them) raises no alarm: "unfitted" says so.
     `scorer`: window scores (N,) by cache key (default: `lstmae_scorer`, every feature scored)."""
+    return score_rules(cached, [(rule, alarm)], scorer)[0]
+
+
+def score_rules(cached, rules: list, scorer=None) -> list[dict]:
+    """`score` for each (rule, alarm) of `rules` on one series, its rows mapped and its VUS-PR (which no threshold
+    moves) computed once."""
     from lstmae.evaluation import detection_metrics
     from lstmae.exceptions import DataError
     from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags, window_to_points
@@ -193,22 +199,27 @@ def score(cached, rule=study.ROW_THRESHOLD, scorer=None, alarm=None) -> dict:
     test = rows("test", len(labels))
     valid = ~np.isnan(test) & (np.arange(len(test)) >= window)  # the rows detection_study.py scores with every
     # detector: its rolling z-score starts after one window
-    try:
-        if rule.adaptive:  # as lstmae.series scores: started from the held-out rows, then the test rows in order
-            flags = rule.make_adaptive().fit(held).update(test)[0]
-        else:
-            flags = study.flags_above(test, rule.fit(held))
-        unfitted = False
-    except DataError:
-        flags, unfitted = np.zeros(len(test), np.int8), True
-    alarms = alarms_from_flags(flags, causal=False, **{**DEFAULT_ALARM, **(alarm or {})})
-    metrics = detection_metrics(labels, test, flags=alarms, valid=valid, vus_sliding_window=int(cached["vus_window"]))
-    if metrics["n_events"] and metrics["event_f1"] is None:
-        metrics["event_f1"] = 0.0  # no alarm: no event found
     fraction = float(labels[valid].mean())
-    return {"anomaly_fraction": fraction, **{key: metrics[key] for key in
-                                             ("vus_pr", "alarm_rate", "event_recall", "event_f1")},
-            "unfitted": unfitted}
+    results, vus = [], {}
+    for rule, alarm in rules:
+        try:
+            if rule.adaptive:  # as lstmae.series scores: started from the held-out rows, then the test rows in order
+                flags = rule.make_adaptive().fit(held).update(test)[0]
+            else:
+                flags = study.flags_above(test, rule.fit(held))
+            unfitted = False
+        except DataError:
+            flags, unfitted = np.zeros(len(test), np.int8), True
+        alarms = alarms_from_flags(flags, causal=False, **{**DEFAULT_ALARM, **(alarm or {})})
+        metrics = detection_metrics(labels, test, flags=alarms, valid=valid, vus=not vus,
+                                    vus_sliding_window=int(cached["vus_window"]))
+        vus = vus or {"vus_pr": metrics["vus_pr"]}
+        if metrics["n_events"] and metrics["event_f1"] is None:
+            metrics["event_f1"] = 0.0  # no alarm: no event found
+        results.append({"anomaly_fraction": fraction, **vus, **{key: metrics[key] for key in
+                                                                 ("alarm_rate", "event_recall", "event_f1")},
+                        "unfitted": unfitted})
+    return results
 
 
 def summary(results: list[dict]) -> dict:

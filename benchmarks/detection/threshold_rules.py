@@ -47,7 +47,7 @@ def main(argv=None) -> int:
                         help="0/1 features scored or kept as context (default: lstmae's)")
     error_scales.add_run_arguments(parser, "msl,keogh,nab,ucr", "0,1,2,3", "threshold_rules")
     args = parser.parse_args(argv)
-    rules = {name: (parse_threshold(spec), alarm) for name, spec, alarm in map(parse_rule, args.rules.split(";"))}
+    rules = {name: (rule, alarm) for name, rule, alarm in map(parse_rule, args.rules.split(";"))}
     families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     started = time.perf_counter()
     jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
@@ -55,8 +55,8 @@ def main(argv=None) -> int:
     for task, seed, path in jobs:
         cached = dict(np.load(path))
         scorer = error_scales.task_scorer(cached, task, args.binary_features)
-        for rule, (threshold, alarm) in rules.items():
-            results[rule][task.family][seed][task.name] = error_scales.score(cached, threshold, scorer, alarm)
+        for rule, result in zip(rules, error_scales.score_rules(cached, list(rules.values()), scorer)):
+            results[rule][task.family][seed][task.name] = result
     report = {"command": " ".join(["python benchmarks/detection/threshold_rules.py", *(argv or sys.argv[1:])]),
               "binary_features": args.binary_features, "seconds": round(time.perf_counter() - started, 1),
               "networks_trained": trained,
@@ -68,18 +68,18 @@ def main(argv=None) -> int:
     return 0
 
 
-def parse_rule(text: str) -> tuple[str, str, dict]:
-    """"SPEC[+NAME=ROWS,...]" -> (its name, the threshold spec, the alarm options it sets), checked; the name is
-    the spec as lstmae writes it, then the options ("mad:8+cooldown=150"). A bad rule exits with one line."""
+def parse_rule(text: str) -> tuple:
+    """"SPEC[+NAME=ROWS,...]" -> (its name, the parsed threshold rule, the alarm options it sets), checked; the name
+    is the spec as lstmae writes it, then the options ("mad:8+cooldown=150"). A bad rule exits with one line."""
     spec, _, options = text.strip().partition("+")
     try:
         alarm = {name.strip(): int(value) for name, _, value in
                  (option.partition("=") for option in options.split(",") if option)}
-        spec = str(parse_threshold(spec))
+        rule = parse_threshold(spec)
         check_alarm_options(alarm)
     except ValueError as error:  # lstmae's DataError is one
         raise SystemExit(f"rule {text!r}: {error} (alarm options: NAME=ROWS, e.g. mad:8+cooldown=150)") from None
-    return spec + ("+" + ",".join(f"{name}={value}" for name, value in alarm.items()) if alarm else ""), spec, alarm
+    return str(rule) + ("+" + ",".join(f"{name}={value}" for name, value in alarm.items()) if alarm else ""), rule, alarm
 
 
 def summary(series: dict) -> dict:
