@@ -61,9 +61,8 @@ def main(argv=None) -> int:
     keys = ("vus_pr", "roc_auc", "precision", "recall", "alarm_rate", "event_precision", "event_recall",
             "n_flagged_runs")
     rows = []
-    gaps = [int(gap) for gap in args.merge_gaps.split(",")] if args.merge_gaps else [DEFAULT_ALARM["merge_gap"]]
-    cooldowns = ([int(value) for value in args.cooldowns.split(",")] if args.cooldowns
-                 else [DEFAULT_ALARM["cooldown"]])
+    gaps, cooldowns = (([int(value) for value in text.split(",")] if text else [DEFAULT_ALARM[name]])
+                       for text, name in ((args.merge_gaps, "merge_gap"), (args.cooldowns, "cooldown")))
     blocks = {} if args.validation_blocks is None else {"validation_blocks": args.validation_blocks}
     for seed, error_model, how in itertools.product(map(int, args.seeds.split(",")), args.error_models.split(","),
                                                     args.hows.split(",")):

@@ -141,5 +141,6 @@ def markdown(report: dict, families: list) -> str:
             for row in (report["single_seeds"][seed][family] for seed in report["seeds"])) + " |")
     return "\n".join(lines) + "\n"
 
+
 if __name__ == "__main__":
     sys.exit(main())
