@@ -10,16 +10,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from detection import demo_scoring  # noqa: E402
 
 
-def test_each_rule_and_cool_down_is_one_row_and_out_writes_them_with_the_command(tmp_path, capsys):
+def test_each_rule_minimum_length_and_cool_down_is_one_row_and_out_writes_them_with_the_command(tmp_path, capsys):
     out = tmp_path / "demo.json"
     argv = ["--hows", "mean", "--error-models", "mae", "--thresholds", "mad:8;mad:12;telemanom:2,mad=8",
-            "--cooldowns", "50,100000", "--out", str(out)]  # ";" where a spec has options
+            "--min-lengths", "3,100000", "--cooldowns", "50,100000", "--out", str(out)]  # ";" where a spec has options
     assert demo_scoring.main(argv) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     written = json.loads(out.read_text())
     assert written["rows"] == printed and written["command"].endswith(" ".join(argv))
-    loose, silenced, strict, _, following, _ = printed
+    loose, silenced, endless, strict, following = (printed[i] for i in (0, 1, 2, 4, 8))
     assert (loose["cooldown"], silenced["cooldown"]) == (50, 100000) and silenced["threshold"] == "mad:8"
+    assert (loose["min_length"], endless["min_length"], endless["cooldown"]) == (3, 100000, 50)
+    # no run of flagged rows is that long: nothing pages
+    assert endless["n_flagged_runs"] == 0 == endless["alarm_rate"] and endless["vus_pr"] == loose["vus_pr"]
     # after the first alarm clears nothing pages again: one alarm, on fewer rows
     assert silenced["n_flagged_runs"] == 1 < loose["n_flagged_runs"] and silenced["alarm_rate"] < loose["alarm_rate"]
     assert (loose["threshold"], strict["threshold"], following["threshold"]) == ("mad:8", "mad:12", "telemanom:2,mad=8")
@@ -37,4 +40,5 @@ def test_a_comma_starts_a_new_spec_only_before_a_rule_name():
 def test_validation_blocks_reach_the_model():
     with pytest.raises(ValueError, match="validation_blocks must be an int >= 1, got 0"):
         demo_scoring.main(["--hows", "mean", "--error-models", "mae", "--validation-blocks", "0"])
+
 

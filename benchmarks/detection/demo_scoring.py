@@ -3,6 +3,7 @@
     python benchmarks/detection/demo_scoring.py [--hows mean,max,point] [--error-models mse,normalized-max]
                                                 [--thresholds "sigma:5,telemanom:2,mad=8"] [--seeds 0]
                                                 [--train-fraction 0.5] [--merge-gaps 10,30] [--cooldowns 50,200]
+                                                [--min-lengths 3,10]
                                                 [--window 30]
                                                 [--validation-blocks 1]
                                                 [--out benchmarks/results/demo_scoring.json]
@@ -10,8 +11,8 @@
 The data, split, window (`DEMO_WINDOW`) and seed of `lstmae demo`, a (32, 16) network for up to 30 epochs
 (patience 5), as the demo trains; for each error model x how, the model is fitted with
 `fit_series(..., how=how)` and the test part is scored with each threshold rule and the default
-alarm rules (each merge gap of `--merge-gaps` x each cool-down of `--cooldowns`, the other rules at
-their defaults). Prints one JSON line
+alarm rules (each minimum length of `--min-lengths` x merge gap of `--merge-gaps` x cool-down of
+`--cooldowns`, the other rules at their defaults). Prints one JSON line
 per combination: VUS-PR, ROC-AUC, point precision / recall of the alarms, alarm rate, event precision /
 recall and the number of alarms; `--out` also writes them, with the command, to a JSON file.
 """
@@ -42,6 +43,8 @@ def main(argv=None) -> int:
                         help="alarm merge gaps in rows, comma-separated (default: the alarm rules' default)")
     parser.add_argument("--cooldowns", default=None,
                         help="alarm cool-downs in rows, comma-separated (default: the alarm rules' default)")
+    parser.add_argument("--min-lengths", default=None,
+                        help="alarm minimum lengths in rows, comma-separated (default: the alarm rules' default)")
     parser.add_argument("--validation-blocks", type=int, default=None,
                         help="the model's validation_blocks (default: the estimator's)")
     parser.add_argument("--out", type=Path, default=None,
@@ -61,21 +64,23 @@ def main(argv=None) -> int:
     keys = ("vus_pr", "roc_auc", "precision", "recall", "alarm_rate", "event_precision", "event_recall",
             "n_flagged_runs")
     rows = []
-    gaps, cooldowns = (([int(value) for value in text.split(",")] if text else [DEFAULT_ALARM[name]])
-                       for text, name in ((args.merge_gaps, "merge_gap"), (args.cooldowns, "cooldown")))
+    lengths, gaps, cooldowns = (([int(value) for value in text.split(",")] if text else [DEFAULT_ALARM[name]])
+                                for text, name in ((args.min_lengths, "min_length"), (args.merge_gaps, "merge_gap"),
+                                                   (args.cooldowns, "cooldown")))
     blocks = {} if args.validation_blocks is None else {"validation_blocks": args.validation_blocks}
     for seed, error_model, how in itertools.product(map(int, args.seeds.split(",")), args.error_models.split(","),
                                                     args.hows.split(",")):
         model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model,
                                 random_state=seed, progress=False, device="cpu", **blocks)
         fit_series(model, values[:n_train], window=args.window or DEMO_WINDOW, labels=labels[:n_train], how=how)
-        for threshold, gap, cooldown in itertools.product(threshold_specs(args.thresholds), gaps, cooldowns):
+        for threshold, length, gap, cooldown in itertools.product(threshold_specs(args.thresholds), lengths, gaps,
+                                                                  cooldowns):
             table = score_values(model, values[n_train:], how=how, threshold=threshold,
-                                 alarms={**DEFAULT_ALARM, "merge_gap": gap, "cooldown": cooldown})
+                                 alarms={**DEFAULT_ALARM, "min_length": length, "merge_gap": gap, "cooldown": cooldown})
             metrics = detection_metrics(labels[n_train:], table["score"].to_numpy(), flags=table["alarm"].to_numpy(),
                                         valid=table["valid"].to_numpy())
-            row = {"seed": seed, "error_model": error_model, "how": how, "threshold": threshold, "merge_gap": gap,
-                   "cooldown": cooldown,
+            row = {"seed": seed, "error_model": error_model, "how": how, "threshold": threshold, "min_length": length,
+                   "merge_gap": gap, "cooldown": cooldown,
                    **{key: round(metrics[key], 3) if isinstance(metrics[key], float) else metrics[key] for key in keys}}
             rows.append(row)
             print(json.dumps(row), flush=True)
