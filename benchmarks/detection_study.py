@@ -41,6 +41,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import sys
 import time
 import warnings
@@ -197,7 +198,7 @@ def main(argv=None) -> int:
             file.write(json.dumps({"key": job_key(jobs[todo[index]]), "settings": settings_key(settings),
                                    "result": result}) + "\n")
         log(f"[{n_done}/{len(todo)}] {result['family']} {result['name']}: {summary_line(result)}")
-    command = "python benchmarks/detection_study.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "benchmarks/detection_study.py", *(sys.argv[1:] if argv is None else argv)])
     report = build_report([result for result in results if result is not None], settings, command.strip(),
                           time.perf_counter() - started)
     report["resumed_jobs"] = sum(job_key(job) in done for job in jobs)  # their time is not in runtime_s

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -159,7 +160,7 @@ def main(argv=None) -> int:
         print("error: the fused LSTM kernels could not be compiled here, so there is nothing to compare",
               file=sys.stderr)
         return 2
-    command = "python benchmarks/tanh_training_check.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "benchmarks/tanh_training_check.py", *(sys.argv[1:] if argv is None else argv)])
     args.out.mkdir(parents=True, exist_ok=True)
     if args.speed:
         from lstmae.nn import model

@@ -1,6 +1,7 @@
 """benchmarks/detection/threshold_rules.py: row threshold rules on the same cached networks."""
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -81,6 +82,7 @@ def test_the_command_writes_each_rule_per_family_and_seed(tmp_path, monkeypatch)
     report, text = run_command(tmp_path, monkeypatch, {0: 0.0, 1: 3.0})
     assert report["binary_features"] == "context"  # lstmae's default
     assert list(report["summary"]) == ["mad:8", "telemanom:2,mad=8"]
+    assert shlex.split(report["command"])[2:4] == ["--rules", "mad:8;telemanom:2,mad=8"]  # quoted for a shell
     assert report["summary"]["mad:8"]["nab"]["1"]["storms"] == 1
     assert report["summary"]["telemanom:2,mad=8"]["nab"]["1"]["storms"] == 0
     assert "| NAB (1) | 0 | **1.00 / " in text  # the goals hold: bold

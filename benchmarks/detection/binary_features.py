@@ -18,6 +18,7 @@ whether the issue's alarm goals hold. Writes binary_features.json and .md to --o
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
     summary = {mode: {family: {seed: threshold_rules.summary(by_name) for seed, by_name in by_seed.items()}
                       for family, by_seed in by_family.items()}
                for mode, by_family in series.items()}
-    report = {"command": " ".join(["python benchmarks/detection/binary_features.py", *(argv or sys.argv[1:])]),
+    report = {"command": shlex.join(["python", "benchmarks/detection/binary_features.py", *(argv or sys.argv[1:])]),
               "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
               "networks_from_cache": len(jobs) - trained,
               "binary_features": {family: sorted({n for key, n in flags.items() if key.startswith(family + "/")})

@@ -25,6 +25,7 @@ labelled fraction, for lstmae and each weight and quantile. Writes code_novelty.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
                                  for seed, by_name in by_seed.items()}
                         for family, by_seed in by_family.items()}
                for column, by_family in series.items()}
-    report = {"command": " ".join(["python benchmarks/detection/code_novelty.py", *(argv or sys.argv[1:])]),
+    report = {"command": shlex.join(["python", "benchmarks/detection/code_novelty.py", *(argv or sys.argv[1:])]),
               "neighbours": args.neighbours, "seconds": round(time.perf_counter() - started, 1),
               "networks_trained": trained, "networks_from_cache": len(jobs) - trained,
               "summary": summary, "series": series}

@@ -22,6 +22,7 @@ import argparse
 import itertools
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
             print(json.dumps(row), flush=True)
     if args.out is not None:
         given = argv if argv is not None else sys.argv[1:]
-        command = " ".join(["python benchmarks/detection/demo_scoring.py", *given])
+        command = shlex.join(["python", "benchmarks/detection/demo_scoring.py", *given])
         args.out.write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
     return 0
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
         cached = dict(np.load(path))  # read once: an .npz member is decompressed on every access
         results[task.family][seed][task.name] = {
             floor: score(cached, rule, lstmae_scorer(cached, floor=floor, min_scale=args.min_scale)) for floor in FLOORS}
-    report = {"command": " ".join(["python benchmarks/detection/error_scales.py", *(argv or sys.argv[1:])]),
+    report = {"command": shlex.join(["python", "benchmarks/detection/error_scales.py", *(argv or sys.argv[1:])]),
               "threshold": args.threshold, "min_scale": args.min_scale,
               "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
               "networks_from_cache": len(jobs) - trained, "results": results}

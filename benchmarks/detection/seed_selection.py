@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
                      for family, family_names in names.items()} for seed in seeds}
     sets = {k: [list(chosen) for chosen in itertools.combinations(seeds, k)] for k in runs}
     compared = {k: [compare(results, losses, names, single, members) for members in sets[k]] for k in runs}
-    report = {"command": " ".join(["python benchmarks/detection/seed_selection.py", *(argv or sys.argv[1:])]),
+    report = {"command": shlex.join(["python", "benchmarks/detection/seed_selection.py", *(argv or sys.argv[1:])]),
               "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
               "networks_from_cache": len(jobs) - trained, "seeds": seeds, "single_seeds": single,
               "sets": {k: [{"seeds": members, **result} for members, result in zip(sets[k], compared[k])]

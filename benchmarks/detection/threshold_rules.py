@@ -22,6 +22,7 @@ depend on the threshold (see `error_scales.py`). Writes threshold_rules.json and
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
         scorer = error_scales.task_scorer(cached, task, args.binary_features)
         for rule, result in zip(rules, error_scales.score_rules(cached, list(rules.values()), scorer)):
             results[rule][task.family][seed][task.name] = result
-    report = {"command": " ".join(["python benchmarks/detection/threshold_rules.py", *(argv or sys.argv[1:])]),
+    report = {"command": shlex.join(["python", "benchmarks/detection/threshold_rules.py", *(argv or sys.argv[1:])]),
               "binary_features": args.binary_features, "seconds": round(time.perf_counter() - started, 1),
               "networks_trained": trained,
               "networks_from_cache": len(jobs) - trained,
