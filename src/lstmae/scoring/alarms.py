@@ -16,11 +16,11 @@ use (ISA-18.2's on-delay, off-delay and re-alarm suppression), counted in rows:
 
 Everything is decided from the current and past rows only, so :class:`AlarmFilter` fed row by
 row, chunk by chunk, or after a save/restore gives the same alarms as one
-:func:`alarms_from_flags` call. Defaults (:data:`DEFAULT_ALARM`): ``min_length=3``,
-``merge_gap=30``, ``cooldown=50`` rows: a flag must last 3 rows (2 rows of delay) to page
+:func:`alarms_from_flags` call. Defaults (:data:`DEFAULT_ALARM`): ``min_length=10``,
+``merge_gap=30``, ``cooldown=150`` rows: a flag must last 10 rows (9 rows of delay) to page
 anybody, gaps of up to 30 rows do not split an incident, and an incident that clears and
-comes back within 50 rows is not paged again. They are in rows, not time: scale them with the
-sampling rate (at one row a minute: 3 minutes, 30 minutes, 50 minutes).
+comes back within 150 rows is not paged again. They are in rows, not time: scale them with the
+sampling rate (at one row a minute: 10 minutes, 30 minutes, 150 minutes).
 """
 
 from __future__ import annotations
