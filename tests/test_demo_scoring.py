@@ -43,5 +43,3 @@ def test_a_comma_starts_a_new_spec_only_before_a_rule_name():
 def test_validation_blocks_reach_the_model():
     with pytest.raises(ValueError, match="validation_blocks must be an int >= 1, got 0"):
         demo_scoring.main(["--hows", "mean", "--error-models", "mae", "--validation-blocks", "0"])
-
-
