@@ -53,6 +53,17 @@ def test_help_explains_and_does_not_import_torch():
         assert command in out.stdout
 
 
+def test_score_help_gives_the_alarm_rules_defaults_and_the_delay_they_cost():
+    from lstmae.config import ALARM_DEFAULTS
+
+    result = run("score", "--help")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "this many rows minus one after the first flag" in text
+    for option, name in (("--min-alarm-rows", "min_length"), ("--merge-gap", "merge_gap"), ("--cooldown", "cooldown")):
+        assert re.search(rf"{option} INTEGER RANGE .*?\[default: {ALARM_DEFAULTS[name]};", text), option
+
+
 def test_fit_writes_a_model_with_the_data_settings(workspace):
     config = json.loads((workspace / "model" / "config.json").read_text())
     assert config["feature_names"] == ["temp", "flow"]

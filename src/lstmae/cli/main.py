@@ -159,7 +159,8 @@ def _alarm_options(func):
     options = [
         click.option("--min-alarm-rows", type=click.IntRange(min=1), default=ALARM_DEFAULTS["min_length"],
                      show_default=True,
-                     help="An alarm starts once this many consecutive rows are flagged (1: every flag)."),
+                     help="An alarm starts once this many consecutive rows are flagged, this many rows minus one "
+                          "after the first flag (1: at every flag)."),
         click.option("--merge-gap", type=click.IntRange(min=0), default=ALARM_DEFAULTS["merge_gap"],
                      show_default=True,
                      help="Flagged runs separated by at most this many unflagged rows are one alarm."),
