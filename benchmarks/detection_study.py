@@ -41,7 +41,6 @@ import json
 import math
 import os
 import platform
-import shlex
 import sys
 import time
 import warnings
@@ -52,6 +51,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from command_line import command_line
 from detection.baselines import make_window_baselines, rolling_zscore
 from detection.datasets import LOADERS, SERIES_FAMILIES, UCR_TOLERANCE, load_ecg5000
 from lstmae.config import AUTO_ERROR_MODEL, DEFAULT_THRESHOLDS, DEFAULTS
@@ -198,8 +198,8 @@ def main(argv=None) -> int:
             file.write(json.dumps({"key": job_key(jobs[todo[index]]), "settings": settings_key(settings),
                                    "result": result}) + "\n")
         log(f"[{n_done}/{len(todo)}] {result['family']} {result['name']}: {summary_line(result)}")
-    command = shlex.join(["python", "benchmarks/detection_study.py", *(sys.argv[1:] if argv is None else argv)])
-    report = build_report([result for result in results if result is not None], settings, command.strip(),
+    command = command_line(__file__, argv)
+    report = build_report([result for result in results if result is not None], settings, command,
                           time.perf_counter() - started)
     report["resumed_jobs"] = sum(job_key(job) in done for job in jobs)  # their time is not in runtime_s
     report["unfinished_jobs"] = [job_key(job) for job, result in zip(jobs, results) if result is None]

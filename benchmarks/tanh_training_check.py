@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from command_line import command_line
 from detection.datasets import load_ecg5000
 from detection_study import REPO, SETTINGS, beat_metrics, set_threads
 
@@ -160,12 +160,12 @@ def main(argv=None) -> int:
         print("error: the fused LSTM kernels could not be compiled here, so there is nothing to compare",
               file=sys.stderr)
         return 2
-    command = shlex.join(["python", "benchmarks/tanh_training_check.py", *(sys.argv[1:] if argv is None else argv)])
+    command = command_line(__file__, argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.speed:
         from lstmae.nn import model
 
-        report = {"command": command.strip(), "fused_training_batch": model.FUSED_TRAINING_BATCH,
+        report = {"command": command, "fused_training_batch": model.FUSED_TRAINING_BATCH,
                   "results": [row for threads in (1, 2) for row in training_speed(args.data_dir, threads)]}
         (args.out / "tanh_training_speed.json").write_text(json.dumps(report, indent=1) + "\n")
         (args.out / "tanh_training_speed.md").write_text(speed_markdown(report))
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
             results.append(result)
             print(f"seed {result['seed']} {result['path']}: ROC-AUC {result['roc_auc']:.4f}, balanced accuracy "
                   f"{result['balanced_accuracy']:.4f}, val loss {result['best_val_loss']:.4f}", file=sys.stderr)
-    report = {"command": command.strip(), "settings": settings, "results": results,
+    report = {"command": command, "settings": settings, "results": results,
               "paired": {key: paired(results, key) for key in ("roc_auc", "balanced_accuracy", "best_val_loss")}}
     stem = "tanh_training_check" + ("_no_early_stopping" if args.no_early_stopping else "")
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -18,7 +18,6 @@ whether the issue's alarm goals hold. Writes binary_features.json and .md to --o
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
 
+from command_line import command_line  # noqa: E402
 import error_scales  # noqa: E402
 import threshold_rules  # noqa: E402
 from lstmae.config import BINARY_FEATURE_CHOICES  # noqa: E402
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     summary = {mode: {family: {seed: threshold_rules.summary(by_name) for seed, by_name in by_seed.items()}
                       for family, by_seed in by_family.items()}
                for mode, by_family in series.items()}
-    report = {"command": shlex.join(["python", "benchmarks/detection/binary_features.py", *(argv or sys.argv[1:])]),
+    report = {"command": command_line(__file__, argv),
               "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
               "networks_from_cache": len(jobs) - trained,
               "binary_features": {family: sorted({n for key, n in flags.items() if key.startswith(family + "/")})

@@ -25,7 +25,6 @@ labelled fraction, for lstmae and each weight and quantile. Writes code_novelty.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
 
+from command_line import command_line  # noqa: E402
 import error_scales  # noqa: E402
 
 
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
                                  for seed, by_name in by_seed.items()}
                         for family, by_seed in by_family.items()}
                for column, by_family in series.items()}
-    report = {"command": shlex.join(["python", "benchmarks/detection/code_novelty.py", *(argv or sys.argv[1:])]),
+    report = {"command": command_line(__file__, argv),
               "neighbours": args.neighbours, "seconds": round(time.perf_counter() - started, 1),
               "networks_trained": trained, "networks_from_cache": len(jobs) - trained,
               "summary": summary, "series": series}

@@ -22,11 +22,14 @@ import argparse
 import itertools
 import json
 import re
-import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for command_line
+
+from command_line import command_line  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -86,8 +89,7 @@ def main(argv=None) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.out is not None:
-        given = argv if argv is not None else sys.argv[1:]
-        command = shlex.join(["python", "benchmarks/detection/demo_scoring.py", *given])
+        command = command_line(__file__, argv)
         args.out.write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
     return 0
 

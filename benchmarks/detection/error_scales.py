@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -37,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 
+from command_line import command_line  # noqa: E402
 import detection_study as study  # noqa: E402
 from lstmae.config import DEFAULTS  # noqa: E402
 from lstmae.scoring import parse_threshold  # noqa: E402
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
         cached = dict(np.load(path))  # read once: an .npz member is decompressed on every access
         results[task.family][seed][task.name] = {
             floor: score(cached, rule, lstmae_scorer(cached, floor=floor, min_scale=args.min_scale)) for floor in FLOORS}
-    report = {"command": shlex.join(["python", "benchmarks/detection/error_scales.py", *(argv or sys.argv[1:])]),
+    report = {"command": command_line(__file__, argv),
               "threshold": args.threshold, "min_scale": args.min_scale,
               "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
               "networks_from_cache": len(jobs) - trained, "results": results}

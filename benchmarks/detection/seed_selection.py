@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
 
+from command_line import command_line  # noqa: E402
 import detection_study as study  # noqa: E402
 import error_scales  # noqa: E402
 import threshold_rules  # noqa: E402
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
                      for family, family_names in names.items()} for seed in seeds}
     sets = {k: [list(chosen) for chosen in itertools.combinations(seeds, k)] for k in runs}
     compared = {k: [compare(results, losses, names, single, members) for members in sets[k]] for k in runs}
-    report = {"command": shlex.join(["python", "benchmarks/detection/seed_selection.py", *(argv or sys.argv[1:])]),
+    report = {"command": command_line(__file__, argv),
               "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
               "networks_from_cache": len(jobs) - trained, "seeds": seeds, "single_seeds": single,
               "sets": {k: [{"seeds": members, **result} for members, result in zip(sets[k], compared[k])]

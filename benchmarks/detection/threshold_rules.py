@@ -22,7 +22,6 @@ depend on the threshold (see `error_scales.py`). Writes threshold_rules.json and
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
 
+from command_line import command_line  # noqa: E402
 import detection_study as study  # noqa: E402
 import error_scales  # noqa: E402
 from lstmae.config import BINARY_FEATURE_CHOICES, DEFAULTS  # noqa: E402
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         scorer = error_scales.task_scorer(cached, task, args.binary_features)
         for rule, result in zip(rules, error_scales.score_rules(cached, list(rules.values()), scorer)):
             results[rule][task.family][seed][task.name] = result
-    report = {"command": shlex.join(["python", "benchmarks/detection/threshold_rules.py", *(argv or sys.argv[1:])]),
+    report = {"command": command_line(__file__, argv),
               "binary_features": args.binary_features, "seconds": round(time.perf_counter() - started, 1),
               "networks_trained": trained,
               "networks_from_cache": len(jobs) - trained,
