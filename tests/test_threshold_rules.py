@@ -89,7 +89,7 @@ def test_the_command_writes_each_rule_per_family_and_seed(tmp_path, monkeypatch)
     assert "| NAB (1) | 0 | **1.00 / " in text  # the goals hold: bold
     assert "| 1 | 0/1 / 1 / " in text and "| `mad:8` | `telemanom:2,mad=8` |" in text
     # over the seeds: the goals at seed 0 only, the storm at seed 1 only
-    assert "| `mad:8` | 1/2 (nab 1) | 1.000 (nab 1.000) | 0-1 | none |" in text
+    assert "| `mad:8` | 1/2 (nab 1) | 1.000 (nab 1.000) | 1.000 (nab 1.000) | 0-1 | none |" in text
 
 
 def test_over_the_seeds_a_series_that_storms_at_every_seed_is_named(tmp_path, monkeypatch):
@@ -129,7 +129,7 @@ def test_the_command_scores_a_rule_with_its_own_alarm_rules(tmp_path, monkeypatc
     burst, patient = (report["results"][rule]["nab"]["0"]["toy"] for rule in report["summary"])
     assert burst["event_recall"] == 1.0 and patient["event_recall"] == 0.0  # a 20-row burst is not 100 rows long
     assert report["summary"]["mad:8+min_length=100"]["nab"]["1"]["storms"] == 1  # the storm lasts
-    assert "| `mad:8+min_length=100` | 0/2 (nab 0) | 0.500 (nab 0.500) | 0-1 | none |" in text
+    assert "| `mad:8+min_length=100` | 0/2 (nab 0) | 0.500 (nab 0.500) | 0.500 (nab 0.500) | 0-1 | none |" in text
 
 
 def test_scoring_several_rules_at_once_gives_each_rule_s_own_score():
