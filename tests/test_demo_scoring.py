@@ -21,6 +21,7 @@ def test_each_rule_minimum_length_and_cool_down_is_one_row_and_out_writes_them_w
     assert written["rows"] == printed
     # quoted for a shell: the ";" between threshold specs would otherwise end the command
     assert shlex.split(written["command"])[2:] == argv and "'mad:8;mad:12;telemanom:2,mad=8'" in written["command"]
+    # rows in the order threshold x minimum length x cool-down (2 x 2 rows per threshold)
     loose, silenced, endless, strict, following = (printed[i] for i in (0, 1, 2, 4, 8))
     assert (loose["cooldown"], silenced["cooldown"]) == (50, 100000) and silenced["threshold"] == "mad:8"
     assert (loose["min_length"], endless["min_length"], endless["cooldown"]) == (3, 100000, 50)

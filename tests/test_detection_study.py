@@ -201,9 +201,11 @@ def test_the_cool_down_variants_are_the_alarm_rules_with_that_cool_down():
     model, held = _tiny_model_and_held_out_parts(task)
     held_rows = detection_study.joined_rows(model, held, 10)
     # quiet test rows but for a burst at 300 (the label) and one 40 rows after it: past the merge gap (30), inside
-    # the default cool-down (50 rows or more), so only a shorter cool-down pages the second burst
+    # the default cool-down (50 rows or more), so only a shorter cool-down pages the second burst; each burst lasts
+    # twice the default minimum alarm length, so that minimum does not decide it
     scores = np.full(len(task.test), float(np.median(held_rows["mean"])))
-    scores[300:320] = scores[360:370] = 1e6
+    burst = 2 * DEFAULT_ALARM["min_length"]
+    scores[300:300 + burst] = scores[340 + burst:340 + 2 * burst] = 1e6
     common = np.ones(len(task.test), bool)
     results = detection_study.threshold_variants(model, task, {"mean": scores}, held_rows, common, held_rows)
     flags = (scores > 1e5).astype(np.int8)
