@@ -60,6 +60,7 @@ from lstmae.evaluation.metrics import vus_window_from_period
 from lstmae.scoring import DEFAULT_ALARM, default_threshold, parse_threshold, window_to_points
 from lstmae.series import STORM_SHARE, AlarmStormWarning
 from overrides import parse_assignments
+from perf import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("ecg5000",) + SERIES_FAMILIES
@@ -769,7 +770,7 @@ def build_report(results: list[dict], settings: dict, command: str, runtime_s: f
         "command": command,
         "settings": settings,
         "runtime_s": round(runtime_s, 1),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "cpu": cpu_name(), "cpus": os.cpu_count(),
                     "python": platform.python_version(), "lstmae": lstmae.__version__,
                     "torch": torch.__version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__,
                     "load_average": round(os.getloadavg()[0], 1), **peer_versions()},
@@ -899,7 +900,8 @@ def markdown(report: dict) -> str:
              f"`{report['command']}` ({report['runtime_s'] / 60:.0f} min"
              + (f", plus the {report['resumed_jobs']} jobs of the stopped run it resumed" if report.get("resumed_jobs")
                 else "") + " on "
-             f"{report['machine']['cpus']} CPU cores, {settings['jobs']} process(es) x "
+             f"{report['machine']['cpus']} cores of {report['machine'].get('cpu', 'an unrecorded CPU')}, "
+             f"{settings['jobs']} process(es) x "
              f"{settings['threads']} torch thread(s){', --quick' if settings['quick'] else ''}; "
              f"load average {report['machine'].get('load_average', '?')} at the end: the machine was shared, "
              "so the seconds are slow and noisy).", ""]

@@ -13,6 +13,7 @@ import detection_study  # noqa: E402
 from lstmae.scoring import DEFAULT_ALARM  # noqa: E402
 from detection.baselines import IsolationForestBaseline, PCABaseline, rolling_zscore  # noqa: E402
 from detection.datasets import BeatTask, load_ecg5000, load_keogh, load_nab, load_ucr  # noqa: E402
+from perf import cpu_name  # noqa: E402
 
 
 # ------------------------------------------------------------------ baselines
@@ -416,6 +417,8 @@ def test_quick_run_writes_results_and_tables(shared_data, tmp_path):
     assert report["settings"]["series"]["lstmae"]["encoder"] == [8, 4]
     table = (out / "detection_results.md").read_text()
     assert "| UCR anomaly 135-138 (1) | lstmae |" in table and "**" in table
+    # the same seed trains other networks on another CPU, so a run names the one it ran on
+    assert report["machine"]["cpu"] == cpu_name() and f"cores of {cpu_name()}, 1 process(es)" in table
     variants = ucr["series"][0]["lstmae_variants"]
     assert set(variants) == {f"{model}/{how}" for model in detection_study.VARIANTS["error_models"]
                              for how in detection_study.VARIANTS["hows"]}
