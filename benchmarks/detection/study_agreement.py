@@ -1,0 +1,84 @@
+"""Do a study run's lstmae figures equal threshold_rules.py's, series by series, at the same seed?
+
+    python benchmarks/detection/study_agreement.py RUN_DIR [RUN_DIR ...]
+        [--rules-results benchmarks/results/threshold_rules_context/threshold_rules.json] [--rule RULE]
+
+The defaults are chosen with `threshold_rules.py`, which scores the networks of `error_scales.py`'s cache; those are
+trained as `detection_study.py` trains lstmae at its defaults. This checks that they are the same networks and the
+same scoring: for each run (its seed from its settings) and each series in both files, lstmae's VUS-PR, alarm rate,
+event recall and event F1 in the run against `--rule`'s (default: lstmae's row rule at the default alarm rules) in
+the threshold rules results. Prints, per run and family, the series compared and the largest difference of each
+figure, then the series whose figures differ. Trains nothing. Exits 1 when a figure differs by more than 1e-9 or
+a run shares no series with the results.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
+
+from detection_study import ROW_THRESHOLD_RULE  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+FIGURES = ("vus_pr", "alarm_rate", "event_recall", "event_f1")
+TOLERANCE = 1e-9
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="study result folders (each with detection_results.json)")
+    parser.add_argument("--rules-results", type=Path,
+                        default=REPO / "benchmarks/results/threshold_rules_context/threshold_rules.json",
+                        help="a threshold_rules.py results file holding the runs' seeds")
+    parser.add_argument("--rule", default=ROW_THRESHOLD_RULE,
+                        help=f"the rule of that file the runs' lstmae alarms follow (default: {ROW_THRESHOLD_RULE})")
+    args = parser.parse_args(argv)
+    rules = read_json(args.rules_results)["results"]
+    if args.rule not in rules:
+        raise SystemExit(f"{args.rules_results}: no rule {args.rule!r}; it has {', '.join(rules)}")
+    lines = ["| run | seed | family | series compared | " + " | ".join(f"largest {name} difference" for name in FIGURES)
+             + " |", "|---|---|---|---|" + "---|" * len(FIGURES)]
+    differ, compared = [], 0
+    for run in args.runs:
+        report = read_json(run / "detection_results.json")
+        seed = str(report["settings"]["seed"])
+        for family, results in report["datasets"].items():
+            cached = rules[args.rule].get(family, {}).get(seed)
+            if cached is None or "series" not in results:
+                continue
+            pairs = [(row["name"], row["detectors"]["lstmae"], cached[row["name"]])
+                     for row in results["series"] if row["name"] in cached]
+            gaps = {name: max((difference(study[name], rule[name]) for _, study, rule in pairs), default=0.0)
+                    for name in FIGURES}
+            differ += [f"{run.name} seed {seed} {family}/{series}: " + ", ".join(
+                f"{name} {study[name]} against {rule[name]}" for name in FIGURES
+                if difference(study[name], rule[name]) > TOLERANCE) for series, study, rule in pairs
+                if any(difference(study[name], rule[name]) > TOLERANCE for name in FIGURES)]
+            compared += len(pairs)
+            lines.append(f"| {run.name} | {seed} | {family} | {len(pairs)} | "
+                         + " | ".join(f"{gaps[name]:.1e}" for name in FIGURES) + " |")
+    print("\n".join(lines))
+    print(f"\n{compared} series compared; {len(differ)} differ by more than {TOLERANCE:g}"
+          + "".join(f"\n- {line}" for line in differ))
+    return 1 if differ or not compared else 0
+
+
+def difference(a, b) -> float:
+    """|a - b|; 0 when both are None (a series without anomalies has no VUS-PR or event figures), inf when one is."""
+    if a is None or b is None:
+        return 0.0 if a is b else float("inf")
+    return abs(a - b)
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"{path}: cannot read it as JSON ({error})") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

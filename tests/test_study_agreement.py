@@ -1,0 +1,60 @@
+"""benchmarks/detection/study_agreement.py: a study run's lstmae figures against threshold_rules.py's, per series."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from detection import study_agreement  # noqa: E402
+
+RULE = "mad:8,quantile=1"
+FIGURES = {"vus_pr": 0.5, "alarm_rate": 0.1, "event_recall": 1.0, "event_f1": 0.8}
+CLEAN = {"vus_pr": None, "alarm_rate": 0.0, "event_recall": None, "event_f1": None}
+
+
+def write_files(tmp_path, study_figures: dict, seed: int = 1):
+    """A study run at `seed` with lstmae's figures per NAB series, and a rules file with FIGURES / CLEAN there."""
+    run = tmp_path / "run"
+    run.mkdir()
+    series = [{"name": name, "detectors": {"lstmae": figures, "pca": {"vus_pr": 0.0}}}
+              for name, figures in study_figures.items()]
+    (run / "detection_results.json").write_text(json.dumps(
+        {"settings": {"seed": seed}, "datasets": {"nab": {"series": series, "means": {}}}}))
+    rules = tmp_path / "threshold_rules.json"
+    cached = {"a": FIGURES, "clean": CLEAN, "only_in_rules": FIGURES}
+    rules.write_text(json.dumps({"results": {RULE: {"nab": {"1": cached}, "msl": {"1": {}}}}}))
+    return run, rules
+
+
+def test_a_run_equal_to_the_rules_series_by_series_passes_and_counts_the_series_in_both(tmp_path, capsys):
+    run, rules = write_files(tmp_path, {"a": {**FIGURES, "roc_auc": 0.9}, "clean": dict(CLEAN)})
+    assert study_agreement.main([str(run), "--rules-results", str(rules), "--rule", RULE]) == 0
+    out = capsys.readouterr().out
+    assert "| run | 1 | nab | 2 | 0.0e+00 | 0.0e+00 | 0.0e+00 | 0.0e+00 |" in out
+    assert "2 series compared; 0 differ" in out
+
+
+def test_a_figure_that_differs_fails_and_names_the_series_and_figure(tmp_path, capsys):
+    run, rules = write_files(tmp_path, {"a": {**FIGURES, "event_f1": 0.7}, "clean": {**CLEAN, "event_recall": 0.0}})
+    assert study_agreement.main([str(run), "--rules-results", str(rules), "--rule", RULE]) == 1
+    out = capsys.readouterr().out
+    assert "| 2 | 0.0e+00 | 0.0e+00 | inf | 1.0e-01 |" in out  # event recall, then event F1
+    assert "2 series compared; 2 differ" in out
+    assert "- run seed 1 nab/a: event_f1 0.7 against 0.8" in out
+    assert "- run seed 1 nab/clean: event_recall 0.0 against None" in out
+
+
+def test_a_run_at_a_seed_the_rules_file_lacks_compares_nothing_and_fails(tmp_path, capsys):
+    run, rules = write_files(tmp_path, {"a": FIGURES}, seed=7)
+    assert study_agreement.main([str(run), "--rules-results", str(rules), "--rule", RULE]) == 1
+    assert "0 series compared" in capsys.readouterr().out
+
+
+def test_an_unknown_rule_or_an_unreadable_file_exits_with_one_line(tmp_path):
+    run, rules = write_files(tmp_path, {"a": FIGURES})
+    with pytest.raises(SystemExit, match=r"no rule 'mad:9'; it has mad:8,quantile=1"):
+        study_agreement.main([str(run), "--rules-results", str(rules), "--rule", "mad:9"])
+    with pytest.raises(SystemExit, match=r"missing[/\\]detection_results.json: cannot read it as JSON"):
+        study_agreement.main([str(tmp_path / "missing"), "--rules-results", str(rules), "--rule", RULE])
