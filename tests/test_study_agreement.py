@@ -32,7 +32,8 @@ def test_a_run_equal_to_the_rules_series_by_series_passes_and_counts_the_series_
     run, rules = write_files(tmp_path, {"a": {**FIGURES, "roc_auc": 0.9}, "clean": dict(CLEAN)})
     assert study_agreement.main([str(run), "--rules-results", str(rules), "--rule", RULE]) == 0
     out = capsys.readouterr().out
-    assert "| run | 1 | nab | 2 | 0.0e+00 | 0.0e+00 | 0.0e+00 | 0.0e+00 |" in out
+    # the means are over the series with anomalies: the clean series has no VUS-PR or event F1
+    assert "| run | 1 | nab | 2 | 0.0e+00 | 0.0e+00 | 0.0e+00 | 0.0e+00 | 0.500 / 0.500 | 0.800 / 0.800 |" in out
     assert "2 series compared; 0 differ" in out
 
 
@@ -40,7 +41,7 @@ def test_a_figure_that_differs_fails_and_names_the_series_and_figure(tmp_path, c
     run, rules = write_files(tmp_path, {"a": {**FIGURES, "event_f1": 0.7}, "clean": {**CLEAN, "event_recall": 0.0}})
     assert study_agreement.main([str(run), "--rules-results", str(rules), "--rule", RULE]) == 1
     out = capsys.readouterr().out
-    assert "| 2 | 0.0e+00 | 0.0e+00 | inf | 1.0e-01 |" in out  # event recall, then event F1
+    assert "| 2 | 0.0e+00 | 0.0e+00 | inf | 1.0e-01 | 0.500 / 0.500 | 0.700 / 0.800 |" in out  # recall, then F1
     assert "2 series compared; 2 differ" in out
     assert "- run seed 1 nab/a: event_f1 0.7 against 0.8" in out
     assert "- run seed 1 nab/clean: event_recall 0.0 against None" in out

@@ -7,8 +7,9 @@ The defaults are chosen with `threshold_rules.py`, which scores the networks of 
 trained as `detection_study.py` trains lstmae at its defaults. This checks that they are the same networks and the
 same scoring: for each run (its seed from its settings) and each series in both files, lstmae's VUS-PR, alarm rate,
 event recall and event F1 in the run against `--rule`'s (default: lstmae's row rule at the default alarm rules) in
-the threshold rules results. Prints, per run and family, the series compared and the largest difference of each
-figure, then the series whose figures differ. Trains nothing. Exits 1 when a figure differs by more than 1e-9 or
+the threshold rules results. Prints, per run and family, the series compared, the largest difference of each
+figure and both sides' mean VUS-PR and event F1 (over the series with anomalies), then the series whose figures
+differ. Trains nothing. Exits 1 when a figure differs by more than 1e-9 or
 a run shares no series with the results.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
     if args.rule not in rules:
         raise SystemExit(f"{args.rules_results}: no rule {args.rule!r}; it has {', '.join(rules)}")
     lines = ["| run | seed | family | series compared | " + " | ".join(f"largest {name} difference" for name in FIGURES)
-             + " |", "|---|---|---|---|" + "---|" * len(FIGURES)]
+             + " | VUS-PR: run / rules | event F1: run / rules |", "|---|---|---|---|" + "---|" * (len(FIGURES) + 2)]
     differ, compared = [], 0
     for run in args.runs:
         report = read_json(run / "detection_results.json")
@@ -59,11 +60,20 @@ def main(argv=None) -> int:
                 if any(difference(study[name], rule[name]) > TOLERANCE for name in FIGURES)]
             compared += len(pairs)
             lines.append(f"| {run.name} | {seed} | {family} | {len(pairs)} | "
-                         + " | ".join(f"{gaps[name]:.1e}" for name in FIGURES) + " |")
+                         + " | ".join(f"{gaps[name]:.1e}" for name in FIGURES) + " | "
+                         + " | ".join(f"{mean([study[name] for _, study, _ in pairs])} / "
+                                      f"{mean([rule[name] for _, _, rule in pairs])}"
+                                      for name in ("vus_pr", "event_f1")) + " |")
     print("\n".join(lines))
     print(f"\n{compared} series compared; {len(differ)} differ by more than {TOLERANCE:g}"
           + "".join(f"\n- {line}" for line in differ))
     return 1 if differ or not compared else 0
+
+
+def mean(values: list) -> str:
+    """The mean of the values that are not None (the series with anomalies), to 3 decimals; n/a where none is."""
+    values = [value for value in values if value is not None]
+    return f"{sum(values) / len(values):.3f}" if values else "n/a"
 
 
 def difference(a, b) -> float:
