@@ -141,22 +141,11 @@ QUICK = {
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.compare:
-        reports = []
-        for run in args.compare:
-            parts = []
-            for folder in map(Path, run.split("+")):
-                source = folder / "detection_results.json"
-                if not source.is_file():
-                    print(f"error: {source} not found; each --compare folder is a study's --out", file=sys.stderr)
-                    return 2
-                parts.append((folder.name, json.loads(source.read_text())))
-            seeds = {report["settings"].get("seed") for _, report in parts}
-            if len(seeds) > 1:
-                print(f"error: {run} joins runs of seeds {sorted(seeds)}; join only runs of one seed", file=sys.stderr)
-                return 2
-            report = {"settings": parts[0][1]["settings"],  # the later part's families win
-                      "datasets": {family: data for _, part in parts for family, data in part["datasets"].items()}}
-            reports.append(("+".join(name for name, _ in parts), report))
+        try:
+            reports = [read_joined_run(run) for run in args.compare]
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         print("\n".join(comparison(reports)))
         return 0
     if args.tables_only:
@@ -210,6 +199,24 @@ def main(argv=None) -> int:
         partial.unlink()
     log(f"done in {report['runtime_s'] / 60:.1f} min; wrote {args.out}/detection_results.{{json,md}}")
     return 0
+
+
+def read_joined_run(run: str) -> tuple[str, dict]:
+    """"A+B+C", study --out folders of one seed -> (their names joined by "+", one report with each family of the
+    latest folder that has it, and the first folder's settings). ValueError names a missing results file or runs
+    of different seeds."""
+    parts = []
+    for folder in map(Path, run.split("+")):
+        source = folder / "detection_results.json"
+        if not source.is_file():
+            raise ValueError(f"{source} not found; each folder is a study's --out")
+        parts.append((folder.name, json.loads(source.read_text())))
+    seeds = {report["settings"].get("seed") for _, report in parts}
+    if len(seeds) > 1:
+        raise ValueError(f"{run} joins runs of seeds {sorted(seeds)}; join only runs of one seed")
+    report = {"settings": parts[0][1]["settings"],
+              "datasets": {family: data for _, part in parts for family, data in part["datasets"].items()}}
+    return "+".join(name for name, _ in parts), report
 
 
 def parse_args(argv):

@@ -14,9 +14,9 @@ FIGURES = {"vus_pr": 0.5, "alarm_rate": 0.1, "event_recall": 1.0, "event_f1": 0.
 CLEAN = {"vus_pr": None, "alarm_rate": 0.0, "event_recall": None, "event_f1": None}
 
 
-def write_files(tmp_path, study_figures: dict, seed: int = 1):
+def write_files(tmp_path, study_figures: dict, seed: int = 1, name: str = "run"):
     """A study run at `seed` with lstmae's figures per NAB series, and a rules file with FIGURES / CLEAN there."""
-    run = tmp_path / "run"
+    run = tmp_path / name
     run.mkdir()
     series = [{"name": name, "detectors": {"lstmae": figures, "pca": {"vus_pr": 0.0}}}
               for name, figures in study_figures.items()]
@@ -57,5 +57,14 @@ def test_an_unknown_rule_or_an_unreadable_file_exits_with_one_line(tmp_path):
     run, rules = write_files(tmp_path, {"a": FIGURES})
     with pytest.raises(SystemExit, match=r"no rule 'mad:9'; it has mad:8,quantile=1"):
         study_agreement.main([str(run), "--rules-results", str(rules), "--rule", "mad:9"])
-    with pytest.raises(SystemExit, match=r"missing[/\\]detection_results.json: cannot read it as JSON"):
+    with pytest.raises(SystemExit, match=r"missing[/\\]detection_results.json not found"):
         study_agreement.main([str(tmp_path / "missing"), "--rules-results", str(rules), "--rule", RULE])
+    with pytest.raises(SystemExit, match=r"rules.json: cannot read it as JSON"):
+        study_agreement.main([str(run), "--rules-results", str(tmp_path / "rules.json"), "--rule", RULE])
+
+
+def test_joined_runs_are_compared_with_the_later_run_s_family(tmp_path, capsys):
+    before, rules = write_files(tmp_path, {"a": {**FIGURES, "vus_pr": 0.1}}, name="before")
+    after, _ = write_files(tmp_path, {"a": FIGURES}, name="after")
+    assert study_agreement.main([f"{before}+{after}", "--rules-results", str(rules), "--rule", RULE]) == 0
+    assert "| before+after | 1 | nab | 1 |" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """Do a study run's lstmae figures equal threshold_rules.py's, series by series, at the same seed?
 
-    python benchmarks/detection/study_agreement.py RUN_DIR [RUN_DIR ...]
+    python benchmarks/detection/study_agreement.py RUN_DIR[+RUN_DIR] [RUN_DIR ...]
         [--rules-results benchmarks/results/threshold_rules_context/threshold_rules.json] [--rule RULE]
 
 The defaults are chosen with `threshold_rules.py`, which scores the networks of `error_scales.py`'s cache; those are
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 
-from detection_study import ROW_THRESHOLD_RULE  # noqa: E402
+from detection_study import ROW_THRESHOLD_RULE, read_joined_run  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = ("vus_pr", "alarm_rate", "event_recall", "event_f1")
@@ -30,7 +30,8 @@ TOLERANCE = 1e-9
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="study result folders (each with detection_results.json)")
+    parser.add_argument("runs", nargs="+", help="study result folders (each with detection_results.json), "
+                                                 "A+B for the families of two runs of one seed")
     parser.add_argument("--rules-results", type=Path,
                         default=REPO / "benchmarks/results/threshold_rules_context/threshold_rules.json",
                         help="a threshold_rules.py results file holding the runs' seeds")
@@ -44,7 +45,10 @@ def main(argv=None) -> int:
              + " | VUS-PR: run / rules | event F1: run / rules |", "|---|---|---|---|" + "---|" * (len(FIGURES) + 2)]
     differ, compared = [], 0
     for run in args.runs:
-        report = read_json(run / "detection_results.json")
+        try:
+            name, report = read_joined_run(run)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
         seed = str(report["settings"]["seed"])
         for family, results in report["datasets"].items():
             cached = rules[args.rule].get(family, {}).get(seed)
@@ -54,12 +58,12 @@ def main(argv=None) -> int:
                      for row in results["series"] if row["name"] in cached]
             gaps = {name: max((difference(study[name], rule[name]) for _, study, rule in pairs), default=0.0)
                     for name in FIGURES}
-            differ += [f"{run.name} seed {seed} {family}/{series}: " + ", ".join(
+            differ += [f"{name} seed {seed} {family}/{series}: " + ", ".join(
                 f"{name} {study[name]} against {rule[name]}" for name in FIGURES
                 if difference(study[name], rule[name]) > TOLERANCE) for series, study, rule in pairs
                 if any(difference(study[name], rule[name]) > TOLERANCE for name in FIGURES)]
             compared += len(pairs)
-            lines.append(f"| {run.name} | {seed} | {family} | {len(pairs)} | "
+            lines.append(f"| {name} | {seed} | {family} | {len(pairs)} | "
                          + " | ".join(f"{gaps[name]:.1e}" for name in FIGURES) + " | "
                          + " | ".join(f"{mean([study[name] for _, study, _ in pairs])} / "
                                       f"{mean([rule[name] for _, _, rule in pairs])}"
