@@ -4,13 +4,14 @@
         [--rules-results benchmarks/results/threshold_rules_context/threshold_rules.json] [--rule RULE]
 
 The defaults are chosen with `threshold_rules.py`, which scores the networks of `error_scales.py`'s cache; those are
-trained as `detection_study.py` trains lstmae at its defaults. This checks that they are the same networks and the
-same scoring: for each run (its seed from its settings) and each series in both files, lstmae's VUS-PR, alarm rate,
-event recall and event F1 in the run against `--rule`'s (default: lstmae's row rule at the default alarm rules) in
-the threshold rules results. Prints, per run and family, the series compared, the largest difference of each
-figure and both sides' mean VUS-PR and event F1 (over the series with anomalies), then the series whose figures
-differ. Trains nothing. Exits 1 when a figure differs by more than 1e-9 or
-a run shares no series with the results.
+trained as `detection_study.py` trains lstmae at its defaults, so on the CPU that trained the cache they are the same
+networks (on another CPU the same seed trains others). This checks it: for each run (its seed from its settings;
+`A+B` joins the families of runs of one seed, the later run's family winning, as the study's --compare does) and
+each series in both files, lstmae's VUS-PR, alarm rate, event recall and event F1 in the run against `--rule`'s
+(default: lstmae's row rule at the default alarm rules) in the threshold rules results. Prints, per run and family,
+the series compared, the largest difference of each figure and both sides' mean VUS-PR and event F1 (over the
+series with anomalies), then the series whose figures differ. Trains nothing. Exits 1 when a figure differs by more
+than 1e-9 or no series is in both.
 """
 from __future__ import annotations
 
