@@ -24,7 +24,8 @@ def write_files(tmp_path, study_figures: dict, seed: int = 1, name: str = "run")
         {"settings": {"seed": seed}, "datasets": {"nab": {"series": series, "means": {}}}}))
     rules = tmp_path / "threshold_rules.json"
     cached = {"a": FIGURES, "clean": CLEAN, "only_in_rules": FIGURES}
-    rules.write_text(json.dumps({"results": {RULE: {"nab": {"1": cached}, "msl": {"1": {}}}}}))
+    other_seed = {"a": {**FIGURES, "vus_pr": 0.7}, "clean": CLEAN}
+    rules.write_text(json.dumps({"results": {RULE: {"nab": {"1": cached, "2": other_seed}, "msl": {"1": {}}}}}))
     return run, rules
 
 
@@ -34,6 +35,7 @@ def test_a_run_equal_to_the_rules_series_by_series_passes_and_counts_the_series_
     out = capsys.readouterr().out
     # the means are over the series with anomalies: the clean series has no VUS-PR or event F1
     assert "| run | 1 | nab | 2 | 0.0e+00 | 0.0e+00 | 0.0e+00 | 0.0e+00 | 0.500 / 0.500 | 0.800 / 0.800 |" in out
+    assert "| 0.500-0.700 (2 seeds) |" in out  # the rules file's family VUS-PR at each of its seeds
     assert "2 series compared; 0 differ" in out
 
 

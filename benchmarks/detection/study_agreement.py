@@ -9,8 +9,9 @@ networks (on another CPU the same seed trains others). This checks it: for each 
 `A+B` joins the families of runs of one seed, the later run's family winning, as the study's --compare does) and
 each series in both files, lstmae's VUS-PR, alarm rate, event recall and event F1 in the run against `--rule`'s
 (default: lstmae's row rule at the default alarm rules) in the threshold rules results. Prints, per run and family,
-the series compared, the largest difference of each figure and both sides' mean VUS-PR and event F1 (over the
-series with anomalies), then the series whose figures differ. Trains nothing. Exits 1 when a figure differs by more
+the series compared, the largest difference of each figure, both sides' mean VUS-PR and event F1 (over the
+series with anomalies) and the lowest-highest of the rules file's mean VUS-PR over all its seeds (how far a seed
+moves it there), then the series whose figures differ. Trains nothing. Exits 1 when a figure differs by more
 than 1e-9 or no series is in both.
 """
 from __future__ import annotations
@@ -43,42 +44,50 @@ def main(argv=None) -> int:
     if args.rule not in rules:
         raise SystemExit(f"{args.rules_results}: no rule {args.rule!r}; it has {', '.join(rules)}")
     lines = ["| run | seed | family | series compared | " + " | ".join(f"largest {name} difference" for name in FIGURES)
-             + " | VUS-PR: run / rules | event F1: run / rules |", "|---|---|---|---|" + "---|" * (len(FIGURES) + 2)]
+             + " | VUS-PR: run / rules | event F1: run / rules | rules' VUS-PR over its seeds |",
+             "|---|---|---|---|" + "---|" * (len(FIGURES) + 3)]
     differ, compared = [], 0
     for run in args.runs:
         try:
-            name, report = read_joined_run(run)
+            run_name, report = read_joined_run(run)
         except ValueError as error:
             raise SystemExit(str(error)) from None
         seed = str(report["settings"]["seed"])
         for family, results in report["datasets"].items():
-            cached = rules[args.rule].get(family, {}).get(seed)
-            if cached is None or "series" not in results:
+            by_seed = rules[args.rule].get(family, {})
+            if seed not in by_seed or "series" not in results:
                 continue
-            pairs = [(row["name"], row["detectors"]["lstmae"], cached[row["name"]])
-                     for row in results["series"] if row["name"] in cached]
-            gaps = {name: max((difference(study[name], rule[name]) for _, study, rule in pairs), default=0.0)
-                    for name in FIGURES}
-            differ += [f"{name} seed {seed} {family}/{series}: " + ", ".join(
-                f"{name} {study[name]} against {rule[name]}" for name in FIGURES
-                if difference(study[name], rule[name]) > TOLERANCE) for series, study, rule in pairs
-                if any(difference(study[name], rule[name]) > TOLERANCE for name in FIGURES)]
+            pairs = [(row["detectors"]["lstmae"], by_seed[seed][row["name"]], row["name"])
+                     for row in results["series"] if row["name"] in by_seed[seed]]
+            gaps = [{name: difference(study[name], rule[name]) for name in FIGURES} for study, rule, _ in pairs]
+            for (study, rule, series), gap in zip(pairs, gaps):
+                if max(gap.values()) > TOLERANCE:
+                    differ.append(f"{run_name} seed {seed} {family}/{series}: " + ", ".join(
+                        f"{name} {study[name]} against {rule[name]}" for name in FIGURES if gap[name] > TOLERANCE))
             compared += len(pairs)
-            lines.append(f"| {name} | {seed} | {family} | {len(pairs)} | "
-                         + " | ".join(f"{gaps[name]:.1e}" for name in FIGURES) + " | "
-                         + " | ".join(f"{mean([study[name] for _, study, _ in pairs])} / "
-                                      f"{mean([rule[name] for _, _, rule in pairs])}"
-                                      for name in ("vus_pr", "event_f1")) + " |")
+            seed_means = [value for value in (mean([row["vus_pr"] for row in series.values()])
+                                              for series in by_seed.values()) if value is not None]
+            lines.append(f"| {run_name} | {seed} | {family} | {len(pairs)} | "
+                         + " | ".join(f"{max((gap[name] for gap in gaps), default=0.0):.1e}" for name in FIGURES)
+                         + " | " + " | ".join(f"{text(mean([study[name] for study, _, _ in pairs]))} / "
+                                             f"{text(mean([rule[name] for _, rule, _ in pairs]))}"
+                                             for name in ("vus_pr", "event_f1"))
+                         + f" | {text(min(seed_means, default=None))}-{text(max(seed_means, default=None))} "
+                           f"({len(seed_means)} seeds) |")
     print("\n".join(lines))
     print(f"\n{compared} series compared; {len(differ)} differ by more than {TOLERANCE:g}"
           + "".join(f"\n- {line}" for line in differ))
     return 1 if differ or not compared else 0
 
 
-def mean(values: list) -> str:
-    """The mean of the values that are not None (the series with anomalies), to 3 decimals; n/a where none is."""
+def mean(values: list) -> float | None:
+    """The mean of the values that are not None (the series with anomalies); None where none is."""
     values = [value for value in values if value is not None]
-    return f"{sum(values) / len(values):.3f}" if values else "n/a"
+    return sum(values) / len(values) if values else None
+
+
+def text(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def difference(a, b) -> float:
