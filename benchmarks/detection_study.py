@@ -60,7 +60,7 @@ from lstmae.evaluation.metrics import vus_window_from_period
 from lstmae.scoring import DEFAULT_ALARM, default_threshold, parse_threshold, window_to_points
 from lstmae.series import STORM_SHARE, AlarmStormWarning
 from overrides import parse_assignments
-from perf import cpu_name
+from machine import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("ecg5000",) + SERIES_FAMILIES

@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import cpu_name  # benchmarks/ is on sys.path when a script there runs
+
 ENCODER = (128, 64)
 ECG_PASSES = 2  # passes over the ECG-like cases in a full run; each case keeps its best
 TRAIN_BATCH = 128
@@ -567,15 +569,6 @@ def run_all(quick: bool, threads: int, models: Path, log, device: str = "cpu") -
     results["machine"]["load_avg_end"] = os.getloadavg()
     results["total_seconds"] = time.perf_counter() - started
     return results
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux); the other benchmarks record it too."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def machine_info(threads: int, device: str = "cpu") -> dict:

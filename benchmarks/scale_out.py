@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from lstmae.config import DEFAULTS
+from machine import cpu_name  # benchmarks/ is on sys.path when a script there runs
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 WINDOW = 20
@@ -176,7 +177,7 @@ def main(argv=None) -> int:
         "scoring": {"stride": 1, "how": HOW, "alarms": "default", "partitions": PARTITIONS},
         "runs": runs, "summary": {str(k): v for k, v in summary.items()},
         "speedup_2_vs_1": round(speedup, 3), "single_process": baseline,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+        "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
                     "dask": dask.__version__, "distributed": distributed.__version__, "lstmae": __version__},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -216,7 +217,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['workers']} | {r['seconds']} | {r['rows_per_s']:,} | {r['load_before']} | "
                      f"{r['load_after']} |")
     m = result["machine"]
-    lines += ["", f"Machine: {m['cpus']} CPUs, Python {m['python']}, torch {m['torch']}, dask {m['dask']}, "
+    lines += ["", f"Machine: {m['cpus']} cores of {m.get('cpu', 'an unrecorded CPU')}, Python {m['python']}, torch {m['torch']}, dask {m['dask']}, "
               f"distributed {m['distributed']}, lstmae {m['lstmae']}.", ""]
     return "\n".join(lines)
 

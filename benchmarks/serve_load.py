@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import cpu_name  # benchmarks/ is on sys.path when a script there runs
+
 WINDOW, N_FEATURES, N_ENTITIES, BATCH_ROWS = 30, 8, 10, 1000
 FEATURES = [f"x{j}" for j in range(N_FEATURES)]
 SERVE = ("import sys; from lstmae.cli.main import cli; from lstmae.cli.serve import register; register(cli); "
@@ -177,7 +179,7 @@ def main() -> None:
                  "seconds_per_scenario": args.seconds},
         "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "machine": f"{platform.machine()}, {platform.processor() or platform.platform()}",
+        "machine": f"{platform.machine()}, {cpu_name()}",
         "versions": {"lstmae": lstmae.__version__, "torch": torch.__version__, "python": platform.python_version(),
                      **{name: _version(name) for name in ("fastapi", "uvicorn", "httpx")}},
     }

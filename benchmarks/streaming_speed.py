@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from perf import cpu_name  # benchmarks/ is on sys.path when a script there runs
+from machine import cpu_name  # benchmarks/ is on sys.path when a script there runs
 import pandas as pd
 import torch
 

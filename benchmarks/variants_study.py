@@ -39,6 +39,7 @@ from lstmae import LSTMAutoencoder
 from lstmae.config import ARCHITECTURE_PARAMS, Architecture, make_architecture
 from lstmae.exceptions import DataError, TrainingDiverged
 from lstmae.nn.model import LSTMAutoencoderModule
+from machine import cpu_name  # benchmarks/ is on sys.path when a script there runs
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
@@ -264,7 +265,7 @@ def variants_markdown(report: dict) -> str:
 def machine() -> dict:
     """Versions, CPUs and the load average: timings on a shared machine need the last."""
     return {"python": platform.python_version(), "torch": torch.__version__, "lstmae": lstmae.__version__,
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "cpu": cpu_name(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "load_average_1_5_15min": list(os.getloadavg())}
 
 

@@ -13,7 +13,7 @@ import detection_study  # noqa: E402
 from lstmae.scoring import DEFAULT_ALARM  # noqa: E402
 from detection.baselines import IsolationForestBaseline, PCABaseline, rolling_zscore  # noqa: E402
 from detection.datasets import BeatTask, load_ecg5000, load_keogh, load_nab, load_ucr  # noqa: E402
-from perf import cpu_name  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 
 # ------------------------------------------------------------------ baselines
