@@ -203,14 +203,21 @@ def main(argv=None) -> int:
 
 def read_joined_run(run: str) -> tuple[str, dict]:
     """"A+B+C", study --out folders of one seed -> (their names joined by "+", one report with each family of the
-    latest folder that has it, and the first folder's settings). ValueError names a missing results file or runs
-    of different seeds."""
+    latest folder that has it, and the first folder's settings). ValueError names a missing or unreadable results
+    file, or runs of different seeds."""
     parts = []
     for folder in map(Path, run.split("+")):
         source = folder / "detection_results.json"
         if not source.is_file():
             raise ValueError(f"{source} not found; each folder is a study's --out")
-        parts.append((folder.name, json.loads(source.read_text())))
+        try:
+            report = json.loads(source.read_text())
+            if not (isinstance(report["settings"], dict) and isinstance(report["datasets"], dict)):
+                raise TypeError("its settings and datasets are not objects")
+            parts.append((folder.name, report))
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{source}: cannot read it as a study's results ({type(error).__name__}: {error}); "
+                             "rerun the study into that folder") from None
     seeds = {report["settings"].get("seed") for _, report in parts}
     if len(seeds) > 1:
         raise ValueError(f"{run} joins runs of seeds {sorted(seeds)}; join only runs of one seed")

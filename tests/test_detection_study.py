@@ -640,6 +640,18 @@ def test_compare_without_results_exits_2_naming_the_file(tmp_path, capsys):
     assert str(tmp_path / "detection_results.json") in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text, reason", [("{\"settings\": {", "JSONDecodeError"),
+                                          ("{\"datasets\": {}}", "KeyError: 'settings'"),
+                                          ("[1, 2]", "TypeError"),
+                                          ("{\"settings\": 1, \"datasets\": {}}", "not objects")])
+def test_compare_with_an_unreadable_results_file_exits_2_in_one_line_naming_it(tmp_path, capsys, text, reason):
+    (tmp_path / "detection_results.json").write_text(text)
+    assert detection_study.main(["--compare", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'detection_results.json'}: cannot read it as a study's results" in err
+    assert reason in err and "rerun the study into that folder" in err
+
+
 def test_missed_alarm_goals_names_each_goal_missed():
     met = {"alarm_ratio": 1.5, "event_recall": 0.7, "n_failed": 0}
     assert detection_study.missed_alarm_goals(met) == [] and detection_study.meets_alarm_goals(met)
