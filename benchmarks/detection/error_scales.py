@@ -33,6 +33,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 
@@ -181,9 +182,21 @@ def score(cached, rule=study.ROW_THRESHOLD, scorer=None, alarm=None) -> dict:
     return score_rules(cached, [(rule, alarm)], scorer)[0]
 
 
+def smooth_rows(values: np.ndarray, width: int) -> np.ndarray:
+    """(T,) row scores -> each the mean of the `width` rows centred on it (fewer at the ends; NaN rows stay NaN
+    and are left out). `width` 1: the scores as they are."""
+    if width <= 1:
+        return values
+    finite = np.isfinite(values)
+    out = np.full(len(values), np.nan)
+    out[finite] = pd.Series(values[finite]).rolling(width, center=True, min_periods=1).mean().to_numpy()
+    return out
+
+
 def score_rules(cached, rules: list, scorer=None) -> list[dict]:
-    """`score` for each (rule, alarm) of `rules` on one series, its rows mapped and its VUS-PR (which no threshold
-    moves) computed once."""
+    """`score` for each (rule, alarm) or (rule, alarm, smooth) of `rules` on one series, its rows mapped once
+    and its VUS-PR (which no threshold moves) computed once per `smooth`: row scores smoothed over `smooth` rows
+    (`smooth_rows`), the held-out parts each on its own, before the rule is fitted (default 1: not smoothed)."""
     from lstmae.evaluation import detection_metrics
     from lstmae.exceptions import DataError
     from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags, window_to_points
@@ -194,15 +207,19 @@ def score_rules(cached, rules: list, scorer=None) -> list[dict]:
     def rows(key, n_rows):
         return window_to_points(scorer(key), n_rows, window, how="mean")[0]
 
-    held = np.concatenate([rows(key, int(cached[f"{key}_rows"])) for key in cached
-                           if key.startswith("part") and not key.endswith("_rows")])
-    held = held[np.isfinite(held)]
-    test = rows("test", len(labels))
-    valid = ~np.isnan(test) & (np.arange(len(test)) >= window)  # the rows detection_study.py scores with every
-    # detector: its rolling z-score starts after one window
+    parts = [rows(key, int(cached[f"{key}_rows"])) for key in cached
+             if key.startswith("part") and not key.endswith("_rows")]
+    parts = [part[np.isfinite(part)] for part in parts]
+    rows_test = rows("test", len(labels))
+    valid = ~np.isnan(rows_test) & (np.arange(len(rows_test)) >= window)  # the rows detection_study.py scores with
+    # every detector: its rolling z-score starts after one window
     fraction = float(labels[valid].mean())
-    results, vus = [], {}
-    for rule, alarm in rules:
+    results, vus_by_smooth = [], {}
+    for rule, alarm, *smoothing in rules:
+        smooth = smoothing[0] if smoothing else 1
+        held = np.concatenate([smooth_rows(part, smooth) for part in parts])
+        test = smooth_rows(rows_test, smooth)
+        vus = vus_by_smooth.get(smooth, {})
         try:
             if rule.adaptive:  # as lstmae.series scores: started from the held-out rows, then the test rows in order
                 flags = rule.make_adaptive().fit(held).update(test)[0]
@@ -214,7 +231,7 @@ def score_rules(cached, rules: list, scorer=None) -> list[dict]:
         alarms = alarms_from_flags(flags, causal=False, **{**DEFAULT_ALARM, **(alarm or {})})
         metrics = detection_metrics(labels, test, flags=alarms, valid=valid, vus=not vus,
                                     vus_sliding_window=int(cached["vus_window"]))
-        vus = vus or {"vus_pr": metrics["vus_pr"]}
+        vus = vus_by_smooth.setdefault(smooth, vus or {"vus_pr": metrics["vus_pr"]})
         if metrics["n_events"] and metrics["event_f1"] is None:
             metrics["event_f1"] = 0.0  # no alarm: no event found
         results.append({"anomaly_fraction": fraction, **vus, **{key: metrics[key] for key in

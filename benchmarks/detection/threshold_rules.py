@@ -5,7 +5,9 @@
                                                    [--cache DIR] [--out benchmarks/results/threshold_rules]
 
 A rule may name alarm rules after a "+" (`mad:8+cooldown=150`, `mad:8+min_length=5,merge_gap=10`, the study's
-names): those replace the defaults (`lstmae.scoring.DEFAULT_ALARM`) for that rule.
+names): those replace the defaults (`lstmae.scoring.DEFAULT_ALARM`) for that rule. `+smooth=W` smooths the row
+scores first, each the mean of the W rows centred on it, on the held-out and the test rows alike (a ranking lever
+measured here, not an lstmae option; `mad:8,quantile=1+smooth=50`).
 
 Each series is trained as `detection_study.py` trains lstmae at its defaults (the networks and the
 per-feature error cache of `error_scales.py`, shared with it: a rerun only scores) and scored with its
@@ -17,7 +19,7 @@ anomalies, the median alarm rate / labelled fraction, whether the issue's alarm 
 rate <= 2x, mean recall >= 0.6), and the storms (series alarmed on more than a third of their rows,
 `lstmae.series.STORM_SHARE`, of all the family's series). A rule that cannot be fitted on a series
 (too few held-out rows) raises no alarm there and is counted under "unfitted". VUS-PR does not
-depend on the threshold (see `error_scales.py`). Writes threshold_rules.json and .md to --out.
+depend on the threshold, only on the smoothing. Writes threshold_rules.json and .md to --out.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def main(argv=None) -> int:
                         help="0/1 features scored or kept as context (default: lstmae's)")
     error_scales.add_run_arguments(parser, "msl,keogh,nab,ucr", "0,1,2,3", "threshold_rules")
     args = parser.parse_args(argv)
-    rules = {name: (rule, alarm) for name, rule, alarm in map(parse_rule, args.rules.split(";"))}
+    rules = {name: (rule, alarm, smooth) for name, rule, alarm, smooth in map(parse_rule, args.rules.split(";"))}
     families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     started = time.perf_counter()
     jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
@@ -70,17 +72,26 @@ def main(argv=None) -> int:
 
 
 def parse_rule(text: str) -> tuple:
-    """"SPEC[+NAME=ROWS,...]" -> (its name, the parsed threshold rule, the alarm options it sets), checked; the name
-    is the spec as lstmae writes it, then the options ("mad:8+cooldown=150"). A bad rule exits with one line."""
+    """"SPEC[+NAME=ROWS,...]" -> (its name, the parsed threshold rule, the alarm options it sets, the rows its
+    scores are smoothed over), checked; the name is the spec as lstmae writes it, then the options
+    ("mad:8+cooldown=150"). `smooth=W` is not an alarm option: each row's score becomes the mean of the W rows
+    centred on it (`error_scales.smooth_rows`) before the rule is fitted (default 1, not smoothed). A bad rule exits
+    with one line."""
     spec, _, options = text.strip().partition("+")
     try:
         alarm = {name.strip(): int(value) for name, _, value in
                  (option.partition("=") for option in options.split(",") if option)}
+        smooth = alarm.pop("smooth", 1)
+        if smooth < 1:
+            raise ValueError(f"smooth must be an integer >= 1, got {smooth}")
         rule = parse_threshold(spec)
         check_alarm_options(alarm)
     except ValueError as error:  # lstmae's DataError is one
-        raise SystemExit(f"rule {text!r}: {error} (alarm options: NAME=ROWS, e.g. mad:8+cooldown=150)") from None
-    return str(rule) + ("+" + ",".join(f"{name}={value}" for name, value in alarm.items()) if alarm else ""), rule, alarm
+        raise SystemExit(f"rule {text!r}: {error} (alarm options: NAME=ROWS, e.g. mad:8+cooldown=150; "
+                         "smooth=ROWS smooths the scores)") from None
+    options = {**alarm, **({"smooth": smooth} if smooth > 1 else {})}
+    name = str(rule) + ("+" + ",".join(f"{key}={value}" for key, value in options.items()) if options else "")
+    return name, rule, alarm, smooth
 
 
 def summary(series: dict) -> dict:
@@ -122,10 +133,10 @@ def markdown(report: dict) -> str:
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
     seeds = list(next(iter(first.values())))
     lines += ["", f"Over the {len(seeds)} seeds, per rule: the family-seeds meeting the alarm goals, the mean over the "
-              "seeds of each family's mean event F1 and mean event recall (and of the families' means), the storms "
+              "seeds of each family's mean event F1, mean event recall and mean VUS-PR (and of the families' means), the storms "
               "per seed (fewest-most), and the series that storm at every seed:", "",
-              "| rule | goals met | event F1 | event recall | storms per seed | storm at every seed |",
-              "|---|---|---|---|---|---|"]
+              "| rule | goals met | event F1 | event recall | VUS-PR | storms per seed | storm at every seed |",
+              "|---|---|---|---|---|---|---|"]
 
     def over_seeds(by_family: dict, key: str) -> str:
         means = {family: np.mean([row[key] for row in by_seed.values()]) for family, by_seed in by_family.items()}
@@ -142,6 +153,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| `{rule}` | {sum(goals.values())}/{len(seeds) * len(goals)} ("
                      + ", ".join(f"{family} {count}" for family, count in goals.items()) + ") | "
                      + f"{over_seeds(by_family, 'event_f1')} | {over_seeds(by_family, 'event_recall')} | "
+                     + f"{over_seeds(by_family, 'vus_pr')} | "
                      + f"{min(storms)}-{max(storms)} | {', '.join(always) or 'none'} |")
     return "\n".join(lines) + "\n"
 
