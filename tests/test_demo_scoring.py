@@ -44,3 +44,29 @@ def test_a_comma_starts_a_new_spec_only_before_a_rule_name():
 def test_validation_blocks_reach_the_model():
     with pytest.raises(ValueError, match="validation_blocks must be an int >= 1, got 0"):
         demo_scoring.main(["--hows", "mean", "--error-models", "mae", "--validation-blocks", "0"])
+
+
+def test_smoothed_scores_are_one_row_each_and_smoothing_by_one_row_is_lstmae_s_own_scoring(capsys):
+    import numpy as np
+
+    from lstmae import LSTMAutoencoder
+    from lstmae.data.synthetic import make_sensor_data
+    from lstmae.scoring import DEFAULT_ALARM
+    from lstmae.series import fit_series, score_values
+
+    assert demo_scoring.main(["--hows", "mean", "--error-models", "normalized-max", "--thresholds", "mad:8,quantile=1",
+                              "--smooths", "1,60"]) == 0
+    plain, smoothed = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert "smooth" not in plain and smoothed["smooth"] == 60
+    assert smoothed["vus_pr"] != plain["vus_pr"]  # the demo's events are short: smoothing smears them
+
+    frame = make_sensor_data(seed=0)
+    values = frame.drop(columns=["timestamp", "label"]).to_numpy(np.float32)
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=2, random_state=0, progress=False, device="cpu")
+    fit_series(model, values[:1000], window=30, how="mean")
+    table = score_values(model, values[1000:], how="mean", threshold="mad:8,quantile=1", alarms=DEFAULT_ALARM)
+    scores, alarms, valid = demo_scoring.smoothed_alarms(model, values[1000:], "mean", "mad:8,quantile=1",
+                                                         DEFAULT_ALARM, 1)
+    np.testing.assert_array_equal(valid, table["valid"].to_numpy())
+    np.testing.assert_allclose(scores[valid], table["score"].to_numpy()[valid])
+    np.testing.assert_array_equal(alarms, table["alarm"].to_numpy())

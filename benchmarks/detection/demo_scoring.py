@@ -3,7 +3,7 @@
     python benchmarks/detection/demo_scoring.py [--hows mean,max,point] [--error-models mse,normalized-max]
                                                 [--thresholds "sigma:5,telemanom:2,mad=8"] [--seeds 0]
                                                 [--train-fraction 0.5] [--merge-gaps 10,30] [--cooldowns 50,200]
-                                                [--min-lengths 3,10]
+                                                [--min-lengths 3,10] [--smooths 1,60]
                                                 [--window 30]
                                                 [--validation-blocks 1]
                                                 [--out benchmarks/results/demo_scoring.json]
@@ -12,7 +12,9 @@ The data, split, window (`DEMO_WINDOW`) and seed of `lstmae demo`, a (32, 16) ne
 (patience 5), as the demo trains; for each error model x how, the model is fitted with
 `fit_series(..., how=how)` and the test part is scored with each threshold rule and the default
 alarm rules (each minimum length of `--min-lengths` x merge gap of `--merge-gaps` x cool-down of
-`--cooldowns`, the other rules at their defaults). Prints one JSON line
+`--cooldowns`, the other rules at their defaults), with the row scores smoothed over each of `--smooths` rows
+(`error_scales.smooth_rows`, the held-out rows alike before the rule is fitted; 1: as lstmae scores). Prints one
+JSON line
 per combination: VUS-PR, ROC-AUC, point precision / recall of the alarms, alarm rate, event precision /
 recall and the number of alarms; `--out` also writes them, with the command, to a JSON file.
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for command_line
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
 
 from command_line import command_line  # noqa: E402
 
@@ -49,6 +52,8 @@ def main(argv=None) -> int:
                         help="alarm cool-downs in rows, comma-separated (default: the alarm rules' default)")
     parser.add_argument("--min-lengths", default=None,
                         help="alarm minimum lengths in rows, comma-separated (default: the alarm rules' default)")
+    parser.add_argument("--smooths", default="1",
+                        help="rows to smooth the row scores over, comma-separated (default 1: not smoothed)")
     parser.add_argument("--validation-blocks", type=int, default=None,
                         help="the model's validation_blocks (default: the estimator's)")
     parser.add_argument("--out", type=Path, default=None,
@@ -77,14 +82,17 @@ def main(argv=None) -> int:
         model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model,
                                 random_state=seed, progress=False, device="cpu", **blocks)
         fit_series(model, values[:n_train], window=args.window or DEMO_WINDOW, labels=labels[:n_train], how=how)
-        for threshold, length, gap, cooldown in itertools.product(threshold_specs(args.thresholds), lengths, gaps,
-                                                                  cooldowns):
-            table = score_values(model, values[n_train:], how=how, threshold=threshold,
-                                 alarms={**DEFAULT_ALARM, "min_length": length, "merge_gap": gap, "cooldown": cooldown})
-            metrics = detection_metrics(labels[n_train:], table["score"].to_numpy(), flags=table["alarm"].to_numpy(),
-                                        valid=table["valid"].to_numpy())
+        for threshold, length, gap, cooldown, smooth in itertools.product(
+                threshold_specs(args.thresholds), lengths, gaps, cooldowns, [int(w) for w in args.smooths.split(",")]):
+            alarm = {**DEFAULT_ALARM, "min_length": length, "merge_gap": gap, "cooldown": cooldown}
+            if smooth == 1:
+                table = score_values(model, values[n_train:], how=how, threshold=threshold, alarms=alarm)
+                scores, alarms, valid = (table[column].to_numpy() for column in ("score", "alarm", "valid"))
+            else:
+                scores, alarms, valid = smoothed_alarms(model, values[n_train:], how, threshold, alarm, smooth)
+            metrics = detection_metrics(labels[n_train:], scores, flags=alarms, valid=valid)
             row = {"seed": seed, "error_model": error_model, "how": how, "threshold": threshold, "min_length": length,
-                   "merge_gap": gap, "cooldown": cooldown,
+                   "merge_gap": gap, "cooldown": cooldown, **({"smooth": smooth} if smooth > 1 else {}),
                    **{key: round(metrics[key], 3) if isinstance(metrics[key], float) else metrics[key] for key in keys}}
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -92,6 +100,21 @@ def main(argv=None) -> int:
         command = command_line(__file__, argv)
         args.out.write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
     return 0
+
+
+def smoothed_alarms(model, values, how: str, threshold: str, alarm: dict, smooth: int) -> tuple:
+    """(scores, alarms, valid) (T,) of the test rows `values` with the row scores smoothed over `smooth` rows and
+    the static rule `threshold` fitted on the model's held-out rows of the kind `how`, smoothed alike."""
+    from error_scales import smooth_rows
+    from lstmae.scoring import alarms_from_flags, parse_threshold
+    from lstmae.series import calibration_for, score_values
+
+    table = score_values(model, values, how=how, threshold=np.inf, alarms=None)
+    valid = table["valid"].to_numpy()
+    scores = smooth_rows(np.where(valid, table["score"].to_numpy(), np.nan), smooth)
+    cut = parse_threshold(threshold).fit(smooth_rows(calibration_for(model, how), smooth))
+    flags = (np.nan_to_num(scores, nan=-np.inf) > cut).astype(np.int8)
+    return scores, alarms_from_flags(flags, causal=False, **alarm), valid & np.isfinite(scores)
 
 
 def threshold_specs(text: str) -> list[str]:

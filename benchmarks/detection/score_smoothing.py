@@ -1,0 +1,132 @@
+"""Row scores smoothed over W rows: lstmae's VUS-PR beside every baseline's and peer's, each smoothed alike.
+
+    python benchmarks/detection/score_smoothing.py [--datasets nab,keogh,ucr] [--seeds 0] [--widths 1,50,75,100]
+                                                   [--cache DIR] [--out benchmarks/results/score_smoothing]
+
+Why: a row's score smoothed over its neighbours (each the mean of the W rows centred on it,
+`error_scales.smooth_rows`) ranks the rows of a long labelled range higher together, and lifts lstmae's VUS-PR
+(`threshold_rules.py --rules "...+smooth=W"`, which also shows what it does to the alarms). A lead that the
+smoothing gives lstmae is only one if the same smoothing does not lift the others as much: here every detector's
+test rows are smoothed the same way and ranked on the same rows (after the first window).
+
+lstmae's rows are its cached networks' (`error_scales.py`'s cache, trained as `detection_study.py` trains lstmae
+at its defaults), the others' are scored as the study scores them (`detection_study.baseline_scores`: the
+IsolationForest and PCA baselines, the rolling z-score, and the peers of the `bench` extra, on the training
+windows lstmae's held-out tail leaves); W = 1 gives the study's VUS-PR. Writes score_smoothing.json and .md to
+--out: per family, seed and detector the mean VUS-PR at each width, and per series.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
+
+from command_line import command_line  # noqa: E402
+import detection_study as study  # noqa: E402
+import error_scales  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--widths", default="1,50,75,100", help="rows to smooth over, comma-separated (1: none)")
+    error_scales.add_run_arguments(parser, "nab,keogh,ucr", "0", "score_smoothing")
+    args = parser.parse_args(argv)
+    try:
+        widths = [int(width) for width in args.widths.split(",")]
+        if min(widths) < 1:
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"--widths {args.widths!r}: give whole numbers of rows >= 1, e.g. 1,50,100") from None
+    families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
+    started = time.perf_counter()
+    jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
+    settings = study.build_settings(study.parse_args([]))
+    series = {family: {seed: {} for seed in seeds} for family in families}
+    for task, seed, path in jobs:
+        if not task.labels.any():
+            continue  # no VUS-PR without anomalies
+        cached = dict(np.load(path))
+        rows = {"lstmae": lstmae_rows(cached, task), **other_rows(task, study.family_settings(settings, task.family), seed)}
+        series[task.family][seed][task.name] = smoothed_vus_pr(task, rows, widths, int(cached["window"]))
+        study.log(f"scored {task.family}/{task.name} seed {seed}")
+    report = {"command": command_line(__file__, argv), "widths": widths,
+              "seconds": round(time.perf_counter() - started, 1), "networks_trained": trained,
+              "means": {family: {seed: means(by_name, widths) for seed, by_name in by_seed.items()}
+                        for family, by_seed in series.items()},
+              "series": series}
+    error_scales.write_results(args.out, "score_smoothing", report, markdown(report))
+    return 0
+
+
+def lstmae_rows(cached: dict, task) -> np.ndarray:
+    """(T,) lstmae's test row scores from its cached network, as lstmae scores them (how="mean")."""
+    from lstmae.scoring import window_to_points
+
+    scorer = error_scales.task_scorer(cached, task)
+    return window_to_points(scorer("test"), len(cached["labels"]), int(cached["window"]), how="mean")[0]
+
+
+def other_rows(task, settings: dict, seed: int) -> dict:
+    """{detector: (T,) test row scores} of the study's baselines and peers on one series."""
+    from lstmae import temporalize
+    from lstmae.config import DEFAULTS
+    from lstmae.series import held_out_runs
+
+    window, how = study.series_window(task.train, settings["window"]), settings["how"]
+    stride = study.train_stride(len(task.train), window, settings["max_train_steps"])
+    tail = held_out_runs(len(temporalize(task.train, window, stride)[0]), DEFAULTS["validation_fraction"])
+    n_fit = tail[0][0] if tail else len(temporalize(task.train, window, stride)[0])
+    scored = study.baseline_scores(task, window, how, stride, n_fit, n_fit * stride, seed, settings)
+    return {name: row_scores.scores for name, row_scores in scored.items()}
+
+
+def smoothed_vus_pr(task, rows: dict, widths: list, window: int) -> dict:
+    """{detector: {width: VUS-PR}} over the test rows after the first `window` where the detector has a score."""
+    from lstmae.evaluation.metrics import vus_pr, vus_window_from_period
+
+    sliding_window = vus_window_from_period(task.test)
+    after_first_window = np.arange(len(task.labels)) >= window
+    result = {}
+    for detector, scores in rows.items():
+        scores = np.asarray(scores, dtype=np.float64)
+        ranked = after_first_window & np.isfinite(scores)
+        result[detector] = {width: vus_pr(task.labels[ranked], error_scales.smooth_rows(scores, width)[ranked],
+                                          sliding_window=sliding_window) for width in widths}
+    return result
+
+
+def means(by_name: dict, widths: list) -> dict:
+    """{detector: {width: mean VUS-PR over the series it scored}}."""
+    detectors = sorted({detector for result in by_name.values() for detector in result})
+    return {detector: {width: float(np.mean([result[detector][width] for result in by_name.values()
+                                             if detector in result])) for width in widths}
+            for detector in detectors}
+
+
+def markdown(report: dict) -> str:
+    widths = report["widths"]
+    lines = ["## Row scores smoothed over W rows: each detector's mean VUS-PR", "", f"`{report['command']}`", "",
+             "Each row's score replaced by the mean of the W rows centred on it (W = 1: the study's scores), for "
+             "every detector alike; **bold**: the best detector at that width.", "",
+             "| family | seed | detector | " + " | ".join(f"W = {width}" for width in widths) + " |",
+             "|---|---|---|" + "---|" * len(widths)]
+    for family, by_seed in report["means"].items():
+        for seed, by_detector in by_seed.items():
+            best = {width: max(values[width] for values in by_detector.values()) for width in widths}
+            for detector in sorted(by_detector, key=lambda name: (name != "lstmae", name)):
+                cells = [f"**{value:.3f}**" if value == best[width] else f"{value:.3f}"
+                         for width, value in by_detector[detector].items()]
+                n_series = sum(detector in result for result in report["series"][family][seed].values())
+                lines.append(f"| {study.FAMILY_TITLES[family]} ({n_series}) | {seed} | "
+                             f"{study.DETECTOR_TITLES[detector]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
