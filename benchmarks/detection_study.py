@@ -411,7 +411,7 @@ class RowScores(NamedTuple):
 def run_series(task, settings: dict, seed: int) -> dict:
     """Every detector on one series: row scores and flags over the test part, metrics on common rows."""
     from lstmae import LSTMAutoencoder, temporalize
-    from lstmae.series import fit_series, held_out_runs
+    from lstmae.series import fit_series
 
     window, how = series_window(task.train, settings["window"]), settings["how"]
     stride = train_stride(len(task.train), window, settings["max_train_steps"])
@@ -420,9 +420,7 @@ def run_series(task, settings: dict, seed: int) -> dict:
     fit_series(model, task.train, window=window, stride=stride, how=how)
     lstmae = lstmae_rows(model, task, time.perf_counter() - started, how)
     train_windows, _ = temporalize(task.train, window, stride)
-    # the peers hold out the training part's tail, as fit_series does with one block; lstmae its own runs
-    tail = held_out_runs(len(train_windows), model.validation_fraction)
-    n_fit = tail[0][0] if tail else len(train_windows)
+    n_fit = windows_before_held_out(len(train_windows), model.validation_fraction)
     first_held_out_row = n_fit * stride
     held_parts, trained_parts, held_windows = lstmae_parts(model, task.train, train_windows, window, stride)
     detectors = {"lstmae": lstmae,
@@ -600,6 +598,15 @@ def row_scores(model, window_scores, values, window: int, how: str) -> np.ndarra
         table = score_values(model, values, how="point", threshold=np.inf, alarms=None)
         return table["score"].to_numpy()
     return window_to_points(window_scores, len(values), window, how=how)[0]
+
+
+def windows_before_held_out(n_windows: int, validation_fraction: float) -> int:
+    """How many of `n_windows` training windows the baselines and peers fit on: those before the held-out tail, as
+    fit_series holds out one block (lstmae itself holds out its own runs)."""
+    from lstmae.series import held_out_runs
+
+    tail = held_out_runs(n_windows, validation_fraction)
+    return tail[0][0] if tail else n_windows
 
 
 def series_window(train: np.ndarray, window) -> int:

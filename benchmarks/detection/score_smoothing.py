@@ -76,12 +76,11 @@ def other_rows(task, settings: dict, seed: int) -> dict:
     """{detector: (T,) test row scores} of the study's baselines and peers on one series."""
     from lstmae import temporalize
     from lstmae.config import DEFAULTS
-    from lstmae.series import held_out_runs
 
     window, how = study.series_window(task.train, settings["window"]), settings["how"]
     stride = study.train_stride(len(task.train), window, settings["max_train_steps"])
-    tail = held_out_runs(len(temporalize(task.train, window, stride)[0]), DEFAULTS["validation_fraction"])
-    n_fit = tail[0][0] if tail else len(temporalize(task.train, window, stride)[0])
+    n_fit = study.windows_before_held_out(len(temporalize(task.train, window, stride)[0]),
+                                          DEFAULTS["validation_fraction"])
     scored = study.baseline_scores(task, window, how, stride, n_fit, n_fit * stride, seed, settings)
     return {name: row_scores.scores for name, row_scores in scored.items()}
 
