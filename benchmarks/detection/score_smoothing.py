@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
     settings = study.build_settings(study.parse_args([]))
+    study.set_threads(1)  # as the study's workers: PyOD's AutoEncoder trains to other weights on more threads
     series = {family: {seed: {} for seed in seeds} for family in families}
     for task, seed, path in jobs:
         if not task.labels.any():
