@@ -29,6 +29,7 @@ def run(tmp_path, monkeypatch, widths: str = "1,60") -> dict:
     np.savez(path, **cached)
     monkeypatch.setattr(score_smoothing.error_scales, "cached_networks", lambda *args: ([(toy_task(cached), 0, path)], 0))
     monkeypatch.setattr(score_smoothing.study, "peer_detectors", lambda settings: [])  # the bench extra's peers: slow
+    monkeypatch.setattr(score_smoothing.study, "set_threads", lambda threads: None)  # keep this process's threads
     out = tmp_path / "out"
     assert score_smoothing.main(["--datasets", "nab", "--seeds", "0", "--widths", widths, "--out", str(out)]) == 0
     return cached, json.loads((out / "score_smoothing.json").read_text()), (out / "score_smoothing.md").read_text()
