@@ -27,7 +27,8 @@ def run(tmp_path, monkeypatch, widths: str = "1,60") -> dict:
     cached = cached_errors(burst=40)
     path = tmp_path / "toy.npz"
     np.savez(path, **cached)
-    monkeypatch.setattr(score_smoothing.error_scales, "cached_networks", lambda *args: ([(toy_task(cached), 0, path)], 0))
+    monkeypatch.setattr(score_smoothing.error_scales, "cached_networks",
+                        lambda *args: ([(toy_task(cached), 0, path)], 0))
     monkeypatch.setattr(score_smoothing.study, "peer_detectors", lambda settings: [])  # the bench extra's peers: slow
     monkeypatch.setattr(score_smoothing.study, "set_threads", lambda threads: None)  # keep this process's threads
     out = tmp_path / "out"
@@ -45,6 +46,8 @@ def test_each_detector_is_ranked_at_each_width_and_lstmae_unsmoothed_is_the_cach
     assert report["means"]["nab"]["0"]["pca"] == toy["pca"]  # one series: its mean is itself
     best = max(result["60"] for result in toy.values())
     assert "| NAB (1) | 0 | lstmae | " in text and f"**{best:.3f}**" in text
+    up = int(toy["lstmae"]["60"] > toy["lstmae"]["1"])
+    assert f"{toy['lstmae']['60']:.3f}{'**' if toy['lstmae']['60'] == best else ''} ({up} up) |" in text
     assert text.index("| lstmae |") < text.index("| IsolationForest |")  # lstmae first
 
 

@@ -77,13 +77,19 @@ def main(argv=None) -> int:
                                 for text, name in ((args.min_lengths, "min_length"), (args.merge_gaps, "merge_gap"),
                                                    (args.cooldowns, "cooldown")))
     blocks = {} if args.validation_blocks is None else {"validation_blocks": args.validation_blocks}
+    try:
+        smooths = [int(width) for width in args.smooths.split(",")]
+        if min(smooths) < 1:
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"--smooths {args.smooths!r}: give whole numbers of rows >= 1, e.g. 1,60") from None
     for seed, error_model, how in itertools.product(map(int, args.seeds.split(",")), args.error_models.split(","),
                                                     args.hows.split(",")):
         model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model,
                                 random_state=seed, progress=False, device="cpu", **blocks)
         fit_series(model, values[:n_train], window=args.window or DEMO_WINDOW, labels=labels[:n_train], how=how)
-        for threshold, length, gap, cooldown, smooth in itertools.product(
-                threshold_specs(args.thresholds), lengths, gaps, cooldowns, [int(w) for w in args.smooths.split(",")]):
+        for threshold, length, gap, cooldown, smooth in itertools.product(threshold_specs(args.thresholds), lengths,
+                                                                          gaps, cooldowns, smooths):
             alarm = {**DEFAULT_ALARM, "min_length": length, "merge_gap": gap, "cooldown": cooldown}
             if smooth == 1:
                 table = score_values(model, values[n_train:], how=how, threshold=threshold, alarms=alarm)
@@ -104,7 +110,9 @@ def main(argv=None) -> int:
 
 def smoothed_alarms(model, values, how: str, threshold: str, alarm: dict, smooth: int) -> tuple:
     """(scores, alarms, valid) (T,) of the test rows `values` with the row scores smoothed over `smooth` rows and
-    the static rule `threshold` fitted on the model's held-out rows of the kind `how`, smoothed alike."""
+    the static rule `threshold` fitted on the model's held-out rows of the kind `how`, smoothed alike (a model's
+    `threshold_floor` is not applied; the demo's has none)."""
+    from detection_study import flags_above
     from error_scales import smooth_rows
     from lstmae.scoring import alarms_from_flags, parse_threshold
     from lstmae.series import calibration_for, score_values
@@ -113,8 +121,8 @@ def smoothed_alarms(model, values, how: str, threshold: str, alarm: dict, smooth
     valid = table["valid"].to_numpy()
     scores = smooth_rows(np.where(valid, table["score"].to_numpy(), np.nan), smooth)
     cut = parse_threshold(threshold).fit(smooth_rows(calibration_for(model, how), smooth))
-    flags = (np.nan_to_num(scores, nan=-np.inf) > cut).astype(np.int8)
-    return scores, alarms_from_flags(flags, causal=False, **alarm), valid & np.isfinite(scores)
+    alarms = alarms_from_flags(flags_above(scores, cut), causal=False, **alarm)
+    return scores, alarms, valid & np.isfinite(scores)
 
 
 def threshold_specs(text: str) -> list[str]:

@@ -214,12 +214,11 @@ def score_rules(cached, rules: list, scorer=None) -> list[dict]:
     valid = ~np.isnan(rows_test) & (np.arange(len(rows_test)) >= window)  # the rows detection_study.py scores with
     # every detector: its rolling z-score starts after one window
     fraction = float(labels[valid].mean())
-    results, vus_by_smooth = [], {}
+    results, by_smooth = [], {}  # smooth -> (held-out rows, test rows, their VUS-PR once computed)
     for rule, alarm, *smoothing in rules:
         smooth = smoothing[0] if smoothing else 1
-        held = np.concatenate([smooth_rows(part, smooth) for part in parts])
-        test = smooth_rows(rows_test, smooth)
-        vus = vus_by_smooth.get(smooth, {})
+        held, test, vus = by_smooth.get(smooth) or (np.concatenate([smooth_rows(part, smooth) for part in parts]),
+                                                    smooth_rows(rows_test, smooth), {})
         try:
             if rule.adaptive:  # as lstmae.series scores: started from the held-out rows, then the test rows in order
                 flags = rule.make_adaptive().fit(held).update(test)[0]
@@ -231,7 +230,8 @@ def score_rules(cached, rules: list, scorer=None) -> list[dict]:
         alarms = alarms_from_flags(flags, causal=False, **{**DEFAULT_ALARM, **(alarm or {})})
         metrics = detection_metrics(labels, test, flags=alarms, valid=valid, vus=not vus,
                                     vus_sliding_window=int(cached["vus_window"]))
-        vus = vus_by_smooth.setdefault(smooth, vus or {"vus_pr": metrics["vus_pr"]})
+        vus = vus or {"vus_pr": metrics["vus_pr"]}
+        by_smooth[smooth] = held, test, vus
         if metrics["n_events"] and metrics["event_f1"] is None:
             metrics["event_f1"] = 0.0  # no alarm: no event found
         results.append({"anomaly_fraction": fraction, **vus, **{key: metrics[key] for key in

@@ -53,7 +53,8 @@ def main(argv=None) -> int:
         if not task.labels.any():
             continue  # no VUS-PR without anomalies
         cached = dict(np.load(path))
-        rows = {"lstmae": lstmae_rows(cached, task), **other_rows(task, study.family_settings(settings, task.family), seed)}
+        rows = {"lstmae": lstmae_rows(cached, task),
+                **other_rows(task, study.family_settings(settings, task.family), seed)}
         series[task.family][seed][task.name] = smoothed_vus_pr(task, rows, widths, int(cached["window"]))
         study.log(f"scored {task.family}/{task.name} seed {seed}")
     report = {"command": command_line(__file__, argv), "widths": widths,
@@ -75,13 +76,12 @@ def lstmae_rows(cached: dict, task) -> np.ndarray:
 
 def other_rows(task, settings: dict, seed: int) -> dict:
     """{detector: (T,) test row scores} of the study's baselines and peers on one series."""
-    from lstmae import temporalize
     from lstmae.config import DEFAULTS
+    from lstmae.data.windowing import n_windows
 
     window, how = study.series_window(task.train, settings["window"]), settings["how"]
     stride = study.train_stride(len(task.train), window, settings["max_train_steps"])
-    n_fit = study.windows_before_held_out(len(temporalize(task.train, window, stride)[0]),
-                                          DEFAULTS["validation_fraction"])
+    n_fit = study.windows_before_held_out(n_windows(len(task.train), window, stride), DEFAULTS["validation_fraction"])
     scored = study.baseline_scores(task, window, how, stride, n_fit, n_fit * stride, seed, settings)
     return {name: row_scores.scores for name, row_scores in scored.items()}
 
@@ -113,16 +113,19 @@ def markdown(report: dict) -> str:
     widths = report["widths"]
     lines = ["## Row scores smoothed over W rows: each detector's mean VUS-PR", "", f"`{report['command']}`", "",
              "Each row's score replaced by the mean of the W rows centred on it (W = 1: the study's scores), for "
-             "every detector alike; **bold**: the best detector at that width.", "",
+             f"every detector alike; **bold**: the best detector at that width; (k up): the series whose VUS-PR is "
+             f"higher than at W = {widths[0]}.", "",
              "| family | seed | detector | " + " | ".join(f"W = {width}" for width in widths) + " |",
              "|---|---|---|" + "---|" * len(widths)]
     for family, by_seed in report["means"].items():
         for seed, by_detector in by_seed.items():
             best = {width: max(values[width] for values in by_detector.values()) for width in widths}
             for detector in sorted(by_detector, key=lambda name: (name != "lstmae", name)):
-                cells = [f"**{value:.3f}**" if value == best[width] else f"{value:.3f}"
+                scored = [result[detector] for result in report["series"][family][seed].values() if detector in result]
+                cells = [(f"**{value:.3f}**" if value == best[width] else f"{value:.3f}")
+                         + (f" ({sum(row[width] > row[widths[0]] for row in scored)} up)" if width != widths[0] else "")
                          for width, value in by_detector[detector].items()]
-                n_series = sum(detector in result for result in report["series"][family][seed].values())
+                n_series = len(scored)
                 lines.append(f"| {study.FAMILY_TITLES[family]} ({n_series}) | {seed} | "
                              f"{study.DETECTOR_TITLES[detector]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

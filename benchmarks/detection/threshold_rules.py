@@ -133,8 +133,8 @@ def markdown(report: dict) -> str:
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
     seeds = list(next(iter(first.values())))
     lines += ["", f"Over the {len(seeds)} seeds, per rule: the family-seeds meeting the alarm goals, the mean over the "
-              "seeds of each family's mean event F1, mean event recall and mean VUS-PR (and of the families' means), the storms "
-              "per seed (fewest-most), and the series that storm at every seed:", "",
+              "seeds of each family's mean event F1, mean event recall and mean VUS-PR (and of the families' means), "
+              "the storms per seed (fewest-most), and the series that storm at every seed:", "",
               "| rule | goals met | event F1 | event recall | VUS-PR | storms per seed | storm at every seed |",
               "|---|---|---|---|---|---|---|"]
 
