@@ -59,6 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the rows, with the command, to this JSON file")
     args = parser.parse_args(argv)
+    from error_scales import parse_widths
     from lstmae import LSTMAutoencoder
     from lstmae.data.synthetic import make_sensor_data
     from lstmae.demo import DEMO_TRAIN_FRACTION, DEMO_WINDOW
@@ -77,12 +78,7 @@ def main(argv=None) -> int:
                                 for text, name in ((args.min_lengths, "min_length"), (args.merge_gaps, "merge_gap"),
                                                    (args.cooldowns, "cooldown")))
     blocks = {} if args.validation_blocks is None else {"validation_blocks": args.validation_blocks}
-    try:
-        smooths = [int(width) for width in args.smooths.split(",")]
-        if min(smooths) < 1:
-            raise ValueError
-    except ValueError:
-        raise SystemExit(f"--smooths {args.smooths!r}: give whole numbers of rows >= 1, e.g. 1,60") from None
+    smooths = parse_widths(args.smooths, "--smooths")
     for seed, error_model, how in itertools.product(map(int, args.seeds.split(",")), args.error_models.split(","),
                                                     args.hows.split(",")):
         model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model,

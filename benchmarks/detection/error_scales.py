@@ -193,6 +193,17 @@ def smooth_rows(values: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def parse_widths(text: str, option: str) -> list[int]:
+    """"1,50,100", the value of `option` -> the widths to smooth over (rows, each >= 1); a bad one exits in one line."""
+    try:
+        widths = [int(width) for width in text.split(",")]
+        if min(widths) < 1:
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"{option} {text!r}: give whole numbers of rows >= 1, e.g. 1,50,100") from None
+    return widths
+
+
 def score_rules(cached, rules: list, scorer=None) -> list[dict]:
     """`score` for each (rule, alarm) or (rule, alarm, smooth) of `rules` on one series, its rows mapped once
     and its VUS-PR (which no threshold moves) computed once per `smooth`: row scores smoothed over `smooth` rows

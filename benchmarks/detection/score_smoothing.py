@@ -37,12 +37,7 @@ def main(argv=None) -> int:
     parser.add_argument("--widths", default="1,50,75,100", help="rows to smooth over, comma-separated (1: none)")
     error_scales.add_run_arguments(parser, "nab,keogh,ucr", "0", "score_smoothing")
     args = parser.parse_args(argv)
-    try:
-        widths = [int(width) for width in args.widths.split(",")]
-        if min(widths) < 1:
-            raise ValueError
-    except ValueError:
-        raise SystemExit(f"--widths {args.widths!r}: give whole numbers of rows >= 1, e.g. 1,50,100") from None
+    widths = error_scales.parse_widths(args.widths, "--widths")
     families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     started = time.perf_counter()
     jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
