@@ -272,6 +272,8 @@ def test_window_problems(workspace, tmp_path):
                           "--validation-blocks", 0), "validation_blocks must be an int >= 1, got 0")
     assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10,
                           "--threshold-floor", 1.5), "threshold_floor must be a quantile in (0, 1]", "1.5")
+    assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10,
+                          "--smooth", 0), "smooth must be an int >= 1 (rows; 1: no smoothing), got 0")
     assert not (tmp_path / "m").exists()
 
 
@@ -301,6 +303,22 @@ def test_fit_with_a_threshold_floor_stores_the_floors(workspace, tmp_path):
     assert config["threshold"]["value"] >= config["threshold"]["floors"]["mean"]
     assert "held-out row scores (how=mean), never below" in result.output
     assert "the 0.5 quantile of the training rows' scores" in result.output
+
+
+def test_fit_with_smooth_stores_it_and_score_smooths_as_fit_did(workspace, tmp_path):
+    result, config = fit_demo(workspace, tmp_path, "--smooth", 20)
+    assert config["params"]["smooth"] == 20
+    assert "held-out row scores (how=mean, each the mean of 20 rows)" in result.output
+    scored = run("score", tmp_path / "m", workspace / "test.csv", "-o", tmp_path / "s.csv")
+    assert scored.exit_code == 0, scored.output
+    # the network fitted without --smooth (the same seed's) scores the rows that --smooth 20 averages
+    plain = run("fit", workspace / "train.csv", "-o", tmp_path / "plain", "--window", 10, "--time-column",
+                "timestamp", "--label-column", "label", *TINY)
+    assert plain.exit_code == 0, plain.output
+    assert run("score", tmp_path / "plain", workspace / "test.csv", "-o", tmp_path / "p.csv").exit_code == 0
+    from lstmae.scoring import smooth_points
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "s.csv")["score"],
+                               smooth_points(pd.read_csv(tmp_path / "p.csv")["score"].to_numpy(), 20))
 
 
 def test_fit_names_the_0_1_features_it_does_not_score_and_scores_them_when_asked(tmp_path):

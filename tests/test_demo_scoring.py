@@ -73,3 +73,12 @@ def test_smoothed_scores_are_one_row_each_and_smoothing_by_one_row_is_lstmae_s_o
     np.testing.assert_array_equal(valid, table["valid"].to_numpy())
     np.testing.assert_allclose(scores[valid], table["score"].to_numpy()[valid])
     np.testing.assert_array_equal(alarms, table["alarm"].to_numpy())
+    # smoothed over 60 rows: what a model fitted with smooth=60 (the same network: the seed's) scores and alarms
+    smoothed_model = fit_series(LSTMAutoencoder(encoder=(8, 4), epochs=2, random_state=0, progress=False,
+                                                device="cpu", smooth=60), values[:1000], window=30, how="mean")
+    table = score_values(smoothed_model, values[1000:], how="mean", threshold="mad:8,quantile=1", alarms=DEFAULT_ALARM)
+    scores, alarms, valid = demo_scoring.smoothed_alarms(model, values[1000:], "mean", "mad:8,quantile=1",
+                                                         DEFAULT_ALARM, 60)
+    np.testing.assert_allclose(scores[valid], table["score"].to_numpy()[valid])
+    np.testing.assert_array_equal(alarms, table["alarm"].to_numpy())
+    assert alarms.any()

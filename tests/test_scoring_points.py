@@ -3,7 +3,7 @@ import pytest
 
 from lstmae.exceptions import DataError
 from lstmae.data.windowing import n_windows
-from lstmae.scoring import window_to_points
+from lstmae.scoring import smooth_points, window_to_points
 
 
 def _reference(values, n_rows, window, stride, how):
@@ -122,3 +122,17 @@ def test_bad_values():
     values[4] = np.nan
     with pytest.raises(DataError, match=r"NaN/inf in 1 windows \(first: window 4\)"):
         window_to_points(values, 10, 5, how="mean")
+
+
+def test_smooth_points_is_a_centred_mean_over_the_finite_rows():
+    values = np.array([np.nan, 0.0, 3.0, 0.0, 0.0, np.nan])
+    smoothed = smooth_points(values, 3)
+    assert np.isnan(smoothed[[0, 5]]).all()
+    np.testing.assert_allclose(smoothed[1:5], [1.5, 1.0, 1.0, 0.0])
+    assert smooth_points(values, 1) is values
+    # an overflowed row (inf) stays inf and is skipped, as a NaN row is: its neighbours average the rows beside it
+    with_inf = np.array([0.0, 3.0, np.inf, 3.0, 0.0])
+    np.testing.assert_array_equal(smooth_points(with_inf, 3), [1.5, 2.0, np.inf, 2.0, 1.5])
+    assert not np.shares_memory(smooth_points(with_inf, 3), with_inf)
+    with pytest.raises(DataError, match="width must be an integer >= 1, got 0"):
+        smooth_points(values, 0)

@@ -266,6 +266,68 @@ def test_threshold_floor_is_refused_for_independent_sequences():
     assert not hasattr(model, "module_")
 
 
+@pytest.fixture(scope="module")
+def smoothed():
+    """The network of `plain_mean` (same seed), its row scores smoothed over 15 rows."""
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=2, smooth=15, progress=False, random_state=0)
+    return fit_series(model, series(600), window=10)
+
+
+@pytest.fixture(scope="module")
+def plain_mean():
+    return fit_series(LSTMAutoencoder(encoder=(8, 4), epochs=2, progress=False, random_state=0), series(600), window=10)
+
+
+def test_smooth_averages_each_group_s_rows_and_the_threshold_is_fitted_on_held_out_rows_smoothed_alike(smoothed,
+                                                                                                       plain_mean):
+    from lstmae.scoring import smooth_points
+    from lstmae.series import calibration_for, threshold_source
+
+    values = series(300, seed=3)
+    groups = np.repeat(["a", "b"], 150)
+    plain, smooth = (score_values(model, values, groups=groups) for model in (plain_mean, smoothed))
+    for rows in (slice(0, 150), slice(150, 300)):  # each group on its own: no mean across the two machines
+        np.testing.assert_allclose(smooth["score"][rows], smooth_points(plain["score"].to_numpy()[rows], 15))
+    np.testing.assert_array_equal(smooth["valid"], plain["valid"])
+    np.testing.assert_allclose(calibration_for(smoothed, "mean"), smooth_points(calibration_for(plain_mean, "mean"), 15))
+    np.testing.assert_allclose(calibration_for(smoothed, "max"), smooth_points(calibration_for(plain_mean, "max"), 15))
+    assert smoothed.threshold_ == threshold_for(smoothed, "mad:8,quantile=1") != plain_mean.threshold_
+    np.testing.assert_array_equal(smooth["is_anomaly"], (smooth["score"] > smoothed.threshold_).astype(np.int8))
+    assert threshold_source(smoothed) == "held-out row scores (how=mean, each the mean of 15 rows)"
+    # how="end" (streaming's causal rows) is never smoothed: a centred mean waits for later rows
+    end, plain_end = (score_values(model, values, how="end") for model in (smoothed, plain_mean))
+    pd.testing.assert_frame_equal(end, plain_end)
+
+
+def test_smooth_is_saved_with_the_model(smoothed, tmp_path):
+    from lstmae import load
+
+    smoothed.save(tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert loaded.smooth == 15
+    pd.testing.assert_frame_equal(score_values(loaded, series(200, seed=4)), score_values(smoothed, series(200, seed=4)))
+
+
+@pytest.mark.parametrize("bad", [0, 2.5, True, "15"])
+def test_smooth_must_be_a_whole_number_of_rows(bad):
+    model = LSTMAutoencoder(encoder=(4,), epochs=1, smooth=bad, progress=False)
+    with pytest.raises(ValueError, match=r"smooth must be an int >= 1 \(rows; 1: no smoothing\)"):
+        fit_series(model, series(100), window=10)
+
+
+def test_smooth_is_refused_with_the_causal_mapping_and_for_independent_sequences():
+    from lstmae.data.io import SequenceData
+    from lstmae.series import fit_data
+
+    model = LSTMAutoencoder(encoder=(4,), epochs=1, smooth=5, progress=False)
+    with pytest.raises(DataError, match="smooth=5 averages the rows after each row too, which the causal how='end'"):
+        fit_series(model, series(100), window=10, how="end")
+    data = SequenceData(np.zeros((20, 10, 1), np.float32), ["x"], None, pd.RangeIndex(20), "beats.csv")
+    with pytest.raises(DataError, match="smooth applies to a series .* drop --smooth"):
+        fit_data(model, data)
+    assert not hasattr(model, "module_")
+
+
 def test_training_rows_lie_between_the_held_out_ranges():
     runs = held_out_runs(91, 0.1, 3)
     ranges = held_out_rows(runs, 100, 10)

@@ -80,6 +80,7 @@ def test_health_ready_and_model_description(client):
     assert info["window"] == WINDOW and info["features"] == FEATURES
     assert info["threshold"]["rule"] == DEFAULT_THRESHOLDS["rows"]  # the model's own rule: the defaults
     assert info["threshold"]["fitted_on"] == DEFAULTS["how"] and info["threshold"]["floors"] == {}
+    assert info["smooth"] == 1
     assert info["limits"]["max_rows"] == 5000 and info["limits"]["max_entities"] == 1000
 
 

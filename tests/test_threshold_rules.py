@@ -157,11 +157,3 @@ def test_smoothed_scores_widen_a_short_burst_s_rows_and_are_fitted_on_smoothed_h
     assert smoothed["vus_pr"] != plain["vus_pr"] and smoothed_again["vus_pr"] == smoothed["vus_pr"]
     assert smoothed["event_recall"] == 1.0
     assert smoothed["alarm_rate"] > plain["alarm_rate"]  # a 20-row burst's mean spreads over 60 rows each side
-
-
-def test_smooth_rows_is_a_centred_mean_that_keeps_nan_rows():
-    values = np.array([np.nan, 0.0, 3.0, 0.0, 0.0, np.nan])
-    smoothed = error_scales.smooth_rows(values, 3)
-    assert np.isnan(smoothed[[0, 5]]).all()
-    np.testing.assert_allclose(smoothed[1:5], [1.5, 1.0, 1.0, 0.0])
-    assert error_scales.smooth_rows(values, 1) is values

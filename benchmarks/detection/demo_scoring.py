@@ -13,7 +13,7 @@ The data, split, window (`DEMO_WINDOW`) and seed of `lstmae demo`, a (32, 16) ne
 `fit_series(..., how=how)` and the test part is scored with each threshold rule and the default
 alarm rules (each minimum length of `--min-lengths` x merge gap of `--merge-gaps` x cool-down of
 `--cooldowns`, the other rules at their defaults), with the row scores smoothed over each of `--smooths` rows
-(`error_scales.smooth_rows`, the held-out rows alike before the rule is fitted; 1: as lstmae scores). Prints one
+(`lstmae.scoring.smooth_points`, the held-out rows alike before the rule is fitted; 1: as lstmae scores). Prints one
 JSON line
 per combination: VUS-PR, ROC-AUC, point precision / recall of the alarms, alarm rate, event precision /
 recall and the number of alarms; `--out` also writes them, with the command, to a JSON file.
@@ -109,14 +109,13 @@ def smoothed_alarms(model, values, how: str, threshold: str, alarm: dict, smooth
     the static rule `threshold` fitted on the model's held-out rows of the kind `how`, smoothed alike (a model's
     `threshold_floor` is not applied; the demo's has none)."""
     from detection_study import flags_above
-    from error_scales import smooth_rows
-    from lstmae.scoring import alarms_from_flags, parse_threshold
+    from lstmae.scoring import alarms_from_flags, parse_threshold, smooth_points
     from lstmae.series import calibration_for, score_values
 
     table = score_values(model, values, how=how, threshold=np.inf, alarms=None)
     valid = table["valid"].to_numpy()
-    scores = smooth_rows(np.where(valid, table["score"].to_numpy(), np.nan), smooth)
-    cut = parse_threshold(threshold).fit(smooth_rows(calibration_for(model, how), smooth))
+    scores = smooth_points(np.where(valid, table["score"].to_numpy(), np.nan), smooth)
+    cut = parse_threshold(threshold).fit(smooth_points(calibration_for(model, how), smooth))
     alarms = alarms_from_flags(flags_above(scores, cut), causal=False, **alarm)
     return scores, alarms, valid & np.isfinite(scores)
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for
 from command_line import command_line  # noqa: E402
 import detection_study as study  # noqa: E402
 from lstmae.config import DEFAULTS  # noqa: E402
-from lstmae.scoring import parse_threshold  # noqa: E402
+from lstmae.scoring import parse_threshold, smooth_points  # noqa: E402
 from lstmae.scoring.error_models import NormalizedError, scored_features, zero_one_features  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -182,17 +182,6 @@ def score(cached, rule=study.ROW_THRESHOLD, scorer=None, alarm=None) -> dict:
     return score_rules(cached, [(rule, alarm)], scorer)[0]
 
 
-def smooth_rows(values: np.ndarray, width: int) -> np.ndarray:
-    """(T,) row scores -> each the mean of the `width` rows centred on it (fewer at the ends; NaN rows stay NaN
-    and are left out). `width` 1: the scores as they are."""
-    if width <= 1:
-        return values
-    finite = np.isfinite(values)
-    out = np.full(len(values), np.nan)
-    out[finite] = pd.Series(values[finite]).rolling(width, center=True, min_periods=1).mean().to_numpy()
-    return out
-
-
 def parse_widths(text: str, option: str) -> list[int]:
     """"1,50,100", the value of `option` -> the widths to smooth over (rows, each >= 1); a bad one exits in one line."""
     try:
@@ -207,7 +196,7 @@ def parse_widths(text: str, option: str) -> list[int]:
 def score_rules(cached, rules: list, scorer=None) -> list[dict]:
     """`score` for each (rule, alarm) or (rule, alarm, smooth) of `rules` on one series, its rows mapped once
     and its VUS-PR (which no threshold moves) computed once per `smooth`: row scores smoothed over `smooth` rows
-    (`smooth_rows`), the held-out parts each on its own, before the rule is fitted (default 1: not smoothed)."""
+    (`lstmae.scoring.smooth_points`, as the estimator's `smooth` does), the held-out parts each on its own, before the rule is fitted (default 1: not smoothed)."""
     from lstmae.evaluation import detection_metrics
     from lstmae.exceptions import DataError
     from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags, window_to_points
@@ -228,8 +217,8 @@ def score_rules(cached, rules: list, scorer=None) -> list[dict]:
     results, by_smooth = [], {}  # smooth -> (held-out rows, test rows, their VUS-PR once computed)
     for rule, alarm, *smoothing in rules:
         smooth = smoothing[0] if smoothing else 1
-        held, test, vus = by_smooth.get(smooth) or (np.concatenate([smooth_rows(part, smooth) for part in parts]),
-                                                    smooth_rows(rows_test, smooth), {})
+        held, test, vus = by_smooth.get(smooth) or (np.concatenate([smooth_points(part, smooth) for part in parts]),
+                                                    smooth_points(rows_test, smooth), {})
         try:
             if rule.adaptive:  # as lstmae.series scores: started from the held-out rows, then the test rows in order
                 flags = rule.make_adaptive().fit(held).update(test)[0]

@@ -4,7 +4,7 @@
                                                    [--cache DIR] [--out benchmarks/results/score_smoothing]
 
 Why: a row's score smoothed over its neighbours (each the mean of the W rows centred on it,
-`error_scales.smooth_rows`) ranks the rows of a long labelled range higher together, and lifts lstmae's VUS-PR
+`lstmae.scoring.smooth_points`, as the estimator's `smooth` does) ranks the rows of a long labelled range higher together, and lifts lstmae's VUS-PR
 (`threshold_rules.py --rules "...+smooth=W"`, which also shows what it does to the alarms). A lead that the
 smoothing gives lstmae is only one if the same smoothing does not lift the others as much: here every detector's
 test rows are smoothed the same way and ranked on the same rows (after the first window).
@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
 from command_line import command_line  # noqa: E402
 import detection_study as study  # noqa: E402
 import error_scales  # noqa: E402
+from lstmae.scoring import smooth_points  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -91,7 +92,7 @@ def smoothed_vus_pr(task, rows: dict, widths: list, window: int) -> dict:
     for detector, scores in rows.items():
         scores = np.asarray(scores, dtype=np.float64)
         ranked = after_first_window & np.isfinite(scores)
-        result[detector] = {width: vus_pr(task.labels[ranked], error_scales.smooth_rows(scores, width)[ranked],
+        result[detector] = {width: vus_pr(task.labels[ranked], smooth_points(scores, width)[ranked],
                                           sliding_window=sliding_window) for width in widths}
     return result
 

@@ -87,6 +87,12 @@ PARAMETERS: tuple[Parameter, ...] = (
               "training rows' scores (of each kind of score), so it flags at most 1 - Q of the rows the network "
               "learned as normal: for a held-out part that misses some of the series' normal behaviour, such as "
               "a stretch of a daily cycle (None: no floor)"),
+    Parameter("smooth", 1, "int", "series (fit_series, lstmae fit on a table) only: each row's score becomes the "
+              "mean of the smooth rows centred on it (fewer at the ends), the held-out rows' alike before the "
+              "threshold is fitted on them, with how mean, max or point (not the causal how=end that streaming "
+              "scores); it ranks the rows of anomalies that last (a labelled stretch of hours, an ECG beat) above "
+              "lone spikes and blurs short anomalies, so it is off by default (1: no smoothing; what it won and lost in the detection study: the "
+              "README's \"When the alarms are not what you need\")"),
     Parameter("patience", 20, "int or None", "epochs without a better validation loss before stopping "
               "(None: never)"),
     Parameter("n_init", 1, "int", "networks trained, from seeds random_state, random_state + 1, ... (the CLI's "

@@ -154,7 +154,7 @@ PARAMETERS_HERE
                  learning_rate=DEFAULTS["learning_rate"], loss=DEFAULTS["loss"],
                  validation_fraction=DEFAULTS["validation_fraction"],
                  validation_blocks=DEFAULTS["validation_blocks"], threshold_floor=DEFAULTS["threshold_floor"],
-                 patience=DEFAULTS["patience"], n_init=DEFAULTS["n_init"],
+                 smooth=DEFAULTS["smooth"], patience=DEFAULTS["patience"], n_init=DEFAULTS["n_init"],
                  max_grad_norm=DEFAULTS["max_grad_norm"], scaler=DEFAULTS["scaler"],
                  error_model=DEFAULTS["error_model"], binary_features=DEFAULTS["binary_features"],
                  threshold=DEFAULTS["threshold"], encoding=DEFAULTS["encoding"],
@@ -177,6 +177,7 @@ PARAMETERS_HERE
         self.validation_fraction = validation_fraction
         self.validation_blocks = validation_blocks
         self.threshold_floor = threshold_floor
+        self.smooth = smooth
         self.patience = patience
         self.n_init = n_init
         self.max_grad_norm = max_grad_norm
@@ -607,6 +608,8 @@ PARAMETERS_HERE
         if self.threshold_floor is not None and (not is_number(self.threshold_floor)
                                                  or not 0.0 < self.threshold_floor <= 1.0):
             raise ValueError(f"threshold_floor must be a quantile in (0, 1] or None, got {self.threshold_floor!r}")
+        if not is_integer(self.smooth, 1):
+            raise ValueError(f"smooth must be an int >= 1 (rows; 1: no smoothing), got {self.smooth!r}")
         if not is_integer(self.n_init, 1):
             raise ValueError(f"n_init must be an integer >= 1 (networks trained from different seeds), "
                              f"got {self.n_init!r}")

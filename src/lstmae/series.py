@@ -41,7 +41,7 @@ from .scoring import (
     parse_threshold,
     window_to_points,
 )
-from .scoring.points import add_steps
+from .scoring.points import add_steps, smooth_points
 from .scoring.thresholds import ThresholdRule, check_labels, resolve_threshold
 
 
@@ -178,9 +178,15 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     stretch scored as a series of its own, labelled rows left out) are scored too, with `how` and as
     windows, and each kind's Q quantile is kept as `threshold_floors_`: no static threshold of that
     kind goes below it (`threshold_for`).
+
+    With `model.smooth` = W > 1 every row score, the held-out ones' included, is smoothed over W rows
+    (`score_values`), so the threshold is fitted on scores of the kind it is compared with.
     """
     check_integer(window, "window")
     check_how(how)
+    if how == "end" and model.smooth != 1:
+        raise DataError(f"smooth={model.smooth!r} averages the rows after each row too, which the causal how='end' "
+                        "never reads: fit with how='mean' (the default), 'max' or 'point', or drop smooth")
     values = series_array(values)
     check_finite(values, list(feature_names) if feature_names is not None else
                  [f"f{j}" for j in range(values.shape[1])], "the series")
@@ -318,12 +324,14 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     rows; left out when `alarms` is None), ``valid`` (False for rows no full
     window covers: with how="end" the first window - 1 rows of each group, with "max"/"mean"/"point" only
     rows past a group's last window, and every row of a group shorter than the window), plus
-    ``error_<feature>`` per feature with `feature_errors`, ``threshold`` (per row) for adaptive
+    ``error_<feature>`` per feature with `feature_errors` (never smoothed), ``threshold`` (per row) for adaptive
     threshold rules, and ``overflow`` (True where a window's error overflowed; such rows score inf)
     when any did. RangeIndex over the T rows.
 
     threshold: None for the model's own (`threshold_` or its adaptive rule), a number, or a rule
     spec such as "quantile:0.995" fitted by `threshold_for` on the model's calibration scores.
+    With `model.smooth` = W > 1 and how other than "end", each group's scores are smoothed over W rows
+    (`lstmae.scoring.points.smooth_points`) before they are flagged.
     The model is never changed.
     """
     values = series_array(values)
@@ -343,12 +351,14 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     valid = np.zeros(n_rows, bool)
     overflow = np.zeros(n_rows, bool)
     errors = np.full((n_rows, len(names)), np.nan) if feature_errors else None
+    smooth = 1 if how == "end" else model.smooth
     for group in windowed_groups(n_rows, window, groups):
         X, _ = temporalize(values[group.rows], window, stride)
         if how == "point":
             group_points, group_valid, group_overflow, group_errors = _point_rows(model, X, len(group.rows), stride,
                                                                                   feature_errors)
-            points[group.rows], valid[group.rows], overflow[group.rows] = group_points, group_valid, group_overflow
+            points[group.rows], valid[group.rows], overflow[group.rows] = (smooth_points(group_points, smooth),
+                                                                          group_valid, group_overflow)
             if feature_errors:
                 errors[group.rows] = group_errors
             continue
@@ -357,7 +367,7 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
         # an overflowed window counts 0 in the mapping; the rows it covers are set to inf below
         group_points, group_valid = window_to_points(np.where(np.isfinite(window_scores), window_scores, 0.0),
                                                      len(group.rows), window, stride, how=how)
-        points[group.rows], valid[group.rows] = group_points, group_valid
+        points[group.rows], valid[group.rows] = smooth_points(group_points, smooth), group_valid
         if feature_errors:
             with np.errstate(over="ignore", invalid="ignore"):
                 per_feature = model.reconstruction_error(X, per="feature")
@@ -511,7 +521,8 @@ def threshold_source(model) -> str:
     kind = "window" if model.threshold_how_ == "window" else "row"
     held_out = model.history_.get("n_validation", 1) != 0  # validation_fraction=0: fitted on the training data
     text = (f"{'held-out' if held_out else 'training'} {kind} scores"
-            + ("" if kind == "window" else f" (how={model.threshold_how_})")
+            + ("" if kind == "window" else f" (how={model.threshold_how_}"
+               + (f", each the mean of {model.smooth} rows)" if model.smooth != 1 else ")"))
             + ("" if held_out else ": nothing was held out (validation_fraction=0)"))
     floor = _threshold_floor(model, model.threshold_how_)
     if floor is not None:
@@ -726,9 +737,10 @@ def fit_data(model, data, *, window: int | None = None, stride: int = 1, how: st
         keep = np.ones(len(X), bool) if labels is None else labels == 0
         if not keep.any():
             raise DataError(f"{data.source}: every sequence contains a labelled anomaly; nothing normal to train on")
-        if model.threshold_floor is not None:
-            raise DataError("threshold_floor applies to a series (rows in time); these are independent sequences: "
-                            "drop --threshold-floor, or fit the data as a series (--layout series)")
+        for name in ("threshold_floor", "smooth"):
+            if getattr(model, name) != DEFAULTS[name]:
+                raise DataError(f"{name} applies to a series (rows in time); these are independent sequences: drop "
+                                f"--{name.replace('_', '-')}, or fit the data as a series (--layout series)")
         model.fit(X if keep.all() else X[keep], feature_names=data.feature_names, checkpoint_dir=checkpoint_dir)
         settings.update(layout="sequences", n_train=int(keep.sum()), unit="sequences")
     else:

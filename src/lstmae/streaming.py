@@ -7,7 +7,8 @@ score), so feeding a series row by row, in chunks of any size, or through a save
 gives the scores, flags and alarms of batch scoring `lstmae.series.score_values(model, values,
 how="end")` (alarms as `alarms_from_flags(flags, causal=True)`: what was known at each row).
 The first window - 1 rows of each entity are warm-up: ``valid`` False, ``score`` NaN, never
-scored as zero.
+scored as zero. A model's `smooth` does not apply: a row's mean over the rows centred on it would
+wait for the rows after it, and how="end" scores are never smoothed.
 
 >>> scorer = StreamingScorer(model, threshold="dspot:1e-3")        # doctest: +SKIP
 >>> scorer.update(frame_of_new_rows, entity="pump-7")              # doctest: +SKIP

@@ -16,7 +16,7 @@ from lstmae.scoring.error_models import (
 )
 from lstmae.scoring.errors import reconstruction_errors
 from lstmae.scoring.events import EVENT_COLUMNS, find_events, flag_runs
-from lstmae.scoring.points import AGGREGATIONS, window_to_points
+from lstmae.scoring.points import AGGREGATIONS, smooth_points, window_to_points
 from lstmae.scoring.thresholds import (
     ThresholdRule,
     apply_threshold,
@@ -50,5 +50,6 @@ __all__ = [
     "parse_threshold",
     "reconstruction_errors",
     "resolve_threshold",
+    "smooth_points",
     "window_to_points",
 ]

@@ -14,6 +14,9 @@ are NaN and marked invalid (never zero-padded, never dropped).
   mean, over the windows covering it, of each window's value at r's own step (`add_steps`), so
   a short anomaly raises its own rows, not the 2 * window - 1 rows around it that "max" does.
 
+`smooth_points` then optionally replaces each row's value by the mean of the rows centred on it
+(the estimator's `smooth`).
+
 Rows r = q*stride + p that share a phase p are covered by the same number of windows,
 n = (window - 1 - p) // stride + 1, namely windows q-n+1 .. q (those that exist). So each
 phase is a strided slice of the output filled from a sliding window over the window values:
@@ -23,6 +26,7 @@ O(T) time and memory, no (N, window) index matrix.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy.ndimage import correlate1d, maximum_filter1d
 
 from lstmae.data.validation import check_integer
@@ -86,6 +90,20 @@ def window_to_points(window_values, n_rows: int, window: int, stride: int = 1, h
         points[phase_rows][first_q : last_q + 1] = phase_values
         valid[phase_rows][first_q : last_q + 1] = True
     return points, valid
+
+
+def smooth_points(values, width: int) -> np.ndarray:
+    """Row values (T,) -> each the mean of the `width` finite values centred on it (fewer at the ends, pandas'
+    ``rolling(width, center=True, min_periods=1)``), as a new array; NaN and inf rows keep their value and are
+    left out of their neighbours' means. `width` 1: the values as they are (the same array)."""
+    check_integer(width, "width")
+    values = np.asarray(values, dtype=np.float64)
+    if width == 1:
+        return values
+    finite = np.isfinite(values)
+    out = values.copy()
+    out[finite] = pd.Series(values[finite]).rolling(width, center=True, min_periods=1).mean().to_numpy()
+    return out
 
 
 def _trailing_max(values: np.ndarray, size: int) -> np.ndarray:

@@ -156,6 +156,7 @@ class ScoringService:
                           "adaptive": bool(getattr(model.threshold_rule_, "adaptive", False))},
             "default_how": DEFAULTS["how"],
             "how_choices": list(HOW_CHOICES),
+            "smooth": int(model.smooth),  # rows each score is averaged over (how="end" and streaming: never)
             "alarms": dict(ALARM_DEFAULTS),
             "limits": {"max_rows": self.max_rows, "max_entities": self.max_entities,
                        "max_body_bytes": self.max_body_bytes},
