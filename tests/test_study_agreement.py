@@ -70,3 +70,25 @@ def test_joined_runs_are_compared_with_the_later_run_s_family(tmp_path, capsys):
     after, _ = write_files(tmp_path, {"a": FIGURES}, name="after")
     assert study_agreement.main([f"{before}+{after}", "--rules-results", str(rules), "--rule", RULE]) == 0
     assert "| before+after | 1 | nab | 1 |" in capsys.readouterr().out
+
+
+def write_smoothing(tmp_path, lstmae_at_1: float) -> Path:
+    """A score_smoothing.py results file at seed 1: lstmae's and PCA's VUS-PR of NAB's series "a" at W = 1 and 100."""
+    path = tmp_path / "score_smoothing.json"
+    path.write_text(json.dumps({"series": {"nab": {"1": {"a": {"lstmae": {"1": lstmae_at_1, "100": 0.9},
+                                                               "pca": {"1": 0.0, "100": 0.1}}}}}}))
+    return path
+
+
+def test_smoothing_results_at_one_row_must_be_the_run_s_vus_pr_for_every_detector(tmp_path, capsys):
+    run, _ = write_files(tmp_path, {"a": FIGURES, "clean": dict(CLEAN)})
+    assert study_agreement.main([str(run), "--smoothing-results", str(write_smoothing(tmp_path, 0.5))]) == 0
+    out = capsys.readouterr().out
+    assert "| run | 1 | nab | lstmae | 1 | 0.0e+00 |" in out and "| run | 1 | nab | pca | 1 | 0.0e+00 |" in out
+    assert "2 detector-series compared; 0 differ" in out
+    assert study_agreement.main([str(run), "--smoothing-results", str(write_smoothing(tmp_path, 0.6))]) == 1
+    out = capsys.readouterr().out
+    assert "| run | 1 | nab | lstmae | 1 | 1.0e-01 |" in out and "- run seed 1 nab/a lstmae" in out
+    run_7, _ = write_files(tmp_path, {"a": FIGURES}, seed=7, name="run7")  # a seed the file lacks: nothing compared
+    assert study_agreement.main([str(run_7), "--smoothing-results", str(write_smoothing(tmp_path, 0.5))]) == 1
+    assert "0 detector-series compared" in capsys.readouterr().out

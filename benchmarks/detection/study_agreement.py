@@ -13,6 +13,11 @@ the series compared, the largest difference of each figure, both sides' mean VUS
 series with anomalies) and the lowest-highest of the rules file's mean VUS-PR over all its seeds (how far a seed
 moves it there), then the series whose figures differ. Trains nothing. Exits 1 when a figure differs by more
 than 1e-9 or no series is in both.
+
+    python benchmarks/detection/study_agreement.py RUN_DIR --smoothing-results FILE
+
+instead checks a `score_smoothing.py` results file: every detector's VUS-PR at W = 1 (its scores as they are)
+against the run's, series by series, as a table of the largest difference per family and detector.
 """
 from __future__ import annotations
 
@@ -39,7 +44,11 @@ def main(argv=None) -> int:
                         help="a threshold_rules.py results file holding the runs' seeds")
     parser.add_argument("--rule", default=ROW_THRESHOLD_RULE,
                         help=f"the rule of that file the runs' lstmae alarms follow (default: {ROW_THRESHOLD_RULE})")
+    parser.add_argument("--smoothing-results", type=Path,
+                        help="a score_smoothing.py results file: check its W = 1 VUS-PR of every detector instead")
     args = parser.parse_args(argv)
+    if args.smoothing_results:
+        return check_smoothing(args.runs, read_json(args.smoothing_results))
     rules = read_json(args.rules_results)["results"]
     if args.rule not in rules:
         raise SystemExit(f"{args.rules_results}: no rule {args.rule!r}; it has {', '.join(rules)}")
@@ -76,6 +85,36 @@ def main(argv=None) -> int:
                            f"({len(seed_means)} seeds) |")
     print("\n".join(lines))
     print(f"\n{compared} series compared; {len(differ)} differ by more than {TOLERANCE:g}"
+          + "".join(f"\n- {line}" for line in differ))
+    return 1 if differ or not compared else 0
+
+
+def check_smoothing(runs: list, smoothing: dict) -> int:
+    """Print, per run, family and detector, the series compared and the largest difference between the run's VUS-PR
+    and `smoothing`'s (a score_smoothing.py report) at W = 1; 1 when one differs by more than TOLERANCE or none
+    is compared."""
+    lines = ["| run | seed | family | detector | series compared | largest VUS-PR difference |", "|---|---|---|---|---|---|"]
+    differ, compared = [], 0
+    for run in runs:
+        try:
+            run_name, report = read_joined_run(run)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+        seed = str(report["settings"]["seed"])
+        for family, results in report["datasets"].items():
+            smoothed = smoothing["series"].get(family, {}).get(seed, {})
+            rows = [row for row in results.get("series", []) if row["name"] in smoothed]
+            detectors = sorted({detector for row in rows for detector in smoothed[row["name"]]})
+            for detector in detectors:
+                gaps = [(row["name"], difference(row["detectors"].get(detector, {}).get("vus_pr"),
+                                                 smoothed[row["name"]][detector]["1"]))
+                        for row in rows if detector in smoothed[row["name"]]]
+                differ += [f"{run_name} seed {seed} {family}/{name} {detector}" for name, gap in gaps if gap > TOLERANCE]
+                compared += len(gaps)
+                lines.append(f"| {run_name} | {seed} | {family} | {detector} | {len(gaps)} | "
+                             f"{max((gap for _, gap in gaps), default=0.0):.1e} |")
+    print("\n".join(lines))
+    print(f"\n{compared} detector-series compared; {len(differ)} differ by more than {TOLERANCE:g}"
           + "".join(f"\n- {line}" for line in differ))
     return 1 if differ or not compared else 0
 
