@@ -56,37 +56,42 @@ def main(argv=None) -> int:
              + " | VUS-PR: run / rules | event F1: run / rules | rules' VUS-PR over its seeds |",
              "|---|---|---|---|" + "---|" * (len(FIGURES) + 3)]
     differ, compared = [], 0
-    for run in args.runs:
-        try:
-            run_name, report = read_joined_run(run)
-        except ValueError as error:
-            raise SystemExit(str(error)) from None
-        seed = str(report["settings"]["seed"])
-        for family, results in report["datasets"].items():
-            by_seed = rules[args.rule].get(family, {})
-            if seed not in by_seed or "series" not in results:
-                continue
-            pairs = [(row["detectors"]["lstmae"], by_seed[seed][row["name"]], row["name"])
-                     for row in results["series"] if row["name"] in by_seed[seed]]
-            gaps = [{name: difference(study[name], rule[name]) for name in FIGURES} for study, rule, _ in pairs]
-            for (study, rule, series), gap in zip(pairs, gaps):
-                if max(gap.values()) > TOLERANCE:
-                    differ.append(f"{run_name} seed {seed} {family}/{series}: " + ", ".join(
-                        f"{name} {study[name]} against {rule[name]}" for name in FIGURES if gap[name] > TOLERANCE))
-            compared += len(pairs)
-            seed_means = [value for value in (mean([row["vus_pr"] for row in series.values()])
-                                              for series in by_seed.values()) if value is not None]
-            lines.append(f"| {run_name} | {seed} | {family} | {len(pairs)} | "
-                         + " | ".join(f"{max((gap[name] for gap in gaps), default=0.0):.1e}" for name in FIGURES)
-                         + " | " + " | ".join(f"{text(mean([study[name] for study, _, _ in pairs]))} / "
-                                             f"{text(mean([rule[name] for _, rule, _ in pairs]))}"
-                                             for name in ("vus_pr", "event_f1"))
-                         + f" | {text(min(seed_means, default=None))}-{text(max(seed_means, default=None))} "
-                           f"({len(seed_means)} seeds) |")
+    for run_name, seed, family, results in families_of(args.runs):
+        by_seed = rules[args.rule].get(family, {})
+        if seed not in by_seed or "series" not in results:
+            continue
+        pairs = [(row["detectors"]["lstmae"], by_seed[seed][row["name"]], row["name"])
+                 for row in results["series"] if row["name"] in by_seed[seed]]
+        gaps = [{name: difference(study[name], rule[name]) for name in FIGURES} for study, rule, _ in pairs]
+        for (study, rule, series), gap in zip(pairs, gaps):
+            if max(gap.values()) > TOLERANCE:
+                differ.append(f"{run_name} seed {seed} {family}/{series}: " + ", ".join(
+                    f"{name} {study[name]} against {rule[name]}" for name in FIGURES if gap[name] > TOLERANCE))
+        compared += len(pairs)
+        seed_means = [value for value in (mean([row["vus_pr"] for row in series.values()])
+                                          for series in by_seed.values()) if value is not None]
+        lines.append(f"| {run_name} | {seed} | {family} | {len(pairs)} | "
+                     + " | ".join(f"{max((gap[name] for gap in gaps), default=0.0):.1e}" for name in FIGURES)
+                     + " | " + " | ".join(f"{text(mean([study[name] for study, _, _ in pairs]))} / "
+                                         f"{text(mean([rule[name] for _, rule, _ in pairs]))}"
+                                         for name in ("vus_pr", "event_f1"))
+                     + f" | {text(min(seed_means, default=None))}-{text(max(seed_means, default=None))} "
+                       f"({len(seed_means)} seeds) |")
     print("\n".join(lines))
     print(f"\n{compared} series compared; {len(differ)} differ by more than {TOLERANCE:g}"
           + "".join(f"\n- {line}" for line in differ))
     return 1 if differ or not compared else 0
+
+
+def families_of(runs: list):
+    """(run name, seed as text, family, its results) of each family of each study run (`read_joined_run`)."""
+    for run in runs:
+        try:
+            run_name, report = read_joined_run(run)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+        for family, results in report["datasets"].items():
+            yield run_name, str(report["settings"]["seed"]), family, results
 
 
 def check_smoothing(runs: list, smoothing: dict) -> int:
@@ -95,24 +100,18 @@ def check_smoothing(runs: list, smoothing: dict) -> int:
     is compared."""
     lines = ["| run | seed | family | detector | series compared | largest VUS-PR difference |", "|---|---|---|---|---|---|"]
     differ, compared = [], 0
-    for run in runs:
-        try:
-            run_name, report = read_joined_run(run)
-        except ValueError as error:
-            raise SystemExit(str(error)) from None
-        seed = str(report["settings"]["seed"])
-        for family, results in report["datasets"].items():
-            smoothed = smoothing["series"].get(family, {}).get(seed, {})
-            rows = [row for row in results.get("series", []) if row["name"] in smoothed]
-            detectors = sorted({detector for row in rows for detector in smoothed[row["name"]]})
-            for detector in detectors:
-                gaps = [(row["name"], difference(row["detectors"].get(detector, {}).get("vus_pr"),
-                                                 smoothed[row["name"]][detector]["1"]))
-                        for row in rows if detector in smoothed[row["name"]]]
-                differ += [f"{run_name} seed {seed} {family}/{name} {detector}" for name, gap in gaps if gap > TOLERANCE]
-                compared += len(gaps)
-                lines.append(f"| {run_name} | {seed} | {family} | {detector} | {len(gaps)} | "
-                             f"{max((gap for _, gap in gaps), default=0.0):.1e} |")
+    for run_name, seed, family, results in families_of(runs):
+        smoothed = smoothing["series"].get(family, {}).get(seed, {})
+        rows = [row for row in results.get("series", []) if row["name"] in smoothed]
+        detectors = sorted({detector for row in rows for detector in smoothed[row["name"]]})
+        for detector in detectors:
+            gaps = [(row["name"], difference(row["detectors"].get(detector, {}).get("vus_pr"),
+                                             smoothed[row["name"]][detector]["1"]))
+                    for row in rows if detector in smoothed[row["name"]]]
+            differ += [f"{run_name} seed {seed} {family}/{name} {detector}" for name, gap in gaps if gap > TOLERANCE]
+            compared += len(gaps)
+            lines.append(f"| {run_name} | {seed} | {family} | {detector} | {len(gaps)} | "
+                         f"{max((gap for _, gap in gaps), default=0.0):.1e} |")
     print("\n".join(lines))
     print(f"\n{compared} detector-series compared; {len(differ)} differ by more than {TOLERANCE:g}"
           + "".join(f"\n- {line}" for line in differ))
