@@ -289,8 +289,8 @@ def test_smooth_averages_each_group_s_rows_and_the_threshold_is_fitted_on_held_o
     for rows in (slice(0, 150), slice(150, 300)):  # each group on its own: no mean across the two machines
         np.testing.assert_allclose(smooth["score"][rows], smooth_points(plain["score"].to_numpy()[rows], 15))
     np.testing.assert_array_equal(smooth["valid"], plain["valid"])
-    np.testing.assert_allclose(calibration_for(smoothed, "mean"), smooth_points(calibration_for(plain_mean, "mean"), 15))
-    np.testing.assert_allclose(calibration_for(smoothed, "max"), smooth_points(calibration_for(plain_mean, "max"), 15))
+    for how in ("mean", "max"):
+        np.testing.assert_allclose(calibration_for(smoothed, how), smooth_points(calibration_for(plain_mean, how), 15))
     assert smoothed.threshold_ == threshold_for(smoothed, "mad:8,quantile=1") != plain_mean.threshold_
     np.testing.assert_array_equal(smooth["is_anomaly"], (smooth["score"] > smoothed.threshold_).astype(np.int8))
     assert threshold_source(smoothed) == "held-out row scores (how=mean, each the mean of 15 rows)"
@@ -305,7 +305,8 @@ def test_smooth_is_saved_with_the_model(smoothed, tmp_path):
     smoothed.save(tmp_path / "m")
     loaded = load(tmp_path / "m")
     assert loaded.smooth == 15
-    pd.testing.assert_frame_equal(score_values(loaded, series(200, seed=4)), score_values(smoothed, series(200, seed=4)))
+    values = series(200, seed=4)
+    pd.testing.assert_frame_equal(score_values(loaded, values), score_values(smoothed, values))
 
 
 @pytest.mark.parametrize("bad", [0, 2.5, True, "15"])

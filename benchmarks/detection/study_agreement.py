@@ -98,7 +98,8 @@ def check_smoothing(runs: list, smoothing: dict) -> int:
     """Print, per run, family and detector, the series compared and the largest difference between the run's VUS-PR
     and `smoothing`'s (a score_smoothing.py report) at W = 1; 1 when one differs by more than TOLERANCE or none
     is compared."""
-    lines = ["| run | seed | family | detector | series compared | largest VUS-PR difference |", "|---|---|---|---|---|---|"]
+    lines = ["| run | seed | family | detector | series compared | largest VUS-PR difference |",
+             "|---|---|---|---|---|---|"]
     differ, compared = [], 0
     for run_name, seed, family, results in families_of(runs):
         smoothed = smoothing["series"].get(family, {}).get(seed, {})

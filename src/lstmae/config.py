@@ -91,8 +91,8 @@ PARAMETERS: tuple[Parameter, ...] = (
               "mean of the smooth rows centred on it (fewer at the ends), the held-out rows' alike before the "
               "threshold is fitted on them, with how mean, max or point (not the causal how=end that streaming "
               "scores); it ranks the rows of anomalies that last (a labelled stretch of hours, an ECG beat) above "
-              "lone spikes and blurs short anomalies, so it is off by default (1: no smoothing; what it won and lost in the detection study: the "
-              "README's \"When the alarms are not what you need\")"),
+              "lone spikes and blurs short anomalies, so it is off by default (1: no smoothing; what it won and "
+              "lost in the detection study: the README's \"When the alarms are not what you need\")"),
     Parameter("patience", 20, "int or None", "epochs without a better validation loss before stopping "
               "(None: never)"),
     Parameter("n_init", 1, "int", "networks trained, from seeds random_state, random_state + 1, ... (the CLI's "

@@ -184,15 +184,15 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     """
     check_integer(window, "window")
     check_how(how)
-    if how == "end" and model.smooth != 1:
-        raise DataError(f"smooth={model.smooth!r} averages the rows after each row too, which the causal how='end' "
-                        "never reads: fit with how='mean' (the default), 'max' or 'point', or drop smooth")
     values = series_array(values)
     check_finite(values, list(feature_names) if feature_names is not None else
                  [f"f{j}" for j in range(values.shape[1])], "the series")
     if labels is not None:
         labels = check_labels(labels, len(values), like="the series' rows")
     model._check_params()
+    if how == "end" and model.smooth != 1:
+        raise DataError(f"smooth={model.smooth!r} averages the rows after each row too, which the causal how='end' "
+                        "never reads: fit with how='mean' (the default), 'max' or 'point', or drop smooth")
     if model.threshold_floor is not None and getattr(parse_threshold(resolve_threshold(model.threshold, how)),
                                                      "adaptive", False):
         raise DataError(f"threshold_floor applies to a static threshold rule; {model.threshold} adapts on its "
