@@ -1,4 +1,5 @@
 """lstmae.series: the one home of DataFrame in -> windows per group -> one row per input row out."""
+import copy
 import warnings
 
 import numpy as np
@@ -132,6 +133,11 @@ def test_one_extreme_value_scores_inf_and_the_run_finishes(fitted, how):
     assert (table["error_b"][191:210] > 1e15).all() and (table["error_b"][~table["overflow"]] < 1e3).all()
     assert not table.loc[table["valid"], ["error_a", "error_b"]].isna().any().any()
     assert "overflow" not in score_values(fitted, series(seed=4))
+    # smoothed, the inf rows stay inf and their neighbours average the finite rows beside them
+    from lstmae.scoring import smooth_points
+    smoothed = copy.copy(fitted).set_params(smooth=5)
+    np.testing.assert_array_equal(score_values(smoothed, data, how=how, threshold=np.inf)["score"],
+                                  smooth_points(table["score"].to_numpy(), 5))
 
 
 @pytest.mark.parametrize("n, fraction, blocks", [(555, 0.1, 1), (555, 0.1, 5), (10, 0.9, 4), (7, 0.5, 7), (40, 0.3, 3)])

@@ -364,9 +364,10 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
             continue
         window_scores = model.anomaly_score(X)
         overflow[group.rows] = _overflowed_rows(window_scores, len(group.rows), window, stride, how)
-        # an overflowed window counts 0 in the mapping; the rows it covers are set to inf below
+        # an overflowed window counts 0 in the mapping; the rows it covers are then set to inf
         group_points, group_valid = window_to_points(np.where(np.isfinite(window_scores), window_scores, 0.0),
                                                      len(group.rows), window, stride, how=how)
+        group_points[overflow[group.rows] & group_valid] = np.inf  # skipped by the smoothing, as on the point path
         points[group.rows], valid[group.rows] = smooth_points(group_points, smooth), group_valid
         if feature_errors:
             with np.errstate(over="ignore", invalid="ignore"):
