@@ -46,7 +46,7 @@ def test_validation_blocks_reach_the_model():
         demo_scoring.main(["--hows", "mean", "--error-models", "mae", "--validation-blocks", "0"])
 
 
-def test_smoothed_scores_are_one_row_each_and_smoothing_by_one_row_is_lstmae_s_own_scoring(capsys):
+def test_smoothed_rows_are_scored_as_a_model_fitted_with_smooth_scores_them(capsys):
     import numpy as np
 
     from lstmae import LSTMAutoencoder
@@ -67,18 +67,21 @@ def test_smoothed_scores_are_one_row_each_and_smoothing_by_one_row_is_lstmae_s_o
     values = frame.drop(columns=["timestamp", "label"]).to_numpy(np.float32)
     model = LSTMAutoencoder(encoder=(8, 4), epochs=2, random_state=0, progress=False, device="cpu")
     fit_series(model, values[:1000], window=30, how="mean")
-    table = score_values(model, values[1000:], how="mean", threshold="mad:8,quantile=1", alarms=DEFAULT_ALARM)
-    scores, alarms, valid = demo_scoring.smoothed_alarms(model, values[1000:], "mean", "mad:8,quantile=1",
-                                                         DEFAULT_ALARM, 1)
-    np.testing.assert_array_equal(valid, table["valid"].to_numpy())
-    np.testing.assert_allclose(scores[valid], table["score"].to_numpy()[valid])
-    np.testing.assert_array_equal(alarms, table["alarm"].to_numpy())
+    held_out = model.calibration_scores_["mean"].copy()
+    assert demo_scoring.smoothed_model(model, "mean", 1) is model
+    assert demo_scoring.smoothed_model(model, "end", 60) is model  # how="end" is never smoothed
     # smoothed over 60 rows: what a model fitted with smooth=60 (the same network: the seed's) scores and alarms
     smoothed_model = fit_series(LSTMAutoencoder(encoder=(8, 4), epochs=2, random_state=0, progress=False,
                                                 device="cpu", smooth=60), values[:1000], window=30, how="mean")
-    table = score_values(smoothed_model, values[1000:], how="mean", threshold="mad:8,quantile=1", alarms=DEFAULT_ALARM)
-    scores, alarms, valid = demo_scoring.smoothed_alarms(model, values[1000:], "mean", "mad:8,quantile=1",
-                                                         DEFAULT_ALARM, 60)
-    np.testing.assert_allclose(scores[valid], table["score"].to_numpy()[valid])
-    np.testing.assert_array_equal(alarms, table["alarm"].to_numpy())
-    assert alarms.any()
+    fitted, copied = (score_values(scorer, values[1000:], how="mean", threshold="mad:8,quantile=1",
+                                   alarms=DEFAULT_ALARM)
+                      for scorer in (smoothed_model, demo_scoring.smoothed_model(model, "mean", 60)))
+    valid = fitted["valid"].to_numpy()
+    np.testing.assert_array_equal(copied["valid"], valid)
+    np.testing.assert_allclose(copied["score"][valid], fitted["score"][valid])
+    np.testing.assert_array_equal(copied["alarm"], fitted["alarm"])
+    assert fitted["alarm"].any()
+    assert model.smooth == 1  # the fitted model is left as it was
+    np.testing.assert_array_equal(model.calibration_scores_["mean"], held_out)
+    with pytest.raises(SystemExit):
+        demo_scoring.main(["--smooths", "1,60", "--validation-blocks", "3"])

@@ -13,8 +13,8 @@ The data, split, window (`DEMO_WINDOW`) and seed of `lstmae demo`, a (32, 16) ne
 `fit_series(..., how=how)` and the test part is scored with each threshold rule and the default
 alarm rules (each minimum length of `--min-lengths` x merge gap of `--merge-gaps` x cool-down of
 `--cooldowns`, the other rules at their defaults), with the row scores smoothed over each of `--smooths` rows
-(`lstmae.scoring.smooth_points`, the held-out rows alike before the rule is fitted; 1: as lstmae scores). Prints one
-JSON line
+(as a model fitted with `smooth` scores them, the held-out rows alike before the rule is fitted: `smoothed_model`;
+1: not smoothed). Prints one JSON line
 per combination: VUS-PR, ROC-AUC, point precision / recall of the alarms, alarm rate, event precision /
 recall and the number of alarms; `--out` also writes them, with the command, to a JSON file.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for command_line
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for error_scales' parse_widths
 
 from command_line import command_line  # noqa: E402
 
@@ -79,6 +79,8 @@ def main(argv=None) -> int:
                                                    (args.cooldowns, "cooldown")))
     blocks = {} if args.validation_blocks is None else {"validation_blocks": args.validation_blocks}
     smooths = parse_widths(args.smooths, "--smooths")
+    if max(smooths) > 1 and (args.validation_blocks or 1) > 1:
+        parser.error("--smooths smooths the one held-out run of the default split; drop --validation-blocks")
     for seed, error_model, how in itertools.product(map(int, args.seeds.split(",")), args.error_models.split(","),
                                                     args.hows.split(",")):
         model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model,
@@ -86,13 +88,10 @@ def main(argv=None) -> int:
         fit_series(model, values[:n_train], window=args.window or DEMO_WINDOW, labels=labels[:n_train], how=how)
         for threshold, length, gap, cooldown, smooth in itertools.product(threshold_specs(args.thresholds), lengths,
                                                                           gaps, cooldowns, smooths):
-            alarm = {**DEFAULT_ALARM, "min_length": length, "merge_gap": gap, "cooldown": cooldown}
-            if smooth == 1:
-                table = score_values(model, values[n_train:], how=how, threshold=threshold, alarms=alarm)
-                scores, alarms, valid = (table[column].to_numpy() for column in ("score", "alarm", "valid"))
-            else:
-                scores, alarms, valid = smoothed_alarms(model, values[n_train:], how, threshold, alarm, smooth)
-            metrics = detection_metrics(labels[n_train:], scores, flags=alarms, valid=valid)
+            table = score_values(smoothed_model(model, how, smooth), values[n_train:], how=how, threshold=threshold,
+                                 alarms={**DEFAULT_ALARM, "min_length": length, "merge_gap": gap, "cooldown": cooldown})
+            metrics = detection_metrics(labels[n_train:], table["score"].to_numpy(), flags=table["alarm"].to_numpy(),
+                                        valid=table["valid"].to_numpy())
             row = {"seed": seed, "error_model": error_model, "how": how, "threshold": threshold, "min_length": length,
                    "merge_gap": gap, "cooldown": cooldown, **({"smooth": smooth} if smooth > 1 else {}),
                    **{key: round(metrics[key], 3) if isinstance(metrics[key], float) else metrics[key] for key in keys}}
@@ -104,20 +103,21 @@ def main(argv=None) -> int:
     return 0
 
 
-def smoothed_alarms(model, values, how: str, threshold: str, alarm: dict, smooth: int) -> tuple:
-    """(scores, alarms, valid) (T,) of the test rows `values` with the row scores smoothed over `smooth` rows and
-    the static rule `threshold` fitted on the model's held-out rows of the kind `how`, smoothed alike (a model's
-    `threshold_floor` is not applied; the demo's has none)."""
-    from detection_study import flags_above
-    from lstmae.scoring import alarms_from_flags, parse_threshold, smooth_points
-    from lstmae.series import calibration_for, score_values
+def smoothed_model(model, how: str, smooth: int):
+    """The fitted `model` as one fitted with `smooth` (the same network) would score rows of the kind `how`: a copy
+    whose held-out rows of that kind are smoothed alike (one held-out run, the default split's; a model's
+    `threshold_floor` floors are not smoothed, the demo's has none). `smooth` 1 or how="end" (never smoothed): the
+    model itself."""
+    import copy
 
-    table = score_values(model, values, how=how, threshold=np.inf, alarms=None)
-    valid = table["valid"].to_numpy()
-    scores = smooth_points(np.where(valid, table["score"].to_numpy(), np.nan), smooth)
-    cut = parse_threshold(threshold).fit(smooth_points(calibration_for(model, how), smooth))
-    alarms = alarms_from_flags(flags_above(scores, cut), causal=False, **alarm)
-    return scores, alarms, valid & np.isfinite(scores)
+    from lstmae.scoring import smooth_points
+    from lstmae.series import calibration_for
+
+    if smooth == 1 or how == "end":
+        return model
+    variant = copy.copy(model).set_params(smooth=smooth)
+    variant.calibration_scores_ = {**model.calibration_scores_, how: smooth_points(calibration_for(model, how), smooth)}
+    return variant
 
 
 def threshold_specs(text: str) -> list[str]:
