@@ -148,7 +148,7 @@ def test_scoring_several_rules_at_once_gives_each_rule_s_own_score():
     assert len({result["vus_pr"] for result in together}) == 1
 
 
-def test_smoothed_scores_widen_a_short_burst_s_rows_and_are_fitted_on_smoothed_held_out_rows():
+def test_smoothed_scores_widen_a_short_burst_s_alarm_and_move_the_vus_pr_once_per_width():
     cached = cached_errors()
     rules = [(parse_threshold("mad:8"), None), (parse_threshold("mad:8"), None, 1), (parse_threshold("mad:8"), None, 60),
              (parse_threshold("mad:8"), {"cooldown": 10}, 60)]

@@ -33,7 +33,6 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 
@@ -196,7 +195,8 @@ def parse_widths(text: str, option: str) -> list[int]:
 def score_rules(cached, rules: list, scorer=None) -> list[dict]:
     """`score` for each (rule, alarm) or (rule, alarm, smooth) of `rules` on one series, its rows mapped once
     and its VUS-PR (which no threshold moves) computed once per `smooth`: row scores smoothed over `smooth` rows
-    (`lstmae.scoring.smooth_points`, as the estimator's `smooth` does), the held-out parts each on its own, before the rule is fitted (default 1: not smoothed)."""
+    (`lstmae.scoring.smooth_points`, as the estimator's `smooth` does), the held-out parts each on its own, before
+    the rule is fitted (default 1: not smoothed)."""
     from lstmae.evaluation import detection_metrics
     from lstmae.exceptions import DataError
     from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags, window_to_points

@@ -6,8 +6,8 @@
 
 A rule may name alarm rules after a "+" (`mad:8+cooldown=150`, `mad:8+min_length=5,merge_gap=10`, the study's
 names): those replace the defaults (`lstmae.scoring.DEFAULT_ALARM`) for that rule. `+smooth=W` smooths the row
-scores first, each the mean of the W rows centred on it, on the held-out and the test rows alike (a ranking lever
-measured here, not an lstmae option; `mad:8,quantile=1+smooth=50`).
+scores first, each the mean of the W rows centred on it, on the held-out and the test rows alike, as the estimator's
+`smooth=W` does (`mad:8,quantile=1+smooth=50`).
 
 Each series is trained as `detection_study.py` trains lstmae at its defaults (the networks and the
 per-feature error cache of `error_scales.py`, shared with it: a rerun only scores) and scored with its
@@ -37,6 +37,7 @@ from command_line import command_line  # noqa: E402
 import detection_study as study  # noqa: E402
 import error_scales  # noqa: E402
 from lstmae.config import BINARY_FEATURE_CHOICES, DEFAULTS  # noqa: E402
+from lstmae.data.validation import check_integer  # noqa: E402
 from lstmae.scoring import check_alarm_options, parse_threshold  # noqa: E402
 from lstmae.series import STORM_SHARE  # noqa: E402
 
@@ -75,15 +76,13 @@ def parse_rule(text: str) -> tuple:
     """"SPEC[+NAME=ROWS,...]" -> (its name, the parsed threshold rule, the alarm options it sets, the rows its
     scores are smoothed over), checked; the name is the spec as lstmae writes it, then the options
     ("mad:8+cooldown=150"). `smooth=W` is not an alarm option: each row's score becomes the mean of the W rows
-    centred on it (`error_scales.smooth_rows`) before the rule is fitted (default 1, not smoothed). A bad rule exits
+    centred on it (`lstmae.scoring.smooth_points`) before the rule is fitted (default 1, not smoothed). A bad rule exits
     with one line."""
     spec, _, options = text.strip().partition("+")
     try:
         alarm = {name.strip(): int(value) for name, _, value in
                  (option.partition("=") for option in options.split(",") if option)}
-        smooth = alarm.pop("smooth", 1)
-        if smooth < 1:
-            raise ValueError(f"smooth must be an integer >= 1, got {smooth}")
+        smooth = check_integer(alarm.pop("smooth", 1), "smooth")
         rule = parse_threshold(spec)
         check_alarm_options(alarm)
     except ValueError as error:  # lstmae's DataError is one

@@ -1,7 +1,7 @@
 """Reconstruction errors -> anomaly scores, thresholds (static and adaptive), per-time-point
 scores, alarms and events.
 
-numpy / scipy / scikit-learn only (no torch). Higher score = more anomalous; flag 1 = anomaly.
+numpy / scipy / pandas / scikit-learn only (no torch). Higher score = more anomalous; flag 1 = anomaly.
 """
 
 from lstmae.scoring.adaptive import DSPOT, AdaptiveThreshold, Telemanom, adaptive_from_state
