@@ -4,10 +4,10 @@
                                                    [--cache DIR] [--out benchmarks/results/score_smoothing]
 
 Why: a row's score smoothed over its neighbours (each the mean of the W rows centred on it,
-`lstmae.scoring.smooth_points`, as the estimator's `smooth` does) ranks the rows of a long labelled range higher together, and lifts lstmae's VUS-PR
-(`threshold_rules.py --rules "...+smooth=W"`, which also shows what it does to the alarms). A lead that the
-smoothing gives lstmae is only one if the same smoothing does not lift the others as much: here every detector's
-test rows are smoothed the same way and ranked on the same rows (after the first window).
+`lstmae.scoring.smooth_points`, as the estimator's `smooth` does) ranks the rows of a long labelled range higher
+together, and lifts lstmae's VUS-PR (`threshold_rules.py --rules "...+smooth=W"`, which also shows what it does to
+the alarms). A lead that the smoothing gives lstmae is only one if the same smoothing does not lift the others as
+much: here every detector's test rows are smoothed the same way and ranked on the same rows (after the first window).
 
 lstmae's rows are its cached networks' (`error_scales.py`'s cache, trained as `detection_study.py` trains lstmae
 at its defaults), the others' are scored as the study scores them (`detection_study.baseline_scores`: the
