@@ -473,6 +473,7 @@ def test_fit_how_point_scores_rows_by_their_own_error_and_a_max_model_refuses_po
     (["--max-grad-norm=-1"], "max_grad_norm must be a number > 0"),  # it reversed the gradients
     (["--patience", "0"], "patience must be an integer >= 1"),
     (["--learning-rate", "0"], "learning_rate must be a number > 0"),
+    (["--input-noise=-0.5"], "input_noise must be a number >= 0"),
     (["--layout", "sequences"], "--window applies to --layout series"),
 ])
 def test_fit_refuses_options_it_would_not_honour(workspace, tmp_path, options, fragment):

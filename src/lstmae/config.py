@@ -74,6 +74,9 @@ PARAMETERS: tuple[Parameter, ...] = (
               "the same on a long series as on a short one; the early-stopping loss is taken on at most as many "
               "validation samples, the same ones every epoch (None: every sample, every epoch)"),
     Parameter("learning_rate", 3e-3, "float", "Adam's learning rate"),
+    Parameter("input_noise", 0.0, "float", "standard deviation of Gaussian noise added to each training window's "
+              "scaled values (a denoising autoencoder: the network reconstructs the clean window from the noisy "
+              "one; held-out losses and scores use clean windows; 0: none)"),
     Parameter("loss", "mae", "str", "training loss and raw reconstruction error: mse or mae", LOSS_CHOICES),
     Parameter("validation_fraction", 0.1, "float", "the LAST fraction of the data (of each block, see "
               "validation_blocks), held out for early stopping, the error model and the threshold (as Keras' "

@@ -151,7 +151,7 @@ PARAMETERS_HERE
                  dropout=DEFAULTS["dropout"], bottleneck=DEFAULTS["bottleneck"], decoder_type=DEFAULTS["decoder_type"],
                  vocab_size=DEFAULTS["vocab_size"], embedding_dim=DEFAULTS["embedding_dim"], epochs=DEFAULTS["epochs"],
                  batch_size=DEFAULTS["batch_size"], steps_per_epoch=DEFAULTS["steps_per_epoch"],
-                 learning_rate=DEFAULTS["learning_rate"], loss=DEFAULTS["loss"],
+                 learning_rate=DEFAULTS["learning_rate"], input_noise=DEFAULTS["input_noise"], loss=DEFAULTS["loss"],
                  validation_fraction=DEFAULTS["validation_fraction"],
                  validation_blocks=DEFAULTS["validation_blocks"], threshold_floor=DEFAULTS["threshold_floor"],
                  smooth=DEFAULTS["smooth"], patience=DEFAULTS["patience"], n_init=DEFAULTS["n_init"],
@@ -173,6 +173,7 @@ PARAMETERS_HERE
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
         self.learning_rate = learning_rate
+        self.input_noise = input_noise
         self.loss = loss
         self.validation_fraction = validation_fraction
         self.validation_blocks = validation_blocks
@@ -275,8 +276,8 @@ PARAMETERS_HERE
             history = train(
                 module, X, train_idx, val_idx, transform=transform, tokens=tokens, epochs=self.epochs,
                 batch_size=self.batch_size, steps_per_epoch=self.steps_per_epoch, learning_rate=self.learning_rate,
-                loss=loss, patience=self.patience, max_grad_norm=self.max_grad_norm, rng=rng, device=device,
-                progress=self.progress, checkpoint=checkpoint, on_epoch=on_epoch,
+                input_noise=self.input_noise, loss=loss, patience=self.patience, max_grad_norm=self.max_grad_norm,
+                rng=rng, device=device, progress=self.progress, checkpoint=checkpoint, on_epoch=on_epoch,
                 desc="training" if self.n_init == 1 else f"training {run + 1}/{self.n_init}")
             # every run judged on the same, whole held-out part (early stopping's loss is taken on a sample of it);
             # with nothing held out, on the training windows, and only to choose among runs
@@ -628,6 +629,11 @@ PARAMETERS_HERE
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not is_number(self.learning_rate) or not 0 < self.learning_rate < math.inf:
             raise ValueError(f"learning_rate must be a number > 0, got {self.learning_rate!r}")
+        if not is_number(self.input_noise) or not 0 <= self.input_noise < math.inf:
+            raise ValueError(f"input_noise must be a number >= 0 (scaled units; 0: none), got {self.input_noise!r}")
+        if self.input_noise and self.vocab_size is not None:
+            raise ValueError("input_noise applies to real values; a token model (vocab_size) takes none, "
+                             "use input_noise=0")
         if self.patience is not None and not is_integer(self.patience, 1):
             raise ValueError(f"patience must be an integer >= 1 (epochs without a better validation loss) or None "
                              f"(no early stopping), got {self.patience!r}")

@@ -67,7 +67,7 @@ DIVERGENCE_FACTOR = 10.0
 @flush_denormals()
 def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
           transform: Callable | None, tokens: bool, epochs: int, batch_size: int, learning_rate: float, loss: str,
-          steps_per_epoch: int | None = None,
+          steps_per_epoch: int | None = None, input_noise: float = 0.0,
           patience: int | None, max_grad_norm: float | None, rng: np.random.Generator,
           device: torch.device, progress: bool = True, checkpoint: Checkpoint | None = None,
           on_epoch: Callable[[int, dict], None] | None = None, desc: str = "training") -> dict:
@@ -85,6 +85,10 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
     With `steps_per_epoch`, an epoch trains on the first steps_per_epoch x batch_size samples of a
     fresh permutation (every sample is still seen, over the epochs) and early stopping watches the
     loss on a fixed random subset of at most as many validation samples.
+
+    With `input_noise` > 0 the network is fed each training batch plus Gaussian noise of that standard deviation
+    (torch's seeded generator) and trained to reconstruct the clean batch (a denoising autoencoder); the
+    validation loss is taken on clean inputs.
     """
     per_epoch = len(train_idx) if steps_per_epoch is None else int(steps_per_epoch) * batch_size
     if len(val_idx) > per_epoch:
@@ -117,7 +121,8 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
             for batch, lengths in device_batches(X, shard, parallel.batch_size(batch_size), device,
                                                  transform=transform, tokens=tokens):
                 optimizer.zero_grad(set_to_none=True)
-                batch_loss = reconstruction_loss(trained(batch, lengths), batch, loss, lengths)
+                inputs = batch + input_noise * torch.randn_like(batch) if input_noise else batch
+                batch_loss = reconstruction_loss(trained(inputs, lengths), batch, loss, lengths)
                 batch_loss.backward()
                 if max_grad_norm:
                     nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
