@@ -46,6 +46,19 @@ def test_validation_blocks_reach_the_model():
         demo_scoring.main(["--hows", "mean", "--error-models", "mae", "--validation-blocks", "0"])
 
 
+@pytest.mark.slow  # two demo networks
+def test_each_input_noise_trains_its_own_network_and_a_bad_one_exits_in_one_line(capsys):
+    assert demo_scoring.main(["--hows", "mean", "--error-models", "mae", "--thresholds", "mad:8",
+                              "--input-noises", "0,0.5"]) == 0
+    plain, noisy = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert "input_noise" not in plain and noisy["input_noise"] == 0.5
+    assert noisy["vus_pr"] != plain["vus_pr"]  # another network scores the rows
+    for bad in ("0,x", "-0.1"):
+        with pytest.raises(SystemExit):
+            demo_scoring.main(["--input-noises", bad])
+        assert f"--input-noises {bad!r}: give numbers >= 0" in capsys.readouterr().err
+
+
 def test_smoothed_rows_are_scored_as_a_model_fitted_with_smooth_scores_them(capsys):
     import numpy as np
 

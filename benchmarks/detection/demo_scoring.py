@@ -4,6 +4,7 @@
                                                 [--thresholds "sigma:5,telemanom:2,mad=8"] [--seeds 0]
                                                 [--train-fraction 0.5] [--merge-gaps 10,30] [--cooldowns 50,200]
                                                 [--min-lengths 3,10] [--smooths 1,60]
+                                                [--input-noises 0,0.1]
                                                 [--window 30]
                                                 [--validation-blocks 1]
                                                 [--out benchmarks/results/demo_scoring.json]
@@ -14,7 +15,7 @@ The data, split, window (`DEMO_WINDOW`) and seed of `lstmae demo`, a (32, 16) ne
 alarm rules (each minimum length of `--min-lengths` x merge gap of `--merge-gaps` x cool-down of
 `--cooldowns`, the other rules at their defaults), with the row scores smoothed over each of `--smooths` rows
 (as a model fitted with `smooth` scores them, the held-out rows alike before the rule is fitted: `smoothed_model`;
-1: not smoothed). Prints one JSON line
+1: not smoothed), for each of `--input-noises` (the model's `input_noise`, 0: none). Prints one JSON line
 per combination: VUS-PR, ROC-AUC, point precision / recall of the alarms, alarm rate, event precision /
 recall and the number of alarms; `--out` also writes them, with the command, to a JSON file.
 """
@@ -54,6 +55,8 @@ def main(argv=None) -> int:
                         help="alarm minimum lengths in rows, comma-separated (default: the alarm rules' default)")
     parser.add_argument("--smooths", default="1",
                         help="rows to smooth the row scores over, comma-separated (default 1: not smoothed)")
+    parser.add_argument("--input-noises", default="0",
+                        help="the model's input_noise (a denoising network), comma-separated (default 0: none)")
     parser.add_argument("--validation-blocks", type=int, default=None,
                         help="the model's validation_blocks (default: the estimator's)")
     parser.add_argument("--out", type=Path, default=None,
@@ -81,9 +84,15 @@ def main(argv=None) -> int:
     smooths = parse_widths(args.smooths, "--smooths")
     if max(smooths) > 1 and (args.validation_blocks or 1) > 1:
         parser.error("--smooths smooths the one held-out run of the default split; drop --validation-blocks")
-    for seed, error_model, how in itertools.product(map(int, args.seeds.split(",")), args.error_models.split(","),
-                                                    args.hows.split(",")):
-        model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model,
+    try:
+        noises = [float(value) for value in args.input_noises.split(",")]
+        if not all(0 <= noise < float("inf") for noise in noises):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--input-noises {args.input_noises!r}: give numbers >= 0, e.g. 0,0.1")
+    for seed, noise, error_model, how in itertools.product(map(int, args.seeds.split(",")), noises,
+                                                           args.error_models.split(","), args.hows.split(",")):
+        model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model, input_noise=noise,
                                 random_state=seed, progress=False, device="cpu", **blocks)
         fit_series(model, values[:n_train], window=args.window or DEMO_WINDOW, labels=labels[:n_train], how=how)
         for threshold, length, gap, cooldown, smooth in itertools.product(threshold_specs(args.thresholds), lengths,
@@ -92,7 +101,8 @@ def main(argv=None) -> int:
                                  alarms={**DEFAULT_ALARM, "min_length": length, "merge_gap": gap, "cooldown": cooldown})
             metrics = detection_metrics(labels[n_train:], table["score"].to_numpy(), flags=table["alarm"].to_numpy(),
                                         valid=table["valid"].to_numpy())
-            row = {"seed": seed, "error_model": error_model, "how": how, "threshold": threshold, "min_length": length,
+            row = {"seed": seed, **({"input_noise": noise} if noise else {}), "error_model": error_model, "how": how,
+                   "threshold": threshold, "min_length": length,
                    "merge_gap": gap, "cooldown": cooldown, **({"smooth": smooth} if smooth > 1 else {}),
                    **{key: round(metrics[key], 3) if isinstance(metrics[key], float) else metrics[key] for key in keys}}
             rows.append(row)
