@@ -140,6 +140,15 @@ def test_one_extreme_value_scores_inf_and_the_run_finishes(fitted, how):
                                   smooth_points(table["score"].to_numpy(), 5))
 
 
+@pytest.mark.parametrize("how", ["end", "point"])
+def test_overflowed_rows_score_inf_with_the_other_mappings_too(fitted, how):
+    data = series(seed=4)
+    data[200, 1] = 1e20
+    table = score_values(fitted, data, how=how, threshold=np.inf)  # the model holds no point calibration
+    assert table["overflow"][200] and np.isinf(table["score"][table["overflow"]]).all()
+    assert np.isfinite(table["score"][table["valid"] & ~table["overflow"]]).all()
+
+
 @pytest.mark.parametrize("n, fraction, blocks", [(555, 0.1, 1), (555, 0.1, 5), (10, 0.9, 4), (7, 0.5, 7), (40, 0.3, 3)])
 def test_held_out_runs_spread_round_n_fraction_windows_over_the_blocks_and_leave_training_windows(n, fraction, blocks):
     runs = held_out_runs(n, fraction, blocks)

@@ -364,7 +364,7 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
             continue
         window_scores = model.anomaly_score(X)
         overflow[group.rows] = _overflowed_rows(window_scores, len(group.rows), window, stride, how)
-        # an overflowed window counts 0 in the mapping; the rows it covers are then set to inf
+        # an overflowed window counts 0 in the mapping; the rows it covers are then set to inf (the point path's are)
         group_points, group_valid = window_to_points(np.where(np.isfinite(window_scores), window_scores, 0.0),
                                                      len(group.rows), window, stride, how=how)
         group_points[overflow[group.rows] & group_valid] = np.inf  # skipped by the smoothing, as on the point path
@@ -377,7 +377,6 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
                                                how=how)
             group_errors[_overflowed_rows(per_feature, len(group.rows), window, stride, how)] = np.inf
             errors[group.rows] = group_errors
-    points[overflow & valid] = np.inf
     result = pd.DataFrame({"score": points, "valid": valid})
     flags, per_row_threshold = flag_rows(model, result["score"].to_numpy(), valid, groups, threshold, how)
     result.insert(1, "is_anomaly", flags)
