@@ -34,6 +34,19 @@ def sine_windows(n=64, length=12, n_features=3, seed=0):
     return (np.sin(freq * t + phase) + 0.05 * rng.normal(size=(n, length, n_features))).astype(np.float32)
 
 
+def quick_model(**overrides):
+    """A small network, 3 epochs, no early stopping, seed 3: for tests that train several and compare them."""
+    from lstmae import LSTMAutoencoder
+
+    return LSTMAutoencoder(**{"encoder": (8, 4), "epochs": 3, "batch_size": 16, "patience": None,
+                              "progress": False, "random_state": 3, **overrides})
+
+
+def same_weights(a, b) -> bool:
+    """Whether two fitted models' networks hold equal tensors."""
+    return all(torch.equal(x, y) for x, y in zip(a.module_.state_dict().values(), b.module_.state_dict().values()))
+
+
 @pytest.fixture(scope="session")
 def fitted_small():
     """A small fitted model shared by the tests that only read from it."""

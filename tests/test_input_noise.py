@@ -3,23 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from lstmae import LSTMAutoencoder, load
+from lstmae import load
 from lstmae.series import fit_series
 from lstmae.training import loop
 
-from conftest import sine_windows
+from conftest import quick_model as small, same_weights, sine_windows
 
 
 RECONSTRUCTION_LOSS = loop.reconstruction_loss
-
-
-def small(**overrides):
-    return LSTMAutoencoder(**{"encoder": (8, 4), "epochs": 3, "batch_size": 16, "patience": None,
-                              "progress": False, "random_state": 3, **overrides})
-
-
-def same_weights(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.module_.state_dict().values(), b.module_.state_dict().values()))
 
 
 def fed(model, X, monkeypatch) -> tuple[list, list, list]:
@@ -30,7 +21,8 @@ def fed(model, X, monkeypatch) -> tuple[list, list, list]:
     inputs, targets, held_out = [], [], []
 
     def loss(x_hat, x, *args, **kwargs):
-        (targets if x_hat.requires_grad else []).append(x.detach().clone())
+        if x_hat.requires_grad:  # a training step's loss, not early stopping's
+            targets.append(x.detach().clone())
         return RECONSTRUCTION_LOSS(x_hat, x, *args, **kwargs)
 
     def record(module, args):

@@ -3,21 +3,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from lstmae import LSTMAutoencoder, load
+from lstmae import load
 from lstmae.series import fit_series
 
-from conftest import sine_windows
-
-
-def small(**overrides):
-    return LSTMAutoencoder(**{"encoder": (8, 4), "epochs": 3, "batch_size": 16, "patience": None,
-                              "progress": False, "random_state": 3, **overrides})
-
-
-def same_weights(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.module_.state_dict().values(), b.module_.state_dict().values()))
+from conftest import quick_model as small, same_weights, sine_windows
 
 
 def held_out_loss(model, X) -> float:
