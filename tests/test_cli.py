@@ -64,6 +64,12 @@ def test_score_help_gives_the_alarm_rules_defaults_and_the_delay_they_cost():
         assert re.search(rf"{option} INTEGER RANGE .*?\[default: {ALARM_DEFAULTS[name]};", text), option
 
 
+def test_fit_without_a_window_names_the_option_and_a_value(workspace, tmp_path):
+    result = run("fit", workspace / "train.csv", "-o", tmp_path / "model", "--time-column", "timestamp")
+    assert result.exit_code == 2 and "--window is required for --layout series" in result.output
+    assert "e.g. --window 50" in " ".join(result.output.split()) and not (tmp_path / "model").exists()
+
+
 def test_fit_writes_a_model_with_the_data_settings(workspace):
     config = json.loads((workspace / "model" / "config.json").read_text())
     assert config["feature_names"] == ["temp", "flow"]
@@ -76,10 +82,19 @@ def test_score_gives_one_row_per_input_row_with_warm_up_invalid(workspace):
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(out)
     assert len(scores) == 240 and list(scores.columns[:5]) == ["timestamp", "score", "is_anomaly", "alarm", "valid"]
-    # default how="max": every row lies in some window, so every row has a score
+    # default how="mean": every row lies in some window, so every row has a score
     assert scores["valid"].all() and scores["score"].notna().all()
     events = pd.read_csv(workspace / "ev.csv")
     assert {"start", "end", "peak_score", "top_features"} <= set(events.columns)
+    # the summary counts the alarm rows (what a person is paged on), not the rows above the threshold
+    result = run("score", workspace / "model", workspace / "test.csv", "-o", out, "--overwrite",
+                 "--threshold", f"value:{scores['score'].median()}", "--min-alarm-rows", 20)
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out)
+    alarms, above = int(scores["alarm"].sum()), int(scores["is_anomaly"].sum())
+    assert 0 < alarms < above
+    assert (f"scored 240 rows: {alarms} in alarms ({alarms / 240:.1%}), {above} above the threshold before the "
+            "alarm rules") in " ".join(result.output.split())
     # how="end" (causal): the first window - 1 rows have no window ending there yet
     result = run("score", workspace / "model", workspace / "test.csv", "-o", out, "--how", "end", "--overwrite")
     assert result.exit_code == 0, result.output

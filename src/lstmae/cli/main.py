@@ -244,7 +244,8 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
     from ..data.validation import check_integer
 
     if layout == "series" and window is None:
-        raise click.UsageError("--window is required for --layout series (the number of rows per window)")
+        raise click.UsageError("--window is required for --layout series: the number of rows per window, the "
+                               "stretch of the past each score looks at, e.g. --window 50 (the detection study's)")
     if layout == "series":
         check_integer(window, "--window")
     elif window is not None:
@@ -342,9 +343,9 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
           merge_gap, cooldown, columns, nan_policy, overwrite):
     """Anomaly scores for DATA: one row per input row (series) or per sequence.
 
-    Series output: the input's time column or index, `score`, `is_anomaly` (0/1) and `valid`
-    (False for the first window-1 warm-up rows, which no full window covers: their score is
-    empty, never zero-padded).
+    Series output: the input's time column or index, `score`, `is_anomaly` (0/1: above the
+    threshold), `alarm` (0/1: in an alarm, after the alarm rules below) and `valid` (False for
+    rows that no full window covers: their score is empty, never zero-padded).
 
     \b
     Example:
@@ -375,8 +376,13 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
                 Path(output).unlink(missing_ok=True)
             raise
     flagged = int(scores["is_anomaly"].sum())
-    rate = flagged / max(1, int(scores.get("valid", scores["is_anomaly"] >= 0).sum()))
-    message = f"scored {len(scores)} rows: {flagged} flagged ({rate:.1%}); wrote {output}"
+    n_valid = max(1, int(scores.get("valid", scores["is_anomaly"] >= 0).sum()))
+    if "alarm" in scores:  # a series: what a person is paged on is the alarm rows, after the alarm rules
+        alarms = int(scores["alarm"].sum())
+        message = (f"scored {len(scores)} rows: {alarms} in alarms ({alarms / n_valid:.1%}), {flagged} above the "
+                   f"threshold before the alarm rules; wrote {output}")
+    else:
+        message = f"scored {len(scores)} rows: {flagged} flagged ({flagged / n_valid:.1%}); wrote {output}"
     if "overflow" in scores and scores["overflow"].any():
         message += f"; {int(scores['overflow'].sum())} rows overflowed (an extreme value: scored inf, see 'overflow')"
     if events is not None:
