@@ -507,6 +507,30 @@ def test_score_output_paths_are_checked_against_each_other_and_folders(workspace
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.csv"]
 
 
+def test_an_output_never_replaces_what_the_command_reads(workspace, tmp_path):
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(workspace / "model", project / "model")
+    shutil.copy(workspace / "test.csv", project / "test.csv")
+    before = sorted(str(p.relative_to(project)) for p in project.rglob("*"))
+    # a report folder that holds the model and the data: --overwrite would have replaced the folder with both
+    assert_user_error(run("evaluate", project / "model", project / "test.csv", "--label-column", "label",
+                          "-o", project, "--overwrite"), f"{project} holds the model this command reads")
+    sharing = tmp_path / "sharing"
+    sharing.mkdir()
+    shutil.copy(workspace / "train.csv", sharing / "train.csv")
+    assert_user_error(run("fit", sharing / "train.csv", "-o", sharing, "--window", 10, "--overwrite", *TINY),
+                      f"{sharing} holds the data this command reads")
+    # scores written over the data they are made from
+    assert_user_error(run("score", project / "model", project / "test.csv", "-o", project / "test.csv",
+                          "--overwrite"), "is the data this command reads; write the output elsewhere")
+    assert_user_error(run("encode", project / "model", project / "test.csv", "-o", project / "test.csv",
+                          "--overwrite"), "is the data this command reads")
+    assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == before
+    assert (sharing / "train.csv").read_text() == (workspace / "train.csv").read_text()
+
+
 def test_a_misspelled_label_column_is_named(workspace, tmp_path):
     assert_user_error(run("evaluate", workspace / "model", workspace / "test.csv", "--label-column", "lable",
                           "-o", tmp_path / "report"), "no column 'lable' (--label-column)", "'label'")

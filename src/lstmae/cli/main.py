@@ -177,14 +177,18 @@ def _alarms(min_alarm_rows, merge_gap, cooldown) -> dict:
     return {"min_length": min_alarm_rows, "merge_gap": merge_gap, "cooldown": cooldown}
 
 
-def check_output(path, overwrite, table: bool = False, model_dir=None):
+def check_output(path, overwrite, table: bool = False, model_dir=None, data=None):
     """Fail before any work when the output cannot be written (exists, no folder, unknown table type), or
-    would overwrite the model it is made from (inside `model_dir`)."""
+    would destroy what the command reads: the model it is made from (`model_dir`) or the `data` file, by
+    lying inside the model, being the data, or being a folder that holds either (--overwrite replaces it)."""
     from ..data.io import check_output_path
 
     check_output_path(Path(path), overwrite, table=table)
     if model_dir is not None:
         _check_outside_model(Path(path), Path(model_dir))
+    for read, what in ((model_dir, "the model"), (data, "the data")):
+        if read is not None and Path(read).exists():
+            _check_not_holding(Path(path), Path(read), what)
 
 
 def _check_outside_model(path: Path, model_dir: Path) -> None:
@@ -198,6 +202,16 @@ def _check_outside_model(path: Path, model_dir: Path) -> None:
     if target == model or model in target.parents:
         raise UserError(f"{path} is inside the model folder {model_dir}; write it elsewhere (it would replace a "
                         "part of the model)")
+
+
+def _check_not_holding(path: Path, read: Path, what: str) -> None:
+    """UserError when the output `path` is the file `read` or a folder above it: writing would delete it."""
+    target, source = path.resolve(), read.resolve()
+    if target == source:
+        raise UserError(f"{path} is {what} this command reads; write the output elsewhere")
+    if target in source.parents:
+        raise UserError(f"{path} holds {what} this command reads ({read}); write the output elsewhere "
+                        "(the folder would be replaced, and that with it)")
 
 
 # ---------------------------------------------------------------------------- fit
@@ -250,7 +264,7 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
         check_integer(window, "--window")
     elif window is not None:
         raise UserError("--window applies to --layout series; sequences are windows of their own length already")
-    check_output(model_dir, overwrite)
+    check_output(model_dir, overwrite, data=data)
     params = _model_params(preset, **options)
     params["random_state"] = seed
     model = LSTMAutoencoder(**params)
@@ -354,9 +368,9 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
     from ..data.io import write_table
     from ..series import read_for_model, score_data
 
-    check_output(output, overwrite, table=True, model_dir=model_dir)
+    check_output(output, overwrite, table=True, model_dir=model_dir, data=data)
     if events_path is not None:
-        check_output(events_path, overwrite, table=True, model_dir=model_dir)
+        check_output(events_path, overwrite, table=True, model_dir=model_dir, data=data)
         if Path(events_path).resolve() == Path(output).resolve():
             raise UserError(f"--events {events_path} is the scores' output too; give the events their own file")
     model = _load(model_dir, columns)
@@ -435,7 +449,7 @@ def encode(model_dir, data, output, stride, encoding, columns, nan_policy, overw
     from ..data.io import write_table
     from ..series import encode_data, read_for_model
 
-    check_output(output, overwrite, table=True, model_dir=model_dir)
+    check_output(output, overwrite, table=True, model_dir=model_dir, data=data)
     model = _load(model_dir, columns)
     if encoding is not None:
         model.set_params(encoding=encoding)  # this process's copy only
@@ -461,7 +475,7 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
     from ..data.io import write_table
     from ..series import read_for_model, reconstruct_data
 
-    check_output(output, overwrite, table=True, model_dir=model_dir)
+    check_output(output, overwrite, table=True, model_dir=model_dir, data=data)
     model = _load(model_dir)
     table = reconstruct_data(model, read_for_model(model, data, nan_policy=nan_policy))
     write_table(table, output, overwrite=overwrite)
@@ -494,7 +508,7 @@ def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_wi
     from ..evaluation.evaluate import evaluate as evaluate_data
     from ..series import read_for_model
 
-    check_output(report_dir, overwrite, model_dir=model_dir)
+    check_output(report_dir, overwrite, model_dir=model_dir, data=data)
     if point_adjust:
         click.echo("warning: point-adjusted F1 inflates results (any hit in an event counts the whole event)",
                    err=True)
