@@ -102,11 +102,33 @@ def test_partitioning_changes_nothing(model_dir, model, synchronous, npartitions
     assert_same(got, reference(model, frame))
 
 
-def test_only_short_entities_come_out_invalid(model_dir, synchronous):
+def test_only_short_entities_are_refused_in_memory_and_invalid_when_lazy(model_dir, synchronous):
     frame = make_frame(lengths={"a": 3, "b": WINDOW - 1})
-    got = score_entities_pandas(model_dir, frame, entity_column="machine", npartitions=2)
+    # as score_frame and `lstmae score` refuse them
+    with pytest.raises(DataError, match=f"no entity or segment has the {WINDOW} rows one window needs"):
+        score_entities_pandas(model_dir, frame, entity_column="machine", npartitions=2)
+    with pytest.raises(DataError, match="the frame has no rows"):
+        score_entities_pandas(model_dir, frame.iloc[:0], entity_column="machine")
+    # a lazy frame's entities are known only at compute time: their rows come out invalid, and no warning names
+    # the padding entity a partition of short entities is scored with
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = score_entities(model_dir, dd.from_pandas(frame, npartitions=2), entity_column="machine").compute()
     assert len(got) == len(frame) and not got["valid"].any() and got["score"].isna().all()
     assert (got["is_anomaly"] == 0).all() and (got["alarm"] == 0).all()
+    assert not [w for w in caught if "padding" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_no_warning_comes_from_the_probe_of_the_result_columns(model_dir, synchronous):
+    """The result's columns are found by scoring one window of zeros, whose own alarms are nobody's."""
+    frame = make_frame()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        score_entities_pandas(model_dir, frame, entity_column="machine", npartitions=2, threshold="value:-1000",
+                              alarms=None)
+    named = [str(w.message) for w in caught if "flags cover" in str(w.message)]
+    # (normalized scores fall below 0) value:-1000 flags every row: a storm on each real entity, none on the probe
+    assert named and all("of 0," not in message for message in named), named
 
 
 def test_time_column_orders_each_entity(model_dir, model, synchronous):

@@ -32,7 +32,7 @@ from ..estimator import load
 from ..exceptions import DataError, ModelFileError
 from ..persistence import read_config
 from ..scoring import DEFAULT_ALARM
-from ..series import feature_values, score_frame
+from ..series import SkippedGroupWarning, feature_values, score_frame, windowed_groups
 
 # Columns that carry each row's place in the input through the shuffle; dropped from the result.
 _PART, _POS = "__lstmae_partition", "__lstmae_position"
@@ -87,12 +87,20 @@ def score_entities_pandas(model_dir, frame: pd.DataFrame, *, entity_column: str,
     client: a `distributed.Client` (a LocalCluster's or a cluster's) to compute on; None uses Dask's
     current default (a client made earlier in this process, else the local threaded scheduler).
     npartitions: pieces the frame is cut into (default: 2 per worker thread of `client`, else 2 per CPU).
-    The other options are those of `score_entities`.
+    The other options are those of `score_entities`. As `score_frame`, refuses a frame with no rows, or
+    whose entities are all shorter than the model's window.
     """
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"expected a pandas DataFrame, got {type(frame).__name__}")
-    if entity_column in frame.columns and frame[entity_column].dtype == object:
-        _check_distinct_ids(frame[entity_column].dropna(), entity_column)
+    if not len(frame):
+        raise DataError("the frame has no rows; give the rows of at least one entity")
+    if entity_column in frame.columns:
+        ids = frame[entity_column].dropna()
+        if ids.dtype == object:
+            _check_distinct_ids(ids, entity_column)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SkippedGroupWarning)  # each partition names its short entities
+            windowed_groups(len(ids), _cached_model(*_model_key(model_dir)).n_timesteps_, ids.to_numpy())
     if npartitions is None:
         threads = sum(client.nthreads().values()) if client is not None else (os.cpu_count() or 1)
         npartitions = 2 * threads
@@ -184,7 +192,12 @@ def _score_partition(part, path, sha, entity_column, time_column, features, opti
     part = _in_time_order(part, time_column, times)
     model = _cached_model(path, sha)
     table = _padded(part[features + [entity_column]], entity_column, model.n_timesteps_)
-    scored = score_frame(model, table, entity_column=entity_column, **options).iloc[: len(part)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scored = score_frame(model, table, entity_column=entity_column, **options).iloc[: len(part)]
+    for warning in caught:  # the padding entity's own (e.g. an alarm storm on its zeros) are not the user's
+        if repr(_PadEntity()) not in str(warning.message):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     scored.index = part.index
     keep = [entity_column] + ([time_column] if time_column is not None else [])
     result = pd.concat([part[keep + _ORDER], scored], axis=1)
@@ -261,7 +274,9 @@ def _result_meta(model, input_meta, entity_column, time_column, options) -> pd.D
     window = model.n_timesteps_
     names = model._feature_names()
     probe = pd.DataFrame(np.zeros((window, len(names)), np.float32), columns=names).assign(**{_PART: 0})
-    scored = score_frame(model, probe, entity_column=_PART, **options).drop(columns=["overflow"], errors="ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the probe's own (e.g. an alarm storm on its zeros) are not the user's
+        scored = score_frame(model, probe, entity_column=_PART, **options).drop(columns=["overflow"], errors="ignore")
     keep = [entity_column] + ([time_column] if time_column is not None else [])
     front = input_meta[keep].assign(**{_PART: np.int64(0), _POS: np.int64(0)})
     return pd.concat([front, scored.iloc[:0].set_axis(front.index[:0], axis=0)], axis=1)
