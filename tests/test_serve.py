@@ -349,3 +349,74 @@ def test_cli_serves_a_saved_model(model, tmp_path):
         process.terminate()
         _, stderr = process.communicate(timeout=30)
     assert f"serving {tmp_path / 'model'} on http://127.0.0.1:{port}" in stderr
+
+
+def _start_cli_server(model_dir, port, *options):
+    code = ("import sys; from lstmae.cli.main import cli; from lstmae.cli.serve import register; register(cli); "
+            "cli(sys.argv[1:], prog_name='lstmae')")
+    process = subprocess.Popen([sys.executable, "-c", code, "serve", str(model_dir), "--port", str(port),
+                                "--no-access-log", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    _wait_ready(process, port)
+    return process
+
+
+def _wait_ready(process, port, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(process.stderr.read() if process.poll() is not None else "the server did not start")
+
+
+def _workers(pid):
+    """The worker processes uvicorn spawned under `pid` (not multiprocessing's resource tracker)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        children = [int(child) for child in listing.read().split()]
+    workers = []
+    for child in children:
+        with contextlib.suppress(OSError), open(f"/proc/{child}/cmdline", "rb") as cmdline:
+            if b"spawn_main" in cmdline.read():
+                workers.append(child)
+    return workers
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
+def test_workers_serve_the_model_checked_at_start_after_its_folder_is_replaced(model, tmp_path):
+    """uvicorn restarts a worker that dies; the new one must not load whatever MODEL_DIR holds by then."""
+    import os
+    import shutil
+    import signal
+
+    model.save(tmp_path / "model")
+    other = fit_series(LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=1), series(seed=1),
+                       window=WINDOW, feature_names=FEATURES)
+    assert other.threshold_ != model.threshold_
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = _start_cli_server(tmp_path / "model", port, "--workers", "2")
+    try:
+        threshold = httpx.get(f"http://127.0.0.1:{port}/v1/model").json()["threshold"]["value"]
+        shutil.rmtree(tmp_path / "model")
+        other.save(tmp_path / "model")
+        workers = _workers(process.pid)
+        assert len(workers) == 2
+        for worker in workers:  # both: whichever answers below is a restarted one
+            os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while set(workers) & set(_workers(process.pid)) or len(_workers(process.pid)) < 2:
+            assert time.monotonic() < deadline, "the killed workers were not replaced"
+            time.sleep(0.5)
+        _wait_ready(process, port)
+        answers = {httpx.get(f"http://127.0.0.1:{port}/v1/model").json()["threshold"]["value"] for _ in range(5)}
+        assert answers == {threshold}  # not the other model's
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)

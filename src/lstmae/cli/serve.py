@@ -6,6 +6,7 @@ import ipaddress
 import json
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import click
@@ -23,8 +24,10 @@ def register(cli: click.Group) -> None:
                        "127.0.0.1, or put it behind a proxy that has them.")
     @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
     @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-                  help="Worker processes. Each loads the model and keeps its own metrics; with more than 1, "
-                       "/v1/stream is off (answers 409), since each process would see part of an entity's rows.")
+                  help="Worker processes. Each loads the model (a private copy of MODEL_DIR as it was at start, "
+                       "so every worker serves the same model even if MODEL_DIR is replaced) and keeps its own "
+                       "metrics; with more than 1, /v1/stream is off (answers 409), since each process would see "
+                       "part of an entity's rows.")
     @click.option("--max-rows", type=click.IntRange(1), default=100_000, show_default=True,
                   help="Rows per request; more gets 413.")
     @click.option("--max-entities", type=click.IntRange(1), default=10_000, show_default=True,
@@ -92,12 +95,17 @@ def register(cli: click.Group) -> None:
         if workers == 1:
             uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
             return
-        del app, model  # each worker loads its own
-        os.environ[MODEL_DIR_ENV] = str(Path(model_dir).resolve())
-        os.environ[LIMITS_ENV] = json.dumps(limits)
-        os.environ[THREADS_ENV] = str(threads)
-        uvicorn.run("lstmae.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                    access_log=access_log, log_level="info")
+        del app  # each worker loads its own
+        # ... from a private copy of the model checked here: uvicorn restarts a worker that dies, and one that
+        # loaded MODEL_DIR again after it was replaced or removed would serve another model, or none
+        with tempfile.TemporaryDirectory(prefix="lstmae-serve-") as snapshot:
+            model.save(Path(snapshot) / "model")
+            del model
+            os.environ[MODEL_DIR_ENV] = str(Path(snapshot) / "model")
+            os.environ[LIMITS_ENV] = json.dumps(limits)
+            os.environ[THREADS_ENV] = str(threads)
+            uvicorn.run("lstmae.serve.app:app_from_environment", factory=True, host=host, port=port,
+                        workers=workers, access_log=access_log, log_level="info")
 
 
 def _is_loopback(host: str) -> bool:
