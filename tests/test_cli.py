@@ -531,6 +531,21 @@ def test_an_output_never_replaces_what_the_command_reads(workspace, tmp_path):
     assert (sharing / "train.csv").read_text() == (workspace / "train.csv").read_text()
 
 
+def test_overwrite_replaces_an_earlier_output_never_a_folder_of_other_files(workspace, tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_text("x")
+    for args in (("evaluate", workspace / "model", workspace / "test.csv", "--label-column", "label"),
+                 ("fit", workspace / "train.csv", "--window", 10, *TINY), ("demo", "--epochs", 1)):
+        assert_user_error(run(*args, "-o", tmp_path / "photos", "--overwrite"),
+                          "photos: holds a.jpg, not a", "overwriting would delete them")
+    assert [p.name for p in (tmp_path / "photos").iterdir()] == ["a.jpg"]
+    # an earlier report is replaced
+    report = ("evaluate", workspace / "model", workspace / "test.csv", "--label-column", "label", "-o",
+              tmp_path / "report")
+    assert run(*report).exit_code == 0
+    assert run(*report, "--overwrite").exit_code == 0
+
+
 def test_a_misspelled_label_column_is_named(workspace, tmp_path):
     assert_user_error(run("evaluate", workspace / "model", workspace / "test.csv", "--label-column", "lable",
                           "-o", tmp_path / "report"), "no column 'lable' (--label-column)", "'label'")

@@ -42,6 +42,19 @@ def test_existing_directory_needs_overwrite_and_replaces_atomically(fitted_small
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp dirs left
 
 
+def test_overwrite_replaces_an_earlier_model_or_an_empty_folder_never_other_files(fitted_small, tmp_path):
+    model, _ = fitted_small
+    (tmp_path / "empty").mkdir()
+    model.save(tmp_path / "empty", overwrite=True)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(DataError, match=r"mine: holds notes.txt, not a saved model \(no config.json\), and "
+                                        "overwriting would delete them; choose a new or empty folder"):
+        model.save(tmp_path / "mine", overwrite=True)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "mine"]  # nothing staged
+
+
 class _Boom:
     def __reduce__(self):
         return (open, ("/tmp/lstmae_pickle_ran", "w"))

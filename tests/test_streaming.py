@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lstmae import LSTMAutoencoder
+from lstmae import LSTMAutoencoder, load
 from lstmae.exceptions import DataError, ModelFileError
 from lstmae.scoring import alarms_from_flags
 from lstmae.series import fit_series, score_values, threshold_for
@@ -388,6 +388,15 @@ def test_save_refuses_to_overwrite_unless_asked(model, tmp_path):
     scorer.save(tmp_path / "state", overwrite=True)
     assert StreamingScorer.load(tmp_path / "state", model).rows_seen() == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]  # no staging left behind
+
+
+def test_save_replaces_only_an_earlier_state(model, tmp_path):
+    scorer = StreamingScorer(model)
+    model.save(tmp_path / "model")
+    with pytest.raises(DataError, match=r"holds config.json, model.safetensors, not a streaming state \(no "
+                                        "state.json\)"):
+        scorer.save(tmp_path / "model", overwrite=True)
+    assert load(tmp_path / "model").threshold_ == model.threshold_  # the model is still there
 
 
 def test_save_refuses_a_file_or_the_current_folder(model, tmp_path, monkeypatch):

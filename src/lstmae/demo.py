@@ -8,6 +8,8 @@ from pathlib import Path
 DEMO_WINDOW = 20
 # The synthetic events all lie in the second half: the first half is the clean history a user would train on.
 DEMO_TRAIN_FRACTION = 0.5
+# What the demo may replace with overwrite=True (data.io.check_replaceable): an earlier demo output.
+DEMO_KIND = ("a demo output", "scores.csv")
 
 
 def run_demo(out_dir, *, epochs: int = 30, seed: int = 0, overwrite: bool = False) -> dict:
@@ -23,7 +25,7 @@ def run_demo(out_dir, *, epochs: int = 30, seed: int = 0, overwrite: bool = Fals
     from .series import fit_data, read_for_model
 
     out_dir = Path(out_dir)
-    with staged_directory(out_dir, overwrite=overwrite) as staging:
+    with staged_directory(out_dir, overwrite=overwrite, replaces=DEMO_KIND) as staging:
         frame = make_sensor_data(seed=seed)
         n_train = int(len(frame) * DEMO_TRAIN_FRACTION)
         write_table(frame.iloc[:n_train].set_index("timestamp"), staging / "train.csv")

@@ -25,6 +25,8 @@ from .exceptions import ModelFileError
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+# What `write_model` may replace with overwrite=True (data.io.check_replaceable): an earlier model, or an empty folder.
+MODEL_KIND = ("a saved model", CONFIG_FILE)
 # A reader may meet a directory mid-swap (config from one save, weights from the next): it reads again.
 _READ_ATTEMPTS = 5
 
@@ -38,7 +40,7 @@ def write_model(path, config: dict, tensors: dict[str, torch.Tensor], *, overwri
     weights = serialize_safetensors({name: t.detach().cpu().contiguous() for name, t in tensors.items()})
     config = {"format_version": FORMAT_VERSION, "lstmae_version": __version__, "torch_version": torch.__version__,
               **config, "weights_sha256": hashlib.sha256(weights).hexdigest()}
-    with staged_directory(path, overwrite=overwrite) as staging:
+    with staged_directory(path, overwrite=overwrite, replaces=MODEL_KIND) as staging:
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         (staging / WEIGHTS_FILE).write_bytes(weights)
     return Path(path)

@@ -379,7 +379,7 @@ class StreamingScorer:
         payload = save_tensors(tensors)
         config["tensors_sha256"] = hashlib.sha256(payload).hexdigest()
         text = json.dumps(config, indent=1)
-        with staged_directory(path, overwrite=overwrite) as staging:
+        with staged_directory(path, overwrite=overwrite, replaces=("a streaming state", STATE_JSON)) as staging:
             write_bytes_atomic(staging / STATE_TENSORS, payload)
             write_text_atomic(staging / STATE_JSON, text)
         return Path(path)

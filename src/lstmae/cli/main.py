@@ -177,11 +177,12 @@ def _alarms(min_alarm_rows, merge_gap, cooldown) -> dict:
     return {"min_length": min_alarm_rows, "merge_gap": merge_gap, "cooldown": cooldown}
 
 
-def check_output(path, overwrite, table: bool = False, model_dir=None, data=None):
-    """Fail before any work when the output cannot be written (exists, no folder, unknown table type), or
-    would destroy what the command reads: the model it is made from (`model_dir`) or the `data` file, by
-    lying inside the model, being the data, or being a folder that holds either (--overwrite replaces it)."""
-    from ..data.io import check_output_path
+def check_output(path, overwrite, table: bool = False, model_dir=None, data=None, replaces=None):
+    """Fail before any work when the output cannot be written (exists, no folder, unknown table type, a folder of
+    other files than the earlier output `replaces` names: see data.io.check_replaceable), or would destroy what
+    the command reads: the model it is made from (`model_dir`) or the `data` file, by lying inside the model,
+    being the data, or being a folder that holds either (--overwrite replaces it)."""
+    from ..data.io import check_output_path, check_replaceable
 
     check_output_path(Path(path), overwrite, table=table)
     if model_dir is not None:
@@ -189,6 +190,7 @@ def check_output(path, overwrite, table: bool = False, model_dir=None, data=None
     for read, what in ((model_dir, "the model"), (data, "the data")):
         if read is not None and Path(read).exists():
             _check_not_holding(Path(path), Path(read), what)
+    check_replaceable(path, replaces)
 
 
 def _check_outside_model(path: Path, model_dir: Path) -> None:
@@ -253,9 +255,9 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
     """
     from ..data.io import read_sequences, read_series
     from ..estimator import LSTMAutoencoder
-    from ..series import fit_data, threshold_source
-
     from ..data.validation import check_integer
+    from ..persistence import MODEL_KIND
+    from ..series import fit_data, threshold_source
 
     if layout == "series" and window is None:
         raise click.UsageError("--window is required for --layout series: the number of rows per window, the "
@@ -264,7 +266,7 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
         check_integer(window, "--window")
     elif window is not None:
         raise UserError("--window applies to --layout series; sequences are windows of their own length already")
-    check_output(model_dir, overwrite, data=data)
+    check_output(model_dir, overwrite, data=data, replaces=MODEL_KIND)
     params = _model_params(preset, **options)
     params["random_state"] = seed
     model = LSTMAutoencoder(**params)
@@ -505,10 +507,10 @@ def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_wi
              merge_gap, cooldown, nan_policy, overwrite):
     """Score labelled DATA and write metrics.json, plots and a self-contained report.html."""
     from ..data.io import staged_directory, write_bytes_atomic
-    from ..evaluation.evaluate import evaluate as evaluate_data
+    from ..evaluation.evaluate import REPORT_KIND, evaluate as evaluate_data
     from ..series import read_for_model
 
-    check_output(report_dir, overwrite, model_dir=model_dir, data=data)
+    check_output(report_dir, overwrite, model_dir=model_dir, data=data, replaces=REPORT_KIND)
     if point_adjust:
         click.echo("warning: point-adjusted F1 inflates results (any hit in an event counts the whole event)",
                    err=True)
@@ -517,7 +519,7 @@ def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_wi
     dataset = read_for_model(model, data, label_column=label_column, nan_policy=nan_policy)
     result = evaluate_data(model, dataset, how=how, threshold=threshold, early_window=early_window,
                            point_adjust=point_adjust, alarms=_alarms(min_alarm_rows, merge_gap, cooldown))
-    with staged_directory(report_dir, overwrite=overwrite) as staging:
+    with staged_directory(report_dir, overwrite=overwrite, replaces=REPORT_KIND) as staging:
         for name, content in result.files().items():
             write_bytes_atomic(staging / name, content)
     click.echo(_metrics_line(result.metrics) + f"; report in {report_dir / 'report.html'}", err=True)
@@ -545,9 +547,9 @@ def demo(out_dir, epochs, seed, overwrite):
     Generates 8 sensors over 6000 minutes, trains on the clean first half, scores the
     rest, and writes the model, scores, events, metrics.json, plots and report.html.
     """
-    from ..demo import run_demo
+    from ..demo import DEMO_KIND, run_demo
 
-    check_output(out_dir, overwrite)
+    check_output(out_dir, overwrite, replaces=DEMO_KIND)
     started = time.perf_counter()
     metrics = run_demo(out_dir, epochs=epochs, seed=seed, overwrite=overwrite)
     click.echo(f"demo done in {time.perf_counter() - started:.0f}s: {_metrics_line(metrics)}; "

@@ -959,14 +959,31 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "ut
     write_bytes_atomic(path, text.encode(encoding))
 
 
+def check_replaceable(path: str | os.PathLike, replaces: tuple[str, str] | None) -> None:
+    """DataError when the folder `path` holds files but not the file that marks what may be replaced there:
+    `replaces` = (what, marker file), e.g. ("a saved model", "config.json"). Overwriting replaces only
+    an earlier output of the same kind, or an empty folder, never a folder of other files. None: any."""
+    path = Path(path)
+    if replaces is None or not path.is_dir():
+        return
+    what, marker = replaces
+    names = sorted(entry.name for entry in path.iterdir())
+    if names and marker not in names:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise DataError(f"{path}: holds {shown}, not {what} (no {marker}), and overwriting would delete them; "
+                        "choose a new or empty folder")
+
+
 @contextmanager
-def staged_directory(target: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+def staged_directory(target: str | os.PathLike, *, overwrite: bool = False,
+                     replaces: tuple[str, str] | None = None) -> Iterator[Path]:
     """Build the directory `target` in a temporary sibling, yielded, and swap it into place when the
     block succeeds: a failure leaves nothing behind and an existing target untouched.
 
     An existing target is exchanged with the new one in one step where the system can (Linux's
     renameat2 RENAME_EXCHANGE), so a reader finds the old directory or the new one, never none; the
     staging folders of saves that were killed earlier (their process is gone) are removed first.
+    With `replaces` (see `check_replaceable`) an existing target must be an earlier output of that kind.
     """
     target = Path(target)
     check_output_path(target, overwrite)
@@ -976,6 +993,7 @@ def staged_directory(target: str | os.PathLike, *, overwrite: bool = False) -> I
     if target.resolve() in (here, *here.parents):
         raise DataError(f"{target}: is the current folder or one above it, which cannot be replaced; name a new "
                         "folder, e.g. ./state")
+    check_replaceable(target, replaces)
     _remove_stale_staging(target)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(target)}{os.getpid()}-", dir=target.parent))
@@ -986,6 +1004,7 @@ def staged_directory(target: str | os.PathLike, *, overwrite: bool = False) -> I
         yield staging
         if target.exists():
             check_output_path(target, overwrite)  # it may have appeared meanwhile
+            check_replaceable(target, replaces)
             if not _exchange(staging, target):  # no atomic exchange here: two renames
                 backup = staging.with_name(staging.name + ".old")
                 os.replace(target, backup)

@@ -19,6 +19,9 @@ from .plots import (figure_png, plot_alarms, plot_error_heatmap, plot_error_hist
                     plot_reconstruction, plot_scores, plot_training_history)
 from .report import METRIC_HELP, PLOT_HELP, render_report
 
+# What a report may replace with overwrite=True (data.io.check_replaceable): an earlier report.
+REPORT_KIND = ("a report", "report.html")
+
 # Rules whose flag rate on the evaluated data the report lists beside the model's own, each fitted on
 # the model's held-out normal scores; the adaptive one (a series' remedy for an alarm storm) then follows
 # the evaluated rows' own past.
