@@ -263,6 +263,10 @@ def test_wrong_features_are_refused(model):
         scorer.update(pd.DataFrame({"a": [1.0, 2.0], "b": [1.0, "x"], "c": [1.0, 2.0]}))
     with pytest.raises(DataError, match="rows hold complex numbers; pass real numbers"):
         scorer.update(np.ones((2, 3), complex))
+    with pytest.raises(DataError, match="row 1 holds 2 values; every row needs the model's 3 features"):
+        scorer.update([[1.0, 2.0, 3.0], [1.0, 2.0]])  # ragged lists: numpy's own error named no row
+    with pytest.raises(DataError, match="row 0 holds a single value; every row needs"):
+        scorer.update([1.0, [2.0, 3.0, 4.0]])
     assert scorer.rows_seen(None) == 0
     with pytest.raises(DataError, match="no entity column 'id'"):
         scorer.update_many(pd.DataFrame(make_series(3), columns=FEATURES), "id")

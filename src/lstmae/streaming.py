@@ -162,9 +162,17 @@ class StreamingScorer:
         if isinstance(rows, pd.DataFrame):
             values, index = feature_values(self.model, rows, dtype=np.float64), rows.index
         else:
-            if np.iscomplexobj(rows):
-                raise DataError("rows hold complex numbers; pass real numbers (their .real, or np.abs for magnitudes)")
+            sequence = (list, tuple, np.ndarray)
+            if isinstance(rows, (list, tuple)) and any(isinstance(row, sequence) for row in rows):
+                for i, row in enumerate(rows):  # ragged rows: numpy's own error names none of them
+                    if not isinstance(row, sequence) or len(row) != self.n_features:
+                        held = f"{len(row)} values" if isinstance(row, sequence) else "a single value"
+                        raise DataError(f"row {i} holds {held}; every row needs the model's {self.n_features} "
+                                        "features")
             try:
+                if np.iscomplexobj(rows):
+                    raise DataError("rows hold complex numbers; pass real numbers (their .real, or np.abs for "
+                                    "magnitudes)")
                 values = np.asarray(rows, dtype=np.float64)
             except (TypeError, ValueError) as err:
                 raise DataError(f"rows must hold numbers ({str(err).splitlines()[0]})") from None

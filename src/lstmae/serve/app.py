@@ -267,9 +267,12 @@ class ScoringService:
             raise RequestError(409, "streaming is off: this server runs several worker processes, each of which "
                                     "would hold part of an entity's rows", "entity_id",
                                "run lstmae serve with --workers 1 for /v1/stream, or use POST /v1/score")
-        if len(entity_id) > _MAX_ENTITY_ID or not entity_id.isprintable():
-            raise RequestError(422, f"the entity id is {len(entity_id)} characters long or holds control characters",
-                               "entity_id", f"use a printable id of at most {_MAX_ENTITY_ID} characters")
+        if len(entity_id) > _MAX_ENTITY_ID:
+            raise RequestError(422, f"the entity id is {len(entity_id)} characters long", "entity_id",
+                               f"use an id of at most {_MAX_ENTITY_ID} characters")
+        if not entity_id.isprintable():
+            raise RequestError(422, "the entity id holds control characters", "entity_id",
+                               "use an id of printable characters")
 
     def _streaming_scorer(self):
         if self._scorer is None:
@@ -308,6 +311,7 @@ def _data_error(err: DataError, field: str, table=None, features: list | None = 
                             "fix the value or leave the row out")
     message = str(err)
     what, _, fix = message.partition("; ")
+    fix = fix.replace(" (to fit: or a smaller window)", "")  # a request cannot fit: that part is for `lstmae fit`
     return RequestError(422, what, field, fix or "check the rows against GET /v1/model")
 
 

@@ -92,9 +92,17 @@ def parse_table(data: dict, features: list[str], *, max_rows: int, entity_column
     if entity_column is not None:
         entities = [row[-1] for row in matrix]
         for i, entity in enumerate(entities):
+            field = f"{where(i)}.{entity_column}"
+            if isinstance(entity, float):
+                raise RequestError(422, f"row {i}: entity column {entity_column!r} holds {entity!r}, not a whole "
+                                        "number", field, "give each row's entity id as a string or an integer")
             if isinstance(entity, bool) or not isinstance(entity, (str, int)):
                 raise RequestError(422, f"row {i}: entity column {entity_column!r} holds a {_json_type(entity)}",
-                                   f"{where(i)}.{entity_column}", "give each row's entity id as a string or an integer")
+                                   field, "give each row's entity id as a string or an integer")
+            if isinstance(entity, str) and not _is_utf8(entity):
+                raise RequestError(422, f"row {i}: entity column {entity_column!r} holds a string that is not "
+                                        "valid Unicode (an unpaired surrogate escape such as \\ud800)", field,
+                                   "give each row's entity id as text of whole characters")
     return Table(values, entities, where)
 
 
@@ -214,3 +222,11 @@ def _json_type(value) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
