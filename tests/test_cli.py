@@ -202,6 +202,9 @@ def test_a_model_feature_as_the_label_column_is_named(workspace, tmp_path):
     feature = load(workspace / "model").feature_names_in_[0]
     assert_user_error(run("evaluate", workspace / "model", workspace / "test.csv", "--label-column", feature, "-o",
                           tmp_path / "report"), f"--label-column '{feature}' is one of the model's features")
+    # it blamed the 'label' column: "looks like labels ...; declare it with --label-column label"
+    assert_user_error(run("evaluate", workspace / "model", workspace / "test.csv", "--label-column", "timestamp",
+                          "-o", tmp_path / "report"), "--label-column 'timestamp' is the model's time column")
     assert not (tmp_path / "report").exists()
 
 

@@ -189,6 +189,10 @@ def test_bad_columns_fail_at_once_in_one_line(model_dir, change, message):
 
 def test_other_bad_input(model_dir, tmp_path, synchronous):
     frame = make_frame()
+    with pytest.raises(DataError, match="the entity column 'x' is one of the model's features"):
+        score_entities_pandas(model_dir, frame, entity_column="x")  # it said "missing 'x'" of a column that was there
+    with pytest.raises(DataError, match="the time column 'y' is one of the model's features"):
+        score_entities_pandas(model_dir, frame, entity_column="machine", time_column="y")
     with pytest.raises(DataError, match="no time column 'when'"):
         score_entities(model_dir, dd.from_pandas(frame, npartitions=2), entity_column="machine", time_column="when")
     with pytest.raises(DataError, match="expected a Dask DataFrame"):

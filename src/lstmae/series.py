@@ -692,6 +692,10 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error")
     if label_column is not None and label_column in model._feature_names():  # read as a label, it went missing
         raise DataError(f"{path}: --label-column {label_column!r} is one of the model's features; name the column "
                         "that holds the 0/1 labels")
+    for key in ("time_column", "entity_column"):
+        if label_column is not None and label_column == model.data_settings_.get(key):
+            raise DataError(f"{path}: --label-column {label_column!r} is the model's {key.replace('_', ' ')}; name "
+                            "the column that holds the 0/1 labels")
     if layout == "sequences":
         data = read_sequences(path, columns=settings.get("columns"), label_column=label_column,
                               nan_policy=nan_policy)

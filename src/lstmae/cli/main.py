@@ -561,7 +561,9 @@ def demo(out_dir, epochs, seed, overwrite):
 @cli.command()
 @click.argument("model_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--features", type=click.IntRange(min=1), help="F, features per timestep (without MODEL_DIR).")
-@click.option("--timesteps", type=click.IntRange(min=1), help="L, timesteps per window (without MODEL_DIR).")
+@click.option("--timesteps", type=click.IntRange(min=1),
+              help="L, timesteps per window (with MODEL_DIR: the model's window unless given; another L shows the "
+                   "shapes at that length, with the same parameters).")
 @_parameter_options(architecture_only=True)
 def summary(model_dir, features, timesteps, preset, **options):
     """Layer-by-layer table: output shape per sample, return sequences, parameters.

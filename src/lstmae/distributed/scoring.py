@@ -98,9 +98,11 @@ def score_entities_pandas(model_dir, frame: pd.DataFrame, *, entity_column: str,
         ids = frame[entity_column].dropna()
         if ids.dtype == object:
             _check_distinct_ids(ids, entity_column)
+        model = _cached_model(*_model_key(model_dir))
+        _check_not_features(model, entity_column, time_column)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SkippedGroupWarning)  # each partition names its short entities
-            windowed_groups(len(ids), _cached_model(*_model_key(model_dir)).n_timesteps_, ids.to_numpy())
+            windowed_groups(len(ids), model.n_timesteps_, ids.to_numpy())
     if npartitions is None:
         threads = sum(client.nthreads().values()) if client is not None else (os.cpu_count() or 1)
         npartitions = 2 * threads
@@ -145,6 +147,7 @@ def _score(model_dir, ddf, entity_column, time_column, npartitions, torch_thread
     if time_column == entity_column:
         raise DataError(f"{entity_column!r} is given as both the entity and the time column; name each its own column")
     reserved = [entity_column] + ([time_column] if time_column is not None else [])
+    _check_not_features(model, entity_column, time_column)
     # Missing or non-numeric features fail here, before any work is sent out.
     feature_values(model, ddf._meta.drop(columns=reserved))
     features = _feature_columns(model, [c for c in columns if c not in reserved])
@@ -159,6 +162,15 @@ def _score(model_dir, ddf, entity_column, time_column, npartitions, torch_thread
     by_entity = tagged.shuffle(on=entity_column, npartitions=npartitions or ddf.npartitions)
     return by_entity.map_partitions(_score_partition, path, sha, entity_column, time_column, features, options,
                                     torch_threads, meta, meta=meta, align_dataframes=False)
+
+
+def _check_not_features(model, entity_column: str, time_column: str | None) -> None:
+    """DataError for an entity or time column that is one of the model's features (left out of the features as
+    reserved, it was named missing)."""
+    for role, name in (("entity", entity_column), ("time", time_column)):
+        if name is not None and name in model._feature_names():
+            raise DataError(f"the {role} column {name!r} is one of the model's features; name the column that holds "
+                            f"each row's {'entity id' if role == 'entity' else 'time'}")
 
 
 def _feature_columns(model, candidates: list) -> list:
