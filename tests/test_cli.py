@@ -123,6 +123,23 @@ def test_encode_reconstruct_and_summary(workspace):
     assert result.exit_code == 0 and "(10, 8)" in result.output and "(4,)" in result.output
 
 
+def test_encode_and_reconstruct_read_partly_labelled_data(workspace, tmp_path):
+    """They use no labels: an empty or unknown label cell refused the whole file, with no option to get round it."""
+    frame = pd.read_csv(workspace / "test.csv").astype({"label": object})
+    frame.loc[100, "label"] = None
+    frame.loc[101, "label"] = "unknown"
+    frame.to_csv(tmp_path / "partly.csv", index=False)
+    for command, name in (("encode", "codes.csv"), ("reconstruct", "rec.csv")):
+        result = run(command, workspace / "model", tmp_path / "partly.csv", "-o", tmp_path / name)
+        assert result.exit_code == 0, result.output
+        clean = run(command, workspace / "model", workspace / "test.csv", "-o", tmp_path / f"clean_{name}")
+        assert clean.exit_code == 0, clean.output
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / name), pd.read_csv(tmp_path / f"clean_{name}"))
+    # evaluate needs the labels, and names the cell
+    assert_user_error(run("evaluate", workspace / "model", tmp_path / "partly.csv", "--label-column", "label", "-o",
+                          tmp_path / "report"), "row 101")
+
+
 def test_series_functions_leave_the_callers_model_as_it_was(workspace):
     from lstmae import load
     from lstmae.series import encode_data, read_for_model, score_data

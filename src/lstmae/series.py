@@ -681,9 +681,11 @@ _WITHOUT_COLUMN = {
 }
 
 
-def read_for_model(model, path, *, label_column=None, nan_policy: str = "error"):
+def read_for_model(model, path, *, label_column=None, nan_policy: str = "error", labels: bool = True):
     """Read DATA (a file) in the layout the model was trained on (`model.data_settings_`), with its
-    features checked against the model's and put in its order: SeriesData or SequenceData."""
+    features checked against the model's and put in its order: SeriesData or SequenceData.
+    labels=False: for a command that uses none (encode, reconstruct), the model's label column is left
+    unread (its cells unchecked: partly labelled data is read as well as labelled)."""
     from .data.io import read_sequences, read_series, table_columns
     from .data.validation import check_features
 
@@ -712,7 +714,12 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error")
             raise DataError(f"{path}: no column {label_column!r} (--label-column); the columns are "
                             f"{', '.join(map(repr, in_file[:12]))}")
         label = label_column or settings.get("label_column")
-        data = read_series(path, columns=settings.get("columns"), label_column=label if label in present else None,
+        columns = settings.get("columns")
+        names = getattr(model, "feature_names_in_", None)
+        if not labels and label in present and (columns or names is not None):
+            # the model's features by name: the label column is then neither read nor taken for a feature
+            label, columns = None, columns or list(names)
+        data = read_series(path, columns=columns, label_column=label if label in present else None,
                            nan_policy=nan_policy, **reserved)
     expected = model._feature_names()
     order = check_features(expected, data.feature_names, data.source)

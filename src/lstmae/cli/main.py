@@ -455,7 +455,7 @@ def encode(model_dir, data, output, stride, encoding, columns, nan_policy, overw
     model = _load(model_dir, columns)
     if encoding is not None:
         model.set_params(encoding=encoding)  # this process's copy only
-    table = encode_data(model, read_for_model(model, data, nan_policy=nan_policy), stride=stride)
+    table = encode_data(model, read_for_model(model, data, nan_policy=nan_policy, labels=False), stride=stride)
     write_table(table, output, overwrite=overwrite)
     size = table.shape[1] - (model.data_settings_.get("entity_column") in table.columns)
     click.echo(f"wrote {len(table)} encodings of size {size} to {output}", err=True)
@@ -479,7 +479,7 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
 
     check_output(output, overwrite, table=True, model_dir=model_dir, data=data)
     model = _load(model_dir)
-    table = reconstruct_data(model, read_for_model(model, data, nan_policy=nan_policy))
+    table = reconstruct_data(model, read_for_model(model, data, nan_policy=nan_policy, labels=False))
     write_table(table, output, overwrite=overwrite)
     click.echo(f"wrote {len(table)} reconstructed rows to {output}", err=True)
 
