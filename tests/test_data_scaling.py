@@ -112,6 +112,10 @@ GOOD = {"method": "standard", "offset": [0.0, 1.0], "scale": [1.0, 2.0], "consta
         ({"scale": [1.0, -2.0]}, "scale of feature 2 is -2.0"),
         ({"offset": [float("nan"), 1.0]}, "offset of feature 1 is nan; offsets must be finite"),
         ({"offset": [0.0, float("-inf")]}, "offset of feature 2 is -inf"),
+        # finite as JSON, not in the float32 the model computes in: every value scored became inf, blamed on the data
+        ({"offset": [1e39, 0.0]}, r"offset of feature 1 is 1e\+39; offsets must be finite, within float32"),
+        ({"scale": [1.0, 1e-45]}, r"scale of feature 2 is 1e-45; scales must be finite and positive, within float32"),
+        ({"scale": [1e39, 1.0]}, "scale of feature 1 is 1e"),
         ({"scale": [1.0]}, r"offset has shape \(2,\) and scale \(1,\)"),
         ({"scale": ["a", "b"]}, "not lists of numbers"),
         ({"method": "robust"}, "scaler method 'robust' is not one of"),

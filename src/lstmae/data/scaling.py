@@ -123,18 +123,22 @@ class FeatureScaler:
                 f"corrupt model: scaler 'constant' must be {offset.shape[0]} true/false values, "
                 f"got {constant.tolist()!r}"
             )
-        bad_scale = ~np.isfinite(scale) | (scale <= 0)
+        # Within float32, which the model computes in: an offset past its range or a scale under its smallest
+        # normal number turned every value scored into inf, blamed on the data.
+        float32 = np.finfo(np.float32)
+        bad_scale = ~np.isfinite(scale) | (scale < float32.tiny) | (scale > float32.max)
         if bad_scale.any():
             j = int(np.flatnonzero(bad_scale)[0])
             raise ModelFileError(
                 f"corrupt model: scaler scale of feature {j + 1} is {float(scale[j])!r}; "
-                "scales must be finite and positive (refit the model)"
+                f"scales must be finite and positive, within float32 ({float32.tiny:.3g} to {float32.max:.3g}) "
+                "(refit the model)"
             )
-        bad_offset = ~np.isfinite(offset)
+        bad_offset = ~np.isfinite(offset) | (np.abs(offset) > float32.max)
         if bad_offset.any():
             j = int(np.flatnonzero(bad_offset)[0])
             raise ModelFileError(
                 f"corrupt model: scaler offset of feature {j + 1} is {float(offset[j])!r}; "
-                "offsets must be finite (refit the model)"
+                f"offsets must be finite, within float32 (+-{float32.max:.3g}) (refit the model)"
             )
         return cls(offset, scale, method, constant)
