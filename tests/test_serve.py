@@ -128,6 +128,23 @@ def test_scoring_rows_that_alarm_throughout_warns_in_the_response(client):
     assert not any("alarms cover" in w for w in calm["warnings"])
 
 
+def test_rows_that_carry_the_models_time_column_are_told_it_is_not_read(model):
+    """lstmae score sorts by the time column, refuses a repeated time and splits at gaps; /v1/score takes the
+    rows in the order sent, and says so instead of passing for the same table."""
+    import copy
+
+    timed = copy.copy(model)
+    timed.data_settings_ = {**model.data_settings_, "time_column": "t"}
+    rows = rows_of(series(20, seed=3))
+    with running(create_app(timed)) as client:
+        assert client.get("/v1/model").json()["time_column"] == "t"
+        sent = client.post("/v1/score", json={"rows": [{**row, "t": 20 - i} for i, row in enumerate(rows)]}).json()
+        assert any("scored in the order sent: their time column 't' is not read" in w for w in sent["warnings"])
+        columns = {"columns": ["t", *FEATURES], "data": [[i, row["a"], row["b"]] for i, row in enumerate(rows)]}
+        assert any("'t' is not read" in w for w in client.post("/v1/score", json=columns).json()["warnings"])
+        assert not any("'t' is not read" in w for w in client.post("/v1/score", json={"rows": rows}).json()["warnings"])
+
+
 def test_streaming_row_by_row_equals_batch_end_scores(client, model):
     values = series(40, seed=7)
     values[30] += 4

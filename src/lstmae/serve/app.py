@@ -162,6 +162,7 @@ class ScoringService:
                        "max_body_bytes": self.max_body_bytes},
             "streaming": self.streaming,
             "entity_column": model.data_settings_.get("entity_column"),
+            "time_column": model.data_settings_.get("time_column"),
         }
 
     # ---------------------------------------------------------------- batch
@@ -209,9 +210,15 @@ class ScoringService:
         self.metrics.anomalies.labels("score").inc(n_anomalies)
         self.metrics.alarms.labels("score").inc(n_alarms)
         columns = ["score", "is_anomaly", "alarm", "valid"] + [c for c in ("threshold", "overflow") if c in result]
+        notes = [str(w.message) for w in caught]
+        time_column = self.model.data_settings_.get("time_column")
+        if time_column is not None and _carries(data, time_column):
+            notes.append(f"the rows are scored in the order sent: their time column {time_column!r} is not read "
+                         "(lstmae score sorts rows by it, refuses a repeated time and splits the series at gaps; "
+                         "send the rows of one stretch without gaps, in time order, each once)")
         return {"how": how, "n_rows": len(result), "n_valid": int(result["valid"].sum()),
-                "n_anomalies": n_anomalies, "n_alarms": n_alarms,
-                "warnings": [str(w.message) for w in caught], "results": records(result, columns)}
+                "n_anomalies": n_anomalies, "n_alarms": n_alarms, "warnings": notes,
+                "results": records(result, columns)}
 
     # ---------------------------------------------------------------- streaming
     def stream(self, entity_id: str, body: bytes, *, wait: bool = True) -> dict | None:
@@ -313,6 +320,13 @@ def _data_error(err: DataError, field: str, table=None, features: list | None = 
     what, _, fix = message.partition("; ")
     fix = fix.replace(" (to fit: or a smaller window)", "")  # a request cannot fit: that part is for `lstmae fit`
     return RequestError(422, what, field, fix or "check the rows against GET /v1/model")
+
+
+def _carries(data: dict, column: str) -> bool:
+    """Whether the request body `data` (a checked table) has the column `column`."""
+    if "rows" in data:
+        return any(column in row for row in data["rows"])
+    return column in data.get("columns", ())
 
 
 def _json(payload, status: int = 200) -> Response:
