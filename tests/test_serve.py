@@ -211,6 +211,10 @@ BAD_REQUESTS = [
     ("/v1/score", b'{"rows": [{"a": 0, "b": -Infinity}]}', 422, "rows[0].b", "not finite"),
     ("/v1/score", {"rows": [{"a": 0, "b": 1e300}]}, 422, "rows[0].b", "out of range"),
     ("/v1/score", {"rows": [{"a": 10 ** 400, "b": 0}]}, 422, "rows[0].a", "1.000e+400 is out of range"),
+    # read as inf, it was named "inf is not finite"; past Python's 4,300 digits, the body was "not valid JSON"
+    ("/v1/score", b'{"rows": [{"a": 0, "b": 1e400}]}', 422, "rows[0].b", "1e400 is out of range"),
+    ("/v1/score", b'{"rows": [{"a": -' + b"7" * 5000 + b', "b": 0}]}', 422, "rows[0].a",
+     "-77777777777... is out of range"),
     ("/v1/score", {"rows": [GOOD_ROW] * (WINDOW - 1)}, 422, "rows", "fewer than the model's window of 10"),
     ("/v1/score", {"rows": [GOOD_ROW] * 20, "how": "median"}, 422, "how", "median"),
     # its fix offered a fixed threshold, which a request cannot give

@@ -472,7 +472,8 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
 
     Series: windows of the trained length every `window` rows (non-overlapping), stitched
     back into one row per input row (rows after the last full window are left empty).
-    Sequences: one row per sequence, columns as the input.
+    Sequences: one row per sequence, one column per step: t000, t001, ... (t000_<feature>, ... with
+    several features), whatever the input's columns were named.
     """
     from ..data.io import write_table
     from ..series import read_for_model, reconstruct_data

@@ -50,7 +50,7 @@ def parse_json(body: bytes) -> dict:
     if not body.strip():
         raise RequestError(400, "the request body is empty", "body", f"send a JSON object such as {ROWS_EXAMPLE}")
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_float=_parse_float, parse_int=_parse_int)
     except (ValueError, RecursionError) as err:  # JSONDecodeError, bad UTF-8, digits limit; deep nesting
         reason = str(err).splitlines()[0][:200] if not isinstance(err, RecursionError) else "nested too deeply"
         raise RequestError(400, f"the request body is not valid JSON ({reason})", "body",
@@ -202,11 +202,39 @@ def _bad_number(value) -> str | None:
         return f"{sign}{digits[0]}.{digits[1:4]}e+{len(digits) - 1} is out of range (float32 holds +-3.4e38)"
     if math.isnan(number):
         return "NaN is not a value the model can score"
+    if isinstance(value, _WrittenOut):  # a number written out that no float holds (1e400, 5,000 digits)
+        return f"{value.text[:12]}{'...' if len(value.text) > 12 else ''} is out of range (float32 holds +-3.4e38)"
     if math.isinf(number):
         return f"{number} is not finite"
     if abs(number) > FLOAT32_MAX:
         return f"{value:.3g} is out of range (float32 holds +-3.4e38)"
     return None
+
+
+class _WrittenOut(float):
+    """A JSON number too large for a float (read as +-inf), which keeps its text for the error message."""
+
+    text: str
+
+
+def _parse_float(text: str) -> float:
+    number = float(text)
+    if not math.isinf(number):
+        return number
+    marked = _WrittenOut(number)
+    marked.text = text
+    return marked
+
+
+def _parse_int(text: str):
+    """int(text); a literal past Python's limit on digits (a ValueError that failed the whole body as "not valid
+    JSON") is kept as an out-of-range number instead, refused with its row and feature."""
+    try:
+        return int(text)
+    except ValueError:
+        marked = _WrittenOut(-math.inf if text.startswith("-") else math.inf)
+        marked.text = text
+        return marked
 
 
 def _json_type(value) -> str:
