@@ -447,3 +447,26 @@ def test_workers_serve_the_model_checked_at_start_after_its_folder_is_replaced(m
     finally:
         process.terminate()
         process.communicate(timeout=60)
+
+
+def test_port_0_serves_on_the_free_port_the_banner_names(model, tmp_path):
+    import re
+    import select
+
+    model.save(tmp_path / "model")
+    code = ("import sys; from lstmae.cli.main import cli; from lstmae.cli.serve import register; register(cli); "
+            "cli(sys.argv[1:], prog_name='lstmae')")
+    process = subprocess.Popen([sys.executable, "-c", code, "serve", str(tmp_path / "model"), "--port", "0",
+                                "--no-access-log"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, banner = time.monotonic() + 120, ""
+        while "serving" not in banner and time.monotonic() < deadline and process.poll() is None:
+            if select.select([process.stderr], [], [], 1)[0]:
+                banner = process.stderr.readline()
+        port = int(re.search(r"on http://127\.0\.0\.1:(\d+) ", banner).group(1))  # it said ":0"
+        assert port > 0
+        _wait_ready(process, port)
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/model").json()["window"] == WINDOW
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

@@ -81,7 +81,8 @@ def register(cli: click.Group) -> None:
         model = load(model_dir)  # a bad directory: ModelFileError -> one line, exit 2
         app = create_app(model, **limits, streaming=workers == 1)  # refuses a sequences model: exit 2
         try:  # uvicorn logs a taken port and exits 3 with no fix
-            socket.create_server((host, port)).close()
+            with socket.create_server((host, port)) as probe:
+                port = probe.getsockname()[1]  # --port 0: the free port the system picked, for the banner
         except OSError as err:
             fix = ("choose another --port, or stop what is listening there" if err.errno == errno.EADDRINUSE
                    else "check --host: an address of this machine, e.g. 127.0.0.1 or 0.0.0.0")
