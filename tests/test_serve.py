@@ -124,6 +124,7 @@ def test_scoring_rows_that_alarm_throughout_warns_in_the_response(client):
     response = client.post("/v1/score", json={"rows": rows_of(3 * series(60, seed=8) + 2)})
     assert response.status_code == 200
     assert any(w.startswith("alarms cover") and "refit" in w for w in response.json()["warnings"])
+    assert not any("--threshold" in w for w in response.json()["warnings"])  # a request cannot choose one
     calm = client.post("/v1/score", json={"rows": rows_of(series(60, seed=8))}).json()
     assert not any("alarms cover" in w for w in calm["warnings"])
 

@@ -411,9 +411,12 @@ def _warn_storms(alarm: np.ndarray, valid: np.ndarray, groups: list[Group], what
                                                          if len(storms) > 5 else "")
     warnings.warn(f"{what} cover {where}, too many to act on; if those rows are normal, the model has not learnt "
                   "them (the series changed after training, or its training part lacked this behaviour): refit on "
-                  "more or more recent normal rows, or score with a threshold that follows the stream's own level "
-                  "(--threshold telemanom:2,mad=8; threshold=\"telemanom:2,mad=8\"), without refitting",
-                  AlarmStormWarning, stacklevel=3)
+                  f"more or more recent normal rows{STORM_THRESHOLD_REMEDY}", AlarmStormWarning, stacklevel=3)
+
+
+# The storm warning's second remedy, which a caller that cannot choose the threshold (a /v1/score request) leaves out.
+STORM_THRESHOLD_REMEDY = (", or score with a threshold that follows the stream's own level (--threshold "
+                          "telemanom:2,mad=8; threshold=\"telemanom:2,mad=8\"), without refitting")
 
 
 # Windows per pass of how="point" scoring: bounds the (chunk, L, D) step-error temporaries.

@@ -168,7 +168,7 @@ class ScoringService:
     # ---------------------------------------------------------------- batch
     def score(self, body: bytes) -> dict:
         """POST /v1/score for a request body: one result per row (runs in a worker thread)."""
-        from ..series import calibration_for, fitted_how, score_values
+        from ..series import STORM_THRESHOLD_REMEDY, calibration_for, fitted_how, score_values
 
         data = parse_json(body)
         check_keys(data, ("rows", "columns", "data", "how", "entity_column"))
@@ -210,7 +210,8 @@ class ScoringService:
         self.metrics.anomalies.labels("score").inc(n_anomalies)
         self.metrics.alarms.labels("score").inc(n_alarms)
         columns = ["score", "is_anomaly", "alarm", "valid"] + [c for c in ("threshold", "overflow") if c in result]
-        notes = [str(w.message) for w in caught]
+        # a request cannot choose the threshold: the storm warning's remedy of another one is not for it
+        notes = [str(w.message).replace(STORM_THRESHOLD_REMEDY, "") for w in caught]
         time_column = self.model.data_settings_.get("time_column")
         if time_column is not None and _carries(data, time_column):
             notes.append(f"the rows are scored in the order sent: their time column {time_column!r} is not read "
