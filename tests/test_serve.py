@@ -22,7 +22,7 @@ from lstmae.cli.main import cli  # noqa: E402
 from lstmae.cli.serve import register  # noqa: E402
 from lstmae.config import DEFAULT_THRESHOLDS, DEFAULTS  # noqa: E402
 from lstmae.serve import create_app  # noqa: E402
-from lstmae.series import fit_series, score_frame  # noqa: E402
+from lstmae.series import fit_series, score_frame, score_values  # noqa: E402
 
 WINDOW = 10
 FEATURES = ["a", "b"]
@@ -129,21 +129,49 @@ def test_scoring_rows_that_alarm_throughout_warns_in_the_response(client):
     assert not any("alarms cover" in w for w in calm["warnings"])
 
 
-def test_rows_that_carry_the_models_time_column_are_told_it_is_not_read(model):
-    """lstmae score sorts by the time column, refuses a repeated time and splits at gaps; /v1/score takes the
-    rows in the order sent, and says so instead of passing for the same table."""
+def test_rows_that_carry_the_models_time_column_are_read_as_lstmae_score_reads_a_file(model):
+    """Sorted by time (answered in the order sent), split at time gaps, a repeated time refused: it scored the
+    rows in the order sent, across gaps, and took a repeated row as a new one."""
     import copy
 
     timed = copy.copy(model)
     timed.data_settings_ = {**model.data_settings_, "time_column": "t"}
-    rows = rows_of(series(20, seed=3))
+    values = series(40, seed=3)
+    rows = rows_of(values)
+    times = list(range(40))
+
+    def post(client, order, times, **extra):
+        return client.post("/v1/score", json={"rows": [{**rows[i], "t": times[i]} for i in order], **extra})
+
     with running(create_app(timed)) as client:
-        assert client.get("/v1/model").json()["time_column"] == "t"
-        sent = client.post("/v1/score", json={"rows": [{**row, "t": 20 - i} for i, row in enumerate(rows)]}).json()
-        assert any("scored in the order sent: their time column 't' is not read" in w for w in sent["warnings"])
-        columns = {"columns": ["t", *FEATURES], "data": [[i, row["a"], row["b"]] for i, row in enumerate(rows)]}
-        assert any("'t' is not read" in w for w in client.post("/v1/score", json=columns).json()["warnings"])
-        assert not any("'t' is not read" in w for w in client.post("/v1/score", json={"rows": rows}).json()["warnings"])
+        in_order = post(client, range(40), times).json()
+        want = score_values(timed, values)
+        np.testing.assert_allclose([r["score"] for r in in_order["results"]], want["score"], rtol=1e-6)
+        assert not in_order["warnings"]
+        # sent backwards: scored in time order, each answer at its row's place in the request
+        backwards = post(client, range(39, -1, -1), times).json()
+        assert [r["score"] for r in backwards["results"]] == [r["score"] for r in in_order["results"]][::-1]
+        assert any("not in time order" in w for w in backwards["warnings"])
+        # the same with dates, in the columns format
+        dates = [f"2026-01-01T00:{minute:02d}:00" for minute in range(40)]
+        columns = client.post("/v1/score", json={"columns": ["t", *FEATURES],
+                                                 "data": [[dates[i], *values[i].tolist()] for i in range(40)]}).json()
+        assert [r["score"] for r in columns["results"]] == [r["score"] for r in in_order["results"]]
+        # a gap: two series, as `lstmae score` splits a file
+        gapped = post(client, range(40), times[:20] + [t + 1000 for t in times[20:]]).json()
+        want = score_values(timed, values, groups=np.repeat([0, 1], 20))
+        np.testing.assert_allclose([r["score"] for r in gapped["results"]], want["score"], rtol=1e-6)
+        assert any("time gap" in w for w in gapped["warnings"])
+        # a repeated time (a request sent again), a time unlike the rest, a row without one
+        repeated = post(client, [*range(20), *range(15, 35)], times)
+        assert repeated.status_code == 422 and repeated.json()["field"] == "rows[20].t"
+        assert "rows 15 and 20 have the same time 15" in repeated.json()["error"]
+        odd = post(client, range(40), times[:7] + ["noon"] + times[8:])
+        assert odd.status_code == 422 and odd.json()["field"] == "rows[7].t" and "not a number" in odd.json()["error"]
+        missing = client.post("/v1/score", json={"rows": [{**rows[0], "t": 0}] + rows[1:]})
+        assert missing.status_code == 422 and missing.json()["field"] == "rows[1].t"
+        # rows without the time column: taken in the order sent, as before
+        assert client.post("/v1/score", json={"rows": rows}).json()["results"] == in_order["results"]
 
 
 def test_streaming_row_by_row_equals_batch_end_scores(client, model):

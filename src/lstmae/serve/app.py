@@ -29,8 +29,10 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -39,6 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import ALARM_DEFAULTS, DEFAULTS, HOW_CHOICES
+from ..data.validation import is_number
 from ..exceptions import DataError
 from .requests import RequestError, check_keys, parse_json, parse_table
 
@@ -185,26 +188,25 @@ class ScoringService:
         if entity_column is not None and not isinstance(entity_column, str):
             raise RequestError(422, "'entity_column' must be a column name (a string)", "entity_column",
                                "give the name of the column that holds each row's entity id, or leave it out")
-        table = parse_table(data, self.features, max_rows=self.max_rows, entity_column=entity_column)
+        time_column = self.model.data_settings_.get("time_column")
+        table = parse_table(data, self.features, max_rows=self.max_rows, entity_column=entity_column,
+                            time_column=time_column)
         if table.entities is None and len(table.values) < self.window:
             raise RequestError(422, f"{len(table.values)} rows, fewer than the model's window of {self.window}",
                                "rows", f"send at least {self.window} rows, or stream rows as they arrive to "
                                        "/v1/stream/{entity_id}, which keeps the earlier ones")
         with self._batch_lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            order, groups = self._time_order(table, time_column)
             try:
-                result = score_values(self.model, table.values, how=how, groups=table.entities)
+                result = score_values(self.model, table.values[order], how=how, groups=groups)
             except DataError as err:
                 raise _data_error(err, "rows", table, self.features) from None
         alarm = result["alarm"].to_numpy()
-        previous = np.zeros_like(alarm)
-        if table.entities is None:
-            previous[1:] = alarm[:-1]
-        else:
-            import pandas as pd
-
-            previous = pd.Series(alarm).groupby(table.entities, sort=False).shift(fill_value=0).to_numpy()
+        previous = pd.Series(alarm).groupby(groups if groups is not None else np.zeros(len(alarm)),
+                                            sort=False).shift(fill_value=0).to_numpy()
         n_alarms = int(((alarm == 1) & (previous == 0)).sum())
+        result = result.iloc[np.argsort(order)].reset_index(drop=True)  # back in the order sent
         n_anomalies = int(result["is_anomaly"].sum())
         self.metrics.rows.labels("score").inc(len(result))
         self.metrics.anomalies.labels("score").inc(n_anomalies)
@@ -212,14 +214,39 @@ class ScoringService:
         columns = ["score", "is_anomaly", "alarm", "valid"] + [c for c in ("threshold", "overflow") if c in result]
         # a request cannot choose the threshold: the storm warning's remedy of another one is not for it
         notes = [str(w.message).replace(STORM_THRESHOLD_REMEDY, "") for w in caught]
-        time_column = self.model.data_settings_.get("time_column")
-        if time_column is not None and _carries(data, time_column):
-            notes.append(f"the rows are scored in the order sent: their time column {time_column!r} is not read "
-                         "(lstmae score sorts rows by it, refuses a repeated time and splits the series at gaps; "
-                         "send the rows of one stretch without gaps, in time order, each once)")
         return {"how": how, "n_rows": len(result), "n_valid": int(result["valid"].sum()),
                 "n_anomalies": n_anomalies, "n_alarms": n_alarms, "warnings": notes,
                 "results": records(result, columns)}
+
+    def _time_order(self, table, time_column: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(order (T,): the rows in time order within each entity, groups (T,) in that order: the entities, each
+        split at time gaps as `lstmae score` splits a file, or None) for a table whose rows carry the model's time
+        column; the rows as sent and their entities otherwise. A repeated time (within an entity) and a time that
+        is not a date or number like the rest are refused naming the row."""
+        from ..series import data_groups
+
+        n = len(table.values)
+        entities = None if table.entities is None else np.asarray(table.entities, dtype=object)
+        if table.times is None:
+            return np.arange(n), entities
+        times = _parse_times(table, time_column)
+        codes = np.zeros(n, np.intp) if entities is None else pd.factorize(entities)[0]
+        keys = times.asi8 if isinstance(times, pd.DatetimeIndex) else times.to_numpy(np.float64)
+        order = np.lexsort((keys, codes))  # stable: ties keep the order sent
+        same = (keys[order][1:] == keys[order][:-1]) & (codes[order][1:] == codes[order][:-1])
+        if same.any():
+            first, second = sorted(order[np.flatnonzero(same)[0]:][:2])
+            raise RequestError(422, f"rows {first} and {second} have the same time {table.times[second]!r}"
+                                    + ("" if entities is None else f" for entity {entities[second]!r}"),
+                               f"{table.where(second)}.{time_column}", "send each time once (a request sent "
+                                                                       "again repeats its rows)")
+        if (order != np.arange(n)).any():
+            warnings.warn(f"the rows were not in time order (by {time_column!r}): scored in time order, answered "
+                          "in the order sent", UserWarning, stacklevel=2)
+        sorted_times = times[order]
+        groups, _ = data_groups(SimpleNamespace(index=sorted_times, entities=None if entities is None
+                                                else entities[order]), self.model.data_settings_.get("max_gap"))
+        return order, groups
 
     # ---------------------------------------------------------------- streaming
     def stream(self, entity_id: str, body: bytes, *, wait: bool = True) -> dict | None:
@@ -323,11 +350,33 @@ def _data_error(err: DataError, field: str, table=None, features: list | None = 
     return RequestError(422, what, field, fix or "check the rows against GET /v1/model")
 
 
-def _carries(data: dict, column: str) -> bool:
-    """Whether the request body `data` (a checked table) has the column `column`."""
-    if "rows" in data:
-        return any(column in row for row in data["rows"])
-    return column in data.get("columns", ())
+def _parse_times(table, time_column: str) -> pd.Index:
+    """The table's times as numbers or dates (strings that parse as dates); RequestError naming the first row
+    whose time is neither, or not like the rest."""
+    raw = table.times
+    fix = "give every row's time as a number, or as a date string such as \"2026-01-01T00:00:00\""
+    numeric = [is_number(value) and not isinstance(value, bool) for value in raw]
+    if all(numeric):
+        values = np.asarray(raw, dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise RequestError(422, f"row {bad[0]}: time column {time_column!r} holds {raw[bad[0]]}",
+                               f"{table.where(int(bad[0]))}.{time_column}", fix)
+        return pd.Index(values)
+    texts = [isinstance(value, str) for value in raw]
+    if all(texts):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(pd.Series(raw), errors="coerce", utc=True)
+        if parsed.notna().all():
+            return pd.DatetimeIndex(parsed)
+        i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+    else:
+        kind = numeric if sum(numeric) >= sum(texts) else texts
+        i = kind.index(False)
+    raise RequestError(422, f"row {i}: time column {time_column!r} holds {json.dumps(raw[i])[:40]}, not a "
+                            f"{'date' if all(texts) or sum(texts) > sum(numeric) else 'number'} like the rest",
+                       f"{table.where(i)}.{time_column}", fix)
 
 
 def _json(payload, status: int = 200) -> Response:

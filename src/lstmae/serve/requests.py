@@ -42,6 +42,7 @@ class Table:
     values: np.ndarray
     entities: list | None = None
     where: Callable[[int], str] = lambda i: f"rows[{i}]"  # the request field of row i, as errors name it
+    times: list | None = None  # (T,) raw JSON values of the time column, when the request has one
 
 
 def parse_json(body: bytes) -> dict:
@@ -69,11 +70,13 @@ def check_keys(data: dict, allowed: tuple[str, ...]) -> None:
                            f"use only the fields {', '.join(allowed)}")
 
 
-def parse_table(data: dict, features: list[str], *, max_rows: int, entity_column: str | None = None) -> Table:
+def parse_table(data: dict, features: list[str], *, max_rows: int, entity_column: str | None = None,
+                time_column: str | None = None) -> Table:
     """The rows of a request body `data` as a `Table` with the model's `features`, in their order.
 
     Exactly one of "rows" or "columns" + "data" must be given, with 1 to `max_rows` rows (413 above).
-    With `entity_column`, each row's value in that column (a string or an integer) is returned too.
+    With `entity_column`, each row's value in that column (a string or an integer) is returned too; with
+    `time_column`, each row's raw value there when the rows carry it (every row, or none).
     """
     if entity_column is not None and entity_column in features:
         raise RequestError(422, f"entity_column {entity_column!r} is one of the model's features", "entity_column",
@@ -103,7 +106,24 @@ def parse_table(data: dict, features: list[str], *, max_rows: int, entity_column
                 raise RequestError(422, f"row {i}: entity column {entity_column!r} holds a string that is not "
                                         "valid Unicode (an unpaired surrogate escape such as \\ud800)", field,
                                    "give each row's entity id as text of whole characters")
-    return Table(values, entities, where)
+    return Table(values, entities, where, _times(data, time_column))
+
+
+def _times(data: dict, time_column: str | None) -> list | None:
+    """The raw values of `time_column` in a parsed table body (None: no such column, or no time column)."""
+    if time_column is None:
+        return None
+    if "rows" not in data:
+        columns = data["columns"]
+        return [row[columns.index(time_column)] for row in data["data"]] if time_column in columns else None
+    has = [time_column in row for row in data["rows"]]
+    if not any(has):
+        return None
+    if not all(has):
+        i = has.index(False)
+        raise RequestError(422, f"row {i} has no time column {time_column!r}, which other rows have",
+                           f"rows[{i}].{time_column}", "give every row its time, or leave the time out of every row")
+    return [row[time_column] for row in data["rows"]]
 
 
 def _records(rows, features, max_rows, entity_column):
