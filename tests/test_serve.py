@@ -172,6 +172,10 @@ def test_rows_that_carry_the_models_time_column_are_read_as_lstmae_score_reads_a
         assert missing.status_code == 422 and missing.json()["field"] == "rows[1].t"
         # rows without the time column: taken in the order sent, as before
         assert client.post("/v1/score", json={"rows": rows}).json()["results"] == in_order["results"]
+    timed.data_settings_ = {**timed.data_settings_, "max_gap": "5min"}  # fitted on dates, sent numbers: not a 500
+    with running(create_app(timed)) as client:
+        refused = post(client, range(40), times)
+        assert refused.status_code == 422 and "max_gap for a numeric time column" in refused.json()["error"]
 
 
 def test_streaming_row_by_row_equals_batch_end_scores(client, model):

@@ -197,8 +197,8 @@ class ScoringService:
                                        "/v1/stream/{entity_id}, which keeps the earlier ones")
         with self._batch_lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            order, groups = self._time_order(table, time_column)
-            try:
+            try:  # the model's max_gap may not fit the times sent (a duration for numbers): a DataError too
+                order, groups = self._time_order(table, time_column)
                 result = score_values(self.model, table.values[order], how=how, groups=groups)
             except DataError as err:
                 raise _data_error(err, "rows", table, self.features) from None
