@@ -662,3 +662,17 @@ def test_every_feature_is_scored_when_all_are_flags_or_none_is():
         assert model.error_model_.scored is None
     with pytest.raises(ValueError, match=r"binary_features must be one of \('scored', 'context'\), got 'ignore'"):
         LSTMAutoencoder(binary_features="ignore").fit(np.zeros((4, 5, 1)))
+
+
+def test_a_rule_given_to_calibrate_threshold_is_the_one_series_scoring_applies():
+    """threshold stayed "auto", so row scoring took the default row rule and ignored the calibrated one."""
+    from lstmae import temporalize
+
+    values = series()
+    windows, _ = temporalize(values, 10)
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0).fit(windows[:200])
+    model.calibrate_threshold(windows[:200], threshold="quantile:0.5")
+    rows = score_values(model, values)
+    assert 0.3 < rows["is_anomaly"].mean() < 0.7  # about half, as the rule asks: it flagged none
+    same = copy.deepcopy(model).set_params(threshold="quantile:0.5")
+    assert (score_values(same, values)["is_anomaly"] == rows["is_anomaly"]).all()

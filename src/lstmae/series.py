@@ -570,7 +570,9 @@ def rule_for(model, threshold, how: str):
     default rule of this kind (`default_threshold(how)`)."""
     if threshold is not None:
         return parse_threshold(threshold)
-    if _same_kind(how, model.threshold_how_) or getattr(model, "threshold", "auto") != "auto":
+    # a rule given to calibrate_threshold while `threshold` stayed "auto" is the model's rule too
+    chosen = model.threshold_rule_ != parse_threshold(default_threshold(model.threshold_how_))
+    if _same_kind(how, model.threshold_how_) or getattr(model, "threshold", "auto") != "auto" or chosen:
         return model.threshold_rule_
     return parse_threshold(default_threshold(how))
 
