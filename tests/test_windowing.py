@@ -45,12 +45,25 @@ def test_negative_label_shift_warns_ahead_of_the_event():
     (dict(window=0), "window must be an integer >= 1, got 0"),
     (dict(window=11), "10 rows, shorter than the window 11"),
     (dict(window=2, stride=0), "stride must be an integer >= 1"),
-    (dict(window=2, labels=np.zeros(9)), r"expected shape \(10,\)"),
-    (dict(window=2, label_shift=1), "label_shift must be <= 0"),
+    (dict(window=2, labels=np.zeros(9)), r"labels must have shape \(10,\) like the series' rows"),
+    (dict(window=2, label_shift=1), "label_shift must be an integer from -10 .* to 0"),
+    # each passed through: 300 wrapped round to 44 in int8, 0.5 became 0, NaN warned and became 0, "a" a raw error
+    (dict(window=2, labels=np.full(10, 300)), "labels must be 0 .* or 1 .*; got 300 at position 0"),
+    (dict(window=2, labels=np.full(10, 0.5)), "got 0.5 at position 0"),
+    (dict(window=2, labels=np.full(10, np.nan)), "got nan at position 0"),
+    (dict(window=2, labels=np.array(["a"] * 10)), "got 'a' at position 0"),
+    (dict(window=2, labels=np.zeros(10), label_shift=-1.5), "label_shift must be an integer .*, got -1.5"),
+    (dict(window=2, labels=np.zeros(10), label_shift="a"), "label_shift must be an integer .*, got 'a'"),
+    (dict(window=2, labels=np.zeros(10), label_shift=-10**12), "label_shift must be an integer from -10"),
 ])
 def test_bad_windowing_arguments(kwargs, match):
     with pytest.raises(DataError, match=match):
         temporalize(np.zeros((10, 2)), **kwargs)
+
+
+def test_ragged_rows_are_one_line():
+    with pytest.raises(DataError, match="series must be 2-D .*T rows of F features each"):
+        temporalize([[1.0, 2.0], [3.0]], window=1)
 
 
 def test_scaler_statistics_match_numpy_on_a_strided_view():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
-from .validation import check_integer
+from .validation import check_integer, is_integer
 
 
 def n_windows(n_rows: int, window: int, stride: int = 1) -> int:
@@ -38,7 +38,10 @@ def temporalize(series, window: int, stride: int = 1, labels=None, label_shift: 
         Window i covers rows [i*stride, i*stride + L); its scores belong to its last row.
     y : (N,) int8 window labels, or None when `labels` is None.
     """
-    values = np.asarray(series)
+    try:
+        values = np.asarray(series)
+    except ValueError as err:  # ragged rows
+        raise DataError(f"series must be 2-D (T rows of F features each): {str(err).splitlines()[0]}") from None
     if values.ndim == 1:
         values = values[:, None]
     if values.ndim != 2:
@@ -47,15 +50,16 @@ def temporalize(series, window: int, stride: int = 1, labels=None, label_shift: 
     if len(values) < window:
         raise DataError(f"series has {len(values)} rows, shorter than the window {window}; "
                         "use a smaller window or more data")
-    if label_shift > 0:
-        raise DataError(f"label_shift must be <= 0 (a negative shift warns ahead of events), got {label_shift}")
+    if not is_integer(label_shift, -len(values)) or label_shift > 0:
+        raise DataError(f"label_shift must be an integer from -{len(values)} (the rows) to 0 (a negative shift warns "
+                        f"ahead of events), got {label_shift!r}")
     view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)  # (T-L+1, F, L)
     X = view.transpose(0, 2, 1)[::stride]
     if labels is None:
         return X, None
-    labels = np.asarray(labels)
-    if labels.shape != (len(values),):
-        raise DataError(f"labels must have one value per row: expected shape ({len(values)},), got {labels.shape}")
+    from ..scoring.thresholds import check_labels
+
+    labels = check_labels(labels, len(values), like="the series' rows")  # 0/1: 300 wrapped round in int8
     ends = window_ends(len(values), window, stride)
     if label_shift == 0:
         return X, labels[ends].astype(np.int8)
