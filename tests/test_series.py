@@ -676,3 +676,19 @@ def test_a_rule_given_to_calibrate_threshold_is_the_one_series_scoring_applies()
     assert 0.3 < rows["is_anomaly"].mean() < 0.7  # about half, as the rule asks: it flagged none
     same = copy.deepcopy(model).set_params(threshold="quantile:0.5")
     assert (score_values(same, values)["is_anomaly"] == rows["is_anomaly"]).all()
+
+
+def test_a_dataframe_s_column_names_are_recorded_and_scoring_picks_features_by_them():
+    """The names were dropped, so columns in another order were scored as the trained features, silently."""
+    from sklearn.exceptions import NotFittedError
+
+    frame = pd.DataFrame(series(), columns=["a", "b"])
+    model = fit_series(LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0), frame, window=10)
+    assert list(model.feature_names_in_) == ["a", "b"]
+    want = score_values(model, frame)
+    pd.testing.assert_frame_equal(score_values(model, frame[["b", "a"]]), want)
+    assert not score_values(model, frame[["b", "a"]].to_numpy())["score"].equals(want["score"])  # arrays: by position
+    with pytest.raises(DataError, match="missing 'b'"):
+        score_values(model, frame.rename(columns={"b": "c"}))
+    with pytest.raises(NotFittedError):  # it was an AttributeError on n_timesteps_
+        score_values(LSTMAutoencoder(), series())

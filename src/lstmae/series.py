@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.utils.validation import check_is_fitted
 
 from .config import DEFAULTS, HOW_CHOICES
 from .data.validation import check_finite, check_integer, check_unique_names, check_window, is_number
@@ -184,6 +185,8 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     """
     check_integer(window, "window")
     check_how(how)
+    if feature_names is None and _named_columns(values):  # as scikit-learn records a DataFrame's columns
+        feature_names = list(values.columns)
     values = series_array(values)
     check_finite(values, list(feature_names) if feature_names is not None else
                  [f"f{j}" for j in range(values.shape[1])], "the series")
@@ -332,8 +335,11 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     spec such as "quantile:0.995" fitted by `threshold_for` on the model's calibration scores.
     With `model.smooth` = W > 1 and how other than "end", each group's scores are smoothed over W rows
     (`lstmae.scoring.points.smooth_points`) before they are flagged.
-    The model is never changed.
+    The model is never changed. A DataFrame's features are taken by name when the model knows its features'.
     """
+    check_is_fitted(model, "module_")
+    if feature_names is None and _named_columns(values) and hasattr(model, "feature_names_in_"):
+        values = feature_values(model, values, dtype=np.float64)  # in the model's order, not the frame's
     values = series_array(values)
     check_how(how)
     if alarms is not None:
@@ -615,6 +621,11 @@ def score_frame(model, frame, *, stride: int = 1, how: str = DEFAULTS["how"], en
                           threshold=threshold, alarms=alarms)
     result.index = frame.index
     return result
+
+
+def _named_columns(values) -> bool:
+    """Whether `values` is a DataFrame whose columns are all names (strings)."""
+    return isinstance(values, pd.DataFrame) and all(isinstance(c, str) for c in values.columns)
 
 
 def feature_values(model, frame: pd.DataFrame, dtype=np.float32) -> np.ndarray:
