@@ -365,3 +365,13 @@ def test_feature_names_given_as_one_string_are_refused_at_fit():
     model = LSTMAutoencoder(encoder=(4,), epochs=1, progress=False)
     with pytest.raises(DataError, match="feature_names must be a list of 2 names, got 'ab'"):
         model.fit(X, feature_names="ab")  # len("ab") == 2: accepted, and then the model could not be saved
+
+
+def test_best_f1_without_labels_says_what_it_fitted_instead():
+    """It fell back to the default rule silently (calibrate_threshold refuses the same rule without labels)."""
+    from conftest import sine_windows
+
+    with pytest.warns(UserWarning, match=r"threshold='best-f1' needs labels, .* the threshold is sigma:2 for now"):
+        model = LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0,
+                                threshold="best-f1").fit(sine_windows(60))
+    assert str(model.threshold_rule_) == "sigma:2"

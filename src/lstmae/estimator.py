@@ -5,6 +5,7 @@ import contextlib
 import functools
 import math
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -327,7 +328,7 @@ PARAMETERS_HERE
         scores (n,) of the kind it will be applied to (`how`: "window" for per-sample scores, or the
         aggregation of a series' row scores), and keep the normal ones as `calibration_scores_`.
         Label-based rules (best-f1) need `labels` (n,), 1 = anomaly; without them they fall back to the
-        default rule. Returns the threshold.
+        default rule, with a warning. Returns the threshold.
         """
         scores = np.asarray(scores, dtype=np.float64)
         normal = scores if labels is None else scores[np.asarray(labels) == 0]
@@ -338,6 +339,9 @@ PARAMETERS_HERE
         label_rule = rule.method.startswith("best-f")
         if label_rule and labels is None:
             rule = parse_threshold(default_threshold(how))
+            warnings.warn(f"threshold={self.threshold!r} needs labels, and the held-out data had none: the threshold "
+                          f"is {rule} for now; calibrate_threshold(X, y, threshold={self.threshold!r}) with labelled "
+                          "data fits it", UserWarning, stacklevel=3)
         finite = np.isfinite(scores)
         self.threshold_ = float(rule.fit(scores[finite], np.asarray(labels)[finite]) if label_rule and labels is not None
                                 else rule.fit(normal))

@@ -230,7 +230,9 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     from .estimator import kept_on_failure
 
     with kept_on_failure(model):  # a failed calibration must not leave a new network beside old thresholds
-        model.fit(train_X, feature_names=feature_names, X_val=val_X, checkpoint_dir=checkpoint_dir)
+        with warnings.catch_warnings():  # the window calibration is replaced below, on labelled rows if any
+            warnings.filterwarnings("ignore", message=r"threshold=.* needs labels", category=UserWarning)
+            model.fit(train_X, feature_names=feature_names, X_val=val_X, checkpoint_dir=checkpoint_dir)
 
         # The threshold on row scores of the held-out rows (or of all rows without a validation part).
         scores, valid_rows = _calibration_rows(model, values, groups, val_runs or None, how)
