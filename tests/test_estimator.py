@@ -375,3 +375,19 @@ def test_best_f1_without_labels_says_what_it_fitted_instead():
         model = LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0,
                                 threshold="best-f1").fit(sine_windows(60))
     assert str(model.threshold_rule_) == "sigma:2"
+
+
+@pytest.mark.parametrize("value, words", [(np.nan, "is NaN, not finite"), (np.inf, "is inf, not finite"),
+                                          (1e300, r"is 1e\+300, beyond float32")])
+def test_a_bad_value_in_fit_is_named_by_sample_step_and_feature(value, words):
+    """The scaler was fitted on it first, so every sample came out NaN and a clean validation sample was blamed."""
+    from conftest import sine_windows
+
+    X = sine_windows(60).astype(np.float64)
+    X[3, 2, 1] = value
+    with pytest.raises(DataError, match=f"X sample 3, step 2, feature 1 {words}"):
+        LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False).fit(X)
+    X_val = sine_windows(10)
+    X_val[2, 0, 0] = np.nan
+    with pytest.raises(DataError, match="X_val sample 2, step 0, feature 0 is NaN"):  # its own index, not X's + 60
+        LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False).fit(sine_windows(60), X_val=X_val)

@@ -218,11 +218,15 @@ PARAMETERS_HERE
         tokens = self.vocab_size is not None
         X = _as_samples(X, self.vocab_size)
         variable = isinstance(X, list)
+        if not tokens:
+            _check_real_values(X, "X")
         if variable and self.error_model == "mahalanobis":
             raise DataError("error_model='mahalanobis' needs sequences of one length (its error vector has L*F "
                             "values); use error_model='mse' for sequences of different lengths")
         if X_val is not None:
             X_val = _as_samples(X_val, self.vocab_size)
+            if not tokens:
+                _check_real_values(X_val, "X_val")
             if isinstance(X_val, list) != variable:
                 raise DataError("X_val must be of the same kind as X (an array (N, L, F), or a list of sequences)")
             n_train = len(X)
@@ -877,6 +881,28 @@ def _collect(X, results: list, ragged: bool):
     if isinstance(X, (list, tuple)) and ragged:
         return [result[0] for result in results]
     return np.concatenate(results)
+
+
+def _check_real_values(X, name: str) -> None:
+    """DataError naming the sample, step and feature of the first value of X (an array (N, L, F) or a list of
+    (L_i, F)) that is NaN, inf or beyond float32 (the network's precision). Checked before the scaler is fitted
+    on X: one such value made every scaled sample NaN, and the first validation sample was blamed."""
+    limit = float(np.finfo(np.float32).max)
+    for i, sample in enumerate([X] if isinstance(X, np.ndarray) else X):
+        values = np.asarray(sample)
+        if values.dtype.kind != "f":  # integers are finite and within float32's range
+            continue
+        bad = ~np.isfinite(values)
+        if values.dtype.itemsize > 4:
+            bad |= np.abs(values) > limit
+        if bad.any():
+            where = tuple(int(k) for k in np.argwhere(bad)[0])
+            index = where if isinstance(X, np.ndarray) else (i, *where)
+            value = float(values[where])
+            shown = "NaN" if np.isnan(value) else f"{value:g}"
+            what = "beyond float32 (+-3.4e38)" if np.isfinite(value) else "not finite (NaN or inf)"
+            raise DataError(f"{name} sample {index[0]}, step {index[1]}, feature {index[2]} is {shown}, {what}; "
+                            "clean the data first (the CLI offers --nan-policy ffill|interpolate|drop)")
 
 
 def _as_samples(X, vocab_size=None):
