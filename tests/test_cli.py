@@ -741,7 +741,7 @@ def test_the_report_lists_what_the_storm_remedy_would_flag_as_score_flags_it(wor
     assert sum("split the series at 1 time gap" in str(w.message) for w in caught) == 1  # said once, not again
 
     def share(spec):  # the alternative's flag rate, in percent
-        return float(re.search(re.escape(spec) + r"</th><td>[^<]*flags ([\d.]+)% of rows", html).group(1))
+        return float(re.search(re.escape(spec) + r"</th><td>[^<]*: ([\d.]+)% of rows above it", html).group(1))
 
     assert run("score", workspace / "model", tmp_path / "e.csv", "-o", tmp_path / "s.csv",
                "--threshold", "telemanom:2,mad=8").exit_code == 0

@@ -99,9 +99,9 @@ def test_scores_with_one_threshold_flags_rows_above_it():
     assert ax.get_title() == "T"
     score_line, threshold_line = ax.get_lines()
     assert list(threshold_line.get_ydata()) == [1.5, 1.5]  # axhline
-    (flagged,) = [c for c in ax.collections if c.get_label().startswith("flagged")]
+    (flagged,) = [c for c in ax.collections if c.get_label().startswith("above the threshold")]
     assert len(flagged.get_offsets()) == int(np.sum(scores > 1.5))
-    assert f"flagged ({int(np.sum(scores > 1.5))} rows)" in legend_texts(fig)
+    assert f"above the threshold ({int(np.sum(scores > 1.5))} rows)" in legend_texts(fig)
     assert "labelled anomaly" in legend_texts(fig)
 
 
@@ -113,7 +113,7 @@ def test_scores_with_a_threshold_per_row_draw_it_and_flag_against_it():
     threshold_line = ax.get_lines()[1]
     np.testing.assert_array_equal(threshold_line.get_ydata(), thresholds)
     assert "threshold per row (0.4 to 3)" in legend_texts(fig)
-    (flagged,) = [c for c in ax.collections if c.get_label().startswith("flagged")]
+    (flagged,) = [c for c in ax.collections if c.get_label().startswith("above the threshold")]
     np.testing.assert_array_equal(flagged.get_offsets()[:, 0], [1, 4])  # rows above their own
 
 

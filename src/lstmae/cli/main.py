@@ -238,7 +238,7 @@ def _check_not_holding(path: Path, read: Path, what: str) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
 def fit(data, model_dir, window, stride, how, layout, time_column, label_column, entity_column, columns, nan_policy,
         preset, max_gap, seed, checkpoint_dir, overwrite, **options):
-    """Train an LSTM autoencoder on DATA (normal behaviour) and save it to MODEL_DIR.
+    """Train an LSTM autoencoder on DATA (normal behaviour) and save it to the folder -o/--output.
 
     Series: windows of --window rows every --stride rows, never across entities. The last
     --validation-fraction of each entity's windows (of each of --validation-blocks blocks of
@@ -348,7 +348,7 @@ def _number_or_text(value: str | None):
                                   "the storms on a series whose whole level moved after training.")
 @click.option("--feature-errors", is_flag=True, help="Series: add error_<feature> columns (which feature is off).")
 @click.option("--events", "events_path", type=click.Path(path_type=Path),
-              help="Series: also write the table of events (flagged runs) to this file.")
+              help="Series: also write the table of events (the alarms, after the alarm rules) to this file.")
 @_alarm_options
 @click.option("--columns", help="Comma-separated feature columns of DATA (names or glob patterns), when it has "
                                 "other numeric columns beside the model's features (default: the model's "

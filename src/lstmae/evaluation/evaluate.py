@@ -34,6 +34,9 @@ ALARM_ROW_HELP = {
     "n_flagged": ("rows flagged, i.e. in an alarm: score above the threshold, then the alarm rules (raw_flag_rate: "
                   "before them); precision, recall, f1 and the confusion matrix count these", "rows"),
     "alarm_rate": ("share of evaluated rows in an alarm: how often someone is asked to look", "0-1"),
+    "mean_lead_time": ("rows between an alarm's start (its first alarm row, after the alarm rules) and the "
+                       "labelled start of the event it found, averaged over found events; negative: after the start",
+                       "rows"),
 }
 
 
@@ -87,7 +90,8 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
         preliminary, _ = score_data(model, data, how=how, threshold=np.inf)
         usable = np.isfinite(preliminary["score"].to_numpy())
         threshold = threshold_for(model, threshold, (labels[usable], preliminary["score"].to_numpy()[usable]))
-        rule_text += " (fitted on these labels: an optimistic upper bound, not a deployable threshold)"
+        rule_text += (" (fitted on these labels, for the best F1 of the rows above it before the alarm rules: "
+                      "optimistic, not a deployable threshold)")
     with warnings.catch_warnings(record=True) as caught:  # storms also go into the report, not only to stderr
         warnings.simplefilter("always")
         table, events = score_data(model, data, how=how, threshold=threshold, feature_errors=not sequences,
@@ -143,7 +147,8 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     html = render_report(title="lstmae evaluation", summary=report_summary, metrics=metrics,
                          metric_help=METRIC_HELP if sequences else {**METRIC_HELP, **ALARM_ROW_HELP},
                          images=[(caption, figure, help_text) for _, caption, figure, help_text in figures],
-                         tables=[("Detected events", events.head(50))] if events is not None else [],
+                         tables=[("Alarms (matches_label: the alarm touches a labelled range)", events.head(50))]
+                         if events is not None else [],
                          notes=metrics.get("notes", []) + metrics.get("warnings", []),
                          threshold_info=threshold_info)
     return Evaluation(metrics, table, events, figures, html)
@@ -216,14 +221,14 @@ def _alternatives(model, scores: np.ndarray, valid, groups, how: str) -> dict:
             if adaptive:
                 flags, thresholds = flag_rows(model, scores, valid, groups, spec, how)
                 start = thresholds[valid][0] if valid.any() else np.nan
-                found[spec] = (f"starts at {start:.4g}, then follows the rows' past: flags "
-                               f"{np.mean(flags[valid]):.2%} of rows")
+                found[spec] = (f"starts at {start:.4g}, then follows the rows' past: "
+                               f"{np.mean(flags[valid]):.2%} of rows above it (before the alarm rules)")
                 continue
             value = threshold_for(model, spec, how=how)
         except DataError as err:  # e.g. pot needs more held-out scores
             found[spec] = f"not available ({err})"
             continue
-        found[spec] = f"threshold {value:.4g}: flags {np.mean(scores[used] > value):.2%} of rows"
+        found[spec] = f"threshold {value:.4g}: {np.mean(scores[used] > value):.2%} of rows above it (before the alarm rules)"
     return found
 
 

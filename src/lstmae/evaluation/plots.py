@@ -138,7 +138,7 @@ def plot_scores(scores, threshold, *, index=None, labels=None, valid=None, title
                    label=f"threshold = {thresholds[0]:.4g}")
     if flagged.any():
         ax.scatter(x[flagged], scores[flagged], s=10, color=ALARM_COLOR, zorder=3,
-                   label=f"flagged ({n_flagged} rows)")
+                   label=f"above the threshold ({n_flagged} rows)")
     if labels is not None and labels.any():
         _shade(ax, x, labels, LABEL_COLOR, "labelled anomaly")
     ax.set_title((title or "Anomaly score") + subtitle)

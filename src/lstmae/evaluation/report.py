@@ -51,7 +51,8 @@ PLOT_HELP: dict[str, str] = {
               "the strip below). A red band without green is a false alarm; green without red "
               "is a missed event.",
     "scores": "Anomaly score per row (higher = more unusual). Rows above the dashed threshold "
-              "are flagged (red dots); green bands are the labelled anomalies.",
+              "are marked (red dots): before the alarm rules, so more than the rows in an alarm that "
+              "n_flagged counts; green bands are the labelled anomalies.",
     "histogram": "How often each score occurs, for normal and anomalous rows separately. The "
                  "less the two overlap, the easier they are to tell apart; the dashed line is "
                  "the threshold.",
