@@ -512,9 +512,9 @@ def threshold_for(model, spec, labels_scores=None, *, how: str | None = None) ->
         return float(rule.param)
     if needs_labels(rule):
         if labels_scores is None:
-            raise DataError(f"threshold '{rule}' needs labels: fit it on labelled data (lstmae evaluate --label-column; "
-                            "Python: threshold_for(model, rule, (labels, scores))) or use a rule without labels, e.g. "
-                            "quantile:0.995")
+            raise DataError(f"threshold '{rule}' needs labels: fit it on labelled data (lstmae evaluate "
+                            "--label-column; Python: threshold_for(model, rule, (labels, scores))) or use a rule "
+                            "without labels, e.g. quantile:0.995")
         labels, scores = labels_scores
         return float(rule.fit(scores, labels))
     how = how or model.threshold_how_

@@ -353,7 +353,8 @@ def _number_or_text(value: str | None):
 @click.option("--columns", help="Comma-separated feature columns of DATA (names or glob patterns), when it has "
                                 "other numeric columns beside the model's features (default: the model's "
                                 "selection); the names must be the features the model was trained on.")
-@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
+@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
+              help="What to do with missing values: refuse them, fill them forward, interpolate, or drop the rows.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def score(model_dir, data, output, how, stride, threshold, feature_errors, events_path, min_alarm_rows,
           merge_gap, cooldown, columns, nan_policy, overwrite):
@@ -438,11 +439,14 @@ def _model_how(model) -> str:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=".csv or .parquet")
 @click.option("--stride", type=STRIDE, default=1, show_default=True, help="Series: rows between windows.")
 @click.option("--encoding", type=click.Choice(ENCODINGS), default=None,
-              help="bottleneck: the vector z the decoder gets (columns z_j); mean: each encoder layer's states "
-                   "averaged over time (columns mean_j). Default: the model's own setting.")
+              help="bottleneck: the vector z the decoder gets (columns z_j); mean / max: each encoder layer's "
+                   "states averaged / maximised over time (mean_j / max_j); pooled: the means, then the last "
+                   "layer's maxima (pooled_j). Default: the model's own setting.")
 @click.option("--columns", help="Comma-separated feature columns (default: the model's selection).")
-@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
-@click.option("--overwrite", is_flag=True)
+@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
+              help="What to do with missing values: refuse them, fill them forward, interpolate, or drop the rows.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the output if it exists (a folder: only an earlier output of the same kind).")
 def encode(model_dir, data, output, stride, encoding, columns, nan_policy, overwrite):
     """Encodings, one row per window (series) or sequence: features for a classifier.
 
@@ -465,8 +469,10 @@ def encode(model_dir, data, output, stride, encoding, columns, nan_policy, overw
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=".csv or .parquet")
-@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
-@click.option("--overwrite", is_flag=True)
+@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
+              help="What to do with missing values: refuse them, fill them forward, interpolate, or drop the rows.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the output if it exists (a folder: only an earlier output of the same kind).")
 def reconstruct(model_dir, data, output, nan_policy, overwrite):
     """Reconstructions in the original units.
 
@@ -502,8 +508,10 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
 @click.option("--point-adjust", is_flag=True,
               help="Also report point-adjusted F1. It inflates results: a single hit marks a whole event found.")
 @_alarm_options
-@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True)
-@click.option("--overwrite", is_flag=True)
+@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
+              help="What to do with missing values: refuse them, fill them forward, interpolate, or drop the rows.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the output if it exists (a folder: only an earlier output of the same kind).")
 def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_window, point_adjust, min_alarm_rows,
              merge_gap, cooldown, nan_policy, overwrite):
     """Score labelled DATA and write metrics.json, plots and a self-contained report.html."""
@@ -554,8 +562,8 @@ def demo(out_dir, epochs, seed, overwrite):
     started = time.perf_counter()
     metrics = run_demo(out_dir, epochs=epochs, seed=seed, overwrite=overwrite)
     click.echo(f"demo done in {time.perf_counter() - started:.0f}s: {_metrics_line(metrics)}; "
-               f"{metrics.get('n_events', 0)} true events, event recall {metrics.get('event_recall', 0):.2f}")
-    click.echo(f"open {out_dir / 'report' / 'report.html'} for the plots")
+               f"{metrics.get('n_events', 0)} true events, event recall {metrics.get('event_recall', 0):.2f}", err=True)
+    click.echo(f"open {out_dir / 'report' / 'report.html'} for the plots", err=True)
 
 
 # -------------------------------------------------------------------------- summary

@@ -228,7 +228,8 @@ def _alternatives(model, scores: np.ndarray, valid, groups, how: str) -> dict:
         except DataError as err:  # e.g. pot needs more held-out scores
             found[spec] = f"not available ({err})"
             continue
-        found[spec] = f"threshold {value:.4g}: {np.mean(scores[used] > value):.2%} of rows above it (before the alarm rules)"
+        found[spec] = (f"threshold {value:.4g}: {np.mean(scores[used] > value):.2%} of rows above it "
+                       "(before the alarm rules)")
     return found
 
 
