@@ -391,3 +391,28 @@ def test_a_bad_value_in_fit_is_named_by_sample_step_and_feature(value, words):
     X_val[2, 0, 0] = np.nan
     with pytest.raises(DataError, match="X_val sample 2, step 0, feature 0 is NaN"):  # its own index, not X's + 60
         LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False).fit(sine_windows(60), X_val=X_val)
+
+
+def test_fit_arguments_that_failed_late_or_in_numpy_are_one_line(tmp_path, monkeypatch):
+    from conftest import sine_windows
+    from lstmae import estimator, load
+
+    X = sine_windows(60)
+    small = dict(encoder=(8, 4), epochs=1, progress=False)
+    with pytest.raises(DataError, match=r"X_val has samples of shape \(5, 3\), X \(12, 3\)"):  # numpy's concatenate
+        LSTMAutoencoder(**small).fit(X, X_val=X[:10, :5])
+    with pytest.raises(ValueError, match="on_epoch must be a function"):  # after the first epoch had trained
+        LSTMAutoencoder(**small).fit(X, on_epoch=3)
+    with pytest.raises(ValueError, match="got 'meta'"):  # Tensor.item() cannot be called on meta tensors
+        LSTMAutoencoder(**small, device="meta").fit(X)
+    model = LSTMAutoencoder(**small).fit(X)
+    model.save(tmp_path / "model")
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"):
+        load(tmp_path / "model", device="gpu")
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(estimator, "LSTMAutoencoderModule", no_memory)
+    with pytest.raises(ValueError, match=r"too large to allocate .* smaller layer sizes than \{'encoder': \(8, 4\)"):
+        LSTMAutoencoder(**small).fit(X)

@@ -692,3 +692,10 @@ def test_a_dataframe_s_column_names_are_recorded_and_scoring_picks_features_by_t
         score_values(model, frame.rename(columns={"b": "c"}))
     with pytest.raises(NotFittedError):  # it was an AttributeError on n_timesteps_
         score_values(LSTMAutoencoder(), series())
+
+
+def test_threshold_for_an_unknown_how_names_the_choices(fitted):
+    from lstmae.series import threshold_for
+
+    with pytest.raises(DataError, match="unknown how='foo'; use one of"):  # it said to refit with how='foo'
+        threshold_for(fitted, "sigma:3", how="foo")

@@ -215,6 +215,8 @@ PARAMETERS_HERE
         Ctrl-C stops training and keeps the best epoch so far (`history_["interrupted"]`).
         """
         self._check_params()
+        if on_epoch is not None and not callable(on_epoch):  # it failed after the first epoch had trained
+            raise ValueError(f"on_epoch must be a function (epoch, history), got {on_epoch!r:.60}")
         tokens = self.vocab_size is not None
         X = _as_samples(X, self.vocab_size)
         variable = isinstance(X, list)
@@ -229,6 +231,11 @@ PARAMETERS_HERE
                 _check_real_values(X_val, "X_val")
             if isinstance(X_val, list) != variable:
                 raise DataError("X_val must be of the same kind as X (an array (N, L, F), or a list of sequences)")
+            if not variable and X_val.shape[1:] != X.shape[1:]:
+                raise DataError(f"X_val has samples of shape {X_val.shape[1:]}, X {X.shape[1:]}: give X_val windows of "
+                                "the same length and features as X")
+            if variable and any(np.shape(sample)[1:] != np.shape(X[0])[1:] for sample in X_val):
+                raise DataError(f"X_val's sequences must have X's {np.shape(X[0])[1:]} features per step")
             n_train = len(X)
             X = X + X_val if variable else np.concatenate([X, X_val])
             n = len(X)
@@ -273,7 +280,15 @@ PARAMETERS_HERE
         for run in range(self.n_init):
             seed = None if self.random_state is None else (int(self.random_state) + run) % 2**32
             rng = seed_everything(seed)
-            module = LSTMAutoencoderModule(self.architecture_).to(device)
+            try:
+                module = LSTMAutoencoderModule(self.architecture_).to(device)
+            except (RuntimeError, MemoryError) as err:  # the allocator's own words name no parameter
+                if "alloc" not in str(err).lower() and not isinstance(err, MemoryError):
+                    raise
+                sizes = {name: getattr(self, name) for name in ("encoder", "decoder", "vocab_size", "embedding_dim")
+                         if getattr(self, name) is not None}
+                raise ValueError(f"the network is too large to allocate ({str(err).splitlines()[0][:120]}); use "
+                                 f"smaller layer sizes than {sizes}") from None
             checkpoint = None
             if checkpoint_dir is not None:
                 folder = checkpoint_dir if self.n_init == 1 else Path(checkpoint_dir) / f"run-{run + 1}"
@@ -778,6 +793,7 @@ def load(path, *, device: str = "cpu") -> LSTMAutoencoder:
     from config.json and its weights loaded strictly; raises ModelFileError with the reason otherwise."""
     from .persistence import read_model
 
+    resolve_device(device)  # a bad or missing device is one line, before the model is read
     config, tensors = read_model(path)
     return LSTMAutoencoder.from_state(config, tensors, device=device, source=str(path))
 

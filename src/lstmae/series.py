@@ -518,6 +518,8 @@ def threshold_for(model, spec, labels_scores=None, *, how: str | None = None) ->
         labels, scores = labels_scores
         return float(rule.fit(scores, labels))
     how = how or model.threshold_how_
+    if how != "window":
+        check_how(how)  # an unknown one was told to refit the model with it
     threshold, floor = float(rule.fit(calibration_for(model, how))), _threshold_floor(model, how)
     return threshold if floor is None else max(threshold, floor)
 

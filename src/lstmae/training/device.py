@@ -28,6 +28,12 @@ def resolve_device(device: str = "auto", *, activation: str = "tanh") -> torch.d
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from err
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for but CUDA is not available; use device='cpu' or 'auto'")
+    mps = getattr(torch.backends, "mps", None)
+    if resolved.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError(f"device {device!r} was asked for but MPS (Apple GPUs) is not available here; use "
+                         "device='cpu' or 'auto'")
+    if resolved.type not in ("cpu", "cuda", "mps"):  # meta, xpu, ...: lstmae trains and scores on these three
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
     return resolved
 
 
