@@ -9,7 +9,8 @@ import pytest
 from lstmae import LSTMAutoencoder
 from lstmae.exceptions import DataError
 from lstmae.series import (SkippedGroupWarning, encode_values, fit_series, groups_of, held_out_rows, held_out_runs,
-                           rule_for, runs_mask, score_frame, score_values, threshold_for, training_rows)
+                           reconstruct_values, rule_for, runs_mask, score_frame, score_values, threshold_for,
+                           training_rows)
 
 
 def series(n=400, seed=0, features=2):
@@ -699,3 +700,12 @@ def test_threshold_for_an_unknown_how_names_the_choices(fitted):
 
     with pytest.raises(DataError, match="unknown how='foo'; use one of"):  # it said to refit with how='foo'
         threshold_for(fitted, "sigma:3", how="foo")
+
+
+def test_encode_and_reconstruct_values_name_a_missing_cell_by_row_and_column(fitted):
+    """They named the window holding it ("sample 41 contains NaN or inf")."""
+    values = series()
+    values[50, 1] = np.nan
+    for function in (encode_values, reconstruct_values):
+        with pytest.raises(DataError, match="column 'b' has 1 missing values \\(first at row 51\\)"):
+            function(fitted, values)

@@ -672,19 +672,29 @@ def score_sequences(model, X, *, threshold=None, index=None) -> pd.DataFrame:
 def encode_values(model, values, *, stride: int = 1, groups=None) -> tuple[np.ndarray, np.ndarray]:
     """Encodings of every window of the series (T, F), per group: (codes (N, Z), end_rows (N,)), where
     end_rows are the positions of each window's last row."""
+    values = _checked_series(model, values)
     window = model.n_timesteps_
     codes, ends = [], []
     for group in windowed_groups(len(values), window, groups):
-        X, _ = temporalize(np.asarray(values)[group.rows], window, stride)
+        X, _ = temporalize(values[group.rows], window, stride)
         codes.append(model.transform(X))
         ends.append(group.rows[window_ends(len(group.rows), window, stride)])
     return np.concatenate(codes), np.concatenate(ends)
 
 
+def _checked_series(model, values) -> np.ndarray:
+    """The series (T, F) as an array, its first missing or infinite cell named by row and column (as
+    `score_values` names it), not by the number of a window that holds it."""
+    check_is_fitted(model, "module_")
+    values = series_array(values)
+    check_finite(values, model._feature_names(), "the series")
+    return values
+
+
 def reconstruct_values(model, values, *, groups=None) -> np.ndarray:
     """Reconstruction (T, F) of a series from back-to-back windows per group; NaN for the rows after a
     group's last full window."""
-    values = np.asarray(values)
+    values = _checked_series(model, values)
     window = model.n_timesteps_
     stitched = np.full(values.shape, np.nan, np.float32)
     for group in windowed_groups(len(values), window, groups):
