@@ -709,3 +709,13 @@ def test_encode_and_reconstruct_values_name_a_missing_cell_by_row_and_column(fit
     for function in (encode_values, reconstruct_values):
         with pytest.raises(DataError, match="column 'b' has 1 missing values \\(first at row 51\\)"):
             function(fitted, values)
+
+
+def test_bool_flag_columns_are_0_1_in_fitting_as_in_scoring():
+    """fit_series refused a frame with a bool column ("holds False, not a number") that score_series scored."""
+    values = series()
+    frame = pd.DataFrame({"a": values[:, 0], "door_open": values[:, 1] > 0})
+    model = fit_series(LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0), frame, window=10)
+    as_numbers = frame.astype({"door_open": float})
+    pd.testing.assert_frame_equal(score_values(model, frame), score_values(model, as_numbers))
+    pd.testing.assert_frame_equal(score_values(model, frame.to_numpy()), score_values(model, as_numbers))

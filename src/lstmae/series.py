@@ -131,18 +131,21 @@ def check_how(how) -> None:
 
 
 def series_array(values) -> np.ndarray:
-    """`values` as a (T, F) array of real numbers ((T,) is one feature); DataError naming what is not."""
+    """`values` as a (T, F) array of real numbers ((T,) is one feature; bools are 0/1); DataError naming what is
+    not."""
     values = np.asarray(values)
     if values.ndim == 1:
         values = values[:, None]
     if values.ndim != 2:
         raise DataError(f"a series is (T, F): rows x features (or (T,) for one feature); got shape {values.shape} "
                         "(windows (N, L, F) go to the estimator's fit / anomaly_score)")
-    if values.dtype.kind in "biuf":
+    if values.dtype.kind in "iuf":
         return values
+    if values.dtype.kind == "b":  # on/off flags: 0/1, as a table's bool column is read for scoring
+        return values.astype(np.float64)
     if values.dtype.kind == "O":
         for (row, column), value in np.ndenumerate(values):
-            if value is not None and not is_number(value):
+            if value is not None and not is_number(value) and not isinstance(value, (bool, np.bool_)):
                 raise DataError(f"the series: column {column + 1} row {row + 1} holds {value!r}, not a number; fix "
                                 "the cell or leave the column out")
         return values.astype(np.float64)
