@@ -531,3 +531,11 @@ def test_staged_directory_is_all_or_nothing(tmp_path):
     with pytest.raises(DataError, match="does not exist; create it first"):
         with staged_directory(tmp_path / "missing" / "out"):
             pass
+
+
+def test_one_column_in_two_roles_is_named(tmp_path):
+    """Read as the time, the label column was refused for a repeated time ("time column 'label' has 0 twice")."""
+    pd.DataFrame({"t": range(6), "x": np.arange(6.0), "label": [0, 0, 1, 0, 0, 0]}).to_csv(tmp_path / "d.csv",
+                                                                                          index=False)
+    with pytest.raises(DataError, match="column 'label' is given as both the time and the label column"):
+        read_series(tmp_path / "d.csv", time_column="label", label_column="label")

@@ -612,6 +612,10 @@ def read_series(
 
     roles = {"time": time_column, "label": label_column, "entity": entity_column}
     reserved = {role: name for role, name in roles.items() if name is not None}
+    shared = [role for role, name in reserved.items() if list(reserved.values()).count(name) > 1]
+    if shared:  # read for one role, it was refused for the other ("time column 'label' has 0 twice")
+        raise DataError(f"{source}: column '{reserved[shared[0]]}' is given as both the {shared[0]} and the "
+                        f"{shared[1]} column; name each its own column")
     names = _select_columns(table, columns, reserved, source, guard=not is_array)
     if not names:
         raise DataError(
