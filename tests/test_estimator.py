@@ -416,3 +416,21 @@ def test_fit_arguments_that_failed_late_or_in_numpy_are_one_line(tmp_path, monke
     monkeypatch.setattr(estimator, "LSTMAutoencoderModule", no_memory)
     with pytest.raises(ValueError, match=r"too large to allocate .* smaller layer sizes than \{'encoder': \(8, 4\)"):
         LSTMAutoencoder(**small).fit(X)
+
+
+def test_fit_leaves_the_callers_global_random_generators_alone():
+    """fit(random_state=0) reseeded Python's and NumPy's global generators, resetting the caller's own streams."""
+    import random
+
+    from conftest import sine_windows
+
+    X = sine_windows(40)
+    random.seed(123)
+    np.random.seed(123)
+    expected = (random.random(), np.random.random())
+    random.seed(123)
+    np.random.seed(123)
+    first = LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0).fit(X)
+    assert (random.random(), np.random.random()) == expected
+    second = LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0).fit(X)
+    np.testing.assert_array_equal(first.anomaly_score(X), second.anomaly_score(X))  # still reproducible

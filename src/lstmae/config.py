@@ -124,8 +124,8 @@ PARAMETERS: tuple[Parameter, ...] = (
               "averaged over the steps, then the code layer's maximised (N, sum(encoder) + Z), features for a "
               "classifier; bottleneck, the code z, the last state (N, Z); mean or "
               "max, each encoder layer's states averaged or maximised (N, sum(encoder))", ENCODINGS),
-    Parameter("random_state", None, "int or None", "one seed for Python, NumPy and torch; same seed, same "
-              "model on the CPU", cli=False),
+    Parameter("random_state", None, "int or None", "the seed of the weights, shuffling and noise (the caller's global "
+              "random and numpy.random are left alone); same seed, same model on the CPU", cli=False),
     Parameter("device", "auto", "str", "auto (cuda, then mps, then cpu; relu models: cpu, faster there), cpu, "
               "cuda, cuda:N or mps"),
     Parameter("progress", True, "bool", "tqdm progress bars on stderr (shown only on a terminal)", cli=False),

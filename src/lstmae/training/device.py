@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 
 import numpy as np
 import torch
@@ -38,11 +37,11 @@ def resolve_device(device: str = "auto", *, activation: str = "tanh") -> torch.d
 
 
 def seed_everything(seed: int | None) -> np.random.Generator:
-    """Seed Python, NumPy and torch from one integer; return the NumPy generator for shuffling."""
+    """Seed torch (the weights' initialisation, dropout, input noise) from one integer; return the NumPy
+    generator for shuffling. Python's and NumPy's global generators, which lstmae does not draw from, are
+    the caller's and are left as they were (as scikit-learn estimators leave them)."""
     if seed is not None:
-        seed = int(seed)  # a NumPy integer too: random.seed takes Python ints only
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
+        seed = int(seed)  # a NumPy integer too
         torch.manual_seed(seed)
     return np.random.default_rng(seed)
 
