@@ -434,3 +434,18 @@ def test_fit_leaves_the_callers_global_random_generators_alone():
     assert (random.random(), np.random.random()) == expected
     second = LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0).fit(X)
     np.testing.assert_array_equal(first.anomaly_score(X), second.anomaly_score(X))  # still reproducible
+
+
+def test_step_errors_of_another_length_and_paths_that_are_not_paths_are_named(tmp_path):
+    from conftest import sine_windows
+    from lstmae import load
+
+    X = sine_windows(40)
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0).fit(X)
+    with pytest.raises(DataError, match="sequence 1 has 5 steps; per-step scores are for windows of the trained "
+                                        "length 12"):  # numpy's concatenate error
+        model.step_errors([X[0], X[1][:5]])
+    with pytest.raises(TypeError, match="path must be a folder path .*got NoneType"):
+        model.save(None)
+    with pytest.raises(TypeError, match="path must be a model folder's path .*got int"):
+        load(3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -498,6 +499,8 @@ PARAMETERS_HERE
         from .persistence import write_model
 
         check_is_fitted(self, "threshold_")
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a folder path (str or pathlib.Path), got {type(path).__name__}")
         write_model(path, *self.get_state(), overwrite=overwrite)
 
     def get_state(self) -> tuple[dict, dict]:
@@ -752,6 +755,12 @@ PARAMETERS_HERE
                     return vectors, None
                 return vectors, reconstruction_errors(x, x_hat, per="none", kind=self.loss)
 
+        lengths = [len(sample) for sample in X] if isinstance(X, (list, tuple)) else np.shape(X)[1:2]
+        short = next((i for i, length in enumerate(lengths) if length != self.n_timesteps_), None)
+        if short is not None:  # numpy's concatenate named no sequence
+            which = f"sequence {short} has" if isinstance(X, (list, tuple)) else "the windows have"
+            raise DataError(f"{which} {lengths[short]} steps; per-step scores are for windows of the trained length "
+                            f"{self.n_timesteps_}")
         results = self._map_samples(X, per_step)
         vectors = np.concatenate([r[0] for r in results])
         return (vectors, np.concatenate([r[1] for r in results])) if feature_errors else vectors
@@ -793,6 +802,8 @@ def load(path, *, device: str = "cpu") -> LSTMAutoencoder:
     from config.json and its weights loaded strictly; raises ModelFileError with the reason otherwise."""
     from .persistence import read_model
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a model folder's path (str or pathlib.Path), got {type(path).__name__}")
     resolve_device(device)  # a bad or missing device is one line, before the model is read
     config, tensors = read_model(path)
     return LSTMAutoencoder.from_state(config, tensors, device=device, source=str(path))
