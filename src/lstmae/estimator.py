@@ -35,7 +35,7 @@ from .scoring import (
 )
 from .scoring.error_models import (MeanError, NormalizedError, error_model_from_state, scored_features,
                                    zero_one_features)
-from .training.device import flush_denormals, full_float32, resolve_device, seed_everything
+from .training.device import flush_denormals, full_float32, resolve_device, seed_run
 from .training.checkpoint import Checkpoint, run_fingerprint
 from .training.loop import LOSSES, evaluate_loss, token_cross_entropy, train
 
@@ -280,7 +280,7 @@ PARAMETERS_HERE
         chosen, losses = None, []
         for run in range(self.n_init):
             seed = None if self.random_state is None else (int(self.random_state) + run) % 2**32
-            rng = seed_everything(seed)
+            rng = seed_run(seed)
             try:
                 module = LSTMAutoencoderModule(self.architecture_).to(device)
             except (RuntimeError, MemoryError) as err:  # the allocator's own words name no parameter

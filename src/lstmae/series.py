@@ -98,11 +98,11 @@ def windowed_groups(n_rows: int, window: int, groups=None) -> list[Group]:
         (kept if len(group.rows) >= window else skipped).append(group)
     if not kept and len(skipped) == 1:
         raise DataError(f"the series has {n_rows} rows, shorter than the window {window}; give at least {window} "
-                        "rows (to fit: or a smaller window)")
+                        "rows, or a model of a smaller window")
     if not kept:
         raise DataError(f"no entity or segment has the {window} rows one window needs (the longest has "
-                        f"{max(len(g.rows) for g in skipped)}); give one at least {window} rows (to fit: or a "
-                        "smaller window)")
+                        f"{max(len(g.rows) for g in skipped)}); give one at least {window} rows, or a model of a "
+                        "smaller window")
     if skipped:
         names = ", ".join(f"{_name(g.name)} ({len(g.rows)} rows)" for g in skipped[:5])
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""

@@ -346,7 +346,6 @@ def _data_error(err: DataError, field: str, table=None, features: list | None = 
                             "fix the value or leave the row out")
     message = str(err)
     what, _, fix = message.partition("; ")
-    fix = fix.replace(" (to fit: or a smaller window)", "")  # a request cannot fit: that part is for `lstmae fit`
     return RequestError(422, what, field, fix or "check the rows against GET /v1/model")
 
 

@@ -36,7 +36,7 @@ def resolve_device(device: str = "auto", *, activation: str = "tanh") -> torch.d
     return resolved
 
 
-def seed_everything(seed: int | None) -> np.random.Generator:
+def seed_run(seed: int | None) -> np.random.Generator:
     """Seed torch (the weights' initialisation, dropout, input noise) from one integer; return the NumPy
     generator for shuffling. Python's and NumPy's global generators, which lstmae does not draw from, are
     the caller's and are left as they were (as scikit-learn estimators leave them)."""
