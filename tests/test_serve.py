@@ -152,6 +152,11 @@ def test_rows_that_carry_the_models_time_column_are_read_as_lstmae_score_reads_a
         backwards = post(client, range(39, -1, -1), times).json()
         assert [r["score"] for r in backwards["results"]] == [r["score"] for r in in_order["results"]][::-1]
         assert any("not in time order" in w for w in backwards["warnings"])
+        # two machines' rows interleaved, each in time order: no warning (it said "not in time order")
+        both = client.post("/v1/score", json={"entity_column": "m", "rows": [
+            {**rows[i], "t": times[i], "m": m} for i in range(40) for m in ("a", "b")]}).json()
+        assert [r["score"] for r in both["results"][::2]] == [r["score"] for r in in_order["results"]]
+        assert not any("time order" in w for w in both["warnings"])
         # the same with dates, in the columns format
         dates = [f"2026-01-01T00:{minute:02d}:00" for minute in range(40)]
         columns = client.post("/v1/score", json={"columns": ["t", *FEATURES],

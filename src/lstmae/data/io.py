@@ -703,6 +703,34 @@ def _group_positions(codes: np.ndarray) -> list[np.ndarray]:
     return np.split(order, bounds)
 
 
+def time_keys(index: pd.Index) -> np.ndarray | None:
+    """Sortable keys (T,) of a time index: nanoseconds for dates, the numbers for numbers; None for text."""
+    if isinstance(index, pd.DatetimeIndex):
+        return index.asi8
+    if pd.api.types.is_integer_dtype(index.dtype):
+        return index.to_numpy()  # as integers: large ones (ns since 1970) are not exact as floats
+    if pd.api.types.is_float_dtype(index.dtype):
+        return index.to_numpy(dtype=np.float64)
+    return None
+
+
+def order_in_time(keys: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int] | None]:
+    """(by_entity, by_time, repeat) for time keys (T,) of rows whose entity codes (T,) are given.
+
+    `by_entity`: the rows grouped by entity, in the order given; `by_time`: grouped by entity, in time order
+    (stable: rows of one time keep their order). They are equal when every entity's rows are in time order.
+    `repeat`: (first, second), the rows of the earliest-given second occurrence of a time within an entity, or None.
+    """
+    by_entity = np.argsort(codes, kind="stable")
+    by_time = np.lexsort((keys, codes))
+    same = (keys[by_time][1:] == keys[by_time][:-1]) & (codes[by_time][1:] == codes[by_time][:-1])
+    if not same.any():
+        return by_entity, by_time, None
+    earlier, later = by_time[:-1][same], by_time[1:][same]
+    i = int(np.argmin(later))
+    return by_entity, by_time, (int(earlier[i]), int(later[i]))
+
+
 def _time_order(index: pd.Index, entities: np.ndarray | None, source: str) -> np.ndarray | None:
     """The row order that sorts `index` by time within each entity, or None when it is sorted.
 
@@ -710,26 +738,15 @@ def _time_order(index: pd.Index, entities: np.ndarray | None, source: str) -> np
     Each entity's rows keep the positions they had (interleaved entities stay interleaved).
     Only dates and numbers are ordered: a text time column is kept as it is.
     """
-    if isinstance(index, pd.DatetimeIndex):
-        keys = index.asi8
-    elif pd.api.types.is_integer_dtype(index.dtype):
-        keys = index.to_numpy()  # as integers: large ones (ns since 1970) are not exact as floats
-    elif pd.api.types.is_float_dtype(index.dtype):
-        keys = index.to_numpy(dtype=np.float64)
-    else:
+    keys = time_keys(index)
+    if keys is None:
         return None
     codes = np.zeros(len(keys), np.intp) if entities is None else pd.factorize(entities)[0]
-    by_entity = np.argsort(codes, kind="stable")  # rows grouped by entity, in file order
-    by_time = np.lexsort((keys, codes))  # rows grouped by entity, in time order (stable)
+    by_entity, by_time, repeat = order_in_time(keys, codes)
     name = index.name
     entity = "" if entities is None else " for entity '{}'"
-
-    sorted_keys, sorted_codes = keys[by_time], codes[by_time]
-    same = (sorted_keys[1:] == sorted_keys[:-1]) & (sorted_codes[1:] == sorted_codes[:-1])
-    if same.any():
-        earlier, later = by_time[:-1][same], by_time[1:][same]
-        i = int(np.argmin(later))
-        first, second = int(earlier[i]), int(later[i])
+    if repeat is not None:
+        first, second = repeat
         where = entity.format(entities[first]) if entities is not None else ""
         raise DataError(
             f"{source}: time column '{name}' has {index[first]} twice{where} (rows {first + 1} "

@@ -41,6 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import ALARM_DEFAULTS, DEFAULTS, HOW_CHOICES
+from ..data.io import order_in_time, time_keys
 from ..data.validation import is_number
 from ..exceptions import DataError
 from .requests import RequestError, check_keys, parse_json, parse_table
@@ -231,16 +232,14 @@ class ScoringService:
             return np.arange(n), entities
         times = _parse_times(table, time_column)
         codes = np.zeros(n, np.intp) if entities is None else pd.factorize(entities)[0]
-        keys = times.asi8 if isinstance(times, pd.DatetimeIndex) else times.to_numpy(np.float64)
-        order = np.lexsort((keys, codes))  # stable: ties keep the order sent
-        same = (keys[order][1:] == keys[order][:-1]) & (codes[order][1:] == codes[order][:-1])
-        if same.any():
-            first, second = sorted(order[np.flatnonzero(same)[0]:][:2])
+        by_entity, order, repeat = order_in_time(time_keys(times), codes)
+        if repeat is not None:
+            first, second = repeat
             raise RequestError(422, f"rows {first} and {second} have the same time {table.times[second]!r}"
                                     + ("" if entities is None else f" for entity {entities[second]!r}"),
                                f"{table.where(second)}.{time_column}", "send each time once (a request sent "
                                                                        "again repeats its rows)")
-        if (order != np.arange(n)).any():
+        if not np.array_equal(by_entity, order):
             warnings.warn(f"the rows were not in time order (by {time_column!r}): scored in time order, answered "
                           "in the order sent", UserWarning, stacklevel=2)
         sorted_times = times[order]
