@@ -22,7 +22,7 @@ from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, BINARY_FEATURE_CHOIC
                      HOW_CHOICES, PRESETS, Architecture, check_architecture, make_architecture, parameters_docstring)
 from .data.batches import iterate_batches
 from .data.scaling import SCALERS, FeatureScaler
-from .data.validation import SERIES_NAN_POLICIES, check_unique_names, is_flag, is_integer, is_number
+from .data.validation import SERIES_NAN_POLICIES, beyond_float32, check_unique_names, is_flag, is_integer, is_number
 from .exceptions import DataError, ModelFileError
 from .nn.model import LSTMAutoencoderModule
 from .scoring import (
@@ -914,14 +914,11 @@ def _check_real_values(X, name: str) -> None:
     """DataError naming the sample, step and feature of the first value of X (an array (N, L, F) or a list of
     (L_i, F)) that is NaN, inf or beyond float32 (the network's precision). Checked before the scaler is fitted
     on X: one such value made every scaled sample NaN, and the first validation sample was blamed."""
-    limit = float(np.finfo(np.float32).max)
     for i, sample in enumerate([X] if isinstance(X, np.ndarray) else X):
         values = np.asarray(sample)
         if values.dtype.kind != "f":  # integers are finite and within float32's range
             continue
-        bad = ~np.isfinite(values)
-        if values.dtype.itemsize > 4:
-            bad |= np.abs(values) > limit
+        bad = np.isnan(values) | beyond_float32(values)
         if bad.any():
             where = tuple(int(k) for k in np.argwhere(bad)[0])
             index = where if isinstance(X, np.ndarray) else (i, *where)

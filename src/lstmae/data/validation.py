@@ -135,10 +135,7 @@ def check_finite(
         raise DataError(
             f"{source}: {values.shape[-1]} features in the data but {len(feature_names)} names"
         )
-    with np.errstate(invalid="ignore"):
-        out_of_range = np.isinf(values)
-        if not (values.dtype.kind == "f" and values.dtype.itemsize <= 4):  # float16: 3.4e38 overflows its cast
-            out_of_range |= np.abs(values) > _FLOAT32_MAX
+    out_of_range = beyond_float32(values)
     if out_of_range.any():
         position = np.argwhere(out_of_range)[0]
         value = values[tuple(position)]
@@ -168,6 +165,19 @@ def check_finite(
             f"(first in sequence {first[0] + 1}, step {first[1] + 1})"
         )
     raise DataError(f"{source}: {where}; fill them or pass --nan-policy {nan_policies}")
+
+
+def beyond_float32(values: np.ndarray) -> np.ndarray:
+    """Mask of the values (any shape) that are infinite or beyond float32's range (+-3.4e38), the network's
+    precision; NaN is not among them."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "fc":
+        return np.zeros(values.shape, bool)  # integers and flags fit (a huge integer is caught when cast)
+    with np.errstate(invalid="ignore"):
+        out_of_range = np.isinf(values)
+        if values.dtype.itemsize > 4:  # a float16 or float32 value is within range by its type
+            out_of_range |= np.abs(values) > _FLOAT32_MAX
+    return out_of_range
 
 
 def _where(position: np.ndarray, feature_names: Sequence[str]) -> str:
