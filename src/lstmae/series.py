@@ -51,7 +51,14 @@ class SkippedGroupWarning(UserWarning):
 
 
 class AlarmStormWarning(UserWarning):
-    """Alarms (or, without alarm rules, flags) cover more than `STORM_SHARE` of a group's scored rows."""
+    """Alarms (or, without alarm rules, flags) cover more than `STORM_SHARE` of a group's scored rows.
+
+    Its text ends with a remedy of another threshold; `refit_only` is the text without it, for a caller that
+    cannot choose the threshold (a /v1/score request)."""
+
+    def __init__(self, message: str, threshold_remedy: str = ""):
+        super().__init__(message + threshold_remedy)
+        self.refit_only = message
 
 
 # A person paged on a third of all rows switches the tool off; past that, say what to do instead.
@@ -420,14 +427,12 @@ def _warn_storms(alarm: np.ndarray, valid: np.ndarray, groups: list[Group], what
     where = ", ".join(f"{share:.0%} of the scored rows" + ("" if name is None else f" of {_name(name)}")
                       for name, share in storms[:5]) + (f" and more in {len(storms) - 5} other groups"
                                                          if len(storms) > 5 else "")
-    warnings.warn(f"{what} cover {where}, too many to act on; if those rows are normal, the model has not learnt "
-                  "them (the series changed after training, or its training part lacked this behaviour): refit on "
-                  f"more or more recent normal rows{STORM_THRESHOLD_REMEDY}", AlarmStormWarning, stacklevel=3)
-
-
-# The storm warning's second remedy, which a caller that cannot choose the threshold (a /v1/score request) leaves out.
-STORM_THRESHOLD_REMEDY = (", or score with a threshold that follows the stream's own level (--threshold "
-                          "telemanom:2,mad=8; threshold=\"telemanom:2,mad=8\"), without refitting")
+    warnings.warn(AlarmStormWarning(
+        f"{what} cover {where}, too many to act on; if those rows are normal, the model has not learnt them (the "
+        "series changed after training, or its training part lacked this behaviour): refit on more or more recent "
+        "normal rows",
+        threshold_remedy=", or score with a threshold that follows the stream's own level (--threshold "
+                         "telemanom:2,mad=8; threshold=\"telemanom:2,mad=8\"), without refitting"), stacklevel=3)
 
 
 # Windows per pass of how="point" scoring: bounds the (chunk, L, D) step-error temporaries.

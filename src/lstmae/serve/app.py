@@ -172,7 +172,7 @@ class ScoringService:
     # ---------------------------------------------------------------- batch
     def score(self, body: bytes) -> dict:
         """POST /v1/score for a request body: one result per row (runs in a worker thread)."""
-        from ..series import STORM_THRESHOLD_REMEDY, calibration_for, fitted_how, score_values
+        from ..series import AlarmStormWarning, calibration_for, fitted_how, score_values
 
         data = parse_json(body)
         check_keys(data, ("rows", "columns", "data", "how", "entity_column"))
@@ -214,7 +214,7 @@ class ScoringService:
         self.metrics.alarms.labels("score").inc(n_alarms)
         columns = ["score", "is_anomaly", "alarm", "valid"] + [c for c in ("threshold", "overflow") if c in result]
         # a request cannot choose the threshold: the storm warning's remedy of another one is not for it
-        notes = [str(w.message).replace(STORM_THRESHOLD_REMEDY, "") for w in caught]
+        notes = [w.message.refit_only if isinstance(w.message, AlarmStormWarning) else str(w.message) for w in caught]
         return {"how": how, "n_rows": len(result), "n_valid": int(result["valid"].sum()),
                 "n_anomalies": n_anomalies, "n_alarms": n_alarms, "warnings": notes,
                 "results": records(result, columns)}
