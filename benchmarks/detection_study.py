@@ -57,7 +57,7 @@ from detection.datasets import LOADERS, SERIES_FAMILIES, UCR_TOLERANCE, load_ecg
 from lstmae.config import AUTO_ERROR_MODEL, DEFAULT_THRESHOLDS, DEFAULTS
 from lstmae.evaluation import detection_metrics, sequence_metrics
 from lstmae.evaluation.metrics import vus_window_from_period
-from lstmae.scoring import DEFAULT_ALARM, default_threshold, parse_threshold, window_to_points
+from lstmae.scoring import DEFAULT_ALARM, alarm_rules, default_threshold, parse_threshold, window_to_points
 from lstmae.series import STORM_SHARE, AlarmStormWarning
 from overrides import parse_assignments
 from machine import cpu_name
@@ -495,7 +495,7 @@ def seed_ensemble(model, rows: RowScores, task, held_parts: list, settings: dict
     test = np.mean([member.scores for member in member_rows], axis=0)  # their test rows, scored once
     calibration = np.mean([joined_rows(member, held_parts, window, (how,))[how] for member in members], axis=0)
     threshold = ROW_THRESHOLD.fit(calibration[~np.isnan(calibration)])
-    alarms = alarms_from_flags(flags_above(test, threshold), causal=False, **DEFAULT_ALARM)
+    alarms = alarms_from_flags(flags_above(test, threshold), causal=False, **alarm_rules(DEFAULT_ALARM))
     seconds = sum(member.info["seconds"] for member in member_rows) + time.perf_counter() - started
     results["lstmae_ensemble"] = RowScores(test, alarms, {"seconds": seconds, "n_members": len(members)})
     losses = [member.history_.get("held_out_loss", np.inf) for member in members]  # n_init's; none held out: inf
@@ -579,7 +579,7 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
                 results[f"{rule}/{how}"] = dict.fromkeys(keys + ("alarm_ratio",))
                 continue
             for suffix, alarm in (ALARM_RULES if rule == ROW_THRESHOLD_RULE else {"": {}}).items():
-                alarms = alarms_from_flags(flags, causal=False, **{**DEFAULT_ALARM, **alarm})
+                alarms = alarms_from_flags(flags, causal=False, **alarm_rules({**DEFAULT_ALARM, **alarm}))
                 metrics = detection_metrics(task.labels, scores, flags=alarms, valid=common, vus=False)
                 row = {key: metrics[key] for key in keys}
                 if metrics["n_events"] and row["event_f1"] is None:

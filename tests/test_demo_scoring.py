@@ -98,3 +98,15 @@ def test_smoothed_rows_are_scored_as_a_model_fitted_with_smooth_scores_them(caps
     np.testing.assert_array_equal(model.calibration_scores_["mean"], held_out)
     with pytest.raises(SystemExit):
         demo_scoring.main(["--smooths", "1,60", "--validation-blocks", "3"])
+
+
+def test_each_alarm_focus_is_a_row_on_the_same_network_and_a_bad_one_exits_in_one_line(capsys):
+    assert demo_scoring.main(["--hows", "mean", "--error-models", "mae", "--thresholds", "mad:8",
+                              "--alarm-focuses", "none,0"]) == 0
+    plain, focused = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert "alarm_focus" not in plain and focused["alarm_focus"] == 0
+    assert focused["vus_pr"] == plain["vus_pr"] and focused["alarm_rate"] <= plain["alarm_rate"]
+    for bad in ("x", "1.5"):
+        with pytest.raises(SystemExit):
+            demo_scoring.main(["--alarm-focuses", bad])
+        assert f"--alarm-focuses {bad!r}: give quantiles between 0 and 1 or none" in capsys.readouterr().err

@@ -10,7 +10,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import detection_study  # noqa: E402
-from lstmae.scoring import DEFAULT_ALARM  # noqa: E402
+from lstmae.scoring import DEFAULT_ALARM, alarm_rules  # noqa: E402
 from detection.baselines import IsolationForestBaseline, PCABaseline, rolling_zscore  # noqa: E402
 from detection.datasets import BeatTask, load_ecg5000, load_keogh, load_nab, load_ucr  # noqa: E402
 from machine import cpu_name  # noqa: E402
@@ -213,7 +213,7 @@ def test_the_cool_down_variants_are_the_alarm_rules_with_that_cool_down():
     for cooldown in (0, DEFAULT_ALARM["cooldown"], 100):
         suffix = "" if cooldown == DEFAULT_ALARM["cooldown"] else f"+cooldown={cooldown}"
         key = f"{detection_study.ROW_THRESHOLD_RULE}{suffix}/mean"
-        expected = alarms_from_flags(flags, causal=False, **{**DEFAULT_ALARM, "cooldown": cooldown})
+        expected = alarms_from_flags(flags, causal=False, **alarm_rules({**DEFAULT_ALARM, "cooldown": cooldown}))
         assert results[key]["alarm_rate"] == pytest.approx(expected.mean()), key
     rule = detection_study.ROW_THRESHOLD_RULE
     assert results[f"{rule}+cooldown=0/mean"]["alarm_rate"] > results[f"{rule}/mean"]["alarm_rate"]  # the second burst

@@ -71,7 +71,7 @@ def focused(alarms: np.ndarray, evidence: np.ndarray, drop: bool) -> np.ndarray:
 def score_series(cached, task, quantiles: list[float]) -> dict:
     """{variant: metrics} of one series' test rows at lstmae's row threshold and alarm rules."""
     from lstmae.evaluation import detection_metrics
-    from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags, window_to_points
+    from lstmae.scoring import DEFAULT_ALARM, alarm_rules, alarms_from_flags, window_to_points
 
     window, labels = int(cached["window"]), cached["labels"]
     scorer = error_scales.task_scorer(cached, task)
@@ -82,7 +82,7 @@ def score_series(cached, task, quantiles: list[float]) -> dict:
     rows = window_to_points(test_windows, len(labels), window, how="mean")[0]
     valid = ~np.isnan(rows) & (np.arange(len(rows)) >= window)  # as detection_study.py scores every detector
     threshold = study.ROW_THRESHOLD.fit(held)
-    alarms = alarms_from_flags(study.flags_above(rows, threshold), causal=False, **DEFAULT_ALARM)
+    alarms = alarms_from_flags(study.flags_above(rows, threshold), causal=False, **alarm_rules(DEFAULT_ALARM))
     flags = {"mean": alarms}
     for q in quantiles:
         evidence = covering_quantile(test_windows, len(labels), window, q) > threshold

@@ -4,7 +4,7 @@
                                                 [--thresholds "sigma:5,telemanom:2,mad=8"] [--seeds 0]
                                                 [--train-fraction 0.5] [--merge-gaps 10,30] [--cooldowns 50,200]
                                                 [--min-lengths 3,10] [--smooths 1,60]
-                                                [--input-noises 0,0.1]
+                                                [--input-noises 0,0.1] [--alarm-focuses none,0.25]
                                                 [--window 30]
                                                 [--validation-blocks 1]
                                                 [--out benchmarks/results/demo_scoring.json]
@@ -13,7 +13,7 @@ The data, split, window (`DEMO_WINDOW`) and seed of `lstmae demo`, a (32, 16) ne
 (patience 5), as the demo trains; for each error model x how, the model is fitted with
 `fit_series(..., how=how)` and the test part is scored with each threshold rule and the default
 alarm rules (each minimum length of `--min-lengths` x merge gap of `--merge-gaps` x cool-down of
-`--cooldowns`, the other rules at their defaults), with the row scores smoothed over each of `--smooths` rows
+`--cooldowns`, and each alarm focus of `--alarm-focuses`, the other rules at their defaults), with the row scores smoothed over each of `--smooths` rows
 (as a model fitted with `smooth` scores them, the held-out rows alike before the rule is fitted: `smoothed_model`;
 1: not smoothed), for each of `--input-noises` (the model's `input_noise`, 0: none). Prints one JSON line
 per combination: VUS-PR, ROC-AUC, point precision / recall of the alarms, alarm rate, event precision /
@@ -57,6 +57,9 @@ def main(argv=None) -> int:
                         help="rows to smooth the row scores over, comma-separated (default 1: not smoothed)")
     parser.add_argument("--input-noises", default="0",
                         help="the model's input_noise (a denoising network), comma-separated (default 0: none)")
+    parser.add_argument("--alarm-focuses", default=None,
+                        help="alarm focus quantiles (lstmae score --alarm-focus), comma-separated, 'none' for off "
+                             "(default: the alarm rules' default)")
     parser.add_argument("--validation-blocks", type=int, default=None,
                         help="the model's validation_blocks (default: the estimator's)")
     parser.add_argument("--out", type=Path, default=None,
@@ -80,6 +83,13 @@ def main(argv=None) -> int:
     lengths, gaps, cooldowns = (([int(value) for value in text.split(",")] if text else [DEFAULT_ALARM[name]])
                                 for text, name in ((args.min_lengths, "min_length"), (args.merge_gaps, "merge_gap"),
                                                    (args.cooldowns, "cooldown")))
+    try:
+        focuses = ([None if value.strip() == "none" else float(value) for value in args.alarm_focuses.split(",")]
+                   if args.alarm_focuses else [DEFAULT_ALARM["focus"]])
+        if not all(focus is None or 0 <= focus <= 1 for focus in focuses):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--alarm-focuses {args.alarm_focuses!r}: give quantiles between 0 and 1 or none, e.g. none,0.25")
     blocks = {} if args.validation_blocks is None else {"validation_blocks": args.validation_blocks}
     smooths = parse_widths(args.smooths, "--smooths")
     if max(smooths) > 1 and (args.validation_blocks or 1) > 1:
@@ -95,15 +105,17 @@ def main(argv=None) -> int:
         model = LSTMAutoencoder(encoder=(32, 16), epochs=30, patience=5, error_model=error_model, input_noise=noise,
                                 random_state=seed, progress=False, device="cpu", **blocks)
         fit_series(model, values[:n_train], window=args.window or DEMO_WINDOW, labels=labels[:n_train], how=how)
-        for threshold, length, gap, cooldown, smooth in itertools.product(threshold_specs(args.thresholds), lengths,
-                                                                          gaps, cooldowns, smooths):
+        for threshold, length, gap, cooldown, focus, smooth in itertools.product(
+                threshold_specs(args.thresholds), lengths, gaps, cooldowns, focuses, smooths):
             table = score_values(smoothed_model(model, how, smooth), values[n_train:], how=how, threshold=threshold,
-                                 alarms={**DEFAULT_ALARM, "min_length": length, "merge_gap": gap, "cooldown": cooldown})
+                                 alarms={**DEFAULT_ALARM, "min_length": length, "merge_gap": gap, "cooldown": cooldown,
+                                         "focus": focus})
             metrics = detection_metrics(labels[n_train:], table["score"].to_numpy(), flags=table["alarm"].to_numpy(),
                                         valid=table["valid"].to_numpy())
             row = {"seed": seed, **({"input_noise": noise} if noise else {}), "error_model": error_model, "how": how,
                    "threshold": threshold, "min_length": length,
-                   "merge_gap": gap, "cooldown": cooldown, **({"smooth": smooth} if smooth > 1 else {}),
+                   "merge_gap": gap, "cooldown": cooldown, **({"alarm_focus": focus} if focus is not None else {}),
+                   **({"smooth": smooth} if smooth > 1 else {}),
                    **{key: round(metrics[key], 3) if isinstance(metrics[key], float) else metrics[key] for key in keys}}
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -199,7 +199,7 @@ def score_rules(cached, rules: list, scorer=None) -> list[dict]:
     the rule is fitted (default 1: not smoothed)."""
     from lstmae.evaluation import detection_metrics
     from lstmae.exceptions import DataError
-    from lstmae.scoring import DEFAULT_ALARM, alarms_from_flags, window_to_points
+    from lstmae.scoring import DEFAULT_ALARM, alarm_rules, alarms_from_flags, window_to_points
 
     window, labels = int(cached["window"]), cached["labels"]
     scorer = lstmae_scorer(cached) if scorer is None else scorer
@@ -227,7 +227,7 @@ def score_rules(cached, rules: list, scorer=None) -> list[dict]:
             unfitted = False
         except DataError:
             flags, unfitted = np.zeros(len(test), np.int8), True
-        alarms = alarms_from_flags(flags, causal=False, **{**DEFAULT_ALARM, **(alarm or {})})
+        alarms = alarms_from_flags(flags, causal=False, **alarm_rules({**DEFAULT_ALARM, **(alarm or {})}))
         metrics = detection_metrics(labels, test, flags=alarms, valid=valid, vus=not vus,
                                     vus_sliding_window=int(cached["vus_window"]))
         vus = vus or {"vus_pr": metrics["vus_pr"]}

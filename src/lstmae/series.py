@@ -35,14 +35,16 @@ from .data.windowing import temporalize, window_ends
 from .exceptions import DataError
 from .scoring import (
     DEFAULT_ALARM,
+    alarm_rules,
     alarms_from_flags,
     apply_threshold,
     check_alarm_options,
     default_threshold,
+    focus_alarms,
     parse_threshold,
     window_to_points,
 )
-from .scoring.points import add_steps, smooth_points
+from .scoring.points import add_steps, covering_quantile, smooth_points
 from .scoring.thresholds import ThresholdRule, check_labels, resolve_threshold
 
 
@@ -336,9 +338,11 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     Columns: ``score`` (NaN where invalid), ``is_anomaly`` (0/1: score above the threshold),
     ``alarm`` (0/1: the flags after the alarm rules of `lstmae.scoring.alarms` with the options
     `alarms` (min_length, merge_gap, cooldown in rows), per group, each alarm trimmed to its flagged
-    rows; left out when `alarms` is None), ``valid`` (False for rows no full
-    window covers: with how="end" the first window - 1 rows of each group, with "max"/"mean"/"point" only
-    rows past a group's last window, and every row of a group shorter than the window), plus
+    rows, and with `alarms["focus"]` = q narrowed to its rows with window evidence at q (dropped without
+    any; not with how="point", whose rows are scored by their own steps); left out when `alarms` is None),
+    ``valid`` (False for rows no full window covers: with how="end" the first window - 1 rows of each group,
+    with "max"/"mean"/"point" only rows past a group's last window, and every row of a group shorter than the
+    window), plus
     ``error_<feature>`` per feature with `feature_errors` (never smoothed), ``threshold`` (per row) for adaptive
     threshold rules, and ``overflow`` (True where a window's error overflowed; such rows score inf)
     when any did. RangeIndex over the T rows.
@@ -370,6 +374,9 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     overflow = np.zeros(n_rows, bool)
     errors = np.full((n_rows, len(names)), np.nan) if feature_errors else None
     smooth = 1 if how == "end" else model.smooth
+    # how="point" scores a row by its own steps: there is no spread over the covering windows to narrow
+    focus = None if alarms is None or how == "point" else alarms.get("focus")
+    covering = np.full(n_rows, np.nan) if focus is not None else None  # each row's covering windows' focus-quantile
     for group in windowed_groups(n_rows, window, groups):
         X, _ = temporalize(values[group.rows], window, stride)
         if how == "point":
@@ -381,6 +388,8 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
                 errors[group.rows] = group_errors
             continue
         window_scores = model.anomaly_score(X)
+        if focus is not None:
+            covering[group.rows] = covering_quantile(window_scores, len(group.rows), window, stride, focus)
         overflow[group.rows] = _overflowed_rows(window_scores, len(group.rows), window, stride, how)
         # an overflowed window counts 0 in the mapping; the rows it covers are then set to inf (the point path's are)
         group_points, group_valid = window_to_points(np.where(np.isfinite(window_scores), window_scores, 0.0),
@@ -396,18 +405,23 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
             group_errors[_overflowed_rows(per_feature, len(group.rows), window, stride, how)] = np.inf
             errors[group.rows] = group_errors
     result = pd.DataFrame({"score": points, "valid": valid})
-    flags, per_row_threshold = flag_rows(model, result["score"].to_numpy(), valid, groups, threshold, how)
+    flags, thresholds = flag_rows(model, result["score"].to_numpy(), valid, groups, threshold, how)
     result.insert(1, "is_anomaly", flags)
     every_group = groups_of(n_rows, groups)
     if alarms is not None:
         alarm = np.zeros(n_rows, np.int8)
         for group in every_group:
-            alarm[group.rows] = alarms_from_flags(flags[group.rows], causal=False, **alarms)
+            alarm[group.rows] = alarms_from_flags(flags[group.rows], causal=False, **alarm_rules(alarms))
+        if focus is not None:
+            with np.errstate(invalid="ignore"):  # NaN: a row no window covers, or no adaptive threshold yet
+                evidence = covering > thresholds
+            for group in every_group:
+                alarm[group.rows] = focus_alarms(alarm[group.rows], evidence[group.rows])
         result.insert(2, "alarm", alarm)
     _warn_storms(result["alarm" if alarms is not None else "is_anomaly"].to_numpy(), valid, every_group,
                  "alarms" if alarms is not None else "flags")
-    if per_row_threshold is not None:
-        result["threshold"] = per_row_threshold
+    if isinstance(thresholds, np.ndarray):
+        result["threshold"] = thresholds
     if feature_errors:
         for j, name in enumerate(names):
             result[f"error_{name}"] = errors[:, j]
@@ -559,9 +573,10 @@ def needs_labels(rule) -> bool:
 
 
 def flag_rows(model, scores, valid, groups, threshold, how):
-    """(flags (T,) int8, per-row thresholds (T,) or None) for row scores (T,) of the kind `how`, NaN where
-    invalid. The model's own rule is refitted on calibration scores of that kind when its threshold was
-    fitted on another kind (a threshold must be fitted on the kind of score it is applied to)."""
+    """(flags (T,) int8, thresholds: per row (T,) for an adaptive rule, else the one value (float)) for row
+    scores (T,) of the kind `how`, NaN where invalid. The model's own rule is refitted on calibration scores of
+    that kind when its threshold was fitted on another kind (a threshold must be fitted on the kind of score it
+    is applied to)."""
     if threshold is None or isinstance(threshold, str):
         rule = rule_for(model, threshold, how)
         if getattr(rule, "adaptive", False):
@@ -572,7 +587,22 @@ def flag_rows(model, scores, valid, groups, threshold, how):
             value = threshold_for(model, rule, how=how)
     else:
         value = fixed_threshold(threshold)
-    return apply_threshold(scores, value), None
+    return apply_threshold(scores, value), value
+
+
+def end_threshold(model, threshold=None):
+    """(static value or None, fitted adaptive template or None) for scores of one window each, the how="end" row
+    scores of a stream (and the scores of an exported graph), by the rules of `flag_rows`: the model's own
+    threshold when it was fitted on window or end-row scores, else its rule refitted on the model's window
+    calibration scores; `threshold` (a spec or a number) overrides the model's."""
+    if threshold is None or isinstance(threshold, str):
+        rule = model.threshold_rule_ if threshold is None else parse_threshold(threshold)
+        if getattr(rule, "adaptive", False):
+            return None, rule.make_adaptive().fit(calibration_for(model, "end"))
+        if threshold is None and _same_kind("end", model.threshold_how_):
+            return float(model.threshold_), None
+        return threshold_for(model, rule, how="end"), None
+    return fixed_threshold(threshold), None
 
 
 def fixed_threshold(threshold) -> float:

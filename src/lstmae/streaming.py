@@ -40,10 +40,9 @@ from safetensors.torch import save as save_tensors
 from .data.io import staged_directory, write_bytes_atomic, write_text_atomic
 from .data.validation import is_integer
 from .exceptions import DataError, ModelFileError
-from .scoring import (DEFAULT_ALARM, AlarmFilter, adaptive_from_state, apply_threshold, check_alarm_options,
-                      parse_threshold)
-from .series import (_name, _same_kind, calibration_for, feature_values, first_unscalable, fixed_threshold,
-                     groups_of, threshold_for)
+from .scoring import (DEFAULT_ALARM, AlarmFilter, adaptive_from_state, alarm_rules, apply_threshold,
+                      check_alarm_options, parse_threshold)
+from .series import _name, end_threshold, feature_values, first_unscalable, groups_of
 
 STATE_KIND = "lstmae-streaming"
 STATE_VERSION = 1
@@ -75,7 +74,8 @@ class StreamingScorer:
     a number. Adaptive rules (dspot, telemanom) run one detector per entity, started from the
     model's calibration scores and moved by that entity's past scores only.
     alarms: the alarm rules' options (min_length, merge_gap, cooldown in rows; see
-    `lstmae.scoring.alarms`), one causal AlarmFilter per entity; None for no alarm columns.
+    `lstmae.scoring.alarms`), one causal AlarmFilter per entity; None for no alarm columns. Their focus, a
+    narrowing in hindsight, does not apply to rows scored as they arrive.
     """
 
     def __init__(self, model, *, threshold=None, alarms: dict | None = DEFAULT_ALARM):
@@ -86,8 +86,9 @@ class StreamingScorer:
         if hasattr(threshold, "method"):  # a ThresholdRule
             threshold = str(threshold)
         self.threshold = threshold
-        self.alarms = None if alarms is None else check_alarm_options(alarms)  # now, not at the first row
-        self._static, self._template = _resolve_threshold(model, threshold)
+        # now, not at the first row; focus narrows alarms in hindsight, which a stream cannot: its rules only
+        self.alarms = None if alarms is None else alarm_rules(check_alarm_options(alarms))
+        self._static, self._template = end_threshold(model, threshold)
         self._column_names = pd.Index([name for name in COLUMNS if self.alarms is not None or not name.startswith("alarm")])
         self._entities: dict = {}
         self._fingerprint = model_fingerprint(model)
@@ -445,20 +446,6 @@ def _check_model(model) -> None:
     if (getattr(model, "data_settings_", None) or {}).get("layout") == "sequences":
         raise DataError("this model was trained on independent sequences, not on windows of a series; score "
                         "whole sequences with lstmae.series.score_sequences instead of streaming rows")
-
-
-def _resolve_threshold(model, threshold):
-    """(static value or None, fitted adaptive template or None) for row scores of the kind how="end", by
-    the rules of `lstmae.series` (`_flags`): the model's own threshold when it was fitted on window or
-    end-row scores, else its rule refitted on the model's window calibration scores."""
-    if threshold is None or isinstance(threshold, str):
-        rule = model.threshold_rule_ if threshold is None else parse_threshold(threshold)
-        if getattr(rule, "adaptive", False):
-            return None, rule.make_adaptive().fit(calibration_for(model, "end"))
-        if threshold is None and _same_kind("end", model.threshold_how_):
-            return float(model.threshold_), None
-        return threshold_for(model, rule, how="end"), None
-    return fixed_threshold(threshold), None
 
 
 def _copy_detector(detector):

@@ -167,14 +167,21 @@ def _alarm_options(func):
         click.option("--cooldown", type=click.IntRange(min=0), default=ALARM_DEFAULTS["cooldown"],
                      show_default=True,
                      help="Rows after an alarm ends during which no new alarm starts."),
+        click.option("--alarm-focus", type=click.FloatRange(0, 1), default=ALARM_DEFAULTS["focus"],
+                     metavar="Q",
+                     help="Narrow each alarm, in hindsight, to its rows where the Q-quantile of the scores of the "
+                          "windows covering the row is above the threshold (0: every covering window; 0.25: three "
+                          "in four), and drop an alarm without such a row. A row's score is the mean of those "
+                          "windows, so an alarm otherwise spreads a window's length before and after its anomaly. "
+                          "Not with --how point, whose rows are scored by their own steps. Default: off."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _alarms(min_alarm_rows, merge_gap, cooldown) -> dict:
-    return {"min_length": min_alarm_rows, "merge_gap": merge_gap, "cooldown": cooldown}
+def _alarms(min_alarm_rows, merge_gap, cooldown, alarm_focus) -> dict:
+    return {"min_length": min_alarm_rows, "merge_gap": merge_gap, "cooldown": cooldown, "focus": alarm_focus}
 
 
 def check_output(path, overwrite, table: bool = False, model_dir=None, data=None, replaces=None):
@@ -357,7 +364,7 @@ def _number_or_text(value: str | None):
               help="What to do with missing values: refuse them, fill them forward, interpolate, or drop the rows.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def score(model_dir, data, output, how, stride, threshold, feature_errors, events_path, min_alarm_rows,
-          merge_gap, cooldown, columns, nan_policy, overwrite):
+          merge_gap, cooldown, alarm_focus, columns, nan_policy, overwrite):
     """Anomaly scores for DATA: one row per input row (series) or per sequence.
 
     Series output: the input's time column or index, `score`, `is_anomaly` (0/1: above the
@@ -382,7 +389,7 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
     dataset = read_for_model(model, data, nan_policy=nan_policy)
     scores, events = score_data(model, dataset, how=how, stride=stride, threshold=threshold,
                                 feature_errors=feature_errors, events=events_path is not None,
-                                alarms=_alarms(min_alarm_rows, merge_gap, cooldown))
+                                alarms=_alarms(min_alarm_rows, merge_gap, cooldown, alarm_focus))
     new_output = not Path(output).exists()
     write_table(scores, output, overwrite=overwrite)
     if events is not None:
@@ -513,7 +520,7 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
 @click.option("--overwrite", is_flag=True,
               help="Replace the output if it exists (a folder: only an earlier output of the same kind).")
 def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_window, point_adjust, min_alarm_rows,
-             merge_gap, cooldown, nan_policy, overwrite):
+             merge_gap, cooldown, alarm_focus, nan_policy, overwrite):
     """Score labelled DATA and write metrics.json, plots and a self-contained report.html."""
     from ..data.io import staged_directory, write_bytes_atomic
     from ..evaluation.evaluate import REPORT_KIND, evaluate as evaluate_data
@@ -527,7 +534,7 @@ def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_wi
     _refuse_series_options(model, {"--how": how})
     dataset = read_for_model(model, data, label_column=label_column, nan_policy=nan_policy)
     result = evaluate_data(model, dataset, how=how, threshold=threshold, early_window=early_window,
-                           point_adjust=point_adjust, alarms=_alarms(min_alarm_rows, merge_gap, cooldown))
+                           point_adjust=point_adjust, alarms=_alarms(min_alarm_rows, merge_gap, cooldown, alarm_focus))
     with staged_directory(report_dir, overwrite=overwrite, replaces=REPORT_KIND) as staging:
         for name, content in result.files().items():
             write_bytes_atomic(staging / name, content)

@@ -37,7 +37,9 @@ METRIC_HELP: dict[str, str | tuple[str, str]] = {
     "raw_flag_rate": ("share of evaluated rows whose score is above the threshold, before the alarm rules",
                       "0-1"),
     "alarm_rules": "the alarm rules applied to the flags: min_length consecutive flagged rows start an alarm, "
-                   "gaps up to merge_gap rows do not end it, no new alarm for cooldown rows after one ends",
+                   "gaps up to merge_gap rows do not end it, no new alarm for cooldown rows after one ends; with "
+                   "focus q, each alarm then narrowed to its rows where the q-quantile of the covering windows' "
+                   "scores is above the threshold (dropped without any)",
     "notes": "facts about the data that explain a missing (n/a) metric",
     "warnings": "read before quoting the numbers above",
 }

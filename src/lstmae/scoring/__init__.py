@@ -5,7 +5,8 @@ numpy / scipy / pandas / scikit-learn only (no torch). Higher score = more anoma
 """
 
 from lstmae.scoring.adaptive import DSPOT, AdaptiveThreshold, Telemanom, adaptive_from_state
-from lstmae.scoring.alarms import DEFAULT_ALARM, AlarmFilter, alarms_from_flags, check_alarm_options
+from lstmae.scoring.alarms import (DEFAULT_ALARM, AlarmFilter, alarm_rules, alarms_from_flags, check_alarm_options,
+                                   focus_alarms)
 from lstmae.scoring.error_models import (
     ERROR_MODEL_NAMES,
     ErrorModel,
@@ -16,7 +17,7 @@ from lstmae.scoring.error_models import (
 )
 from lstmae.scoring.errors import reconstruction_errors
 from lstmae.scoring.events import EVENT_COLUMNS, find_events, flag_runs
-from lstmae.scoring.points import AGGREGATIONS, smooth_points, window_to_points
+from lstmae.scoring.points import AGGREGATIONS, covering_quantile, smooth_points, window_to_points
 from lstmae.scoring.thresholds import (
     ThresholdRule,
     apply_threshold,
@@ -39,13 +40,16 @@ __all__ = [
     "Telemanom",
     "ThresholdRule",
     "adaptive_from_state",
+    "alarm_rules",
     "alarms_from_flags",
     "check_alarm_options",
+    "covering_quantile",
     "apply_threshold",
     "default_threshold",
     "error_model_from_state",
     "find_events",
     "flag_runs",
+    "focus_alarms",
     "make_error_model",
     "parse_threshold",
     "reconstruction_errors",

@@ -21,6 +21,14 @@ row, chunk by chunk, or after a save/restore gives the same alarms as one
 anybody, gaps of up to 30 rows do not split an incident, and an incident that clears and
 comes back within 150 rows is not paged again. They are in rows, not time: scale them with the
 sampling rate (at one row a minute: 10 minutes, 30 minutes, 150 minutes).
+
+``focus`` (a quantile q in [0, 1], or None: off) is not a rule of the stream but a hindsight step for batch
+scoring (`lstmae.series.score_values`): a row's score there is the mean of the windows that cover it, so an
+anomaly raises the rows over a window's length before and after it too, and one window with a large error
+raises a window's length of rows. A row has *window evidence* when the q-quantile of its covering windows'
+scores is above the threshold (q = 0: every covering window; 0.25: three in four). :func:`focus_alarms`
+narrows each alarm to its first-last row with evidence and drops an alarm without one. A stream raises
+alarms as rows arrive and leaves it out.
 """
 
 from __future__ import annotations
@@ -30,11 +38,12 @@ from collections.abc import Mapping
 import numpy as np
 
 from lstmae.config import ALARM_DEFAULTS
-from lstmae.data.validation import check_integer
+from lstmae.data.validation import check_integer, is_number
 from lstmae.exceptions import DataError, ModelFileError
 from lstmae.scoring.events import _check_flags, flag_runs
 
 DEFAULT_ALARM = dict(ALARM_DEFAULTS)
+RULES = ("min_length", "merge_gap", "cooldown")  # AlarmFilter's: decided row by row, as the rows arrive
 _STATE_KEYS = ("min_length", "merge_gap", "cooldown", "streak", "open", "quiet", "cooldown_left")
 
 
@@ -135,14 +144,42 @@ class AlarmFilter:
 
 
 def check_alarm_options(alarms) -> dict:
-    """`alarms` as a dict of AlarmFilter's options (min_length, merge_gap, cooldown; any subset), checked."""
+    """`alarms` as a dict of the alarm options (min_length, merge_gap, cooldown, focus; any subset), checked."""
     if not isinstance(alarms, Mapping):
         raise DataError(f"alarms must be a dict of {', '.join(DEFAULT_ALARM)} (or None for no alarms); got {alarms!r}")
     unknown = [key for key in alarms if key not in DEFAULT_ALARM]
     if unknown:
         raise DataError(f"unknown alarm option {unknown[0]!r}; the options are {', '.join(DEFAULT_ALARM)}")
-    AlarmFilter(**alarms)
+    AlarmFilter(**alarm_rules(alarms))
+    focus = alarms.get("focus")
+    if focus is not None and (isinstance(focus, bool) or not is_number(focus) or not 0 <= focus <= 1):
+        raise DataError(f"alarm option focus must be a quantile between 0 and 1 (e.g. 0.25), or None for no "
+                        f"narrowing; got {focus!r}")
     return dict(alarms)
+
+
+def alarm_rules(alarms: Mapping) -> dict:
+    """The options of `alarms` that AlarmFilter and `alarms_from_flags` take (all but focus)."""
+    return {key: value for key, value in alarms.items() if key in RULES}
+
+
+def focus_alarms(alarms, evidence) -> np.ndarray:
+    """Alarms (T,) 0/1, each narrowed to its first-last row where `evidence` (T,) bool holds, and dropped when it
+    has none (the module docstring's ``focus``); a new int8 array.
+
+    >>> focus_alarms([0, 1, 1, 1, 0, 1, 1], [0, 0, 1, 0, 0, 0, 0]).tolist()
+    [0, 0, 1, 0, 0, 0, 0]
+    """
+    alarms = _check_flags(alarms)
+    evidence = np.asarray(evidence, bool)
+    if evidence.shape != alarms.shape:
+        raise DataError(f"evidence must have one value per row: {evidence.shape} for {alarms.shape} alarms")
+    out = np.zeros(alarms.shape, np.int8)
+    for start, end in zip(*flag_runs(alarms)):
+        inside = np.flatnonzero(evidence[start: end + 1])
+        if inside.size:
+            out[start + inside[0]: start + inside[-1] + 1] = 1
+    return out
 
 
 def alarms_from_flags(

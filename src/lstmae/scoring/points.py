@@ -92,6 +92,25 @@ def window_to_points(window_values, n_rows: int, window: int, stride: int = 1, h
     return points, valid
 
 
+def covering_quantile(window_values, n_rows: int, window: int, stride: int = 1, q: float = 0.0) -> np.ndarray:
+    """(T,) the q-quantile (linear between order statistics; q=0: the smallest) of the values (N,) of the windows
+    that cover each of the T = n_rows rows; NaN for rows no window covers. Window values may be inf."""
+    values = np.nan_to_num(np.asarray(window_values, dtype=np.float64), posinf=np.finfo(np.float64).max)
+    n_windows = count_windows(n_rows, window, stride)
+    if values.shape != (n_windows,):
+        raise DataError(f"expected {n_windows} window values for {n_rows} rows with window={window} and "
+                        f"stride={stride}, got shape {values.shape}")
+    out = np.full(n_rows, np.nan)
+    for phase in range(min(stride, n_rows)):
+        n_covering = (window - 1 - phase) // stride + 1  # windows q - n_covering + 1 .. q cover row q*stride+phase
+        last_q = min(len(range(phase, n_rows, stride)) - 1, n_windows + n_covering - 2)
+        if n_covering < 1 or last_q < 0:
+            continue
+        padded = np.concatenate([values, np.full(n_covering - 1, np.nan)])[: last_q + 1]  # NaN: no such window
+        out[phase::stride][: last_q + 1] = pd.Series(padded).rolling(n_covering, min_periods=1).quantile(q).to_numpy()
+    return out
+
+
 def smooth_points(values, width: int) -> np.ndarray:
     """Row values (T,) -> each the mean of the `width` finite values centred on it (fewer at the ends, pandas'
     ``rolling(width, center=True, min_periods=1)``), as a new array; NaN and inf rows keep their value and are
