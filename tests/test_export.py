@@ -93,6 +93,24 @@ def test_signature_metadata_and_result(exported):
     assert {node.op_type for node in proto.graph.node} >= {"LSTM"}  # the native op, not an unrolled loop
 
 
+def test_a_series_model_exports_the_threshold_of_window_scores_not_of_row_scores(tmp_path):
+    """A series model's threshold_ is fitted on row scores (the mean of the windows covering each row), while the
+    graph scores windows: the metadata gave the row threshold, flagging more windows than lstmae does."""
+    from lstmae.series import fit_series, score_values
+
+    t = np.arange(400)[:, None]
+    values = (np.sin(t / (4 + np.arange(FEATURES))) * [3.0, 0.5] + [10.0, -2.0]).astype(np.float32)
+    model = fit_series(LSTMAutoencoder(encoder=(8, 4), **FAST), values, window=LENGTH)
+    metadata = {e.key: e.value for e in onnx.load(str(export_onnx(model, tmp_path / "m.onnx").path)).metadata_props}
+    assert model.threshold_how_ == "mean" and json.loads(metadata["threshold"]) != pytest.approx(model.threshold_)
+    # the graph's window scores against it flag the windows that lstmae flags with how="end" (one window each)
+    windows = np.lib.stride_tricks.sliding_window_view(values, LENGTH, axis=0).transpose(0, 2, 1)
+    onnx_flags = session(tmp_path / "m.onnx").run(None, {"x": np.ascontiguousarray(windows)})[0] \
+        > json.loads(metadata["threshold"])
+    end = score_values(model, values, how="end", alarms=None)
+    np.testing.assert_array_equal(onnx_flags, end["is_anomaly"].to_numpy()[LENGTH - 1:] == 1)
+
+
 @pytest.fixture(scope="module")
 def tanh_model():
     return LSTMAutoencoder(encoder=(6, 3), **FAST).fit(raw_windows(32, 0))

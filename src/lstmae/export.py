@@ -416,7 +416,7 @@ def _add_metadata(proto, model) -> None:
         "window": str(int(model.n_timesteps_)),
         "n_features": str(int(model.n_features_in_)),
         "feature_names": json.dumps(names),
-        "threshold": json.dumps(float(model.threshold_) if hasattr(model, "threshold_") else None),
+        "threshold": json.dumps(_window_threshold(model)),
         "error_model": model.error_model_.spec,
         "activation": arch.activation,
         "decoder_type": arch.decoder_type,
@@ -430,6 +430,18 @@ def _add_metadata(proto, model) -> None:
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
+
+
+def _window_threshold(model) -> float | None:
+    """The threshold for the graph's scores, one per window: the model's own when it was fitted on window scores,
+    else its rule refitted on the model's held-out window scores (a series model's is fitted on row scores, the
+    mean of the windows covering each row); an adaptive rule's starting level; None without a threshold."""
+    from .series import end_threshold
+
+    if not hasattr(model, "threshold_"):
+        return None
+    static, adaptive = end_threshold(model)
+    return float(static if adaptive is None else adaptive.threshold)
 
 
 def _opset_of(proto) -> int:
