@@ -398,7 +398,7 @@ def test_save_replaces_only_an_earlier_state(model, tmp_path):
     scorer = StreamingScorer(model)
     model.save(tmp_path / "model")
     with pytest.raises(DataError, match=r"holds config.json, model.safetensors, not a streaming state \(no "
-                                        "state.json\)"):
+                                        r"state.json\)"):
         scorer.save(tmp_path / "model", overwrite=True)
     assert load(tmp_path / "model").threshold_ == model.threshold_  # the model is still there
 

@@ -83,7 +83,8 @@ def _common_data_options(func):
         click.option("--label-column", help="Column with 0/1 anomaly labels (never used as a feature)."),
         click.option("--entity-column", help="Column naming separate series (machines, patients); "
                                              "windows never cross from one to the next."),
-        click.option("--columns", help="Comma-separated feature columns (default: all numeric columns)."),
+        click.option("--columns", help="Comma-separated feature columns, names or glob patterns such as 't*' "
+                                       "(default: all numeric columns)."),
         click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
                      help="What to do with missing values."),
     ]
