@@ -76,6 +76,28 @@ def test_fit_writes_a_model_with_the_data_settings(workspace):
     assert config["data"]["window"] == 10 and config["data"]["time_column"] == "timestamp"
 
 
+def test_scores_and_events_are_one_result_a_failed_events_write_replaces_no_earlier_scores(workspace, tmp_path,
+                                                                                            monkeypatch):
+    """--overwrite with --events on a full disk: the scores file was replaced before the events failed."""
+    import errno
+
+    earlier = tmp_path / "scores.csv"
+    earlier.write_text("earlier,scores\n1,2\n")
+    to_csv = pd.DataFrame.to_csv
+
+    def disk_full_for_events(frame, path, *args, **kwargs):
+        if "events" in Path(path).name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return to_csv(frame, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full_for_events)
+    result = run("score", workspace / "model", workspace / "test.csv", "-o", earlier, "--events",
+                 tmp_path / "events.csv", "--overwrite")
+    assert_user_error(result, "No space left on device")
+    assert earlier.read_text() == "earlier,scores\n1,2\n" and not (tmp_path / "events.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # no temporary file left either
+
+
 def test_score_gives_one_row_per_input_row_with_warm_up_invalid(workspace):
     out = workspace / "scores.csv"
     result = run("score", workspace / "model", workspace / "test.csv", "-o", out, "--events", workspace / "ev.csv")

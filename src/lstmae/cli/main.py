@@ -376,7 +376,7 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
     Example:
       lstmae score model test.csv -o scores.csv --events events.csv
     """
-    from ..data.io import write_table
+    from ..data.io import write_tables
     from ..series import read_for_model, score_data
 
     check_output(output, overwrite, table=True, model_dir=model_dir, data=data)
@@ -391,15 +391,8 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
     scores, events = score_data(model, dataset, how=how, stride=stride, threshold=threshold,
                                 feature_errors=feature_errors, events=events_path is not None,
                                 alarms=_alarms(min_alarm_rows, merge_gap, cooldown, alarm_focus))
-    new_output = not Path(output).exists()
-    write_table(scores, output, overwrite=overwrite)
-    if events is not None:
-        try:
-            write_table(events, events_path, overwrite=overwrite)
-        except Exception:  # one command, one result: no scores without the events asked for
-            if new_output:
-                Path(output).unlink(missing_ok=True)
-            raise
+    # one command, one result: no scores without the events asked for, and no old scores replaced by a failed run
+    write_tables([(scores, output)] + ([(events, events_path)] if events is not None else []), overwrite=overwrite)
     flagged = int(scores["is_anomaly"].sum())
     n_valid = max(1, int(scores.get("valid", scores["is_anomaly"] >= 0).sum()))
     if "alarm" in scores:  # a series: what a person is paged on is the alarm rows, after the alarm rules

@@ -20,6 +20,7 @@ written atomically (`atomic_output`, `write_table`, `write_text_atomic`, `write_
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fnmatch
@@ -935,15 +936,24 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, *, overwrite: bool = 
 
     A named index (e.g. "timestamp") is written as the first column; an unnamed one is not.
     """
-    path = Path(path)
-    check_output_path(path, overwrite, table=True)
-    write_index = df.index.name is not None or isinstance(df.index, pd.MultiIndex)
-    with atomic_output(path) as temporary:
-        if _table_format(path) == "csv":
-            compression = "gzip" if path.name.lower().endswith(".gz") else None
-            df.to_csv(temporary, index=write_index, compression=compression)
-        else:
-            df.to_parquet(temporary, index=write_index)
+    write_tables([(df, path)], overwrite=overwrite)
+
+
+def write_tables(tables, *, overwrite: bool = False) -> None:
+    """`write_table` for several (df, path) that are one result: each is written to its temporary file, and only
+    when all are written are they renamed into place, so a failure (a full disk) leaves every path as it was."""
+    tables = [(df, Path(path)) for df, path in tables]
+    for _, path in tables:
+        check_output_path(path, overwrite, table=True)
+    with contextlib.ExitStack() as stack:
+        for df, path in tables:
+            temporary = stack.enter_context(atomic_output(path))
+            write_index = df.index.name is not None or isinstance(df.index, pd.MultiIndex)
+            if _table_format(path) == "csv":
+                compression = "gzip" if path.name.lower().endswith(".gz") else None
+                df.to_csv(temporary, index=write_index, compression=compression)
+            else:
+                df.to_parquet(temporary, index=write_index)
 
 
 @contextmanager
