@@ -498,12 +498,14 @@ def test_time_gaps_split_windows_and_dropped_rows_keep_one_output_row_each(works
     assert not scores["valid"][120:129].any() and scores["valid"][129:].all()  # warm-up again after the gap
     frame = sensor_frame(60)
     frame.loc[[5, 7], "flow"] = np.nan
+    frame.loc[[5, 6], "label"] = 1
     frame.to_csv(tmp_path / "holes.csv", index=False)
     result = run("score", workspace / "model", tmp_path / "holes.csv", "-o", tmp_path / "h.csv", "--nan-policy", "drop")
     assert result.exit_code == 0, result.output
     holes = pd.read_csv(tmp_path / "h.csv")
     assert len(holes) == 60 and list(holes["timestamp"]) == list(frame["timestamp"])
     assert not holes["valid"][[5, 7]].any() and holes["score"][[5, 7]].isna().all()
+    assert holes["label"].tolist() == frame["label"].tolist()  # a dropped row's label is the input's, not 0
 
 
 def test_fit_how_point_scores_rows_by_their_own_error_and_a_max_model_refuses_point(workspace):
@@ -626,6 +628,12 @@ def test_entity_models_say_whose_each_row_and_event_is(tmp_path):
     assert list(events.columns[:2]) == ["event", "machine"] and events["event"].tolist() == list(range(len(events)))
     for _, event in events.iterrows():  # no event runs from one machine into the next
         assert set(scores["machine"][event["start_row"]:event["end_row"] + 1]) == {event["machine"]}
+    holes = data.copy()
+    holes.loc[[130, 131], "temp"] = np.nan  # two of m2's rows, left out by --nan-policy drop
+    holes.to_csv(tmp_path / "holes.csv", index=False)
+    result = run("score", tmp_path / "m", tmp_path / "holes.csv", "-o", tmp_path / "h.csv", "--nan-policy", "drop")
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "h.csv")["machine"].tolist() == data["machine"].tolist()  # they were empty
     one.to_csv(tmp_path / "one.csv", index=False)
     result = run("score", tmp_path / "m", tmp_path / "one.csv", "-o", tmp_path / "s1.csv")
     assert result.exit_code == 0 and "no column 'machine', the model's --entity-column" in result.output

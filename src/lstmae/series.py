@@ -24,6 +24,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Hashable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -852,11 +853,12 @@ def score_data(model, data, *, how: str = DEFAULTS["how"], stride: int = 1, thre
     table = score_values(model, data.values, stride=stride, how=how, groups=groups,
                          feature_errors=feature_errors or events, threshold=threshold, alarms=alarms)
     table.index = data.index
-    table = _with_entities(table, model, data)
     entity_column = model.data_settings_.get("entity_column") if data.entities is not None else None
-    if data.labels is not None:
-        table["label"] = data.labels
     table = _on_input_rows(table, data)
+    # the labels and entities of the rows --nan-policy drop left out are the input's, not a fill value
+    table = _with_entities(table, model, SimpleNamespace(entities=data.input_entities))
+    if data.labels is not None:
+        table["label"] = data.input_labels
     found = None
     if events:
         error_columns = [f"error_{name}" for name in data.feature_names]
@@ -931,8 +933,6 @@ def _on_input_rows(table: pd.DataFrame, data) -> pd.DataFrame:
         values = table[column].to_numpy()
         if values.dtype == bool:
             spread[column] = data.to_input_rows(values, fill=False)
-        elif values.dtype == object:  # entity ids
-            spread[column] = data.to_input_rows(values, fill=None)
         elif np.issubdtype(values.dtype, np.integer):
             spread[column] = data.to_input_rows(values, fill=0)
         else:

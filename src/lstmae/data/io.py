@@ -71,8 +71,9 @@ class SeriesData:
     The input rows: every data row of the file, T_in >= T, in the order the series is
     read (sorted by time when the file was not). nan_policy="drop" is the only thing that
     keeps fewer rows than that. dropped: (T_in,) bool, True for a row that was dropped.
-    input_index: (T_in,) the index of every input row. Window over the kept rows (`values`)
-    and report on the input rows with `to_input_rows`.
+    input_index: (T_in,) the index of every input row; input_labels and input_entities: (T_in,) the
+    labels and entities of every input row (None: as `labels` and `entities`). Window over the kept rows
+    (`values`) and report on the input rows with `to_input_rows`.
     """
 
     values: np.ndarray
@@ -83,12 +84,18 @@ class SeriesData:
     source: str
     dropped: np.ndarray | None = None
     input_index: pd.Index | None = None
+    input_labels: np.ndarray | None = None
+    input_entities: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.dropped is None:
             self.dropped = np.zeros(len(self.values), dtype=bool)
         if self.input_index is None:
             self.input_index = self.index
+        if self.input_labels is None:
+            self.input_labels = self.labels
+        if self.input_entities is None:
+            self.input_entities = self.entities
 
     def kept_rows(self) -> np.ndarray:
         """(T,) position of each kept row among the input rows."""
@@ -649,7 +656,7 @@ def read_series(
             labels = labels[order] if labels is not None else None
             entities = entities[order] if entities is not None else None
 
-    input_index = index
+    input_index, input_labels, input_entities = index, labels, entities
     dropped = np.zeros(len(values), dtype=bool)
     if nan_policy == "drop":
         dropped = np.isnan(values).any(axis=1)
@@ -665,7 +672,8 @@ def read_series(
     elif nan_policy in ("ffill", "interpolate") and np.isnan(values).any():
         values = _fill_missing(values, entities, names, nan_policy, source)
     return SeriesData(
-        values.astype(np.float32), names, index, labels, entities, source, dropped, input_index
+        values.astype(np.float32), names, index, labels, entities, source, dropped, input_index, input_labels,
+        input_entities,
     )
 
 
