@@ -541,6 +541,15 @@ def test_fit_refuses_options_it_would_not_honour(workspace, tmp_path, options, f
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize("checkpoints", ["m", "m/ck", "."])
+def test_fit_refuses_a_checkpoint_folder_that_overlaps_the_model_folder_before_training(workspace, tmp_path,
+                                                                                       checkpoints):
+    """It trained every epoch, then refused to write the model where the checkpoints were."""
+    assert_user_error(run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10, *TINY,
+                          "--checkpoint-dir", tmp_path / checkpoints), "overlap", "a folder of their own")
+    assert not (tmp_path / "m").exists()
+
+
 def test_score_output_paths_are_checked_against_each_other_and_folders(workspace, tmp_path):
     same = tmp_path / "same.csv"
     assert_user_error(run("score", workspace / "model", workspace / "test.csv", "-o", same, "--events", same),

@@ -275,6 +275,11 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
     elif window is not None:
         raise UserError("--window applies to --layout series; sequences are windows of their own length already")
     check_output(model_dir, overwrite, data=data, replaces=MODEL_KIND)
+    if checkpoint_dir is not None:
+        checkpoints, target = Path(checkpoint_dir).resolve(), Path(model_dir).resolve()
+        if checkpoints == target or target in checkpoints.parents or checkpoints in target.parents:
+            raise UserError(f"--checkpoint-dir {checkpoint_dir} and the model folder {model_dir} overlap; give the "
+                            "checkpoints a folder of their own (the model is written where they are kept)")
     params = _model_params(preset, **options)
     params["random_state"] = seed
     model = LSTMAutoencoder(**params)
