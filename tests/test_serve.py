@@ -342,6 +342,19 @@ def test_streaming_off_answers_409(model):
         assert client.get("/v1/model").json()["streaming"] is False
 
 
+def test_a_model_without_held_out_window_scores_serves_scores_and_says_why_it_cannot_stream(model):
+    """Such a model (saved before they were kept) loads and scores; the server failed to start with a traceback."""
+    import copy
+
+    old = copy.copy(model)
+    old.calibration_scores_ = {}
+    with running(create_app(old)) as client:
+        assert client.post("/v1/score", json={"rows": rows_of(series(40, seed=3))}).status_code == 200
+        response = client.post("/v1/stream/e1", json={"rows": [GOOD_ROW]})
+        assert response.status_code == 409 and "no held-out how='end' scores" in response.json()["error"]
+        assert "/v1/score" in response.json()["fix"] and client.get("/v1/model").json()["streaming"] is False
+
+
 def test_concurrent_clients_get_their_own_answers(client, model):
     values = series(30, seed=11)
     expected = score_frame(model, pd.DataFrame(values, columns=FEATURES))["score"].to_numpy()

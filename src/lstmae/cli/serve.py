@@ -91,6 +91,8 @@ def register(cli: click.Group) -> None:
             click.echo(f"warning: listening on {host}: anyone who reaches it can score and stream, with no "
                        "authentication or TLS", err=True)
         service = app.state.service
+        if workers == 1 and service.no_stream is not None:
+            click.echo(f"warning: {service.no_stream[0]}; POST /v1/score works", err=True)
         click.echo(f"serving {model_dir} on http://{host}:{port} (window {service.window}, {len(service.features)} "
                    f"features, {threads} torch thread(s) per worker; API docs at /docs); Ctrl-C stops", err=True)
         if workers == 1:

@@ -129,7 +129,19 @@ class ScoringService:
         self.window = int(model.n_timesteps_)
         self.max_rows, self.max_entities = int(max_rows), int(max_entities)
         self.max_body_bytes = int(max_body_bytes or max(1 << 20, self.max_rows * (len(self.features) + 1) * 32))
-        self.streaming = streaming
+        # why /v1/stream answers 409 (error, fix), or None
+        self.no_stream = None if streaming else (
+            "streaming is off: this server runs several worker processes, each of which would hold part of an "
+            "entity's rows", "run lstmae serve with --workers 1 for /v1/stream, or use POST /v1/score")
+        if streaming:
+            from ..series import end_threshold
+
+            try:  # a stream scores each row by the window ending at it, with the threshold of window scores
+                end_threshold(model)
+            except DataError as err:  # e.g. a model saved without its held-out window scores
+                self.no_stream = (f"streaming is off: {str(err).partition('; ')[0]}",
+                                  "use POST /v1/score, or refit the model for /v1/stream")
+        self.streaming = self.no_stream is None
         self.metrics = Metrics()
         self.ready = False
         self._scorer = None
@@ -172,7 +184,7 @@ class ScoringService:
     # ---------------------------------------------------------------- batch
     def score(self, body: bytes) -> dict:
         """POST /v1/score for a request body: one result per row (runs in a worker thread)."""
-        from ..series import AlarmStormWarning, calibration_for, fitted_how, score_values
+        from ..series import AlarmStormWarning, _same_kind, calibration_for, fitted_how, score_values
 
         data = parse_json(body)
         check_keys(data, ("rows", "columns", "data", "how", "entity_column"))
@@ -180,8 +192,9 @@ class ScoringService:
         if how not in HOW_CHOICES:
             raise RequestError(422, f"'how' is {json.dumps(how)[:40]}", "how",
                                f"use one of {', '.join(map(repr, HOW_CHOICES))} (default {DEFAULTS['how']!r})")
-        try:
-            calibration_for(self.model, how)
+        try:  # the model's own threshold serves its own kind of score; another kind is refitted on held-out scores
+            if not _same_kind(how, self.model.threshold_how_):
+                calibration_for(self.model, how)
         except DataError as err:  # its fix offers a fixed threshold, which a request cannot give
             raise RequestError(422, str(err).partition("; ")[0], "how", f"send how={fitted_how(self.model)!r}, or "
                                f"refit the model with lstmae fit --how {how}") from None
@@ -297,10 +310,8 @@ class ScoringService:
         return {"entity": entity_id, "forgotten": True, "rows_seen": rows}
 
     def _check_streaming(self, entity_id: str) -> None:
-        if not self.streaming:
-            raise RequestError(409, "streaming is off: this server runs several worker processes, each of which "
-                                    "would hold part of an entity's rows", "entity_id",
-                               "run lstmae serve with --workers 1 for /v1/stream, or use POST /v1/score")
+        if self.no_stream is not None:
+            raise RequestError(409, self.no_stream[0], "entity_id", self.no_stream[1])
         if len(entity_id) > _MAX_ENTITY_ID:
             raise RequestError(422, f"the entity id is {len(entity_id)} characters long", "entity_id",
                                f"use an id of at most {_MAX_ENTITY_ID} characters")
