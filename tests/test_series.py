@@ -528,6 +528,10 @@ def test_a_value_the_scaling_turns_into_inf_is_named_by_row_and_column(fitted):
     assert fitted.scaler_.scale[1] < 1
     with pytest.raises(DataError, match=r"column 'b' row 13 has value 3.40282e\+38, too large for the model's scaling"):
         score_values(fitted, values)
+    # encode and reconstruct said "sample 3 contains NaN or inf" of a finite value, with --nan-policy as the fix
+    for window_values in (encode_values, reconstruct_values):
+        with pytest.raises(DataError, match=r"column 'b' row 13 has value 3.40282e\+38, too large"):
+            window_values(fitted, values)
 
 
 def test_scoring_with_another_mapping_refits_the_rule_on_that_mapping_s_own_held_out_rows():

@@ -134,6 +134,17 @@ def first_unscalable(model, values: np.ndarray) -> tuple[int, int] | None:
     return tuple(int(i) for i in np.argwhere(bad)[0])
 
 
+def _check_scalable(model, values: np.ndarray, names) -> None:
+    """DataError naming the row and column of the first value of the series (T, F) that the model's scaling turns
+    into inf (finite before it)."""
+    too_large = first_unscalable(model, values)
+    if too_large is not None:
+        row, column = too_large
+        raise DataError(f"the series: column '{names[column]}' row {row + 1} has value {values[row, column]:g}, too "
+                        "large for the model's scaling (inf after it); fix the cell or leave the row out",
+                        cell=(row, column))
+
+
 def check_how(how) -> None:
     """DataError unless `how` is one of the window -> row mappings (HOW_CHOICES)."""
     if how not in HOW_CHOICES:
@@ -364,12 +375,7 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     n_rows, window = len(values), model.n_timesteps_
     names = list(feature_names) if feature_names is not None else model._feature_names()
     check_finite(values, names, "the series")  # names the row and column, not a window number
-    too_large = first_unscalable(model, values)
-    if too_large is not None:
-        row, column = too_large
-        raise DataError(f"the series: column '{names[column]}' row {row + 1} has value {values[row, column]:g}, too "
-                        "large for the model's scaling (inf after it); fix the cell or leave the row out",
-                        cell=(row, column))
+    _check_scalable(model, values, names)
     points = np.full(n_rows, np.nan)
     valid = np.zeros(n_rows, bool)
     overflow = np.zeros(n_rows, bool)
@@ -727,6 +733,7 @@ def _checked_series(model, values) -> np.ndarray:
     check_is_fitted(model, "module_")
     values = series_array(values)
     check_finite(values, model._feature_names(), "the series")
+    _check_scalable(model, values, model._feature_names())
     return values
 
 
