@@ -550,6 +550,27 @@ def test_fit_refuses_a_checkpoint_folder_that_overlaps_the_model_folder_before_t
     assert not (tmp_path / "m").exists()
 
 
+def test_a_path_the_file_system_refuses_is_one_line_naming_it_not_an_unexpected_error(workspace, tmp_path):
+    import errno
+    import shutil
+
+    from lstmae.cli.main import _os_error_line
+
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a model folder that is a link to itself
+    assert_user_error(run("score", tmp_path / "loop", workspace / "test.csv", "-o", tmp_path / "s.csv"),
+                      "loop': a symbolic link there points back to itself")
+    shutil.copytree(workspace / "model", tmp_path / "m")
+    (tmp_path / "m" / "config.json").unlink()
+    (tmp_path / "m" / "config.json").symlink_to("config.json")  # its config.json a link to itself
+    assert_user_error(run("score", tmp_path / "m", workspace / "test.csv", "-o", tmp_path / "s.csv"),
+                      "config.json: Too many levels of symbolic links", "fix or remove the link")
+    assert not (tmp_path / "s.csv").exists()
+    # (root reads any folder, so a folder it may not enter is told from its error, as a user's would be)
+    denied = PermissionError(errno.EACCES, "Permission denied", "model/config.json")
+    assert _os_error_line(denied) == "model/config.json: Permission denied; check its permissions (and those of the " \
+                                     "folders above it)"
+
+
 def test_score_output_paths_are_checked_against_each_other_and_folders(workspace, tmp_path):
     same = tmp_path / "same.csv"
     assert_user_error(run("score", workspace / "model", workspace / "test.csv", "-o", same, "--events", same),

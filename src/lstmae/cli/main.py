@@ -47,9 +47,27 @@ class LstmaeGroup(click.Group):
                 raise UserError(str(err)) from err
             if isinstance(err, ValueError):  # parameter checks in the estimator
                 raise UserError(str(err)) from err
+            if isinstance(err, OSError) and err.filename is not None:  # the file system refused a path
+                raise UserError(_os_error_line(err)) from err
+            if isinstance(err, RuntimeError) and str(err).startswith("Symlink loop from "):  # Path.resolve, < 3.13
+                raise UserError(f"{str(err).removeprefix('Symlink loop from ')}: a symbolic link there points back "
+                                "to itself; fix or remove the link") from err
             click.echo(f"Error: unexpected {type(err).__name__}: {err} (run again with --debug for the traceback)",
                        err=True)
             sys.exit(1)
+
+
+def _os_error_line(err: OSError) -> str:
+    """One line for an OSError on a path: the path, the system's reason and what to do."""
+    import errno
+
+    fixes = {errno.EACCES: "check its permissions (and those of the folders above it)",
+             errno.EPERM: "check its permissions (and those of the folders above it)",
+             errno.ELOOP: "a symbolic link there points back to itself; fix or remove the link",
+             errno.ENOSPC: "free some space, or write elsewhere",
+             errno.EROFS: "the file system is read-only; write elsewhere"}
+    reason = err.strerror or type(err).__name__
+    return f"{err.filename}: {reason}; " + fixes.get(err.errno, "check the path")
 
 
 @click.group(cls=LstmaeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
