@@ -1,5 +1,6 @@
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -268,6 +269,10 @@ def _set_first(prefix, make):
     (lambda c: c["threshold"].update(value=True), None, "its threshold value is True, not a number"),
     (lambda c: c.update(feature_names="abc"), None, "its feature_names are 'abc', not 3 different names"),
     (lambda c: c.update(feature_names=["a", "a", "b"]), None, r"feature_names are \['a', 'a', 'b'\], not 3 different"),
+    # an IndexError in every command, or (-1, 0.7) another feature marked silently
+    *[(lambda c, flags=flags: c.update(binary_features=flags), None,
+       rf"its binary_features are {re.escape(repr(flags))}, not positions of its 3 features")
+      for flags in ([99], [-1], [0.7], [True], "0")],
 ])
 def test_a_corrupt_model_file_is_refused_at_load_naming_it(fitted_small, tmp_path, config_change, tensor_change,
                                                             message):

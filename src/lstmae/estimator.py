@@ -563,7 +563,12 @@ PARAMETERS_HERE
                                        for kind, value in config["threshold"].get("floors", {}).items()}
             model.n_timesteps_ = config["n_timesteps"]
             model.binary_features_ = np.zeros(model.architecture_.n_features, bool)
-            model.binary_features_[np.asarray(config.get("binary_features", []), dtype=np.int64)] = True
+            flags = config.get("binary_features", [])
+            if not isinstance(flags, list) or not all(is_integer(j, 0) and j < len(model.binary_features_)
+                                                      for j in flags):
+                raise ValueError(f"its binary_features are {flags!r}, not positions of its "
+                                 f"{len(model.binary_features_)} features")
+            model.binary_features_[np.asarray(flags, dtype=np.int64)] = True
         except ModelFileError as err:  # a part's own check: say which model it is
             raise (err if source in str(err) else ModelFileError(f"{source}: {err}")) from err
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
