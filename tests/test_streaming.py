@@ -2,6 +2,7 @@
 scores, flags and (causal) alarms of batch scoring with how="end"; warm-up rows are never scored; every
 error path is one clear DataError / ModelFileError."""
 import json
+import os
 import warnings
 
 import numpy as np
@@ -350,6 +351,15 @@ def test_corrupt_state_is_refused(model, tmp_path):
     (path / STATE_JSON).write_text(good_json[:50])
     with pytest.raises(ModelFileError, match="not valid JSON"):
         StreamingScorer.load(path, model)
+    (path / STATE_JSON).unlink()
+    os.mkfifo(path / STATE_JSON)  # reading a named pipe waited for a writer forever
+    with pytest.raises(ModelFileError, match="state.json is not a regular file; the state is corrupt"):
+        StreamingScorer.load(path, model)
+    (path / STATE_JSON).unlink()
+    (path / STATE_JSON).symlink_to(STATE_JSON)  # a raw OSError
+    with pytest.raises(ModelFileError, match="cannot be read as a streaming state .*Too many levels of symbolic"):
+        StreamingScorer.load(path, model)
+    (path / STATE_JSON).unlink()
     (path / STATE_JSON).write_text(good_json)
     (path / STATE_TENSORS).write_bytes(good_tensors[:-7])
     with pytest.raises(ModelFileError, match="SHA-256 differs"):

@@ -40,6 +40,7 @@ from safetensors.torch import save as save_tensors
 from .data.io import staged_directory, write_bytes_atomic, write_text_atomic
 from .data.validation import is_integer
 from .exceptions import DataError, ModelFileError
+from .persistence import _read_regular
 from .scoring import (DEFAULT_ALARM, AlarmFilter, adaptive_from_state, alarm_rules, apply_threshold,
                       check_alarm_options, parse_threshold)
 from .series import _name, end_threshold, feature_values, first_unscalable, groups_of
@@ -398,13 +399,14 @@ class StreamingScorer:
         """The scorer saved in `path` by `save`, for `model` (the one it was made with; another model's state
         is refused). ModelFileError for a missing, corrupt or foreign state."""
         path = Path(path)
-        try:
-            text = (path / STATE_JSON).read_text(encoding="utf-8")
-            payload = (path / STATE_TENSORS).read_bytes()
+        fix = "the state is corrupt: save it again"
+        try:  # a named pipe would be waited on forever
+            text = _read_regular(path / STATE_JSON, fix).read_text(encoding="utf-8")
+            payload = _read_regular(path / STATE_TENSORS, fix).read_bytes()
         except FileNotFoundError:
             raise ModelFileError(f"{path} is not a streaming state directory (expected {STATE_JSON} and "
                                  f"{STATE_TENSORS}, as written by StreamingScorer.save)") from None
-        except (IsADirectoryError, NotADirectoryError, PermissionError, UnicodeDecodeError) as err:
+        except (OSError, UnicodeDecodeError) as err:  # a folder, no permission, a symbolic link loop
             raise ModelFileError(f"{path} cannot be read as a streaming state ({err})") from None
         try:
             config = json.loads(text)
