@@ -723,3 +723,20 @@ def test_bool_flag_columns_are_0_1_in_fitting_as_in_scoring():
     as_numbers = frame.astype({"door_open": float})
     pd.testing.assert_frame_equal(score_values(model, frame), score_values(model, as_numbers))
     pd.testing.assert_frame_equal(score_values(model, frame.to_numpy()), score_values(model, as_numbers))
+
+
+def test_one_extreme_training_value_that_sets_a_columns_scale_is_named_in_a_warning():
+    """A typo such as 1e20 in one training row made the scaler divide column a by 5.6e18: fit said nothing,
+    and an anomaly on a later scored 0 flags."""
+    values = series(300)
+    values[40, 0] = 1e20
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0)
+    with pytest.warns(UserWarning, match=r"column 'a' row 41 holds 1e\+20, which alone sets the column's scale"):
+        fit_series(model, values, window=10, feature_names=["a", "b"])
+    flagged = series(300)
+    flagged[:, 1] = 0.0
+    flagged[7, 1] = 1.0  # one event in a column otherwise constant: nothing else in it to blind
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_series(LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0), flagged, window=10)
+    assert not any("alone sets" in str(w.message) for w in caught)

@@ -134,6 +134,26 @@ def first_unscalable(model, values: np.ndarray) -> tuple[int, int] | None:
     return tuple(int(i) for i in np.argwhere(bad)[0])
 
 
+# A column whose spread falls this many times when its most extreme value is left out is scaled by that value.
+LONE_EXTREME_RATIO = 100
+
+
+def _warn_lone_extremes(values: np.ndarray, names) -> None:
+    """A UserWarning naming the row and value of each column (T, F) whose spread one value sets: the scaler
+    divides by it, so the column's other changes hardly move a score (a typo such as 1e20 blinds it)."""
+    if len(values) < 3:
+        return
+    data = values.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows = np.argmax(np.abs(data - np.median(data, axis=0)), axis=0)
+        spread = data.std(axis=0)
+        rest = np.array([np.delete(data[:, j], rows[j]).std() for j in range(data.shape[1])])
+    for j in np.flatnonzero((rest > 0) & (spread > LONE_EXTREME_RATIO * rest)):  # a constant rest: nothing to blind
+        warnings.warn(f"the series: column '{names[j]}' row {rows[j] + 1} holds {data[rows[j], j]:g}, which alone sets "
+                      f"the column's scale ({spread[j]:.3g}; {rest[j]:.3g} without it): the column's other changes "
+                      "will hardly move a score; fix the cell or leave the row out", UserWarning, stacklevel=3)
+
+
 def _check_scalable(model, values: np.ndarray, names) -> None:
     """DataError naming the row and column of the first value of the series (T, F) that the model's scaling turns
     into inf (finite before it)."""
@@ -212,8 +232,9 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     if feature_names is None and _named_columns(values):  # as scikit-learn records a DataFrame's columns
         feature_names = list(values.columns)
     values = series_array(values)
-    check_finite(values, list(feature_names) if feature_names is not None else
-                 [f"f{j}" for j in range(values.shape[1])], "the series")
+    names = list(feature_names) if feature_names is not None else [f"f{j}" for j in range(values.shape[1])]
+    check_finite(values, names, "the series")
+    _warn_lone_extremes(values, names)
     if labels is not None:
         labels = check_labels(labels, len(values), like="the series' rows")
     model._check_params()
