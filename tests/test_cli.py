@@ -160,6 +160,14 @@ def test_encode_and_reconstruct_read_partly_labelled_data(workspace, tmp_path):
     # evaluate needs the labels, and names the cell
     assert_user_error(run("evaluate", workspace / "model", tmp_path / "partly.csv", "--label-column", "label", "-o",
                           tmp_path / "report"), "row 101")
+    # a model fitted without labels reads a labelled file's features by name: reconstruct, which has neither
+    # --label-column nor --columns, refused it ("column 'label' looks like labels")
+    pd.read_csv(workspace / "train.csv").drop(columns="label").to_csv(tmp_path / "unlabelled.csv", index=False)
+    assert run("fit", tmp_path / "unlabelled.csv", "-o", tmp_path / "m", "--window", 10, "--time-column", "timestamp",
+               *TINY).exit_code == 0
+    for command in ("encode", "reconstruct"):
+        result = run(command, tmp_path / "m", workspace / "test.csv", "-o", tmp_path / f"{command}_labelled.csv")
+        assert result.exit_code == 0, result.output
 
 
 def test_series_functions_leave_the_callers_model_as_it_was(workspace):

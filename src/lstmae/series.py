@@ -814,8 +814,9 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
         label = label_column or settings.get("label_column")
         columns = settings.get("columns")
         names = getattr(model, "feature_names_in_", None)
-        if not labels and label in present and (columns or names is not None):
-            # the model's features by name: the label column is then neither read nor taken for a feature
+        if not labels and (columns or names is not None):
+            # the model's features by name: a label column (the model's, or one it never had) is then neither read
+            # nor taken for a feature; reconstruct, which has no --columns, could not read a file with one
             label, columns = None, columns or list(names)
         data = read_series(path, columns=columns, label_column=label if label in present else None,
                            nan_policy=nan_policy, **reserved)
