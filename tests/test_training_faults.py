@@ -166,3 +166,30 @@ def test_a_hand_edited_checkpoint_is_refused_naming_the_file_and_field(two_epoch
     message = re.escape(f"{directory / 'checkpoint.json'}: {field} must be ") + r".*; remove the checkpoint folder"
     with pytest.raises(ModelFileError, match=message):
         small(epochs=2).fit(sine_windows(n=64), checkpoint_dir=directory)
+
+
+@pytest.mark.parametrize("key, change, what", [
+    ("module.", lambda t: t * float("nan"), "finite values"),  # resumed, then 'diverged: lower the learning rate'
+    ("optimizer.0.exp_avg_sq", lambda t: -t - 1, "Adam's state"),
+    ("optimizer.0.exp_avg", lambda t: t.reshape(-1)[:9].reshape(3, 3), "Adam's state"),  # a RuntimeError
+    ("optimizer.0.step", lambda t: t * 0 - 5, "Adam's state"),  # 'ComplexFloat can't be cast'
+    ("torch_rng", lambda t: t[:5], "torch's random state"),  # 'Expected a CPUGeneratorImplState of size'
+    ("torch_rng", lambda t: t.float(), "torch's random state"),  # 'RNG state must be a torch.ByteTensor'
+])
+def test_a_tampered_checkpoint_tensor_is_refused_naming_the_file(two_epoch_checkpoint, tmp_path, key, change, what):
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from lstmae.exceptions import ModelFileError
+
+    directory = tmp_path / "ckpt"
+    shutil.copytree(two_epoch_checkpoint, directory)
+    tensors_file = directory / json.loads((directory / "checkpoint.json").read_text())["tensors"]
+    tensors = load_file(tensors_file)
+    name = next(name for name in tensors if name.startswith(key))
+    tensors[name] = change(tensors[name]).contiguous()
+    save_file(tensors, tensors_file)
+    with pytest.raises(ModelFileError, match=f"checkpoint.json: tensors must be {what}.*remove the checkpoint"):
+        small(epochs=2).fit(sine_windows(n=64), checkpoint_dir=directory)

@@ -125,6 +125,23 @@ def _unresumable(config: dict, tensors: dict, module, optimizer, rng: np.random.
             return "tensors", f"a file with this network's weights under {prefix}", config.get("tensors")
     if "torch_rng" not in tensors:
         return "tensors", "a file with torch's random state under torch_rng", config.get("tensors")
+    rng_state = torch.get_rng_state()
+    if tensors["torch_rng"].dtype != rng_state.dtype or tensors["torch_rng"].shape != rng_state.shape:
+        return "tensors", f"torch's random state under torch_rng ({rng_state.numel()} bytes)", config.get("tensors")
+    # NaN weights or moments resumed into a run that then 'diverged', blaming the learning rate
+    for name, value in tensors.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            return "tensors", f"finite values ({name} holds NaN or inf)", config.get("tensors")
+    shapes = {str(i): p.shape for i, p in enumerate(p for group in optimizer.param_groups for p in group["params"])}
+    for index, names in state_keys.items():
+        for name in names:
+            value = tensors[f"optimizer.{index}.{name}"]
+            if name == "step":
+                bad = value.numel() != 1 or value.item() < 0
+            else:
+                bad = value.shape != shapes[index] or (name == "exp_avg_sq" and (value < 0).any())
+            if bad:
+                return "tensors", f"Adam's state of this network (optimizer.{index}.{name} is not)", config.get("tensors")
     return None
 
 
