@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for detection_study
 
@@ -43,27 +42,21 @@ from detection import error_scales  # noqa: E402
 KEYS = ("alarm_rate", "event_recall", "event_precision", "event_f1", "f1")
 
 
-def covering_quantile(window_scores: np.ndarray, n_rows: int, window: int, q: float) -> np.ndarray:
-    """(T,) the q-quantile of the scores of the windows (N,) (stride 1) that cover each row."""
-    padded = np.concatenate([window_scores, np.full(n_rows - len(window_scores), np.nan)])
-    return pd.Series(padded).rolling(window, min_periods=1).quantile(q).to_numpy()
-
-
 def variants(quantiles: list[float]) -> list[str]:
     return ["mean"] + [f"q={q:g}{drop}" for q in quantiles for drop in ("", "+drop")]
 
 
 def focused(alarms: np.ndarray, evidence: np.ndarray, drop: bool) -> np.ndarray:
-    """`alarms` (T,) 0/1 with each run narrowed to the first-last row where `evidence` (T,) bool holds; a run
-    without such a row is kept (drop=False) or removed (drop=True)."""
-    from lstmae.scoring.events import flag_runs
+    """`alarms` (T,) 0/1 with each run narrowed to its first-last row where `evidence` (T,) bool holds: lstmae's
+    `focus_alarms` (drop=True); a run without such a row is kept with drop=False."""
+    from lstmae.scoring import focus_alarms
+    from lstmae.scoring.events import flag_runs, runs_touching
 
-    out = np.zeros_like(alarms)
-    for start, end in zip(*flag_runs(alarms)):
-        inside = np.flatnonzero(evidence[start: end + 1])
-        if inside.size:
-            out[start + inside[0]: start + inside[-1] + 1] = 1
-        elif not drop:
+    out = focus_alarms(alarms, evidence)
+    if not drop:
+        starts, ends = flag_runs(alarms)
+        without = ~runs_touching(starts, ends, evidence)
+        for start, end in zip(starts[without], ends[without]):
             out[start: end + 1] = 1
     return out
 
@@ -71,7 +64,7 @@ def focused(alarms: np.ndarray, evidence: np.ndarray, drop: bool) -> np.ndarray:
 def score_series(cached, task, quantiles: list[float]) -> dict:
     """{variant: metrics} of one series' test rows at lstmae's row threshold and alarm rules."""
     from lstmae.evaluation import detection_metrics
-    from lstmae.scoring import DEFAULT_ALARM, alarm_rules, alarms_from_flags, window_to_points
+    from lstmae.scoring import DEFAULT_ALARM, alarm_rules, alarms_from_flags, covering_quantile, window_to_points
 
     window, labels = int(cached["window"]), cached["labels"]
     scorer = error_scales.task_scorer(cached, task)
@@ -85,7 +78,7 @@ def score_series(cached, task, quantiles: list[float]) -> dict:
     alarms = alarms_from_flags(study.flags_above(rows, threshold), causal=False, **alarm_rules(DEFAULT_ALARM))
     flags = {"mean": alarms}
     for q in quantiles:
-        evidence = covering_quantile(test_windows, len(labels), window, q) > threshold
+        evidence = covering_quantile(test_windows, len(labels), window, 1, q) > threshold
         flags[f"q={q:g}"] = focused(alarms, evidence, drop=False)
         flags[f"q={q:g}+drop"] = focused(alarms, evidence, drop=True)
     results = {"anomaly_fraction": float(labels[valid].mean())}
