@@ -437,13 +437,15 @@ def run_series(task, settings: dict, seed: int) -> dict:
         # Scored once per error model (window scores, plus per-step errors for "point"): the ranking and the
         # alarm variants share these rows.
         test_rows = rows_by_how(variant, task.test, window)
+        covering = focus_rows(variant, task.test, window)
         held_out_rows, train_rows = (joined_rows(variant, parts, window) for parts in (held_parts, trained_parts))
         for how, scores in test_rows.items():
             metrics = detection_metrics(task.labels, scores, flags=np.zeros(len(scores), np.int8), valid=common,
                                         vus_sliding_window=vus_window)
             result["lstmae_variants"][f"{error_model}/{how}"] = {key: metrics[key]
                                                                 for key in ("vus_pr", "roc_auc", "pr_auc")}
-        for key, row in threshold_variants(variant, task, test_rows, held_out_rows, common, train_rows).items():
+        for key, row in threshold_variants(variant, task, test_rows, held_out_rows, common, train_rows,
+                                           covering).items():
             result["lstmae_thresholds"][f"{key}/{error_model}"] = row
     return result
 
@@ -517,6 +519,18 @@ def lstmae_rows(model, task, seconds: float, how: str) -> RowScores:
                       "raw_flag_rate": float(table["is_anomaly"].to_numpy()[valid].mean())})
 
 
+def focus_rows(model, values, window: int) -> np.ndarray | None:
+    """(T,) the quantile DEFAULT_ALARM["focus"] of the scores of the windows covering each row of the series
+    `values`, which lstmae.series narrows its alarms with; None when the focus is off."""
+    from lstmae import temporalize
+    from lstmae.scoring import covering_quantile
+
+    if DEFAULT_ALARM["focus"] is None:
+        return None
+    window_scores = model.anomaly_score(temporalize(values, window)[0])
+    return covering_quantile(window_scores, len(values), window, 1, DEFAULT_ALARM["focus"])
+
+
 def rows_by_how(model, values, window: int, hows=VARIANTS["hows"]) -> dict[str, np.ndarray]:
     """The row scores (T,) of the series `values` (NaN: no score) for each mapping in `hows`, from one
     scoring of its windows."""
@@ -532,7 +546,8 @@ def error_model_variant(model, error_model: str, held_out):
     return copy.copy(model).set_params(error_model=error_model).recalibrate(held_out)
 
 
-def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common, train_rows: dict) -> dict:
+def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common, train_rows: dict,
+                       covering=None) -> dict:
     """lstmae's alarms (the default alarm rules) at each threshold rule of VARIANTS["series_thresholds"]
     (adaptive ones included) x window-to-row mapping, every rule fitted on the model's held-out training
     rows scored with that mapping (`held_out_rows`, beside the test's `test_rows`, both {how: (T,)}): alarm
@@ -542,9 +557,10 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
     "rule+floor:Q" (below their Q quantile: the library's `threshold_floor=Q`) for each Q < 1 of
     VARIANTS["floor_quantiles"]. The rules of
     VARIANTS["pooled_thresholds"] also run as "rule+train": fitted on the held-out and the training rows'
-    scores together, so that a phase of the series that the held-out rows miss still moves the rule."""
+    scores together, so that a phase of the series that the held-out rows miss still moves the rule.
+    `covering` (`focus_rows`): the alarms are narrowed as lstmae.series narrows them (not for "point")."""
     from lstmae.exceptions import DataError
-    from lstmae.scoring import alarms_from_flags
+    from lstmae.scoring import alarms_from_flags, focus_alarms
     from lstmae.scoring import parse_threshold
     from lstmae.series import flag_rows
 
@@ -572,14 +588,18 @@ def threshold_variants(model, task, test_rows: dict, held_out_rows: dict, common
                     base, fitted_on, lowest = static[rule]
                     if lowest is None:
                         raise DataError(f"no training rows to floor {rule} on")
-                    flags = flags_above(scores, max(parse_threshold(base).fit(fitted_on), lowest))
+                    thresholds = max(parse_threshold(base).fit(fitted_on), lowest)
+                    flags = flags_above(scores, thresholds)
                 else:
-                    flags, _ = flag_rows(variant, scores, ~np.isnan(scores), None, rule, how)
+                    flags, thresholds = flag_rows(variant, scores, ~np.isnan(scores), None, rule, how)
             except DataError:  # e.g. pot: too few held-out scores for a tail fit
                 results[f"{rule}/{how}"] = dict.fromkeys(keys + ("alarm_ratio",))
                 continue
             for suffix, alarm in (ALARM_RULES if rule == ROW_THRESHOLD_RULE else {"": {}}).items():
                 alarms = alarms_from_flags(flags, causal=False, **alarm_rules({**DEFAULT_ALARM, **alarm}))
+                if covering is not None and how != "point":
+                    with np.errstate(invalid="ignore"):
+                        alarms = focus_alarms(alarms, covering > thresholds)
                 metrics = detection_metrics(task.labels, scores, flags=alarms, valid=common, vus=False)
                 row = {key: metrics[key] for key in keys}
                 if metrics["n_events"] and row["event_f1"] is None:

@@ -71,8 +71,9 @@ def test_focus_must_be_a_quantile_or_none(bad):
 @pytest.mark.parametrize("threshold", [None, "telemanom:2,mad=8"])
 def test_a_focused_alarm_is_the_alarm_narrowed_to_rows_whose_covering_windows_agree(model, threshold):
     values = series(bump_at=560, seed=1)
-    wide = score_values(model, values, threshold=threshold)
-    narrow = score_values(model, values, threshold=threshold, alarms={**DEFAULT_ALARM, "focus": 0.25})
+    wide = score_values(model, values, threshold=threshold, alarms={**DEFAULT_ALARM, "focus": None})
+    narrow = score_values(model, values, threshold=threshold)  # the default: focus 0.25
+    assert DEFAULT_ALARM["focus"] == 0.25
     assert wide["alarm"][555:570].any(), "the bump raises an alarm"
     # the same scores and flags; the alarm narrowed, never widened, and still on the bump
     pd.testing.assert_frame_equal(wide.drop(columns="alarm"), narrow.drop(columns="alarm"))
@@ -89,13 +90,13 @@ def test_a_focused_alarm_is_the_alarm_narrowed_to_rows_whose_covering_windows_ag
 
 def test_focus_narrows_alarms_on_strided_windows_and_leaves_how_point_alone(model):
     values = series(bump_at=560, seed=1)
-    wide = score_values(model, values, stride=3)
+    wide = score_values(model, values, stride=3, alarms={**DEFAULT_ALARM, "focus": None})
     narrow = score_values(model, values, stride=3, alarms={**DEFAULT_ALARM, "focus": 0.0})
     assert (narrow["alarm"] <= wide["alarm"]).all() and narrow["alarm"].sum() < wide["alarm"].sum()
     # how="point" scores each row by its own steps: nothing spread over a window to narrow
     points = score_values(model, values, how="point", threshold=np.inf, alarms=None)["score"]
     fixed = float(np.nanquantile(points, 0.97))
-    alarms = {**DEFAULT_ALARM, "min_length": 2}
+    alarms = {**DEFAULT_ALARM, "min_length": 2, "focus": None}
     plain = score_values(model, values, how="point", threshold=fixed, alarms=alarms)
     assert plain["alarm"].sum() > 0
     pd.testing.assert_frame_equal(score_values(model, values, how="point", threshold=fixed,
@@ -104,8 +105,8 @@ def test_focus_narrows_alarms_on_strided_windows_and_leaves_how_point_alone(mode
 
 def test_a_stream_raises_its_alarms_as_rows_arrive_and_leaves_focus_out(model):
     values = pd.DataFrame(series(bump_at=560, seed=1)[400:], columns=["a", "b"])
-    plain = StreamingScorer(model).update(values)
-    focused = StreamingScorer(model, alarms={**DEFAULT_ALARM, "focus": 0.25})
+    plain = StreamingScorer(model, alarms={**DEFAULT_ALARM, "focus": None}).update(values)
+    focused = StreamingScorer(model)  # the default alarms, focus 0.25 among them
     pd.testing.assert_frame_equal(focused.update(values), plain)
     assert "focus" not in focused.alarms
 
@@ -114,7 +115,7 @@ def test_the_command_line_narrows_alarms_with_alarm_focus_and_refuses_a_bad_valu
     pd.DataFrame(series(bump_at=560, seed=1), columns=["a", "b"]).to_csv(tmp_path / "test.csv", index=False)
     model.save(tmp_path / "model")
     runner = CliRunner()
-    for name, extra in (("wide.csv", []), ("narrow.csv", ["--alarm-focus", "0.25"])):
+    for name, extra in (("wide.csv", ["--alarm-focus", "off"]), ("narrow.csv", [])):  # the default: 0.25
         result = runner.invoke(cli, ["score", str(tmp_path / "model"), str(tmp_path / "test.csv"), "-o",
                                      str(tmp_path / name), *extra])
         assert result.exit_code == 0, result.output
@@ -123,3 +124,4 @@ def test_the_command_line_narrows_alarms_with_alarm_focus_and_refuses_a_bad_valu
     refused = runner.invoke(cli, ["score", str(tmp_path / "model"), str(tmp_path / "test.csv"), "-o",
                                   str(tmp_path / "bad.csv"), "--alarm-focus", "2"])
     assert refused.exit_code == 2 and "--alarm-focus" in refused.output and not (tmp_path / "bad.csv").exists()
+    assert "'2' is not a quantile between 0 and 1, nor off" in refused.output

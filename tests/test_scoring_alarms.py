@@ -63,7 +63,7 @@ def test_matches_the_reference_and_is_the_same_in_chunks_and_after_restore(min_l
 
 def test_defaults_and_nan_flags():
     assert AlarmFilter().get_state()[0]["min_length"] == DEFAULT_ALARM["min_length"] == 10
-    assert DEFAULT_ALARM == {"min_length": 10, "merge_gap": 30, "cooldown": 150, "focus": None}
+    assert DEFAULT_ALARM == {"min_length": 10, "merge_gap": 30, "cooldown": 150, "focus": 0.25}
     # NaN counts as unflagged; the alarm starts at the 10th flagged row in a row
     assert alarms_from_flags([np.nan] + [1.0] * 10).tolist() == [0] * 10 + [1]
     assert alarms_from_flags(np.array([True] * 10 + [False])).tolist() == [0] * 9 + [1, 1]

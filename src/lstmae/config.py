@@ -134,8 +134,8 @@ PARAMETER = {p.name: p for p in PARAMETERS}
 # The estimator parameters that shape the network (all others are training settings).
 ARCHITECTURE_PARAMS = tuple(p.name for p in PARAMETERS if p.architecture)
 # The alarm rules' defaults (lstmae.scoring.alarms), in rows; here so that `lstmae --help` needs no numpy.
-# focus (a quantile, or None): each alarm run narrowed, in hindsight, to the rows its covering windows agree on.
-ALARM_DEFAULTS = {"min_length": 10, "merge_gap": 30, "cooldown": 150, "focus": None}
+# focus (a quantile, or None: off): each alarm run narrowed, in hindsight, to the rows its covering windows agree on.
+ALARM_DEFAULTS = {"min_length": 10, "merge_gap": 30, "cooldown": 150, "focus": 0.25}
 # Scoring a series: a row's score is the mean of the windows covering it.
 DEFAULTS = {**{p.name: p.default for p in PARAMETERS}, "how": "mean"}
 # error_model="auto" where it can fit and score the data (else mae: see LSTMAutoencoder._resolved_error_model).

@@ -186,17 +186,40 @@ def _alarm_options(func):
         click.option("--cooldown", type=click.IntRange(min=0), default=ALARM_DEFAULTS["cooldown"],
                      show_default=True,
                      help="Rows after an alarm ends during which no new alarm starts."),
-        click.option("--alarm-focus", type=click.FloatRange(0, 1), default=ALARM_DEFAULTS["focus"],
-                     metavar="Q",
+        click.option("--alarm-focus", type=FOCUS, default=ALARM_DEFAULTS["focus"], show_default=True,
+                     metavar="Q|off",
                      help="Narrow each alarm, in hindsight, to its rows where the Q-quantile of the scores of the "
                           "windows covering the row is above the threshold (0: every covering window; 0.25: three "
                           "in four), and drop an alarm without such a row. A row's score is the mean of those "
                           "windows, so an alarm otherwise spreads a window's length before and after its anomaly. "
-                          "Not with --how point, whose rows are scored by their own steps. Default: off."),
+                          "Not with --how point, whose rows are scored by their own steps; off: the alarms as "
+                          "the rules raise them."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+class _Focus(click.ParamType):
+    """--alarm-focus: a quantile between 0 and 1, or off."""
+
+    name = "focus"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, float):
+            return value
+        if str(value).strip().lower() in ("off", "none"):
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not 0 <= number <= 1:
+            self.fail(f"{value!r} is not a quantile between 0 and 1, nor off", param, ctx)
+        return number
+
+
+FOCUS = _Focus()
 
 
 def _alarms(min_alarm_rows, merge_gap, cooldown, alarm_focus) -> dict:
