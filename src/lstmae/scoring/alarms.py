@@ -22,7 +22,7 @@ anybody, gaps of up to 30 rows do not split an incident, and an incident that cl
 comes back within 150 rows is not paged again. They are in rows, not time: scale them with the
 sampling rate (at one row a minute: 10 minutes, 30 minutes, 150 minutes).
 
-``focus`` (a quantile q in [0, 1], or None: off) is not a rule of the stream but a hindsight step for batch
+``focus`` (a quantile q in [0, 1], default 0.25, or None: off) is not a rule of the stream but a hindsight step for batch
 scoring (`lstmae.series.score_values`): a row's score there is the mean of the windows that cover it, so an
 anomaly raises the rows over a window's length before and after it too, and one window with a large error
 raises a window's length of rows. A row has *window evidence* when the q-quantile of its covering windows'
