@@ -342,6 +342,19 @@ def test_streaming_off_answers_409(model):
         assert client.get("/v1/model").json()["streaming"] is False
 
 
+def test_a_request_without_how_is_scored_with_the_models_own_mapping_as_lstmae_score_does():
+    """A how="max" model was scored with how="mean" (its threshold refitted), unlike `lstmae score`'s table."""
+    max_model = fit_series(LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0), series(),
+                           window=WINDOW, feature_names=FEATURES, how="max")
+    values = series(40, seed=3)
+    with running(create_app(max_model)) as client:
+        assert client.get("/v1/model").json()["default_how"] == "max"
+        answer = client.post("/v1/score", json={"rows": rows_of(values)}).json()
+    assert answer["how"] == "max"
+    np.testing.assert_allclose([r["score"] for r in answer["results"]],
+                               score_values(max_model, values, how="max")["score"], rtol=1e-6)
+
+
 def test_a_model_without_held_out_window_scores_serves_scores_and_says_why_it_cannot_stream(model):
     """Such a model (saved before they were kept) loads and scores; the server failed to start with a traceback."""
     import copy

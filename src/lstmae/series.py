@@ -524,6 +524,12 @@ def _point_rows(model, X, n_rows: int, stride: int, feature_errors: bool):
     return points, valid, overflow, errors
 
 
+def scoring_how(model) -> str:
+    """The row mapping a series is scored with when none is given: the one the model's threshold was fitted on
+    (`lstmae score` and the service alike), the default for a model fitted on windows."""
+    return DEFAULTS["how"] if model.threshold_how_ == "window" else model.threshold_how_
+
+
 def fitted_how(model) -> str:
     """The `how` the model's threshold was fitted on ("end" for one fitted on window scores)."""
     return {"window": "end"}.get(model.threshold_how_, model.threshold_how_)

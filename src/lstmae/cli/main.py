@@ -423,7 +423,7 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
       lstmae score model test.csv -o scores.csv --events events.csv
     """
     from ..data.io import write_tables
-    from ..series import read_for_model, score_data
+    from ..series import read_for_model, score_data, scoring_how
 
     check_output(output, overwrite, table=True, model_dir=model_dir, data=data)
     if events_path is not None:
@@ -432,7 +432,7 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
             raise UserError(f"--events {events_path} is the scores' output too; give the events their own file")
     model = _load(model_dir, columns)
     _refuse_series_options(model, {"--events": events_path, "--how": how, "--feature-errors": feature_errors or None})
-    how = how or _model_how(model)
+    how = how or scoring_how(model)
     dataset = read_for_model(model, data, nan_policy=nan_policy)
     scores, events = score_data(model, dataset, how=how, stride=stride, threshold=threshold,
                                 feature_errors=feature_errors, events=events_path is not None,
@@ -473,10 +473,6 @@ def _refuse_series_options(model, given: dict) -> None:
         if value is not None:
             raise UserError(f"{name} applies to a model of a series; this model scores sequences (one score per "
                             f"sequence, no rows or events): drop {name}")
-
-
-def _model_how(model) -> str:
-    return DEFAULTS["how"] if model.threshold_how_ == "window" else model.threshold_how_
 
 
 # --------------------------------------------------------------- encode / reconstruct

@@ -40,7 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..config import ALARM_DEFAULTS, DEFAULTS, HOW_CHOICES
+from ..config import ALARM_DEFAULTS, HOW_CHOICES
 from ..data.io import order_in_time, time_keys
 from ..data.validation import is_number
 from ..exceptions import DataError
@@ -161,6 +161,7 @@ class ScoringService:
     def describe(self) -> dict:
         model = self.model
         from .. import __version__
+        from ..series import scoring_how
 
         return {
             "lstmae_version": __version__,
@@ -170,7 +171,7 @@ class ScoringService:
                           "fitted_on": model.threshold_how_,
                           "floors": dict(model.threshold_floors_),  # threshold_floor's, by kind
                           "adaptive": bool(getattr(model.threshold_rule_, "adaptive", False))},
-            "default_how": DEFAULTS["how"],
+            "default_how": scoring_how(model),
             "how_choices": list(HOW_CHOICES),
             "smooth": int(model.smooth),  # rows each score is averaged over (how="end" and streaming: never)
             "alarms": dict(ALARM_DEFAULTS),
@@ -184,14 +185,14 @@ class ScoringService:
     # ---------------------------------------------------------------- batch
     def score(self, body: bytes) -> dict:
         """POST /v1/score for a request body: one result per row (runs in a worker thread)."""
-        from ..series import AlarmStormWarning, _same_kind, calibration_for, fitted_how, score_values
+        from ..series import AlarmStormWarning, _same_kind, calibration_for, fitted_how, score_values, scoring_how
 
         data = parse_json(body)
         check_keys(data, ("rows", "columns", "data", "how", "entity_column"))
-        how = data.get("how", DEFAULTS["how"])
+        how = data.get("how", scoring_how(self.model))  # as lstmae score: the kind the threshold was fitted on
         if how not in HOW_CHOICES:
             raise RequestError(422, f"'how' is {json.dumps(how)[:40]}", "how",
-                               f"use one of {', '.join(map(repr, HOW_CHOICES))} (default {DEFAULTS['how']!r})")
+                               f"use one of {', '.join(map(repr, HOW_CHOICES))} (default {scoring_how(self.model)!r})")
         try:  # the model's own threshold serves its own kind of score; another kind is refitted on held-out scores
             if not _same_kind(how, self.model.threshold_how_):
                 calibration_for(self.model, how)
