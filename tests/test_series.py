@@ -740,3 +740,14 @@ def test_one_extreme_training_value_that_sets_a_columns_scale_is_named_in_a_warn
         warnings.simplefilter("always")
         fit_series(LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0), flagged, window=10)
     assert not any("alone sets" in str(w.message) for w in caught)
+
+
+def test_best_f1_without_a_labelled_anomaly_in_the_held_out_rows_is_refused_before_training():
+    """It was refused after every epoch had run."""
+    labels = np.zeros(300, np.int8)
+    labels[100:106] = 1  # in the training part; the held-out tail holds none
+    model = LSTMAutoencoder(encoder=(8, 4), epochs=2, threshold="best-f1", progress=False, random_state=0)
+    model.fit = lambda *args, **kwargs: pytest.fail("trained before refusing")
+    with pytest.raises(DataError, match=r"threshold 'best-f1' is fitted on the labels of the held-out rows \(\d+ "
+                                        r"rows\), and they are all 0"):
+        fit_series(model, series(300), window=10, labels=labels)

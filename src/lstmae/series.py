@@ -272,6 +272,13 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     val_X = _join(val_parts) if val_parts else None
     if val_X is not None and not len(val_X):
         val_X = None
+    rule = parse_threshold(resolve_threshold(model.threshold, how))
+    if needs_labels(rule) and labels is not None:  # refused after all the training otherwise
+        held = labels[np.concatenate(val_runs)] if val_runs else labels
+        if np.unique(held).size < 2:
+            raise DataError(f"threshold '{rule}' is fitted on the labels of the held-out rows ({len(held)} rows), and "
+                            f"they are all {held[0]}; use a validation_fraction whose rows hold labelled anomalies "
+                            "and normal rows, or a rule such as mad:8")
     from .estimator import kept_on_failure
 
     with kept_on_failure(model):  # a failed calibration must not leave a new network beside old thresholds
