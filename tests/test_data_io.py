@@ -171,7 +171,7 @@ def test_read_series_text_cell_in_named_column(tmp_path):
     with pytest.raises(
         DataError,
         match=r"s.csv: column 'status' row 1 has text 'ok' where a number is expected; "
-        "fix the cell or leave the column out with --columns",
+        "fix the cell, or leave the column out of fit with --columns",
     ):
         read_series(path, columns=["temp", "status"])
 
@@ -248,7 +248,7 @@ def test_read_series_drop_that_leaves_nothing(tmp_path):
 
 def test_read_series_all_empty_column(tmp_path):
     path = write_text(tmp_path / "s.csv", "v,w\n1,\n2,\n")
-    with pytest.raises(DataError, match="column 'w' has no values at all; leave it out with --columns"):
+    with pytest.raises(DataError, match="column 'w' has no values at all; give it values, or leave it out of fit with --columns"):
         read_series(path, nan_policy="interpolate")
 
 

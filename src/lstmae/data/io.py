@@ -494,7 +494,7 @@ def _numeric_values(table: pd.DataFrame, names: list[str], source: str) -> np.nd
         if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
             raise DataError(
                 f"{source}: column '{name}' holds {column.dtype} values where numbers are "
-                "expected; leave the column out with --columns"
+                "expected; convert it, or leave it out of fit with --columns"
             )
         numbers = pd.to_numeric(column, errors="coerce")
         bad = numbers.isna() & column.notna()
@@ -502,7 +502,7 @@ def _numeric_values(table: pd.DataFrame, names: list[str], source: str) -> np.nd
             row = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"{source}: column '{name}' row {row + 1} has text {column.iloc[row]!r} where a "
-                "number is expected; fix the cell or leave the column out with --columns"
+                "number is expected; fix the cell, or leave the column out of fit with --columns"
             )
         values[:, j] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     return values
@@ -700,7 +700,7 @@ def _fill_missing(
         row, column = np.argwhere(empty)[0]
         raise DataError(
             f"{source}: entity '{entities[row]}' has no values at all in column '{names[column]}', "
-            "so there is nothing to fill from; leave the column out with --columns or fill it"
+            "so there is nothing to fill from; fill it, or leave the column out of fit with --columns"
         )
     return result
 
@@ -786,7 +786,7 @@ def _check_no_empty_columns(values: np.ndarray, names: list[str], source: str) -
     if empty.any():
         name = names[int(np.flatnonzero(empty)[0])]
         raise DataError(
-            f"{source}: column '{name}' has no values at all; leave it out with --columns"
+            f"{source}: column '{name}' has no values at all; give it values, or leave it out of fit with --columns"
         )
 
 

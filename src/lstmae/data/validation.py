@@ -140,7 +140,7 @@ def check_finite(
         position = np.argwhere(out_of_range)[0]
         value = values[tuple(position)]
         fix = (
-            "fix the cell or leave the column out with --columns"
+            "fix the cell, or leave the column out of fit with --columns"
             if values.ndim == 2
             else "fix the value or remove the sequence"
         )
