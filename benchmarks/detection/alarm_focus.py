@@ -12,7 +12,8 @@ it. A row has *window evidence* at quantile q when the q-quantile of its coverin
 row threshold (q = 0: every covering window is; q = 0.25: three in four are); no threshold of its own. Variants,
 each on the same networks, scores and threshold:
 
-- "mean" (today): the default alarm rules on the how="mean" rows;
+- "mean": the alarm rules on the how="mean" rows, without the focus (lstmae's default until `q=0.25+drop` became
+  its alarm focus, `detection_history.md`);
 - "q=Q": each alarm run narrowed to its first-last row with evidence at Q; a run without one is kept;
 - "q=Q+drop": the same, and a run without such a row is dropped (a run that no row's windows mostly agree on:
   one window or a few with a large error, spread over L rows by the mean).
