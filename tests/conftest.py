@@ -65,3 +65,14 @@ def two_class_series(n=24, length=16, seed=0):
     slope = np.where(labels == "up", 1.0, -1.0)[:, None]
     series = slope * np.linspace(-1, 1, length)[None, :] + 0.1 * rng.normal(size=(n, length))
     return series.astype(np.float32), labels
+
+
+def cached_networks_of(monkeypatch, error_scales, tmp_path, make, seeds=(0, 1)):
+    """Make `error_scales.cached_networks` return made-up caches: `make(seed)` -> (task, arrays) for each seed,
+    each saved to an .npz in `tmp_path`, as the benchmark scripts on the cached networks read them."""
+    jobs = []
+    for seed in seeds:
+        task, cached = make(seed)
+        np.savez(tmp_path / f"{task.name}-{seed}.npz", **cached)
+        jobs.append((task, seed, tmp_path / f"{task.name}-{seed}.npz"))
+    monkeypatch.setattr(error_scales, "cached_networks", lambda *args, **kwargs: (jobs, 0))

@@ -9,6 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from conftest import cached_networks_of  # noqa: E402
 from detection import alarm_focus  # noqa: E402
 
 WINDOW = 10
@@ -32,12 +33,7 @@ def toy_series(seed: int = 0):
 
 
 def test_focus_narrows_the_true_alarm_to_its_anomaly_and_drops_the_lone_windows_alarm(tmp_path, monkeypatch):
-    jobs = []
-    for seed in (0, 1):
-        task, cached = toy_series(seed)
-        np.savez(tmp_path / f"toy-{seed}.npz", **cached)
-        jobs.append((task, seed, tmp_path / f"toy-{seed}.npz"))
-    monkeypatch.setattr(alarm_focus.error_scales, "cached_networks", lambda *args: (jobs, 0))
+    cached_networks_of(monkeypatch, alarm_focus.error_scales, tmp_path, toy_series)
     out = tmp_path / "out"
     assert alarm_focus.main(["--datasets", "ucr", "--seeds", "0,1", "--quantiles", "0.25", "--out", str(out)]) == 0
     report = json.loads((out / "alarm_focus.json").read_text())

@@ -8,6 +8,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from conftest import cached_networks_of  # noqa: E402
 from detection import binary_features  # noqa: E402
 
 WINDOW = 10
@@ -32,12 +33,7 @@ def flagged_series(seed: int = 0):
 
 
 def test_a_flag_left_out_of_the_score_no_longer_outranks_the_anomaly(tmp_path, monkeypatch):
-    jobs = []
-    for seed in (0, 1):
-        task, cached = flagged_series(seed)
-        np.savez(tmp_path / f"toy-{seed}.npz", **cached)
-        jobs.append((task, seed, tmp_path / f"toy-{seed}.npz"))
-    monkeypatch.setattr(binary_features.error_scales, "cached_networks", lambda *args: (jobs, 0))
+    cached_networks_of(monkeypatch, binary_features.error_scales, tmp_path, flagged_series)
     out = tmp_path / "out"
     assert binary_features.main(["--datasets", "msl", "--seeds", "0,1", "--out", str(out)]) == 0
     report = json.loads((out / "binary_features.json").read_text())

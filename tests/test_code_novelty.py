@@ -8,6 +8,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from conftest import cached_networks_of  # noqa: E402
 from detection import code_novelty, error_scales  # noqa: E402
 
 WINDOW = 10
@@ -61,12 +62,8 @@ def test_on_one_scale_an_error_burst_outranks_codes_that_are_often_this_far_out(
 
 
 def test_the_command_writes_lstmae_and_each_weight_per_family_and_seed(tmp_path, monkeypatch):
-    paths = []
-    for seed in (0, 1):
-        path = tmp_path / f"toy-{seed}.npz"
-        np.savez(path, **cached_codes(seed))
-        paths.append((SimpleNamespace(family="nab", name="toy"), seed, path))
-    monkeypatch.setattr(code_novelty.error_scales, "cached_networks", lambda *args, **kwargs: (paths, 0))
+    cached_networks_of(monkeypatch, code_novelty.error_scales, tmp_path,
+                       lambda seed: (SimpleNamespace(family="nab", name="toy"), cached_codes(seed)))
     out = tmp_path / "out"
     assert code_novelty.main(["--datasets", "nab", "--seeds", "0,1", "--weights", "1,8", "--quantiles", "0.99",
                               "--out", str(out)]) == 0

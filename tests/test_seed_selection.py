@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import lstmae  # noqa: E402
+from conftest import cached_networks_of  # noqa: E402
 from detection import seed_selection  # noqa: E402
 from detection.datasets import SeriesTask  # noqa: E402
 
@@ -35,11 +36,8 @@ def test_the_kept_network_is_the_seed_of_the_lowest_held_out_loss(tmp_path, monk
     # seed 1 has the lowest held-out loss and the only network that finds the anomaly
     setups = {0: (0.3, False), 1: (0.1, True), 2: (0.2, False)}
     task = SimpleNamespace(family="nab", name="toy", train=np.zeros((400, 1), np.float32))
-    jobs = []
-    for seed, (level, finds) in setups.items():
-        np.savez(tmp_path / f"toy-{seed}.npz", **cached_network(seed, level, finds))
-        jobs.append((task, seed, tmp_path / f"toy-{seed}.npz"))
-    monkeypatch.setattr(seed_selection.error_scales, "cached_networks", lambda *args: (jobs, 0))
+    cached_networks_of(monkeypatch, seed_selection.error_scales, tmp_path,
+                       lambda seed: (task, cached_network(seed, *setups[seed])), seeds=list(setups))
     out = tmp_path / "out"
     assert seed_selection.main(["--datasets", "nab", "--seeds", "0,1,2", "--runs", "2,3", "--out", str(out)]) == 0
     report = json.loads((out / "seed_selection.json").read_text())

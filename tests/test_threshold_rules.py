@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from conftest import cached_networks_of  # noqa: E402
 from detection import error_scales, threshold_rules  # noqa: E402
 from lstmae.scoring import parse_threshold  # noqa: E402
 
@@ -66,13 +67,11 @@ def test_a_shifted_series_storms_under_the_static_rule_and_not_under_the_one_tha
 def run_command(tmp_path, monkeypatch, shifts: dict, rules: str = "mad:8;telemanom:2,mad=8") -> tuple[dict, str]:
     """threshold_rules.py's report and markdown for one NAB series "toy" at seeds 0 and 1, its test part shifted
     by `shifts[seed]`."""
-    paths = []
-    for seed in (0, 1):
-        path = tmp_path / f"toy-{seed}.npz"
-        np.savez(path, **cached_errors(shift=shifts[seed], seed=seed))
+    def make(seed):
         train = np.random.default_rng(seed).normal(size=(300, 2))  # no 0/1 feature: context scores as scored
-        paths.append((SimpleNamespace(family="nab", name="toy", train=train), seed, path))
-    monkeypatch.setattr(threshold_rules.error_scales, "cached_networks", lambda *args: (paths, 0))
+        return SimpleNamespace(family="nab", name="toy", train=train), cached_errors(shift=shifts[seed], seed=seed)
+
+    cached_networks_of(monkeypatch, threshold_rules.error_scales, tmp_path, make)
     out = tmp_path / "out"
     assert threshold_rules.main(["--rules", rules, "--datasets", "nab", "--seeds", "0,1",
                                  "--out", str(out)]) == 0
