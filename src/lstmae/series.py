@@ -241,8 +241,8 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     if how == "end" and model.smooth != 1:
         raise DataError(f"smooth={model.smooth!r} averages the rows after each row too, which the causal how='end' "
                         "never reads: fit with how='mean' (the default), 'max' or 'point', or drop smooth")
-    if model.threshold_floor is not None and getattr(parse_threshold(resolve_threshold(model.threshold, how)),
-                                                     "adaptive", False):
+    rule = parse_threshold(resolve_threshold(model.threshold, how))
+    if model.threshold_floor is not None and getattr(rule, "adaptive", False):
         raise DataError(f"threshold_floor applies to a static threshold rule; {model.threshold} adapts on its "
                         "own: drop threshold_floor or choose a rule such as mad:8")
     fraction = float(model.validation_fraction)
@@ -272,7 +272,6 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     val_X = _join(val_parts) if val_parts else None
     if val_X is not None and not len(val_X):
         val_X = None
-    rule = parse_threshold(resolve_threshold(model.threshold, how))
     if needs_labels(rule) and labels is not None:  # refused after all the training otherwise
         held = labels[np.concatenate(val_runs)] if val_runs else labels
         if np.unique(held).size < 2:
@@ -358,13 +357,13 @@ def _calibration_rows(model, values, groups, runs, how):
     """Row scores (n,) of the valid held-out rows and their positions: `runs` is a list of (T_r,) row
     positions, one per held-out run (None: score all rows)."""
     if runs is None:
-        table = score_values(model, values, how=how, groups=groups, threshold=np.inf)
+        table = score_values(model, values, how=how, groups=groups, threshold=np.inf, alarms=None)
         valid = table["valid"].to_numpy()
         return table["score"].to_numpy()[valid], np.flatnonzero(valid)
     # Each held-out run is scored as a series of its own, so no training window leaks in.
     rows = np.concatenate(runs)
     run_ids = np.repeat(np.arange(len(runs)), [len(run) for run in runs])
-    table = score_values(model, values[rows], how=how, groups=run_ids, threshold=np.inf)
+    table = score_values(model, values[rows], how=how, groups=run_ids, threshold=np.inf, alarms=None)
     valid = table["valid"].to_numpy()
     return table["score"].to_numpy()[valid], rows[valid]
 
@@ -393,17 +392,15 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     (`lstmae.scoring.points.smooth_points`) before they are flagged.
     The model is never changed. A DataFrame's features are taken by name when the model knows its features'.
     """
-    check_is_fitted(model, "module_")
     if feature_names is None and _named_columns(values) and hasattr(model, "feature_names_in_"):
         values = feature_values(model, values, dtype=np.float64)  # in the model's order, not the frame's
-    values = series_array(values)
+    names = list(feature_names) if feature_names is not None else None
+    values = _checked_series(model, values, names)
+    names = names or model._feature_names()
     check_how(how)
     if alarms is not None:
         alarms = check_alarm_options(alarms)
     n_rows, window = len(values), model.n_timesteps_
-    names = list(feature_names) if feature_names is not None else model._feature_names()
-    check_finite(values, names, "the series")  # names the row and column, not a window number
-    _check_scalable(model, values, names)
     points = np.full(n_rows, np.nan)
     valid = np.zeros(n_rows, bool)
     overflow = np.zeros(n_rows, bool)
@@ -444,13 +441,13 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     result.insert(1, "is_anomaly", flags)
     every_group = groups_of(n_rows, groups)
     if alarms is not None:
-        alarm = np.zeros(n_rows, np.int8)
-        for group in every_group:
-            alarm[group.rows] = alarms_from_flags(flags[group.rows], causal=False, **alarm_rules(alarms))
         if focus is not None:
             with np.errstate(invalid="ignore"):  # NaN: a row no window covers, or no adaptive threshold yet
                 evidence = covering > thresholds
-            for group in every_group:
+        alarm = np.zeros(n_rows, np.int8)
+        for group in every_group:
+            alarm[group.rows] = alarms_from_flags(flags[group.rows], causal=False, **alarm_rules(alarms))
+            if focus is not None:
                 alarm[group.rows] = focus_alarms(alarm[group.rows], evidence[group.rows])
         result.insert(2, "alarm", alarm)
     _warn_storms(result["alarm" if alarms is not None else "is_anomaly"].to_numpy(), valid, every_group,
@@ -761,13 +758,14 @@ def encode_values(model, values, *, stride: int = 1, groups=None) -> tuple[np.nd
     return np.concatenate(codes), np.concatenate(ends)
 
 
-def _checked_series(model, values) -> np.ndarray:
-    """The series (T, F) as an array, its first missing or infinite cell named by row and column (as
-    `score_values` names it), not by the number of a window that holds it."""
+def _checked_series(model, values, names=None) -> np.ndarray:
+    """The series (T, F) as an array for the fitted `model`, its first missing, infinite or unscalable cell named
+    by row and column (`names`, default the model's features), not by the number of a window that holds it."""
     check_is_fitted(model, "module_")
     values = series_array(values)
-    check_finite(values, model._feature_names(), "the series")
-    _check_scalable(model, values, model._feature_names())
+    names = names or model._feature_names()
+    check_finite(values, names, "the series")
+    _check_scalable(model, values, names)
     return values
 
 

@@ -87,7 +87,7 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     basis = _threshold_basis(model, threshold, "window" if sequences else how)
     if threshold is not None and _needs_labels(threshold):
         # a label-based rule can only be fitted on the evaluated data itself: say so in the report
-        preliminary, _ = score_data(model, data, how=how, threshold=np.inf)
+        preliminary, _ = score_data(model, data, how=how, threshold=np.inf, alarms=None)
         usable = np.isfinite(preliminary["score"].to_numpy())
         threshold = threshold_for(model, threshold, (labels[usable], preliminary["score"].to_numpy()[usable]))
         rule_text += (" (fitted on these labels, for the best F1 of the rows above it before the alarm rules: "
