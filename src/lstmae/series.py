@@ -612,35 +612,33 @@ def needs_labels(rule) -> bool:
 
 def flag_rows(model, scores, valid, groups, threshold, how):
     """(flags (T,) int8, thresholds: per row (T,) for an adaptive rule, else the one value (float)) for row
-    scores (T,) of the kind `how`, NaN where invalid. The model's own rule is refitted on calibration scores of
-    that kind when its threshold was fitted on another kind (a threshold must be fitted on the kind of score it
-    is applied to)."""
-    if threshold is None or isinstance(threshold, str):
-        rule = rule_for(model, threshold, how)
-        if getattr(rule, "adaptive", False):
-            return _adaptive_flags(model, rule, scores, valid, groups, how)
-        if threshold is None and _same_kind(how, model.threshold_how_):
-            value = model.threshold_
-        else:
-            value = threshold_for(model, rule, how=how)
-    else:
-        value = fixed_threshold(threshold)
+    scores (T,) of the kind `how`, NaN where invalid, with the threshold of `row_threshold`."""
+    value, rule = row_threshold(model, threshold, how)
+    if rule is not None:
+        return _adaptive_flags(model, rule, scores, valid, groups, how)
     return apply_threshold(scores, value), value
 
 
-def end_threshold(model, threshold=None):
-    """(static value or None, fitted adaptive template or None) for scores of one window each, the how="end" row
-    scores of a stream (and the scores of an exported graph), by the rules of `flag_rows`: the model's own
-    threshold when it was fitted on window or end-row scores, else its rule refitted on the model's window
-    calibration scores; `threshold` (a spec or a number) overrides the model's."""
+def row_threshold(model, threshold, how: str):
+    """(value, None) for a static threshold of row scores of the kind `how`, (None, rule) for an adaptive rule.
+    `threshold`: None (the model's own), a rule spec or a number. The model's own rule is refitted on calibration
+    scores of that kind when its threshold was fitted on another kind (a threshold must be fitted on the kind of
+    score it is applied to)."""
     if threshold is None or isinstance(threshold, str):
-        rule = model.threshold_rule_ if threshold is None else parse_threshold(threshold)
+        rule = rule_for(model, threshold, how)
         if getattr(rule, "adaptive", False):
-            return None, rule.make_adaptive().fit(calibration_for(model, "end"))
-        if threshold is None and _same_kind("end", model.threshold_how_):
+            return None, rule
+        if threshold is None and _same_kind(how, model.threshold_how_):
             return float(model.threshold_), None
-        return threshold_for(model, rule, how="end"), None
+        return threshold_for(model, rule, how=how), None
     return fixed_threshold(threshold), None
+
+
+def end_threshold(model, threshold=None):
+    """(static value or None, fitted adaptive template or None) for scores of one window each: the how="end" row
+    scores of a stream, and the scores of an exported graph (`row_threshold` of that kind)."""
+    value, rule = row_threshold(model, threshold, "end")
+    return value, None if rule is None else rule.make_adaptive().fit(calibration_for(model, "end"))
 
 
 def fixed_threshold(threshold) -> float:
