@@ -68,14 +68,7 @@ def window_to_points(window_values, n_rows: int, window: int, stride: int = 1, h
     if n_windows == 0:
         return points, valid
 
-    for phase in range(min(stride, n_rows)):
-        n_covering = (window - 1 - phase) // stride + 1
-        if n_covering < 1:  # stride > window: these rows fall in the gaps between windows
-            continue
-        # Rows phase, phase + stride, ...: position q in this slice is row q*stride + phase.
-        phase_rows = slice(phase, n_rows, stride)
-        # Beyond last_q the rows are past the last window's end.
-        last_q = min(len(valid[phase_rows]) - 1, n_windows + n_covering - 2)
+    for phase, phase_rows, n_covering, last_q in _phases(n_rows, window, stride, n_windows):
         # how="end": row q takes window q - first_q, the latest that has ended by it;
         # first_q = ceil((window - 1 - phase) / stride) rows of this phase are warm-up.
         first_q = -(-(window - 1 - phase) // stride) if how == "end" else 0
@@ -101,14 +94,21 @@ def covering_quantile(window_values, n_rows: int, window: int, stride: int = 1, 
         raise DataError(f"expected {n_windows} window values for {n_rows} rows with window={window} and "
                         f"stride={stride}, got shape {values.shape}")
     out = np.full(n_rows, np.nan)
-    for phase in range(min(stride, n_rows)):
-        n_covering = (window - 1 - phase) // stride + 1  # windows q - n_covering + 1 .. q cover row q*stride+phase
-        last_q = min(len(range(phase, n_rows, stride)) - 1, n_windows + n_covering - 2)
-        if n_covering < 1 or last_q < 0:
-            continue
+    for _, phase_rows, n_covering, last_q in _phases(n_rows, window, stride, n_windows):
         padded = np.concatenate([values, np.full(n_covering - 1, np.nan)])[: last_q + 1]  # NaN: no such window
-        out[phase::stride][: last_q + 1] = pd.Series(padded).rolling(n_covering, min_periods=1).quantile(q).to_numpy()
+        out[phase_rows][: last_q + 1] = pd.Series(padded).rolling(n_covering, min_periods=1).quantile(q).to_numpy()
     return out
+
+
+def _phases(n_rows: int, window: int, stride: int, n_windows: int):
+    """(phase, phase_rows, n_covering, last_q) for each phase whose rows windows cover: the rows phase,
+    phase + stride, ... (the slice `phase_rows`, position q being row q*stride + phase) are covered by windows
+    q - n_covering + 1 .. q (those that exist), and the rows past position last_q lie beyond the last window."""
+    for phase in range(min(stride, n_rows)):
+        n_covering = (window - 1 - phase) // stride + 1
+        last_q = min(len(range(phase, n_rows, stride)) - 1, n_windows + n_covering - 2)
+        if n_covering >= 1 and last_q >= 0:  # stride > window: rows in the gaps between windows have none
+            yield phase, slice(phase, n_rows, stride), n_covering, last_q
 
 
 def smooth_points(values, width: int) -> np.ndarray:
