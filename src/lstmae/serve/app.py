@@ -133,18 +133,17 @@ class ScoringService:
         self.no_stream = None if streaming else (
             "streaming is off: this server runs several worker processes, each of which would hold part of an "
             "entity's rows", "run lstmae serve with --workers 1 for /v1/stream, or use POST /v1/score")
+        self._scorer = None
         if streaming:
-            from ..series import end_threshold
+            from ..streaming import StreamingScorer
 
-            try:  # a stream scores each row by the window ending at it, with the threshold of window scores
-                end_threshold(model)
+            try:  # made now, so that a model that cannot stream says so at start
+                self._scorer = StreamingScorer(model)
             except DataError as err:  # e.g. a model saved without its held-out window scores
                 self.no_stream = (f"streaming is off: {str(err).partition('; ')[0]}",
                                   "use POST /v1/score, or refit the model for /v1/stream")
-        self.streaming = self.no_stream is None
         self.metrics = Metrics()
         self.ready = False
-        self._scorer = None
         self._entities: dict[str, int] = {}  # entity id -> rows seen
         self._stream_lock = threading.Lock()
         self._batch_lock = threading.Lock()
@@ -153,8 +152,6 @@ class ScoringService:
     def warm_up(self) -> None:
         """Score one window of zeros (the first call builds kernels and allocates), then report ready."""
         self.model.anomaly_score(np.zeros((1, self.window, len(self.features)), np.float32))
-        if self.streaming:
-            self._streaming_scorer()
         self.ready = True
         self.metrics.ready.set(1)
 
@@ -177,7 +174,7 @@ class ScoringService:
             "alarms": dict(ALARM_DEFAULTS),
             "limits": {"max_rows": self.max_rows, "max_entities": self.max_entities,
                        "max_body_bytes": self.max_body_bytes},
-            "streaming": self.streaming,
+            "streaming": self.no_stream is None,
             "entity_column": model.data_settings_.get("entity_column"),
             "time_column": model.data_settings_.get("time_column"),
         }
@@ -276,9 +273,8 @@ class ScoringService:
                 raise RequestError(429, f"this server already tracks {self.max_entities} entities, its limit",
                                    "entity_id", "forget entities that are done with DELETE /v1/stream/{entity_id}, "
                                                 "or restart the server with a larger --max-entities")
-            scorer = self._streaming_scorer()
             try:
-                result = scorer.update(table.values, entity=entity_id)
+                result = self._scorer.update(table.values, entity=entity_id)
             except DataError as err:
                 raise _data_error(err, "rows", table, self.features) from None
             self._entities[entity_id] = self._entities.get(entity_id, 0) + len(table.values)
@@ -301,11 +297,7 @@ class ScoringService:
             if entity_id not in self._entities:
                 raise RequestError(404, f"no streaming state for entity {entity_id!r}", "entity_id",
                                    "check the id; entities appear with their first POST /v1/stream/{entity_id}")
-            scorer = self._streaming_scorer()
-            if hasattr(scorer, "forget"):
-                scorer.forget(entity_id)
-            else:  # StreamingScorer has no public way to drop one entity yet
-                scorer._entities.pop(entity_id, None)
+            self._scorer.forget(entity_id)
             rows = self._entities.pop(entity_id)
             self.metrics.entities.set(len(self._entities))
         return {"entity": entity_id, "forgotten": True, "rows_seen": rows}
@@ -319,13 +311,6 @@ class ScoringService:
         if not entity_id.isprintable():
             raise RequestError(422, "the entity id holds control characters", "entity_id",
                                "use an id of printable characters")
-
-    def _streaming_scorer(self):
-        if self._scorer is None:
-            from ..streaming import StreamingScorer
-
-            self._scorer = StreamingScorer(self.model)
-        return self._scorer
 
 
 def records(frame, columns: list[str]) -> list[dict]:
