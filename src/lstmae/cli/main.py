@@ -6,6 +6,8 @@ Exit codes: 0 success, 2 bad usage or bad data (one line, no traceback unless --
 """
 from __future__ import annotations
 
+import errno
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +20,13 @@ LAYOUTS = ("series", "sequences")
 NAN_POLICIES = ("error", "ffill", "interpolate", "drop")
 # Bounds that keep a number within what numpy and torch take (a larger one crashed with OverflowError).
 STRIDE = click.IntRange(1, 2**31 - 1)
+# The options that score, encode, reconstruct and evaluate share (click makes a new Option for each command).
+NAN_POLICY_OPTION = click.option(
+    "--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
+    help="What to do with missing values: refuse them, fill them forward, interpolate, or drop the rows.")
+OVERWRITE_OPTION = click.option(
+    "--overwrite", is_flag=True,
+    help="Replace the output if it exists (a folder: only an earlier output of the same kind).")
 SEED = click.IntRange(0, 2**32 - 1)
 
 
@@ -50,8 +59,9 @@ class LstmaeGroup(click.Group):
             if isinstance(err, OSError) and err.filename is not None:  # the file system refused a path
                 raise UserError(_os_error_line(err)) from err
             if isinstance(err, RuntimeError) and str(err).startswith("Symlink loop from "):  # Path.resolve, < 3.13
-                raise UserError(f"{str(err).removeprefix('Symlink loop from ')}: a symbolic link there points back "
-                                "to itself; fix or remove the link") from err
+                path = str(err).removeprefix("Symlink loop from ").strip("'\"")
+                loop = OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                raise UserError(_os_error_line(loop)) from err
             click.echo(f"Error: unexpected {type(err).__name__}: {err} (run again with --debug for the traceback)",
                        err=True)
             sys.exit(1)
@@ -59,8 +69,6 @@ class LstmaeGroup(click.Group):
 
 def _os_error_line(err: OSError) -> str:
     """One line for an OSError on a path: the path, the system's reason and what to do."""
-    import errno
-
     fixes = {errno.EACCES: "check its permissions (and those of the folders above it)",
              errno.EPERM: "check its permissions (and those of the folders above it)",
              errno.ELOOP: "a symbolic link there points back to itself; fix or remove the link",
@@ -407,8 +415,7 @@ def _number_or_text(value: str | None):
 @click.option("--columns", help="Comma-separated feature columns of DATA (names or glob patterns), when it has "
                                 "other numeric columns beside the model's features (default: the model's "
                                 "selection); the names must be the features the model was trained on.")
-@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
-              help="What to do with missing values: refuse them, fill them forward, interpolate, or drop the rows.")
+@NAN_POLICY_OPTION
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def score(model_dir, data, output, how, stride, threshold, feature_errors, events_path, min_alarm_rows,
           merge_gap, cooldown, alarm_focus, columns, nan_policy, overwrite):
@@ -486,10 +493,8 @@ def _refuse_series_options(model, given: dict) -> None:
                    "states averaged / maximised over time (mean_j / max_j); pooled: the means, then the last "
                    "layer's maxima (pooled_j). Default: the model's own setting.")
 @click.option("--columns", help="Comma-separated feature columns (default: the model's selection).")
-@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
-              help="What to do with missing values: refuse them, fill them forward, interpolate, or drop the rows.")
-@click.option("--overwrite", is_flag=True,
-              help="Replace the output if it exists (a folder: only an earlier output of the same kind).")
+@NAN_POLICY_OPTION
+@OVERWRITE_OPTION
 def encode(model_dir, data, output, stride, encoding, columns, nan_policy, overwrite):
     """Encodings, one row per window (series) or sequence: features for a classifier.
 
@@ -512,10 +517,8 @@ def encode(model_dir, data, output, stride, encoding, columns, nan_policy, overw
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=".csv or .parquet")
-@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
-              help="What to do with missing values: refuse them, fill them forward, interpolate, or drop the rows.")
-@click.option("--overwrite", is_flag=True,
-              help="Replace the output if it exists (a folder: only an earlier output of the same kind).")
+@NAN_POLICY_OPTION
+@OVERWRITE_OPTION
 def reconstruct(model_dir, data, output, nan_policy, overwrite):
     """Reconstructions in the original units.
 
@@ -551,10 +554,8 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
 @click.option("--point-adjust", is_flag=True,
               help="Also report point-adjusted F1. It inflates results: a single hit marks a whole event found.")
 @_alarm_options
-@click.option("--nan-policy", type=click.Choice(NAN_POLICIES), default="error", show_default=True,
-              help="What to do with missing values: refuse them, fill them forward, interpolate, or drop the rows.")
-@click.option("--overwrite", is_flag=True,
-              help="Replace the output if it exists (a folder: only an earlier output of the same kind).")
+@NAN_POLICY_OPTION
+@OVERWRITE_OPTION
 def evaluate(model_dir, data, label_column, report_dir, how, threshold, early_window, point_adjust, min_alarm_rows,
              merge_gap, cooldown, alarm_focus, nan_policy, overwrite):
     """Score labelled DATA and write metrics.json, plots and a self-contained report.html."""
