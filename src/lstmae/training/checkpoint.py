@@ -132,14 +132,15 @@ def _unresumable(config: dict, tensors: dict, module, optimizer, rng: np.random.
     for name, value in tensors.items():
         if value.is_floating_point() and not torch.isfinite(value).all():
             return "tensors", f"finite values ({name} holds NaN or inf)", config.get("tensors")
-    shapes = {str(i): p.shape for i, p in enumerate(p for group in optimizer.param_groups for p in group["params"])}
+    param_shapes = {str(i): p.shape
+                    for i, p in enumerate(p for group in optimizer.param_groups for p in group["params"])}
     for index, names in state_keys.items():
         for name in names:
             value = tensors[f"optimizer.{index}.{name}"]
             if name == "step":
                 bad = value.numel() != 1 or value.item() < 0
             else:
-                bad = value.shape != shapes[index] or (name == "exp_avg_sq" and (value < 0).any())
+                bad = value.shape != param_shapes[index] or (name == "exp_avg_sq" and (value < 0).any())
             if bad:
                 return "tensors", f"Adam's state of this network (optimizer.{index}.{name} is not)", config.get("tensors")
     return None
