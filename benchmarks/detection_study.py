@@ -436,8 +436,9 @@ def run_series(task, settings: dict, seed: int) -> dict:
                    else error_model_variant(model, error_model, held_windows))
         # Scored once per error model (window scores, plus per-step errors for "point"): the ranking and the
         # alarm variants share these rows.
-        test_rows = rows_by_how(variant, task.test, window)
-        covering = focus_rows(variant, task.test, window)
+        test_windows = window_scores_of(variant, task.test, window)
+        test_rows = rows_by_how(variant, task.test, window, window_scores=test_windows)
+        covering = focus_rows(test_windows, len(task.test), window)
         held_out_rows, train_rows = (joined_rows(variant, parts, window) for parts in (held_parts, trained_parts))
         for how, scores in test_rows.items():
             metrics = detection_metrics(task.labels, scores, flags=np.zeros(len(scores), np.int8), valid=common,
@@ -519,24 +520,28 @@ def lstmae_rows(model, task, seconds: float, how: str) -> RowScores:
                       "raw_flag_rate": float(table["is_anomaly"].to_numpy()[valid].mean())})
 
 
-def focus_rows(model, values, window: int) -> np.ndarray | None:
-    """(T,) the quantile DEFAULT_ALARM["focus"] of the scores of the windows covering each row of the series
-    `values`, which lstmae.series narrows its alarms with; None when the focus is off."""
-    from lstmae import temporalize
+def focus_rows(window_scores, n_rows: int, window: int) -> np.ndarray | None:
+    """(T,) the quantile DEFAULT_ALARM["focus"] of the scores (N,) of the windows covering each of a series' T rows,
+    which lstmae.series narrows its alarms with; None when the focus is off."""
     from lstmae.scoring import covering_quantile
 
     if DEFAULT_ALARM["focus"] is None:
         return None
-    window_scores = model.anomaly_score(temporalize(values, window)[0])
-    return covering_quantile(window_scores, len(values), window, 1, DEFAULT_ALARM["focus"])
+    return covering_quantile(window_scores, n_rows, window, 1, DEFAULT_ALARM["focus"])
 
 
-def rows_by_how(model, values, window: int, hows=VARIANTS["hows"]) -> dict[str, np.ndarray]:
-    """The row scores (T,) of the series `values` (NaN: no score) for each mapping in `hows`, from one
-    scoring of its windows."""
+def window_scores_of(model, values, window: int) -> np.ndarray:
+    """The scores (N,) of every window (stride 1) of the series `values` (T, F)."""
     from lstmae import temporalize
 
-    window_scores = model.anomaly_score(temporalize(values, window)[0])
+    return model.anomaly_score(temporalize(values, window)[0])
+
+
+def rows_by_how(model, values, window: int, hows=VARIANTS["hows"], window_scores=None) -> dict[str, np.ndarray]:
+    """The row scores (T,) of the series `values` (NaN: no score) for each mapping in `hows`, from one
+    scoring of its windows (`window_scores`, when the caller has them already)."""
+    if window_scores is None:
+        window_scores = window_scores_of(model, values, window)
     return {how: row_scores(model, window_scores, values, window, how) for how in hows}
 
 
