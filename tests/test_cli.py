@@ -168,6 +168,16 @@ def test_encode_and_reconstruct_read_partly_labelled_data(workspace, tmp_path):
     for command in ("encode", "reconstruct"):
         result = run(command, tmp_path / "m", workspace / "test.csv", "-o", tmp_path / f"{command}_labelled.csv")
         assert result.exit_code == 0, result.output
+    # score, which has no --label-column, was told "declare it with --label-column label": it reads the 0/1 column
+    # as the labels and writes them beside the scores, as for a model fitted with labels
+    result = run("score", tmp_path / "m", workspace / "test.csv", "-o", tmp_path / "scored_labelled.csv")
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(tmp_path / "scored_labelled.csv")
+    assert scored["label"].tolist() == pd.read_csv(workspace / "test.csv")["label"].tolist()
+    # a second 0/1 column named like labels leaves it ambiguous: still refused, naming one
+    pd.read_csv(workspace / "test.csv").assign(y=0).to_csv(tmp_path / "two_labels.csv", index=False)
+    assert_user_error(run("score", tmp_path / "m", tmp_path / "two_labels.csv", "-o", tmp_path / "two.csv"),
+                      "looks like labels")
 
 
 def test_series_functions_leave_the_callers_model_as_it_was(workspace):

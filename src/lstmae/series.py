@@ -792,7 +792,9 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
     """Read DATA (a file) in the layout the model was trained on (`model.data_settings_`), with its
     features checked against the model's and put in its order: SeriesData or SequenceData.
     labels=False: for a command that uses none (encode, reconstruct), the model's label column is left
-    unread (its cells unchecked: partly labelled data is read as well as labelled)."""
+    unread (its cells unchecked: partly labelled data is read as well as labelled). labels=True: a series
+    model fitted without a label column reads a 0/1 column named label, y, anomaly, ... as the labels
+    (`read_series`'s find_labels), not as a feature it never had."""
     from .data.io import read_sequences, read_series, table_columns
     from .data.validation import check_features
 
@@ -828,7 +830,7 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
             # nor taken for a feature; reconstruct, which has no --columns, could not read a file with one
             label, columns = None, columns or list(names)
         data = read_series(path, columns=columns, label_column=label if label in present else None,
-                           nan_policy=nan_policy, **reserved)
+                           nan_policy=nan_policy, find_labels=labels, **reserved)
     expected = model._feature_names()
     order = check_features(expected, data.feature_names, data.source)
     data.values = data.values[..., order]

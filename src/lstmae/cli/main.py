@@ -423,7 +423,9 @@ def score(model_dir, data, output, how, stride, threshold, feature_errors, event
 
     Series output: the input's time column or index, `score`, `is_anomaly` (0/1: above the
     threshold), `alarm` (0/1: in an alarm, after the alarm rules below) and `valid` (False for
-    rows that no full window covers: their score is empty, never zero-padded).
+    rows that no full window covers: their score is empty, never zero-padded), and `label`
+    when DATA has the model's label column (for a model fitted without one: a 0/1 column
+    named label, y, anomaly, is_anomaly, target or class).
 
     \b
     Example:

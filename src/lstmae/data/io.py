@@ -435,12 +435,7 @@ def _refuse_labels_or_time(column: pd.Series, source: str) -> None:
     Columns of dates are never numeric, so never picked as features in the first place.
     """
     name = str(column.name)
-    if pd.api.types.is_bool_dtype(column):
-        numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    elif pd.api.types.is_numeric_dtype(column):
-        numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    numbers = _as_numbers(column)
     present = numbers[~np.isnan(numbers)]
     if len(present) == 0:
         return
@@ -464,6 +459,20 @@ def _refuse_labels_or_time(column: pd.Series, source: str) -> None:
             f"{source}: column '{name}' looks like a time index ({how}), not a feature; "
             f"declare it with --time-column {_quoted_option(name)}, or name the features with --columns"
         )
+
+
+def _as_numbers(column: pd.Series) -> np.ndarray:
+    """A column's values as float64, NaN where a cell is empty or not a number."""
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _found_labels(table: pd.DataFrame, taken: Sequence[str]) -> str | None:
+    """The one column (not in `taken`) named like labels (label, y, anomaly, ...) whose every cell is 0 or 1."""
+    found = [name for name in table.columns if name not in taken and str(name).strip().lower() in _LABEL_NAMES
+             and np.isin(_as_numbers(table[name]), (0.0, 1.0)).all()]
+    return found[0] if len(found) == 1 else None
 
 
 def _quoted_option(name: str) -> str:
@@ -581,6 +590,7 @@ def read_series(
     label_column: str | None = None,
     entity_column: str | None = None,
     nan_policy: str = "error",
+    find_labels: bool = False,
 ) -> SeriesData:
     """Read one long series: rows = time steps, features = (T, F) float32.
 
@@ -591,6 +601,9 @@ def read_series(
     numeric column that looks like labels (named label, y, anomaly, ... with only 0/1) or a
     time index (rising integers with a constant step) raises unless declared: no column
     becomes a feature by accident (array files are exempt: their columns have no names).
+    find_labels: with neither label_column nor columns, such a column of labels (every cell 0
+    or 1, the only one) is read as the labels instead (scoring with a model fitted without
+    labels: the labels go to the output beside the scores).
 
     time_column: rows are put in time order (within each entity) with a warning when they
     are not; a time that appears twice (within one entity) raises. Dates and numbers are
@@ -618,6 +631,8 @@ def read_series(
     else:
         table = read_table(path)
 
+    if find_labels and label_column is None and columns is None and not is_array:
+        label_column = _found_labels(table, (time_column, entity_column))
     roles = {"time": time_column, "label": label_column, "entity": entity_column}
     reserved = {role: name for role, name in roles.items() if name is not None}
     shared = [role for role, name in reserved.items() if list(reserved.values()).count(name) > 1]
