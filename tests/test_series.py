@@ -751,3 +751,23 @@ def test_best_f1_without_a_labelled_anomaly_in_the_held_out_rows_is_refused_befo
     with pytest.raises(DataError, match=r"threshold 'best-f1' is fitted on the labels of the held-out rows \(\d+ "
                                         r"rows\), and they are all 0"):
         fit_series(model, series(300), window=10, labels=labels)
+
+
+@pytest.mark.parametrize("rule, needed", [("dspot:0.001", 210), ("telemanom:2.5", 100), ("pot:0.001", 500)])
+def test_a_rule_with_too_few_held_out_scores_is_refused_before_training(rule, needed, monkeypatch):
+    # dspot on a 400-row series trained every epoch, then failed on its 37 held-out window scores
+    import lstmae.estimator
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before refusing")
+
+    monkeypatch.setattr(lstmae.estimator, "train", no_training)
+    model = LSTMAutoencoder(encoder=(4,), epochs=1, threshold=rule, progress=False)
+    with pytest.raises(DataError, match=rf"threshold '{rule}' is fitted on at least {needed} held-out scores, and 37 "
+                                        r"samples would be held out \(validation_fraction=0.1 of 371\)"):
+        fit_series(model, series(400), window=30)
+    assert not hasattr(model, "module_")
+    # with a floor, Telemanom starts from fewer; enough held-out windows pass the check
+    monkeypatch.undo()
+    assert LSTMAutoencoder(encoder=(4,), epochs=1, threshold="telemanom:2.5,mad=8", progress=False).fit(
+        np.random.default_rng(0).normal(size=(40, 5, 1))).threshold_ > 0

@@ -77,6 +77,7 @@ DSPOT_INITIAL_QUANTILE = 0.98
 DSPOT_LOWEST_INITIAL_QUANTILE = 0.9  # where there are too few residuals for DSPOT_MIN_PEAKS above the 0.98 quantile
 DSPOT_MIN_PEAKS = 10
 DSPOT_DEFAULTS = {"depth": 100}
+_DSPOT_MIN_RESIDUALS = int(round((DSPOT_MIN_PEAKS + 1) / (1 - DSPOT_LOWEST_INITIAL_QUANTILE)))
 TELEMANOM_Z_MAX = 12.0
 TELEMANOM_Z_STEP = 0.5
 TELEMANOM_MAX_RUNS = 5
@@ -107,6 +108,11 @@ class AdaptiveThreshold:
     def spec(self) -> str:
         """The threshold spec, e.g. 'dspot:0.001' ('depth=...' only when not the default)."""
         raise NotImplementedError
+
+    @property
+    def min_calibration(self) -> int:
+        """The fewest calibration scores `fit` accepts."""
+        return 1
 
     def get_state(self) -> tuple[dict, dict]:
         """(config, arrays): a JSON-able dict (floats exact through json) and {name: float64 array}."""
@@ -143,16 +149,18 @@ class DSPOT(AdaptiveThreshold):
     def spec(self) -> str:
         return _spec(self.kind, self.risk, {"depth": self.depth}, DSPOT_DEFAULTS)
 
+    @property
+    def min_calibration(self) -> int:
+        return self.depth + _DSPOT_MIN_RESIDUALS
+
     def fit(self, calibration_scores) -> "DSPOT":
         scores = _check_calibration(calibration_scores, self.spec)
         depth = self.depth
         n_residuals = scores.size - depth
-        min_residuals = int(round((DSPOT_MIN_PEAKS + 1) / (1 - DSPOT_LOWEST_INITIAL_QUANTILE)))
-        needed = depth + min_residuals
-        if n_residuals < min_residuals:
+        if scores.size < self.min_calibration:
             raise DataError(
-                f"threshold '{self.spec}' needs at least {needed} calibration scores (depth {depth} + {min_residuals}); "
-                f"got {scores.size}; give more validation data or a smaller depth"
+                f"threshold '{self.spec}' needs at least {self.min_calibration} calibration scores (depth {depth} + "
+                f"{_DSPOT_MIN_RESIDUALS}); got {scores.size}; give more validation data or a smaller depth"
             )
         if depth:
             sums = np.concatenate([[0.0], np.cumsum(scores)])
@@ -307,9 +315,13 @@ class Telemanom(AdaptiveThreshold):
     def _alpha(self) -> float:
         return 2.0 / (self.span + 1.0)
 
+    @property
+    def min_calibration(self) -> int:
+        return 1 if self.mad else TELEMANOM_MIN_CALIBRATION  # with a floor, the floor carries the start
+
     def fit(self, calibration_scores) -> "Telemanom":
         scores = _check_calibration(calibration_scores, self.spec)
-        if scores.size < TELEMANOM_MIN_CALIBRATION and not self.mad:  # with a floor, the floor carries the start
+        if scores.size < self.min_calibration:
             raise DataError(
                 f"threshold '{self.spec}' needs at least {TELEMANOM_MIN_CALIBRATION} calibration scores; "
                 f"got {scores.size}; give more validation data"

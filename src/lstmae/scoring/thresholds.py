@@ -148,6 +148,15 @@ class ThresholdRule:
         """True for rules whose threshold moves with the stream (dspot, telemanom)."""
         return self.method in ADAPTIVE_METHODS
 
+    @property
+    def min_scores(self) -> int:
+        """The fewest calibration scores the rule can be fitted on (pot: 500, for 10 above their 0.98 quantile)."""
+        if self.adaptive:
+            return self.make_adaptive().min_calibration
+        if self.method == "pot":
+            return int(round(POT_MIN_EXCESSES / (1 - POT_INITIAL_QUANTILE)))
+        return 1
+
     def make_adaptive(self) -> AdaptiveThreshold:
         """A new, unfitted adaptive detector for this rule; call `.fit(calibration_scores)` next."""
         if not self.adaptive:
@@ -318,7 +327,7 @@ def _pot_threshold(scores: np.ndarray, risk: float, rule: ThresholdRule) -> floa
         raise DataError(
             f"threshold '{rule}' needs at least {POT_MIN_EXCESSES} scores above their "
             f"{POT_INITIAL_QUANTILE:g} quantile; got {excesses.size} of {scores.size} scores; "
-            "give at least 500 distinct validation scores or use quantile:Q"
+            f"give at least {rule.min_scores} distinct validation scores or use quantile:Q"
         )
     tail_risk = risk * scores.size / excesses.size
     if tail_risk >= 1:  # ties at the initial quantile: fewer than risk*N scores lie above it
