@@ -387,6 +387,11 @@ def test_corrupt_state_is_refused(model, tmp_path):
         load_with(lambda s: s["entities"].append(dict(s["entities"][0])))
     with pytest.raises(ModelFileError, match="corrupt or incomplete: OverflowError"):
         load_with(lambda s: s["entities"][0]["threshold"].update(n_peaks=10**400))
+    # the state's window and feature count were written and never read
+    with pytest.raises(ModelFileError, match=f"corrupt or incomplete: ValueError its window is 7, the model's {WINDOW}"):
+        load_with(lambda s: s.update(window=7))
+    with pytest.raises(ModelFileError, match="corrupt or incomplete: KeyError 'n_features'"):
+        load_with(lambda s: s.pop("n_features"))
     # tensors_sha256 matching a different, valid tensor file is still checked tensor by tensor
     assert state["entities"][0]["rows_seen"] == 20
     (path / STATE_JSON).write_text(good_json)

@@ -344,6 +344,9 @@ class StreamingScorer:
                                  "model's); load it with the model it was made with, or start a new StreamingScorer")
         try:
             scorer = cls(model, threshold=config["threshold"], alarms=config["alarms"])
+            for key in ("window", "n_features"):  # the fingerprint's model has them: the state must agree
+                if config[key] != getattr(scorer, key):
+                    raise ValueError(f"its {key} is {config[key]!r}, the model's {getattr(scorer, key)}")
             for entry in config["entities"]:
                 key = _state_key(entry["id"])
                 if key in scorer._entities:
