@@ -313,6 +313,30 @@ def test_a_failed_stream_update_takes_nothing(client, model):
     np.testing.assert_allclose([r["score"] for r in done["results"]][-3:], expected["score"][-3:], rtol=1e-6)
 
 
+def test_first_row_makes_a_retried_stream_request_safe(client, model):
+    # a client that retried a request whose answer was lost had its rows scored twice, shifting every later window
+    values = series(30, seed=11)
+    first = client.post("/v1/stream/retry", json={"rows": rows_of(values[:12]), "first_row": 0}).json()
+    assert first["rows_seen"] == 12
+    again = client.post("/v1/stream/retry", json={"rows": rows_of(values[:12]), "first_row": 0})
+    assert again.status_code == 409 and again.json()["rows_seen"] == 12 and again.json()["field"] == "first_row"
+    assert again.json()["error"] == ("entity 'retry' has seen 12 rows and this batch starts at row 0: its rows 0-11 "
+                                     "were scored already (a retried request?)")
+    assert again.json()["fix"] == "send the entity's rows from row 12 on, with first_row 12"
+    gap = client.post("/v1/stream/retry", json={"rows": rows_of(values[20:]), "first_row": 20})
+    assert gap.status_code == 409 and "rows 12-19 never came" in gap.json()["error"]
+    for bad in (-1, 1.5, True, "12"):
+        refused = client.post("/v1/stream/retry", json={"rows": rows_of(values[12:]), "first_row": bad})
+        assert refused.status_code == 422 and refused.json()["field"] == "first_row", bad
+    rest = client.post("/v1/stream/retry", json={"rows": rows_of(values[12:]), "first_row": 12}).json()
+    assert rest["rows_seen"] == 30  # the refused requests took nothing: the scores are the series' own
+    expected = score_frame(model, pd.DataFrame(values, columns=FEATURES), how="end")
+    np.testing.assert_allclose([r["score"] for r in rest["results"]], expected["score"][12:], rtol=1e-5, atol=1e-6)
+    # a new entity starts at row 0
+    assert client.post("/v1/stream/fresh", json={"rows": rows_of(values[:1]), "first_row": 3}).status_code == 409
+    assert client.post("/v1/stream/fresh", json={"rows": rows_of(values[:1]), "first_row": 0}).status_code == 200
+
+
 def _json_with_nan(payload) -> bytes:
     import json
 

@@ -8,7 +8,10 @@ Endpoints (JSON in and out; every error is a 4xx JSON ``{"error", "field", "fix"
   full window covers), ``is_anomaly``, ``alarm``, ``valid``.
 - ``POST /v1/stream/{entity_id}``: rows of one entity as they arrive -> causal scores and alarms
   (`lstmae.streaming.StreamingScorer`, one in memory for all entities, at most `max_entities`).
-  ``DELETE /v1/stream/{entity_id}`` forgets an entity.
+  An optional ``"first_row"`` (the ``rows_seen`` of the entity's previous answer) makes a retried
+  request safe: a batch that does not start where the entity stands is refused (409, with the
+  entity's ``rows_seen``) instead of being scored twice. ``DELETE /v1/stream/{entity_id}`` forgets
+  an entity.
 - ``GET /healthz`` (the process answers), ``GET /readyz`` (the model is loaded and warmed up; 503
   otherwise), ``GET /metrics`` (Prometheus text), ``GET /v1/model`` (window, features, threshold).
 
@@ -42,7 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import ALARM_DEFAULTS, HOW_CHOICES
 from ..data.io import order_in_time, time_keys
-from ..data.validation import is_number
+from ..data.validation import is_integer, is_number
 from ..exceptions import DataError
 from .requests import RequestError, check_keys, parse_json, parse_table
 
@@ -264,11 +267,23 @@ class ScoringService:
         With wait=False, returns None instead of waiting when another update holds the scorer."""
         self._check_streaming(entity_id)
         data = parse_json(body)
-        check_keys(data, ("rows", "columns", "data"))
+        check_keys(data, ("rows", "columns", "data", "first_row"))
+        first_row = data.get("first_row")
+        if first_row is not None and not is_integer(first_row, 0):
+            raise RequestError(422, f"first_row must be a whole number >= 0, got {json.dumps(first_row)[:40]}",
+                               "first_row", "send the rows_seen of the entity's previous answer (0 for its first "
+                                            "rows), or leave first_row out")
         table = parse_table(data, self.features, max_rows=self.max_rows)
         if not self._stream_lock.acquire(blocking=wait):
             return None
         try:
+            seen = self._entities.get(entity_id, 0)
+            if first_row is not None and first_row != seen:  # a retry scored twice, or rows lost on the way
+                what = (f"its rows {first_row}-{min(seen, first_row + len(table.values)) - 1} were scored already "
+                        "(a retried request?)" if first_row < seen else f"rows {seen}-{first_row - 1} never came")
+                raise RequestError(409, f"entity {entity_id!r} has seen {seen} rows and this batch starts at row "
+                                        f"{first_row}: {what}", "first_row",
+                                   f"send the entity's rows from row {seen} on, with first_row {seen}", rows_seen=seen)
             if entity_id not in self._entities and len(self._entities) >= self.max_entities:
                 raise RequestError(429, f"this server already tracks {self.max_entities} entities, its limit",
                                    "entity_id", "forget entities that are done with DELETE /v1/stream/{entity_id}, "

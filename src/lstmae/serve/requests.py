@@ -27,12 +27,13 @@ ROWS_EXAMPLE = '{"rows": [{"a": 0.1, "b": 2.0}, ...]} or {"columns": ["a", "b"],
 class RequestError(Exception):
     """A bad request: HTTP `status`, what is wrong (`error`), the `field` at fault and the `fix`."""
 
-    def __init__(self, status: int, error: str, field: str | None, fix: str):
+    def __init__(self, status: int, error: str, field: str | None, fix: str, **extra):
         super().__init__(error)
-        self.status, self.error, self.field, self.fix = status, error, field, fix
+        self.status, self.error, self.field, self.fix, self.extra = status, error, field, fix, extra
 
     def body(self) -> dict:
-        return {"error": self.error, "field": self.field, "fix": self.fix}
+        """{"error", "field", "fix"}, and what else the client needs to recover (e.g. "rows_seen")."""
+        return {"error": self.error, "field": self.field, "fix": self.fix, **self.extra}
 
 
 @dataclass
