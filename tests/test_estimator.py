@@ -449,3 +449,15 @@ def test_step_errors_of_another_length_and_paths_that_are_not_paths_are_named(tm
         model.save(None)
     with pytest.raises(TypeError, match="path must be a model folder's path .*got int"):
         load(3)
+
+
+def test_training_writes_one_line_per_epoch_where_no_bar_is_drawn(capsys):
+    # stderr a log file or a pipe: tqdm draws nothing, and a long fit said nothing until it ended
+    X = np.random.default_rng(0).normal(size=(40, 5, 2)).astype(np.float32)
+    LSTMAutoencoder(encoder=(4,), epochs=2, patience=None, progress=True).fit(X)
+    lines = capsys.readouterr().err.splitlines()
+    epochs = [line for line in lines if line.startswith("training: epoch")]
+    assert [line.split(",")[0] for line in epochs] == ["training: epoch 1/2", "training: epoch 2/2"]
+    assert all(", val_loss " in line and line.endswith("s)") for line in epochs)
+    LSTMAutoencoder(encoder=(4,), epochs=2, progress=False).fit(X)
+    assert "epoch" not in capsys.readouterr().err

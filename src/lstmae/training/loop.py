@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -111,8 +112,11 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
             best_loss = min(history["val_loss"] if len(val_idx) else history["loss"], default=float("inf"))
     bar = tqdm(range(len(history["loss"]), epochs), desc=desc, unit="epoch", file=sys.stderr,
                disable=None if progress and parallel.is_main else True, leave=False)
+    # where tqdm draws no bar (stderr is a log file or a pipe), one line per epoch, as Keras' verbose=2
+    log_lines = progress and parallel.is_main and bar.disable
     try:
         for epoch in bar:
+            started = time.perf_counter()
             if waited and patience is not None and waited >= patience:
                 break  # a resumed run that had already stopped early
             module.train()
@@ -137,6 +141,10 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
             watched = history["val_loss"][-1] if len(val_idx) else history["loss"][-1]
             bar.set_postfix(loss=f"{history['loss'][-1]:.4g}",
                             **({"val_loss": f"{watched:.4g}"} if len(val_idx) else {}))
+            if log_lines:
+                print(f"{desc}: epoch {epoch + 1}/{epochs}, loss {history['loss'][-1]:.4g}"
+                      + (f", val_loss {watched:.4g}" if len(val_idx) else "")
+                      + f" ({time.perf_counter() - started:.1f}s)", file=sys.stderr, flush=True)
             if on_epoch is not None:
                 on_epoch(epoch, history)
             _check_divergence(watched, history["initial_loss"], epoch, learning_rate)
