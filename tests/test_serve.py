@@ -177,6 +177,19 @@ def test_rows_that_carry_the_models_time_column_are_read_as_lstmae_score_reads_a
         assert missing.status_code == 422 and missing.json()["field"] == "rows[1].t"
         # rows without the time column: taken in the order sent, as before
         assert client.post("/v1/score", json={"rows": rows}).json()["results"] == in_order["results"]
+    # a model fitted with an entity column reads it from rows that carry it, as lstmae score reads a file: two
+    # machines' rows at the same times were refused as repeated times (or, without times, scored as one series)
+    timed.data_settings_ = {**timed.data_settings_, "entity_column": "m"}
+    with running(create_app(timed)) as client:
+        for timed_rows in (True, False):
+            body = [{**rows[i], "m": m, **({"t": times[i]} if timed_rows else {})} for m in ("a", "b") for i in range(40)]
+            machines = client.post("/v1/score", json={"rows": body})
+            assert machines.status_code == 200, machines.json()
+            scores = [r["score"] for r in machines.json()["results"]]
+            assert scores[:40] == scores[40:] == [r["score"] for r in in_order["results"]]
+        partly = client.post("/v1/score", json={"rows": [{**rows[0], "m": "a"}] + rows[1:]})
+        assert partly.status_code == 422 and partly.json()["field"] == "rows[1].m"
+    timed.data_settings_ = {key: value for key, value in timed.data_settings_.items() if key != "entity_column"}
     timed.data_settings_ = {**timed.data_settings_, "max_gap": "5min"}  # fitted on dates, sent numbers: not a 500
     with running(create_app(timed)) as client:
         refused = post(client, range(40), times)

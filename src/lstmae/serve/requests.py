@@ -110,6 +110,14 @@ def parse_table(data: dict, features: list[str], *, max_rows: int, entity_column
     return Table(values, entities, where, _times(data, time_column))
 
 
+def carries(data: dict, column: str) -> bool:
+    """Whether a request body's rows hold `column` (any row of "rows", or among "columns")."""
+    rows, columns = data.get("rows"), data.get("columns")
+    if isinstance(rows, list):
+        return any(isinstance(row, dict) and column in row for row in rows)
+    return isinstance(columns, list) and column in columns
+
+
 def _times(data: dict, time_column: str | None) -> list | None:
     """The raw values of `time_column` in a parsed table body (None: no such column, or no time column)."""
     if time_column is None:
