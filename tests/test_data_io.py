@@ -171,7 +171,7 @@ def test_read_series_text_cell_in_named_column(tmp_path):
     with pytest.raises(
         DataError,
         match=r"s.csv: column 'status' row 1 has text 'ok' where a number is expected; "
-        "fix the cell, or leave the column out of fit with --columns",
+        r"fix the cell \(a column that is not a feature can be left out of fit with --columns\)",
     ):
         read_series(path, columns=["temp", "status"])
 

@@ -220,6 +220,10 @@ def _spoiled(frame, entity, column, position, value):
     ("t", "2024-01-01 00:00:41", "time column 't' has 2024-01-01 00:00:41 twice (rows 5 and 6)"),
     # named row 11 of the whole partition, no entity, and suggested --nan-policy, which this API lacks
     ("x", float("nan"), "entity 'm2' (its rows in input order): column 'x' row 6 is missing"),
+    # named "the series: column 'x' row 11", a row of the partition, and no entity
+    ("x", float("inf"), "entity 'm2' (its rows in input order): column 'x' row 6 has value inf where a finite "
+                        "float32 number is expected"),
+    ("x", 1e39, "entity 'm2' (its rows in input order): column 'x' row 6 has value 1e+39 where a finite"),
 ])
 def test_a_bad_cell_is_refused_naming_the_entity_and_its_row(model_dir, synchronous, column, value, message):
     frame = make_frame()  # times as a CSV gives them: text dates

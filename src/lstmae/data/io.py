@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from lstmae.data.validation import (
+    NOT_A_FEATURE,
     SEQUENCE_NAN_POLICIES,
     check_finite,
     check_unique_names,
@@ -511,7 +512,7 @@ def _numeric_values(table: pd.DataFrame, names: list[str], source: str) -> np.nd
             row = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"{source}: column '{name}' row {row + 1} has text {column.iloc[row]!r} where a "
-                "number is expected; fix the cell, or leave the column out of fit with --columns"
+                f"number is expected; fix the cell ({NOT_A_FEATURE})"
             )
         values[:, j] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     return values
@@ -715,7 +716,7 @@ def _fill_missing(
         row, column = np.argwhere(empty)[0]
         raise DataError(
             f"{source}: entity '{entities[row]}' has no values at all in column '{names[column]}', "
-            "so there is nothing to fill from; fill it, or leave the column out of fit with --columns"
+            f"so there is nothing to fill from; fill it ({NOT_A_FEATURE})"
         )
     return result
 

@@ -111,6 +111,10 @@ def check_stride(stride: int) -> None:
     check_integer(stride, "stride")
 
 
+# what a bad cell's message offers beside fixing it (in score the model's features are fixed: it reads as a refit)
+NOT_A_FEATURE = "a column that is not a feature can be left out of fit with --columns"
+
+
 def check_finite(
     values: np.ndarray,
     feature_names: Sequence[str],
@@ -140,7 +144,7 @@ def check_finite(
         position = np.argwhere(out_of_range)[0]
         value = values[tuple(position)]
         fix = (
-            "fix the cell, or leave the column out of fit with --columns"
+            f"fix the cell ({NOT_A_FEATURE})"
             if values.ndim == 2
             else "fix the value or remove the sequence"
         )

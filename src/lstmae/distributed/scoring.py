@@ -28,6 +28,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
                       "(dask[dataframe] and distributed)") from err
 
 from ..config import DEFAULTS
+from ..data.validation import beyond_float32
 from ..estimator import load
 from ..exceptions import DataError, ModelFileError
 from ..persistence import read_config
@@ -66,6 +67,9 @@ def score_entities(model_dir, ddf, *, entity_column: str, time_column: str | Non
     window covers, among them every row of an entity shorter than the window), ``threshold`` for
     adaptive threshold rules, ``error_<feature>`` with `feature_errors`. Rows come grouped by
     partition, not in the input order: join on the index or on (entity, time).
+
+    Dask stores object columns as text (`dataframe.convert-string`): ids 1 and "1" in `ddf` are one entity,
+    where `score_frame` on the pandas frame keeps them apart (`score_entities_pandas` refuses that frame).
 
     `model_dir` must be readable at the same path by every worker (on a cluster: a shared file
     system). The model is loaded here once to check the columns, and once per worker process.
@@ -244,19 +248,31 @@ def _check_entities(part: pd.DataFrame, entity_column: str, time_column: str | N
             _time_order(times, entities, source)
         return times
 
+    def numbers_of(rows, column):
+        return pd.to_numeric(rows[column], errors="coerce").to_numpy(np.float64)
+
+    def bad_cells(rows):  # (missing, beyond float32 or infinite), each (T, F); text is named by score_frame
+        numbers = np.stack([numbers_of(rows, column) for column in features], axis=1)
+        return rows[features].isna().to_numpy(), beyond_float32(numbers)
+
     # the whole partition at once; only a partition with a bad cell is searched entity by entity
-    if not part[features].isna().to_numpy().any():
+    if not any(mask.any() for mask in bad_cells(part)):
         try:
             return None if time_column is None else check_times(part, part[entity_column].to_numpy(), "the partition")
         except DataError:
             pass
     for entity, rows in part.groupby(entity_column, sort=False):
         source = f"entity {entity!r} (its rows in input order)"
-        missing = rows[features].isna().to_numpy()
+        missing, out_of_range = bad_cells(rows)
         if missing.any():
             row, column = np.argwhere(missing)[0]
             raise DataError(f"{source}: column {features[column]!r} row {row + 1} is missing; fill or drop it "
                             "before scoring (e.g. frame.groupby(entity).ffill())")
+        if out_of_range.any():
+            row, column = np.argwhere(out_of_range)[0]
+            raise DataError(f"{source}: column {features[column]!r} row {row + 1} has value "
+                            f"{numbers_of(rows, features[column])[row]:g} where a finite float32 number is expected; fix "
+                            "the cell before scoring")
         if time_column is not None:
             check_times(rows, None, source)
     return None
