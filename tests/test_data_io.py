@@ -539,3 +539,14 @@ def test_one_column_in_two_roles_is_named(tmp_path):
                                                                                           index=False)
     with pytest.raises(DataError, match="column 'label' is given as both the time and the label column"):
         read_series(tmp_path / "d.csv", time_column="label", label_column="label")
+
+
+def test_a_column_of_decimal_comma_numbers_is_named_not_dropped(tmp_path):
+    # read as text, it was left out of the features without a word; score then called it missing
+    path = write_text(tmp_path / "comma.csv", "t,a,b\n" + "".join(f'{i},"0,{i + 10}",{i}.5\n' for i in range(12)))
+    with pytest.raises(DataError, match=r"comma.csv: column 'a' holds numbers written with a comma \(e.g. '0,10'\), "
+                                        r"which are read as text; write them as plain numbers"):
+        read_series(path, time_column="t")
+    assert read_series(path, time_column="t", columns=["b"]).feature_names == ["b"]  # named: the column is left out
+    write_text(tmp_path / "notes.csv", "t,a,note\n" + "".join(f"{i},{i}.5,ok\n" for i in range(12)))
+    assert read_series(tmp_path / "notes.csv", time_column="t").feature_names == ["a"]  # other text: left out

@@ -388,6 +388,14 @@ def _select_columns(
         if guard:
             for name in selected:
                 _refuse_labels_or_time(table[name], source)
+            for name in available:  # left out as text, it went missing without a word
+                example = None if name in selected or name in reserved.values() else _decimal_comma(table[name])
+                if example is not None:
+                    raise DataError(
+                        f"{source}: column '{name}' holds numbers written with a comma (e.g. {example!r}), which "
+                        "are read as text; write them as plain numbers with a decimal point (pandas: read_csv(..., "
+                        "decimal=',') or thousands=','), or name the features with --columns"
+                    )
         return selected
 
     selected = []
@@ -491,6 +499,16 @@ def _is_numeric_column(column: pd.Series) -> bool:
     present = int(column.notna().sum())
     parsed = int(pd.to_numeric(column, errors="coerce").notna().sum())
     return present > 0 and parsed >= present / 2
+
+
+def _decimal_comma(column: pd.Series) -> str | None:
+    """A cell of a text column that is at least half numbers once a decimal comma is read as a point ('0,861'),
+    else None."""
+    if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+        return None
+    text = column.dropna().astype(str).str.strip()
+    commas = text[text.str.fullmatch(r"[-+]?\d*,\d+")]
+    return commas.iloc[0] if len(text) and len(commas) >= len(text) / 2 else None
 
 
 def _numeric_values(table: pd.DataFrame, names: list[str], source: str) -> np.ndarray:
