@@ -918,3 +918,26 @@ def test_an_output_inside_the_model_folder_is_refused_and_the_model_kept(workspa
                  ["evaluate", tmp_path / "m", workspace / "test.csv", "--label-column", "label", "-o", tmp_path / "m"]):
         assert_user_error(run(*args, "--overwrite"), "is inside the model folder", "write it elsewhere")
     assert {f.name: f.read_bytes() for f in (tmp_path / "m").iterdir()} == before
+
+
+def test_an_array_file_is_scored_by_position_for_a_model_with_named_features(workspace, tmp_path):
+    # .npy is a documented input, but a model fitted on named columns refused it: "missing 'temp', 'flow';
+    # unexpected 'f0', 'f1'", and --columns f0,f1 could not help
+    from lstmae import load
+
+    features = list(load(workspace / "model").feature_names_in_)
+    frame = pd.read_csv(workspace / "test.csv")
+    np.save(tmp_path / "test.npy", frame[features].to_numpy())
+    result = run("score", workspace / "model", tmp_path / "test.npy", "-o", tmp_path / "from_array.csv")
+    assert result.exit_code == 0, result.output
+    assert f"its {len(features)} columns are taken as the model's features {', '.join(features)} in that order" \
+        in " ".join(result.output.split())
+    from_table = run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "from_table.csv")
+    assert from_table.exit_code == 0, from_table.output
+    got, want = pd.read_csv(tmp_path / "from_array.csv"), pd.read_csv(tmp_path / "from_table.csv")
+    np.testing.assert_allclose(got["score"], want["score"], rtol=1e-6)
+    np.save(tmp_path / "wide.npy", np.ones((60, len(features) + 1)))
+    wide = run("score", workspace / "model", tmp_path / "wide.npy", "-o", tmp_path / "wide.csv")
+    assert wide.exit_code == 2 and "Traceback" not in wide.output and not (tmp_path / "wide.csv").exists()
+    assert (f"wide.npy: an array file's columns have no names, and it has {len(features) + 1} where the model has "
+            f"{len(features)} features ({', '.join(features)}); give those columns, in that order") in wide.output

@@ -795,7 +795,7 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
     unread (its cells unchecked: partly labelled data is read as well as labelled). labels=True: a series
     model fitted without a label column reads a 0/1 column named label, y, anomaly, ... as the labels
     (`read_series`'s find_labels), not as a feature it never had."""
-    from .data.io import read_sequences, read_series, table_columns
+    from .data.io import is_array_file, read_sequences, read_series, table_columns
     from .data.validation import check_features
 
     settings = model.data_settings_
@@ -832,6 +832,15 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
         data = read_series(path, columns=columns, label_column=label if label in present else None,
                            nan_policy=nan_policy, find_labels=labels, **reserved)
     expected = model._feature_names()
+    if is_array_file(path) and list(data.feature_names) != list(expected):  # its columns have no names
+        if len(data.feature_names) != len(expected):
+            raise DataError(f"{data.source}: an array file's columns have no names, and it has {len(data.feature_names)}"
+                            f" where the model has {len(expected)} features ({', '.join(expected[:8])}"
+                            f"{', ...' if len(expected) > 8 else ''}); give those columns, in that order")
+        warnings.warn(f"{path}: an array file has no column names; its {len(expected)} columns are taken as the "
+                      f"model's features {', '.join(expected[:8])}{', ...' if len(expected) > 8 else ''} in that order",
+                      UserWarning, stacklevel=2)
+        data.feature_names = list(expected)
     order = check_features(expected, data.feature_names, data.source)
     data.values = data.values[..., order]
     data.feature_names = expected

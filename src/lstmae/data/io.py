@@ -135,6 +135,11 @@ class SequenceData:
     source: str
 
 
+def is_array_file(path) -> bool:
+    """Whether `path` names an .npy or .npz file (columns without names)."""
+    return _suffix(Path(path)) in _ARRAY_SUFFIXES
+
+
 def _suffix(path: Path) -> str:
     name = path.name.lower()
     known = _CSV_SUFFIXES + _TEXT_SUFFIXES + _PARQUET_SUFFIXES + _ARRAY_SUFFIXES
