@@ -550,3 +550,14 @@ def test_a_column_of_decimal_comma_numbers_is_named_not_dropped(tmp_path):
     assert read_series(path, time_column="t", columns=["b"]).feature_names == ["b"]  # named: the column is left out
     write_text(tmp_path / "notes.csv", "t,a,note\n" + "".join(f"{i},{i}.5,ok\n" for i in range(12)))
     assert read_series(tmp_path / "notes.csv", time_column="t").feature_names == ["a"]  # other text: left out
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_the_fix(tmp_path):
+    # read with replacement characters: a Latin-1 header 'labél' became a feature named 'lab\ufffdl'
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("t,temp,lab\u00e9l\n".encode("latin-1") + b"".join(b"%d,%d.5,%d\n" % (i, i, i % 3) for i in range(12)))
+    with pytest.raises(DataError, match=r"latin1.csv: is not UTF-8 text \(byte 0xe9 cannot be decoded\); save it as "
+                                        r"UTF-8 \(e.g. pd.read_csv\(path, encoding='latin-1'\)"):
+        read_series(path, time_column="t")
+    path.write_bytes("t,temp,lab\u00e9l\n".encode("utf-8") + b"".join(b"%d,%d.5,%d\n" % (i, i, i % 3) for i in range(12)))
+    assert read_series(path, time_column="t").feature_names == ["temp", "lab\u00e9l"]

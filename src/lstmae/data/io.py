@@ -257,9 +257,12 @@ def _read_csv(
         if pd.to_numeric(first_fields, errors="coerce").notna().all():
             header = None
     try:
-        table = pd.read_csv(
-            path, sep=separator, header=header, nrows=nrows, encoding_errors="replace"
-        )
+        table = pd.read_csv(path, sep=separator, header=header, nrows=nrows)
+    except UnicodeDecodeError as error:  # read with replacement characters, 'labél' became a feature 'lab\ufffdl'
+        raise DataError(
+            f"{source}: is not UTF-8 text (byte 0x{error.object[error.start]:02x} cannot be decoded); save it as "
+            "UTF-8 (e.g. pd.read_csv(path, encoding='latin-1').to_csv(new_path, index=False))"
+        ) from None
     except pd.errors.EmptyDataError as error:
         raise DataError(
             f"{source}: is empty; it needs a header and at least one data row"
@@ -280,7 +283,6 @@ def _read_csv(
         # pandas renames a repeated name 'a' to 'a.1': read the header row as it is written.
         raw = pd.read_csv(
             path, sep=separator, header=None, nrows=1, dtype=str, keep_default_na=False,
-            encoding_errors="replace",
         )
         check_unique_names([str(name) for name in raw.iloc[0]], source, skip_empty=True)
     return table
