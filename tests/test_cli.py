@@ -915,8 +915,12 @@ def test_an_output_inside_the_model_folder_is_refused_and_the_model_kept(workspa
     before = {f.name: f.read_bytes() for f in (tmp_path / "m").iterdir()}
     for args in (["score", tmp_path / "m", workspace / "test.csv", "-o", tmp_path / "m" / "config.csv"],
                  ["encode", tmp_path / "m", workspace / "test.csv", "-o", tmp_path / "m" / "x.csv"],
-                 ["evaluate", tmp_path / "m", workspace / "test.csv", "--label-column", "label", "-o", tmp_path / "m"]):
+                 ["evaluate", tmp_path / "m", workspace / "test.csv", "--label-column", "label", "-o",
+                  tmp_path / "m" / "report"]):
         assert_user_error(run(*args, "--overwrite"), "is inside the model folder", "write it elsewhere")
+    # the model folder itself was said to be "inside the model folder m"
+    assert_user_error(run("evaluate", tmp_path / "m", workspace / "test.csv", "--label-column", "label", "-o",
+                          tmp_path / "m", "--overwrite"), "is the model folder this command reads")
     assert {f.name: f.read_bytes() for f in (tmp_path / "m").iterdir()} == before
 
 

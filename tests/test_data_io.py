@@ -561,3 +561,10 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_fix(tmp_path):
         read_series(path, time_column="t")
     path.write_bytes("t,temp,lab\u00e9l\n".encode("utf-8") + b"".join(b"%d,%d.5,%d\n" % (i, i, i % 3) for i in range(12)))
     assert read_series(path, time_column="t").feature_names == ["temp", "lab\u00e9l"]
+
+
+def test_a_declared_label_column_is_checked_before_another_is_blamed_for_looking_like_labels(tmp_path):
+    # --label-column timestamp was answered "column 'label' looks like labels", about a column not named
+    write_text(tmp_path / "s.csv", "timestamp,temp,label\n" + "".join(f"2024-01-0{i + 1},{i}.5,0\n" for i in range(5)))
+    with pytest.raises(DataError, match=r"label column 'timestamp' row 1 has '2024-01-01'; labels must be 0"):
+        read_series(tmp_path / "s.csv", label_column="timestamp")

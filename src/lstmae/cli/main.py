@@ -258,7 +258,10 @@ def _check_outside_model(path: Path, model_dir: Path) -> None:
     target, model = path.resolve(), model_dir.resolve()
     if not (model / CONFIG_FILE).is_file():
         return
-    if target == model or model in target.parents:
+    if target == model:
+        raise UserError(f"{path} is the model folder this command reads; write the output elsewhere (it would "
+                        "replace the model)")
+    if model in target.parents:
         raise UserError(f"{path} is inside the model folder {model_dir}; write it elsewhere (it would replace a "
                         "part of the model)")
 

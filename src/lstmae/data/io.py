@@ -564,7 +564,7 @@ def _complete_column(column: pd.Series, role: str, source: str) -> pd.Series:
         row = int(np.flatnonzero(empty)[0])
         raise DataError(
             f"{source}: {role} column '{column.name}' row {row + 1} is empty; "
-            f"every row needs a {role}"
+            f"every row needs its {role}"
         )
     return column
 
@@ -665,6 +665,9 @@ def read_series(
     if shared:  # read for one role, it was refused for the other ("time column 'label' has 0 twice")
         raise DataError(f"{source}: column '{reserved[shared[0]]}' is given as both the {shared[0]} and the "
                         f"{shared[1]} column; name each its own column")
+    labels = None
+    if label_column is not None and label_column in table.columns:  # the declared labels first: checked before
+        labels = _labels(table[label_column], source)  # another column is blamed for looking like labels
     names = _select_columns(table, columns, reserved, source, guard=not is_array)
     if not names:
         raise DataError(
@@ -672,12 +675,8 @@ def read_series(
             f"{quote_names(list(table.columns), limit=12)}; name the feature columns with --columns"
         )
     values = _numeric_values(table, names, source)
-    if label_column is not None:
-        labels = _labels(table[label_column], source)
-    elif array_labels is not None:
+    if labels is None and array_labels is not None:
         labels = _labels(pd.Series(array_labels, name="y"), source)
-    else:
-        labels = None
     entities = (
         _complete_column(table[entity_column], "entity", source).to_numpy()
         if entity_column is not None

@@ -101,7 +101,7 @@ def parse_table(data: dict, features: list[str], *, max_rows: int, entity_column
                 raise RequestError(422, f"row {i}: entity column {entity_column!r} holds {entity!r}, not a whole "
                                         "number", field, "give each row's entity id as a string or an integer")
             if isinstance(entity, bool) or not isinstance(entity, (str, int)):
-                raise RequestError(422, f"row {i}: entity column {entity_column!r} holds a {_json_type(entity)}",
+                raise RequestError(422, f"row {i}: entity column {entity_column!r} holds a JSON {_json_type(entity)}",
                                    field, "give each row's entity id as a string or an integer")
             if isinstance(entity, str) and not _is_utf8(entity):
                 raise RequestError(422, f"row {i}: entity column {entity_column!r} holds a string that is not "
