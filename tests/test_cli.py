@@ -631,6 +631,14 @@ def test_overwrite_replaces_an_earlier_output_never_a_folder_of_other_files(work
         assert_user_error(run(*args, "-o", tmp_path / "photos", "--overwrite"),
                           "photos: holds a.jpg, not a", "overwriting would delete them")
     assert [p.name for p in (tmp_path / "photos").iterdir()] == ["a.jpg"]
+    # nor a folder that holds the marker of an earlier output beside other files: it was deleted with them
+    (tmp_path / "photos" / "report.html").write_text("<html>")
+    (tmp_path / "photos" / "scores.csv").write_text("x")
+    for args in (("evaluate", workspace / "model", workspace / "test.csv", "--label-column", "label"),
+                 ("demo", "--epochs", 1)):
+        assert_user_error(run(*args, "-o", tmp_path / "photos", "--overwrite"), "photos: holds a.jpg",
+                          "files lstmae did not write there")
+    assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == ["a.jpg", "report.html", "scores.csv"]
     # an earlier report is replaced
     report = ("evaluate", workspace / "model", workspace / "test.csv", "--label-column", "label", "-o",
               tmp_path / "report")

@@ -54,6 +54,17 @@ def test_overwrite_replaces_an_earlier_model_or_an_empty_folder_never_other_file
         model.save(tmp_path / "mine", overwrite=True)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "mine"]  # nothing staged
+    # a folder was replaced, whatever else it held, once it held a file named config.json
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "config.json").write_text('{"name": "my-app"}')
+    with pytest.raises(DataError, match=r"app: its config.json is not that of a saved model, and overwriting would "
+                                        "delete them"):
+        model.save(tmp_path / "app", overwrite=True)
+    (tmp_path / "app" / "index.js").write_text("code")
+    with pytest.raises(DataError, match=r"app: holds index.js beside a saved model, files lstmae did not write there"):
+        model.save(tmp_path / "app", overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "app").iterdir()) == ["config.json", "index.js"]
+    model.save(tmp_path / "empty", overwrite=True)  # an earlier model is replaced
 
 
 class _Boom:

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .data.io import OutputKind
+
 # Shorter than the 90-minute process cycle on purpose: each row's score is the mean over the windows
 # covering it, so a longer window spreads an event's alarm further past its labelled rows.
 DEMO_WINDOW = 20
 # The synthetic events all lie in the second half: the first half is the clean history a user would train on.
 DEMO_TRAIN_FRACTION = 0.5
 # What the demo may replace with overwrite=True (data.io.check_replaceable): an earlier demo output.
-DEMO_KIND = ("a demo output", "scores.csv")
+DEMO_KIND = OutputKind("a demo output", "scores.csv", ("scores.csv", "events.csv", "train.csv", "test.csv", "model",
+                                                      "report"))
 
 
 def run_demo(out_dir, *, epochs: int = 30, seed: int = 0, overwrite: bool = False) -> dict:

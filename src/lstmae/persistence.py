@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as parse_safetensors, save as serialize_safetensors
 
 from . import __version__
-from .data.io import staged_directory
+from .data.io import OutputKind, staged_directory
 from .data.validation import is_integer
 from .exceptions import ModelFileError
 
@@ -26,7 +26,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 # What `write_model` may replace with overwrite=True (data.io.check_replaceable): an earlier model, or an empty folder.
-MODEL_KIND = ("a saved model", CONFIG_FILE)
+MODEL_KIND = OutputKind("a saved model", CONFIG_FILE, (CONFIG_FILE, WEIGHTS_FILE), "format_version")
 # A reader may meet a directory mid-swap (config from one save, weights from the next): it reads again.
 _READ_ATTEMPTS = 5
 

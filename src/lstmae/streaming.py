@@ -37,7 +37,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from .data.io import staged_directory, write_bytes_atomic, write_text_atomic
+from .data.io import OutputKind, staged_directory, write_bytes_atomic, write_text_atomic
 from .data.validation import is_integer
 from .exceptions import DataError, ModelFileError
 from .persistence import _read_regular
@@ -49,6 +49,8 @@ STATE_KIND = "lstmae-streaming"
 STATE_VERSION = 1
 STATE_JSON = "state.json"
 STATE_TENSORS = "state.safetensors"
+# What `save` may replace with overwrite=True (data.io.check_replaceable): an earlier state, or an empty folder.
+STATE_OUTPUT = OutputKind("a streaming state", STATE_JSON, (STATE_JSON, STATE_TENSORS), "kind")
 COLUMNS = ("score", "is_anomaly", "alarm", "valid", "threshold", "alarm_started")
 # Windows scored per forward pass in `update_many` (bounds the memory of (N, L, F) copies).
 _SCORE_CHUNK = 8192
@@ -392,7 +394,7 @@ class StreamingScorer:
         payload = save_tensors(tensors)
         config["tensors_sha256"] = hashlib.sha256(payload).hexdigest()
         text = json.dumps(config, indent=1)
-        with staged_directory(path, overwrite=overwrite, replaces=("a streaming state", STATE_JSON)) as staging:
+        with staged_directory(path, overwrite=overwrite, replaces=STATE_OUTPUT) as staging:
             write_bytes_atomic(staging / STATE_TENSORS, payload)
             write_text_atomic(staging / STATE_JSON, text)
         return Path(path)

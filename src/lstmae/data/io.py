@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import errno
 import fnmatch
+import json
 import glob
 import gzip
 import os
@@ -37,6 +38,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import NamedTuple
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -1038,24 +1040,51 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "ut
     write_bytes_atomic(path, text.encode(encoding))
 
 
-def check_replaceable(path: str | os.PathLike, replaces: tuple[str, str] | None) -> None:
-    """DataError when the folder `path` holds files but not the file that marks what may be replaced there:
-    `replaces` = (what, marker file), e.g. ("a saved model", "config.json"). Overwriting replaces only
-    an earlier output of the same kind, or an empty folder, never a folder of other files. None: any."""
+class OutputKind(NamedTuple):
+    """What an output folder is, for `check_replaceable`: `what` it is called, the `marker` file that every such
+    folder holds, the names (glob patterns) of everything it may hold, and `marker_key`: a key the marker's JSON
+    object holds (None: the marker is not JSON)."""
+
+    what: str
+    marker: str
+    names: tuple[str, ...]
+    marker_key: str | None = None
+
+
+def check_replaceable(path: str | os.PathLike, replaces: OutputKind | None) -> None:
+    """DataError unless the folder `path` is empty or an earlier output of the kind `replaces`: its marker file
+    (a JSON one holding the kind's key) and nothing that kind does not write. Overwriting replaces the whole
+    folder, so a folder that also holds other files is refused, whatever else it holds. None: any."""
     path = Path(path)
     if replaces is None or not path.is_dir():
         return
-    what, marker = replaces
     names = sorted(entry.name for entry in path.iterdir())
-    if names and marker not in names:
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        raise DataError(f"{path}: holds {shown}, not {what} (no {marker}), and overwriting would delete them; "
-                        "choose a new or empty folder")
+    if not names:
+        return
+    refuse = "and overwriting would delete them; choose a new or empty folder"
+    if replaces.marker not in names:
+        raise DataError(f"{path}: holds {_some(names)}, not {replaces.what} (no {replaces.marker}), {refuse}")
+    others = [name for name in names if not any(fnmatch.fnmatchcase(name, pattern) for pattern in replaces.names)]
+    if others:
+        raise DataError(f"{path}: holds {_some(others)} beside {replaces.what}, files lstmae did not write there, "
+                        f"{refuse}")
+    if replaces.marker_key is not None:
+        try:
+            content = json.loads((path / replaces.marker).read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # unreadable, or not JSON
+            content = None
+        marked = isinstance(content, dict) and replaces.marker_key in content
+        if not marked:
+            raise DataError(f"{path}: its {replaces.marker} is not that of {replaces.what}, {refuse}")
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 @contextmanager
 def staged_directory(target: str | os.PathLike, *, overwrite: bool = False,
-                     replaces: tuple[str, str] | None = None) -> Iterator[Path]:
+                     replaces: OutputKind | None = None) -> Iterator[Path]:
     """Build the directory `target` in a temporary sibling, yielded, and swap it into place when the
     block succeeds: a failure leaves nothing behind and an existing target untouched.
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..data.io import OutputKind
 from ..exceptions import DataError
 from .metrics import detection_metrics, sequence_metrics
 from .plots import (figure_png, plot_alarms, plot_error_heatmap, plot_error_histogram, plot_pr_roc,
@@ -20,7 +21,7 @@ from .plots import (figure_png, plot_alarms, plot_error_heatmap, plot_error_hist
 from .report import METRIC_HELP, PLOT_HELP, render_report
 
 # What a report may replace with overwrite=True (data.io.check_replaceable): an earlier report.
-REPORT_KIND = ("a report", "report.html")
+REPORT_KIND = OutputKind("a report", "report.html", ("report.html", "metrics.json", "events.csv", "*.png"))
 
 # Rules whose flag rate on the evaluated data the report lists beside the model's own, each fitted on
 # the model's held-out normal scores; the adaptive one (a series' remedy for an alarm storm) then follows
