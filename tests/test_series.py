@@ -771,3 +771,22 @@ def test_a_rule_with_too_few_held_out_scores_is_refused_before_training(rule, ne
     monkeypatch.undo()
     assert LSTMAutoencoder(encoder=(4,), epochs=1, threshold="telemanom:2.5,mad=8", progress=False).fit(
         np.random.default_rng(0).normal(size=(40, 5, 1))).threshold_ > 0
+
+
+def test_feature_names_put_an_array_in_the_models_order():
+    # they only labelled the error columns: an array in another order was scored as if in the model's
+    from lstmae.series import score_values
+
+    values = series(200)
+    model = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, progress=False, random_state=0), values, window=10,
+                       feature_names=["s", "c"])
+    plain = score_values(model, values, feature_errors=True)
+    swapped = score_values(model, values[:, ::-1], feature_errors=True, feature_names=["c", "s"])
+    pd.testing.assert_frame_equal(swapped, plain)
+    with pytest.raises(DataError, match=r"feature_names: expected 2 features \(trained on s, c\), got 2: missing 'c'"):
+        score_values(model, values, feature_names=["s", "x"])
+    with pytest.raises(DataError, match=r"^the series has 1 column; the model was trained on 2 features \(s, c\)$"):
+        score_values(model, values[:, :1])
+    unnamed = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, progress=False, random_state=0), values, window=10)
+    assert list(score_values(unnamed, values, feature_errors=True, feature_names=["u", "v"]).columns[-2:]) == [
+        "error_u", "error_v"]

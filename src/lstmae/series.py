@@ -31,7 +31,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from .config import DEFAULTS, HOW_CHOICES
-from .data.validation import check_finite, check_integer, check_unique_names, check_window, is_number
+from .data.validation import check_features, check_finite, check_integer, check_unique_names, check_window, is_number
 from .data.windowing import temporalize, window_ends
 from .exceptions import DataError
 from .scoring import (
@@ -390,11 +390,19 @@ def score_values(model, values, *, stride: int = 1, how: str = DEFAULTS["how"], 
     spec such as "quantile:0.995" fitted by `threshold_for` on the model's calibration scores.
     With `model.smooth` = W > 1 and how other than "end", each group's scores are smoothed over W rows
     (`lstmae.scoring.points.smooth_points`) before they are flagged.
+    feature_names: the names of `values`' columns, for an array: put in the model's order when the model knows
+    its features' (refused unless they are the same names), else the names of the ``error_<feature>`` columns.
     The model is never changed. A DataFrame's features are taken by name when the model knows its features'.
     """
     if feature_names is None and _named_columns(values) and hasattr(model, "feature_names_in_"):
         values = feature_values(model, values, dtype=np.float64)  # in the model's order, not the frame's
-    names = list(feature_names) if feature_names is not None else None
+    names = [str(name) for name in feature_names] if feature_names is not None else None
+    if names is not None and hasattr(model, "feature_names_in_"):
+        # they labelled the error columns only: an array in another order was scored as if in the model's
+        order = check_features(model._feature_names(), names, "feature_names")
+        values = series_array(values)
+        if values.ndim == 2 and values.shape[1] == len(names):  # else _checked_series names the count
+            values, names = values[:, order], model._feature_names()
     values = _checked_series(model, values, names)
     names = names or model._feature_names()
     check_how(how)
@@ -761,7 +769,12 @@ def _checked_series(model, values, names=None) -> np.ndarray:
     by row and column (`names`, default the model's features), not by the number of a window that holds it."""
     check_is_fitted(model, "module_")
     values = series_array(values)
-    names = names or model._feature_names()
+    expected = model._feature_names()
+    if values.ndim == 2 and values.shape[1] != len(expected):  # "1 features in the data but 2 names"
+        raise DataError(f"the series has {values.shape[1]} column{'s' if values.shape[1] != 1 else ''}; the model "
+                        f"was trained on {len(expected)} features ({', '.join(expected[:8])}"
+                        f"{', ...' if len(expected) > 8 else ''})")
+    names = names or expected
     check_finite(values, names, "the series")
     _check_scalable(model, values, names)
     return values
@@ -796,7 +809,6 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
     model fitted without a label column reads a 0/1 column named label, y, anomaly, ... as the labels
     (`read_series`'s find_labels), not as a feature it never had."""
     from .data.io import is_array_file, read_sequences, read_series, table_columns
-    from .data.validation import check_features
 
     settings = model.data_settings_
     layout = settings.get("layout", "series")
