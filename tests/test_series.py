@@ -790,3 +790,17 @@ def test_feature_names_put_an_array_in_the_models_order():
     unnamed = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, progress=False, random_state=0), values, window=10)
     assert list(score_values(unnamed, values, feature_errors=True, feature_names=["u", "v"]).columns[-2:]) == [
         "error_u", "error_v"]
+
+
+def test_predict_on_windows_of_a_series_model_uses_the_window_threshold():
+    # it compared window scores with a threshold fitted on row scores (the mean over each row's windows)
+    from lstmae.data.windowing import temporalize
+    from lstmae.series import end_threshold
+
+    values = series(300)
+    model = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, progress=False, random_state=0), values, window=10)
+    assert model.threshold_how_ == "mean"
+    windows, _ = temporalize(values, 10)
+    window_threshold, _ = end_threshold(model)
+    assert window_threshold != model.threshold_
+    np.testing.assert_array_equal(model.predict(windows), (model.anomaly_score(windows) > window_threshold))

@@ -472,9 +472,17 @@ PARAMETERS_HERE
         return scores
 
     def predict(self, X) -> np.ndarray:
-        """(N,) 1 = anomaly (score above `threshold_`), 0 = normal."""
+        """(N,) 1 = anomaly (a sample's score above the threshold for one sample's score), 0 = normal: `threshold_`,
+        or, for a model whose threshold was fitted on a series' row scores (`threshold_how_`, `fit_series`), its
+        rule fitted on the held-out window scores (an adaptive rule: the value it starts from)."""
         check_is_fitted(self, "threshold_")
-        return apply_threshold(self.anomaly_score(X), self.threshold_)
+        threshold = self.threshold_
+        if self.threshold_how_ != "window":  # a row score averages several windows': its threshold is another
+            from .series import end_threshold
+
+            value, adaptive = end_threshold(self)
+            threshold = value if adaptive is None else adaptive.threshold
+        return apply_threshold(self.anomaly_score(X), threshold)
 
     def score_series(self, data, *, stride: int = 1, how: str = DEFAULTS["how"], feature_errors: bool = False,
                      entity_column: str | None = None, threshold=None) -> pd.DataFrame:
