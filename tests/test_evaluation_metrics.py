@@ -124,6 +124,17 @@ def test_early_window_counts_flags_before_the_event():
     assert one_short["event_recall"] == pytest.approx(1 / 3)
 
 
+def test_a_flagged_run_that_began_before_the_event_is_early():
+    # at early_window 0 the lead could never be positive: the search for a flag starts at the labelled start
+    labels, scores = np.zeros(30, int), np.zeros(30)
+    labels[10:15] = 1
+    scores[7:12] = 1.0  # a run from row 7 into the event
+    assert detection_metrics(labels, scores, 0.5)["mean_lead_time"] == pytest.approx(3)
+    scores[:] = 0.0
+    scores[12:14] = 1.0
+    assert detection_metrics(labels, scores, 0.5)["mean_lead_time"] == pytest.approx(-2)
+
+
 def test_no_detected_event_gives_no_lead_time():
     labels, _ = events_example()
     result = detection_metrics(labels, np.zeros(30), 0.5)

@@ -78,8 +78,8 @@ METRIC_HELP: dict[str, tuple[str, str]] = {
     "n_detected_events": ("labelled events with a flagged row inside (or within early_window rows "
                           "before)", "events"),
     "event_recall": ("share of labelled events detected (event-level recall)", "0-1"),
-    "mean_lead_time": ("rows between an event's first flag and its labelled start, averaged over "
-                       "detected events; positive = early", "rows"),
+    "mean_lead_time": ("rows from the start of the flagged run that first reaches an event to the event's "
+                       "labelled start, averaged over detected events; positive = early", "rows"),
     "n_flagged_runs": ("runs of consecutive flagged rows: what a person is alerted to", "runs"),
     "n_correct_runs": ("flagged runs that touch a labelled event (or the early_window before it)",
                        "runs"),
@@ -466,7 +466,11 @@ def _event_metrics(starts, ends, flagged, early_window: int) -> dict:
     next_flagged = np.minimum.accumulate(positions[::-1])[::-1]
     first_hit = next_flagged[np.maximum(starts - early_window, 0)]
     detected = first_hit <= ends
-    lead_times = starts[detected] - first_hit[detected]
+    # the lead is counted from the start of the flagged run that first reaches the event: a run that began before
+    # the labelled start and runs into it was early, though the search starts at start - early_window
+    unflagged = np.where(flagged, -1, np.arange(len(flagged)))
+    run_start = np.maximum.accumulate(unflagged) + 1  # run_start[i]: where the flagged run holding row i began
+    lead_times = starts[detected] - run_start[first_hit[detected]]
     return {
         "n_events": int(n_events),
         "n_detected_events": int(detected.sum()),
