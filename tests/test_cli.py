@@ -748,6 +748,12 @@ def test_events_match_labels_as_the_event_metrics_count_them(workspace, tmp_path
                                 alarms={"merge_gap": 10, "cooldown": 0}, **dict(options))
         assert len(result.events) >= 2
         assert int(result.events["matches_label"].sum()) == result.metrics["n_correct_runs"], options
+        # the labelled ranges, found or missed (the report listed only the alarms, so a missed one was nowhere)
+        found = result.labelled_events
+        assert len(found) == result.metrics["n_events"] and found["found"].sum() == result.metrics["n_detected_events"]
+        assert (found["found"] == found["alarm"].notna()).all() and "Labelled events" in result.html
+        if options["early_window"] == 0:
+            assert not found["found"].all()  # the range after the first alarm is missed without an early window
         for _, event in result.events.iterrows():  # input-row positions, as score's events.csv has them
             assert pd.Timestamp(frame["timestamp"][event["start_row"]]) == event["start"], options
             assert pd.Timestamp(frame["timestamp"][event["end_row"]]) == event["end"], options

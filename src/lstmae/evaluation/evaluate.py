@@ -43,14 +43,16 @@ ALARM_ROW_HELP = {
 
 @dataclass
 class Evaluation:
-    """What `evaluate` found: metrics (JSON-able), scores (one row per row or sequence), events (series),
-    figures as (file stem, caption, Figure, how to read it), and the report's HTML."""
+    """What `evaluate` found: metrics (JSON-able), scores (one row per row or sequence), events (series: the
+    alarms), figures as (file stem, caption, Figure, how to read it), the report's HTML, and labelled_events
+    (series: one row per labelled range, found or missed, by which alarm, with its lead)."""
 
     metrics: dict
     scores: pd.DataFrame
     events: pd.DataFrame | None
     figures: list = field(default_factory=list)
     html: str = ""
+    labelled_events: pd.DataFrame | None = None
 
     def files(self) -> dict[str, bytes]:
         """Every output by file name: metrics.json, report.html, one PNG per figure, events.csv."""
@@ -140,19 +142,24 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
                       "fitted on": basis,
                       "alternatives": _alternatives(model, scores, None if sequences else table["valid"].to_numpy(),
                                                     groups, "window" if sequences else how)}
+    labelled_events = None
     if events is not None:
         events = events.assign(matches_label=_matches_label(kept_events, labels, early_window))
+        labelled_events = _labelled_events(kept_events, labels, table.index, early_window)
     report_summary = {"data": data.source, ("sequences" if sequences else "rows"): int(len(table)),
                       "model window": model.n_timesteps_, "scoring": f"how={how}" if not sequences else "per sequence",
                       **(summary or {})}
     html = render_report(title="lstmae evaluation", summary=report_summary, metrics=metrics,
                          metric_help=METRIC_HELP if sequences else {**METRIC_HELP, **ALARM_ROW_HELP},
                          images=[(caption, figure, help_text) for _, caption, figure, help_text in figures],
-                         tables=[("Alarms (matches_label: the alarm touches a labelled range)", events.head(50))]
+                         tables=[("Alarms (matches_label: the alarm touches a labelled range)", events.head(50)),
+                                 ("Labelled events (found: an alarm touches the range; alarm: the first such; lead: "
+                                  "rows from its start to the labelled start, positive = early)",
+                                  labelled_events.head(50))]
                          if events is not None else [],
                          notes=metrics.get("notes", []) + metrics.get("warnings", []),
                          threshold_info=threshold_info)
-    return Evaluation(metrics, table, events, figures, html)
+    return Evaluation(metrics, table, events, figures, html, labelled_events)
 
 
 def _inf_ranked_highest(scores: np.ndarray) -> np.ndarray:
@@ -242,6 +249,22 @@ def _matches_label(events: pd.DataFrame, labels: np.ndarray, early_window: int =
 
     reach = event_reach(*flag_runs(labels), len(labels), early_window)
     return runs_touching(events["start_row"].to_numpy(), events["end_row"].to_numpy(), reach)
+
+
+def _labelled_events(events: pd.DataFrame, labels: np.ndarray, index: pd.Index, early_window: int = 0) -> pd.DataFrame:
+    """One row per labelled range (runs of 1 in `labels`): its start and end (`index`'s labels), whether an alarm
+    of `events` (start_row / end_row: positions in `labels`) touches it or the `early_window` rows before it, the
+    first such alarm's number and its lead in rows (labelled start - alarm start)."""
+    from ..scoring.events import flag_runs
+
+    rows = []
+    for number, (start, end) in enumerate(zip(*flag_runs(labels))):
+        touching = events[(events["start_row"] <= end) & (events["end_row"] >= max(start - early_window, 0))]
+        first = touching.iloc[0] if len(touching) else None
+        rows.append({"labelled_event": number, "start": index[start], "end": index[end], "rows": int(end - start + 1),
+                     "found": first is not None, "alarm": None if first is None else int(first["event"]),
+                     "lead": None if first is None else int(start - first["start_row"])})
+    return pd.DataFrame(rows, columns=["labelled_event", "start", "end", "rows", "found", "alarm", "lead"])
 
 
 def _figures(model, data, table, events, labels, scores, threshold, sequences, groups) -> list:
