@@ -619,6 +619,9 @@ def test_an_output_never_replaces_what_the_command_reads(workspace, tmp_path):
                           "--overwrite"), "is the data this command reads; write the output elsewhere")
     assert_user_error(run("encode", project / "model", project / "test.csv", "-o", project / "test.csv",
                           "--overwrite"), "is the data this command reads")
+    # without --overwrite it said "exists; pass --overwrite", which only led to this refusal
+    assert_user_error(run("score", project / "model", project / "test.csv", "-o", project / "test.csv"),
+                      "is the data this command reads")
     assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == before
     assert (sharing / "train.csv").read_text() == (workspace / "train.csv").read_text()
 

@@ -241,12 +241,12 @@ def check_output(path, overwrite, table: bool = False, model_dir=None, data=None
     being the data, or being a folder that holds either (--overwrite replaces it)."""
     from ..data.io import check_output_path, check_replaceable
 
-    check_output_path(Path(path), overwrite, table=table)
-    if model_dir is not None:
+    if model_dir is not None:  # before "exists; pass --overwrite", which --overwrite would only turn into this
         _check_outside_model(Path(path), Path(model_dir))
     for read, what in ((model_dir, "the model"), (data, "the data")):
         if read is not None and Path(read).exists():
             _check_not_holding(Path(path), Path(read), what)
+    check_output_path(Path(path), overwrite, table=table)
     check_replaceable(path, replaces)
 
 
