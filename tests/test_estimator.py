@@ -461,3 +461,19 @@ def test_training_writes_one_line_per_epoch_where_no_bar_is_drawn(capsys):
     assert all(", val_loss " in line and line.endswith("s)") for line in epochs)
     LSTMAutoencoder(encoder=(4,), epochs=2, progress=False).fit(X)
     assert "epoch" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("encoding", ["pooled", "bottleneck", "mean", "max"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_feature_names_out_name_every_encoding_column(encoding, bidirectional):
+    # without them scikit-learn's set_output(transform="pandas") refused the estimator, and a pipeline had no names
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.random.default_rng(0).normal(size=(20, 6, 2)).astype(np.float32)
+    model = LSTMAutoencoder(encoder=(5, 3), epochs=1, encoding=encoding, bidirectional=bidirectional, progress=False)
+    names = model.fit(X).get_feature_names_out()
+    prefix = "z" if encoding == "bottleneck" else encoding
+    assert list(names) == [f"{prefix}_{j}" for j in range(model.transform(X).shape[1])]
+    pipeline = make_pipeline(model, StandardScaler()).set_output(transform="pandas")
+    assert list(pipeline.fit_transform(X).columns) == list(names)

@@ -433,6 +433,17 @@ PARAMETERS_HERE
         # float64 in, float64 out (scikit-learn's convention for transformers); else float32
         return codes.astype(np.float64) if getattr(X, "dtype", None) == np.float64 else codes
 
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of `transform`'s D columns, as `lstmae encode` writes them: z_j ("bottleneck") or
+        pooled_j / mean_j / max_j; scikit-learn's `set_output(transform="pandas")` uses them."""
+        check_is_fitted(self, "module_")
+        _check_encoding(self.encoding)
+        arch = self.architecture_
+        code, layers = arch.encoder[-1], sum(arch.encoder)
+        size = {"bottleneck": code, "mean": layers, "max": layers, "pooled": layers + code}[self.encoding]
+        prefix = "z" if self.encoding == "bottleneck" else self.encoding
+        return np.asarray([f"{prefix}_{j}" for j in range(size * (2 if arch.bidirectional else 1))], dtype=object)
+
     def reconstruction_error(self, X, per: str = "sample", kind: str | None = None):
         """Errors in scaled units (features comparable): per="sample" (N,), "timestep" (N, L),
         "feature" (N, F) or "none" (N, L, F); kind "mse" or "mae" (default: the training loss).

@@ -1013,8 +1013,7 @@ def encode_data(model, data, *, stride: int = 1) -> pd.DataFrame:
         groups, _ = data_groups(data, model.data_settings_.get("max_gap"))  # as scoring: no window spans a gap
         codes, ends = encode_values(model, data.values, stride=stride, groups=groups)
         index = pd.Index(data.index[ends], name="end")
-    prefix = "z" if model.encoding == "bottleneck" else model.encoding
-    table = pd.DataFrame(codes, columns=[f"{prefix}_{j}" for j in range(codes.shape[1])], index=index)
+    table = pd.DataFrame(codes, columns=list(model.get_feature_names_out()), index=index)
     table.index.name = table.index.name or "sequence"
     return _with_entities(table, model, data, ends)
 
