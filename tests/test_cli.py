@@ -873,6 +873,7 @@ def test_a_sequences_model_refuses_the_options_of_a_series(tmp_path):
     fitted = run("fit", tmp_path / "beats.csv", "-o", tmp_path / "m", "--layout", "sequences", "--columns", "t*",
                  "--label-column", "label", *TINY)
     assert fitted.exit_code == 0, fitted.output
+    assert "trained on 36 sequences" in fitted.output  # 40 less the 4 held out, as a series counts its windows
     for options, name in ((["--events", tmp_path / "ev.csv"], "--events"), (["--how", "end"], "--how"),
                           (["--feature-errors"], "--feature-errors")):
         result = run("score", tmp_path / "m", tmp_path / "beats.csv", "-o", tmp_path / "s.csv", *options)

@@ -884,7 +884,7 @@ def fit_data(model, data, *, window: int | None = None, stride: int = 1, how: st
                 raise DataError(f"{name} applies to a series (rows in time); these are independent sequences: drop "
                                 f"--{name.replace('_', '-')}, or fit the data as a series (--layout series)")
         model.fit(X if keep.all() else X[keep], feature_names=data.feature_names, checkpoint_dir=checkpoint_dir)
-        settings.update(layout="sequences", n_train=int(keep.sum()), unit="sequences")
+        settings.update(layout="sequences", n_train=int(model.history_.get("n_train", 0)), unit="sequences")
     else:
         check_window(window, len(data.values), data.source)
         groups, n_gaps = data_groups(data, settings.get("max_gap"))
