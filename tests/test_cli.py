@@ -141,6 +141,11 @@ def test_encode_reconstruct_and_summary(workspace):
     assert result.exit_code == 0, result.output
     rec = pd.read_csv(workspace / "rec.csv")
     assert len(rec) == 240 and rec[["temp", "flow"]].notna().all().all()
+    assert "wrote 240 rows to" in result.output and "240 reconstructed" in result.output
+    # 235 rows: the 5 after the last back-to-back window are empty, and it said "wrote 235 reconstructed rows"
+    pd.read_csv(workspace / "test.csv").head(235).to_csv(workspace / "short.csv", index=False)
+    result = run("reconstruct", workspace / "model", workspace / "short.csv", "-o", workspace / "rec_short.csv")
+    assert "230 reconstructed (5 after the last full window left empty)" in result.output, result.output
     result = run("summary", workspace / "model")
     assert result.exit_code == 0 and "(10, 8)" in result.output and "(4,)" in result.output
 

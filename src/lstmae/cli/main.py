@@ -128,7 +128,7 @@ def _parse_units(text: str | None, name: str):
     if text is None:
         return None
     try:
-        units = tuple(int(u) for u in text.split(",") if u.strip())
+        units = tuple(int(u) for u in text.split(","))  # "8,,4" is refused, not read as 8,4
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers such as 128,64, got {text!r}", param_hint=name)
     if not units or min(units) < 1:
@@ -159,8 +159,11 @@ def _parameter_options(architecture_only: bool = False):
             else:
                 kind = {"type": str}
             default = "mirror of the encoder" if p.name == "decoder" else p.default
-            func = click.option(p.flag, p.name, default=None, show_default=str(default),
-                                help=f"{p.help[0].upper()}{p.help[1:]}.", **kind)(func)
+            if isinstance(default, tuple):  # as typed: 128,64
+                default = ",".join(map(str, default))
+            # in the help text, as click shows a default: given as show_default it comes out as "(tanh)"
+            func = click.option(p.flag, p.name, default=None,
+                                help=f"{p.help[0].upper()}{p.help[1:]}.  [default: {default}]", **kind)(func)
         from ..config import PRESETS
 
         return click.option("--preset", type=click.Choice(list(PRESETS)),
@@ -295,7 +298,7 @@ def _check_not_holding(path: Path, read: Path, what: str) -> None:
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (same seed, same model on CPU).")
 @click.option("--checkpoint-dir", type=click.Path(path_type=Path),
               help="Save a checkpoint here after every epoch; the same command resumes from it after a kill.")
-@click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
+@OVERWRITE_OPTION
 def fit(data, model_dir, window, stride, how, layout, time_column, label_column, entity_column, columns, nan_policy,
         preset, max_gap, seed, checkpoint_dir, overwrite, **options):
     """Train an LSTM autoencoder on DATA (normal behaviour) and save it to the folder -o/--output.
@@ -537,9 +540,16 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
 
     check_output(output, overwrite, table=True, model_dir=model_dir, data=data)
     model = _load(model_dir)
-    table = reconstruct_data(model, read_for_model(model, data, nan_policy=nan_policy, labels=False))
+    dataset = read_for_model(model, data, nan_policy=nan_policy, labels=False)
+    table = reconstruct_data(model, dataset)
     write_table(table, output, overwrite=overwrite)
-    click.echo(f"wrote {len(table)} reconstructed rows to {output}", err=True)
+    if model.data_settings_.get("layout") == "sequences":
+        click.echo(f"wrote {len(table)} reconstructed sequences to {output}", err=True)
+    else:  # the rows after a group's last back-to-back window are left empty
+        done = int(table[dataset.feature_names].notna().all(axis=1).sum())
+        click.echo(f"wrote {len(table)} rows to {output}, {done} reconstructed"
+                   + (f" ({len(table) - done} after the last full window left empty)" if done < len(table) else ""),
+                   err=True)
 
 
 # ------------------------------------------------------------------------- evaluate
@@ -596,9 +606,10 @@ def _metrics_line(metrics: dict) -> str:
 @cli.command()
 @click.option("-o", "--output", "out_dir", default="demo_output", show_default=True, type=click.Path(path_type=Path),
               help="Directory for the model, scores, metrics.json, plots and report.html.")
-@click.option("--epochs", type=int, default=30, show_default=True)
-@click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace the output directory if it exists.")
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Training epochs of the demo's model (fewer: faster, less accurate).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (data and model).")
+@OVERWRITE_OPTION
 def demo(out_dir, epochs, seed, overwrite):
     """The whole pipeline on a built-in synthetic sensor data set with rare events.
 
