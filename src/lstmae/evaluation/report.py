@@ -64,7 +64,8 @@ PLOT_HELP: dict[str, str] = {
     "heatmap": "Reconstruction error per feature over time (bright = large): which sensors "
                "the model could not reproduce, and when.",
     "reconstruction": "One window as the model saw it (solid) and as it rebuilt it (dashed), "
-                      "the features it rebuilt worst first.",
+                      "the features it rebuilt worst in this window first (the alarms table's top_features "
+                      "rank them over all the alarm's rows, so the two orders can differ).",
 }
 
 CSS = """
