@@ -250,8 +250,9 @@ PARAMETERS_HERE
         n_calibration = n - n_train if n > n_train else n_train
         if n_calibration < rule.min_scores:  # refused after all the training otherwise
             raise DataError(f"threshold '{rule}' is fitted on at least {rule.min_scores} held-out scores, and "
-                            f"{n_calibration} samples would be held out (validation_fraction={self.validation_fraction} "
-                            f"of {n}); give more data, a larger validation_fraction, or a rule such as mad:8")
+                            f"{n_calibration} samples would be held out (validation_fraction="
+                            f"{self.validation_fraction} of {n}); give more data, a larger validation_fraction, or a "
+                            "rule such as mad:8")
         train_idx, val_idx = np.arange(n_train), np.arange(n_train, n)
         device = resolve_device(self.device, activation=self.activation)
 

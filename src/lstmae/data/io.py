@@ -24,9 +24,9 @@ import contextlib
 import ctypes
 import errno
 import fnmatch
-import json
 import glob
 import gzip
+import json
 import os
 import shutil
 import sys
@@ -38,9 +38,9 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import NamedTuple
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd

@@ -270,9 +270,9 @@ def _check_entities(part: pd.DataFrame, entity_column: str, time_column: str | N
                             "before scoring (e.g. frame.groupby(entity).ffill())")
         if out_of_range.any():
             row, column = np.argwhere(out_of_range)[0]
-            raise DataError(f"{source}: column {features[column]!r} row {row + 1} has value "
-                            f"{numbers_of(rows, features[column])[row]:g} where a finite float32 number is expected; fix "
-                            "the cell before scoring")
+            value = numbers_of(rows, features[column])[row]
+            raise DataError(f"{source}: column {features[column]!r} row {row + 1} has value {value:g} where a finite "
+                            "float32 number is expected; fix the cell before scoring")
         if time_column is not None:
             check_times(rows, None, source)
     return None
