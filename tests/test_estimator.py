@@ -477,3 +477,17 @@ def test_feature_names_out_name_every_encoding_column(encoding, bidirectional):
     assert list(names) == [f"{prefix}_{j}" for j in range(model.transform(X).shape[1])]
     pipeline = make_pipeline(model, StandardScaler()).set_output(transform="pandas")
     assert list(pipeline.fit_transform(X).columns) == list(names)
+
+
+@pytest.mark.parametrize("params", [{"threshold_floor": 0.9}, {"validation_blocks": 3}])
+def test_series_only_parameters_are_refused_when_fitting_windows(params):
+    # fit on windows ignored them: the same threshold and scores as without
+    from lstmae.series import fit_series
+
+    X = np.random.default_rng(0).normal(size=(40, 5, 2)).astype(np.float32)
+    name = next(iter(params))
+    with pytest.raises(ValueError, match=rf"{name}=.* applies to a series' rows: fit it with lstmae.series.fit_series"):
+        LSTMAutoencoder(encoder=(4,), epochs=1, progress=False, **params).fit(X)
+    series = np.random.default_rng(1).normal(size=(300, 2)).astype(np.float32)
+    model = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, progress=False, **params), series, window=10)
+    assert hasattr(model, "module_")  # fit_series reads them

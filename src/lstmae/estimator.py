@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import math
 import os
@@ -216,6 +217,12 @@ PARAMETERS_HERE
         Ctrl-C stops training and keeps the best epoch so far (`history_["interrupted"]`).
         """
         self._check_params()
+        if not SERIES_FIT.get():  # they are read by fit_series only: here they were ignored without a word
+            for name in ("threshold_floor", "validation_blocks"):
+                if getattr(self, name) != DEFAULTS[name]:
+                    raise ValueError(f"{name}={getattr(self, name)!r} applies to a series' rows: fit it with "
+                                     f"lstmae.series.fit_series (or lstmae fit), or leave {name} at its default "
+                                     f"({DEFAULTS[name]!r}) to fit windows")
         if on_epoch is not None and not callable(on_epoch):  # it failed after the first epoch had trained
             raise ValueError(f"on_epoch must be a function (epoch, history), got {on_epoch!r:.60}")
         tokens = self.vocab_size is not None
@@ -920,6 +927,9 @@ def _jsonable(value):
 
 
 # encoding -> (module, x, lengths) -> (N, D) encodings (see `LSTMAutoencoder.transform`).
+# True while lstmae.series.fit_series trains the network: the series-only parameters are read there.
+SERIES_FIT = contextvars.ContextVar("lstmae_series_fit", default=False)
+
 _ENCODERS = {
     "bottleneck": lambda module, x, lengths: module.encode(x, lengths),
     "mean": lambda module, x, lengths: module.encode_mean(x, lengths),

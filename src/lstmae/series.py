@@ -278,12 +278,16 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
             raise DataError(f"threshold '{rule}' is fitted on the labels of the held-out rows ({len(held)} rows), and "
                             f"they are all {held[0]}; use a validation_fraction whose rows hold labelled anomalies "
                             "and normal rows, or a rule such as mad:8")
-    from .estimator import kept_on_failure
+    from .estimator import SERIES_FIT, kept_on_failure
 
     with kept_on_failure(model):  # a failed calibration must not leave a new network beside old thresholds
         with warnings.catch_warnings():  # the window calibration is replaced below, on labelled rows if any
             warnings.filterwarnings("ignore", message=r"threshold=.* needs labels", category=UserWarning)
-            model.fit(train_X, feature_names=feature_names, X_val=val_X, checkpoint_dir=checkpoint_dir)
+            series_fit = SERIES_FIT.set(True)
+            try:
+                model.fit(train_X, feature_names=feature_names, X_val=val_X, checkpoint_dir=checkpoint_dir)
+            finally:
+                SERIES_FIT.reset(series_fit)
 
         # The threshold on row scores of the held-out rows (or of all rows without a validation part).
         scores, valid_rows = _calibration_rows(model, values, groups, val_runs or None, how)
