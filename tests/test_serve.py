@@ -571,3 +571,10 @@ def test_port_0_serves_on_the_free_port_the_banner_names(model, tmp_path):
     finally:
         process.terminate()
         process.communicate(timeout=30)
+
+
+def test_a_row_key_named_like_no_entity_column_is_ignored(client):
+    # a model without an entity column looked up the column "" when a row carried that key
+    rows = [{**row, "": 1} for row in rows_of(series(20, seed=2))]
+    response = client.post("/v1/score", json={"rows": rows})
+    assert response.status_code == 200 and response.json()["n_rows"] == 20

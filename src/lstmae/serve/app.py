@@ -4,8 +4,8 @@ Endpoints (JSON in and out; every error is a 4xx JSON ``{"error", "field", "fix"
 
 - ``POST /v1/score``: a table of rows -> one result per row (`lstmae.series.score_frame`):
   ``{"rows": [{"a": 0.1, ...}, ...]}`` or ``{"columns": [...], "data": [[...], ...]}``, optional
-  ``"how"`` ("max", "mean", "end") and ``"entity_column"`` (default: the model's, when the rows carry it). Results: ``score`` (null for rows no
-  full window covers), ``is_anomaly``, ``alarm``, ``valid``.
+  ``"how"`` ("max", "mean", "end") and ``"entity_column"`` (default: the model's, when the rows carry
+  it). Results: ``score`` (null for rows no full window covers), ``is_anomaly``, ``alarm``, ``valid``.
 - ``POST /v1/stream/{entity_id}``: rows of one entity as they arrive -> causal scores and alarms
   (`lstmae.streaming.StreamingScorer`, one in memory for all entities, at most `max_entities`).
   An optional ``"first_row"`` (the ``rows_seen`` of the entity's previous answer) makes a retried
@@ -203,8 +203,9 @@ class ScoringService:
         if entity_column is not None and not isinstance(entity_column, str):
             raise RequestError(422, "'entity_column' must be a column name (a string)", "entity_column",
                                "give the name of the column that holds each row's entity id, or leave it out")
-        if entity_column is None and carries(data, self.model.data_settings_.get("entity_column") or ""):
-            entity_column = self.model.data_settings_["entity_column"]  # as lstmae score reads a file with it
+        model_entity = self.model.data_settings_.get("entity_column")
+        if entity_column is None and model_entity is not None and carries(data, model_entity):
+            entity_column = model_entity  # as lstmae score reads a file with it
         time_column = self.model.data_settings_.get("time_column")
         table = parse_table(data, self.features, max_rows=self.max_rows, entity_column=entity_column,
                             time_column=time_column)
