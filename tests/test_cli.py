@@ -957,7 +957,7 @@ def test_an_array_file_is_scored_by_position_for_a_model_with_named_features(wor
     np.save(tmp_path / "test.npy", frame[features].to_numpy())
     result = run("score", workspace / "model", tmp_path / "test.npy", "-o", tmp_path / "from_array.csv")
     assert result.exit_code == 0, result.output
-    assert f"its {len(features)} columns are taken as the model's features {', '.join(features)} in that order" \
+    assert f"its {len(features)} columns are taken as the model's features ({', '.join(features)}) in that order" \
         in " ".join(result.output.split())
     from_table = run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "from_table.csv")
     assert from_table.exit_code == 0, from_table.output

@@ -25,7 +25,7 @@ def quote_names(names: Sequence[str], limit: int = 5) -> str:
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
-def _abbreviate(names: Sequence[str]) -> str:
+def abbreviate_names(names: Sequence[str]) -> str:
     """``a, b, ..., h``: enough of a feature list to recognise it in one line."""
     if len(names) <= 4:
         return ", ".join(names)
@@ -54,7 +54,7 @@ def check_features(expected: Sequence[str], got: Sequence[str], source: str) -> 
             else "the data needs every column the model was trained on"
         )
         raise DataError(
-            f"{source}: expected {len(expected)} features (trained on {_abbreviate(expected)}), "
+            f"{source}: expected {len(expected)} features (trained on {abbreviate_names(expected)}), "
             f"got {len(got)}: {'; '.join(problems)} ({fix})"
         )
     return np.array([got.index(name) for name in expected], dtype=np.intp)
