@@ -334,7 +334,7 @@ def test_first_row_makes_a_retried_stream_request_safe(client, model):
     again = client.post("/v1/stream/retry", json={"rows": rows_of(values[:12]), "first_row": 0})
     assert again.status_code == 409 and again.json()["rows_seen"] == 12 and again.json()["field"] == "first_row"
     assert again.json()["error"] == ("entity 'retry' has seen 12 rows and this batch starts at row 0: its rows 0-11 "
-                                     "were scored already (a retried request?)")
+                                     "were scored already (a batch sent again?)")
     assert again.json()["fix"] == "send the entity's rows from row 12 on, with first_row 12"
     gap = client.post("/v1/stream/retry", json={"rows": rows_of(values[20:]), "first_row": 20})
     assert gap.status_code == 409 and "rows 12-19 never came" in gap.json()["error"]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from lstmae import LSTMAutoencoder, load
-from lstmae.exceptions import DataError, ModelFileError
+from lstmae.exceptions import DataError, ModelFileError, StreamPositionError
 from lstmae.scoring import alarms_from_flags
 from lstmae.series import fit_series, score_values, threshold_for
 from lstmae.streaming import COLUMNS, STATE_JSON, STATE_TENSORS, StreamingScorer
@@ -221,6 +221,28 @@ def test_forget_starts_the_entity_over(model):
     assert scorer.forget("a") == 12 and scorer.forget("a") == 0 and scorer.entities == ["b"]
     again = scorer.update(values, entity="a")  # a new warm-up, the same scores
     pd.testing.assert_frame_equal(again, first)
+
+
+def test_first_row_refuses_a_batch_sent_again_or_a_gap_and_takes_nothing(model):
+    scorer = StreamingScorer(model)
+    values = make_series(30)
+    first = scorer.update(values[:12], entity="m", first_row=0)
+    with pytest.raises(StreamPositionError, match=r"entity 'm' has seen 12 rows and this batch starts at row 0: its "
+                                                  r"rows 0-11 were scored already .*with first_row 12$") as again:
+        scorer.update(values[:12], entity="m", first_row=0)
+    assert again.value.rows_seen == 12
+    with pytest.raises(StreamPositionError, match="rows 12-19 never came") as gap:
+        scorer.update(values[20:], entity="m", first_row=20)
+    assert gap.value.rows_seen == 12 and scorer.n_entities == 1
+    for bad in (-1, 1.5, True, "12"):
+        with pytest.raises(DataError, match="first_row must be a whole number >= 0"):
+            scorer.update(values[12:], entity="m", first_row=bad)
+    with pytest.raises(StreamPositionError, match="entity 'new' has seen 0 rows"):  # a new entity starts at row 0
+        scorer.update(values[:1], entity="new", first_row=3)
+    assert scorer.n_entities == 1 and scorer.rows_seen("m") == 12  # the refused batches took nothing
+    rest = scorer.update(values[12:], entity="m", first_row=np.int64(12))
+    whole = StreamingScorer(model).update(values)
+    pd.testing.assert_frame_equal(pd.concat([first, rest]), whole)
 
 
 def test_alarms_none_leaves_out_alarm_columns(model):

@@ -15,6 +15,15 @@ class DataError(LstmaeError, ValueError):
         self.cell = cell
 
 
+class StreamPositionError(DataError):
+    """Rows given to a stream from a row other than the one it stands at (a retried batch, or rows lost on the
+    way); `rows_seen`: the entity's rows taken so far, where the next batch must start."""
+
+    def __init__(self, *args, rows_seen: int):
+        super().__init__(*args)
+        self.rows_seen = rows_seen
+
+
 class ModelFileError(LstmaeError, ValueError):
     """A model directory that is missing, incomplete, corrupt or not what it claims to be."""
 

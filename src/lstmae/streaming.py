@@ -39,7 +39,7 @@ from safetensors.torch import save as save_tensors
 
 from .data.io import OutputKind, staged_directory, write_bytes_atomic, write_text_atomic
 from .data.validation import is_integer
-from .exceptions import DataError, ModelFileError
+from .exceptions import DataError, ModelFileError, StreamPositionError
 from .persistence import _read_regular
 from .scoring import (DEFAULT_ALARM, AlarmFilter, adaptive_from_state, alarm_rules, apply_threshold,
                       check_alarm_options, parse_threshold)
@@ -107,6 +107,11 @@ class StreamingScorer:
         """Rows an entity needs before its first score: window - 1."""
         return self.window - 1
 
+    @property
+    def n_entities(self) -> int:
+        """How many entities the scorer holds state for."""
+        return len(self._entities)
+
     def rows_seen(self, entity=None) -> int:
         """How many rows of `entity` have been taken (0 for an entity not seen yet)."""
         state = self._entities.get(_entity_key(entity))
@@ -118,7 +123,7 @@ class StreamingScorer:
         state = self._entities.pop(_entity_key(entity), None)
         return 0 if state is None else state.rows_seen
 
-    def update(self, rows, entity=None) -> pd.DataFrame:
+    def update(self, rows, entity=None, *, first_row: int | None = None) -> pd.DataFrame:
         """Take the next rows of one entity, in order, and score every row whose window is now full.
 
         rows: a DataFrame (the model's feature columns, picked by name when the model knows them;
@@ -128,11 +133,31 @@ class StreamingScorer:
         numbers): ``score`` (NaN for warm-up rows), ``is_anomaly`` (0/1), ``alarm`` (0/1, causal),
         ``valid`` (False for the first window - 1 rows of the entity), ``threshold`` (the value the
         row's score was compared with) and ``alarm_started`` (True on the row an alarm opens).
+        first_row: where these rows start in the entity's stream (the `rows_seen` after the previous update, 0
+        for its first rows), or None; when given and not where the entity stands, StreamPositionError (with the
+        entity's `rows_seen`) is raised and nothing is taken: a batch sent again is not scored twice, and rows
+        lost on the way are not skipped over.
         A row with NaN/inf raises DataError naming the entity and the row, and nothing is taken.
         """
         key = _entity_key(entity)
         values, index = self._rows(rows, key)
+        if first_row is not None:
+            self._check_position(key, first_row, len(values))
         return self._advance([(key, values, np.arange(len(values)), index)], len(values), index)
+
+    def _check_position(self, key, first_row, n_rows: int) -> None:
+        """StreamPositionError unless the entity `key` has taken exactly `first_row` rows (a whole number >= 0)."""
+        if not is_integer(first_row, 0):
+            raise DataError(f"first_row must be a whole number >= 0, got {first_row!r}; give the rows_seen after the "
+                            "entity's previous update (0 for its first rows), or leave first_row out")
+        seen = self.rows_seen(key)
+        if first_row == seen:
+            return
+        what = (f"its rows {first_row}-{min(seen, first_row + n_rows) - 1} were scored already (a batch sent again?)"
+                if first_row < seen else f"rows {seen}-{first_row - 1} never came")
+        raise StreamPositionError(f"entity {_name(key)} has seen {seen} rows and this batch starts at row {first_row}: "
+                                  f"{what}; send the entity's rows from row {seen} on, with first_row {seen}",
+                                  rows_seen=seen)
 
     def update_many(self, frame: pd.DataFrame, entity_column: str) -> pd.DataFrame:
         """`update` for rows of many entities at once: each entity's rows are taken in their order, and

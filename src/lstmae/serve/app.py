@@ -46,7 +46,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..config import ALARM_DEFAULTS, HOW_CHOICES
 from ..data.io import order_in_time, time_keys
 from ..data.validation import is_integer, is_number
-from ..exceptions import DataError
+from ..exceptions import DataError, StreamPositionError
 from .requests import RequestError, carries, check_keys, parse_json, parse_table
 
 MODEL_DIR_ENV = "LSTMAE_SERVE_MODEL_DIR"
@@ -147,7 +147,6 @@ class ScoringService:
                                   "use POST /v1/score, or refit the model for /v1/stream")
         self.metrics = Metrics()
         self.ready = False
-        self._entities: dict[str, int] = {}  # entity id -> rows seen
         self._stream_lock = threading.Lock()
         self._batch_lock = threading.Lock()
 
@@ -280,24 +279,19 @@ class ScoringService:
         if not self._stream_lock.acquire(blocking=wait):
             return None
         try:
-            seen = self._entities.get(entity_id, 0)
-            if first_row is not None and first_row != seen:  # a retry scored twice, or rows lost on the way
-                what = (f"its rows {first_row}-{min(seen, first_row + len(table.values)) - 1} were scored already "
-                        "(a retried request?)" if first_row < seen else f"rows {seen}-{first_row - 1} never came")
-                raise RequestError(409, f"entity {entity_id!r} has seen {seen} rows and this batch starts at row "
-                                        f"{first_row}: {what}", "first_row",
-                                   f"send the entity's rows from row {seen} on, with first_row {seen}", rows_seen=seen)
-            if entity_id not in self._entities and len(self._entities) >= self.max_entities:
+            if self._scorer.rows_seen(entity_id) == 0 and self._scorer.n_entities >= self.max_entities:
                 raise RequestError(429, f"this server already tracks {self.max_entities} entities, its limit",
                                    "entity_id", "forget entities that are done with DELETE /v1/stream/{entity_id}, "
                                                 "or restart the server with a larger --max-entities")
             try:
-                result = self._scorer.update(table.values, entity=entity_id)
+                result = self._scorer.update(table.values, entity=entity_id, first_row=first_row)
+            except StreamPositionError as err:  # a retry scored twice, or rows lost on the way
+                what, _, fix = str(err).partition("; ")
+                raise RequestError(409, what, "first_row", fix, rows_seen=err.rows_seen) from None
             except DataError as err:
                 raise _data_error(err, "rows", table, self.features) from None
-            self._entities[entity_id] = self._entities.get(entity_id, 0) + len(table.values)
-            self.metrics.entities.set(len(self._entities))
-            rows_seen = self._entities[entity_id]
+            self.metrics.entities.set(self._scorer.n_entities)
+            rows_seen = self._scorer.rows_seen(entity_id)
         finally:
             self._stream_lock.release()
         n_anomalies = int(np.nansum(result["is_anomaly"].to_numpy()))
@@ -312,12 +306,11 @@ class ScoringService:
         """DELETE /v1/stream/{entity_id}: drop the entity's state (404 for an entity never seen)."""
         self._check_streaming(entity_id)
         with self._stream_lock:
-            if entity_id not in self._entities:
+            rows = self._scorer.forget(entity_id)
+            if not rows:
                 raise RequestError(404, f"no streaming state for entity {entity_id!r}", "entity_id",
                                    "check the id; entities appear with their first POST /v1/stream/{entity_id}")
-            self._scorer.forget(entity_id)
-            rows = self._entities.pop(entity_id)
-            self.metrics.entities.set(len(self._entities))
+            self.metrics.entities.set(self._scorer.n_entities)
         return {"entity": entity_id, "forgotten": True, "rows_seen": rows}
 
     def _check_streaming(self, entity_id: str) -> None:
