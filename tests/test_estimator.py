@@ -491,3 +491,19 @@ def test_series_only_parameters_are_refused_when_fitting_windows(params):
     series = np.random.default_rng(1).normal(size=(300, 2)).astype(np.float32)
     model = fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, progress=False, **params), series, window=10)
     assert hasattr(model, "module_")  # fit_series reads them
+
+
+def test_score_is_minus_the_mean_error_so_model_selection_prefers_the_better_reconstruction():
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    X = sine_windows(n=64)
+    trained = LSTMAutoencoder(encoder=(8, 4), **{**FAST, "epochs": 15}).fit(X)
+    assert trained.score(X) == pytest.approx(-trained.reconstruction_error(X).mean())
+    untrained = LSTMAutoencoder(encoder=(8, 4), **{**FAST, "epochs": 0}).fit(X)
+    assert trained.score(X) > untrained.score(X)
+    # no scoring= needed: the held-out folds' reconstruction picks the trained network over the random one
+    search = GridSearchCV(LSTMAutoencoder(encoder=(8, 4), **FAST), {"epochs": [0, 15]}, cv=2).fit(X)
+    assert search.best_params_ == {"epochs": 15}
+    assert np.all(cross_val_score(LSTMAutoencoder(encoder=(8, 4), **FAST), X, cv=2) < 0)
+    with pytest.raises(Exception, match="not fitted"):
+        LSTMAutoencoder().score(X)

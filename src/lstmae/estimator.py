@@ -472,6 +472,16 @@ PARAMETERS_HERE
             results = self._map_samples(X, lambda x, x_hat: reconstruction_errors(x, x_hat, per=per, kind=kind))
         return _collect(X, results, ragged=per in ("timestep", "none"))
 
+    def score(self, X, y=None) -> float:
+        """Minus the mean reconstruction error of X (N, L, F), in the training loss on the scaled values (for token
+        models, minus the mean cross-entropy): higher is better, as scikit-learn's model selection expects, so
+        GridSearchCV and cross_val_score without `scoring=` choose the network that reconstructs held-out data
+        best (as PCA.score gives a mean log-likelihood). Scores of models with another `loss` or `scaler` are
+        in other units and do not compare. y is ignored."""
+        errors = self.reconstruction_error(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return -float(np.mean(errors))
+
     def anomaly_score(self, X) -> np.ndarray:
         """(N,) scores from the error model; higher = more anomalous. A sample whose reconstruction
         error overflows (an extreme input value, e.g. 1e20) scores inf: it is as anomalous as can be."""
