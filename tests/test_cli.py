@@ -890,6 +890,23 @@ def test_a_sequences_model_refuses_the_options_of_a_series(tmp_path):
     assert run("score", tmp_path / "m", tmp_path / "beats.csv", "-o", tmp_path / "s.csv").exit_code == 0
 
 
+def test_evaluating_sequences_speaks_of_sequences_not_rows_or_alarm_rules(tmp_path):
+    rng = np.random.default_rng(0)
+    beats = pd.DataFrame(np.sin(np.arange(12) / 2) + 0.05 * rng.normal(size=(60, 12)),
+                         columns=[f"t{i}" for i in range(12)])
+    beats["label"] = 0
+    beats.loc[50:, "label"] = 1
+    beats.loc[50:, "t0":"t11"] += 2.0
+    beats.to_csv(tmp_path / "beats.csv", index=False)
+    assert run("fit", tmp_path / "beats.csv", "-o", tmp_path / "m", "--layout", "sequences", "--columns", "t*",
+               "--label-column", "label", *TINY).exit_code == 0
+    result = run("evaluate", tmp_path / "m", tmp_path / "beats.csv", "--label-column", "label", "-o", tmp_path / "r",
+                 "--threshold", "best-f1")
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "r" / "metrics.json").read_text()
+    assert "sequences above it" in report and "alarm rules" not in report
+
+
 def test_output_that_cannot_be_written_fails_in_one_line_before_or_without_leaving_half(workspace, tmp_path,
                                                                                         monkeypatch):
     import errno

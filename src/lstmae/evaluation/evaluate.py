@@ -93,8 +93,8 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
         preliminary, _ = score_data(model, data, how=how, threshold=np.inf, alarms=None)
         usable = np.isfinite(preliminary["score"].to_numpy())
         threshold = threshold_for(model, threshold, (labels[usable], preliminary["score"].to_numpy()[usable]))
-        rule_text += (" (fitted on these labels, for the best F1 of the rows above it before the alarm rules: "
-                      "optimistic, not a deployable threshold)")
+        rule_text += (" (fitted on these labels, for the best F1 of the " + ("sequences above it" if sequences else
+                      "rows above it before the alarm rules") + ": optimistic, not a deployable threshold)")
     with warnings.catch_warnings(record=True) as caught:  # storms also go into the report, not only to stderr
         warnings.simplefilter("always")
         table, events = score_data(model, data, how=how, threshold=threshold, feature_errors=not sequences,
@@ -236,8 +236,8 @@ def _alternatives(model, scores: np.ndarray, valid, groups, how: str) -> dict:
         except DataError as err:  # e.g. pot needs more held-out scores
             found[spec] = f"not available ({err})"
             continue
-        found[spec] = (f"threshold {value:.4g}: {np.mean(scores[used] > value):.2%} of rows above it "
-                       "(before the alarm rules)")
+        found[spec] = (f"threshold {value:.4g}: {np.mean(scores[used] > value):.2%} of "
+                       + ("sequences above it" if valid is None else "rows above it (before the alarm rules)"))
     return found
 
 
