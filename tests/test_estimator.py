@@ -507,3 +507,9 @@ def test_score_is_minus_the_mean_error_so_model_selection_prefers_the_better_rec
     assert np.all(cross_val_score(LSTMAutoencoder(encoder=(8, 4), **FAST), X, cv=2) < 0)
     with pytest.raises(Exception, match="not fitted"):
         LSTMAutoencoder().score(X)
+
+
+def test_counts_of_one_are_singular_in_messages():
+    model = LSTMAutoencoder(encoder=(4,), **{**FAST, "epochs": 1}).fit(sine_windows(n=16, n_features=1))
+    with pytest.raises(DataError, match="expected 1 feature per timestep, got 2"):
+        model.anomaly_score(np.zeros((2, 12, 2), np.float32))

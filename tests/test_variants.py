@@ -278,7 +278,7 @@ def test_bad_variable_length_inputs():
         LSTMAutoencoder(error_model="mahalanobis", **FAST).fit(sequences)
     with pytest.raises(DataError, match="expected a list of sequences, got an empty list"):
         LSTMAutoencoder(**FAST).fit([])
-    with pytest.raises(DataError, match="sequence 2 has 1 features per timestep, sequence 0 has 2"):
+    with pytest.raises(DataError, match="sequence 2 has 1 feature per timestep, sequence 0 has 2"):
         LSTMAutoencoder(**FAST).fit(sequences[:2] + [sequences[2][:, 0]])
     with pytest.raises(DataError, match=r"sequence 1: expected a non-empty array \(L_i, F\)"):
         LSTMAutoencoder(**FAST).fit([sequences[0], np.zeros((0, 2))])

@@ -23,7 +23,8 @@ from .config import (ARCHITECTURE_PARAMS, AUTO_ERROR_MODEL, BINARY_FEATURE_CHOIC
                      HOW_CHOICES, PRESETS, Architecture, check_architecture, make_architecture, parameters_docstring)
 from .data.batches import iterate_batches
 from .data.scaling import SCALERS, FeatureScaler
-from .data.validation import SERIES_NAN_POLICIES, beyond_float32, check_unique_names, is_flag, is_integer, is_number
+from .data.validation import (SERIES_NAN_POLICIES, beyond_float32, check_unique_names, counted, is_flag, is_integer,
+                              is_number)
 from .exceptions import DataError, ModelFileError
 from .nn.model import LSTMAutoencoderModule
 from .scoring import (
@@ -728,10 +729,10 @@ PARAMETERS_HERE
         if isinstance(X, list):
             for i, sample in enumerate(X):
                 if sample.shape[1] != self.n_features_in_:
-                    raise DataError(f"sequence {i}: expected {self.n_features_in_} features per timestep, "
+                    raise DataError(f"sequence {i}: expected {counted(self.n_features_in_, 'feature')} per timestep, "
                                     f"got {sample.shape[1]}")
         elif X.shape[2] != self.n_features_in_:
-            raise DataError(f"expected {self.n_features_in_} features per timestep, got {X.shape[2]}")
+            raise DataError(f"expected {counted(self.n_features_in_, 'feature')} per timestep, got {X.shape[2]}")
         return X
 
     @contextlib.contextmanager
@@ -993,8 +994,8 @@ def _as_samples(X, vocab_size=None):
         widths = [sample.shape[1] for sample in samples]
         if len(set(widths)) > 1:
             i = next(i for i, width in enumerate(widths) if width != widths[0])
-            raise DataError(f"sequence {i} has {widths[i]} features per timestep, sequence 0 has {widths[0]}; "
-                            "give every sequence the same features")
+            raise DataError(f"sequence {i} has {counted(widths[i], 'feature')} per timestep, sequence 0 has "
+                            f"{widths[0]}; give every sequence the same features")
         return samples
     if vocab_size is not None:
         X = np.asarray(X)

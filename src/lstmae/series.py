@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .config import DEFAULTS, HOW_CHOICES
 from .data.validation import (abbreviate_names, check_features, check_finite, check_integer, check_unique_names,
-                              check_window, is_number)
+                              check_window, counted, is_number)
 from .data.windowing import temporalize, window_ends
 from .exceptions import DataError
 from .scoring import (
@@ -726,7 +726,7 @@ def feature_values(model, frame: pd.DataFrame, dtype=np.float32) -> np.ndarray:
     if hasattr(model, "feature_names_in_") and all(isinstance(c, str) for c in frame.columns):
         missing = [name for name in model.feature_names_in_ if name not in frame.columns]
         if missing:
-            raise DataError(f"expected {model.n_features_in_} features (trained on "
+            raise DataError(f"expected {counted(model.n_features_in_, 'feature')} (trained on "
                             f"{', '.join(model.feature_names_in_)}), missing {', '.join(map(repr, missing))}")
         frame = frame[list(model.feature_names_in_)]
     for name, kind in frame.dtypes.items():
@@ -777,7 +777,7 @@ def _checked_series(model, values, names=None) -> np.ndarray:
     expected = model._feature_names()
     if values.ndim == 2 and values.shape[1] != len(expected):  # "1 features in the data but 2 names"
         raise DataError(f"the series has {values.shape[1]} column{'s' if values.shape[1] != 1 else ''}; the model "
-                        f"was trained on {len(expected)} features ({abbreviate_names(expected)})")
+                        f"was trained on {counted(len(expected), 'feature')} ({abbreviate_names(expected)})")
     names = names or expected
     check_finite(values, names, "the series")
     _check_scalable(model, values, names)
@@ -851,8 +851,8 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
     if is_array_file(path) and list(data.feature_names) != list(expected):  # its columns have no names
         if len(data.feature_names) != len(expected):
             raise DataError(f"{data.source}: an array file's columns have no names, and it has {len(data.feature_names)}"
-                            f" where the model has {len(expected)} features ({abbreviate_names(expected)}); give those "
-                            "columns, in that order")
+                            f" where the model has {counted(len(expected), 'feature')} ({abbreviate_names(expected)}); "
+                            "give those columns, in that order")
         warnings.warn(f"{path}: an array file has no column names; its {len(expected)} columns are taken as the "
                       f"model's features ({abbreviate_names(expected)}) in that order",
                       UserWarning, stacklevel=2)

@@ -38,7 +38,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .data.io import OutputKind, staged_directory, write_bytes_atomic, write_text_atomic
-from .data.validation import is_integer
+from .data.validation import counted, is_integer
 from .exceptions import DataError, ModelFileError, StreamPositionError
 from .persistence import _read_regular
 from .scoring import (DEFAULT_ALARM, AlarmFilter, adaptive_from_state, alarm_rules, apply_threshold,
@@ -208,8 +208,8 @@ class StreamingScorer:
             if values.ndim == 1:
                 values = values[None, :]
             if values.ndim != 2 or values.shape[1] != self.n_features:
-                raise DataError(f"expected rows (n, {self.n_features}) of the model's {self.n_features} features, "
-                                f"got shape {np.shape(rows)}")
+                raise DataError(f"expected rows (n, {self.n_features}) of the model's "
+                                f"{counted(self.n_features, 'feature')}, got shape {np.shape(rows)}")
             seen = self.rows_seen(key)
             index = pd.RangeIndex(seen, seen + len(values))
         return self._checked(values, key, index), index

@@ -318,7 +318,7 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
     """
     from ..data.io import read_sequences, read_series
     from ..estimator import LSTMAutoencoder
-    from ..data.validation import check_integer
+    from ..data.validation import check_integer, counted
     from ..persistence import MODEL_KIND
     from ..series import fit_data, threshold_source
 
@@ -367,8 +367,9 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
         losses = ", ".join(f"{loss:.4g}" for loss in history["run_losses"])
         click.echo(f"kept run {history['chosen_run']} of {len(history['run_losses'])} (--n-init), the lowest "
                    f"held-out loss: {losses}", err=True)
+    epochs = counted(history["epochs_run"], "epoch")
     click.echo(f"trained on {model.data_settings_['n_train']} {model.data_settings_['unit']} in "
-               f"{time.perf_counter() - started:.1f}s ({history['epochs_run']} epochs, best {history['best_epoch']})"
+               f"{time.perf_counter() - started:.1f}s ({epochs}, best {history['best_epoch']})"
                f"{interrupted}; threshold {model.threshold_:.4g} ({model.threshold_rule_}, fitted on "
                f"{threshold_source(model)}); saved {model_dir}", err=True)
 

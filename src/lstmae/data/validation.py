@@ -54,7 +54,7 @@ def check_features(expected: Sequence[str], got: Sequence[str], source: str) -> 
             else "the data needs every column the model was trained on"
         )
         raise DataError(
-            f"{source}: expected {len(expected)} features (trained on {abbreviate_names(expected)}), "
+            f"{source}: expected {counted(len(expected), 'feature')} (trained on {abbreviate_names(expected)}), "
             f"got {len(got)}: {'; '.join(problems)} ({fix})"
         )
     return np.array([got.index(name) for name in expected], dtype=np.intp)
@@ -72,6 +72,11 @@ def check_unique_names(names: Sequence[str], source: str, *, skip_empty: bool = 
                 f"{position + 1}); rename one of them"
             )
         seen[name] = position
+
+
+def counted(n: int, noun: str) -> str:
+    """"1 feature", "3 features": a count with its noun (plural: noun + "s")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def is_integer(value: object, minimum: int | None = None) -> bool:
