@@ -890,6 +890,45 @@ def test_a_sequences_model_refuses_the_options_of_a_series(tmp_path):
     assert run("score", tmp_path / "m", tmp_path / "beats.csv", "-o", tmp_path / "s.csv").exit_code == 0
 
 
+def test_a_sequences_model_reads_its_own_file_by_its_timestep_names_and_arrays_by_position(tmp_path):
+    rng = np.random.default_rng(0)
+    names = [f"t{i}" for i in range(12)]
+    shapes = np.sin(np.arange(12) / 2) * np.linspace(0.5, 1.5, 40)[:, None]  # not symmetric in time
+    beats = pd.DataFrame(shapes + 0.05 * rng.normal(size=(40, 12)), columns=names)
+    beats["class"] = (np.arange(40) % 10 == 9).astype(int)
+    beats.to_csv(tmp_path / "beats.csv", index=False)
+    assert run("fit", tmp_path / "beats.csv", "-o", tmp_path / "m", "--layout", "sequences", "--label-column", "class",
+               *TINY).exit_code == 0
+    # its own file: the label column is the labels (it was "looks like labels" with a --label-column score lacks)
+    result = run("score", tmp_path / "m", tmp_path / "beats.csv", "-o", tmp_path / "s.csv")
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(tmp_path / "s.csv")
+    assert scores["label"].tolist() == beats["class"].tolist()
+    for command in ("encode", "reconstruct"):
+        assert run(command, tmp_path / "m", tmp_path / "beats.csv", "-o", tmp_path / f"{command}.csv").exit_code == 0
+    # timestep columns in another order are read by name, not by position
+    beats[names[::-1] + ["class"]].to_csv(tmp_path / "reversed.csv", index=False)
+    assert run("score", tmp_path / "m", tmp_path / "reversed.csv", "-o", tmp_path / "r.csv").exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "r.csv"), scores)
+    beats.rename(columns={"t3": "x3"}).to_csv(tmp_path / "renamed.csv", index=False)
+    assert_user_error(run("score", tmp_path / "m", tmp_path / "renamed.csv", "-o", tmp_path / "n.csv"),
+                      "no column 't3'")
+    # an array file has no names: its columns are the timesteps in order, whatever the model's selection
+    np.save(tmp_path / "beats.npy", beats[names].to_numpy())
+    assert run("fit", tmp_path / "beats.csv", "-o", tmp_path / "mc", "--layout", "sequences", "--columns", "t*",
+               "--label-column", "class", *TINY).exit_code == 0
+    for model in ("m", "mc"):
+        for data in ("beats.csv", "beats.npy"):
+            result = run("score", tmp_path / model, tmp_path / data, "-o", tmp_path / f"{model}_{data}.csv")
+            assert result.exit_code == 0, result.output
+        np.testing.assert_allclose(pd.read_csv(tmp_path / f"{model}_beats.npy.csv")["score"],
+                                   pd.read_csv(tmp_path / f"{model}_beats.csv.csv")["score"], rtol=1e-5)
+    # --columns at scoring time replaces the names the model was fitted on
+    result = run("score", tmp_path / "m", tmp_path / "renamed.csv", "-o", tmp_path / "n.csv", "--columns",
+                 ",".join(["t0", "t1", "t2", "x3"] + names[4:]))
+    assert result.exit_code == 0, result.output
+
+
 def test_evaluating_sequences_speaks_of_sequences_not_rows_or_alarm_rules(tmp_path):
     rng = np.random.default_rng(0)
     beats = pd.DataFrame(np.sin(np.arange(12) / 2) + 0.05 * rng.normal(size=(60, 12)),

@@ -479,7 +479,7 @@ def test_feature_names_out_name_every_encoding_column(encoding, bidirectional):
     assert list(pipeline.fit_transform(X).columns) == list(names)
 
 
-@pytest.mark.parametrize("params", [{"threshold_floor": 0.9}, {"validation_blocks": 3}])
+@pytest.mark.parametrize("params", [{"threshold_floor": 0.9}, {"validation_blocks": 3}, {"smooth": 5}])
 def test_series_only_parameters_are_refused_when_fitting_windows(params):
     # fit on windows ignored them: the same threshold and scores as without
     from lstmae.series import fit_series

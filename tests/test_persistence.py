@@ -119,6 +119,10 @@ def test_corrupt_and_missing_models(fitted_small, tmp_path):
     ({"stride": 0}, "data setting 'stride' is 0, not an integer >= 1"),
     ({"entity_column": 3}, "data setting 'entity_column' is 3, not a column name"),
     ({"columns": "a,b"}, "data setting 'columns' is 'a,b', not a list of column names"),
+    ({"timestep_columns": "t*"}, "data setting 'timestep_columns' is 't\\*', not a list of column names"),
+    ({"layout": "sequences", "timestep_columns": ["t0", "t1"]}, "'timestep_columns' names 2 columns \\(2 different\\) "
+                                                                 "for sequences of 12 steps"),
+    ({"layout": "sequences", "timestep_columns": ["t"] * 12}, "names 12 columns \\(1 different\\)"),
     ({"max_gap": [1]}, "data setting 'max_gap' is \\[1\\], not a number"),
     ({"max_gap": "abc"}, "data setting 'max_gap' is 'abc', not a number or a duration"),
     ({"nan_policy": "bogus"}, "data setting 'nan_policy' is 'bogus', not one of error, ffill"),

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from lstmae import LSTMAutoencoder
 from lstmae.exceptions import DataError
@@ -804,3 +805,52 @@ def test_predict_on_windows_of_a_series_model_uses_the_window_threshold():
     window_threshold, _ = end_threshold(model)
     assert window_threshold != model.threshold_
     np.testing.assert_array_equal(model.predict(windows), (model.anomaly_score(windows) > window_threshold))
+
+
+def test_score_frame_reads_the_model_own_entity_and_time_columns_as_lstmae_score_reads_a_file(tmp_path):
+    # windows ran from one machine into the next and across a time gap, without a word, where `lstmae score` cut
+    from lstmae.data.io import read_series
+    from lstmae.series import fit_data, read_for_model, score_data
+
+    times = pd.date_range("2024-01-01", periods=150, freq="min")
+    times = times.append(times[-1] + pd.Timedelta("2h") + pd.to_timedelta(np.arange(150), "min"))  # a 2-hour gap
+    frame = pd.concat([pd.DataFrame({"timestamp": times, "machine": name, "a": series(300, seed=k)[:, 0],
+                                     "b": series(300, seed=k)[:, 1] + 3 * k})
+                       for k, name in enumerate(["m1", "m2"])], ignore_index=True)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    settings = {"time_column": "timestamp", "entity_column": "machine"}
+    model = fit_data(LSTMAutoencoder(encoder=(8, 4), epochs=1, progress=False, random_state=0),
+                     read_series(tmp_path / "data.csv", **settings), window=10, settings=settings)
+    with pytest.warns(UserWarning, match="split the series at 2 time gap"):
+        expected = score_data(model, read_for_model(model, tmp_path / "data.csv"))[0]["score"].to_numpy()
+    assert not np.allclose(score_values(model, frame[["a", "b"]].to_numpy())["score"], expected)  # one series
+    with pytest.warns(UserWarning, match="split the series at 2 time gap"):
+        scored = score_frame(model, pd.read_csv(tmp_path / "data.csv"))  # times as text, as read_csv leaves them
+    np.testing.assert_allclose(scored["score"], expected, rtol=1e-6)
+    with pytest.warns(UserWarning, match="split the series at 2 time gap"):
+        by_index = model.score_series(frame.set_index("timestamp"))
+    np.testing.assert_allclose(by_index["score"], expected, rtol=1e-6)
+    # rows out of order: scored in time order, answered in the frame's order and index
+    shuffled = frame.sample(frac=1, random_state=0)
+    with pytest.warns(UserWarning, match="not in time order"):
+        again = model.score_series(shuffled)
+    assert again.index.equals(shuffled.index)
+    np.testing.assert_allclose(again["score"], expected[shuffled.index.to_numpy()], rtol=1e-6)
+    with pytest.warns(UserWarning, match="no column 'machine', the model's entity column: its rows are scored as one"):
+        model.score_series(frame[frame["machine"] == "m1"].drop(columns="machine"))
+
+
+def test_fit_series_refuses_a_frame_column_that_looks_like_labels_or_a_time_index_as_lstmae_fit_does():
+    # a 0/1 "label" column was fed to the network as a feature, so scoring then needed the test labels as input
+    values = series(200)
+    frame = pd.DataFrame({"a": values[:, 0], "b": values[:, 1], "label": (np.arange(200) % 50 == 0).astype(int)})
+    model = LSTMAutoencoder(encoder=(4,), epochs=1, progress=False, random_state=0)
+    with pytest.raises(DataError, match=r"column 'label' looks like labels \(only 0 and 1\), not a feature; pass it as "
+                                        r"labels=frame\['label'\] and leave it out of the features"):
+        fit_series(model, frame, window=10)
+    with pytest.raises(DataError, match=r"column 'step' looks like a time index .*frame.set_index\('step'\)"):
+        fit_series(model, frame.drop(columns="label").assign(step=np.arange(200)), window=10)
+    fit_series(model, frame.drop(columns="label"), labels=frame["label"], window=10)
+    assert list(model.feature_names_in_) == ["a", "b"]
+    kept = fit_series(clone(model), frame, window=10, feature_names=["a", "b", "label"])  # named: kept
+    assert list(kept.feature_names_in_) == ["a", "b", "label"]

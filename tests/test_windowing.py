@@ -85,3 +85,18 @@ def test_constant_feature_is_not_divided_by_zero():
     scaler = FeatureScaler.fit(X)
     assert scaler.scale[0] == 1.0
     assert np.isfinite(scaler.transform(X)).all()
+
+
+def test_a_frame_with_dates_or_text_is_refused_naming_the_column_and_mixed_numbers_are_read():
+    # they became windows of objects, and fit failed later with a TypeError that named no column
+    numbers = np.arange(20.0)
+    for column, name in ((pd.date_range("2024-01-01", periods=20, freq="h"), "'t' holds datetime64"),
+                         (["x"] * 20, "'t' holds (object|str)")):
+        with pytest.raises(DataError, match=f"series must hold numbers: column {name}"):
+            temporalize(pd.DataFrame({"a": numbers, "t": column}), 5)
+    with pytest.raises(DataError, match="series must hold numbers, got <U1"):
+        temporalize(np.array([["a", "b"]] * 20), 5)
+    X, _ = temporalize(pd.DataFrame({"a": np.arange(20), "on": np.arange(20) % 2 == 0}), 5)  # int and bool
+    assert X.dtype == np.float64 and X[0, :, 1].tolist() == [1, 0, 1, 0, 1]
+    X, _ = temporalize(pd.DataFrame({"a": pd.array([1, None] + [2] * 18, dtype="Int64")}), 5)  # pandas' NA: NaN
+    assert np.isnan(X[0, 1, 0]) and X.dtype == np.float64

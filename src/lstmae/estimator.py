@@ -219,7 +219,7 @@ PARAMETERS_HERE
         """
         self._check_params()
         if not SERIES_FIT.get():  # they are read by fit_series only: here they were ignored without a word
-            for name in ("threshold_floor", "validation_blocks"):
+            for name in ("threshold_floor", "validation_blocks", "smooth"):
                 if getattr(self, name) != DEFAULTS[name]:
                     raise ValueError(f"{name}={getattr(self, name)!r} applies to a series' rows: fit it with "
                                      f"lstmae.series.fit_series (or lstmae fit), or leave {name} at its default "
@@ -658,6 +658,10 @@ PARAMETERS_HERE
         if window is not None and window != model.n_timesteps_:
             raise ModelFileError(f"{source} is corrupt: its data setting 'window' is {window} but its network was "
                                  f"trained on {model.n_timesteps_}-step windows (n_timesteps)")
+        names = model.data_settings_.get("timestep_columns")
+        if names is not None and (len(set(names)) != len(names) or model.n_timesteps_ not in (None, len(names))):
+            raise ModelFileError(f"{source} is corrupt: its data setting 'timestep_columns' names {len(names)} columns"
+                                 f" ({len(set(names))} different) for sequences of {model.n_timesteps_} steps")
         model.calibration_scores_ = {name[len(_CALIBRATION):]: _checked_calibration(name, tensor, source)
                                      for name, tensor in tensors.items() if name.startswith(_CALIBRATION)}
         if not model.calibration_scores_:  # a model saved before calibration scores were stored
@@ -885,9 +889,10 @@ def _checked_data_settings(settings, source: str) -> dict:
     for key in ("time_column", "label_column", "entity_column"):
         if settings.get(key) is not None and not isinstance(settings[key], str):
             bad(key, "a column name")
-    columns = settings.get("columns")
-    if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
-        bad("columns", "a list of column names")
+    for key in ("columns", "timestep_columns"):
+        columns = settings.get(key)
+        if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
+            bad(key, "a list of column names")
     max_gap = settings.get("max_gap")
     if max_gap is not None and not (is_number(max_gap) or _is_duration(max_gap)):
         bad("max_gap", "a number or a duration such as '5min'")

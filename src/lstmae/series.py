@@ -231,6 +231,7 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
     check_integer(window, "window")
     check_how(how)
     if feature_names is None and _named_columns(values):  # as scikit-learn records a DataFrame's columns
+        _refuse_undeclared(values)
         feature_names = list(values.columns)
     values = series_array(values)
     names = list(feature_names) if feature_names is not None else [f"f{j}" for j in range(values.shape[1])]
@@ -697,9 +698,21 @@ def _adaptive_flags(model, rule, scores, valid, groups, how):
 def score_frame(model, frame, *, stride: int = 1, how: str = DEFAULTS["how"], entity_column: str | None = None,
                 feature_errors: bool = False, threshold=None, alarms: dict | None = DEFAULT_ALARM) -> pd.DataFrame:
     """`score_values` for a DataFrame (or an array (T, F)): the trained feature columns are picked by
-    name when the model knows them (other columns are ignored); the result keeps the input's index.
-    With `entity_column`, windows never cross from one entity to the next."""
+    name when the model knows them (other columns are ignored); the result keeps the input's index and order.
+    With `entity_column`, windows never cross from one entity to the next. A model fitted on a table with an
+    entity and a time column (`lstmae fit`, `fit_data`) reads them from a frame that has them (the time column
+    may be its index), as `lstmae score` reads a file: each entity is its own series (a frame without the entity
+    column is scored as one, with a warning), split where the time jumps by more than the model's max_gap, and
+    rows out of time order are scored in time order (with a warning)."""
     frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(series_array(frame))
+    settings = getattr(model, "data_settings_", None) or {}
+    own_entity, own_time = settings.get("entity_column"), settings.get("time_column")
+    if entity_column is None and own_entity is not None:
+        if own_entity in frame.columns:
+            entity_column = own_entity
+        else:
+            warnings.warn(f"the data has no column {own_entity!r}, the model's entity column: "
+                          f"{_WITHOUT_COLUMN['entity_column']}", UserWarning, stacklevel=3)
     entities = None
     if entity_column is not None:
         if entity_column not in frame.columns:
@@ -709,10 +722,39 @@ def score_frame(model, frame, *, stride: int = 1, how: str = DEFAULTS["how"], en
     else:
         frame_features = frame
     values = feature_values(model, frame_features)
-    result = score_values(model, values, stride=stride, how=how, groups=entities, feature_errors=feature_errors,
+    groups, order = entities, None
+    times = (frame[own_time] if own_time in frame.columns else frame.index.to_series() if own_time is not None
+             and frame.index.name == own_time else None)
+    if times is not None:
+        from .data.io import _time_index, _time_order
+
+        times = _time_index(times.reset_index(drop=True), "the data")
+        order = _time_order(times, entities, "the data")  # warns when the rows had to be put in order
+        if order is not None:
+            values, times = values[order], times[order]
+            entities = entities[order] if entities is not None else None
+        groups, _ = data_groups(SimpleNamespace(index=times, entities=entities), settings.get("max_gap"))
+    result = score_values(model, values, stride=stride, how=how, groups=groups, feature_errors=feature_errors,
                           threshold=threshold, alarms=alarms)
+    if order is not None:
+        result = result.iloc[np.argsort(order)]
     result.index = frame.index
     return result
+
+
+def _refuse_undeclared(frame: pd.DataFrame) -> None:
+    """DataError for a column of `frame` that looks like labels or a time index, as `lstmae fit` refuses one: no
+    column becomes a feature by accident (feature_names given: the caller named them all)."""
+    from .data.io import undeclared_role
+
+    for name in frame.columns:
+        found = undeclared_role(frame[name])
+        if found is not None:
+            role, what = found
+            fix = (f"pass it as labels=frame[{name!r}]" if role == "label" else f"make it the index "
+                   f"(frame.set_index({name!r}))") + " and leave it out of the features"
+            raise DataError(f"column {name!r} looks like {what}, not a feature; {fix} (or give feature_names to "
+                            "keep it as one)")
 
 
 def _named_columns(values) -> bool:
@@ -823,9 +865,17 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
         if label_column is not None and label_column == model.data_settings_.get(key):
             raise DataError(f"{path}: --label-column {label_column!r} is the model's {key.replace('_', ' ')}; name "
                             "the column that holds the 0/1 labels")
+    array = is_array_file(path)  # its columns have no names: the model's selection does not apply
     if layout == "sequences":
-        data = read_sequences(path, columns=settings.get("columns"), label_column=label_column,
-                              nan_policy=nan_policy)
+        # the timestep columns by the names the model was trained on, in its order (a model saved before they were
+        # kept: its --columns); the model's label column is read where the file has it, and where nothing else
+        # keeps it from being taken for a timestep
+        columns = None if array else settings.get("timestep_columns") or settings.get("columns")
+        own_label = settings.get("label_column")
+        if (label_column is None and not array and own_label in set(table_columns(path) or ())
+                and (labels or columns is None)):
+            label_column = own_label
+        data = read_sequences(path, columns=columns, label_column=label_column, nan_policy=nan_policy)
     else:
         in_file = table_columns(path)
         present = set(in_file or ())
@@ -839,7 +889,7 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
             raise DataError(f"{path}: no column {label_column!r} (--label-column); the columns are "
                             f"{', '.join(map(repr, in_file[:12]))}")
         label = label_column or settings.get("label_column")
-        columns = settings.get("columns")
+        columns = None if array else settings.get("columns")
         names = getattr(model, "feature_names_in_", None)
         if not labels and (columns or names is not None):
             # the model's features by name: a label column (the model's, or one it never had) is then neither read
@@ -848,7 +898,7 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
         data = read_series(path, columns=columns, label_column=label if label in present else None,
                            nan_policy=nan_policy, find_labels=labels, **reserved)
     expected = model._feature_names()
-    if is_array_file(path) and list(data.feature_names) != list(expected):  # its columns have no names
+    if array and list(data.feature_names) != list(expected):  # its columns have no names
         if len(data.feature_names) != len(expected):
             raise DataError(f"{data.source}: an array file's columns have no names, and it has {len(data.feature_names)}"
                             f" where the model has {counted(len(expected), 'feature')} ({abbreviate_names(expected)}); "
@@ -888,7 +938,8 @@ def fit_data(model, data, *, window: int | None = None, stride: int = 1, how: st
                 raise DataError(f"{name} applies to a series (rows in time); these are independent sequences: drop "
                                 f"--{name.replace('_', '-')}, or fit the data as a series (--layout series)")
         model.fit(X if keep.all() else X[keep], feature_names=data.feature_names, checkpoint_dir=checkpoint_dir)
-        settings.update(layout="sequences", n_train=int(model.history_.get("n_train", 0)), unit="sequences")
+        settings.update(layout="sequences", n_train=int(model.history_.get("n_train", 0)), unit="sequences",
+                        timestep_columns=data.columns)
     else:
         check_window(window, len(data.values), data.source)
         groups, n_gaps = data_groups(data, settings.get("max_gap"))

@@ -475,8 +475,8 @@ def _load(model_dir, columns=None):
     from ..estimator import load
 
     model = load(model_dir)
-    if columns is not None:
-        model.data_settings_ = {**model.data_settings_, "columns": _split_columns(columns)}
+    if columns is not None:  # they replace the timestep columns a sequences model was fitted on too
+        model.data_settings_ = {**model.data_settings_, "columns": _split_columns(columns), "timestep_columns": None}
     return model
 
 

@@ -127,7 +127,7 @@ class SequenceData:
 
     values: (N, L, F) float32. feature_names: F names. labels: (N,) int8 0/1 or None.
     ids: (N,) position of each sequence in the file (0-based), kept after dropped ones.
-    source: the file.
+    source: the file. columns: the table's timestep columns, in the order read (None for an array file).
     """
 
     values: np.ndarray
@@ -135,6 +135,7 @@ class SequenceData:
     labels: np.ndarray | None
     ids: pd.Index
     source: str
+    columns: list[str] | None = None
 
 
 def is_array_file(path) -> bool:
@@ -444,7 +445,19 @@ _TIME_NAMES = {"time", "timestamp", "date", "datetime", "index", "idx", "step", 
 
 
 def _refuse_labels_or_time(column: pd.Series, source: str) -> None:
-    """Raise when an undeclared column picked by default looks like labels or a time index.
+    """Raise when an undeclared column picked by default looks like labels or a time index (`undeclared_role`)."""
+    found = undeclared_role(column)
+    if found is not None:
+        role, what = found
+        name = str(column.name)
+        raise DataError(
+            f"{source}: column '{name}' looks like {what}, not a feature; declare it with "
+            f"--{role}-column {_quoted_option(name)}, or name the features with --columns"
+        )
+
+
+def undeclared_role(column: pd.Series) -> tuple[str, str] | None:
+    """("label", what) or ("time", what) when a column looks like labels or a time index, else None.
 
     Labels: named label, labels, y, anomaly, is_anomaly, target or class (any case) with
     only 0/1 values. A time index: at least 10 rows of strictly increasing integers with a
@@ -452,31 +465,25 @@ def _refuse_labels_or_time(column: pd.Series, source: str) -> None:
     time, timestamp, index or pandas' "Unnamed: 0" (an index written by ``to_csv``).
     Columns of dates are never numeric, so never picked as features in the first place.
     """
-    name = str(column.name)
     numbers = _as_numbers(column)
     present = numbers[~np.isnan(numbers)]
     if len(present) == 0:
-        return
-    key = name.strip().lower()
+        return None
+    key = str(column.name).strip().lower()
     if key in _LABEL_NAMES and np.isin(present, (0.0, 1.0)).all():
-        raise DataError(
-            f"{source}: column '{name}' looks like labels (only 0 and 1), not a feature; "
-            f"declare it with --label-column {_quoted_option(name)}, or name the features with --columns"
-        )
+        return "label", "labels (only 0 and 1)"
     if len(present) < len(numbers) or len(numbers) < 2:
-        return
+        return None
     with np.errstate(invalid="ignore", over="ignore"):
         integers = np.isfinite(numbers).all() and bool((numbers == np.round(numbers)).all())
         steps = np.diff(numbers)
     if not integers or not (steps > 0).all():
-        return
+        return None
     regular = len(numbers) >= _MIN_INDEX_ROWS and bool((steps == steps[0]).all())
     if regular or key in _TIME_NAMES or key.startswith("unnamed:"):
         how = f"integers rising by {steps[0]:g} every row" if regular else "rising integers"
-        raise DataError(
-            f"{source}: column '{name}' looks like a time index ({how}), not a feature; "
-            f"declare it with --time-column {_quoted_option(name)}, or name the features with --columns"
-        )
+        return "time", f"a time index ({how})"
+    return None
 
 
 def _as_numbers(column: pd.Series) -> np.ndarray:
@@ -887,6 +894,7 @@ def read_sequences(
         values = matrix[:, :, np.newaxis]
         feature_names = ["value"]
         labels = _labels(table[label_column], source) if label_column is not None else None
+    columns = None if _suffix(path) in _ARRAY_SUFFIXES else list(names)
 
     ids = pd.RangeIndex(len(values), name="sequence")
     if nan_policy == "drop":
@@ -907,7 +915,7 @@ def read_sequences(
                 f"{source}: sequence {n + 1} has no values for feature '{feature_names[f]}'; "
                 "remove it or pass --nan-policy drop"
             )
-    return SequenceData(values.astype(np.float32), feature_names, labels, ids, source)
+    return SequenceData(values.astype(np.float32), feature_names, labels, ids, source, columns)
 
 
 def _interpolate_along_time(values: np.ndarray) -> np.ndarray:

@@ -42,6 +42,16 @@ def temporalize(series, window: int, stride: int = 1, labels=None, label_shift: 
         values = np.asarray(series)
     except ValueError as err:  # ragged rows
         raise DataError(f"series must be 2-D (T rows of F features each): {str(err).splitlines()[0]}") from None
+    if isinstance(series, pd.DataFrame):
+        kinds = series.dtypes
+        name = next((c for c, kind in kinds.items() if not pd.api.types.is_numeric_dtype(kind)), None)
+        if name is not None:  # dates or text: windows of objects that failed later, naming no column
+            raise DataError(f"series must hold numbers: column {name!r} holds {kinds[name]} values; drop it (a time "
+                            "column belongs in the index) or convert it")
+        if values.dtype.kind not in "biuf":  # numbers of several kinds (bool and int), or pandas' NA
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif values.dtype.kind not in "biuf":
+        raise DataError(f"series must hold numbers, got {values.dtype} values")
     if values.ndim == 1:
         values = values[:, None]
     if values.ndim != 2:
