@@ -108,6 +108,17 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     # another run's settings are refused, naming the fix
     with pytest.raises(DataError, match="checkpoint of another run"):
         small(learning_rate=1e-2).fit(sine_windows(n=64), checkpoint_dir=directory)
+    # and other data of the same length, first and last samples (values cleaned in between): it was resumed, the
+    # old data's network saved as the new data's
+    cleaned = sine_windows(n=64).copy()
+    cleaned[20:40] *= 0.5
+    with pytest.raises(DataError, match="checkpoint of another run"):
+        small().fit(cleaned, checkpoint_dir=directory)
+    ragged = [window[: 8 + i % 4] for i, window in enumerate(sine_windows(n=64))]  # of different lengths
+    small(epochs=2).fit(ragged, checkpoint_dir=tmp_path / "ragged")
+    ragged[30] = ragged[30] * 0.5
+    with pytest.raises(DataError, match="checkpoint of another run"):
+        small(epochs=2).fit(ragged, checkpoint_dir=tmp_path / "ragged")
 
 
 def test_a_checkpoint_whose_tensors_file_is_a_pipe_is_refused_without_waiting(tmp_path):
