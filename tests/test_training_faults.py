@@ -204,3 +204,18 @@ def test_a_tampered_checkpoint_tensor_is_refused_naming_the_file(two_epoch_check
     save_file(tensors, tensors_file)
     with pytest.raises(ModelFileError, match=f"checkpoint.json: tensors must be {what}.*remove the checkpoint"):
         small(epochs=2).fit(sine_windows(n=64), checkpoint_dir=directory)
+
+
+def test_a_checkpoint_folder_holding_other_files_is_refused_and_left_as_it_was(tmp_path):
+    # lstmae removed every checkpoint-*.safetensors there that was not its newest: a user's file so named went too
+    folder = tmp_path / "mywork"
+    folder.mkdir()
+    (folder / "checkpoint-best-run7.safetensors").write_bytes(b"the user's")
+    (folder / "train.csv").write_text("a\n1\n")
+    with pytest.raises(DataError, match=r"checkpoint folder .*mywork holds checkpoint-best-run7.safetensors, "
+                                        r"train.csv, files lstmae did not write there; give the checkpoints a new"):
+        small(epochs=1).fit(sine_windows(n=64), checkpoint_dir=folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-best-run7.safetensors", "train.csv"]
+    small(epochs=2).fit(sine_windows(n=64), checkpoint_dir=tmp_path / "own")  # its own files, and a resume there
+    (tmp_path / "own" / ".checkpoint.json.0123.tmp").write_text("a killed write's")
+    small(epochs=2).fit(sine_windows(n=64), checkpoint_dir=tmp_path / "own")

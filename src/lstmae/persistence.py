@@ -113,6 +113,9 @@ def read_config(path) -> dict:
 
 
 CHECKPOINT_FILE = "checkpoint.json"
+CHECKPOINT_TENSORS = "checkpoint-" + "[0-9a-f]" * 16 + ".safetensors"  # a glob; named by the tensors' digest
+# everything a checkpoint folder holds: its files, and those of a write that was killed (data.io's atomic writes)
+CHECKPOINT_NAMES = (CHECKPOINT_FILE, CHECKPOINT_TENSORS, ".checkpoint*.tmp")
 
 
 def write_checkpoint(directory, config: dict, tensors: dict[str, torch.Tensor]) -> None:
@@ -127,7 +130,7 @@ def write_checkpoint(directory, config: dict, tensors: dict[str, torch.Tensor]) 
     name = f"checkpoint-{hashlib.sha256(weights).hexdigest()[:16]}.safetensors"
     write_bytes_atomic(directory / name, weights)
     write_text_atomic(directory / CHECKPOINT_FILE, json.dumps({**config, "tensors": name}))
-    for old in directory.glob("checkpoint-*.safetensors"):
+    for old in directory.glob(CHECKPOINT_TENSORS):
         if old.name != name:
             old.unlink(missing_ok=True)
 

@@ -7,6 +7,7 @@ stored through `lstmae.persistence` (safetensors + JSON, written atomically, no 
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import math
@@ -34,6 +35,7 @@ class Checkpoint:
         except OSError as err:
             raise DataError(f"checkpoint folder {self.directory} cannot be made ({err.strerror}); give another "
                             "folder") from None
+        _check_only_checkpoint_files(self.directory)
 
     def save(self, module, optimizer, rng: np.random.Generator, history: dict, best_state, waited: int) -> None:
         from ..persistence import write_checkpoint
@@ -82,6 +84,19 @@ class Checkpoint:
         rng.bit_generator.state = config["rng"]
         torch.set_rng_state(tensors["torch_rng"])
         return config["history"], best_state, int(config["waited"])
+
+
+def _check_only_checkpoint_files(directory: Path) -> None:
+    """DataError when `directory` holds anything a checkpoint does not: lstmae removes the older checkpoint files
+    there (and a user's file named like one was deleted), so it must be a folder of its own."""
+    from ..persistence import CHECKPOINT_NAMES
+
+    others = sorted(entry.name for entry in directory.iterdir()
+                    if not any(fnmatch.fnmatchcase(entry.name, pattern) for pattern in CHECKPOINT_NAMES))
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise DataError(f"checkpoint folder {directory} holds {shown}, files lstmae did not write there; give the "
+                        "checkpoints a new or empty folder of their own (lstmae replaces its checkpoint files in it)")
 
 
 def _unresumable(config: dict, tensors: dict, module, optimizer, rng: np.random.Generator) -> tuple | None:
