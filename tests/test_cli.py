@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import warnings
@@ -51,6 +52,33 @@ def test_help_explains_and_does_not_import_torch():
     assert out.returncode == 0, out.stderr
     for command in ("demo", "fit", "score", "encode", "reconstruct", "evaluate", "summary"):
         assert command in out.stdout
+
+
+SIGTERM_WHILE_WRITING = """
+import os, signal, sys
+import pandas as pd
+from lstmae.cli.main import main
+
+real_to_csv = pd.DataFrame.to_csv
+
+def to_csv(frame, path, *args, **kwargs):
+    real_to_csv(frame.iloc[:5], path, *args, **kwargs)  # half the table written, then stopped as docker stop does
+    os.kill(os.getpid(), signal.SIGTERM)
+
+pd.DataFrame.to_csv = to_csv
+sys.argv = ["lstmae", "score", *sys.argv[1:]]
+main()
+"""
+
+
+def test_sigterm_while_writing_leaves_no_temporary_file_and_the_old_output(workspace, tmp_path):
+    # SIGTERM ended the process on the spot: a hidden .scores.csv.<uuid>.tmp stayed beside the output for good
+    (tmp_path / "scores.csv").write_text("old")
+    stopped = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_WRITING, str(workspace / "model"),
+                              str(workspace / "test.csv"), "-o", str(tmp_path / "scores.csv"), "--overwrite"],
+                             capture_output=True, text=True)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    assert os.listdir(tmp_path) == ["scores.csv"] and (tmp_path / "scores.csv").read_text() == "old"
 
 
 def test_score_help_gives_the_alarm_rules_defaults_and_the_delay_they_cost():

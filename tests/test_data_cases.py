@@ -2,6 +2,7 @@
 times, spaces in names, columns that look like labels or a time index, Parquet without pyarrow,
 and the shared helpers (positive integers, atomic writes)."""
 
+import errno
 import os
 import sys
 import warnings
@@ -414,6 +415,47 @@ def test_a_full_disk_is_one_line_naming_the_output_and_leaves_nothing(tmp_path):
         with staged_directory(tmp_path / "model") as staging:
             fill(staging / "weights")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_full_disk_inside_a_staged_folder_names_the_folder_given_not_the_staging_one(tmp_path):
+    # the message named ".report.lstmae-staging-8297-x33c3v5x/report.html", a path the user never gave
+    from lstmae.data.io import staged_directory
+
+    with pytest.raises(DataError, match=r"^[^ ]*/report/scores.csv: could not be written") as refused:
+        with staged_directory(tmp_path / "report") as staging:
+            with atomic_output(staging / "scores.csv") as temporary:
+                temporary.write_bytes(b"half")
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert "staging" not in str(refused.value) and os.listdir(tmp_path) == []
+
+
+def test_every_file_of_a_result_is_flushed_before_any_is_renamed_into_place(tmp_path, monkeypatch):
+    # the events were renamed into place before the scores' flush failed: new events beside old scores
+    from lstmae.data.io import staged_directory, write_tables
+
+    (tmp_path / "scores.csv").write_text("old scores")
+    (tmp_path / "events.csv").write_text("old events")
+    real_fsync, flushed = os.fsync, []
+
+    def full_at_the_scores(fd):
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        flushed.append(Path(name).name)
+        if ".scores.csv." in name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_at_the_scores)
+    frame = pd.DataFrame({"score": [1.0]})
+    with pytest.raises(DataError, match=r"scores.csv: could not be written \(No space left on device\)"):
+        write_tables([(frame, tmp_path / "events.csv"), (frame, tmp_path / "scores.csv")], overwrite=True)
+    assert (tmp_path / "scores.csv").read_text() == "old scores"
+    assert (tmp_path / "events.csv").read_text() == "old events"
+    assert sorted(os.listdir(tmp_path)) == ["events.csv", "scores.csv"]
+    flushed.clear()
+    with staged_directory(tmp_path / "model") as staging:  # a saved model's files are flushed before the swap
+        (staging / "config.json").write_text("{}")
+        (staging / "model.safetensors").write_bytes(b"weights")
+    assert sorted(name for name in flushed) == ["config.json", "model.safetensors"]
 
 
 def test_an_unwritable_folder_is_refused_before_any_work(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -679,7 +680,14 @@ _register_serve(cli)
 
 
 def main():
+    # SIGTERM (docker stop, systemd, kill) unwinds as an exit, so that half-written outputs are removed as on
+    # Ctrl-C; by default it ended the process on the spot and left a hidden temporary file beside the output
+    signal.signal(signal.SIGTERM, _terminated)
     cli(prog_name="lstmae")
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

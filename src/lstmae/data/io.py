@@ -20,7 +20,6 @@ written atomically (`atomic_output`, `write_table`, `write_text_atomic`, `write_
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import fnmatch
@@ -1003,15 +1002,17 @@ def write_tables(tables, *, overwrite: bool = False) -> None:
     tables = [(df, Path(path)) for df, path in tables]
     for _, path in tables:
         check_output_path(path, overwrite, table=True)
-    with contextlib.ExitStack() as stack:
-        for df, path in tables:
-            temporary = stack.enter_context(atomic_output(path))
+    with atomic_outputs([path for _, path in tables]) as temporaries:
+        for (df, path), temporary in zip(tables, temporaries):
             write_index = df.index.name is not None or isinstance(df.index, pd.MultiIndex)
-            if _table_format(path) == "csv":
-                compression = "gzip" if path.name.lower().endswith(".gz") else None
-                df.to_csv(temporary, index=write_index, compression=compression)
-            else:
-                df.to_parquet(temporary, index=write_index)
+            try:
+                if _table_format(path) == "csv":
+                    compression = "gzip" if path.name.lower().endswith(".gz") else None
+                    df.to_csv(temporary, index=write_index, compression=compression)
+                else:
+                    df.to_parquet(temporary, index=write_index)
+            except OSError as error:
+                raise _unwritten(path, error) from error
 
 
 @contextmanager
@@ -1024,17 +1025,34 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     file gets the usual permissions of new files (the umask), not the owner-only ones of
     `tempfile`. Checks nothing else: call `check_output_path` first for user-given paths.
     """
-    path = Path(path)
-    temporary = path.with_name(f".{path.name[:_TEMPORARY_STEM]}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_outputs([path]) as (temporary,):
         yield temporary
-        with open(temporary, "rb") as file:
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
+
+
+@contextmanager
+def atomic_outputs(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
+    """`atomic_output` for files that are one result: every file is flushed to disk before the first is renamed
+    into place, so a failure (a full disk reported at the flush) leaves every path as it was."""
+    paths = [Path(path) for path in paths]
+    temporaries = [path.with_name(f".{path.name[:_TEMPORARY_STEM]}.{uuid.uuid4().hex}.tmp") for path in paths]
+    current = paths[0]
+    try:
+        yield temporaries
+        for current, temporary in zip(paths, temporaries):
+            _flush(temporary)
+        for current, temporary in zip(paths, temporaries):
+            os.replace(temporary, current)
     except OSError as error:
-        raise _unwritten(path, error) from error
+        raise _unwritten(current, error) from error
     finally:
-        temporary.unlink(missing_ok=True)
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
+
+
+def _flush(path: Path) -> None:
+    """Make the written file `path` durable (a crash after the rename that follows finds all of it)."""
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
@@ -1117,7 +1135,15 @@ def staged_directory(target: str | os.PathLike, *, overwrite: bool = False,
         raise _unwritten(target, error) from error
     try:
         os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes an owner-only directory
-        yield staging
+        try:
+            yield staging
+        except DataError as error:  # a write into the staging folder failed: name the folder the caller gave
+            if str(staging) not in str(error):
+                raise
+            raise DataError(str(error).replace(str(staging), str(target)), cell=error.cell) from error.__cause__
+        for written in sorted(staging.rglob("*")):  # durable before the swap: a crash then finds whole files
+            if written.is_file() and not written.is_symlink():
+                _flush(written)
         if target.exists():
             check_output_path(target, overwrite)  # it may have appeared meanwhile
             check_replaceable(target, replaces)
