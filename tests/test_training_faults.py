@@ -59,6 +59,27 @@ def test_a_series_fit_whose_calibration_fails_keeps_the_previous_model(monkeypat
     assert all(model.calibration_scores_[kind] is calibration[kind] for kind in calibration)
 
 
+def test_ctrl_c_in_the_first_epoch_keeps_the_seeded_weights(monkeypatch):
+    # it kept the weights of the half-run epoch, saved as "0 epochs, best 0"
+    import lstmae.training.loop as loop
+
+    real_loss, calls = loop.reconstruction_loss, []
+
+    def interrupted_at_the_third_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # two optimizer steps taken
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "reconstruction_loss", interrupted_at_the_third_batch)
+    model = small().fit(sine_windows(n=64))
+    monkeypatch.undo()
+    assert model.history_["interrupted"] and model.history_["epochs_run"] == 0
+    seeded = small(epochs=0).fit(sine_windows(n=64))
+    for (name, a), (_, b) in zip(model.module_.state_dict().items(), seeded.module_.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
 def test_a_first_fit_that_fails_leaves_no_fitted_attribute():
     model = small(learning_rate=1e3, max_grad_norm=None, activation="relu")
     with pytest.raises(TrainingDiverged):

@@ -101,7 +101,8 @@ def train(module: nn.Module, X, train_idx: np.ndarray, val_idx: np.ndarray, *,
     if len(watched_idx) > per_epoch:  # the untrained loss needs no more samples than an epoch trains on
         watched_idx = watched_idx[np.linspace(0, len(watched_idx) - 1, per_epoch).round().astype(int)]
     history: dict = {"loss": [], "val_loss": [], "best_epoch": 0}
-    best_loss, best_state, waited = float("inf"), None, 0
+    # Ctrl-C before the first epoch ends keeps the seeded weights (as epochs=0), not those of a half-run epoch
+    best_loss, best_state, waited = float("inf"), copy.deepcopy(module.state_dict()) if epochs else None, 0
     if epochs:
         history["initial_loss"] = evaluate_loss(module, X, watched_idx, batch_size, loss, device,
                                                 transform=transform, tokens=tokens)
