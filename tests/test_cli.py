@@ -951,6 +951,12 @@ def test_a_sequences_model_reads_its_own_file_by_its_timestep_names_and_arrays_b
             assert result.exit_code == 0, result.output
         np.testing.assert_allclose(pd.read_csv(tmp_path / f"{model}_beats.npy.csv")["score"],
                                    pd.read_csv(tmp_path / f"{model}_beats.csv.csv")["score"], rtol=1e-5)
+    # a model fitted without labels reads a 0/1 column named like labels as the labels, as for a series
+    assert run("fit", tmp_path / "beats.csv", "-o", tmp_path / "unlabelled", "--layout", "sequences", "--columns",
+               "t*", *TINY).exit_code == 0
+    result = run("score", tmp_path / "unlabelled", tmp_path / "beats.csv", "-o", tmp_path / "u.csv")
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "u.csv")["label"].tolist() == beats["class"].tolist()
     # --columns at scoring time replaces the names the model was fitted on
     result = run("score", tmp_path / "m", tmp_path / "renamed.csv", "-o", tmp_path / "n.csv", "--columns",
                  ",".join(["t0", "t1", "t2", "x3"] + names[4:]))

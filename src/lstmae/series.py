@@ -875,7 +875,8 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
         if (label_column is None and not array and own_label in set(table_columns(path) or ())
                 and (labels or columns is None)):
             label_column = own_label
-        data = read_sequences(path, columns=columns, label_column=label_column, nan_policy=nan_policy)
+        data = read_sequences(path, columns=columns, label_column=label_column, nan_policy=nan_policy,
+                              find_labels=labels and own_label is None)
     else:
         in_file = table_columns(path)
         present = set(in_file or ())

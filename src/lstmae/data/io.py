@@ -844,6 +844,7 @@ def read_sequences(
     columns: Sequence[str] | None = None,
     label_column: str | None = None,
     nan_policy: str = "error",
+    find_labels: bool = False,
 ) -> SequenceData:
     """Read independent sequences: values (N, L, F) float32.
 
@@ -853,6 +854,7 @@ def read_sequences(
     (N, L) or (N, L, F); an .npz file ``X`` of that shape and optional labels ``y``.
     nan_policy: "error", "interpolate" (linear along time, edges filled from the nearest
     value) or "drop" (drop the sequence).
+    find_labels: as `read_series`' (a 0/1 column named like labels is read as the labels).
     """
     _check_nan_policy(nan_policy, ("error", "interpolate", "drop"))
     path = Path(path)
@@ -879,6 +881,8 @@ def read_sequences(
         labels = None if raw_labels is None else _labels(pd.Series(raw_labels, name="y"), source)
     else:
         table = read_table(path)
+        if find_labels and label_column is None:  # not one of the timestep columns named
+            label_column = _found_labels(table, list(columns or ()))
         reserved = {"label": label_column} if label_column is not None else {}
         names = _select_columns(table, columns, reserved, source, guard=True)
         if not names:
