@@ -53,7 +53,8 @@ def score_entities(model_dir, ddf, *, entity_column: str, time_column: str | Non
     ddf: rows = time steps of many entities, in any interleaving, with the model's feature columns
     (picked by name; other columns are ignored) and `entity_column`. Each entity's rows are put
     in order by `time_column` when given (ties keep the input order), else kept in the input order.
-    Windows of the model's length are cut every `stride` rows within an entity, never across two.
+    Windows of the model's length are cut every `stride` rows within an entity, never across two; an entity is
+    not split at time gaps (as `lstmae score` splits a file's): give each stretch between gaps its own entity id.
 
     how, threshold, alarms, feature_errors: as in `lstmae.series.score_values`.
     npartitions: partitions after the shuffle (default: those of `ddf`); each holds whole entities.
