@@ -289,7 +289,7 @@ def test_read_series_from_numpy_files(tmp_path):
 
 def test_read_series_numpy_nan_uses_the_same_policies(tmp_path):
     np.save(tmp_path / "s.npy", np.array([[1.0], [np.nan], [3.0]]))
-    with pytest.raises(DataError, match="column 'f0' has 1 missing values \\(first at row 2\\)"):
+    with pytest.raises(DataError, match="column 'f0' has 1 missing value \\(first at row 2\\)"):
         read_series(tmp_path / "s.npy")
     np.testing.assert_array_equal(read_series(tmp_path / "s.npy", nan_policy="interpolate").values, [[1], [2], [3]])
 
@@ -352,7 +352,7 @@ def test_read_sequences_nan_policies(tmp_path):
     path = write_text(tmp_path / "q.csv", "t0,t1,t2,t3\n1,,3,\n5,6,7,8\n")
     with pytest.raises(
         DataError,
-        match=r"column 't1' has 1 missing values \(first at row 1\); fill them or pass "
+        match=r"column 't1' has 1 missing value \(first at row 1\); fill them or pass "
         r"--nan-policy interpolate\|drop",
     ):
         read_sequences(path)
@@ -381,7 +381,7 @@ def test_read_sequences_from_numpy_files(tmp_path):
 def test_read_sequences_numpy_nan_interpolates_each_feature_along_time(tmp_path):
     values = np.array([[[0.0, 10.0], [np.nan, np.nan], [2.0, 30.0]]])  # (1, 3, 2)
     np.save(tmp_path / "q.npy", values)
-    with pytest.raises(DataError, match=r"feature 'f0' has 1 missing values \(first in sequence 1, step 2\)"):
+    with pytest.raises(DataError, match=r"feature 'f0' has 1 missing value \(first in sequence 1, step 2\)"):
         read_sequences(tmp_path / "q.npy")
     filled = read_sequences(tmp_path / "q.npy", nan_policy="interpolate").values
     np.testing.assert_array_equal(filled[0], [[0, 10], [1, 20], [2, 30]])

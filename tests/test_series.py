@@ -395,7 +395,7 @@ def test_alarms_are_the_flags_after_the_alarm_rules_per_group(fitted):
 def test_a_nan_names_the_input_row_and_column_not_a_window(fitted):
     data = series(seed=7)
     data[123, 1] = np.nan
-    with pytest.raises(DataError, match=r"column 'b' has 1 missing values \(first at row 124\)"):
+    with pytest.raises(DataError, match=r"column 'b' has 1 missing value \(first at row 124\); fill them first \(pandas"):
         score_values(fitted, data)
     with pytest.raises(DataError, match="row 124"):
         fit_series(LSTMAutoencoder(encoder=(4,), epochs=1, progress=False), data, window=10, feature_names=["a", "b"])
@@ -712,7 +712,7 @@ def test_encode_and_reconstruct_values_name_a_missing_cell_by_row_and_column(fit
     values = series()
     values[50, 1] = np.nan
     for function in (encode_values, reconstruct_values):
-        with pytest.raises(DataError, match="column 'b' has 1 missing values \\(first at row 51\\)"):
+        with pytest.raises(DataError, match="column 'b' has 1 missing value \\(first at row 51\\)"):
             function(fitted, values)
 
 

@@ -235,7 +235,7 @@ def fit_series(model, values, *, window: int, stride: int = 1, groups=None, labe
         feature_names = list(values.columns)
     values = series_array(values)
     names = list(feature_names) if feature_names is not None else [f"f{j}" for j in range(values.shape[1])]
-    check_finite(values, names, "the series")
+    check_finite(values, names, "the series", nan_policies=None)
     _warn_lone_extremes(values, names)
     if labels is not None:
         labels = check_labels(labels, len(values), like="the series' rows")
@@ -821,7 +821,7 @@ def _checked_series(model, values, names=None) -> np.ndarray:
         raise DataError(f"the series has {values.shape[1]} column{'s' if values.shape[1] != 1 else ''}; the model "
                         f"was trained on {counted(len(expected), 'feature')} ({abbreviate_names(expected)})")
     names = names or expected
-    check_finite(values, names, "the series")
+    check_finite(values, names, "the series", nan_policies=None)
     _check_scalable(model, values, names)
     return values
 

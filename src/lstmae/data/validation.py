@@ -126,14 +126,14 @@ def check_finite(
     source: str,
     *,
     allow_nan: bool = False,
-    nan_policies: str = SERIES_NAN_POLICIES,
+    nan_policies: str | None = SERIES_NAN_POLICIES,
 ) -> None:
     """Raise `DataError` on the first infinite value, value outside float32, or NaN.
 
     `values` is a series ``(T, F)`` (reported as column / row) or sequences ``(N, L, F)``
     (reported as sequence / step / feature). With ``allow_nan`` NaNs pass (a NaN policy
     deals with them later); infinities never do. `nan_policies` is the ``--nan-policy``
-    choice the NaN message suggests.
+    choice the NaN message suggests (None: data given in Python, which has no such option).
     """
     values = np.asarray(values)
     if values.ndim not in (2, 3):
@@ -167,13 +167,15 @@ def check_finite(
     first = np.argwhere(missing[..., feature])[0]
     name = feature_names[feature]
     if values.ndim == 2:
-        where = f"column '{name}' has {count} missing values (first at row {first[0] + 1})"
+        where = f"column '{name}' has {counted(count, 'missing value')} (first at row {first[0] + 1})"
     else:
         where = (
-            f"feature '{name}' has {count} missing values "
+            f"feature '{name}' has {counted(count, 'missing value')} "
             f"(first in sequence {first[0] + 1}, step {first[1] + 1})"
         )
-    raise DataError(f"{source}: {where}; fill them or pass --nan-policy {nan_policies}")
+    fix = (f"fill them or pass --nan-policy {nan_policies}" if nan_policies is not None
+           else "fill them first (pandas: frame.ffill() or frame.interpolate()) or drop those rows")
+    raise DataError(f"{source}: {where}; {fix}")
 
 
 def beyond_float32(values: np.ndarray) -> np.ndarray:
