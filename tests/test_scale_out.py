@@ -10,7 +10,7 @@ dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 pytest.importorskip("distributed")
 
-from lstmae import LSTMAutoencoder  # noqa: E402
+from lstmae import LSTMAutoencoder, load  # noqa: E402
 from lstmae.distributed import score_entities, score_entities_pandas  # noqa: E402
 from lstmae.exceptions import DataError, ModelFileError  # noqa: E402
 from lstmae.series import SkippedGroupWarning, score_frame  # noqa: E402
@@ -91,6 +91,20 @@ def test_equals_single_process_row_for_row(model_dir, model, synchronous):
     short = frame["machine"] == "short"
     assert not got.loc[short, "valid"].any() and got.loc[short, "score"].isna().all()
     assert got.loc[~short, "valid"].any() and got["is_anomaly"].sum() > 0  # something is flagged: a real test
+
+
+def test_an_index_named_as_the_model_time_column_is_not_read_as_times(model, tmp_path, synchronous):
+    # score_frame reads a model's time column from an index of that name (split at gaps, put in order); the
+    # partitions keep the input's index, so a fleet indexed by time was split at gaps here, unlike documented
+    model.data_settings_ = {**model.data_settings_, "time_column": "when"}  # as if fitted on a table with it
+    try:
+        model.save(tmp_path / "timed")
+    finally:
+        model.data_settings_.pop("time_column")
+    frame = make_frame()
+    frame.index = pd.Index(frame["t"].to_numpy() + np.where(frame["t"] > 300, 10_000, 0), name="when")  # a gap
+    got = score_entities_pandas(tmp_path / "timed", frame, entity_column="machine", npartitions=2)
+    assert_same(got.reset_index(drop=True), reference(load(tmp_path / "timed"), frame.reset_index(drop=True)))
 
 
 @pytest.mark.parametrize("npartitions", [1, 16])

@@ -208,7 +208,8 @@ def _score_partition(part, path, sha, entity_column, time_column, features, opti
     times = _check_entities(part, entity_column, time_column, features)
     part = _in_time_order(part, time_column, times)
     model = _cached_model(path, sha)
-    table = _padded(part[features + [entity_column]], entity_column, model.n_timesteps_)
+    # numbered rows: an index named as the model's time column would be read as times by score_frame
+    table = _padded(part[features + [entity_column]].reset_index(drop=True), entity_column, model.n_timesteps_)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scored = score_frame(model, table, entity_column=entity_column, **options).iloc[: len(part)]
