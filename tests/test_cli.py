@@ -1058,3 +1058,17 @@ def test_an_array_file_is_scored_by_position_for_a_model_with_named_features(wor
     assert wide.exit_code == 2 and "Traceback" not in wide.output and not (tmp_path / "wide.csv").exists()
     assert (f"wide.npy: an array file's columns have no names, and it has {len(features) + 1} where the model has "
             f"{len(features)} features ({', '.join(features)}); give those columns, in that order") in wide.output
+
+
+def test_evaluate_in_python_names_what_to_pass_for_a_frame_or_an_array(workspace):
+    # it raised AttributeError: 'DataFrame' object has no attribute 'labels'
+    from lstmae.estimator import load
+    from lstmae.evaluation.evaluate import evaluate
+    from lstmae.exceptions import DataError
+
+    model = load(workspace / "model")
+    frame = pd.read_csv(workspace / "test.csv")
+    for data in (frame, frame.to_numpy()):
+        with pytest.raises(DataError, match=r"evaluate takes data read for the model, got a (DataFrame|ndarray); "
+                                            r"read the file with lstmae.series.read_for_model\(model"):
+            evaluate(model, data)

@@ -414,8 +414,9 @@ def _number_or_text(value: str | None):
 @click.option("--threshold", help="Override the stored threshold for this run: value:V, or a rule such as "
                                   "quantile:0.995 or sigma:4, fitted on the model's held-out normal scores (never "
                                   "on the data being scored); dspot:RISK and other adaptive rules follow the "
-                                  "scored rows, using only the past. telemanom:2,mad=8: the default alarms less "
-                                  "the storms on a series whose whole level moved after training.")
+                                  "scored rows, using only the past. On a series whose whole level moved after "
+                                  "training (alarms on a third of the rows), telemanom:2,mad=8 ends those storms: "
+                                  "it follows the new level.")
 @click.option("--feature-errors", is_flag=True, help="Series: add error_<feature> columns (which feature is off).")
 @click.option("--events", "events_path", type=click.Path(path_type=Path),
               help="Series: also write the table of events (the alarms, after the alarm rules) to this file.")

@@ -77,9 +77,13 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     from ..scoring import DEFAULT_ALARM
 
     alarms = DEFAULT_ALARM if alarms is None else alarms
-    from ..data.io import SequenceData
+    from ..data.io import SequenceData, SeriesData
     from ..config import DEFAULTS
     from ..series import AlarmStormWarning, data_groups, rule_for, score_data, threshold_for
+
+    if not isinstance(data, (SeriesData, SequenceData)):  # a DataFrame or an array had no .labels to read
+        raise DataError(f"evaluate takes data read for the model, got a {type(data).__name__}; read the file with "
+                        "lstmae.series.read_for_model(model, 'test.csv', label_column='label')")
 
     if data.labels is None:
         raise DataError(f"{data.source}: no labels; name the 0/1 label column with --label-column")
