@@ -244,7 +244,12 @@ def test_evaluate_writes_metrics_plots_and_report(workspace):
     assert {"roc_auc", "pr_auc", "precision", "recall", "f1", "confusion_matrix", "event_recall", "vus_pr"} <= set(metrics)
     assert "point_adjusted_f1" not in metrics
     assert len(list(out.glob("*.png"))) >= 5
-    assert "data:image/png;base64" in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64" in html
+    # a newcomer read "mad:8,quantile=1" with no words, nor how to try an alternative, nor early_window's value
+    assert "median + 8 robust standard deviations" in html and "lstmae score --threshold RULE" in html
+    assert metrics["early_window"] == 0 and "<th>early_window</th>" in html
+    assert "<th>notes</th>" not in html or metrics.get("notes")  # an empty list of notes is not shown
 
 
 @pytest.mark.parametrize("rule", ["telemanom:3", "telemanom:2,mad=8", "quantile:0.9"])

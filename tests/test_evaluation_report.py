@@ -181,3 +181,10 @@ def test_package_exports_the_in_memory_api_only():
     assert {"render_report", "figure_png", "plot_alarms", "METRIC_HELP", "PLOT_HELP"} <= names
     assert "write_report" not in names and not hasattr(lstmae.evaluation, "write_report")
     assert all(hasattr(lstmae.evaluation, name) for name in names)
+
+
+def test_a_range_unit_reads_as_a_range_not_as_a_second_number(figure):
+    # the cell read "1 0-1", as "1 to 0-1"
+    text = render(figure, metrics={"event_recall": 1.0, "n": 120})
+    assert re.search(r"<th>event_recall</th><td[^>]*>1 \(of 0 to 1\)</td>", text)
+    assert re.search(r"<th>n</th><td[^>]*>120 rows</td>", text)

@@ -234,3 +234,18 @@ def test_bad_rules_built_directly():
         ThresholdRule("dspot", 1e-3, {"depth": "a"})
     with pytest.raises(DataError, match=r"a threshold spec must be text"):
         parse_threshold(3)
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("mad:8,quantile=1", "median + 8 robust standard deviations (1.4826 x their median absolute deviation), never "
+                         "below their highest"),
+    ("mad:5,quantile=0.99", "never below their 0.99 quantile"),
+    ("sigma:3", "mean + 3 standard deviations"),
+    ("quantile:0.99", "the 0.99 quantile of the held-out scores"),
+    ("telemanom:2,mad=8", "z from 2 up"),
+    ("telemanom:2,mad=8", "never below the held-out scores' median + 8 robust"),
+    ("dspot:1e-3", "at risk 0.001"),
+    ("best-f1", "optimistic"),
+])
+def test_each_rule_says_in_words_what_it_does(spec, words):
+    assert words in parse_threshold(spec).meaning

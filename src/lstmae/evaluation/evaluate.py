@@ -79,6 +79,7 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     alarms = DEFAULT_ALARM if alarms is None else alarms
     from ..data.io import SequenceData, SeriesData
     from ..config import DEFAULTS
+    from ..scoring import parse_threshold
     from ..series import AlarmStormWarning, data_groups, rule_for, score_data, threshold_for
 
     if not isinstance(data, (SeriesData, SequenceData)):  # a DataFrame or an array had no .labels to read
@@ -91,6 +92,8 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     how = how or (DEFAULTS["how"] if model.threshold_how_ == "window" else model.threshold_how_)
     labels = data.labels
     rule_text = str(threshold) if threshold is not None else str(rule_for(model, None, "window" if sequences else how))
+    meaning = (parse_threshold(rule_text).meaning if threshold is None or isinstance(threshold, str)
+               else "the value given")
     basis = _threshold_basis(model, threshold, "window" if sequences else how)
     if threshold is not None and _needs_labels(threshold):
         # a label-based rule can only be fitted on the evaluated data itself: say so in the report
@@ -126,6 +129,7 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
         metrics["n_alarm_events"] = int(len(events))
         metrics["raw_flag_rate"] = float(table["is_anomaly"].to_numpy()[table["valid"].to_numpy()].mean())
         metrics["alarm_rules"] = dict(alarms)
+        metrics["early_window"] = int(early_window)
         if len(kept) < len(data.dropped):
             metrics.setdefault("notes", []).append(
                 f"{len(data.dropped) - len(kept)} input rows were dropped (--nan-policy drop) and are not evaluated; "
@@ -142,8 +146,10 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     groups = None if sequences else data_groups(data, model.data_settings_.get("max_gap"), announce=False)[0]
     figures = _figures(model, data, table, kept_events, labels, scores, row_threshold if row_threshold is not None
                        else value, sequences, groups)
-    threshold_info = {"rule": rule_text, "value": float(value),
+    threshold_info = {"rule": rule_text, "in words": meaning, "value": float(value),
                       "fitted on": basis,
+                      "to use another": "lstmae score --threshold RULE (Python: threshold=\"RULE\"), e.g. one of the "
+                                        "alternatives below, fitted on the model's held-out scores as this one",
                       "alternatives": _alternatives(model, scores, None if sequences else table["valid"].to_numpy(),
                                                     groups, "window" if sequences else how)}
     labelled_events = None

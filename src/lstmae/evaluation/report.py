@@ -41,6 +41,8 @@ METRIC_HELP: dict[str, str | tuple[str, str]] = {
                    "focus q, each alarm then narrowed to its rows where the q-quantile of the covering windows' "
                    "scores is above the threshold (dropped without any)",
     "notes": "facts about the data that explain a missing (n/a) metric",
+    "early_window": ("rows before a labelled event in which an alarm still counts as finding it (evaluate "
+                     "--early-window)", "rows"),
     "warnings": "read before quoting the numbers above",
 }
 
@@ -193,6 +195,8 @@ def _metrics_table(metrics: Mapping, help_texts: dict) -> str:
     with_help = bool(help_texts)
     rows = []
     for name, leaf, value, is_group in _walk(metrics):
+        if isinstance(value, (list, tuple)) and not value:
+            continue  # an empty list of notes: nothing to read
         explanation, unit = help_texts.get(name) or help_texts.get(leaf) or ("", None)
         if is_group:
             if explanation:  # a heading row for a nested dict that has its own help
@@ -236,7 +240,9 @@ def _key_value_table(values: Mapping) -> str:
 
 
 def _value_cell(value, unit: str | None = None) -> str:
-    suffix = f" {_text(unit)}" if unit else ""
+    # a range is no unit to read after the number ("1 0-1" read as "1 to 0-1"): it follows in parentheses
+    shown_unit = f"(of {unit.replace('-', ' to ')})" if unit and unit[0].isdigit() else unit
+    suffix = f" {_text(shown_unit)}" if unit else ""
     if value is None:
         return '<td class="missing">n/a</td>'
     if isinstance(value, bool):

@@ -144,6 +144,37 @@ class ThresholdRule:
         return text + "".join(f",{key}={_format_number(value)}" for key, value in self.options)
 
     @property
+    def meaning(self) -> str:
+        """The rule in words, for a report: what it does with the held-out normal scores it is fitted on."""
+        p = None if self.param is None else _format_number(self.param)
+        options = dict(self.options)
+        words = {
+            "quantile": f"the {p} quantile of the held-out scores",
+            "contamination": f"flags the highest {p} of the held-out scores",
+            "sigma": f"the held-out scores' mean + {p} standard deviations",
+            "mad": f"the held-out scores' median + {p} robust standard deviations (1.4826 x their median absolute "
+                   "deviation)",
+            "pot": f"peaks over threshold: the score a generalized Pareto tail fitted to the held-out scores exceeds "
+                   f"with probability {p}",
+            "best-f1": "the value of the best F1 on the evaluated labels (optimistic: it needs the answers)",
+            "best-f": f"the value of the best F-beta (beta {p}) on the evaluated labels (optimistic)",
+            "fpr": f"flags {p} of the held-out (normal) scores",
+            "value": f"the fixed value {p}",
+            "dspot": f"DSPOT: a peaks-over-threshold tail of the scores, less their drift, refitted as the rows "
+                     f"come, at risk {p}; each row compared with a threshold from the rows before it",
+            "telemanom": "Telemanom's dynamic threshold, made causal: the mean + z standard deviations of the "
+                         f"scores of the last {options.get('window', TELEMANOM_DEFAULTS['window'])} rows before each "
+                         f"row (z from {p} up, the one that best sets the highest scores apart)",
+        }[self.method]
+        if self.method == "telemanom" and options.get("mad", 0.0) > 0:
+            words += (f", never below the held-out scores' median + {_format_number(options['mad'])} robust "
+                      "standard deviations")
+        if self.method == "mad" and options.get("quantile", 0.0) > 0:
+            q = options["quantile"]
+            words += ", never below " + ("their highest" if q == 1 else f"their {_format_number(q)} quantile")
+        return words
+
+    @property
     def adaptive(self) -> bool:
         """True for rules whose threshold moves with the stream (dspot, telemanom)."""
         return self.method in ADAPTIVE_METHODS
