@@ -1052,8 +1052,8 @@ def test_an_array_file_is_scored_by_position_for_a_model_with_named_features(wor
     np.save(tmp_path / "test.npy", frame[features].to_numpy())
     result = run("score", workspace / "model", tmp_path / "test.npy", "-o", tmp_path / "from_array.csv")
     assert result.exit_code == 0, result.output
-    assert f"its {len(features)} columns are taken as the model's features ({', '.join(features)}) in that order" \
-        in " ".join(result.output.split())
+    assert (f"the model's features ({', '.join(features)}) are taken from its {len(features)} columns, in that order"
+            in " ".join(result.output.split()))
     from_table = run("score", workspace / "model", workspace / "test.csv", "-o", tmp_path / "from_table.csv")
     assert from_table.exit_code == 0, from_table.output
     got, want = pd.read_csv(tmp_path / "from_array.csv"), pd.read_csv(tmp_path / "from_table.csv")
@@ -1077,3 +1077,18 @@ def test_evaluate_in_python_names_what_to_pass_for_a_frame_or_an_array(workspace
         with pytest.raises(DataError, match=r"evaluate takes data read for the model, got a (DataFrame|ndarray); "
                                             r"read the file with lstmae.series.read_for_model\(model"):
             evaluate(model, data)
+
+
+def test_ctrl_c_before_the_first_epoch_ends_says_the_seeded_weights_were_kept(workspace, tmp_path, monkeypatch):
+    # it said "(0 epochs, best 0) (interrupted: kept the best epoch so far)" where no epoch had been kept
+    import torch
+
+    def interrupted(*args, **kwargs):  # Ctrl-C at the first training step
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupted)
+    result = run("fit", workspace / "train.csv", "-o", tmp_path / "m", "--window", 10, "--time-column", "timestamp",
+                 "--label-column", "label", *TINY)
+    assert result.exit_code == 0, result.output
+    assert "(0 epochs, best 0) (interrupted before the first epoch ended: kept the seeded weights, as --epochs 0)" \
+        in " ".join(result.output.split())

@@ -188,3 +188,4 @@ def test_a_range_unit_reads_as_a_range_not_as_a_second_number(figure):
     text = render(figure, metrics={"event_recall": 1.0, "n": 120})
     assert re.search(r"<th>event_recall</th><td[^>]*>1 \(of 0 to 1\)</td>", text)
     assert re.search(r"<th>n</th><td[^>]*>120 rows</td>", text)
+    assert re.search(r"<th>n</th><td[^>]*>1 row</td>", render(figure, metrics={"n": 1}))  # not "1 rows"

@@ -850,6 +850,9 @@ def test_fit_series_refuses_a_frame_column_that_looks_like_labels_or_a_time_inde
         fit_series(model, frame, window=10)
     with pytest.raises(DataError, match=r"column 'step' looks like a time index .*frame.set_index\('step'\)"):
         fit_series(model, frame.drop(columns="label").assign(step=np.arange(200)), window=10)
+    dated = frame.drop(columns="label").assign(ts=pd.date_range("2024-01-01", periods=200, freq="min"))
+    with pytest.raises(DataError, match=r"column 'ts' looks like a time column \(dates\), not a feature"):
+        fit_series(model, dated, window=10)  # it said "integers rising by 6e+10 every row"
     fit_series(model, frame.drop(columns="label"), labels=frame["label"], window=10)
     assert list(model.feature_names_in_) == ["a", "b"]
     kept = fit_series(clone(model), frame, window=10, feature_names=["a", "b", "label"])  # named: kept

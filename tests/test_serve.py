@@ -345,6 +345,9 @@ def test_first_row_makes_a_retried_stream_request_safe(client, model):
     assert rest["rows_seen"] == 30  # the refused requests took nothing: the scores are the series' own
     expected = score_frame(model, pd.DataFrame(values, columns=FEATURES), how="end")
     np.testing.assert_allclose([r["score"] for r in rest["results"]], expected["score"][12:], rtol=1e-5, atol=1e-6)
+    # an id holding "; " stays whole in the error, and the fix is the fix
+    odd = client.post("/v1/stream/x%3B%20y", json={"rows": rows_of(values[:3]), "first_row": 2}).json()
+    assert odd["error"].startswith("entity 'x; y' has seen 0 rows") and odd["fix"].startswith("send the entity's rows")
     # a new entity starts at row 0
     assert client.post("/v1/stream/fresh", json={"rows": rows_of(values[:1]), "first_row": 3}).status_code == 409
     assert client.post("/v1/stream/fresh", json={"rows": rows_of(values[:1]), "first_row": 0}).status_code == 200

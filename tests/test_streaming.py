@@ -239,6 +239,8 @@ def test_first_row_refuses_a_batch_sent_again_or_a_gap_and_takes_nothing(model):
             scorer.update(values[12:], entity="m", first_row=bad)
     with pytest.raises(StreamPositionError, match="entity 'new' has seen 0 rows"):  # a new entity starts at row 0
         scorer.update(values[:1], entity="new", first_row=3)
+    with pytest.raises(StreamPositionError, match="row 2 was scored already"):  # an empty batch: no range "2-1"
+        scorer.update(values[:0], entity="m", first_row=2)
     assert scorer.n_entities == 1 and scorer.rows_seen("m") == 12  # the refused batches took nothing
     rest = scorer.update(values[12:], entity="m", first_row=np.int64(12))
     whole = StreamingScorer(model).update(values)

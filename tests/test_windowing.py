@@ -98,5 +98,9 @@ def test_a_frame_with_dates_or_text_is_refused_naming_the_column_and_mixed_numbe
         temporalize(np.array([["a", "b"]] * 20), 5)
     X, _ = temporalize(pd.DataFrame({"a": np.arange(20), "on": np.arange(20) % 2 == 0}), 5)  # int and bool
     assert X.dtype == np.float64 and X[0, :, 1].tolist() == [1, 0, 1, 0, 1]
+    mixed = pd.DataFrame({"a": np.arange(20.0), "on": np.arange(20) % 2 == 0}).to_numpy()  # objects, all numbers
+    assert mixed.dtype == object and temporalize(mixed, 5)[0].dtype == np.float64
+    with pytest.raises(DataError, match="series must hold numbers, got object values that are not"):
+        temporalize(np.array([[1.0, "x"]] * 20, dtype=object), 5)
     X, _ = temporalize(pd.DataFrame({"a": pd.array([1, None] + [2] * 18, dtype="Int64")}), 5)  # pandas' NA: NaN
     assert np.isnan(X[0, 1, 0]) and X.dtype == np.float64

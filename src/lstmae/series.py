@@ -904,8 +904,8 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
             raise DataError(f"{data.source}: an array file's columns have no names, and it has {len(data.feature_names)}"
                             f" where the model has {counted(len(expected), 'feature')} ({abbreviate_names(expected)}); "
                             "give those columns, in that order")
-        warnings.warn(f"{path}: an array file has no column names; its {len(expected)} columns are taken as the "
-                      f"model's features ({abbreviate_names(expected)}) in that order",
+        warnings.warn(f"{path}: an array file has no column names; the model's features ({abbreviate_names(expected)}) "
+                      f"are taken from its {counted(len(expected), 'column')}, in that order",
                       UserWarning, stacklevel=2)
         data.feature_names = list(expected)
     order = check_features(expected, data.feature_names, data.source)

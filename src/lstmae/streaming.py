@@ -153,8 +153,10 @@ class StreamingScorer:
         seen = self.rows_seen(key)
         if first_row == seen:
             return
-        what = (f"its rows {first_row}-{min(seen, first_row + n_rows) - 1} were scored already (a batch sent again?)"
-                if first_row < seen else f"rows {seen}-{first_row - 1} never came")
+        last = min(seen, first_row + n_rows) - 1
+        what = (f"rows {seen}-{first_row - 1} never came" if first_row > seen
+                else f"its rows {first_row}-{last} were scored already (a batch sent again?)" if last >= first_row
+                else f"row {first_row} was scored already")
         raise StreamPositionError(f"entity {_name(key)} has seen {seen} rows and this batch starts at row {first_row}: "
                                   f"{what}; send the entity's rows from row {seen} on, with first_row {seen}",
                                   rows_seen=seen)

@@ -357,7 +357,9 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
         return
     model.save(model_dir, overwrite=overwrite)
     history = model.history_
-    interrupted = " (interrupted: kept the best epoch so far)" if history.get("interrupted") else ""
+    interrupted = ("" if not history.get("interrupted") else " (interrupted: kept the best epoch so far)"
+                   if history.get("epochs_run") else " (interrupted before the first epoch ended: kept the seeded "
+                   "weights, as --epochs 0)")
     click.echo(f"features ({len(dataset.feature_names)}): {', '.join(dataset.feature_names)}", err=True)
     scored = model.error_model_.scored
     if scored is not None:

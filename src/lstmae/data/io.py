@@ -464,6 +464,8 @@ def undeclared_role(column: pd.Series) -> tuple[str, str] | None:
     time, timestamp, index or pandas' "Unnamed: 0" (an index written by ``to_csv``).
     Columns of dates are never numeric, so never picked as features in the first place.
     """
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return "time", "a time column (dates)"
     numbers = _as_numbers(column)
     present = numbers[~np.isnan(numbers)]
     if len(present) == 0:

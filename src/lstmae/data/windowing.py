@@ -51,7 +51,12 @@ def temporalize(series, window: int, stride: int = 1, labels=None, label_shift: 
         if values.dtype.kind not in "biuf":  # numbers of several kinds (bool and int), or pandas' NA
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     elif values.dtype.kind not in "biuf":
-        raise DataError(f"series must hold numbers, got {values.dtype} values")
+        try:  # numbers held as objects (a frame of floats and flags, to_numpy()), or text that is not numbers
+            values = values.astype(np.float64) if values.dtype.kind == "O" else None
+        except (TypeError, ValueError):
+            values = None
+        if values is None:
+            raise DataError(f"series must hold numbers, got {np.asarray(series).dtype} values that are not")
     if values.ndim == 1:
         values = values[:, None]
     if values.ndim != 2:

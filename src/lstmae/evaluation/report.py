@@ -242,6 +242,8 @@ def _key_value_table(values: Mapping) -> str:
 def _value_cell(value, unit: str | None = None) -> str:
     # a range is no unit to read after the number ("1 0-1" read as "1 to 0-1"): it follows in parentheses
     shown_unit = f"(of {unit.replace('-', ' to ')})" if unit and unit[0].isdigit() else unit
+    if shown_unit and value == 1 and shown_unit.endswith("s") and not isinstance(value, bool):
+        shown_unit = shown_unit[:-1]  # "1 row", "1 event"
     suffix = f" {_text(shown_unit)}" if unit else ""
     if value is None:
         return '<td class="missing">n/a</td>'

@@ -286,7 +286,7 @@ class ScoringService:
             try:
                 result = self._scorer.update(table.values, entity=entity_id, first_row=first_row)
             except StreamPositionError as err:  # a retry scored twice, or rows lost on the way
-                what, _, fix = str(err).partition("; ")
+                what, _, fix = str(err).rpartition("; ")  # the entity's id, in `what`, may hold "; " itself
                 raise RequestError(409, what, "first_row", fix, rows_seen=err.rows_seen) from None
             except DataError as err:
                 raise _data_error(err, "rows", table, self.features) from None
