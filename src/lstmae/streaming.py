@@ -157,8 +157,8 @@ class StreamingScorer:
         what = (f"rows {seen}-{first_row - 1} never came" if first_row > seen
                 else f"its rows {first_row}-{last} were scored already (a batch sent again?)" if last >= first_row
                 else f"row {first_row} was scored already")
-        raise StreamPositionError(f"entity {_name(key)} has seen {seen} rows and this batch starts at row {first_row}: "
-                                  f"{what}; send the entity's rows from row {seen} on, with first_row {seen}",
+        raise StreamPositionError(f"entity {_name(key)} has seen {counted(seen, 'row')} and this batch starts at row "
+                                  f"{first_row}: {what}; send the entity's rows from row {seen} on, with first_row {seen}",
                                   rows_seen=seen)
 
     def update_many(self, frame: pd.DataFrame, entity_column: str) -> pd.DataFrame:

@@ -461,8 +461,8 @@ def undeclared_role(column: pd.Series) -> tuple[str, str] | None:
     Labels: named label, labels, y, anomaly, is_anomaly, target or class (any case) with
     only 0/1 values. A time index: at least 10 rows of strictly increasing integers with a
     constant step (named anything), or strictly increasing integers under a name such as
-    time, timestamp, index or pandas' "Unnamed: 0" (an index written by ``to_csv``).
-    Columns of dates are never numeric, so never picked as features in the first place.
+    time, timestamp, index or pandas' "Unnamed: 0" (an index written by ``to_csv``). A column of
+    dates is a time column (a file's are never numeric, so never picked as features; a DataFrame's are).
     """
     if pd.api.types.is_datetime64_any_dtype(column):
         return "time", "a time column (dates)"
