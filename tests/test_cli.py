@@ -921,6 +921,16 @@ def test_a_sequences_model_refuses_the_options_of_a_series(tmp_path):
                  "--how", "mean")
     assert_user_error(result, "--how applies to a model of a series")
     assert run("score", tmp_path / "m", tmp_path / "beats.csv", "-o", tmp_path / "s.csv").exit_code == 0
+    # fit stored the series' options and ignored them
+    for options in (["--stride", 3], ["--how", "point"], ["--time-column", "t0"], ["--entity-column", "t1"],
+                    ["--max-gap", "5"]):
+        result = run("fit", tmp_path / "beats.csv", "-o", tmp_path / "m2", "--layout", "sequences", "--columns", "t*",
+                     *options, *TINY)
+        assert_user_error(result, f"{options[0]} applies to --layout series", f"drop {options[0]}")
+        assert not (tmp_path / "m2").exists()
+    result = run("score", tmp_path / "m", tmp_path / "beats.csv", "-o", tmp_path / "f.csv", "--nan-policy", "ffill")
+    assert_user_error(result, "beats.csv: --nan-policy ffill fills from the row before, and sequences are independent",
+                      "use --nan-policy interpolate")
 
 
 def test_a_sequences_model_reads_its_own_file_by_its_timestep_names_and_arrays_by_position(tmp_path):

@@ -330,6 +330,13 @@ def fit(data, model_dir, window, stride, how, layout, time_column, label_column,
         check_integer(window, "--window")
     elif window is not None:
         raise UserError("--window applies to --layout series; sequences are windows of their own length already")
+    else:  # the series' other options were stored and ignored without a word
+        context = click.get_current_context()
+        for name in ("stride", "how", "time_column", "entity_column", "max_gap"):
+            if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag} applies to --layout series; sequences are independent, one score each: drop "
+                                f"{flag}")
     check_output(model_dir, overwrite, data=data, replaces=MODEL_KIND)
     if checkpoint_dir is not None:
         checkpoints, target = Path(checkpoint_dir).resolve(), Path(model_dir).resolve()

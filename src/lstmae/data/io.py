@@ -613,7 +613,10 @@ def _time_index(column: pd.Series, source: str) -> pd.Index:
     return pd.Index(column, name=column.name)
 
 
-def _check_nan_policy(nan_policy: str, allowed: tuple[str, ...]) -> None:
+def _check_nan_policy(nan_policy: str, allowed: tuple[str, ...], source: str | None = None) -> None:
+    if nan_policy == "ffill" and "ffill" not in allowed and source is not None:  # a CLI choice of every layout
+        raise DataError(f"{source}: --nan-policy ffill fills from the row before, and sequences are independent rows; "
+                        "use --nan-policy interpolate (along each sequence's time) or drop")
     if nan_policy not in allowed:
         raise DataError(f"nan_policy must be one of {', '.join(allowed)}; got {nan_policy!r}")
 
@@ -858,7 +861,7 @@ def read_sequences(
     value) or "drop" (drop the sequence).
     find_labels: as `read_series`' (a 0/1 column named like labels is read as the labels).
     """
-    _check_nan_policy(nan_policy, ("error", "interpolate", "drop"))
+    _check_nan_policy(nan_policy, ("error", "interpolate", "drop"), str(path))
     path = Path(path)
     source = str(path)
     _check_input_file(path, source)
