@@ -361,7 +361,7 @@ def test_read_sequences_nan_policies(tmp_path):
     dropped = read_sequences(path, nan_policy="drop")
     np.testing.assert_array_equal(dropped.values[:, :, 0], [[5, 6, 7, 8]])
     assert dropped.ids.tolist() == [1]
-    with pytest.raises(DataError, match="nan_policy must be one of error, interpolate, drop; got 'ffill'"):
+    with pytest.raises(DataError, match="q.csv: --nan-policy ffill fills from the row before, and sequences are independent rows"):
         read_sequences(path, nan_policy="ffill")
 
 
