@@ -502,3 +502,15 @@ def test_a_text_file_of_only_unicode_white_space_is_empty(tmp_path):
     (tmp_path / "data.txt").write_bytes(b"\x1c")  # found by the long fuzzer: white space to str, not to bytes
     with pytest.raises(DataError, match="is empty"):
         read_series(tmp_path / "data.txt")
+
+
+def test_a_csv_without_a_header_line_is_refused_not_read_one_row_short(tmp_path):
+    # its first row became the column names: one sequence lost, and the model kept numbers as timestep names
+    rows = np.random.default_rng(0).normal(size=(5, 4))
+    np.savetxt(tmp_path / "no_header.csv", rows, delimiter=",")
+    for read in (read_sequences, read_series):
+        with pytest.raises(DataError, match=r"no_header.csv: its first line holds numbers .*, not column names: the "
+                                            r"file has no header line; add one"):
+            read(tmp_path / "no_header.csv")
+    pd.DataFrame(rows, columns=["1", "2", "3", "4"]).to_csv(tmp_path / "numbered.csv", index=False)  # names, kept
+    assert read_series(tmp_path / "numbered.csv").values.shape == (5, 4)

@@ -26,6 +26,7 @@ import fnmatch
 import glob
 import gzip
 import json
+import math
 import os
 import shutil
 import sys
@@ -177,12 +178,27 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"{source}: has no data rows; the file needs a header and at least one row")
     table.columns = [str(name) for name in table.columns]
     check_unique_names(list(table.columns), source)
+    if _header_of_numbers(table.columns):  # the first data row taken for the names: it was lost without a word
+        raise DataError(f"{source}: its first line holds numbers ({quote_names(list(table.columns), limit=3)}), not "
+                        "column names: the file has no header line; add one (e.g. t0,t1,... for sequences, the "
+                        "feature names for a series), or save the values as .npy")
     if table.shape[1] == 1 and pd.to_numeric(table.iloc[:, 0], errors="coerce").isna().all():
         raise DataError(
             f"{source}: one column of text and no numbers, not a data table; "
             "write comma-separated values with a header row (one column per feature)"
         )
     return table
+
+
+def _header_of_numbers(names) -> bool:
+    """Whether every column name reads as a number and one at least is not a whole number (0.0063, 1e-3): the
+    values of a first row, not names (names such as 1, 2, 3 can be a sensor's)."""
+    try:
+        numbers = [float(name) for name in names]
+    except ValueError:
+        return False
+    return any(math.isfinite(number) and not name.strip().lstrip("+-").isdigit()
+               for number, name in zip(numbers, names))
 
 
 def table_columns(path: str | os.PathLike) -> list[str] | None:
