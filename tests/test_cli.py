@@ -1102,3 +1102,24 @@ def test_ctrl_c_before_the_first_epoch_ends_says_the_seeded_weights_were_kept(wo
     assert result.exit_code == 0, result.output
     assert "(0 epochs, best 0) (interrupted before the first epoch ended: kept the seeded weights, as --epochs 0)" \
         in " ".join(result.output.split())
+
+
+def test_evaluate_reads_labels_without_label_column_from_an_npz_or_the_model_and_says_when_there_are_none(
+        workspace, tmp_path):
+    # --label-column was required, and an .npz refused it: a labelled array file could not be evaluated at all
+    from lstmae.estimator import load
+
+    features = list(load(workspace / "model").feature_names_in_)
+    frame = pd.read_csv(workspace / "test.csv")
+    np.savez(tmp_path / "test.npz", X=frame[features].to_numpy(), y=frame["label"].to_numpy())
+    for data in (tmp_path / "test.npz", workspace / "test.csv"):  # the array's y; the model's own label column
+        result = run("evaluate", workspace / "model", data, "-o", tmp_path / f"r_{data.suffix[1:]}")
+        assert result.exit_code == 0, result.output
+    from_array = json.loads((tmp_path / "r_npz" / "metrics.json").read_text())
+    from_table = json.loads((tmp_path / "r_csv" / "metrics.json").read_text())
+    assert from_array["n_events"] == from_table["n_events"] > 0
+    np.save(tmp_path / "unlabelled.npy", frame[features].to_numpy())
+    result = run("evaluate", workspace / "model", tmp_path / "unlabelled.npy", "-o", tmp_path / "r3")
+    assert result.exit_code == 2 and result.output.splitlines()[-1].endswith(
+        "unlabelled.npy: no labels; name the 0/1 label column with --label-column")  # after the array's warnings
+    assert not (tmp_path / "r3").exists()

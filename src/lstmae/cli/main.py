@@ -568,7 +568,8 @@ def reconstruct(model_dir, data, output, nan_policy, overwrite):
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--label-column", required=True, help="Column with 0/1 labels (1 = anomaly).")
+@click.option("--label-column", help="Column with 0/1 labels (1 = anomaly). Default: the model's label column, or "
+                                     "one 0/1 column named label, y, anomaly, ...; an .npz file's labels are its 'y'.")
 @click.option("-o", "--output", "report_dir", required=True, type=click.Path(path_type=Path),
               help="Directory for metrics.json, PNG plots and report.html.")
 @click.option("--how", type=click.Choice(HOW_CHOICES), default=None,
