@@ -514,3 +514,14 @@ def test_a_csv_without_a_header_line_is_refused_not_read_one_row_short(tmp_path)
             read(tmp_path / "no_header.csv")
     pd.DataFrame(rows, columns=["1", "2", "3", "4"]).to_csv(tmp_path / "numbered.csv", index=False)  # names, kept
     assert read_series(tmp_path / "numbered.csv").values.shape == (5, 4)
+
+
+def test_a_class_column_of_ucr_values_is_not_taken_for_a_timestep(tmp_path):
+    # a "class" column of 1/2 (UCR's) became timestep 0, and scoring files without it then failed
+    table = pd.DataFrame(np.random.default_rng(0).normal(size=(6, 4)), columns=["t0", "t1", "t2", "t3"])
+    table.insert(0, "class", [1, 2, 1, 2, 1, 1])
+    table.to_csv(tmp_path / "ucr.csv", index=False)
+    with pytest.raises(DataError, match=r"ucr.csv: column 'class' looks like class labels \(values 1, 2\), not a "
+                                        r"feature; name the features with --columns$"):
+        read_sequences(tmp_path / "ucr.csv")
+    assert read_sequences(tmp_path / "ucr.csv", columns=["t*"]).values.shape == (6, 4, 1)

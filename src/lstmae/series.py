@@ -751,8 +751,9 @@ def _refuse_undeclared(frame: pd.DataFrame) -> None:
         found = undeclared_role(frame[name])
         if found is not None:
             role, what = found
-            fix = (f"pass it as labels=frame[{name!r}]" if role == "label" else f"make it the index "
-                   f"(frame.set_index({name!r}))") + " and leave it out of the features"
+            fix = {"label": f"pass it as labels=frame[{name!r}] and leave it out of the features",
+                   "class": "leave it out of the features",
+                   "time": f"make it the index (frame.set_index({name!r})) and leave it out of the features"}[role]
             raise DataError(f"column {name!r} looks like {what}, not a feature; {fix} (or give feature_names to "
                             "keep it as one)")
 

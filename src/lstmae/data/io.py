@@ -385,6 +385,7 @@ def _select_columns(
     source: str,
     *,
     guard: bool = True,
+    classes: bool = False,
 ) -> list[str]:
     """Feature columns, in table order for globs and in the given order for names.
 
@@ -392,7 +393,7 @@ def _select_columns(
     count); None picks every numeric column, and every text column of mostly numbers (so
     that its bad cells are reported, not skipped). `reserved` maps role ("label", "time",
     "entity") to a column that is never a feature. With `guard`, a default pick that looks
-    like labels or a time index raises (`_looks_like_labels_or_time`).
+    like labels or a time index raises (`undeclared_role`; with `classes`, class labels too).
     """
     available = list(table.columns)
     missing = [name for name in reserved.values() if name not in available]
@@ -412,7 +413,7 @@ def _select_columns(
         ]
         if guard:
             for name in selected:
-                _refuse_labels_or_time(table[name], source)
+                _refuse_labels_or_time(table[name], source, classes)
             for name in available:  # left out as text, it went missing without a word
                 example = None if name in selected or name in reserved.values() else _decimal_comma(table[name])
                 if example is not None:
@@ -459,23 +460,24 @@ _MIN_INDEX_ROWS = 10  # fewer rows rising by a constant step may be a toy featur
 _TIME_NAMES = {"time", "timestamp", "date", "datetime", "index", "idx", "step", "t", ""}
 
 
-def _refuse_labels_or_time(column: pd.Series, source: str) -> None:
+def _refuse_labels_or_time(column: pd.Series, source: str, classes: bool = False) -> None:
     """Raise when an undeclared column picked by default looks like labels or a time index (`undeclared_role`)."""
-    found = undeclared_role(column)
+    found = undeclared_role(column, classes)
     if found is not None:
         role, what = found
         name = str(column.name)
-        raise DataError(
-            f"{source}: column '{name}' looks like {what}, not a feature; declare it with "
-            f"--{role}-column {_quoted_option(name)}, or name the features with --columns"
-        )
+        declare = "" if role == "class" else f"declare it with --{role}-column {_quoted_option(name)}, or "
+        raise DataError(f"{source}: column '{name}' looks like {what}, not a feature; {declare}name the features "
+                        "with --columns")
 
 
-def undeclared_role(column: pd.Series) -> tuple[str, str] | None:
-    """("label", what) or ("time", what) when a column looks like labels or a time index, else None.
+def undeclared_role(column: pd.Series, classes: bool = False) -> tuple[str, str] | None:
+    """("label", what), ("class", what) or ("time", what) when a column looks like labels, class labels or a
+    time index, else None.
 
     Labels: named label, labels, y, anomaly, is_anomaly, target or class (any case) with
-    only 0/1 values. A time index: at least 10 rows of strictly increasing integers with a
+    only 0/1 values; with `classes` (sequences, whose UCR files lead with one), class labels too: so named,
+    with 2 to 10 whole-number values (1/2, -1/1; in a series such a column can be a machine's mode, a feature). A time index: at least 10 rows of strictly increasing integers with a
     constant step (named anything), or strictly increasing integers under a name such as
     time, timestamp, index or pandas' "Unnamed: 0" (an index written by ``to_csv``). A column of
     dates is a time column (a file's are never numeric, so never picked as features; a DataFrame's are).
@@ -489,6 +491,10 @@ def undeclared_role(column: pd.Series) -> tuple[str, str] | None:
     key = str(column.name).strip().lower()
     if key in _LABEL_NAMES and np.isin(present, (0.0, 1.0)).all():
         return "label", "labels (only 0 and 1)"
+    if (classes and key in _LABEL_NAMES and (present == np.round(present)).all()
+            and 2 <= len(np.unique(present)) <= 10):
+        shown = ", ".join(f"{value:g}" for value in np.unique(present)[:4])
+        return "class", f"class labels (values {shown}{', ...' if len(np.unique(present)) > 4 else ''})"
     if len(present) < len(numbers) or len(numbers) < 2:
         return None
     with np.errstate(invalid="ignore", over="ignore"):
@@ -905,7 +911,7 @@ def read_sequences(
         if find_labels and label_column is None:  # not one of the timestep columns named
             label_column = _found_labels(table, list(columns or ()))
         reserved = {"label": label_column} if label_column is not None else {}
-        names = _select_columns(table, columns, reserved, source, guard=True)
+        names = _select_columns(table, columns, reserved, source, guard=True, classes=True)
         if not names:
             raise DataError(
                 f"{source}: no numeric timestep column among "
