@@ -972,6 +972,10 @@ def test_a_sequences_model_reads_its_own_file_by_its_timestep_names_and_arrays_b
     result = run("score", tmp_path / "unlabelled", tmp_path / "beats.csv", "-o", tmp_path / "u.csv")
     assert result.exit_code == 0, result.output
     assert pd.read_csv(tmp_path / "u.csv")["label"].tolist() == beats["class"].tolist()
+    # a model fitted on the .npy reads the table too (its one feature was f0, a table's is "value")
+    assert run("fit", tmp_path / "beats.npy", "-o", tmp_path / "from_npy", "--layout", "sequences", *TINY).exit_code == 0
+    result = run("score", tmp_path / "from_npy", tmp_path / "beats.csv", "-o", tmp_path / "npy_on_csv.csv")
+    assert result.exit_code == 0, result.output
     # --columns at scoring time replaces the names the model was fitted on
     result = run("score", tmp_path / "m", tmp_path / "renamed.csv", "-o", tmp_path / "n.csv", "--columns",
                  ",".join(["t0", "t1", "t2", "x3"] + names[4:]))

@@ -900,6 +900,9 @@ def read_for_model(model, path, *, label_column=None, nan_policy: str = "error",
         data = read_series(path, columns=columns, label_column=label if label in present else None,
                            nan_policy=nan_policy, find_labels=labels, **reserved)
     expected = model._feature_names()
+    if layout == "sequences" and not array and len(expected) == 1:
+        data.feature_names = list(expected)  # a table's one feature is "value" by convention: the model's, whatever
+        # it was named when fitted (f0 on an .npy file)
     if array and list(data.feature_names) != list(expected):  # its columns have no names
         if len(data.feature_names) != len(expected):
             raise DataError(f"{data.source}: an array file's columns have no names, and it has {len(data.feature_names)}"
