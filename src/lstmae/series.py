@@ -819,7 +819,7 @@ def _checked_series(model, values, names=None) -> np.ndarray:
     values = series_array(values)
     expected = model._feature_names()
     if values.ndim == 2 and values.shape[1] != len(expected):  # "1 features in the data but 2 names"
-        raise DataError(f"the series has {values.shape[1]} column{'s' if values.shape[1] != 1 else ''}; the model "
+        raise DataError(f"the series has {counted(values.shape[1], 'column')}; the model "
                         f"was trained on {counted(len(expected), 'feature')} ({abbreviate_names(expected)})")
     names = names or expected
     check_finite(values, names, "the series", nan_policies=None)

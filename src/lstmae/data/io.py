@@ -906,6 +906,7 @@ def read_sequences(
             values, feature_names, source, allow_nan=allow_nan, nan_policies=SEQUENCE_NAN_POLICIES
         )
         labels = None if raw_labels is None else _labels(pd.Series(raw_labels, name="y"), source)
+        columns = None  # an array's columns have no names
     else:
         table = read_table(path)
         if find_labels and label_column is None:  # not one of the timestep columns named
@@ -924,7 +925,7 @@ def read_sequences(
         values = matrix[:, :, np.newaxis]
         feature_names = ["value"]
         labels = _labels(table[label_column], source) if label_column is not None else None
-    columns = None if _suffix(path) in _ARRAY_SUFFIXES else list(names)
+        columns = list(names)
 
     ids = pd.RangeIndex(len(values), name="sequence")
     if nan_policy == "drop":
@@ -1120,10 +1121,10 @@ def check_replaceable(path: str | os.PathLike, replaces: OutputKind | None) -> N
         return
     refuse = "and overwriting would delete them; choose a new or empty folder"
     if replaces.marker not in names:
-        raise DataError(f"{path}: holds {_some(names)}, not {replaces.what} (no {replaces.marker}), {refuse}")
+        raise DataError(f"{path}: holds {some_names(names)}, not {replaces.what} (no {replaces.marker}), {refuse}")
     others = [name for name in names if not any(fnmatch.fnmatchcase(name, pattern) for pattern in replaces.names)]
     if others:
-        raise DataError(f"{path}: holds {_some(others)} beside {replaces.what}, files lstmae did not write there, "
+        raise DataError(f"{path}: holds {some_names(others)} beside {replaces.what}, files lstmae did not write there, "
                         f"{refuse}")
     if replaces.marker_key is not None:
         try:
@@ -1135,7 +1136,8 @@ def check_replaceable(path: str | os.PathLike, replaces: OutputKind | None) -> N
             raise DataError(f"{path}: its {replaces.marker} is not that of {replaces.what}, {refuse}")
 
 
-def _some(names: list[str]) -> str:
+def some_names(names: list[str]) -> str:
+    """``a, b, c and 2 more``: the first names of a folder's files, unquoted, for a one-line message."""
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 

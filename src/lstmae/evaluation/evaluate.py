@@ -91,9 +91,10 @@ def evaluate(model, data, *, how: str | None = None, threshold=None, early_windo
     sequences = isinstance(data, SequenceData)
     how = how or (DEFAULTS["how"] if model.threshold_how_ == "window" else model.threshold_how_)
     labels = data.labels
-    rule_text = str(threshold) if threshold is not None else str(rule_for(model, None, "window" if sequences else how))
-    meaning = (parse_threshold(rule_text).meaning if threshold is None or isinstance(threshold, str)
-               else "the value given")
+    rule = (rule_for(model, None, "window" if sequences else how) if threshold is None
+            else parse_threshold(threshold) if isinstance(threshold, str) else None)  # None: a number given
+    rule_text = str(threshold) if threshold is not None else str(rule)
+    meaning = rule.meaning if rule is not None else "the value given"
     basis = _threshold_basis(model, threshold, "window" if sequences else how)
     if threshold is not None and _needs_labels(threshold):
         # a label-based rule can only be fitted on the evaluated data itself: say so in the report

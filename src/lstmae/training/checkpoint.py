@@ -89,14 +89,15 @@ class Checkpoint:
 def _check_only_checkpoint_files(directory: Path) -> None:
     """DataError when `directory` holds anything a checkpoint does not: lstmae removes the older checkpoint files
     there (and a user's file named like one was deleted), so it must be a folder of its own."""
+    from ..data.io import some_names
     from ..persistence import CHECKPOINT_NAMES
 
     others = sorted(entry.name for entry in directory.iterdir()
                     if not any(fnmatch.fnmatchcase(entry.name, pattern) for pattern in CHECKPOINT_NAMES))
     if others:
-        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-        raise DataError(f"checkpoint folder {directory} holds {shown}, files lstmae did not write there; give the "
-                        "checkpoints a new or empty folder of their own (lstmae replaces its checkpoint files in it)")
+        raise DataError(f"checkpoint folder {directory} holds {some_names(others)}, files lstmae did not write there; "
+                        "give the checkpoints a new or empty folder of their own (lstmae replaces its checkpoint files "
+                        "in it)")
 
 
 def _unresumable(config: dict, tensors: dict, module, optimizer, rng: np.random.Generator) -> tuple | None:
