@@ -67,6 +67,13 @@ def two_class_series(n=24, length=16, seed=0):
     return series.astype(np.float32), labels
 
 
+def toy_cache(labels, test, held, window: int) -> dict:
+    """What error_scales caches for one series, made up: the test rows' labels (T,), the test windows' errors
+    (T - window + 1, F) and the held-out windows' (n, F), one held-out part of n + window - 1 rows."""
+    return {"labels": labels, "window": np.array(window), "vus_window": np.array(20), "held": held, "test": test,
+            "part0": held, "part0_rows": np.array(len(held) + window - 1)}
+
+
 def cached_networks_of(monkeypatch, error_scales, tmp_path, make, seeds=(0, 1)):
     """Make `error_scales.cached_networks` return made-up caches: `make(seed)` -> (task, arrays) for each seed,
     each saved to an .npz in `tmp_path`, as the benchmark scripts on the cached networks read them."""

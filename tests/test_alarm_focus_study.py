@@ -9,7 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from conftest import cached_networks_of  # noqa: E402
+from conftest import cached_networks_of, toy_cache  # noqa: E402
 from detection import alarm_focus  # noqa: E402
 
 WINDOW = 10
@@ -27,8 +27,7 @@ def toy_series(seed: int = 0):
     test[1200 - WINDOW + 1:1206] += 3.0
     test[300] += 60.0
     held = rng.gamma(2.0, 0.1, (held_rows - WINDOW + 1, 1))
-    cached = {"labels": labels, "window": np.array(WINDOW), "vus_window": np.array(20), "held": held, "test": test,
-              "part0": held, "part0_rows": np.array(held_rows)}
+    cached = toy_cache(labels, test, held, WINDOW)
     return SimpleNamespace(family="ucr", name="toy", train=rng.normal(size=(400, 1)).astype(np.float32)), cached
 
 

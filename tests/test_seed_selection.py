@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import lstmae  # noqa: E402
-from conftest import cached_networks_of  # noqa: E402
+from conftest import cached_networks_of, toy_cache  # noqa: E402
 from detection import seed_selection  # noqa: E402
 from detection.datasets import SeriesTask  # noqa: E402
 
@@ -28,8 +28,7 @@ def cached_network(seed: int, held_level: float, finds_anomaly: bool):
     if finds_anomaly:
         test[1200:1211] *= 30.0
     held = held_level * rng.gamma(20.0, 0.05, (held_rows - WINDOW + 1, 1))
-    return {"labels": labels, "window": np.array(WINDOW), "vus_window": np.array(20), "held": held, "test": test,
-            "part0": held, "part0_rows": np.array(held_rows)}
+    return toy_cache(labels, test, held, WINDOW)
 
 
 def test_the_kept_network_is_the_seed_of_the_lowest_held_out_loss(tmp_path, monkeypatch):

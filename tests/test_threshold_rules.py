@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from conftest import cached_networks_of  # noqa: E402
+from conftest import cached_networks_of, toy_cache  # noqa: E402
 from detection import error_scales, threshold_rules  # noqa: E402
 from lstmae.scoring import parse_threshold  # noqa: E402
 
@@ -30,8 +30,7 @@ def cached_errors(shift: float = 0.0, held_rows: int = 209, seed: int = 0, burst
     test[100:] += shift
     test[1200:1200 + burst - WINDOW + 1] += 20.0  # the windows inside the labelled rows
     held = rng.gamma(2.0, 0.1, (held_rows - WINDOW + 1, 2))
-    return {"labels": labels, "window": np.array(WINDOW), "vus_window": np.array(20), "held": held, "test": test,
-            "part0": held, "part0_rows": np.array(held_rows)}
+    return toy_cache(labels, test, held, WINDOW)
 
 
 def score(cached: dict, rule: str) -> dict:
