@@ -129,10 +129,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quantiles", default="0,0.25,0.5,0.75",
                         help="the evidence quantiles q of the variants (0: every covering window)")
     args = parser.parse_args(argv)
-    families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     quantiles = [float(q) for q in args.quantiles.split(",")]
     started = time.perf_counter()
-    jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
+    families, seeds, jobs, trained = error_scales.run_jobs(args)
     results: dict = {family: {str(seed): {} for seed in seeds} for family in families}
     for task, seed, path in jobs:
         cached = dict(np.load(path))  # read once: an .npz member is decompressed on every access

@@ -38,9 +38,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     error_scales.add_run_arguments(parser, "msl", "0,1,2,3", "binary_features")
     args = parser.parse_args(argv)
-    families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     started = time.perf_counter()
-    jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
+    families, seeds, jobs, trained = error_scales.run_jobs(args)
     series = {mode: {family: {seed: {} for seed in seeds} for family in families} for mode in BINARY_FEATURE_CHOICES}
     flags = {}
     for task, seed, path in jobs:

@@ -54,9 +54,8 @@ def main(argv=None) -> int:
     parser.add_argument("--min-scale", type=float, default=NormalizedError().min_scale,
                         help="the smallest scale of the 'min_scale' column (default: lstmae's)")
     args = parser.parse_args(argv)
-    families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     started = time.perf_counter()
-    jobs, trained = cached_networks(families, seeds, args.data_dir, args.cache)
+    families, seeds, jobs, trained = run_jobs(args)
     rule = parse_threshold(args.threshold)
     results = {family: {seed: {} for seed in seeds} for family in families}
     for task, seed, path in jobs:
@@ -105,6 +104,14 @@ def cached_networks(families: list, seeds: list, data_dir: Path, cache: Path, co
         for done in as_completed(futures):
             study.log(f"trained {done.result()}")
     return jobs, len(missing)
+
+
+def run_jobs(args) -> tuple[list[str], list[int], list, int]:
+    """(families, seeds, jobs, trained) of a script's parsed --datasets, --seeds, --data-dir and --cache
+    (`add_run_arguments`): `cached_networks` of them."""
+    families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
+    jobs, trained = cached_networks(families, seeds, args.data_dir, args.cache)
+    return families, seeds, jobs, trained
 
 
 def cache_path(cache: Path, task, seed: int) -> Path:

@@ -83,9 +83,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     error_scales.add_run_arguments(parser, "ucr", "0,1,17", "event_margins")
     args = parser.parse_args(argv)
-    families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     started = time.perf_counter()
-    jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
+    families, seeds, jobs, trained = error_scales.run_jobs(args)
     results: dict = {family: {str(seed): {} for seed in seeds} for family in families}
     for task, seed, path in jobs:
         results[task.family][str(seed)][task.name] = event_margins(dict(np.load(path)), task)

@@ -39,9 +39,8 @@ def main(argv=None) -> int:
     error_scales.add_run_arguments(parser, "nab,keogh,ucr", "0", "score_smoothing")
     args = parser.parse_args(argv)
     widths = error_scales.parse_widths(args.widths, "--widths")
-    families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     started = time.perf_counter()
-    jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
+    families, seeds, jobs, trained = error_scales.run_jobs(args)
     settings = study.build_settings(study.parse_args([]))
     study.set_threads(1)  # as the study's workers: PyOD's AutoEncoder trains to other weights on more threads
     series = {family: {seed: {} for seed in seeds} for family in families}

@@ -52,9 +52,8 @@ def main(argv=None) -> int:
     error_scales.add_run_arguments(parser, "msl,keogh,nab,ucr", "0,1,2,3", "threshold_rules")
     args = parser.parse_args(argv)
     rules = {name: (rule, alarm, smooth) for name, rule, alarm, smooth in map(parse_rule, args.rules.split(";"))}
-    families, seeds = args.datasets.split(","), [int(seed) for seed in args.seeds.split(",")]
     started = time.perf_counter()
-    jobs, trained = error_scales.cached_networks(families, seeds, args.data_dir, args.cache)
+    families, seeds, jobs, trained = error_scales.run_jobs(args)
     results = {rule: {family: {seed: {} for seed in seeds} for family in families} for rule in rules}
     for task, seed, path in jobs:
         cached = dict(np.load(path))
